@@ -1,0 +1,56 @@
+"""The connection pool and per-request transactions that run as the unprivileged `live_app` role.
+
+Every transaction first sets who is calling (`app.user_id`, `app.role`) and switches to `live_app`, a role
+without BYPASSRLS, so PostgreSQL's row-level security policies apply to every query, including one that
+forgets its WHERE clause. Background work that acts for nobody in particular uses role `system`.
+"""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Protocol
+
+import asyncpg
+import orjson
+
+APP_ROLE = "live_app"
+_SET_CALLER = (
+    "SELECT set_config('role', $1, true), set_config('app.user_id', $2, true), set_config('app.role', $3, true)"
+)
+
+
+class Caller(Protocol):
+    user_id: str | None
+    role: str
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typ in ("json", "jsonb"):
+        await conn.set_type_codec(typ, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
+                                  schema="pg_catalog")
+
+
+class Database:
+    def __init__(self, pool: asyncpg.Pool, dsn: str):
+        self.pool = pool
+        self.dsn = dsn
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 20) -> "Database":
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+                                         command_timeout=30)
+        return cls(pool, dsn)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def tx(self, caller: Caller, *, isolation: str = "read_committed") -> AsyncIterator[asyncpg.Connection]:
+        """A transaction as `caller`, with RLS applied."""
+        async with self.pool.acquire() as conn:
+            async with conn.transaction(isolation=isolation):
+                await conn.execute(_SET_CALLER, APP_ROLE, caller.user_id or "", caller.role)
+                yield conn
+
+    async def ping(self) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")

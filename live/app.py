@@ -1,0 +1,65 @@
+"""The aiohttp application: REST routes, Socket.IO, background tasks, start-up and shutdown."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiohttp import web
+
+from db import Database
+from db.migrate import migrate
+from live import seed
+from live.config import Settings
+from live.http import account, system
+from live.http.api import Api
+from live.http.middleware import cors_middleware, error_middleware, request_id_middleware
+from live.logging import get_logger
+from live.rooms.socket import attach_socketio
+from live.services import Services
+
+log = get_logger("live.app")
+
+
+def build_api() -> Api:
+    api = Api()
+    for module in (system, account):
+        api.include(module.api)
+    return api
+
+
+def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> web.Application:
+    app = web.Application(
+        middlewares=[request_id_middleware, cors_middleware(settings.cors_origins), error_middleware],
+        client_max_size=1024 * 1024,
+    )
+    api = build_api()
+    app["api"] = api
+    api.register(app)
+    system.register_root(app)
+    attach_socketio(app, settings)
+
+    async def lifecycle(app: web.Application):
+        if run_migrations:
+            applied = await migrate(dsn)
+            if applied:
+                log.info("migrations_applied", migrations=applied)
+        db = await Database.connect(dsn)
+        services = Services(settings, db)
+        app["services"] = services
+        if settings.seed_demo and await seed.is_empty(db):
+            await seed.seed(services)
+            log.info("demo_data_seeded")
+        tasks = [asyncio.create_task(services.outbox.run(), name="outbox")]
+        await services.start()
+        log.info("started", url=settings.base_url())
+        yield
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await services.stop()
+        await db.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

@@ -1,0 +1,76 @@
+"""Solana wallet sign-in: the server issues a nonce inside a message, the wallet signs it (ed25519), the server
+verifies the signature against the base58 public key and burns the nonce. A user is created on first sign-in."""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta, timezone
+
+import base58
+import nacl.exceptions
+import nacl.signing
+
+from db import Database
+from db import users as users_db
+from live.auth.principal import SYSTEM
+from live.errors import DomainError
+
+NONCE_TTL = timedelta(minutes=5)
+
+
+def decode_address(address: str) -> bytes:
+    try:
+        raw = base58.b58decode(address.strip())
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise DomainError("invalid", "address must be a base58 ed25519 public key (32 bytes)")
+    return raw
+
+
+def sign_in_message(domain: str, address: str, nonce: str, issued: datetime, expires: datetime) -> str:
+    return (f"{domain} wants you to sign in with your Solana account:\n{address}\n\n"
+            f"Sign in to live.\n\nNonce: {nonce}\nIssued At: {issued.isoformat()}\n"
+            f"Expiration Time: {expires.isoformat()}")
+
+
+class WalletSignIn:
+    def __init__(self, db: Database, domain: str):
+        self._db = db
+        self._domain = domain
+
+    async def nonce(self, address: str) -> dict:
+        decode_address(address)
+        nonce = secrets.token_urlsafe(18)
+        issued = datetime.now(timezone.utc).replace(microsecond=0)
+        expires = issued + NONCE_TTL
+        message = sign_in_message(self._domain, address, nonce, issued, expires)
+        async with self._db.tx(SYSTEM) as conn:
+            await conn.execute(
+                "INSERT INTO wallet_nonces (nonce, wallet_address, message, expires_at) VALUES ($1, $2, $3, $4)",
+                nonce, address, message, expires)
+        return {"nonce": nonce, "message": message, "expires_at": expires.isoformat()}
+
+    async def verify(self, address: str, nonce: str, signature: str):
+        """Burn the nonce (one attempt each), check the signature, return the user row."""
+        key = decode_address(address)
+        try:
+            sig = base58.b58decode(signature.strip())
+        except ValueError:
+            sig = b""
+        if len(sig) != 64:
+            raise DomainError("invalid", "signature must be a base58 ed25519 signature (64 bytes)")
+        async with self._db.tx(SYSTEM) as conn:
+            row = await conn.fetchrow(
+                """UPDATE wallet_nonces SET consumed_at = now()
+                   WHERE nonce = $1 AND wallet_address = $2 AND consumed_at IS NULL
+                   RETURNING message, expires_at < now() AS expired""", nonce, address)
+        if row is None:
+            raise DomainError("nonce_used", "unknown or already used nonce; request a new one")
+        if row["expired"]:
+            raise DomainError("nonce_expired", "the nonce has expired; request a new one")
+        try:
+            nacl.signing.VerifyKey(key).verify(row["message"].encode(), sig)
+        except nacl.exceptions.BadSignatureError:
+            raise DomainError("invalid_signature", "the signature does not match the address") from None
+        async with self._db.tx(SYSTEM) as conn:
+            return await users_db.upsert_by_wallet(conn, address)

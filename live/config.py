@@ -1,0 +1,196 @@
+"""Configuration from the environment, validated once at start-up.
+
+Every variable is listed in `.env.example`. A bad value stops the start with one line naming the variable
+(`ConfigError`). Unset optional integrations fall back to safe local defaults (embedded PostgreSQL, in-process
+pub/sub, LiveKit dev keys, the sandbox payment provider, emails printed to the log).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or invalid; str(self) is one line naming the variable."""
+
+
+def _url(value: str | None, schemes: tuple[str, ...], name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    parsed = urlparse(value)
+    if parsed.scheme not in schemes:
+        raise ValueError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+    if parsed.scheme not in ("unix",) and not (parsed.hostname or parsed.path):
+        raise ValueError("has no host")
+    return value
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    live_env: str = "development"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path(".live")
+    log_level: str = "info"
+    database_url: str | None = None
+    redis_url: str | None = None
+    jwt_secret: str = ""
+    jwt_ttl_seconds: int = 7 * 24 * 3600
+    jwt_issuer: str = "live"
+    jwt_jwks_url: str | None = None
+    jwt_external_issuer: str | None = None
+    jwt_external_audience: str | None = None
+    livekit_url: str = "ws://127.0.0.1:7880"
+    livekit_api_key: str = "devkey"
+    livekit_api_secret: str = "secret"
+    stripe_secret_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None
+    paystack_secret_key: str | None = None
+    paystack_api_base: str = "https://api.paystack.co"
+    shippo_api_key: str | None = None
+    shippo_api_base: str = "https://api.goshippo.com"
+    smtp_url: str | None = None
+    email_from: str = "live <no-reply@localhost>"
+    cors_origins: tuple[str, ...] = ()
+    public_url: str = ""
+    seed_demo: bool = True
+
+    @field_validator("live_env")
+    @classmethod
+    def _env(cls, v: str) -> str:
+        if v not in ("development", "test", "production"):
+            raise ValueError("must be development, test or production")
+        return v
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, v: int) -> int:
+        if not 0 <= v <= 65535:
+            raise ValueError("must be between 0 and 65535")
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        v = v.lower()
+        if v not in ("debug", "info", "warning", "error"):
+            raise ValueError("must be debug, info, warning or error")
+        return v
+
+    @field_validator("jwt_ttl_seconds")
+    @classmethod
+    def _ttl(cls, v: int) -> int:
+        if v < 60:
+            raise ValueError("must be at least 60 seconds")
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _db(cls, v: str | None) -> str | None:
+        return _url(v, ("postgres", "postgresql"), "DATABASE_URL")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, v: str | None) -> str | None:
+        return _url(v, ("redis", "rediss", "unix"), "REDIS_URL")
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp(cls, v: str | None) -> str | None:
+        return _url(v, ("smtp", "smtps"), "SMTP_URL")
+
+    @field_validator("livekit_url")
+    @classmethod
+    def _lk(cls, v: str) -> str:
+        return _url(v, ("ws", "wss", "http", "https"), "LIVEKIT_URL") or "ws://127.0.0.1:7880"
+
+    @field_validator("public_url", "stripe_api_base", "paystack_api_base", "shippo_api_base", "jwt_jwks_url")
+    @classmethod
+    def _http(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return v
+        _url(v, ("http", "https"), "")
+        return v.rstrip("/")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _cors(cls, v: object) -> tuple[str, ...]:
+        if isinstance(v, str):
+            items = [o.strip() for o in v.split(",") if o.strip()]
+        else:
+            items = list(v or ())
+        for o in items:
+            if o != "*" and not o.startswith(("http://", "https://")):
+                raise ValueError(f"{o!r} is not an origin like https://shop.example")
+        return tuple(items)
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _secret(cls, v: str) -> str:
+        if v and len(v) < 32:
+            raise ValueError("must be at least 32 characters")
+        return v
+
+    @model_validator(mode="after")
+    def _production(self) -> "Settings":
+        if self.live_env == "production":
+            if not self.jwt_secret:
+                raise ValueError("JWT_SECRET: is required when LIVE_ENV=production")
+            if self.livekit_api_key == "devkey":
+                raise ValueError("LIVEKIT_API_KEY: dev keys are not allowed when LIVE_ENV=production")
+        return self
+
+    @property
+    def livekit_dev(self) -> bool:
+        return self.livekit_api_key == "devkey"
+
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+# environment variable name -> Settings field
+FIELDS = {name.upper(): name for name in Settings.model_fields}
+FIELDS["LIVE_DATA_DIR"] = "data_dir"
+FIELDS.pop("DATA_DIR")
+VAR_FOR = {field: var for var, field in FIELDS.items()}
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read settings from `env` (default os.environ); overrides win. Raises ConfigError with one line."""
+    env = os.environ if env is None else env
+    raw: dict[str, object] = {field: env[var] for var, field in FIELDS.items() if var in env}
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = Settings(**raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = err.get("loc") or ()
+        msg = err.get("msg", "invalid value").removeprefix("Value error, ")
+        if loc:
+            var = VAR_FOR.get(str(loc[0]), str(loc[0]).upper())
+            raise ConfigError(f"configuration error: {var} {msg}") from None
+        raise ConfigError(f"configuration error: {msg}") from None
+    if not settings.jwt_secret:
+        settings = settings.model_copy(update={"jwt_secret": _dev_secret(settings.data_dir)})
+    return settings
+
+
+def _dev_secret(data_dir: Path) -> str:
+    """Outside production an unset JWT_SECRET gets a random one kept in the data dir (tokens survive restarts)."""
+    path = data_dir / "jwt_secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        path.write_text(secret)
+        path.chmod(0o600)
+        return secret

@@ -1,0 +1,1 @@
+"""REST transport: parse and authorize, then call domain services."""

@@ -1,0 +1,207 @@
+"""A small route registry: each REST operation is declared once, with its body/query models and auth rule.
+
+The registry wires the aiohttp routes *and* produces the OpenAPI 3 document from the same declarations, so the
+document cannot drift from the routes. Handlers get a `Call` (principal, parsed body and query, services) and
+return plain data (serialized with orjson) or an aiohttp response.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from live.auth.principal import ANONYMOUS, Principal
+from live.errors import DomainError, forbidden, unauthorized
+
+API = "/api/v1"
+MAX_BODY = 64 * 1024
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="json")
+    if hasattr(obj, "items") and hasattr(obj, "keys"):  # asyncpg.Record
+        return dict(obj.items())
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise TypeError(f"cannot serialize {type(obj).__name__}")
+
+
+def dumps(data: Any) -> bytes:
+    return orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+def json_response(data: Any, status: int = 200, headers: dict | None = None) -> web.Response:
+    return web.Response(body=dumps(data), status=status, content_type="application/json", headers=headers)
+
+
+def validation_details(exc: ValidationError) -> list[dict]:
+    return [{"field": ".".join(str(p) for p in e["loc"]) or None, "message": e["msg"]} for e in exc.errors()]
+
+
+@dataclass
+class Call:
+    request: web.Request
+    principal: Principal
+    body: Any = None
+    query: Any = None
+
+    @property
+    def services(self):
+        return self.request.app["services"]
+
+    def param(self, name: str) -> str:
+        return self.request.match_info[name]
+
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+@dataclass
+class Operation:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    auth: str = "none"  # none | optional | user
+    roles: tuple[str, ...] | None = None
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    raw_body: bool = False
+    content_type: str = "application/json"
+    extra: dict = field(default_factory=dict)
+
+
+class Api:
+    def __init__(self) -> None:
+        self.operations: list[Operation] = []
+
+    def route(self, method: str, path: str, *, summary: str, tag: str, **kw: Any) -> Callable[[Handler], Handler]:
+        def deco(fn: Handler) -> Handler:
+            self.operations.append(Operation(method.upper(), path, fn, summary, tag, **kw))
+            return fn
+        return deco
+
+    def include(self, other: "Api") -> None:
+        self.operations.extend(other.operations)
+
+    def register(self, app: web.Application) -> None:
+        for op in self.operations:
+            app.router.add_route(op.method, op.path, wrap(op))
+
+
+def wrap(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        principal = ANONYMOUS
+        if op.auth != "none":
+            principal = await request.app["services"].authenticate(request.headers.get("Authorization"))
+            if op.auth == "user" and not principal.authenticated:
+                raise unauthorized()
+            if op.roles and principal.role not in op.roles:
+                raise forbidden(f"requires role {' or '.join(op.roles)}")
+        call = Call(request, principal)
+        if op.query is not None:
+            try:
+                call.query = op.query.model_validate(dict(request.query))
+            except ValidationError as exc:
+                raise DomainError("invalid", "invalid query parameters", details=validation_details(exc)) from None
+        if op.body is not None:
+            if request.content_length is not None and request.content_length > MAX_BODY:
+                raise DomainError("payload_too_large", f"body larger than {MAX_BODY} bytes")
+            raw = await request.read()
+            if not raw:
+                raise DomainError("invalid", "a JSON body is required")
+            try:
+                call.body = op.body.model_validate_json(raw)
+            except ValidationError as exc:
+                if any(e["type"] == "json_invalid" for e in exc.errors()):
+                    raise DomainError("invalid", "body is not valid JSON") from None
+                raise DomainError("validation_failed", "invalid request body", details=validation_details(exc)) from None
+        result = await op.handler(call)
+        if isinstance(result, web.StreamResponse):
+            return result
+        return json_response(result, op.status)
+    handle.__name__ = op.handler.__name__
+    return handle
+
+
+# ---- OpenAPI ----
+
+_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+_STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad request",
+                401: "Missing or invalid token", 403: "Not allowed", 404: "Not found", 409: "Conflict",
+                413: "Payload too large", 422: "Validation failed", 429: "Rate limited", 503: "Unavailable"}
+
+
+def _schema(model: type[BaseModel], components: dict) -> dict:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in schema.pop("$defs", {}).items():
+        components[name] = sub
+    components[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def openapi_document(api: Api, *, title: str, version: str, server_url: str = "/") -> dict:
+    components: dict[str, Any] = {
+        "Error": {
+            "type": "object", "required": ["error"],
+            "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}},
+        }
+    }
+    paths: dict[str, dict] = {}
+    for op in api.operations:
+        path = _PARAM.sub(r"{\1}", op.path)
+        item: dict[str, Any] = {"summary": op.summary, "tags": [op.tag],
+                                "operationId": op.handler.__name__}
+        params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                  for n in _PARAM.findall(op.path)]
+        if op.query is not None:
+            for name, f in op.query.model_fields.items():
+                q = {"name": f.alias or name, "in": "query", "required": f.is_required(),
+                     "schema": {"type": "string"}}
+                if f.description:
+                    q["description"] = f.description
+                params.append(q)
+        if params:
+            item["parameters"] = params
+        if op.body is not None:
+            item["requestBody"] = {"required": True,
+                                   "content": {"application/json": {"schema": _schema(op.body, components)}}}
+        ok: dict[str, Any] = {"description": _STATUS_TEXT.get(op.status, "OK")}
+        if op.status != 204:
+            schema = _schema(op.response, components) if op.response else {"type": "object"}
+            ok["content"] = {op.content_type: {"schema": schema}}
+        responses: dict[str, Any] = {str(op.status): ok}
+        codes = set(op.errors)
+        if op.body is not None or op.query is not None:
+            codes |= {400, 422}
+        if op.auth == "user":
+            codes.add(401)
+        if op.roles:
+            codes.add(403)
+        for code in sorted(codes):
+            responses[str(code)] = {"description": _STATUS_TEXT.get(code, "Error"), "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        item["responses"] = responses
+        if op.auth != "none":
+            item["security"] = [{"bearerAuth": []}] if op.auth == "user" else [{"bearerAuth": []}, {}]
+        item.update(op.extra)
+        paths.setdefault(path, {})[op.method.lower()] = item
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version,
+                 "description": "REST API of live. Errors are JSON {\"error\": {code, message}}."},
+        "servers": [{"url": server_url}],
+        "paths": paths,
+        "components": {"schemas": components,
+                       "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+    }

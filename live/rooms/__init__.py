@@ -1,0 +1,1 @@
+"""Live rooms: room state, presence, viewer counts, fan-out and the cross-worker broker."""

@@ -1,0 +1,60 @@
+"""The service container: one place that builds the domain services an app (or a CLI command) uses."""
+from __future__ import annotations
+
+import time
+
+from db import Database
+from db import users as users_db
+from live.auth.email_codes import EmailCodes
+from live.auth.principal import ANONYMOUS, SYSTEM, Principal
+from live.auth.tokens import TokenService, bearer
+from live.auth.wallet import WalletSignIn
+from live.config import Settings
+from live.outbox import OutboxSender
+
+_EXTERNAL_CACHE_SECONDS = 60.0
+
+
+class Services:
+    def __init__(self, settings: Settings, db: Database):
+        self.settings = settings
+        self.db = db
+        self.tokens = TokenService(settings.jwt_secret, ttl=settings.jwt_ttl_seconds, issuer=settings.jwt_issuer,
+                                   jwks_url=settings.jwt_jwks_url, external_issuer=settings.jwt_external_issuer,
+                                   external_audience=settings.jwt_external_audience)
+        self.email_codes = EmailCodes(db, settings.jwt_secret)
+        domain = (settings.public_url or f"{settings.host}:{settings.port}").split("://")[-1]
+        self.wallet = WalletSignIn(db, domain)
+        self.outbox = OutboxSender(db, settings.smtp_url, settings.email_from)
+        self._external: dict[str, tuple[float, Principal]] = {}
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        """The caller of an `Authorization` header; ANONYMOUS without one; DomainError for a bad one."""
+        token = bearer(authorization)
+        return ANONYMOUS if token is None else await self.principal_for_token(token)
+
+    async def principal_for_token(self, token: str) -> Principal:
+        if self.tokens.is_ours(token):
+            return self.tokens.verify(token)
+        ident = await self.tokens.verify_external(token)
+        cached = self._external.get(ident.user_id)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        async with self.db.tx(SYSTEM) as conn:
+            row = await users_db.ensure_with_id(conn, ident.user_id, ident.email, ident.name)
+        principal = Principal(row["id"], row["role"], row["name"])
+        self._external[ident.user_id] = (time.monotonic() + _EXTERNAL_CACHE_SECONDS, principal)
+        return principal
+
+    async def start(self) -> None:
+        """Start background parts (called once the app is up)."""
+
+    async def stop(self) -> None:
+        """Stop background parts."""
+
+    def readiness_probes(self) -> dict:
+        """Extra readiness checks besides the database: name -> async callable returning 'ok' or an error."""
+        return {}
+
+    def token_for(self, user) -> str:
+        return self.tokens.issue(user["id"], user["role"], user["name"])

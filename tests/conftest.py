@@ -1,0 +1,116 @@
+"""Shared fixtures: a real PostgreSQL (embedded via pgserver, or TEST_DATABASE_URL), one migrated template
+database per run, a fresh database per test cloned from it, and the app served on a real port."""
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from db.migrate import migrate
+from live.config import load_settings
+
+TEMPLATE = "live_template"
+SECRET = "test-secret-" + "x" * 40
+
+
+def with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn(tmp_path_factory):
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+    yield server.get_uri("postgres")
+    server.cleanup()
+
+
+async def _admin(dsn: str, *sql: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        for statement in sql:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def template_dsn(pg_admin_dsn):
+    asyncio.run(_admin(pg_admin_dsn, f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE}"))
+    dsn = with_database(pg_admin_dsn, TEMPLATE)
+    asyncio.run(migrate(dsn))
+    return dsn
+
+
+@pytest.fixture
+async def dsn(pg_admin_dsn, template_dsn):
+    """A fresh, migrated database for one test."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    await _admin(pg_admin_dsn, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    yield with_database(pg_admin_dsn, name)
+    await _admin(pg_admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def empty_dsn(pg_admin_dsn):
+    """A fresh database with no schema at all."""
+    name = "e_" + uuid.uuid4().hex[:12]
+    asyncio.run(_admin(pg_admin_dsn, f"CREATE DATABASE {name}"))
+    yield with_database(pg_admin_dsn, name)
+    asyncio.run(_admin(pg_admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def make_settings(tmp_path, **overrides):
+    env = {"LIVE_ENV": "test", "JWT_SECRET": SECRET, "LIVE_DATA_DIR": str(tmp_path / "data"),
+           "SEED_DEMO": "false", "LOG_LEVEL": "warning"}
+    env.update({k.upper(): str(v) for k, v in overrides.items()})
+    return load_settings(env)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+async def app(settings, dsn):
+    from live.app import create_app
+
+    return create_app(settings, dsn, run_migrations=False)
+
+
+@pytest.fixture
+async def client(app, aiohttp_client):
+    """An HTTP client talking to the app over a real TCP socket."""
+    return await aiohttp_client(app)
+
+
+@pytest.fixture
+def services(client):
+    return client.app["services"]
+
+
+@pytest.fixture
+def token_for(services):
+    """Create a user (and a seller row for sellers) and return (user_id, bearer token)."""
+    from db import users as users_db
+    from live.auth.principal import SYSTEM
+
+    async def make(name: str, role: str = "customer"):
+        async with services.db.tx(SYSTEM) as conn:
+            user = await users_db.find_or_create_by_name(conn, name, role)
+            if role == "seller":
+                await users_db.ensure_seller(conn, user["id"], name, name.lower())
+        return user["id"], services.token_for(user)
+
+    return make
