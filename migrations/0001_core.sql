@@ -71,7 +71,7 @@ $$;
 CREATE TABLE users (
     id             uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     email          text CHECK (email IS NULL OR email ~ '^[^@\s]+@[^@\s]+$'),
-    name           text NOT NULL CHECK (char_length(name) <= 100),
+    name           text NOT NULL CHECK (char_length(name) <= 200),
     role           text NOT NULL DEFAULT 'customer' CHECK (role IN ('customer', 'seller', 'admin')),
     -- base58 Solana public key (32 bytes -> 32..44 chars)
     wallet_address text UNIQUE CHECK (wallet_address ~ '^[1-9A-HJ-NP-Za-km-z]{32,44}$'),
@@ -88,7 +88,7 @@ CREATE TABLE sellers (
     id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     user_id      uuid NOT NULL UNIQUE REFERENCES users (id),
     display_name text NOT NULL CHECK (char_length(display_name) BETWEEN 1 AND 100),
-    slug         text NOT NULL UNIQUE CHECK (slug ~ '^[a-z0-9][a-z0-9-]{0,99}$'),
+    slug         text NOT NULL UNIQUE CHECK (char_length(slug) BETWEEN 1 AND 100),
     bio          text,
     kyc_status   text NOT NULL DEFAULT 'pending'
                  CHECK (kyc_status IN ('pending', 'verified', 'rejected')),
@@ -150,8 +150,8 @@ CREATE TABLE email_codes (
     consumed_at timestamptz,
     created_at  timestamptz NOT NULL DEFAULT now()
 );
--- latest code for an address; cleanup by expiry
-CREATE INDEX email_codes_email_idx ON email_codes (lower(email), created_at DESC);
+-- latest code for an address (the app stores and compares emails lowercased); cleanup by expiry
+CREATE INDEX email_codes_email_idx ON email_codes (email, created_at DESC);
 CREATE INDEX email_codes_expires_idx ON email_codes (expires_at);
 
 CREATE TABLE wallet_nonces (
@@ -171,12 +171,12 @@ CREATE TABLE email_outbox (
     subject         text NOT NULL,
     body            text NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
-    next_attempt_at timestamptz NOT NULL DEFAULT now(),
     sent_at         timestamptz,
     attempts        int NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     last_error      text
 );
-CREATE INDEX email_outbox_pending_idx ON email_outbox (next_attempt_at) WHERE sent_at IS NULL;
+-- worker: WHERE sent_at IS NULL ... ORDER BY id FOR UPDATE SKIP LOCKED
+CREATE INDEX email_outbox_pending_idx ON email_outbox (id) WHERE sent_at IS NULL;
 
 -- ---------------------------------------------------------------------------
 -- Audit log (append-only for the app: no UPDATE/DELETE policies, see 0005)

@@ -8,7 +8,7 @@ CREATE TABLE categories (
     id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     parent_id  uuid REFERENCES categories (id),
     name       text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 100),
-    slug       text NOT NULL UNIQUE CHECK (slug ~ '^[a-z0-9][a-z0-9-]{0,99}$'),
+    slug       text NOT NULL UNIQUE CHECK (char_length(slug) BETWEEN 1 AND 120),
     position   int NOT NULL DEFAULT 0,
     created_at timestamptz NOT NULL DEFAULT now(),
     CHECK (parent_id IS NULL OR parent_id <> id)

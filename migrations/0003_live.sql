@@ -3,7 +3,7 @@
 CREATE TABLE livestreams (
     id                   uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     seller_id            uuid NOT NULL REFERENCES sellers (id),
-    slug                 text NOT NULL UNIQUE CHECK (slug ~ '^[a-z0-9][a-z0-9-]{0,119}$'),
+    slug                 text NOT NULL UNIQUE CHECK (char_length(slug) BETWEEN 1 AND 120),
     title                text NOT NULL CHECK (char_length(title) BETWEEN 1 AND 200),
     description          text,
     status               text NOT NULL DEFAULT 'scheduled' CHECK (status IN ('scheduled', 'live', 'ended')),

@@ -12,6 +12,16 @@ GRANT USAGE ON SCHEMA public TO live_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO live_app;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO live_app;
 
+-- The migrator's own bookkeeping table (created by db/migrate.py before any migration runs)
+-- is not for the app.
+DO $$
+BEGIN
+    IF to_regclass('public.schema_migrations') IS NOT NULL THEN
+        REVOKE ALL ON public.schema_migrations FROM live_app;
+    END IF;
+END
+$$;
+
 -- ---------------------------------------------------------------------------
 -- Policy helpers (SECURITY INVOKER: their queries are themselves subject to RLS)
 -- ---------------------------------------------------------------------------
@@ -55,14 +65,15 @@ CREATE FUNCTION app_owns_product(p_product_id uuid) RETURNS boolean
     $$;
 
 -- ---------------------------------------------------------------------------
--- RLS on every table, with full access for admin/system.
+-- RLS on every table (except schema_migrations, see above), with full access for admin/system.
 -- audit_log and inventory_events are append-only, so they get read+insert only.
 -- ---------------------------------------------------------------------------
 DO $$
 DECLARE
     t text;
 BEGIN
-    FOR t IN SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = 'public' ORDER BY 1 LOOP
+    FOR t IN SELECT tablename FROM pg_catalog.pg_tables
+             WHERE schemaname = 'public' AND tablename <> 'schema_migrations' ORDER BY 1 LOOP
         EXECUTE format('ALTER TABLE public.%I ENABLE ROW LEVEL SECURITY', t);
         IF t IN ('audit_log', 'inventory_events') THEN
             EXECUTE format('CREATE POLICY %I ON public.%I FOR SELECT TO live_app USING (app_is_privileged())',

@@ -2,7 +2,8 @@
 
 Run:  python tests/sql_check.py      (needs pgserver and asyncpg)
 
-1. applies every migration, each in its own transaction, to a fresh database;
+1. applies every migration, each in its own transaction, to a fresh database (with the project's
+   db.migrate when importable, so schema_migrations exists exactly as in production);
 2. applies them again to two more fresh databases concurrently (role already exists);
 3. drops everything including the live_app role and applies to two databases concurrently
    again, so both race to create the cluster-wide role;
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+import shutil
 import sys
 import tempfile
 import uuid
@@ -24,6 +26,12 @@ import pgserver
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MIGRATIONS = sorted((ROOT / "migrations").glob("*.sql"))
+sys.path.insert(0, str(ROOT))
+
+# same bookkeeping table db/migrate.py creates before running any migration
+SCHEMA_MIGRATIONS = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now())"""
 
 
 def db_uri(base: str, dbname: str) -> str:
@@ -36,6 +44,7 @@ def db_uri(base: str, dbname: str) -> str:
 async def migrate(uri: str, barrier: asyncio.Barrier | None = None) -> None:
     conn = await asyncpg.connect(uri)
     try:
+        await conn.execute(SCHEMA_MIGRATIONS)
         for path in MIGRATIONS:
             sql = path.read_text()
             async with conn.transaction():
@@ -92,12 +101,15 @@ async def rls_checks(uri: str, c: Checker) -> None:
         # every table has RLS enabled (none forced, so the owner keeps access)
         rows = await conn.fetch(
             "SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class "
-            "WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'"
+            "WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' AND relname <> 'schema_migrations'"
         )
         no_rls = [r["relname"] for r in rows if not r["relrowsecurity"]]
         forced = [r["relname"] for r in rows if r["relforcerowsecurity"]]
         c.check(not no_rls, f"RLS enabled on all {len(rows)} tables {no_rls or ''}")
         c.check(not forced, "no table forces RLS")
+        c.check(not await conn.fetchval(
+            "SELECT has_table_privilege('live_app', 'schema_migrations', 'SELECT, INSERT, UPDATE, DELETE')"),
+            "live_app has no access to schema_migrations")
 
         # ---- fixtures, inserted as the owner -------------------------------
         A, B, C, D = (uuid.uuid4() for _ in range(4))  # A, B buyers; C, D seller users
@@ -261,8 +273,16 @@ async def main() -> int:
         print(f"migrations: {[p.name for p in MIGRATIONS]}")
         await admin.execute("DROP DATABASE IF EXISTS live_a")
         await create_db(admin, "live_a")
-        await migrate(db_uri(base, "live_a"))
-        c.check(True, "fresh database migrated")
+        try:
+            from db.migrate import migrate as project_migrate
+        except ImportError:
+            project_migrate = None
+        if project_migrate is not None:
+            applied = await project_migrate(db_uri(base, "live_a"), ROOT / "migrations")
+            c.check(len(applied) == len(MIGRATIONS), f"fresh database migrated by db.migrate: {applied}")
+        else:
+            await migrate(db_uri(base, "live_a"))
+            c.check(True, "fresh database migrated")
 
         # again, two databases at once (the role already exists)
         for name in ("live_b", "live_c"):
@@ -287,7 +307,8 @@ async def main() -> int:
         await rls_checks(db_uri(base, "live_e"), c)
     finally:
         await admin.close()
-        srv.cleanup()
+        srv.cleanup()  # stops the server (cleanup_mode='stop'); then remove its data directory
+        shutil.rmtree(tmp, ignore_errors=True)
     print(f"\n{c.passed} passed, {c.failures} failed")
     return 1 if c.failures else 0
 
