@@ -1,9 +1,6 @@
 """The aiohttp application: REST routes, Socket.IO, background tasks, start-up and shutdown."""
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from aiohttp import web
 
 from db import Database
@@ -14,7 +11,7 @@ from live.http import account, system
 from live.http.api import Api
 from live.http.middleware import cors_middleware, error_middleware, request_id_middleware
 from live.logging import get_logger
-from live.rooms.socket import attach_socketio
+from live.rooms.gateway import Gateway
 from live.services import Services
 
 log = get_logger("live.app")
@@ -36,7 +33,7 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
     app["api"] = api
     api.register(app)
     system.register_root(app)
-    attach_socketio(app, settings)
+    app["gateway"] = Gateway(app, settings)
 
     async def lifecycle(app: web.Application):
         if run_migrations:
@@ -49,15 +46,10 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
         if settings.seed_demo and await seed.is_empty(db):
             await seed.seed(services)
             log.info("demo_data_seeded")
-        tasks = [asyncio.create_task(services.outbox.run(), name="outbox")]
         await services.start()
         log.info("started", url=settings.base_url())
         yield
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        app["gateway"].sio.eio.ping_wheel.stop()
         await services.stop()
         await db.close()
 

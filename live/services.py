@@ -1,6 +1,8 @@
 """The service container: one place that builds the domain services an app (or a CLI command) uses."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 
 from db import Database
@@ -10,7 +12,15 @@ from live.auth.principal import ANONYMOUS, SYSTEM, Principal
 from live.auth.tokens import TokenService, bearer
 from live.auth.wallet import WalletSignIn
 from live.config import Settings
+from live.chat.service import ChatService
+from live.chat.writer import ChatWriter
+from live.media.livekit import LiveKitTokens
 from live.outbox import OutboxSender
+from live.ratelimit import MemoryRateLimiter
+from live.rooms.broker import MemoryBroker
+from live.rooms.hub import Hub
+from live.rooms.service import LocalPresence, RoomService
+from live.rooms.state import StreamRegistry
 
 _EXTERNAL_CACHE_SECONDS = 60.0
 
@@ -27,6 +37,15 @@ class Services:
         self.wallet = WalletSignIn(db, domain)
         self.outbox = OutboxSender(db, settings.smtp_url, settings.email_from)
         self._external: dict[str, tuple[float, Principal]] = {}
+        # live rooms: in-process broker, presence and limits (a Redis implementation replaces them for workers)
+        self.hub = Hub()
+        self.broker = MemoryBroker(self.hub.deliver)
+        self.limiter = MemoryRateLimiter()
+        self.media = LiveKitTokens(settings)
+        self.chat_writer = ChatWriter(db)
+        self.rooms = RoomService(db, self.hub, self.broker, LocalPresence(self.hub), StreamRegistry(db), self.media)
+        self.chat = ChatService(db, self.rooms, self.chat_writer, self.limiter)
+        self._tasks: list = []
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The caller of an `Authorization` header; ANONYMOUS without one; DomainError for a bad one."""
@@ -48,9 +67,19 @@ class Services:
 
     async def start(self) -> None:
         """Start background parts (called once the app is up)."""
+        self._tasks = [asyncio.create_task(self.outbox.run(), name="outbox"),
+                       asyncio.create_task(self.chat_writer.run(), name="chat-writer")]
+        self.rooms.start()
 
     async def stop(self) -> None:
-        """Stop background parts."""
+        """Stop background parts; pending chat is written before the pool closes."""
+        await self.rooms.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.chat_writer.flush()
 
     def readiness_probes(self) -> dict:
         """Extra readiness checks besides the database: name -> async callable returning 'ok' or an error."""

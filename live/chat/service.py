@@ -1,0 +1,124 @@
+"""Chat and moderation: validation, rate limit, slow mode, blocked words, mutes, bans, moderators."""
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timezone
+
+from db import Database
+from db import chat as chat_db
+from db import streams as streams_db
+from live.auth.principal import Principal
+from live.chat.writer import ChatWriter
+from live.errors import DomainError, forbidden, not_found, unauthorized
+from live.ratelimit import RateLimiter
+from live.rooms.service import RoomService
+from live.rooms.state import StreamState
+
+MAX_LEN = 500
+DEFAULT_BLOCKED = frozenset({"fuck", "shit", "cunt", "nigger", "faggot", "retard", "kys"})
+_WORD = re.compile(r"[\w']+", re.UNICODE)
+
+
+class ChatService:
+    def __init__(self, db: Database, rooms: RoomService, writer: ChatWriter, limiter: RateLimiter, *,
+                 rate: int = 5, per: float = 10.0):
+        self.db, self.rooms, self.writer, self.limiter = db, rooms, writer, limiter
+        self.rate, self.per = rate, per
+        self._last: dict[tuple[str, str], float] = {}  # (stream, user) -> last message time, for slow mode
+
+    async def send(self, principal: Principal, id_or_slug: str, text: object) -> dict:
+        if not principal.authenticated:
+            raise unauthorized("sign in to chat")
+        if not isinstance(text, str):
+            raise DomainError("invalid", "text must be a string")
+        text = text.strip()
+        if not 1 <= len(text) <= MAX_LEN:
+            raise DomainError("invalid", f"text must be 1 to {MAX_LEN} characters")
+        state = await self.rooms.streams.get(id_or_slug)
+        uid = principal.user_id
+        if state.status != "live":
+            raise DomainError("stream_not_live", "the stream is not live")
+        if uid in state.bans:
+            raise DomainError("banned", "you are banned from this stream")
+        until = state.muted_until(uid)
+        if until is not None:
+            raise DomainError("muted", f"you are muted for {int(until - time.time()) + 1} more seconds")
+        staff = state.can_moderate(principal)
+        words = {w.lower() for w in _WORD.findall(text)}
+        if words & DEFAULT_BLOCKED or words & state.blocked_words:
+            raise DomainError("invalid", "the message contains a blocked word")
+        now = time.time()
+        if not staff:
+            if state.slow_mode and now - self._last.get((state.id, uid), 0.0) < state.slow_mode:
+                wait = state.slow_mode - (now - self._last[(state.id, uid)])
+                raise DomainError("rate_limited", f"slow mode: wait {wait:.0f} s")
+            if not await self.limiter.hit(f"chat:{state.id}:{uid}", self.rate, self.per):
+                raise DomainError("rate_limited", f"at most {self.rate} messages per {self.per:g} s")
+        self._last[(state.id, uid)] = now
+        msg_id = await self.writer.next_id()
+        message = {"id": msg_id, "stream_id": state.id,
+                   "user": {"id": uid, "name": principal.name, "role": principal.role}, "text": text, "ts": now}
+        env = await self.rooms.publish(state, "chat:new", message)
+        message["seq"] = env.seq
+        state.recent.append(message)
+        self.writer.add(msg_id, state.id, uid, text, env.seq, datetime.fromtimestamp(now, timezone.utc))
+        return message
+
+    async def delete(self, principal: Principal, id_or_slug: str, message_id: int) -> None:
+        state = await self._moderated(principal, id_or_slug)
+        if not self.writer.mark_deleted(message_id):
+            async with self.db.tx(principal) as conn:
+                if not await chat_db.mark_deleted(conn, state.id, message_id, principal.user_id):
+                    raise not_found("message")
+        for i, m in enumerate(state.recent):
+            if m["id"] == message_id:
+                del state.recent[i]
+                break
+        await self.rooms.publish(state, "chat:deleted", {"stream_id": state.id, "id": message_id})
+
+    async def mute(self, principal: Principal, id_or_slug: str, user_id: str, seconds: int) -> float:
+        state = await self._moderated(principal, id_or_slug)
+        self._not_staff_target(state, user_id)
+        async with self.db.tx(principal) as conn:
+            await streams_db.mute(conn, state.id, user_id, principal.user_id, seconds)
+        state.mutes[user_id] = time.time() + seconds
+        await self.rooms.publish(state, "user:muted", {"stream_id": state.id, "user_id": user_id, "seconds": seconds})
+        return state.mutes[user_id]
+
+    async def ban(self, principal: Principal, id_or_slug: str, user_id: str, reason: str | None) -> StreamState:
+        state = await self._moderated(principal, id_or_slug)
+        self._not_staff_target(state, user_id)
+        async with self.db.tx(principal) as conn:
+            await streams_db.ban(conn, state.id, user_id, principal.user_id, reason)
+        state.bans.add(user_id)
+        await self.rooms.publish(state, "user:banned", {"stream_id": state.id, "user_id": user_id})
+        return state
+
+    async def slow_mode(self, principal: Principal, id_or_slug: str, seconds: int) -> None:
+        state = await self._moderated(principal, id_or_slug)
+        async with self.db.tx(principal) as conn:
+            row = await streams_db.update(conn, state.id, {"slow_mode_seconds": seconds})
+        self.rooms.streams.refresh_row(state, row)
+        await self.rooms.publish(state, "chat:slowmode", {"stream_id": state.id, "seconds": seconds})
+
+    async def set_moderator(self, principal: Principal, id_or_slug: str, user_id: str, on: bool) -> None:
+        state = await self.rooms.owned(principal, id_or_slug)
+        async with self.db.tx(principal) as conn:
+            await streams_db.set_moderator(conn, state.id, user_id, principal.user_id, on)
+        (state.moderators.add if on else state.moderators.discard)(user_id)
+        await self.rooms.publish(state, "moderator:added" if on else "moderator:removed",
+                                 {"stream_id": state.id, "user_id": user_id})
+
+    async def _moderated(self, principal: Principal, id_or_slug: str) -> StreamState:
+        if not principal.authenticated:
+            raise unauthorized()
+        state = await self.rooms.streams.get(id_or_slug)
+        if not state.can_moderate(principal):
+            raise forbidden("only the seller, an admin or a moderator of this stream can do that")
+        return state
+
+    @staticmethod
+    def _not_staff_target(state: StreamState, user_id: str) -> None:
+        if user_id == state.seller_user_id:
+            raise forbidden("the stream's seller cannot be muted or banned")

@@ -1,0 +1,1 @@
+"""Media: LiveKit tokens (and, later, the built-in relay)."""

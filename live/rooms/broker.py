@@ -1,0 +1,98 @@
+"""Publish/subscribe per room with a sequence number and a bounded history for recovery.
+
+`Broker` is the interface; `MemoryBroker` is the in-process implementation (one worker). A Redis broker with
+the same interface spreads rooms across workers. A published event is encoded once, here, into the Socket.IO
+packet text that every viewer receives.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import orjson
+
+HISTORY_SIZE = 1000
+HISTORY_SECONDS = 300.0
+
+
+@dataclass(slots=True)
+class Envelope:
+    seq: int
+    event: str
+    packet: bytes  # Socket.IO EVENT packet text: 42["event",{...}]
+    latest_key: str | None  # events with the same key supersede each other (counts, reactions, stock)
+    ts: float
+
+
+def encode_event(event: str, data: dict) -> bytes:
+    return b"42" + orjson.dumps([event, data])
+
+
+Subscriber = Callable[[str, Envelope], None]
+
+
+class Broker(Protocol):
+    epoch: str
+
+    async def publish(self, room: str, event: str, data: dict, *, latest_key: str | None = None) -> Envelope: ...
+
+    async def subscribe(self, room: str) -> None: ...
+
+    async def unsubscribe(self, room: str) -> None: ...
+
+    async def since(self, room: str, last_seq: int) -> tuple[list[Envelope] | None, int]:
+        """Events after last_seq (None if that is older than the history) and the current seq."""
+        ...
+
+
+class MemoryBroker:
+    def __init__(self, deliver: Subscriber, *, size: int = HISTORY_SIZE, max_age: float = HISTORY_SECONDS):
+        self.epoch = uuid.uuid4().hex[:12]
+        self._deliver = deliver
+        self._size = size
+        self._max_age = max_age
+        self._seq: dict[str, int] = {}
+        self._history: dict[str, deque[Envelope]] = {}
+
+    async def publish(self, room: str, event: str, data: dict, *, latest_key: str | None = None) -> Envelope:
+        seq = self._seq.get(room, 0) + 1
+        self._seq[room] = seq
+        env = Envelope(seq, event, encode_event(event, {**data, "seq": seq}), latest_key, time.time())
+        hist = self._history.get(room)
+        if hist is None:
+            hist = self._history[room] = deque(maxlen=self._size)
+        hist.append(env)
+        self._deliver(room, env)
+        return env
+
+    async def subscribe(self, room: str) -> None:
+        return None
+
+    async def unsubscribe(self, room: str) -> None:
+        return None
+
+    async def since(self, room: str, last_seq: int) -> tuple[list[Envelope] | None, int]:
+        return history_since(self._history.get(room, ()), last_seq, self._seq.get(room, 0), self._max_age)
+
+
+def history_since(hist, last_seq: int, current: int, max_age: float) -> tuple[list[Envelope] | None, int]:
+    if last_seq > current or last_seq < 0:
+        return None, current
+    if last_seq == current:
+        return [], current
+    items = [e for e in hist if e.seq > last_seq]
+    if not items or items[0].seq != last_seq + 1 or items[0].ts < time.time() - max_age:
+        return None, current  # a gap: part of what was missed is gone
+    return collapse(items), current
+
+
+def collapse(items: list[Envelope]) -> list[Envelope]:
+    """Keep every event, except that of events sharing a latest_key only the newest stays."""
+    newest: dict[str, int] = {}
+    for e in items:
+        if e.latest_key is not None:
+            newest[e.latest_key] = e.seq
+    return [e for e in items if e.latest_key is None or newest[e.latest_key] == e.seq]

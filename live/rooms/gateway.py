@@ -1,0 +1,267 @@
+"""The Socket.IO gateway: authenticate connections, parse and authorize events, call the room and chat
+services, and answer every event with an ack `{ok: true, ...}` or `{ok: false, error: {code, message}}`."""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+import orjson
+import socketio
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from live.auth.principal import ANONYMOUS, Principal
+from live.config import Settings
+from live.errors import DomainError, unauthorized
+from live.logging import get_logger
+from live.rooms.transport import LeanEngineServer, LeanSocket
+
+log = get_logger("live.gateway")
+MAX_ROOMS_PER_SOCKET = 3
+UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+class _OrjsonShim:
+    """python-socketio's `json` hook: orjson for speed."""
+
+    @staticmethod
+    def dumps(obj, **_kw) -> str:
+        return orjson.dumps(obj).decode()
+
+    @staticmethod
+    def loads(s, **_kw):
+        return orjson.loads(s)
+
+
+class LiveSocketServer(socketio.AsyncServer):
+    def _engineio_server_class(self):
+        return LeanEngineServer
+
+
+# ---- payloads ----
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    stream_id: str | None = Field(default=None, min_length=1, max_length=120)
+
+
+class JoinIn(In):
+    stream_id: str = Field(min_length=1, max_length=120)
+    last_seq: int | None = Field(default=None, ge=0)
+    epoch: str | None = Field(default=None, max_length=64)
+
+
+class ChatIn(In):
+    text: str = Field(max_length=2000)
+
+
+class DeleteIn(In):
+    message_id: int = Field(ge=1)
+
+
+class UserIn(In):
+    user_id: str = Field(pattern=UUID)
+
+
+class MuteIn(UserIn):
+    seconds: int = Field(ge=1, le=7 * 24 * 3600)
+
+
+class BanIn(UserIn):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class SlowIn(In):
+    seconds: int = Field(ge=0, le=3600)
+
+
+class ReactionIn(In):
+    kind: str = Field(max_length=16)
+
+
+class HighlightIn(In):
+    product_id: str = Field(pattern=UUID)
+
+
+@dataclass(slots=True)
+class Conn:
+    sid: str
+    principal: Principal
+    sock: LeanSocket
+    rooms: set[str] = field(default_factory=set)
+
+
+def _err(code: str, message: str) -> dict:
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+class Gateway:
+    def __init__(self, app: web.Application, settings: Settings):
+        origins = list(settings.cors_origins)
+        self.app = app
+        self.sio = LiveSocketServer(
+            async_mode="aiohttp", json=_OrjsonShim, cors_allowed_origins="*" if "*" in origins else origins or None,
+            max_http_buffer_size=16 * 1024, logger=False, engineio_logger=False, ping_interval=25, ping_timeout=20)
+        self.sio.attach(app)
+        self.conns: dict[str, Conn] = {}
+        self.by_user: dict[str, set[str]] = {}
+        self.sio.on("connect", self.on_connect)
+        self.sio.on("disconnect", self.on_disconnect)
+        self.sio.on("*", self.on_unknown)
+        handlers: dict[str, tuple[type[BaseModel], Callable]] = {
+            "join": (JoinIn, self.join), "leave": (In, self.leave), "chat:send": (ChatIn, self.chat_send),
+            "chat:delete": (DeleteIn, self.chat_delete), "user:mute": (MuteIn, self.user_mute),
+            "user:ban": (BanIn, self.user_ban), "chat:slowmode": (SlowIn, self.slowmode),
+            "moderator:add": (UserIn, functools.partial(self.moderator, on=True)),
+            "moderator:remove": (UserIn, functools.partial(self.moderator, on=False)),
+            "reaction": (ReactionIn, self.reaction),
+            "stream:start": (In, functools.partial(self.stream_status, status="live")),
+            "stream:end": (In, functools.partial(self.stream_status, status="ended")),
+            "product:highlight": (HighlightIn, self.highlight), "product:unhighlight": (In, self.unhighlight),
+        }
+        for event, (model, fn) in handlers.items():
+            self.sio.on(event, self._wrap(event, model, fn))
+
+    @property
+    def services(self):
+        return self.app["services"]
+
+    # ---- plumbing ----
+
+    def _wrap(self, event: str, model: type[BaseModel], fn: Callable[[Conn, Any], Awaitable[dict | None]]):
+        async def handler(sid: str, data: Any = None, *extra: Any) -> dict:
+            conn = self.conns.get(sid)
+            if conn is None:
+                return _err("unauthorized", "not connected")
+            if not isinstance(data, dict):
+                return _err("invalid", f"{event} expects an object payload")
+            try:
+                payload = model.model_validate(data)
+                result = await fn(conn, payload)
+                return {"ok": True, **(result or {})}
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "payload"
+                return _err("invalid", f"{where}: {first['msg']}")
+            except DomainError as exc:
+                return {"ok": False, "error": {"code": exc.code, "message": exc.message}}
+            except Exception:
+                log.exception("event_failed", event=event)
+                return _err("internal", "internal error")
+        return handler
+
+    async def on_unknown(self, event: str, sid: str, *args: Any) -> dict:
+        return _err("invalid", f"unknown event {str(event)[:64]!r}")
+
+    async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        principal = ANONYMOUS
+        if token:
+            try:
+                principal = await self.services.principal_for_token(str(token))
+            except DomainError as exc:
+                raise socketio.exceptions.ConnectionRefusedError({"code": "unauthorized", "message": exc.message})
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        sock = self.sio.eio.sockets.get(eio_sid)
+        if sock is None:
+            raise socketio.exceptions.ConnectionRefusedError({"code": "invalid", "message": "no transport"})
+        self.conns[sid] = Conn(sid, principal, sock)
+        if principal.user_id:
+            self.by_user.setdefault(principal.user_id, set()).add(sid)
+
+    async def on_disconnect(self, sid: str, *_reason: Any) -> None:
+        conn = self.conns.pop(sid, None)
+        if conn is None:
+            return
+        if conn.principal.user_id:
+            sids = self.by_user.get(conn.principal.user_id)
+            if sids is not None:
+                sids.discard(sid)
+                if not sids:
+                    del self.by_user[conn.principal.user_id]
+        for room in conn.rooms:
+            self.services.rooms.leave(room, sid)
+
+    def _stream(self, conn: Conn, p: In) -> str:
+        if p.stream_id:
+            return p.stream_id
+        if len(conn.rooms) == 1:
+            return next(iter(conn.rooms))
+        raise DomainError("invalid", "stream_id is required")
+
+    def _signed_in(self, conn: Conn) -> Principal:
+        if not conn.principal.authenticated:
+            raise unauthorized("sign in first")
+        return conn.principal
+
+    # ---- events ----
+
+    async def join(self, conn: Conn, p: JoinIn) -> dict:
+        rooms = self.services.rooms
+        if not await self.services.limiter.hit(f"join:{conn.sid}", 10, 10.0):
+            raise DomainError("rate_limited", "too many joins")
+        state = await rooms.streams.get(p.stream_id)
+        if state.room not in conn.rooms and len(conn.rooms) >= MAX_ROOMS_PER_SOCKET:
+            raise DomainError("invalid", f"at most {MAX_ROOMS_PER_SOCKET} streams per connection")
+        if state.room in conn.rooms:
+            rooms.leave(state.room, conn.sid)
+            conn.rooms.discard(state.room)
+        state, ack = await rooms.join(conn.sid, conn.sock, conn.principal, p.stream_id, p.last_seq, p.epoch)
+        if conn.sid not in self.conns:  # disconnected while joining
+            rooms.leave(state.room, conn.sid)
+            return ack
+        conn.rooms.add(state.room)
+        return ack
+
+    async def leave(self, conn: Conn, p: In) -> dict:
+        state = await self.services.rooms.streams.get(self._stream(conn, p))
+        if state.room in conn.rooms:
+            conn.rooms.discard(state.room)
+            self.services.rooms.leave(state.room, conn.sid)
+        return {"stream_id": state.id}
+
+    async def chat_send(self, conn: Conn, p: ChatIn) -> dict:
+        return {"message": await self.services.chat.send(conn.principal, self._stream(conn, p), p.text)}
+
+    async def chat_delete(self, conn: Conn, p: DeleteIn) -> None:
+        await self.services.chat.delete(self._signed_in(conn), self._stream(conn, p), p.message_id)
+
+    async def user_mute(self, conn: Conn, p: MuteIn) -> dict:
+        until = await self.services.chat.mute(self._signed_in(conn), self._stream(conn, p), p.user_id, p.seconds)
+        return {"until": until}
+
+    async def user_ban(self, conn: Conn, p: BanIn) -> None:
+        state = await self.services.chat.ban(self._signed_in(conn), self._stream(conn, p), p.user_id, p.reason)
+        for sid in list(self.by_user.get(p.user_id, ())):
+            target = self.conns.get(sid)
+            if target is not None and state.room in target.rooms:
+                target.rooms.discard(state.room)
+                self.services.rooms.leave(state.room, sid)
+
+    async def slowmode(self, conn: Conn, p: SlowIn) -> None:
+        await self.services.chat.slow_mode(self._signed_in(conn), self._stream(conn, p), p.seconds)
+
+    async def moderator(self, conn: Conn, p: UserIn, *, on: bool) -> None:
+        await self.services.chat.set_moderator(self._signed_in(conn), self._stream(conn, p), p.user_id, on)
+
+    async def reaction(self, conn: Conn, p: ReactionIn) -> None:
+        principal = self._signed_in(conn)
+        stream = self._stream(conn, p)
+        state = await self.services.rooms.streams.get(stream)
+        if state.room not in conn.rooms:
+            raise DomainError("invalid", "join the stream first")
+        if not await self.services.limiter.hit(f"react:{principal.user_id}", 10, 1.0):
+            raise DomainError("rate_limited", "too many reactions")
+        self.services.rooms.react(state, p.kind)
+
+    async def stream_status(self, conn: Conn, p: In, *, status: str) -> dict:
+        state = await self.services.rooms.set_status(self._signed_in(conn), self._stream(conn, p), status)
+        return {"status": state.status}
+
+    async def highlight(self, conn: Conn, p: HighlightIn) -> dict:
+        product = await self.services.rooms.highlight(self._signed_in(conn), self._stream(conn, p), p.product_id)
+        return {"product": product}
+
+    async def unhighlight(self, conn: Conn, p: In) -> None:
+        await self.services.rooms.highlight(self._signed_in(conn), self._stream(conn, p), None)

@@ -1,0 +1,191 @@
+"""A lean Engine.IO websocket path under python-socketio.
+
+python-socketio/engineio handle the protocol (handshake, long-polling, upgrade, Socket.IO packets and acks).
+What this module changes is how bytes reach an upgraded websocket client:
+
+* every packet is framed once and written straight to the connection's asyncio transport, in order, with no
+  per-socket queue or writer task (engineio's default keeps an unbounded queue and a writer task per socket);
+* a room broadcast is one pre-built buffer of websocket frames written to every socket of the room
+  (`write_raw`), so fan-out costs one `transport.write` per viewer per tick and no Python encoding per viewer;
+* a socket whose unsent output passes `MAX_PENDING_BYTES` is cut off instead of growing memory;
+* pings come from one timer wheel for the whole server instead of a sleeping task per socket.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import engineio
+from aiohttp import WSMsgType, web
+from engineio import packet as eio_packet
+from engineio.async_drivers.aiohttp import WebSocket as _EioAiohttpWebSocket
+from engineio.async_socket import AsyncSocket
+
+MAX_PENDING_BYTES = 512 * 1024
+
+
+def ws_text_frame(payload: bytes) -> bytes:
+    """An unmasked, final websocket text frame (server to client)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
+def pre_encoded(text: str) -> eio_packet.Packet:
+    """An Engine.IO MESSAGE packet whose wire text is already known (for long-polling clients)."""
+    pkt = eio_packet.Packet(eio_packet.MESSAGE)
+    pkt.encode_cache = text
+    return pkt
+
+
+class LeanWebSocket(_EioAiohttpWebSocket):
+    """engineio's aiohttp websocket wrapper, without per-message compression (frames are pre-built)."""
+
+    async def __call__(self, environ):
+        request: web.Request = environ["aiohttp.request"]
+        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False,
+                                           autoping=True)
+        await self._sock.prepare(request)
+        self.environ = environ
+        self.transport = request.transport
+        await self.handler(self)
+        return self._sock
+
+
+class LeanSocket(AsyncSocket):
+    """An Engine.IO socket that, once on websocket, writes frames directly to its transport."""
+
+    transport: asyncio.Transport | None = None
+    dropped: bool = False
+
+    def write_raw(self, data: bytes) -> bool:
+        """Write pre-built websocket frames. False if the socket is gone or was cut off for being too slow."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() > MAX_PENDING_BYTES:
+            self.dropped = True
+            self.transport = None
+            transport.abort()  # the reader loop ends and the disconnect handlers run
+            return False
+        transport.write(data)
+        return True
+
+    async def send(self, pkt):
+        if self.transport is not None:
+            if self.closed:
+                return
+            encoded = pkt.encode()
+            if isinstance(encoded, str):
+                self.write_raw(ws_text_frame(encoded.encode()))
+            return  # we never send binary packets
+        await super().send(pkt)
+
+    def schedule_ping(self):
+        if self.last_ping:
+            self.last_ping = None
+        self.server.ping_wheel.add(self)
+
+    def _ping_now(self) -> None:
+        if not self.closing and not self.closed:
+            self.last_ping = time.time()
+            if self.transport is not None:
+                self.write_raw(b"\x81\x012")  # Engine.IO PING ("2") in one text frame
+            else:
+                self.queue.put_nowait(eio_packet.Packet(eio_packet.PING))
+
+    async def _websocket_handler(self, ws: LeanWebSocket):
+        sock: web.WebSocketResponse = ws._sock
+        timeout = self.server.ping_interval + self.server.ping_timeout
+        if self.connected:  # an upgrade from long-polling: probe, then UPGRADE
+            self.upgrading = True
+            msg = await sock.receive(timeout=timeout)
+            if msg.type != WSMsgType.TEXT or msg.data != "2probe":
+                self.upgrading = False
+                return
+            await sock.send_str("3probe")
+            await self.queue.put(eio_packet.Packet(eio_packet.NOOP))  # ends the pending poll
+            msg = await sock.receive(timeout=timeout)
+            if msg.type != WSMsgType.TEXT or msg.data != "5":
+                self.upgrading = False
+                return
+            self.upgraded, self.upgrading = True, False
+        else:
+            self.connected = self.upgraded = True
+        self.transport = ws.transport
+        while not self.queue.empty():  # anything queued before the switch goes first, in order
+            pkt = self.queue.get_nowait()
+            self.queue.task_done()
+            if pkt is not None:
+                await self.send(pkt)
+        try:
+            while True:
+                try:
+                    msg = await sock.receive(timeout=timeout)
+                except asyncio.TimeoutError:
+                    break
+                if msg.type != WSMsgType.TEXT:
+                    if msg.type == WSMsgType.BINARY:
+                        continue  # binary is not part of our protocol: ignored
+                    break  # close, error
+                try:
+                    await self.receive(eio_packet.Packet(encoded_packet=msg.data))
+                except engineio.exceptions.UnknownPacketError:
+                    pass
+                except engineio.exceptions.SocketIsClosedError:
+                    break
+                except Exception:  # a bad packet must not kill the server; drop the client
+                    self.server.logger.exception("receive error")
+                    break
+        finally:
+            self.transport = None
+            if not sock.closed:
+                await sock.close()
+            await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+
+
+class PingWheel:
+    """Sends Engine.IO pings for all sockets from one task, one slot per second."""
+
+    def __init__(self, interval: int):
+        self.interval = max(1, int(interval))
+        self._slots: list[set[LeanSocket]] = [set() for _ in range(self.interval + 1)]
+        self._pos = 0
+        self._task: asyncio.Task | None = None
+
+    def add(self, sock: LeanSocket) -> None:
+        self._slots[(self._pos + self.interval) % len(self._slots)].add(sock)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self._pos = (self._pos + 1) % len(self._slots)
+            due, self._slots[self._pos] = self._slots[self._pos], set()
+            for sock in due:
+                sock._ping_now()
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+
+class LeanEngineServer(engineio.AsyncServer):
+    """engineio's server with LeanSocket sockets, the lean websocket wrapper and the ping wheel."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._async = dict(self._async, websocket=LeanWebSocket)
+        self.ping_wheel = PingWheel(self.ping_interval)
+
+    async def _trigger_event(self, event, *args, **kwargs):
+        if event == "connect":
+            sock = self.sockets.get(args[0])
+            if sock is not None and type(sock) is AsyncSocket:
+                sock.__class__ = LeanSocket
+        return await super()._trigger_event(event, *args, **kwargs)
