@@ -7,7 +7,7 @@ from db import Database
 from db.migrate import migrate
 from live import seed
 from live.config import Settings
-from live.http import account, system
+from live.http import account, streams, system
 from live.http.api import Api
 from live.http.middleware import cors_middleware, error_middleware, request_id_middleware
 from live.logging import get_logger
@@ -19,7 +19,7 @@ log = get_logger("live.app")
 
 def build_api() -> Api:
     api = Api()
-    for module in (system, account):
+    for module in (system, account, streams):
         api.include(module.api)
     return api
 
