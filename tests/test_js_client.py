@@ -1,0 +1,48 @@
+"""The join/chat/highlight flow from the official JS socket.io-client (run with node), as a browser would."""
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_settings
+
+JS = Path(__file__).parent / "js"
+pytestmark = pytest.mark.skipif(shutil.which("node") is None or not (JS / "node_modules" / "socket.io-client").exists(),
+                                reason="node and tests/js/node_modules are installed by `make test`")
+
+
+@pytest.fixture
+async def seeded(tmp_path, dsn, aiohttp_client):
+    from live.app import create_app
+
+    return await aiohttp_client(create_app(make_settings(tmp_path, seed_demo="true"), dsn, run_migrations=False))
+
+
+async def test_join_chat_highlight_with_official_client(seeded):
+    services = seeded.app["services"]
+    from db import users as users_db
+    from live.auth.principal import SYSTEM
+
+    async with services.db.tx(SYSTEM) as conn:
+        viewer = await users_db.find_or_create_by_name(conn, "js-viewer", "customer")
+        seller = await users_db.find_or_create_by_name(conn, "demo-seller", "seller")
+        product_id = await conn.fetchval(
+            "SELECT product_id::text FROM livestream_products lp JOIN livestreams s ON s.id = lp.livestream_id "
+            "WHERE s.slug = 'demo' ORDER BY position DESC LIMIT 1")
+    base = str(seeded.make_url("/")).rstrip("/")
+    proc = await asyncio.create_subprocess_exec(
+        "node", str(JS / "room_flow.mjs"), base, services.token_for(viewer), services.token_for(seller), product_id,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    r = json.loads(out.decode().strip().splitlines()[-1])
+    assert r["viewerJoin"]["ok"] and r["viewerJoin"]["stream"]["slug"] == "demo"
+    assert r["viewerJoin"]["media"]["can_publish"] is False and r["sellerJoin"]["media"]["can_publish"] is True
+    assert r["chatAck"]["ok"] and r["chatAck"]["message"]["text"] == "hello from socket.io-client"
+    assert [m["id"] for m in r["chatSeen"]] == [r["chatAck"]["message"]["id"]] * 2
+    assert r["anonChat"]["error"]["code"] == "unauthorized"
+    assert r["viewerHighlight"]["error"]["code"] == "forbidden"
+    assert r["highlightAck"]["ok"] and r["highlighted"]["product"]["id"] == product_id
+    assert r["transport"] == "websocket"  # upgraded from long-polling
