@@ -29,7 +29,7 @@ def _run_worker(settings: Settings, dsn: str, reuse_port: bool, migrate_first: b
     uvloop.install()
     app = create_app(settings, dsn, run_migrations=migrate_first)
     web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port, print=None,
-                access_log=None, handle_signals=True, shutdown_timeout=10)
+                access_log=None, handle_signals=True, shutdown_timeout=10, backlog=4096)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -103,14 +103,19 @@ def cmd_token(args: argparse.Namespace) -> int:
     from db import users as users_db
     from live.auth.principal import SYSTEM
 
-    async def make(services):
-        async with services.db.tx(SYSTEM) as conn:
-            user = await users_db.find_or_create_by_name(conn, args.user, args.role)
-            if args.role == "seller":
-                await users_db.ensure_seller(conn, user["id"], args.user, _slug(args.user))
-        return services.token_for(user)
+    names = [args.user] if args.count == 1 else [f"{args.user}-{i}" for i in range(1, args.count + 1)]
 
-    print(asyncio.run(_with_services(_settings(args), make)))
+    async def make(services):
+        tokens = []
+        async with services.db.tx(SYSTEM) as conn:
+            for name in names:
+                user = await users_db.find_or_create_by_name(conn, name, args.role)
+                if args.role == "seller":
+                    await users_db.ensure_seller(conn, user["id"], name, _slug(name))
+                tokens.append(services.token_for(user))
+        return tokens
+
+    print("\n".join(asyncio.run(_with_services(_settings(args), make))))
     return 0
 
 
@@ -133,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     token = sub.add_parser("token", help="create a user if needed and print a bearer token")
     token.add_argument("--user", required=True, help="user name")
     token.add_argument("--role", default="customer", choices=["customer", "seller", "admin"])
+    token.add_argument("--count", type=int, default=1, help="make N users NAME-1..NAME-N, one token a line")
     token.set_defaults(fn=cmd_token)
     args = parser.parse_args(argv)
     return args.fn(args)

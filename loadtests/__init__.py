@@ -1,0 +1,1 @@
+"""Audience simulator: `live-loadtest` / `python -m loadtests`."""
