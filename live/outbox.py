@@ -48,8 +48,8 @@ class OutboxSender:
             try:
                 while await self.deliver_batch():
                     pass
-            except (asyncpg.PostgresError, OSError) as exc:
-                log.warning("outbox_error", error=str(exc))
+            except Exception as exc:  # any failure (e.g. asyncpg.InterfaceError) must not end the sender
+                log.warning("outbox_error", error=repr(exc))
             try:
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             except asyncio.TimeoutError:

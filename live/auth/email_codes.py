@@ -29,6 +29,8 @@ class EmailCodes:
         email = email.strip().lower()
         code = f"{secrets.randbelow(1_000_000):06d}"
         async with self._db.tx(SYSTEM) as conn:
+            # serialize starts for one address, so parallel requests cannot all pass the count below
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('email_codes:' || $1, 0))", email)
             recent = await conn.fetchval(
                 "SELECT count(*) FROM email_codes WHERE email = $1 AND created_at > now() - interval '1 hour'", email)
             if recent >= MAX_CODES_PER_HOUR:

@@ -1,0 +1,102 @@
+"""The `live` command, run as a real subprocess against a real database."""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import jwt
+import pytest
+
+from tests.conftest import SECRET
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def run_live(dsn, tmp_path):
+    env = {**os.environ, "DATABASE_URL": dsn, "LIVE_ENV": "test", "JWT_SECRET": SECRET, "LOG_LEVEL": "warning",
+           "LIVE_DATA_DIR": str(tmp_path / "data")}
+    env.pop("LIVE_MIGRATIONS_DIR", None)
+
+    def run(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "live", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    return run
+
+
+async def fetch(dsn: str, sql: str, *args):
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+def test_token_creates_a_seller_and_prints_a_jwt(run_live, dsn):
+    token = run_live("token", "--user", "alice", "--role", "seller").strip()
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], issuer="live")
+    assert claims["role"] == "seller"
+    assert claims["name"] == "alice"
+    assert claims["exp"] > claims["iat"]
+
+    users = asyncio.run(fetch(dsn, "SELECT id::text AS id, role FROM users WHERE name = 'alice'"))
+    assert [(u["id"], u["role"]) for u in users] == [(claims["sub"], "seller")]
+    sellers = asyncio.run(fetch(dsn, "SELECT slug FROM sellers WHERE user_id = $1::uuid", claims["sub"]))
+    assert [s["slug"] for s in sellers] == ["alice"]
+
+    # a second token for the same name is for the same user, and there is still one seller row
+    again = jwt.decode(run_live("token", "--user", "alice", "--role", "seller").strip(), SECRET,
+                       algorithms=["HS256"], issuer="live")
+    assert again["sub"] == claims["sub"]
+    assert len(asyncio.run(fetch(dsn, "SELECT 1 FROM sellers WHERE user_id = $1::uuid", claims["sub"]))) == 1
+
+
+def test_token_defaults_to_customer_without_seller_row(run_live, dsn):
+    claims = jwt.decode(run_live("token", "--user", "bob").strip(), SECRET, algorithms=["HS256"], issuer="live")
+    assert claims["role"] == "customer"
+    assert asyncio.run(fetch(dsn, "SELECT 1 FROM sellers WHERE user_id = $1::uuid", claims["sub"])) == []
+
+
+def test_token_rejects_an_unknown_role(dsn, tmp_path):
+    env = {**os.environ, "DATABASE_URL": dsn, "LIVE_ENV": "test", "JWT_SECRET": SECRET,
+           "LIVE_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.run([sys.executable, "-m", "live", "token", "--user", "x", "--role", "root"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "--role" in proc.stderr
+
+
+async def counts(dsn: str) -> dict:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {
+            "demo_streams": await conn.fetchval("SELECT count(*) FROM livestreams WHERE slug = 'demo'"),
+            "streams": await conn.fetchval("SELECT count(*) FROM livestreams"),
+            "products": await conn.fetchval("SELECT count(*) FROM products"),
+            "variants": await conn.fetchval("SELECT count(*) FROM product_variants"),
+            "inventory_events": await conn.fetchval("SELECT count(*) FROM inventory_events"),
+            "stream_products": await conn.fetchval("SELECT count(*) FROM livestream_products"),
+            "coupons": await conn.fetchval("SELECT count(*) FROM coupons"),
+            "sellers": await conn.fetchval("SELECT count(*) FROM sellers"),
+        }
+    finally:
+        await conn.close()
+
+
+def test_seed_is_idempotent(run_live, dsn):
+    out = run_live("seed")
+    assert "demo" in out
+    first = asyncio.run(counts(dsn))
+    assert first == {"demo_streams": 1, "streams": 1, "products": 6, "variants": 12, "inventory_events": 12,
+                     "stream_products": 6, "coupons": 1, "sellers": 1}
+    run_live("seed")
+    assert asyncio.run(counts(dsn)) == first
+    on_hand = asyncio.run(fetch(dsn, "SELECT sku, on_hand FROM product_variants WHERE sku = 'EAR-PRO-BLK'"))
+    assert [(r["sku"], r["on_hand"]) for r in on_hand] == [("EAR-PRO-BLK", 100)]
