@@ -35,7 +35,7 @@ async def create(conn: asyncpg.Connection, seller_id: str, fields: dict) -> asyn
     row = await conn.fetchrow(
         """INSERT INTO livestreams (seller_id, slug, title, description, scheduled_at, thumbnail_url, livekit_room,
                                     blocked_words)
-           VALUES ($1::uuid, $2, $3, $4, $5, $6, 'live-' || $2, coalesce($7, '{}')) RETURNING id::text""",
+           VALUES ($1::uuid, $2, $3, $4, $5, $6, 'live-' || $2, coalesce($7::text[], '{}')) RETURNING id::text""",
         seller_id, fields["slug"], fields["title"], fields.get("description"), fields.get("scheduled_at"),
         fields.get("thumbnail_url"), fields.get("blocked_words"))
     return await get(conn, row["id"])

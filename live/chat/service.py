@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
+
+import asyncpg
 
 from db import Database
 from db import chat as chat_db
 from db import streams as streams_db
-from live.auth.principal import Principal
+from live.auth.principal import SYSTEM, Principal
 from live.chat.writer import ChatWriter
 from live.errors import DomainError, forbidden, not_found, unauthorized
 from live.ratelimit import RateLimiter
@@ -18,6 +21,15 @@ from live.rooms.state import StreamState
 MAX_LEN = 500
 DEFAULT_BLOCKED = frozenset({"fuck", "shit", "cunt", "nigger", "faggot", "retard", "kys"})
 _WORD = re.compile(r"[\w']+", re.UNICODE)
+
+
+@asynccontextmanager
+async def _known_user():
+    """A moderation row naming a user that does not exist is a not_found, not a database error."""
+    try:
+        yield
+    except asyncpg.ForeignKeyViolationError:
+        raise not_found("user") from None
 
 
 class ChatService:
@@ -67,7 +79,7 @@ class ChatService:
 
     async def delete(self, principal: Principal, id_or_slug: str, message_id: int) -> None:
         state = await self._moderated(principal, id_or_slug)
-        if not self.writer.mark_deleted(message_id):
+        if not self.writer.mark_deleted(message_id, state.id):
             async with self.db.tx(principal) as conn:
                 if not await chat_db.mark_deleted(conn, state.id, message_id, principal.user_id):
                     raise not_found("message")
@@ -80,7 +92,7 @@ class ChatService:
     async def mute(self, principal: Principal, id_or_slug: str, user_id: str, seconds: int) -> float:
         state = await self._moderated(principal, id_or_slug)
         self._not_staff_target(state, user_id)
-        async with self.db.tx(principal) as conn:
+        async with _known_user(), self.db.tx(principal) as conn:
             await streams_db.mute(conn, state.id, user_id, principal.user_id, seconds)
         state.mutes[user_id] = time.time() + seconds
         await self.rooms.publish(state, "user:muted", {"stream_id": state.id, "user_id": user_id, "seconds": seconds})
@@ -89,7 +101,7 @@ class ChatService:
     async def ban(self, principal: Principal, id_or_slug: str, user_id: str, reason: str | None) -> StreamState:
         state = await self._moderated(principal, id_or_slug)
         self._not_staff_target(state, user_id)
-        async with self.db.tx(principal) as conn:
+        async with _known_user(), self.db.tx(principal) as conn:
             await streams_db.ban(conn, state.id, user_id, principal.user_id, reason)
         state.bans.add(user_id)
         await self.rooms.publish(state, "user:banned", {"stream_id": state.id, "user_id": user_id})
@@ -97,14 +109,16 @@ class ChatService:
 
     async def slow_mode(self, principal: Principal, id_or_slug: str, seconds: int) -> None:
         state = await self._moderated(principal, id_or_slug)
-        async with self.db.tx(principal) as conn:
+        # moderators may set it too, but row-level security lets only the seller update the stream's row:
+        # the permission was checked just above, so the write goes as the system
+        async with self.db.tx(SYSTEM) as conn:
             row = await streams_db.update(conn, state.id, {"slow_mode_seconds": seconds})
         self.rooms.streams.refresh_row(state, row)
         await self.rooms.publish(state, "chat:slowmode", {"stream_id": state.id, "seconds": seconds})
 
     async def set_moderator(self, principal: Principal, id_or_slug: str, user_id: str, on: bool) -> None:
         state = await self.rooms.owned(principal, id_or_slug)
-        async with self.db.tx(principal) as conn:
+        async with _known_user(), self.db.tx(principal) as conn:
             await streams_db.set_moderator(conn, state.id, user_id, principal.user_id, on)
         (state.moderators.add if on else state.moderators.discard)(user_id)
         await self.rooms.publish(state, "moderator:added" if on else "moderator:removed",

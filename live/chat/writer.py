@@ -46,10 +46,10 @@ class ChatWriter:
         if len(self._rows) >= self._batch:
             self._wake.set()
 
-    def mark_deleted(self, msg_id: int) -> bool:
-        """Delete a message still waiting in the buffer; True if it was there."""
+    def mark_deleted(self, msg_id: int, stream_id: str) -> bool:
+        """Delete a message of this stream still waiting in the buffer; True if it was there."""
         row = self._by_id.get(msg_id)
-        if row is None:
+        if row is None or row[1] != stream_id:
             return False
         row[6] = True
         return True

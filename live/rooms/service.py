@@ -137,6 +137,9 @@ class RoomService:
                     await streams_db.raise_peak(conn, room, count)
         for room in [r for r in self._counted if r not in self.hub.rooms]:
             del self._counted[room]
+            state = self.streams.cached(room)
+            if state is not None:  # the last local viewer left: the count is not stuck at its last value
+                state.viewers = await self.presence.count(room)
 
     def react(self, state: StreamState, kind: str) -> None:
         if kind not in REACTION_KINDS:
@@ -205,9 +208,9 @@ class RoomService:
 
     async def stock_changed(self, variant_id: str, available: int) -> None:
         """Called by commerce when a variant's availability changes: rooms spotlighting it are told."""
-        for room in list(self.hub.rooms):
-            state = self.streams.cached(room)
-            if state is None or state.spotlight is None:
+        for state in self.streams.states():  # rooms nobody watches here too: their snapshots must not go stale
+            room = state.room
+            if state.spotlight is None:
                 continue
             for v in state.spotlight["variants"]:
                 if v["id"] == variant_id:

@@ -75,6 +75,10 @@ class StreamRegistry:
     def cached(self, stream_id: str) -> StreamState | None:
         return self._by_id.get(stream_id)
 
+    def states(self) -> list[StreamState]:
+        """Every stream loaded on this worker."""
+        return list(self._by_id.values())
+
     async def get(self, id_or_slug: str) -> StreamState:
         key = self._alias.get(id_or_slug, id_or_slug)
         state = self._by_id.get(key)

@@ -74,6 +74,15 @@ class LeanSocket(AsyncSocket):
         transport.write(data)
         return True
 
+    async def kill(self) -> None:
+        """Cut the connection at once (a client that broke the protocol); the disconnect handlers run."""
+        transport = self.transport
+        if transport is not None:
+            self.transport = None
+            transport.abort()  # the reader loop ends and closes the socket
+        else:
+            await self.close(wait=False, abort=True)
+
     async def send(self, pkt):
         if self.transport is not None:
             if self.closed:
@@ -127,12 +136,16 @@ class LeanSocket(AsyncSocket):
                     msg = await sock.receive(timeout=timeout)
                 except asyncio.TimeoutError:
                     break
-                if msg.type != WSMsgType.TEXT:
-                    if msg.type == WSMsgType.BINARY:
-                        continue  # binary is not part of our protocol: ignored
+                if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                     break  # close, error
+                try:  # a binary frame is a binary MESSAGE (a Socket.IO attachment); the gateway vets it
+                    pkt = eio_packet.Packet(encoded_packet=msg.data)
+                except (ValueError, IndexError):
+                    break  # not an Engine.IO packet: drop the client
+                if not 0 <= pkt.packet_type < len(eio_packet.packet_names):
+                    break
                 try:
-                    await self.receive(eio_packet.Packet(encoded_packet=msg.data))
+                    await self.receive(pkt)
                 except engineio.exceptions.UnknownPacketError:
                     pass
                 except engineio.exceptions.SocketIsClosedError:
