@@ -61,6 +61,15 @@ async def dsn(pg_admin_dsn, template_dsn):
     await _admin(pg_admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@pytest.fixture(scope="module")
+def module_dsn(pg_admin_dsn, template_dsn):
+    """One migrated database shared by the tests of a module (modules opt in by overriding `dsn`)."""
+    name = "m_" + uuid.uuid4().hex[:12]
+    asyncio.run(_admin(pg_admin_dsn, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+    yield with_database(pg_admin_dsn, name)
+    asyncio.run(_admin(pg_admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
 @pytest.fixture
 def empty_dsn(pg_admin_dsn):
     """A fresh database with no schema at all."""

@@ -37,13 +37,6 @@ def _clone_template(pg_admin_dsn: str) -> tuple[str, str]:
     return name, with_database(pg_admin_dsn, name)
 
 
-@pytest.fixture(scope="module")
-def module_dsn(pg_admin_dsn, template_dsn):
-    name, url = _clone_template(pg_admin_dsn)
-    yield url
-    asyncio.run(_admin(pg_admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-
-
 @pytest.fixture
 def dsn(module_dsn):
     """Overrides conftest's per-test database (see the module docstring)."""

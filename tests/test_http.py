@@ -22,14 +22,6 @@ from tests.conftest import TEMPLATE, _admin, make_settings, with_database
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-@pytest.fixture(scope="module")
-def module_dsn(pg_admin_dsn, template_dsn):
-    name = "h_" + uuid.uuid4().hex[:12]
-    asyncio.run(_admin(pg_admin_dsn, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
-    yield with_database(pg_admin_dsn, name)
-    asyncio.run(_admin(pg_admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-
-
 @pytest.fixture
 def dsn(module_dsn):
     """Overrides conftest's per-test database (see the module docstring)."""

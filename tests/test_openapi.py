@@ -13,14 +13,6 @@ from tests.conftest import TEMPLATE, _admin, with_database
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
-@pytest.fixture(scope="module")
-def module_dsn(pg_admin_dsn, template_dsn):
-    name = "o_" + uuid.uuid4().hex[:12]
-    asyncio.run(_admin(pg_admin_dsn, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
-    yield with_database(pg_admin_dsn, name)
-    asyncio.run(_admin(pg_admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-
-
 @pytest.fixture
 def dsn(module_dsn):
     """The tests of this module only read: they share one migrated database."""

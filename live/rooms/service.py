@@ -52,8 +52,8 @@ class RoomService:
     # ---- lifecycle ----
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._count_loop(), name="viewer-counts"),
-                       asyncio.create_task(self._reaction_loop(), name="reactions")]
+        self._tasks = [asyncio.create_task(self._every(lambda: COUNT_INTERVAL, self.publish_counts), name="viewer-counts"),
+                       asyncio.create_task(self._every(lambda: REACTION_INTERVAL, self.publish_reactions), name="reactions")]
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -112,13 +112,15 @@ class RoomService:
 
     # ---- viewer counts and reactions (timers, not per event) ----
 
-    async def _count_loop(self) -> None:
+    @staticmethod
+    async def _every(interval, fn) -> None:
+        """Run fn every interval() seconds; an error is logged and the loop goes on."""
         while True:
-            await asyncio.sleep(COUNT_INTERVAL)
+            await asyncio.sleep(interval())
             try:
-                await self.publish_counts()
+                await fn()
             except Exception:
-                log.exception("count_loop_error")
+                log.exception("room_timer_error", timer=fn.__name__)
 
     async def publish_counts(self) -> None:
         for room in list(self.hub.rooms):
@@ -146,14 +148,6 @@ class RoomService:
             raise DomainError("invalid", f"kind must be one of {', '.join(REACTION_KINDS)}")
         counts = self._reactions.setdefault(state.room, {})
         counts[kind] = counts.get(kind, 0) + 1
-
-    async def _reaction_loop(self) -> None:
-        while True:
-            await asyncio.sleep(REACTION_INTERVAL)
-            try:
-                await self.publish_reactions()
-            except Exception:
-                log.exception("reaction_loop_error")
 
     async def publish_reactions(self) -> None:
         pending, self._reactions = self._reactions, {}
