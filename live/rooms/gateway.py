@@ -16,7 +16,8 @@ from live.auth.principal import ANONYMOUS, Principal
 from live.config import Settings
 from live.errors import DomainError, unauthorized
 from live.logging import get_logger
-from live.rooms.transport import LeanEngineServer, LeanSocket
+from live.rooms.broker import encode_event
+from live.rooms.transport import LeanEngineServer, LeanSocket, pre_encoded, ws_text_frame
 
 log = get_logger("live.gateway")
 MAX_ROOMS_PER_SOCKET = 3
@@ -170,8 +171,33 @@ class Gateway:
             "stream:end": (In, functools.partial(self.stream_status, status="ended")),
             "product:highlight": (HighlightIn, self.highlight), "product:unhighlight": (In, self.unhighlight),
         }
+        self.add_events(handlers)
+
+    def add_events(self, handlers: dict[str, tuple[type[BaseModel], Callable]]) -> None:
+        """Register events: name -> (payload model, async fn(conn, payload) -> dict | None). Other packages
+        (commerce's cart events) add theirs here; the ack wrapping and error mapping are the same for all."""
         for event, (model, fn) in handlers.items():
             self.sio.on(event, self._wrap(event, model, fn))
+
+    def send_to_user(self, user_id: str, event: str, data: dict) -> int:
+        """Push one event to every socket of a user on this worker (order updates); the number reached."""
+        sids = self.by_user.get(user_id)
+        if not sids:
+            return 0
+        packet = encode_event(event, data)
+        frame = ws_text_frame(packet)
+        reached = 0
+        for sid in list(sids):
+            conn = self.conns.get(sid)
+            if conn is None:
+                continue
+            sock = conn.sock
+            if sock.transport is not None:
+                reached += sock.write_raw(frame)
+            elif not (sock.closed or sock.closing):
+                sock.queue.put_nowait(pre_encoded(packet.decode()))
+                reached += 1
+        return reached
 
     @property
     def services(self):
