@@ -55,6 +55,8 @@ class Settings(BaseModel):
     stripe_api_base: str | None = None
     paystack_secret_key: str | None = None
     paystack_api_base: str = "https://api.paystack.co"
+    cart_reservation_seconds: int = 600
+    order_payment_timeout_seconds: int = 1800
     shippo_api_key: str | None = None
     shippo_api_base: str = "https://api.goshippo.com"
     smtp_url: str | None = None
@@ -131,6 +133,13 @@ class Settings(BaseModel):
             if o != "*" and not o.startswith(("http://", "https://")):
                 raise ValueError(f"{o!r} is not an origin like https://shop.example")
         return tuple(items)
+
+    @field_validator("cart_reservation_seconds", "order_payment_timeout_seconds")
+    @classmethod
+    def _positive_window(cls, v: int) -> int:
+        if not 10 <= v <= 7 * 24 * 3600:
+            raise ValueError("must be between 10 seconds and 7 days")
+        return v
 
     @field_validator("jwt_secret")
     @classmethod

@@ -1,0 +1,1 @@
+"""Commerce: catalog, inventory, cart, coupons, wishlist, checkout, orders, payments, analytics."""

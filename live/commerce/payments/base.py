@@ -1,0 +1,58 @@
+"""The one interface every payment provider (Stripe, Paystack, the built-in sandbox) implements.
+
+Checkout creates a `payments` row, then asks the provider to start a payment for it (`start`). The provider's
+webhook is verified and normalised by `parse_webhook` into a `PaymentEvent`; the webhook route stores it once
+(`webhook_events`, unique per provider and event key) and hands it to the order side
+(`services.commerce.apply_payment_event`), which moves the orders. `verify` asks the provider for the current
+state of a payment (Paystack's verify-by-reference; Stripe's PaymentIntent retrieve) for reconciliation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Protocol
+
+EventKind = Literal["succeeded", "failed", "canceled", "refunded", "ignored"]
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequest:
+    payment_id: str  # our payments.id
+    amount_minor: int
+    currency: str  # ISO 4217, upper case
+    idempotency_key: str  # derived from the payment attempt, so a retried start never charges twice
+    email: str | None = None
+    description: str = ""
+    return_url: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentStart:
+    provider_ref: str  # Stripe PaymentIntent id, Paystack reference, sandbox reference
+    client_secret: str | None = None  # Stripe: the browser confirms with it
+    authorization_url: str | None = None  # Paystack and the sandbox: where the buyer goes to pay
+    status: str = "requires_action"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentEvent:
+    provider: str
+    event_key: str  # unique per provider: what makes a replay a duplicate
+    event_type: str  # the provider's own name, e.g. payment_intent.succeeded, charge.success
+    kind: EventKind
+    provider_ref: str | None
+    amount_minor: int | None
+    currency: str | None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    async def start(self, req: PaymentRequest) -> PaymentStart: ...
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
+        """Verify the signature over the raw body and normalise; DomainError('invalid_signature') if forged."""
+        ...
+
+    async def verify(self, provider_ref: str) -> PaymentEvent | None: ...
