@@ -122,6 +122,20 @@ async def test_slow_mode(live):
     assert err(await seller.call("chat:slowmode", {"stream_id": "demo", "seconds": 3601})) == "invalid"
 
 
+async def test_slow_mode_set_over_rest_is_announced_to_the_room(live):
+    seller = await live.seller()
+    v = await live.viewer("rest-slowpoke")
+    status, body = await live.api("PATCH", "/livestreams/demo", seller.token, {"slow_mode_seconds": 20})
+    assert status == 200 and body["slow_mode_seconds"] == 20
+    assert (await v.wait_for("chat:slowmode"))["seconds"] == 20
+    assert (await v.say("one"))["ok"]
+    assert err(await v.say("two")) == "rate_limited"
+    # a PATCH that leaves the slow mode as it is announces nothing more
+    assert (await live.api("PATCH", "/livestreams/demo", seller.token, {"title": "Same slow mode"}))[0] == 200
+    await live.barrier(v)
+    assert [d["seconds"] for d in v.events["chat:slowmode"]] == [20]
+
+
 async def test_chat_on_an_ended_or_scheduled_stream(live):
     seller = await live.seller()
     v = await live.viewer("late-talker")

@@ -137,6 +137,10 @@ async def test_ban_removes_the_viewer_from_the_room(live):
     ack = await seller.call("user:ban", {"stream_id": "demo", "user_id": bad.user_id, "reason": "spam"})
     assert ack["ok"]
     assert (await good.wait_for("user:banned"))["user_id"] == bad.user_id
+    # the banned user's own connections are told why they left the room
+    for v in (bad, second_tab):
+        told = await v.wait_for("user:banned")
+        assert told == {"stream_id": good.joined["stream"]["id"], "user_id": bad.user_id}
     # the room goes on without the banned user's connections
     marks = {v: v.mark("chat:new") for v in (bad, second_tab)}
     assert (await good.say("after the ban"))["ok"]

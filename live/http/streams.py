@@ -137,7 +137,11 @@ async def patch_stream(call: Call):
         row = await streams_db.update(conn, row["id"], call.body.model_dump(exclude_unset=True))
     state = call.services.rooms.streams.cached(row["id"])
     if state is not None:
+        slow_before = state.slow_mode
         call.services.rooms.streams.refresh_row(state, row)
+        if state.slow_mode != slow_before:  # the room hears it as if a moderator had used chat:slowmode
+            await call.services.rooms.publish(state, "chat:slowmode",
+                                              {"stream_id": state.id, "seconds": row["slow_mode_seconds"]})
     return stream_out(row)
 
 

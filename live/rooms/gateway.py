@@ -143,6 +143,16 @@ class Conn:
     rooms: set[str] = field(default_factory=set)
 
 
+def _push(sock: LeanSocket, packet: bytes, frame: bytes | None = None) -> bool:
+    """Send one pre-encoded event to one socket, websocket or long-polling."""
+    if sock.transport is not None:
+        return sock.write_raw(frame or ws_text_frame(packet))
+    if sock.closed or sock.closing:
+        return False
+    sock.queue.put_nowait(pre_encoded(packet.decode()))
+    return True
+
+
 def _err(code: str, message: str) -> dict:
     return {"ok": False, "error": {"code": code, "message": message}}
 
@@ -186,18 +196,7 @@ class Gateway:
             return 0
         packet = encode_event(event, data)
         frame = ws_text_frame(packet)
-        reached = 0
-        for sid in list(sids):
-            conn = self.conns.get(sid)
-            if conn is None:
-                continue
-            sock = conn.sock
-            if sock.transport is not None:
-                reached += sock.write_raw(frame)
-            elif not (sock.closed or sock.closing):
-                sock.queue.put_nowait(pre_encoded(packet.decode()))
-                reached += 1
-        return reached
+        return sum(_push(conn.sock, packet, frame) for sid in list(sids) if (conn := self.conns.get(sid)))
 
     @property
     def services(self):
@@ -309,9 +308,12 @@ class Gateway:
 
     async def user_ban(self, conn: Conn, p: BanIn) -> None:
         state = await self.services.chat.ban(self._signed_in(conn), self._stream(conn, p), p.user_id, p.reason)
+        # the room's own `user:banned` is flushed after the banned sockets have left, so tell them directly
+        packet = encode_event("user:banned", {"stream_id": state.id, "user_id": p.user_id})
         for sid in list(self.by_user.get(p.user_id, ())):
             target = self.conns.get(sid)
             if target is not None and state.room in target.rooms:
+                _push(target.sock, packet)
                 target.rooms.discard(state.room)
                 self.services.rooms.leave(state.room, sid)
 
