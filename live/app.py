@@ -8,6 +8,7 @@ from db.migrate import migrate
 from live import seed
 from live.config import Settings
 from live.http import account, streams, system
+from live.http import sandbox_pay, webhooks
 from live.http.api import Api
 from live.http.middleware import cors_middleware, error_middleware, request_id_middleware
 from live.logging import get_logger
@@ -33,6 +34,8 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
     app["api"] = api
     api.register(app)
     system.register_root(app)
+    webhooks.register(app)  # POST /webhooks/{stripe,paystack,sandbox}: raw body, signature-checked
+    sandbox_pay.register(app)  # the sandbox provider's confirm page /pay/sandbox/{reference}
     app["gateway"] = Gateway(app, settings)
 
     async def lifecycle(app: web.Application):

@@ -14,6 +14,7 @@ from live.auth.wallet import WalletSignIn
 from live.config import Settings
 from live.chat.service import ChatService
 from live.chat.writer import ChatWriter
+from live.commerce.payments import PaymentProviders
 from live.media.livekit import LiveKitTokens
 from live.outbox import OutboxSender
 from live.ratelimit import MemoryRateLimiter
@@ -45,6 +46,7 @@ class Services:
         self.chat_writer = ChatWriter(db)
         self.rooms = RoomService(db, self.hub, self.broker, LocalPresence(self.hub), StreamRegistry(db), self.media)
         self.chat = ChatService(db, self.rooms, self.chat_writer, self.limiter)
+        self.payments = PaymentProviders(settings, db)  # Stripe / Paystack / sandbox, and the webhook inbox
         self._tasks: list = []
 
     async def authenticate(self, authorization: str | None) -> Principal:
@@ -80,6 +82,7 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.chat_writer.flush()
+        await self.payments.close()
 
     def readiness_probes(self) -> dict:
         """Extra readiness checks besides the database: name -> async callable returning 'ok' or an error."""

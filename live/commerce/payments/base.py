@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Protocol
 
+from live.errors import DomainError
+
 EventKind = Literal["succeeded", "failed", "canceled", "refunded", "ignored"]
 
 
@@ -44,9 +46,12 @@ class PaymentEvent:
     amount_minor: int | None
     currency: str | None
     payload: dict[str, Any] = field(default_factory=dict)
+    payment_id: str | None = None  # our payments.id when the provider echoes it back (metadata), else None
 
 
 class PaymentProvider(Protocol):
+    """Providers subclass this explicitly so they inherit the default `confirm`."""
+
     name: str
 
     async def start(self, req: PaymentRequest) -> PaymentStart: ...
@@ -55,4 +60,24 @@ class PaymentProvider(Protocol):
         """Verify the signature over the raw body and normalise; DomainError('invalid_signature') if forged."""
         ...
 
-    async def verify(self, provider_ref: str) -> PaymentEvent | None: ...
+    async def verify(self, provider_ref: str) -> PaymentEvent | None:
+        """The provider's current state of a payment (kind `ignored` while still in flight); None if unknown."""
+        ...
+
+    async def confirm(self, event: PaymentEvent) -> PaymentEvent:
+        """Re-check a verified webhook event with the provider before it is applied (Paystack: verify by
+        reference). The default trusts the signed event."""
+        return event
+
+    async def close(self) -> None:
+        """Release HTTP sessions (called at shutdown)."""
+        return None
+
+
+def invalid_signature(message: str) -> DomainError:
+    """A webhook whose signature does not verify: 400 (not 401: the caller is a provider, not a user)."""
+    return DomainError("invalid_signature", message, status=400)
+
+
+def upper(currency: Any) -> str | None:
+    return str(currency).upper() if currency else None

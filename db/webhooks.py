@@ -1,0 +1,60 @@
+"""Queries on inbound payment webhooks (`webhook_events`, one row per provider and event key), and the read-only
+payment summary the sandbox confirm page shows. All run as SYSTEM (webhook_events is privileged-only)."""
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+
+async def claim(conn: asyncpg.Connection, provider: str, event_key: str, event_type: str,
+                payload: dict[str, Any]) -> asyncpg.Record:
+    """Store the event once and lock its row for this transaction.
+
+    A concurrent delivery of the same event waits here until this transaction ends, then sees `processed_at`
+    set: one of them processes, the other answers duplicate."""
+    await conn.execute(
+        """INSERT INTO webhook_events (provider, event_key, event_type, payload) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (provider, event_key) DO NOTHING""", provider, event_key, event_type, payload)
+    return await conn.fetchrow(
+        """SELECT id, processed_at, error FROM webhook_events WHERE provider = $1 AND event_key = $2
+           FOR UPDATE""", provider, event_key)
+
+
+async def mark_processed(conn: asyncpg.Connection, event_id: int, error: str | None = None) -> None:
+    await conn.execute("UPDATE webhook_events SET processed_at = now(), error = $2 WHERE id = $1", event_id, error)
+
+
+async def mark_failed(conn: asyncpg.Connection, event_id: int, error: str) -> None:
+    """Processing raised: keep it unprocessed (the provider's retry processes it again) and say why."""
+    await conn.execute("UPDATE webhook_events SET processed_at = NULL, error = $2 WHERE id = $1", event_id, error)
+
+
+async def get(conn: asyncpg.Connection, provider: str, event_key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """SELECT id, provider, event_key, event_type, payload, received_at, processed_at, error
+           FROM webhook_events WHERE provider = $1 AND event_key = $2""", provider, event_key)
+
+
+async def latest_for_reference(conn: asyncpg.Connection, provider: str, reference: str) -> asyncpg.Record | None:
+    """The last processed event of a provider that names `reference` (payload data.reference)."""
+    return await conn.fetchrow(
+        """SELECT event_key, event_type, payload FROM webhook_events
+           WHERE provider = $1 AND payload -> 'data' ->> 'reference' = $2 AND processed_at IS NOT NULL
+           ORDER BY processed_at DESC, id DESC LIMIT 1""", provider, reference)
+
+
+async def payment_summary(conn: asyncpg.Connection, payment_id: str) -> dict | None:
+    """A payment with its orders (number, seller, total, items) for the sandbox confirm page."""
+    payment = await conn.fetchrow(
+        """SELECT id::text AS id, provider, status, amount_minor, currency FROM payments WHERE id = $1::uuid""",
+        payment_id)
+    if payment is None:
+        return None
+    orders = await conn.fetch(
+        """SELECT o.number, o.status, o.total_minor, o.currency, s.display_name AS seller,
+                  coalesce((SELECT string_agg(i.title || ' × ' || i.quantity, ', ' ORDER BY i.title)
+                            FROM order_items i WHERE i.order_id = o.id), '') AS items
+           FROM payment_orders po JOIN orders o ON o.id = po.order_id JOIN sellers s ON s.id = o.seller_id
+           WHERE po.payment_id = $1::uuid ORDER BY o.number""", payment_id)
+    return {**dict(payment), "orders": [dict(o) for o in orders]}

@@ -1,0 +1,140 @@
+"""The built-in sandbox provider: no keys, no internet, the same flow as the real providers.
+
+`start` returns the URL of our own confirm page (`/pay/sandbox/{reference}`, see live/http/sandbox_pay.py).
+When the buyer presses Pay or Decline there, the page builds a webhook event, signs it like Stripe does
+(`x-sandbox-signature: t=<unix>,v1=<hex HMAC-SHA256(key, "<t>.<body>")>`, key derived from JWT_SECRET) and
+POSTs it over HTTP to our own `/webhooks/sandbox`, so it passes the same verification and dedup as a real
+provider's webhook. The event id is derived from (reference, outcome): pressing Pay twice is one event.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import uuid
+from typing import Any, Literal, Mapping
+from urllib.parse import urlencode
+
+import orjson
+
+from db import webhooks as webhooks_db
+from live.auth.principal import SYSTEM
+from live.commerce.payments.base import (
+    PaymentEvent, PaymentProvider, PaymentRequest, PaymentStart, invalid_signature, upper,
+)
+from live.errors import DomainError
+
+Outcome = Literal["succeeded", "failed"]
+OUTCOME_KINDS = {"payment.succeeded": "succeeded", "payment.failed": "failed"}
+PREFIX = "sbx_"
+TOLERANCE_SECONDS = 300
+
+
+def signing_key(jwt_secret: str) -> bytes:
+    """The sandbox's webhook secret: derived from JWT_SECRET, so it needs no configuration of its own."""
+    return hmac.new(jwt_secret.encode(), b"live/sandbox-webhook/v1", hashlib.sha256).digest()
+
+
+def sign(key: bytes, body: bytes, timestamp: int | None = None) -> str:
+    t = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(key, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def payment_id_for(reference: str) -> str | None:
+    """The payments.id a sandbox reference stands for; None if it is not one of ours."""
+    if not reference.startswith(PREFIX):
+        return None
+    try:
+        return str(uuid.UUID(hex=reference[len(PREFIX):]))
+    except ValueError:
+        return None
+
+
+class SandboxProvider(PaymentProvider):
+    name = "sandbox"
+
+    def __init__(self, base_url: str, jwt_secret: str, db=None):
+        self._base = base_url.rstrip("/")
+        self._key = signing_key(jwt_secret)
+        self._db = db
+
+    # ---- start / confirm page helpers ----
+
+    @staticmethod
+    def reference_for(payment_id: str) -> str:
+        return PREFIX + uuid.UUID(payment_id).hex
+
+    def return_signature(self, reference: str, return_url: str) -> str:
+        return hmac.new(self._key, f"return:{reference}:{return_url}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def return_url_ok(self, reference: str, return_url: str | None, sig: str | None) -> bool:
+        """The confirm page redirects only to a return_url that `start` signed (no open redirect)."""
+        return bool(return_url and sig) and hmac.compare_digest(self.return_signature(reference, return_url), sig)
+
+    async def start(self, req: PaymentRequest) -> PaymentStart:
+        reference = self.reference_for(req.payment_id)
+        url = f"{self._base}/pay/sandbox/{reference}"
+        if req.return_url:
+            url += "?" + urlencode({"return_url": req.return_url,
+                                    "sig": self.return_signature(reference, req.return_url)})
+        return PaymentStart(provider_ref=reference, authorization_url=url)
+
+    def event_body(self, reference: str, outcome: Outcome, amount_minor: int, currency: str) -> bytes:
+        """The webhook the confirm page sends for `outcome`; its id is the same for the same (reference, outcome)."""
+        if outcome not in ("succeeded", "failed"):
+            raise DomainError("validation_failed", "outcome must be succeeded or failed")
+        event_id = "evt_sbx_" + hashlib.sha256(f"{reference}:{outcome}".encode()).hexdigest()[:24]
+        return orjson.dumps({
+            "id": event_id, "type": f"payment.{outcome}", "created": int(time.time()),
+            "data": {"reference": reference, "payment_id": payment_id_for(reference), "status": outcome,
+                     "amount_minor": amount_minor, "currency": currency.upper()},
+        })
+
+    def sign(self, body: bytes, timestamp: int | None = None) -> str:
+        return sign(self._key, body, timestamp)
+
+    # ---- webhook ----
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
+        header = headers.get("x-sandbox-signature") or ""
+        parts: dict[str, list[str]] = {}
+        for item in header.split(","):
+            k, _, v = item.strip().partition("=")
+            parts.setdefault(k, []).append(v)
+        try:
+            t = int(parts["t"][0])
+        except (KeyError, ValueError):
+            raise invalid_signature("x-sandbox-signature has no timestamp") from None
+        expected = hmac.new(self._key, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+        if not any(hmac.compare_digest(expected, v) for v in parts.get("v1", [])):
+            raise invalid_signature("x-sandbox-signature does not verify")
+        if abs(time.time() - t) > TOLERANCE_SECONDS:
+            raise invalid_signature("x-sandbox-signature timestamp is outside the tolerance")
+        try:
+            payload = orjson.loads(body)
+            event_id, event_type = str(payload["id"]), str(payload["type"])
+            data = payload.get("data") or {}
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise DomainError("invalid", "webhook body is not a sandbox event") from None
+        return PaymentEvent(
+            provider=self.name, event_key=event_id, event_type=event_type,
+            kind=OUTCOME_KINDS.get(event_type, "ignored"), provider_ref=data.get("reference"),
+            amount_minor=data.get("amount_minor"), currency=upper(data.get("currency")), payload=payload,
+            payment_id=data.get("payment_id"))
+
+    async def verify(self, provider_ref: str) -> PaymentEvent | None:
+        """The sandbox's state of a payment is the last event it sent us (None if none yet)."""
+        if self._db is None:
+            return None
+        async with self._db.tx(SYSTEM) as conn:
+            row = await webhooks_db.latest_for_reference(conn, self.name, provider_ref)
+        if row is None:
+            return None
+        payload: dict[str, Any] = row["payload"]
+        data = payload.get("data") or {}
+        return PaymentEvent(
+            provider=self.name, event_key=row["event_key"], event_type=row["event_type"],
+            kind=OUTCOME_KINDS.get(row["event_type"], "ignored"), provider_ref=provider_ref,
+            amount_minor=data.get("amount_minor"), currency=upper(data.get("currency")), payload=payload,
+            payment_id=data.get("payment_id"))

@@ -1,0 +1,149 @@
+"""Stripe through the official `stripe` library (v16 `StripeClient`) on its aiohttp HTTP client, so no call
+blocks the event loop.
+
+`start` creates a PaymentIntent with the caller's idempotency key (Stripe replays the first response for 24 h,
+so a retried start never makes a second intent); the browser confirms it with `client_secret`.
+`parse_webhook` verifies `Stripe-Signature` on the raw body with the library (`construct_event`: HMAC-SHA256,
+300 s tolerance, any of several `v1` signatures during secret rotation). `verify` retrieves the PaymentIntent.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import aiohttp
+import orjson
+import stripe as stripe_lib
+
+from live.commerce.payments.base import (
+    PaymentEvent, PaymentProvider, PaymentRequest, PaymentStart, invalid_signature, upper,
+)
+from live.errors import DomainError
+
+# Stripe event type -> our kind; every other type is stored and ignored
+EVENT_KINDS = {
+    "payment_intent.succeeded": "succeeded",
+    "payment_intent.payment_failed": "failed",
+    "payment_intent.canceled": "canceled",
+    "charge.refunded": "refunded",
+}
+
+
+def provider_error(exc: stripe_lib.StripeError) -> DomainError:
+    if isinstance(exc, stripe_lib.IdempotencyError):
+        return DomainError("idempotency_conflict", f"stripe: {exc.user_message or exc}")
+    message = exc.user_message or str(exc) or type(exc).__name__
+    return DomainError("payment_provider_error", f"stripe: {message}", status=502)
+
+
+class StripeProvider(PaymentProvider):
+    name = "stripe"
+
+    def __init__(self, secret_key: str, webhook_secret: str | None, api_base: str | None = None,
+                 *, tolerance: int = 300):
+        self._secret_key = secret_key
+        self._webhook_secret = webhook_secret
+        self._api_base = api_base
+        self._tolerance = tolerance
+        self._session: aiohttp.ClientSession | None = None
+        self._client: stripe_lib.StripeClient | None = None
+
+    @property
+    def client(self) -> stripe_lib.StripeClient:
+        """Built on first use (inside the running loop): the library's aiohttp client on our own session."""
+        if self._client is None:
+            self._session = aiohttp.ClientSession()
+            http = stripe_lib.AIOHTTPClient(session=self._session, timeout=aiohttp.ClientTimeout(total=30))
+            self._client = stripe_lib.StripeClient(
+                self._secret_key, base_addresses={"api": self._api_base} if self._api_base else None,
+                http_client=http, max_network_retries=2)
+        return self._client
+
+    async def start(self, req: PaymentRequest) -> PaymentStart:
+        params: dict[str, Any] = {
+            "amount": req.amount_minor,
+            "currency": req.currency.lower(),
+            "metadata": {**req.metadata, "payment_id": req.payment_id},
+            "automatic_payment_methods": {"enabled": True},
+        }
+        if req.description:
+            params["description"] = req.description[:1000]
+        if req.email:
+            params["receipt_email"] = req.email
+        try:
+            intent = await self.client.v1.payment_intents.create_async(
+                params, options={"idempotency_key": req.idempotency_key})
+        except stripe_lib.StripeError as exc:
+            raise provider_error(exc) from None
+        return PaymentStart(provider_ref=intent.id, client_secret=intent.client_secret, status=intent.status)
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
+        if not self._webhook_secret:
+            raise DomainError("unavailable", "STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks cannot be verified",
+                              status=503)
+        try:
+            event = self.client.construct_event(body, headers.get("Stripe-Signature"), self._webhook_secret,
+                                                tolerance=self._tolerance)
+        except stripe_lib.SignatureVerificationError as exc:
+            raise invalid_signature(f"Stripe-Signature does not verify: {exc}") from None
+        except ValueError:  # signature fine, but not JSON (or not UTF-8)
+            raise DomainError("invalid", "webhook body is not valid JSON") from None
+        payload = orjson.loads(body)
+        return map_event(event.id, event.type, payload)
+
+    async def verify(self, provider_ref: str) -> PaymentEvent | None:
+        try:
+            intent = await self.client.v1.payment_intents.retrieve_async(provider_ref)
+        except stripe_lib.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                return None
+            raise provider_error(exc) from None
+        except stripe_lib.StripeError as exc:
+            raise provider_error(exc) from None
+        obj = intent.to_dict(for_json=True)
+        status = obj.get("status")
+        if status == "succeeded":
+            kind = "succeeded"
+        elif status == "canceled":
+            kind = "canceled"
+        elif status == "requires_payment_method" and obj.get("last_payment_error"):
+            kind = "failed"
+        else:
+            kind = "ignored"  # still in flight
+        return PaymentEvent(
+            provider=self.name, event_key=f"verify:{obj['id']}:{status}", event_type=f"payment_intent.{status}",
+            kind=kind, provider_ref=obj["id"], amount_minor=_amount(obj, kind), currency=upper(obj.get("currency")),
+            payload=obj, payment_id=(obj.get("metadata") or {}).get("payment_id"))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+            self._client = None
+
+
+def _amount(intent: dict, kind: str) -> int | None:
+    if kind == "succeeded" and intent.get("amount_received"):
+        return int(intent["amount_received"])
+    return int(intent["amount"]) if intent.get("amount") is not None else None
+
+
+def map_event(event_id: str, event_type: str, payload: dict) -> PaymentEvent:
+    """A verified Stripe event -> PaymentEvent. Partial refunds are stored but ignored (the order stays paid)."""
+    obj = (payload.get("data") or {}).get("object") or {}
+    kind = EVENT_KINDS.get(event_type, "ignored")
+    metadata = obj.get("metadata") or {}
+    if obj.get("object") == "charge":
+        ref = obj.get("payment_intent")
+        amount = obj.get("amount_refunded") if event_type == "charge.refunded" else obj.get("amount")
+        if event_type == "charge.refunded" and not obj.get("refunded"):
+            kind = "ignored"  # partially refunded: not a refund of the order
+    elif obj.get("object") == "payment_intent":
+        ref = obj.get("id")
+        amount = _amount(obj, kind)
+    else:
+        ref, amount, kind = obj.get("payment_intent"), None, "ignored"
+    return PaymentEvent(
+        provider="stripe", event_key=event_id, event_type=event_type, kind=kind,
+        provider_ref=ref if isinstance(ref, str) else None,
+        amount_minor=int(amount) if amount is not None else None, currency=upper(obj.get("currency")),
+        payload=payload, payment_id=metadata.get("payment_id"))

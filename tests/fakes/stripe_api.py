@@ -1,0 +1,130 @@
+"""A fake Stripe API: the PaymentIntent endpoints our code calls, with Stripe's idempotency rules, and webhook
+events signed with Stripe's scheme (`Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`),
+written here from the scheme, not with the stripe library (the app verifies with the library)."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from urllib.parse import parse_qsl
+
+import orjson
+from aiohttp import web
+
+from tests.fakes import FakeServer
+
+
+def parse_form(body: str) -> dict:
+    """Stripe's form encoding: `metadata[payment_id]=x&automatic_payment_methods[enabled]=true` -> nested dict."""
+    out: dict = {}
+    for key, value in parse_qsl(body, keep_blank_values=True):
+        parts = re.findall(r"[^\[\]]+", key)
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def stripe_error(status: int, type_: str, message: str, code: str | None = None) -> web.Response:
+    err = {"type": type_, "message": message}
+    if code:
+        err["code"] = code
+    return web.json_response({"error": err}, status=status)
+
+
+def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
+    t = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+class FakeStripe(FakeServer):
+    def __init__(self, api_key: str = "sk_test_fake") -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.intents: dict[str, dict] = {}
+        self._idem: dict[str, tuple[dict, dict]] = {}
+        self.app.router.add_post("/v1/payment_intents", self._create)
+        self.app.router.add_get("/v1/payment_intents/{id}", self._retrieve)
+
+    def _authorized(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {self.api_key}"
+
+    async def _create(self, request: web.Request) -> web.Response:
+        params = parse_form(await request.text())
+        self.record(request, params)
+        if not self._authorized(request):
+            return stripe_error(401, "invalid_request_error", "Invalid API Key provided")
+        key = request.headers.get("Idempotency-Key")
+        if key in self._idem:
+            first_params, response = self._idem[key]
+            if first_params != params:
+                return stripe_error(400, "idempotency_error", "Keys for idempotent requests can only be used "
+                                    "with the same parameters they were first used with.")
+            return web.json_response(response, headers={"Idempotent-Replayed": "true"})
+        if not params.get("amount", "").isdigit() or int(params["amount"]) < 1:
+            return stripe_error(400, "invalid_request_error", "Invalid integer: amount", "parameter_invalid_integer")
+        if not re.fullmatch(r"[a-z]{3}", params.get("currency", "")):
+            return stripe_error(400, "invalid_request_error", "Invalid currency", "parameter_invalid_string")
+        pi_id = "pi_" + secrets.token_hex(12)
+        intent = {
+            "id": pi_id, "object": "payment_intent", "amount": int(params["amount"]), "amount_received": 0,
+            "currency": params["currency"], "status": "requires_payment_method",
+            "client_secret": f"{pi_id}_secret_{secrets.token_hex(12)}", "created": int(time.time()),
+            "livemode": False, "metadata": params.get("metadata", {}), "description": params.get("description"),
+            "automatic_payment_methods": {"enabled": params.get("automatic_payment_methods", {}).get("enabled")
+                                          == "true"},
+            "last_payment_error": None,
+        }
+        self.intents[pi_id] = intent
+        if key:
+            self._idem[key] = (params, dict(intent))
+        return web.json_response(intent)
+
+    async def _retrieve(self, request: web.Request) -> web.Response:
+        self.record(request, dict(request.query))
+        if not self._authorized(request):
+            return stripe_error(401, "invalid_request_error", "Invalid API Key provided")
+        intent = self.intents.get(request.match_info["id"])
+        if intent is None:
+            return stripe_error(404, "invalid_request_error", f"No such payment_intent: "
+                                f"'{request.match_info['id']}'", "resource_missing")
+        return web.json_response(intent)
+
+    # ---- what the customer / Stripe does next ----
+
+    def succeed(self, pi_id: str, amount_received: int | None = None) -> dict:
+        intent = self.intents[pi_id]
+        intent.update(status="succeeded", amount_received=intent["amount"] if amount_received is None
+                      else amount_received)
+        return intent
+
+    def fail(self, pi_id: str) -> dict:
+        intent = self.intents[pi_id]
+        intent.update(status="requires_payment_method",
+                      last_payment_error={"code": "card_declined", "message": "Your card was declined."})
+        return intent
+
+    def cancel(self, pi_id: str) -> dict:
+        self.intents[pi_id]["status"] = "canceled"
+        return self.intents[pi_id]
+
+    def charge(self, pi_id: str, *, amount_refunded: int | None = None) -> dict:
+        """The charge of an intent, refunded (fully unless amount_refunded says less)."""
+        intent = self.intents[pi_id]
+        refunded = intent["amount"] if amount_refunded is None else amount_refunded
+        return {"id": "ch_" + secrets.token_hex(12), "object": "charge", "amount": intent["amount"],
+                "amount_refunded": refunded, "refunded": refunded >= intent["amount"],
+                "currency": intent["currency"], "payment_intent": pi_id, "metadata": {}}
+
+    @staticmethod
+    def event(event_type: str, obj: dict, event_id: str | None = None) -> bytes:
+        """A webhook body as Stripe sends it (snapshot event)."""
+        return orjson.dumps({
+            "id": event_id or "evt_" + secrets.token_hex(12), "object": "event", "api_version": "2025-01-27.acacia",
+            "created": int(time.time()), "type": event_type, "livemode": False, "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None}, "data": {"object": dict(obj)},
+        })
