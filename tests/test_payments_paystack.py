@@ -73,13 +73,16 @@ async def test_initialize_without_buyer_email_uses_the_placeholder(services, fak
     assert fake_paystack.requests[0]["params"]["email"] == f"buyer+{REFERENCE}@example.com"
 
 
-async def test_second_initialize_of_a_payment_is_a_conflict_not_a_second_transaction(services, fake_paystack):
+async def test_initialize_retried_after_paystack_kept_the_reference_uses_a_suffixed_one(services, fake_paystack):
+    """The first attempt reached Paystack but we never saw the answer: Paystack refuses the reference again (and
+    cannot tell the first URL), so the retry opens a transaction under a suffixed reference of the same payment."""
     paystack = services.payments.get("paystack")
     await paystack.start(request())
-    with pytest.raises(DomainError) as err:
-        await paystack.start(request())
-    assert err.value.code == "conflict" and err.value.status == 409
-    assert len(fake_paystack.transactions) == 1
+    again = await paystack.start(request())
+    assert again.provider_ref.startswith(REFERENCE + "-r") and again.provider_ref != REFERENCE
+    assert [r["params"]["reference"] for r in fake_paystack.requests] == [REFERENCE, REFERENCE, again.provider_ref]
+    assert again.authorization_url.startswith(f"{fake_paystack.url}/checkout/")
+    assert fake_paystack.transactions[again.provider_ref]["metadata"] == {"payment_id": PAYMENT_ID}
 
 
 async def test_paystack_rejection_becomes_a_provider_error(services, fake_paystack):

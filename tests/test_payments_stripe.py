@@ -213,6 +213,28 @@ async def test_concurrent_deliveries_of_one_event_are_processed_once(client, ser
     assert len(slow.events) == 1
 
 
+async def test_concurrent_retries_of_a_stored_unprocessed_event_are_processed_once(client, services, fake_stripe,
+                                                                                      commerce):
+    intent = fake_stripe.succeed((await started_intent(services, fake_stripe))["id"])
+    body = fake_stripe.event("payment_intent.succeeded", intent, event_id="evt_stored_then_retried")
+    commerce.fail_with = RuntimeError("first attempt fails")
+    assert (await post_event(client, body)).status == 500  # stored, left unprocessed
+    commerce.fail_with = None
+
+    slow = RecordingCommerce()
+
+    async def apply_slowly(event):
+        await asyncio.sleep(0.05)
+        return await slow.apply_payment_event(event)
+
+    commerce.apply_payment_event = apply_slowly
+    responses = await asyncio.gather(*(post_event(client, body) for _ in range(4)))
+    bodies = [await r.json() for r in responses]
+    assert [r.status for r in responses] == [200] * 4
+    assert sum(1 for b in bodies if b.get("duplicate")) == 3
+    assert len(slow.events) == 1
+
+
 @pytest.mark.parametrize("event_type,kind", [
     ("payment_intent.payment_failed", "failed"),
     ("payment_intent.canceled", "canceled"),

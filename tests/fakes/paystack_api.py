@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import re
 import secrets
 from datetime import datetime, timezone
 
@@ -43,6 +44,9 @@ class FakePaystack(FakeServer):
         if not str(amount).isdigit() or int(amount) < 1:
             return web.json_response({"status": False, "message": "Invalid Amount Sent"}, status=400)
         reference = body.get("reference") or secrets.token_hex(8)
+        if not re.fullmatch(r"[A-Za-z0-9.=-]+", reference):
+            return web.json_response({"status": False, "message": "Invalid transaction reference: only -, ., = "
+                                      "and alphanumeric characters allowed"}, status=400)
         if reference in self.transactions:
             return web.json_response({"status": False, "message": "Duplicate Transaction Reference"}, status=400)
         access_code = secrets.token_hex(8)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from dataclasses import replace
 from typing import Any, Mapping
 from urllib.parse import quote
@@ -21,6 +22,9 @@ from live.commerce.payments.base import (
     PaymentEvent, PaymentProvider, PaymentRequest, PaymentStart, invalid_signature, upper,
 )
 from live.errors import DomainError
+from live.logging import get_logger
+
+log = get_logger("live.payments.paystack")
 
 # Paystack event -> our kind; every other event (transfers, disputes, refund.pending...) is stored and ignored.
 # Paystack sends no failure webhook for a card charge (there is no `charge.failed` event): a failed or abandoned
@@ -31,9 +35,13 @@ STATUS_KINDS = {"success": "succeeded", "failed": "failed", "reversed": "refunde
 PLACEHOLDER_EMAIL_DOMAIN = "example.com"  # reserved, never delivers: used when the buyer has no email
 
 
+class _DuplicateReference(Exception):
+    pass
+
+
 def reference_for(payment_id: str) -> str:
-    """Our Paystack reference: stable for a payment, so a retried initialize cannot open a second transaction."""
-    return "live_" + payment_id.replace("-", "")
+    """Our Paystack reference for a payment (Paystack allows only alphanumerics, `-`, `.` and `=`)."""
+    return "live-" + payment_id.replace("-", "")
 
 
 def _amount(value: Any) -> int | None:
@@ -76,7 +84,17 @@ class PaystackProvider(PaymentProvider):
         return status, data if isinstance(data, dict) else {}
 
     async def start(self, req: PaymentRequest) -> PaymentStart:
+        """Initialize with the payment's reference. Paystack has no idempotency key and refuses a reference twice
+        without telling the first authorization_url again; if a previous attempt got as far as Paystack (our side
+        never saw the answer, so the buyer never saw that URL), initialize once more under a suffixed reference."""
         reference = reference_for(req.payment_id)
+        try:
+            return await self._initialize(req, reference)
+        except _DuplicateReference:
+            log.warning("paystack_duplicate_reference", reference=reference)
+            return await self._initialize(req, f"{reference}-r{secrets.token_hex(4)}")
+
+    async def _initialize(self, req: PaymentRequest, reference: str) -> PaymentStart:
         body: dict[str, Any] = {
             "email": req.email or f"buyer+{reference}@{PLACEHOLDER_EMAIL_DOMAIN}",
             "amount": req.amount_minor,
@@ -90,7 +108,7 @@ class PaystackProvider(PaymentProvider):
         if status >= 400 or not data.get("status"):
             message = str(data.get("message") or f"HTTP {status}")
             if "duplicate" in message.lower():
-                raise DomainError("conflict", f"paystack already has a transaction with reference {reference}")
+                raise _DuplicateReference(reference)
             raise DomainError("payment_provider_error", f"paystack: {message}", status=502)
         out = data.get("data") or {}
         return PaymentStart(provider_ref=out.get("reference") or reference,
