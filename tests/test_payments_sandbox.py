@@ -129,7 +129,7 @@ async def test_closed_payment_cannot_be_confirmed_again(client, services, commer
     paid = await insert_payment(services, status="succeeded")
     reference = SandboxProvider.reference_for(paid["payment_id"])
     page = await (await client.get(f"/pay/sandbox/{reference}")).text()
-    assert "This payment is succeeded." in page and "<form" not in page
+    assert "This payment is paid." in page and "<form" not in page
     resp = await client.post(f"/pay/sandbox/{reference}", json={"outcome": "failed"})
     assert resp.status == 409 and (await resp.json())["error"]["code"] == "conflict"
     assert commerce.events == [] and await count_events(services) == 0

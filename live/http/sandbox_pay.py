@@ -41,6 +41,12 @@ def money(minor: int, currency: str) -> str:
     return f"{minor / 100:,.2f} {currency.upper()}"
 
 
+def closed_text(status: str) -> str:
+    return {"succeeded": "This payment is paid.", "failed": "This payment was declined.",
+            "canceled": "This payment was canceled.", "refunded": "This payment was refunded."}.get(
+        status, f"This payment is {status}.")
+
+
 def wants_json(request: web.Request) -> bool:
     return request.content_type == "application/json" or "application/json" in request.headers.get("Accept", "")
 
@@ -145,7 +151,7 @@ async def confirm_page(request: web.Request) -> web.Response:
                   '<button class="decline" name="outcome" value="failed">Decline</button>'
                   '<button class="pay" name="outcome" value="succeeded">Pay</button></form>')
     else:
-        inner += f'<p class="result">This payment is {html.escape(summary["status"])}.</p>'
+        inner += f'<p class="result">{html.escape(closed_text(summary["status"]))}</p>'
     return _page("Confirm payment", inner)
 
 
@@ -172,8 +178,7 @@ async def submit(request: web.Request) -> web.Response:
     if summary["status"] not in OPEN_STATUSES:
         if as_json:
             raise DomainError("conflict", f"payment is already {summary['status']}")
-        return _page("Payment", f'<p class="result">This payment is already {html.escape(summary["status"])}.</p>',
-                     status=409)
+        return _page("Payment", f'<p class="result">{html.escape(closed_text(summary["status"]))}</p>', status=409)
     event_id, status, reply = await send_webhook(request, provider, reference, outcome, summary)
     if as_json:
         if status != 200:
