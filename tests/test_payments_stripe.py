@@ -58,7 +58,8 @@ async def started_intent(services, fake_stripe, amount: int = 2599) -> dict:
 
 async def test_start_creates_a_payment_intent_with_the_idempotency_key(services, fake_stripe):
     stripe = services.payments.get("stripe")
-    start = await stripe.start(request(email="ada@example.com", description="Order LS-2026-000001"))
+    start = await stripe.start(request(email="ada@example.com", description="Order LS-2026-000001",
+                                       metadata={"orders": "LS-2026-000001," * 40}))
 
     assert len(fake_stripe.requests) == 1
     sent = fake_stripe.requests[0]
@@ -67,7 +68,7 @@ async def test_start_creates_a_payment_intent_with_the_idempotency_key(services,
     assert sent["headers"]["Authorization"] == f"Bearer {fake_stripe.api_key}"
     assert sent["params"]["amount"] == "2599"
     assert sent["params"]["currency"] == "usd"
-    assert sent["params"]["metadata"] == {"payment_id": PAYMENT_ID}
+    assert sent["params"]["metadata"] == {"payment_id": PAYMENT_ID, "orders": ("LS-2026-000001," * 40)[:500]}
     assert sent["params"]["automatic_payment_methods"] == {"enabled": "true"}
     assert sent["params"]["receipt_email"] == "ada@example.com"
     intent = fake_stripe.intents[start.provider_ref]

@@ -62,7 +62,8 @@ class StripeProvider(PaymentProvider):
         params: dict[str, Any] = {
             "amount": req.amount_minor,
             "currency": req.currency.lower(),
-            "metadata": {**req.metadata, "payment_id": req.payment_id},
+            # Stripe limits metadata values to 500 characters
+            "metadata": {**{k: str(v)[:500] for k, v in req.metadata.items()}, "payment_id": req.payment_id},
             "automatic_payment_methods": {"enabled": True},
         }
         if req.description:
