@@ -9,6 +9,7 @@ from live import seed
 from live.config import Settings
 from live.http import account, streams, system
 from live.http import sandbox_pay, webhooks
+from live.http import metrics as metrics_http
 from live.http.api import Api
 from live.http.middleware import cors_middleware, error_middleware, request_id_middleware
 from live.logging import get_logger
@@ -36,6 +37,7 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
     system.register_root(app)
     webhooks.register(app)  # POST /webhooks/{stripe,paystack,sandbox}: raw body, signature-checked
     sandbox_pay.register(app)  # the sandbox provider's confirm page /pay/sandbox/{reference}
+    metrics_http.register(app)  # GET /metrics (Prometheus), counts socket events from start-up on
     app["gateway"] = Gateway(app, settings)
 
     async def lifecycle(app: web.Application):

@@ -1,0 +1,146 @@
+"""Prometheus metrics of one server process, read at scrape time.
+
+Nothing in the hot paths calls into this module. Two sources:
+
+* `EventCounters` wraps the Socket.IO event handlers once the app has started (every handler registered by
+  then, by the gateway or another package through `Gateway.add_events`) and counts each event by the result
+  of its ack: `ok`, or the error code of `{ok: false, error: {code}}`. Connections are counted the same way
+  (`ok` / `refused`). One dict increment per event.
+* `LiveCollector` reads the counters above and the live state (connections, rooms, the hub's
+  `stats`: flushes, frames, socket writes, slow-consumer drops) when Prometheus (or a test) scrapes.
+
+Each app has its own `CollectorRegistry` (tests build many apps in one process), with the standard process
+collector (CPU seconds, resident memory) added, so a load test can read the server's own CPU from /metrics.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from typing import Any, Callable
+
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+# events whose results also get a named series (the rest are in live_socket_events_total only)
+NAMED = {"join": "live_joins_total", "chat:send": "live_chat_messages_total",
+         "reaction": "live_reactions_total", "cart:add": "live_cart_adds_total"}
+NAMED_HELP = {"join": "Room joins by result (ok, or the error code of the ack)",
+              "chat:send": "Chat messages by result: ok = accepted and broadcast, else the refusal code",
+              "reaction": "Reactions by result (ok, or the error code)",
+              "cart:add": "Add-to-cart from the live room by result (ok, out_of_stock, ...)"}
+_WRAPPED = "__live_metrics__"
+
+
+def _result(ack: Any) -> str:
+    if isinstance(ack, dict) and isinstance(ack.get("ok"), bool):
+        if ack["ok"]:
+            return "ok"
+        error = ack.get("error")
+        return str(error.get("code", "error")) if isinstance(error, dict) else "error"
+    return "none"  # a handler without an ack shape (python-socketio's own events)
+
+
+class EventCounters:
+    def __init__(self) -> None:
+        self.events: dict[tuple[str, str], int] = {}
+        self.connects: dict[str, int] = {}
+
+    def count(self, event: str, result: str) -> None:
+        key = (event, result)
+        self.events[key] = self.events.get(key, 0) + 1
+
+    def instrument(self, sio) -> None:
+        """Wrap every handler of the default namespace (idempotent: a wrapped handler is left alone)."""
+        handlers = sio.handlers.get("/", {})
+        for event, handler in list(handlers.items()):
+            if getattr(handler, _WRAPPED, False) or event == "disconnect" or not inspect.iscoroutinefunction(handler):
+                continue
+            handlers[event] = self._wrap_connect(handler) if event == "connect" else (
+                self._wrap_any(handler) if event == "*" else self._wrap(event, handler))
+
+    def _wrap(self, event: str, handler: Callable) -> Callable:
+        @functools.wraps(handler)
+        async def counted(*args):
+            ack = await handler(*args)
+            self.count(event, _result(ack))
+            return ack
+        setattr(counted, _WRAPPED, True)
+        return counted
+
+    def _wrap_any(self, handler: Callable) -> Callable:
+        @functools.wraps(handler)
+        async def counted(event, *args):
+            ack = await handler(event, *args)
+            self.count("unknown", _result(ack))
+            return ack
+        setattr(counted, _WRAPPED, True)
+        return counted
+
+    def _wrap_connect(self, handler: Callable) -> Callable:
+        @functools.wraps(handler)
+        async def counted(*args):
+            try:
+                result = await handler(*args)
+            except Exception:
+                self.connects["refused"] = self.connects.get("refused", 0) + 1
+                raise
+            outcome = "refused" if result is False else "ok"
+            self.connects[outcome] = self.connects.get(outcome, 0) + 1
+            return result
+        setattr(counted, _WRAPPED, True)
+        return counted
+
+
+class LiveCollector:
+    """Builds the live_* families from the app's state at each scrape."""
+
+    def __init__(self, app, counters: EventCounters):
+        self.app, self.counters = app, counters
+
+    def collect(self):
+        worker = str(os.getpid())
+        gateway = self.app.get("gateway")
+        services = self.app.get("services")
+        conns = GaugeMetricFamily("live_socket_connections", "Socket.IO connections open now", labels=["worker"])
+        conns.add_metric([worker], len(gateway.conns) if gateway is not None else 0)
+        yield conns
+        connects = CounterMetricFamily("live_socket_connects", "Socket.IO connections by result (ok, refused)",
+                                       labels=["worker", "result"])
+        for result, n in sorted(self.counters.connects.items()):
+            connects.add_metric([worker, result], n)
+        yield connects
+        events = CounterMetricFamily("live_socket_events", "Socket.IO client events by event and ack result",
+                                     labels=["worker", "event", "result"])
+        named = {e: CounterMetricFamily(name.removesuffix("_total"), NAMED_HELP[e], labels=["worker", "result"])
+                 for e, name in NAMED.items()}
+        for (event, result), n in sorted(self.counters.events.items()):
+            events.add_metric([worker, event, result], n)
+            if event in named:
+                named[event].add_metric([worker, result], n)
+        yield events
+        yield from named.values()
+        if services is None:
+            return
+        hub = services.hub
+        rooms = GaugeMetricFamily("live_rooms", "Rooms with at least one viewer on this worker", labels=["worker"])
+        rooms.add_metric([worker], len(hub.rooms))
+        yield rooms
+        members = GaugeMetricFamily("live_room_members", "Sockets joined to rooms on this worker", labels=["worker"])
+        members.add_metric([worker], sum(len(r.members) for r in hub.rooms.values()))
+        yield members
+        for key, name, doc in (
+                ("flushes", "live_hub_flushes", "Room ticks flushed (one buffer of frames per tick)"),
+                ("frames", "live_hub_frames", "Event frames flushed to rooms (each written to every member)"),
+                ("writes", "live_hub_socket_writes", "Socket writes by the hub (one per member per tick)"),
+                ("dropped", "live_hub_slow_consumer_drops", "Sockets cut for unsent output over the limit")):
+            family = CounterMetricFamily(name, doc, labels=["worker"])
+            family.add_metric([worker], hub.stats.get(key, 0))
+            yield family
+
+
+def make_registry(app, counters: EventCounters) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LiveCollector(app, counters))
+    ProcessCollector(registry=registry)
+    return registry

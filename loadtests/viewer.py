@@ -1,0 +1,292 @@
+"""A cheap simulated viewer: one raw websocket speaking Engine.IO v4 / Socket.IO v5 over an asyncio Protocol.
+
+No client library object per viewer: the websocket upgrade, frame parsing and the few Socket.IO packets the
+load test needs are handled here. Every viewer counts the `chat:new` frames it gets with a prefix test on the
+frame, without copying or decoding it. Only *tracked* viewers (the `--sample` share, and viewers that will
+reconnect) decode frames: they measure delivery latency from the sender's timestamp in the text, keep the
+`seq` of every chat message (duplicates, gaps) and the highest `seq` seen (for recovery). Viewers that watch
+stock decode `stock:update` frames only.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+
+import orjson
+
+CHAT = b'42["chat:new"'
+STOCK = b'42["stock:update"'
+
+
+def client_frame(payload: bytes, opcode: int = 1) -> bytes:
+    """A masked, final websocket frame (client to server)."""
+    n = len(payload)
+    first = 0x80 | opcode
+    if n < 126:
+        header = bytes((first, 0x80 | n))
+    elif n < 65536:
+        header = bytes((first, 0xFE)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((first, 0xFF)) + n.to_bytes(8, "big")
+    mask = os.urandom(4)
+    if not n:
+        return header + mask
+    key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
+    return header + mask + (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big")
+
+
+class Viewer(asyncio.Protocol):
+    """One websocket. `ctx` is the generator process (stats, stream, address); a reconnecting viewer is a new
+    Viewer built with `prev=` the old one, so counts and seen seqs carry over."""
+
+    __slots__ = ("ctx", "stats", "token", "track", "watch", "transport", "buf", "upgraded", "state", "t0",
+                 "done", "acks", "next_ack", "join_seq", "epoch", "last_seq", "received", "seqs", "dups",
+                 "stock", "rejoin", "recovered", "rejoin_ms", "index")
+
+    def __init__(self, ctx, index: int, token: str | None, *, track: bool = False, watch: bool = False,
+                 prev: "Viewer | None" = None):
+        self.ctx, self.stats, self.index, self.token = ctx, ctx.stats, index, token
+        self.track, self.watch = track, watch
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.upgraded = False
+        self.state = "connecting"
+        self.t0 = time.monotonic()
+        self.done: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.acks: dict[int, tuple[float, str, object]] = {}
+        self.next_ack = 1
+        self.recovered: bool | None = None
+        self.rejoin_ms: float | None = None
+        if prev is None:
+            self.join_seq: int | None = None
+            self.epoch: str | None = None
+            self.last_seq = 0
+            self.received = 0
+            self.seqs: set[int] | None = set() if track else None
+            self.dups = 0
+            self.stock: dict[str, int] = {}
+            self.rejoin = False
+        else:  # a reconnection: same logical viewer
+            self.join_seq, self.epoch, self.last_seq = prev.join_seq, prev.epoch, prev.last_seq
+            self.received, self.seqs, self.dups, self.stock = prev.received, prev.seqs, prev.dups, prev.stock
+            self.rejoin = True
+
+    # ---- connection ----
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        key = base64.b64encode(os.urandom(16)).decode()
+        transport.write((f"GET {self.ctx.path}?EIO=4&transport=websocket HTTP/1.1\r\nHost: {self.ctx.host_header}"
+                         f"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                         "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+
+    def connection_lost(self, exc) -> None:
+        if self.state == "open":
+            self.stats.open -= 1
+        if self.state not in ("closed", "dropped"):
+            self.stats.error("disconnected" if self.state == "open" else "closed_before_join")
+        if self.state != "dropped":
+            self.state = "closed"
+        self._finish(False)
+        for _, event, cb in self.acks.values():
+            if cb is not None:
+                cb(None)
+        self.acks.clear()
+
+    def _finish(self, ok: bool) -> None:
+        if not self.done.done():
+            self.done.set_result(ok)
+
+    def close(self) -> None:
+        """Leave on purpose (end of the run)."""
+        if self.state == "open":
+            self.stats.open -= 1
+        self.state = "closed"
+        if self.transport is not None:
+            self.transport.close()
+
+    def drop(self) -> None:
+        """Lose the connection abruptly (reconnect scenario): no close frame, the socket is reset."""
+        if self.state == "open":
+            self.stats.open -= 1
+        self.state = "dropped"
+        if self.transport is not None:
+            self.transport.abort()
+
+    @property
+    def alive(self) -> bool:
+        return self.state == "open"
+
+    def send(self, text: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(client_frame(text))
+
+    def emit(self, event: str, data: dict, cb=None) -> None:
+        """Send an event with an ack id; `cb(ack)` gets the ack payload (None if the socket closed)."""
+        ack_id = self.next_ack
+        self.next_ack += 1
+        self.acks[ack_id] = (time.monotonic(), event, cb)
+        self.stats.sent += 1
+        self.send(b"42" + str(ack_id).encode() + orjson.dumps([event, data]))
+
+    def expire_acks(self, now: float, timeout: float) -> None:
+        for ack_id, (t, event, cb) in list(self.acks.items()):
+            if now - t > timeout:
+                del self.acks[ack_id]
+                self.stats.error(f"ack_timeout:{event}")
+                if cb is not None:
+                    cb(None)
+
+    # ---- parsing ----
+
+    def data_received(self, data: bytes) -> None:
+        if self.buf:
+            data = self.buf + data
+            self.buf = b""
+        if not self.upgraded:
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                self.buf = data
+                return
+            if not data.startswith(b"HTTP/1.1 101"):
+                self.stats.error("handshake_refused")
+                self.state = "closed"
+                self.transport.close()
+                self._finish(False)
+                return
+            data = data[end + 4:]
+            self.upgraded = True
+        stats = self.stats
+        n = len(data)
+        pos = 0
+        while n - pos >= 2:
+            ln = data[pos + 1] & 0x7F
+            if ln < 126:
+                start = pos + 2
+            elif ln == 126:
+                if n - pos < 4:
+                    break
+                ln = (data[pos + 2] << 8) | data[pos + 3]
+                start = pos + 4
+            else:
+                if n - pos < 10:
+                    break
+                ln = int.from_bytes(data[pos + 2:pos + 10], "big")
+                start = pos + 10
+            end = start + ln
+            if end > n:
+                break
+            opcode = data[pos] & 0x0F
+            pos = end
+            if opcode == 1:
+                stats.frames += 1
+                if data.startswith(CHAT, start):
+                    stats.received += 1
+                    if self.seqs is None:
+                        self.received += 1
+                    else:
+                        self.on_chat(orjson.loads(data[start + 2:end])[1])
+                else:
+                    self.on_packet(data[start:end])
+            elif opcode == 8:
+                self.transport.close()
+            elif opcode == 9:
+                self.transport.write(client_frame(data[start:end], 0xA))
+        if pos < n:
+            self.buf = data[pos:]
+
+    def on_chat(self, msg: dict, live: bool = True) -> None:
+        """A tracked viewer's chat message, live or from a recovery ack's events (those are counted but not
+        timed: their delay is the reconnection's, reported apart)."""
+        seq = msg["seq"]
+        if seq > self.last_seq:
+            self.last_seq = seq
+        if seq in self.seqs:
+            self.dups += 1
+            return
+        self.seqs.add(seq)
+        self.received += 1
+        text = msg.get("text", "")
+        if live and text.startswith("t="):
+            try:
+                self.stats.latency((time.time() - float(text[2:].split(" ", 1)[0])) * 1000)
+            except ValueError:
+                pass
+
+    def on_packet(self, p: bytes) -> None:
+        if p == b"2":  # Engine.IO ping
+            self.send(b"3")
+        elif p.startswith(b"42"):  # a room event other than chat:new
+            if self.track:
+                data = orjson.loads(p[2:])[1]
+                seq = data.get("seq") if isinstance(data, dict) else None
+                if isinstance(seq, int) and seq > self.last_seq:
+                    self.last_seq = seq
+                if self.watch and p.startswith(STOCK):
+                    self.stock[data["variant_id"]] = data["available"]
+            elif self.watch and p.startswith(STOCK):
+                data = orjson.loads(p[2:])[1]
+                self.stock[data["variant_id"]] = data["available"]
+        elif p.startswith(b"43"):  # ack: 43<id>[data]
+            i = 2
+            while i < len(p) and 48 <= p[i] <= 57:
+                i += 1
+            entry = self.acks.pop(int(p[2:i]), None)
+            if entry is not None:
+                payload = orjson.loads(p[i:])
+                ack = payload[0] if payload else None
+                self.stats.ack(entry[1], (time.monotonic() - entry[0]) * 1000, ack)
+                if entry[2] is not None:
+                    entry[2](ack)
+        elif p.startswith(b"0{"):  # Engine.IO open
+            self.send(b"40" + (orjson.dumps({"token": self.token}) if self.token else b""))
+        elif p.startswith(b"40"):  # Socket.IO connected
+            self.stats.connected += 1
+            self.stats.open += 1
+            self.state = "open"
+            payload = {"stream_id": self.ctx.stream}
+            if self.rejoin:
+                payload.update(last_seq=self.last_seq, epoch=self.epoch)
+            self.emit("join", payload, self._joined)
+        elif p.startswith(b"44"):  # connect_error
+            try:
+                code = orjson.loads(p[2:]).get("data", {}).get("code", "refused")
+            except (orjson.JSONDecodeError, AttributeError):
+                code = "refused"
+            self.stats.error(f"connect_{code}")
+            self.state = "closed"
+            self.transport.close()
+            self._finish(False)
+        elif p.startswith(b"41"):
+            self.stats.error("server_disconnect")
+
+    def _joined(self, ack) -> None:
+        if not isinstance(ack, dict) or not ack.get("ok"):
+            code = ack.get("error", {}).get("code", "failed") if isinstance(ack, dict) else "no_ack"
+            self.stats.error(f"join_{code}")
+            self._finish(False)
+            return
+        ms = (time.monotonic() - self.t0) * 1000
+        seq = ack.get("seq", 0)
+        if self.rejoin:
+            self.rejoin_ms = ms
+            self.recovered = bool(ack.get("recovered"))
+            if self.recovered and self.seqs is not None:
+                for event, data in ack.get("events", ()):
+                    if event == "chat:new":
+                        self.on_chat(data, live=False)
+                    elif isinstance(data, dict) and data.get("seq", 0) > self.last_seq:
+                        self.last_seq = data["seq"]
+            self.epoch = ack.get("epoch", self.epoch)
+        else:
+            self.join_seq = seq
+            self.epoch = ack.get("epoch")
+            self.stats.joined += 1
+            self.stats.join.add(ms)
+            if self.ctx.first_ack is None:  # the room's snapshot, as the first viewer saw it
+                self.ctx.first_ack = ack
+        if seq > self.last_seq:
+            self.last_seq = seq
+        self._finish(True)

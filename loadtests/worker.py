@@ -1,0 +1,255 @@
+"""One generator process: its share of the viewers on its own event loop, driven by the parent over a pipe.
+
+    parent                                   worker (this module)
+      fork ------------------------------->  open its viewers (bounded concurrency, spread over --ramp)
+      <------------------------------------  ("joined", ...)
+      all joined: ("go", {at, until...}) ->  run the scenario's actions (scenarios.py)
+      <------------------------------------  ("ran", ...)
+      all ran: ("drain", {}) ------------->  wait until no chat frame arrives for a moment
+      <------------------------------------  ("result", stats and per-viewer accounting)
+    and every second ("tick", counters, CPU, the latency samples of that second).
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import resource
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import jwt
+
+from loadtests.stats import Stats
+from loadtests.viewer import Viewer
+
+QUIET_S = 0.6  # drain: no chat frame for this long means everything sent has arrived
+
+
+@dataclass
+class Plan:
+    """Everything a worker needs, computed by the parent (picklable)."""
+    scenario: str
+    proc: int
+    host: str
+    port: int
+    path: str
+    stream: str
+    viewers: int
+    file_tokens: list[str] = field(default_factory=list)  # this process's share, used by its first viewers
+    secret: str | None = None
+    issuer: str = "live"
+    actors: int = 0  # chatters (audience, reconnect) or buyers (flash-sale): the first viewers
+    rate: float = 0.0  # chat messages per second, this process
+    reactions: float = 0.0  # reactions per second, this process
+    sample: float = 0.05
+    drop: float = 0.0
+    pause: float = 1.0
+    duration: float = 10.0
+    ramp: float = 0.0
+    concurrency: int = 200
+    join_timeout: float = 30.0
+    ack_timeout: float = 15.0
+    drain: float = 5.0
+    variant: str | None = None
+    qty: int = 1
+    run_id: str = ""
+    seed: int = 0
+    t0: float = 0.0  # wall clock of the run's start (time series seconds count from it)
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def mint(secret: str, issuer: str) -> str:
+    """A viewer token signed with the server's secret, for a user that need not exist (enough to join and
+    react; chatting and buying need real users: --tokens)."""
+    now = int(time.time())
+    return jwt.encode({"sub": str(uuid.uuid4()), "role": "customer", "name": "viewer", "iss": issuer,
+                       "iat": now, "exp": now + 6 * 3600}, secret, algorithm="HS256")
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class Generator:
+    def __init__(self, plan: Plan, conn, scenario):
+        self.plan, self.conn, self.scenario = plan, conn, scenario
+        self.stats = Stats()
+        self.stream = plan.stream
+        self.path = plan.path
+        self.host_header = f"{plan.host}:{plan.port}"
+        self.first_ack: dict | None = None
+        self.rng = random.Random(plan.seed * 1000 + plan.proc)
+        self.viewers: list[Viewer | None] = []
+        self.tokens: list[str | None] = []
+        self.cmds: asyncio.Queue = asyncio.Queue()
+        self.last_join_wall = 0.0
+        self.sem: asyncio.Semaphore | None = None
+        self.cpu0 = cpu_seconds()
+
+    # ---- the pipe to the parent ----
+
+    def send(self, kind: str, data) -> None:
+        self.conn.send((kind, data))
+
+    def phase(self, kind: str, data: dict) -> None:
+        """A phase message, with this process's CPU seconds so far and the wall time."""
+        self.send(kind, {**data, "cpu": cpu_seconds() - self.cpu0, "wall": time.time()})
+
+    def _readable(self) -> None:
+        try:
+            self.cmds.put_nowait(self.conn.recv())
+        except (EOFError, OSError):  # the parent is gone
+            asyncio.get_running_loop().remove_reader(self.conn.fileno())
+            self.cmds.put_nowait(("stop", {}))
+
+    async def _ticks(self) -> None:
+        t0 = self.plan.t0
+        while True:
+            now = time.time()
+            await asyncio.sleep(1.0 - ((now - t0) % 1.0))
+            mono = time.monotonic()
+            for v in self.viewers:
+                if v is not None and v.acks:
+                    v.expire_acks(mono, self.plan.ack_timeout)
+            self.send("tick", {"t": round(time.time() - t0), "cpu": cpu_seconds() - self.cpu0,
+                               **self.stats.snapshot(), "lat": self.stats.take_second().dump()})
+
+    # ---- opening viewers ----
+
+    def token_for(self, i: int) -> str | None:
+        if i < len(self.plan.file_tokens):
+            return self.plan.file_tokens[i]
+        return mint(self.plan.secret, self.plan.issuer) if self.plan.secret else None
+
+    async def open_one(self, i: int, *, track: bool, watch: bool, prev: Viewer | None = None) -> Viewer | None:
+        loop = asyncio.get_running_loop()
+        async with self.sem:
+            v = Viewer(self, i, self.tokens[i], track=track, watch=watch, prev=prev)
+            try:
+                await loop.create_connection(lambda: v, self.plan.host, self.plan.port)
+            except ConnectionRefusedError:
+                self.stats.error("connect_refused")
+                return None
+            except OSError as exc:
+                self.stats.error(f"connect_failed:{exc.strerror or type(exc).__name__}")
+                return None
+            try:
+                ok = await asyncio.wait_for(asyncio.shield(v.done), self.plan.join_timeout)
+            except asyncio.TimeoutError:
+                self.stats.error("join_timeout")
+                v.close()
+                return v
+        if not ok:
+            v.close()
+        elif not v.rejoin:
+            self.last_join_wall = time.time()
+        return v
+
+    async def open_all(self) -> None:
+        plan = self.plan
+        n = plan.viewers
+        self.tokens = [self.token_for(i) for i in range(n)]
+        self.viewers = [None] * n
+        tracked = [self.rng.random() < plan.sample for _ in range(n)]
+        for i in self.scenario.always_tracked(self):
+            tracked[i] = True
+        watch = self.scenario.watch_stock
+
+        async def one(i: int) -> None:
+            self.viewers[i] = await self.open_one(i, track=tracked[i], watch=watch)
+
+        tasks = []
+        start = time.monotonic()
+        for i in range(n):
+            if plan.ramp:
+                delay = start + plan.ramp * i / n - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+
+    def joined_viewers(self) -> list[Viewer]:
+        return [v for v in self.viewers if v is not None and v.join_seq is not None and v.alive]
+
+    # ---- after the run ----
+
+    async def drain(self, limit: float) -> None:
+        """Wait until no chat frame has arrived for QUIET_S (at most `limit` seconds)."""
+        deadline = time.monotonic() + limit
+        last, quiet_since = self.stats.received, time.monotonic()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            if self.stats.received != last:
+                last, quiet_since = self.stats.received, time.monotonic()
+            elif time.monotonic() - quiet_since >= QUIET_S:
+                return
+
+    def accounting(self) -> list[tuple]:
+        """Per viewer that joined: (join_seq, chat messages received, still connected, tracked seqs or None,
+        duplicates seen, reconnected)."""
+        out = []
+        for v in self.viewers:
+            if v is None or v.join_seq is None:
+                continue
+            seqs = sorted(v.seqs) if v.seqs is not None else None
+            out.append((v.join_seq, v.received, v.alive, seqs, v.dups, v.rejoin))
+        return out
+
+    async def main(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.sem = asyncio.Semaphore(self.plan.concurrency)
+        loop.add_reader(self.conn.fileno(), self._readable)
+        ticker = asyncio.create_task(self._ticks())
+        try:
+            await self.open_all()
+            snapshot = None
+            if self.first_ack is not None:
+                snapshot = {k: self.first_ack.get(k) for k in ("seq", "epoch", "spotlight", "viewers")}
+            self.phase("joined", {"joined": self.stats.joined, "last_join_wall": self.last_join_wall,
+                                 "snapshot": snapshot})
+            kind, data = await self.cmds.get()
+            ran = {}
+            if kind == "go":
+                ran = await self.scenario.run(self, data)
+                self.phase("ran", ran)
+                kind, data = await self.cmds.get()
+                if kind == "drain":
+                    await self.scenario.settle(self, data)
+            self.phase("result", {"proc": self.plan.proc, "stats": self.stats.dump(), "ran": ran,
+                                 "accounting": self.accounting(), "extra": self.scenario.extra(self)})
+        finally:
+            ticker.cancel()
+            for v in self.viewers:
+                if v is not None:
+                    v.close()
+            await asyncio.sleep(0.05)
+
+
+def run_worker(plan: Plan, conn) -> None:
+    """The child process's entry point."""
+    from loadtests.scenarios import SCENARIOS
+
+    raise_fd_limit()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
+        asyncio.run(Generator(plan, conn, SCENARIOS[plan.scenario]()).main())
+    except Exception as exc:  # tell the parent instead of dying silently
+        try:
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        except OSError:
+            pass
+        raise
+    finally:
+        conn.close()
