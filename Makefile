@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JS     := tests/js/node_modules/.installed
+REF    := loadtests/reference/node_modules/.installed
 
 .PHONY: run test venv clean
 
@@ -21,7 +22,9 @@ run: $(STAMP)
 test: $(STAMP)
 	@if [ -f tests/js/package.json ] && command -v npm >/dev/null; then \
 	  [ -f $(JS) ] || (cd tests/js && npm ci --silent --no-audit --no-fund && touch node_modules/.installed); fi
+	@if [ -f loadtests/reference/package.json ] && command -v npm >/dev/null; then \
+	  [ -f $(REF) ] || (cd loadtests/reference && npm ci --silent --no-audit --no-fund && touch node_modules/.installed); fi
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .live tests/js/node_modules
+	rm -rf $(VENV) .live tests/js/node_modules loadtests/reference/node_modules
