@@ -19,7 +19,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         raise SystemExit(2) from None
 
 
-def _run_worker(settings: Settings, dsn: str, reuse_port: bool, migrate_first: bool) -> None:
+def _run_worker(settings: Settings, dsn: str, reuse_port: bool, migrate_first: bool,
+                own_port: int | None = None) -> None:
+    import socket
+
     import uvloop
     from aiohttp import web
 
@@ -28,7 +31,12 @@ def _run_worker(settings: Settings, dsn: str, reuse_port: bool, migrate_first: b
     setup_logging(settings.log_level)
     uvloop.install()
     app = create_app(settings, dsn, run_migrations=migrate_first)
-    web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port, print=None,
+    sock = None
+    if own_port is not None:  # this worker alone also listens here (per-worker health checks, tests)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.host, own_port))
+    web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port, sock=sock, print=None,
                 access_log=None, handle_signals=True, shutdown_timeout=10, backlog=4096)
 
 
@@ -41,28 +49,89 @@ def cmd_serve(args: argparse.Namespace) -> int:
     log = get_logger("live.cli")
     print(f"live: serving on http://{settings.host}:{settings.port} (Ctrl-C to stop)", file=sys.stderr)
     if args.workers <= 1:
-        _run_worker(settings, dsn, False, True)
+        _run_worker(settings, dsn, False, True, args.worker_ports)
         return 0
     from db.migrate import migrate
 
     asyncio.run(migrate(dsn))
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_run_worker, args=(settings, dsn, True, False), name=f"live-worker-{i}")
-             for i in range(args.workers)]
-    for p in procs:
-        p.start()
-    log.info("workers_started", workers=[p.pid for p in procs])
+    if settings.seed_demo:  # once, here, not raced by the workers
+        asyncio.run(_with_services(settings, _seed_if_empty))
+    redis = None
+    if not settings.redis_url:  # the workers share rooms through an embedded Redis that lives with us
+        from live.redis_support import EmbeddedRedis
 
-    def forward(signum, _frame):
-        for p in procs:
+        redis = EmbeddedRedis(settings.data_dir.resolve() / "redis")
+        settings = settings.model_copy(update={"redis_url": redis.start()})
+        log.info("embedded_redis_started", url=settings.redis_url)
+    try:
+        _supervise(settings, dsn, args.workers, args.worker_ports, log)
+    finally:
+        if redis is not None:
+            redis.stop()
+    return 0
+
+
+def _supervise(settings: Settings, dsn: str, n: int, port_base: int | None, log) -> None:
+    """Run n workers; restart one that dies (kill -9, crash) with a growing delay; on SIGTERM/SIGINT stop them
+    all (each shuts down gracefully: its viewers reconnect to the others) and return when they are gone."""
+    import time
+    from multiprocessing.connection import wait
+
+    ctx = multiprocessing.get_context("spawn")
+    procs: dict[int, multiprocessing.Process] = {}
+    started: dict[int, float] = {}
+    delay = dict.fromkeys(range(n), 1.0)
+    due: dict[int, float] = {}  # worker index -> when to restart it
+    stopping = False
+
+    def spawn(i: int) -> None:
+        own = port_base + i if port_base else None
+        p = ctx.Process(target=_run_worker, args=(settings, dsn, True, False, own), name=f"live-worker-{i}")
+        p.start()
+        procs[i], started[i] = p, time.monotonic()
+
+    for i in range(n):
+        spawn(i)
+    log.info("workers_started", workers=[p.pid for p in procs.values()])
+
+    def stop(signum, _frame):
+        nonlocal stopping
+        stopping = True
+        for p in procs.values():
             if p.is_alive():
                 p.terminate()
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for p in procs:
-        p.join()
-    return 0
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while procs or (due and not stopping):
+        if procs:
+            wait([p.sentinel for p in procs.values()], timeout=0.5)
+        else:
+            time.sleep(0.2)
+        for i, p in list(procs.items()):
+            if p.is_alive():
+                continue
+            del procs[i]
+            if stopping:
+                continue
+            lived = time.monotonic() - started[i]
+            delay[i] = 1.0 if lived > 60 else min(30.0, delay[i] * 2)
+            due[i] = time.monotonic() + delay[i]
+            log.warning("worker_exited", worker=i, pid=p.pid, exitcode=p.exitcode, restart_in=delay[i])
+        for i, when in list(due.items()):
+            if stopping:
+                due.clear()
+            elif time.monotonic() >= when:
+                del due[i]
+                spawn(i)
+                log.info("worker_restarted", worker=i, pid=procs[i].pid)
+
+
+async def _seed_if_empty(services) -> None:
+    from live import seed
+
+    if await seed.is_empty(services.db):
+        await seed.seed(services)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -131,7 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="start the server")
     serve.add_argument("--host", default=None, help="bind address (env HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (env PORT, default 8080)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes sharing the port (with N > 1 and no REDIS_URL: an embedded Redis)")
+    serve.add_argument("--worker-ports", type=int, default=None, metavar="BASE",
+                       help="worker i also listens alone on BASE+i (per-worker health checks)")
     serve.set_defaults(fn=cmd_serve)
     sub.add_parser("migrate", help="apply pending database migrations").set_defaults(fn=cmd_migrate)
     sub.add_parser("seed", help="create the demo data (idempotent)").set_defaults(fn=cmd_seed)

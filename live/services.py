@@ -17,11 +17,8 @@ from live.chat.writer import ChatWriter
 from live.commerce.payments import PaymentProviders
 from live.media.livekit import LiveKitTokens
 from live.outbox import OutboxSender
-from live.ratelimit import MemoryRateLimiter
-from live.rooms.broker import MemoryBroker
 from live.rooms.hub import Hub
-from live.rooms.service import LocalPresence, RoomService
-from live.rooms.state import StreamRegistry
+from live.rooms.wiring import build_rooms
 
 _EXTERNAL_CACHE_SECONDS = 60.0
 
@@ -38,13 +35,11 @@ class Services:
         self.wallet = WalletSignIn(db, domain)
         self.outbox = OutboxSender(db, settings.smtp_url, settings.email_from)
         self._external: dict[str, tuple[float, Principal]] = {}
-        # live rooms: in-process broker, presence and limits (a Redis implementation replaces them for workers)
+        # live rooms: in-process broker, presence and limits; with REDIS_URL the Redis ones over one link
         self.hub = Hub()
-        self.broker = MemoryBroker(self.hub.deliver)
-        self.limiter = MemoryRateLimiter()
         self.media = LiveKitTokens(settings)
         self.chat_writer = ChatWriter(db)
-        self.rooms = RoomService(db, self.hub, self.broker, LocalPresence(self.hub), StreamRegistry(db), self.media)
+        self.redis, self.broker, self.limiter, self.rooms = build_rooms(settings, db, self.hub, self.media)
         self.chat = ChatService(db, self.rooms, self.chat_writer, self.limiter)
         self.payments = PaymentProviders(settings, db)  # Stripe / Paystack / sandbox, and the webhook inbox
         self._tasks: list = []
@@ -71,6 +66,8 @@ class Services:
         """Start background parts (called once the app is up)."""
         self._tasks = [asyncio.create_task(self.outbox.run(), name="outbox"),
                        asyncio.create_task(self.chat_writer.run(), name="chat-writer")]
+        if self.redis is not None:
+            await self.redis.start()  # waits a few seconds for Redis, then serves degraded if it is away
         self.rooms.start()
 
     async def stop(self) -> None:
@@ -83,10 +80,12 @@ class Services:
                 await task
         await self.chat_writer.flush()
         await self.payments.close()
+        if self.redis is not None:
+            await self.redis.stop()
 
     def readiness_probes(self) -> dict:
         """Extra readiness checks besides the database: name -> async callable returning 'ok' or an error."""
-        return {}
+        return {} if self.redis is None else {"redis": self.redis.probe}
 
     def token_for(self, user) -> str:
         return self.tokens.issue(user["id"], user["role"], user["name"])

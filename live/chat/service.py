@@ -37,7 +37,6 @@ class ChatService:
                  rate: int = 5, per: float = 10.0):
         self.db, self.rooms, self.writer, self.limiter = db, rooms, writer, limiter
         self.rate, self.per = rate, per
-        self._last: dict[tuple[str, str], float] = {}  # (stream, user) -> last message time, for slow mode
 
     async def send(self, principal: Principal, id_or_slug: str, text: object) -> dict:
         if not principal.authenticated:
@@ -60,20 +59,18 @@ class ChatService:
         words = {w.lower() for w in _WORD.findall(text)}
         if words & DEFAULT_BLOCKED or words & state.blocked_words:
             raise DomainError("invalid", "the message contains a blocked word")
-        now = time.time()
-        if not staff:
-            if state.slow_mode and now - self._last.get((state.id, uid), 0.0) < state.slow_mode:
-                wait = state.slow_mode - (now - self._last[(state.id, uid)])
+        if not staff:  # both limits are global when workers share Redis (live/ratelimit.py)
+            wait = await self.limiter.spaced(f"slow:{state.id}:{uid}", state.slow_mode)
+            if wait > 0:
                 raise DomainError("rate_limited", f"slow mode: wait {wait:.0f} s")
             if not await self.limiter.hit(f"chat:{state.id}:{uid}", self.rate, self.per):
                 raise DomainError("rate_limited", f"at most {self.rate} messages per {self.per:g} s")
-        self._last[(state.id, uid)] = now
+        now = time.time()
         msg_id = await self.writer.next_id()
         message = {"id": msg_id, "stream_id": state.id,
                    "user": {"id": uid, "name": principal.name, "role": principal.role}, "text": text, "ts": now}
-        env = await self.rooms.publish(state, "chat:new", message)
+        env = await self.rooms.publish(state, "chat:new", message)  # the room's state takes it from the event
         message["seq"] = env.seq
-        state.recent.append(message)
         self.writer.add(msg_id, state.id, uid, text, env.seq, datetime.fromtimestamp(now, timezone.utc))
         return message
 

@@ -1,8 +1,8 @@
 """Publish/subscribe per room with a sequence number and a bounded history for recovery.
 
-`Broker` is the interface; `MemoryBroker` is the in-process implementation (one worker). A Redis broker with
-the same interface spreads rooms across workers. A published event is encoded once, here, into the Socket.IO
-packet text that every viewer receives.
+`Broker` is the interface; `MemoryBroker` is the in-process implementation (one worker); `RedisBroker`
+(live/rooms/redis_broker.py) spreads rooms across workers and machines. A published event is encoded once, by
+the publishing worker, into the Socket.IO packet text that every viewer receives.
 """
 from __future__ import annotations
 
@@ -34,10 +34,20 @@ def encode_event(event: str, data: dict) -> bytes:
 Subscriber = Callable[[str, Envelope], None]
 
 
+# (field name, increments, the caller's last known totals): running totals of a room, e.g. reactions. A shared
+# broker keeps them itself (the known totals are its fallback); the memory broker adds to the known totals.
+Counters = tuple[str, dict[str, int], dict[str, int]]
+
+
 class Broker(Protocol):
     epoch: str
+    shared: bool  # True when other workers publish into the same rooms
 
-    async def publish(self, room: str, event: str, data: dict, *, latest_key: str | None = None) -> Envelope: ...
+    async def publish(self, room: str, event: str, data: dict, *, latest_key: str | None = None,
+                      counters: Counters | None = None) -> Envelope:
+        """Publish to every viewer of the room (on every worker). With counters=(name, increments, known), the
+        increments are added to the room's running totals and the event carries the totals as data[name]."""
+        ...
 
     async def subscribe(self, room: str) -> None: ...
 
@@ -45,6 +55,14 @@ class Broker(Protocol):
 
     async def since(self, room: str, last_seq: int) -> tuple[list[Envelope] | None, int]:
         """Events after last_seq (None if that is older than the history) and the current seq."""
+        ...
+
+    async def current(self, room: str) -> int:
+        """The room's seq as delivered on this worker."""
+        ...
+
+    def follows(self, room: str) -> bool:
+        """Whether this worker receives every event of the room (its cached room state is then current)."""
         ...
 
 
@@ -57,7 +75,13 @@ class MemoryBroker:
         self._seq: dict[str, int] = {}
         self._history: dict[str, deque[Envelope]] = {}
 
-    async def publish(self, room: str, event: str, data: dict, *, latest_key: str | None = None) -> Envelope:
+    shared = False
+
+    async def publish(self, room: str, event: str, data: dict, *, latest_key: str | None = None,
+                      counters: Counters | None = None) -> Envelope:
+        if counters is not None:
+            name, increments, known = counters
+            data = {**data, name: {k: known.get(k, 0) + increments.get(k, 0) for k in {**known, **increments}}}
         seq = self._seq.get(room, 0) + 1
         self._seq[room] = seq
         env = Envelope(seq, event, encode_event(event, {**data, "seq": seq}), latest_key, time.time())
@@ -77,15 +101,22 @@ class MemoryBroker:
     async def since(self, room: str, last_seq: int) -> tuple[list[Envelope] | None, int]:
         return history_since(self._history.get(room, ()), last_seq, self._seq.get(room, 0), self._max_age)
 
+    async def current(self, room: str) -> int:
+        return self._seq.get(room, 0)
+
+    def follows(self, room: str) -> bool:
+        return True  # one worker: every event of every room is published here
+
 
 def history_since(hist, last_seq: int, current: int, max_age: float) -> tuple[list[Envelope] | None, int]:
     if last_seq > current or last_seq < 0:
         return None, current
     if last_seq == current:
         return [], current
-    items = [e for e in hist if e.seq > last_seq]
-    if not items or items[0].seq != last_seq + 1 or items[0].ts < time.time() - max_age:
-        return None, current  # a gap: part of what was missed is gone
+    items = [e for e in hist if last_seq < e.seq <= current]
+    if (not items or items[0].seq != last_seq + 1 or len(items) != current - last_seq
+            or items[0].ts < time.time() - max_age):
+        return None, current  # a gap: part of what was missed is gone (trimmed, or never in the history)
     return collapse(items), current
 
 

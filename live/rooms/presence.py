@@ -1,0 +1,115 @@
+"""Viewer counts. `LocalPresence` counts the sockets of this worker (one worker). `RedisPresence` adds up the
+counts every worker reports to Redis each second; a worker that stops reporting (killed with SIGKILL) drops
+out of the total after `PRESENCE_TTL` seconds. Either way the count is announced by one worker when it changes."""
+from __future__ import annotations
+
+from typing import Protocol
+
+from live.logging import get_logger
+from live.redis_support import FAILURES, RedisLink
+
+log = get_logger("live.rooms.presence")
+PRESENCE_TTL = 6.0  # seconds without a report before a worker's viewers stop counting
+WORKERS_KEY = "live:workers"
+
+
+class Presence(Protocol):
+    async def tally(self, local: dict[str, int]) -> dict[str, tuple[int, bool]]:
+        """Report this worker's viewers per room (0: none left here) and get, per room, the total and whether
+        this worker should announce it (it changed since it was last announced)."""
+        ...
+
+    async def leave_all(self) -> None:
+        """This worker stops: its viewers no longer count."""
+        ...
+
+
+class LocalPresence:
+    def __init__(self):
+        self._announced: dict[str, int] = {}
+
+    async def tally(self, local: dict[str, int]) -> dict[str, tuple[int, bool]]:
+        out = {}
+        for room, n in local.items():
+            if n:
+                out[room] = (n, self._announced.get(room) != n)
+                self._announced[room] = n
+            else:  # the last local viewer left: nobody to tell; the next viewer hears the count again
+                self._announced.pop(room, None)
+                out[room] = (0, False)
+        return out
+
+    async def leave_all(self) -> None:
+        self._announced.clear()
+
+
+# KEYS: workers, then per room (viewers hash, announced key)   ARGV: worker, ttl ms, then one count per room
+TALLY = """
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 100 * ttl)
+local out = {}
+for i = 2, #KEYS, 2 do
+  local hash, announced = KEYS[i], KEYS[i + 1]
+  local n = tonumber(ARGV[2 + i / 2])
+  if n > 0 then redis.call('HSET', hash, ARGV[1], n) else redis.call('HDEL', hash, ARGV[1]) end
+  local flat = redis.call('HGETALL', hash)
+  local total = 0
+  for j = 1, #flat, 2 do
+    local beat = redis.call('ZSCORE', KEYS[1], flat[j])
+    if beat and tonumber(beat) >= now - ttl then
+      total = total + tonumber(flat[j + 1])
+    else
+      redis.call('HDEL', hash, flat[j])  -- a worker that stopped reporting
+    end
+  end
+  if total > 0 then redis.call('EXPIRE', hash, 3600) end
+  local announce = 0
+  if n > 0 and redis.call('GET', announced) ~= tostring(total) then
+    redis.call('SET', announced, total, 'EX', 3600)
+    announce = 1
+  end
+  out[#out + 1] = total
+  out[#out + 1] = announce
+end
+return out
+"""
+
+
+class RedisPresence:
+    """Per room a hash {worker: viewers}; per worker a heartbeat in the sorted set `live:workers`."""
+
+    def __init__(self, link: RedisLink, *, ttl: float = PRESENCE_TTL):
+        self.link = link
+        self.ttl = ttl
+        self._script = link.client.register_script(TALLY)
+        self._reported: set[str] = set()
+
+    async def tally(self, local: dict[str, int]) -> dict[str, tuple[int, bool]]:
+        if not local or not self.link.up:
+            return {}  # without Redis the total is unknown: counts stay as last announced
+        rooms = list(local)
+        keys = [WORKERS_KEY]
+        for room in rooms:
+            keys += [f"live:{{{room}}}:viewers", f"live:{{{room}}}:announced"]
+        try:
+            flat = await self._script(keys=keys, args=[self.link.name, int(self.ttl * 1000), *local.values()])
+        except FAILURES as exc:
+            self.link.failed(exc)
+            return {}
+        self._reported |= {r for r, n in local.items() if n}
+        self._reported -= {r for r, n in local.items() if not n}
+        return {room: (int(flat[2 * i]), bool(flat[2 * i + 1])) for i, room in enumerate(rooms)}
+
+    async def leave_all(self) -> None:
+        if not self.link.up:
+            return
+        try:
+            if self._reported:
+                await self.tally(dict.fromkeys(self._reported, 0))
+            await self.link.client.zrem(WORKERS_KEY, self.link.name)
+        except FAILURES as exc:
+            log.warning("presence_leave_failed", error=str(exc))
