@@ -9,6 +9,8 @@ from live import seed
 from live.config import Settings
 from live.http import account, streams, system
 from live.http import sandbox_pay, webhooks
+from live.http import cart as cart_http, catalog as catalog_http, checkout as checkout_http, orders as orders_http
+from live.commerce import events as cart_events
 from live.http import metrics as metrics_http
 from live.http.api import Api
 from live.http.middleware import cors_middleware, error_middleware, request_id_middleware
@@ -21,7 +23,7 @@ log = get_logger("live.app")
 
 def build_api() -> Api:
     api = Api()
-    for module in (system, account, streams):
+    for module in (system, account, streams, catalog_http, cart_http, checkout_http, orders_http):
         api.include(module.api)
     return api
 
@@ -39,6 +41,7 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
     sandbox_pay.register(app)  # the sandbox provider's confirm page /pay/sandbox/{reference}
     metrics_http.register(app)  # GET /metrics (Prometheus), counts socket events from start-up on
     app["gateway"] = Gateway(app, settings)
+    cart_events.register(app["gateway"])  # cart:add, cart:update, cart:remove
 
     async def lifecycle(app: web.Application):
         if run_migrations:
@@ -48,6 +51,7 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
         db = await Database.connect(dsn)
         services = Services(settings, db)
         app["services"] = services
+        services.commerce.orders.push = app["gateway"].send_to_user  # order:update to buyer and seller
         if settings.seed_demo and await seed.is_empty(db):
             await seed.seed(services)
             log.info("demo_data_seeded")

@@ -15,6 +15,7 @@ from live.config import Settings
 from live.chat.service import ChatService
 from live.chat.writer import ChatWriter
 from live.commerce.payments import PaymentProviders
+from live.commerce.service import Commerce
 from live.media.livekit import LiveKitTokens
 from live.outbox import OutboxSender
 from live.rooms.hub import Hub
@@ -42,6 +43,8 @@ class Services:
         self.redis, self.broker, self.limiter, self.rooms = build_rooms(settings, db, self.hub, self.media)
         self.chat = ChatService(db, self.rooms, self.chat_writer, self.limiter)
         self.payments = PaymentProviders(settings, db)  # Stripe / Paystack / sandbox, and the webhook inbox
+        # catalog, cart, checkout, orders, coupons, analytics; stock changes reach the rooms as stock:update
+        self.commerce = Commerce(settings, db, self.rooms, lambda: self.payments, self.chat_writer.flush)
         self._tasks: list = []
 
     async def authenticate(self, authorization: str | None) -> Principal:
@@ -69,9 +72,11 @@ class Services:
         if self.redis is not None:
             await self.redis.start()  # waits a few seconds for Redis, then serves degraded if it is away
         self.rooms.start()
+        self.commerce.start()  # reservation-expiry and unpaid-order sweepers
 
     async def stop(self) -> None:
         """Stop background parts; pending chat is written before the pool closes."""
+        await self.commerce.stop()
         await self.rooms.stop()
         for task in self._tasks:
             task.cancel()

@@ -1,0 +1,88 @@
+"""Seller analytics for one live stream.
+
+- peak_viewers: the highest concurrent viewer count (connections) the stream reached.
+- chat_messages: messages posted and not deleted.
+- reactions: per kind; the larger of the persisted totals (livestreams.reaction_totals) and this worker's live
+  in-memory totals, both cumulative (the room service does not persist them yet, see docs/commerce.md).
+- add_to_carts: reservations made from the stream (cart:add, or a quantity raised, with the stream
+  attributed); add_to_cart_buyers: distinct buyers behind them; units_added: units reserved that way.
+- orders / paid_orders: orders with at least one line added from the stream / those paid (paid, processing,
+  shipped, delivered); buyers: distinct buyers of paid orders.
+- revenue: per currency, the gross value (before coupon discounts) of the paid order lines that came from the
+  stream; refunded and canceled orders do not count.
+- conversion: cart_conversion = buyers / add_to_cart_buyers, viewer_conversion = buyers / peak_viewers
+  (null when the denominator is 0).
+"""
+from __future__ import annotations
+
+from typing import Awaitable, Callable
+
+from db import Database
+from db import streams as streams_db
+from live.auth.principal import SYSTEM, Principal
+from live.errors import forbidden, not_found
+from live.rooms.state import REACTION_KINDS
+
+PAID = ["paid", "processing", "shipped", "delivered"]
+
+
+def _ratio(n: int, d: int) -> float | None:
+    return round(n / d, 4) if d else None
+
+
+class Analytics:
+    def __init__(self, db: Database, live_reactions: Callable[[str], dict | None],
+                 flush_chat: Callable[[], Awaitable[None]] | None = None):
+        self.db = db
+        self._live_reactions = live_reactions
+        self._flush_chat = flush_chat
+
+    async def for_stream(self, principal: Principal, id_or_slug: str) -> dict:
+        async with self.db.tx(principal) as conn:
+            stream = await streams_db.get(conn, id_or_slug)
+        if stream is None:
+            raise not_found("stream")
+        if not principal.is_admin and stream["seller_user_id"] != principal.user_id:
+            raise forbidden("only the stream's seller sees its analytics")
+        if self._flush_chat is not None:
+            await self._flush_chat()
+        sid = stream["id"]
+        async with self.db.tx(SYSTEM) as conn:
+            row = await conn.fetchrow(
+                """SELECT
+                     (SELECT reaction_totals FROM livestreams WHERE id = $1::uuid) AS reactions,
+                     (SELECT count(*) FROM chat_messages WHERE livestream_id = $1::uuid AND deleted_at IS NULL)
+                        AS chat_messages,
+                     e.add_to_carts, e.add_to_cart_buyers, e.units_added,
+                     o.orders, o.paid_orders, o.buyers
+                   FROM (SELECT count(*) AS add_to_carts, count(DISTINCT actor_id) AS add_to_cart_buyers,
+                                coalesce(sum(quantity), 0) AS units_added
+                         FROM inventory_events WHERE livestream_id = $1::uuid AND kind = 'reservation') e,
+                        (SELECT count(DISTINCT o.id) AS orders,
+                                count(DISTINCT o.id) FILTER (WHERE o.status = ANY($2::text[])) AS paid_orders,
+                                count(DISTINCT o.user_id) FILTER (WHERE o.status = ANY($2::text[])) AS buyers
+                         FROM orders o WHERE EXISTS (SELECT 1 FROM order_items i
+                                                     WHERE i.order_id = o.id AND i.livestream_id = $1::uuid)) o""",
+                sid, PAID)
+            revenue = await conn.fetch(
+                """SELECT i.currency, sum(i.quantity * i.unit_price_minor)::bigint AS amount_minor,
+                          sum(i.quantity)::bigint AS units
+                   FROM order_items i JOIN orders o ON o.id = i.order_id
+                   WHERE i.livestream_id = $1::uuid AND o.status = ANY($2::text[])
+                   GROUP BY i.currency ORDER BY i.currency""", sid, PAID)
+        persisted = row["reactions"] or {}
+        live = self._live_reactions(sid) or {}
+        reactions = {k: max(int(persisted.get(k, 0)), int(live.get(k, 0))) for k in REACTION_KINDS}
+        peak = stream["peak_viewers"]
+        return {
+            "stream_id": sid, "status": stream["status"], "started_at": stream["started_at"],
+            "ended_at": stream["ended_at"], "peak_viewers": peak, "chat_messages": row["chat_messages"],
+            "reactions": reactions, "reactions_total": sum(reactions.values()),
+            "add_to_carts": row["add_to_carts"], "add_to_cart_buyers": row["add_to_cart_buyers"],
+            "units_added": row["units_added"], "orders": row["orders"], "paid_orders": row["paid_orders"],
+            "buyers": row["buyers"],
+            "revenue": [{"currency": r["currency"], "amount_minor": r["amount_minor"], "units": r["units"]}
+                        for r in revenue],
+            "conversion": {"cart_conversion": _ratio(row["buyers"], row["add_to_cart_buyers"]),
+                           "viewer_conversion": _ratio(row["buyers"], peak)},
+        }

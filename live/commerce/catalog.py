@@ -1,0 +1,258 @@
+"""Catalog: categories (a tree), products owned by a seller with their variants, public search, stock
+adjustments by the seller, wishlists. Writes run as the caller, so row-level security is the second guard
+behind the ownership checks made here."""
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+import asyncpg
+import orjson
+
+from db import Database
+from db import catalog as catalog_db
+from db import inventory as inventory_db
+from db import users as users_db
+from live.auth.principal import Principal
+from live.commerce.cart import StockBoard
+from live.errors import DomainError, forbidden, not_found
+
+
+def variant_out(v, *, owner: bool) -> dict:
+    out = {"id": v["id"], "sku": v["sku"], "color": v["color"], "size": v["size"], "price_minor": v["price_minor"],
+           "currency": v["currency"], "available": v["available"]}
+    if owner:
+        out["stock"] = {"on_hand": v["on_hand"], "reserved": v["reserved"], "sold": v["sold"]}
+    return out
+
+
+def product_out(p, variants, *, owner: bool = False) -> dict:
+    return {"id": p["id"], "seller": {"id": p["seller_id"], "name": p["seller_name"]},
+            "category_id": p["category_id"], "title": p["title"], "description": p["description"],
+            "image_urls": list(p["image_urls"]), "status": p["status"], "created_at": p["created_at"],
+            "updated_at": p["updated_at"], "variants": [variant_out(v, owner=owner) for v in variants]}
+
+
+def encode_cursor(*parts) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(parts))).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, n: int) -> list:
+    try:
+        parts = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(parts, list) or len(parts) != n:
+            raise ValueError
+        return parts
+    except (ValueError, orjson.JSONDecodeError):
+        raise DomainError("invalid", "cursor is not one this server gave out") from None
+
+
+def _unique_sku(exc: asyncpg.UniqueViolationError) -> DomainError:
+    return DomainError("conflict", "a variant with this sku exists") if "sku" in str(exc) else DomainError(
+        "conflict", "already exists")
+
+
+class CatalogService:
+    def __init__(self, db: Database, board: StockBoard):
+        self.db = db
+        self.board = board
+
+    # ---- categories ----
+
+    async def category_tree(self, principal: Principal) -> list[dict]:
+        async with self.db.tx(principal) as conn:
+            rows = await catalog_db.categories(conn)
+        nodes = {r["id"]: {**dict(r), "children": []} for r in rows}
+        roots = []
+        for node in nodes.values():
+            parent = nodes.get(node["parent_id"])
+            (parent["children"] if parent else roots).append(node)
+        return roots
+
+    async def create_category(self, principal: Principal, name: str, slug: str, parent_id: str | None,
+                              position: int) -> dict:
+        async with self.db.tx(principal) as conn:
+            if parent_id and not await catalog_db.category_exists(conn, parent_id):
+                raise not_found("parent category")
+            try:
+                return dict(await catalog_db.create_category(conn, name, slug, parent_id, position))
+            except asyncpg.UniqueViolationError:
+                raise DomainError("conflict", "a category with this slug exists") from None
+
+    # ---- ownership ----
+
+    async def _seller_id(self, conn, principal: Principal, wanted: str | None = None) -> str:
+        if principal.is_admin and wanted:
+            return wanted
+        seller = await users_db.seller_for_user(conn, principal.user_id)
+        if seller is None:
+            raise forbidden("create your seller profile first")
+        if wanted and wanted != seller["id"]:
+            raise forbidden("you can only sell as yourself")
+        return seller["id"]
+
+    async def _own_product(self, conn, principal: Principal, product_id: str):
+        row = await catalog_db.product(conn, product_id)
+        if row is None:
+            raise not_found("product")
+        if not principal.is_admin and row["seller_user_id"] != principal.user_id:
+            raise forbidden("only the product's seller can change it")
+        return row
+
+    async def _own_variant(self, conn, principal: Principal, variant_id: str):
+        row = await catalog_db.variant(conn, variant_id)
+        if row is None:
+            raise not_found("variant")
+        await self._own_product(conn, principal, row["product_id"])
+        return row
+
+    # ---- products ----
+
+    async def _product_json(self, conn, product_id: str, principal: Principal) -> dict:
+        row = await catalog_db.product(conn, product_id)
+        if row is None:
+            raise not_found("product")
+        owner = principal.is_admin or row["seller_user_id"] == principal.user_id
+        variants = (await catalog_db.variants_of(conn, [product_id]))[product_id]
+        return product_out(row, variants, owner=owner)
+
+    async def get_product(self, principal: Principal, product_id: str) -> dict:
+        async with self.db.tx(principal) as conn:
+            return await self._product_json(conn, product_id, principal)
+
+    async def create_product(self, principal: Principal, fields: dict) -> dict:
+        variants = fields.pop("variants", [])
+        async with self.db.tx(principal) as conn:
+            seller_id = await self._seller_id(conn, principal, fields.pop("seller_id", None))
+            if fields.get("category_id") and not await catalog_db.category_exists(conn, fields["category_id"]):
+                raise not_found("category")
+            product_id = await catalog_db.insert_product(conn, seller_id, fields)
+            for v in variants:
+                await self._insert_variant(conn, principal, product_id, v)
+            return await self._product_json(conn, product_id, principal)
+
+    async def _insert_variant(self, conn, principal: Principal, product_id: str, v: dict) -> str:
+        try:
+            async with conn.transaction():  # savepoint: a duplicate sku is a clean 409
+                variant_id = await catalog_db.insert_variant(conn, product_id, v)
+        except asyncpg.UniqueViolationError as exc:
+            raise _unique_sku(exc) from None
+        if v.get("stock"):
+            await conn.execute(
+                """INSERT INTO inventory_events (variant_id, kind, quantity, reason, actor_id)
+                   VALUES ($1::uuid, 'adjustment', $2, 'initial stock', $3::uuid)""",
+                variant_id, v["stock"], principal.user_id)
+        return variant_id
+
+    async def update_product(self, principal: Principal, product_id: str, fields: dict) -> dict:
+        async with self.db.tx(principal) as conn:
+            await self._own_product(conn, principal, product_id)
+            if fields.get("category_id") and not await catalog_db.category_exists(conn, fields["category_id"]):
+                raise not_found("category")
+            await catalog_db.update_product(conn, product_id, fields)
+            return await self._product_json(conn, product_id, principal)
+
+    async def add_variant(self, principal: Principal, product_id: str, v: dict) -> dict:
+        async with self.db.tx(principal) as conn:
+            await self._own_product(conn, principal, product_id)
+            await self._insert_variant(conn, principal, product_id, v)
+            return await self._product_json(conn, product_id, principal)
+
+    async def update_variant(self, principal: Principal, variant_id: str, fields: dict) -> dict:
+        async with self.db.tx(principal) as conn:
+            row = await self._own_variant(conn, principal, variant_id)
+            try:
+                async with conn.transaction():
+                    await catalog_db.update_variant(conn, variant_id, fields)
+            except asyncpg.UniqueViolationError as exc:
+                raise _unique_sku(exc) from None
+            return await self._product_json(conn, row["product_id"], principal)
+
+    async def seller_products(self, principal: Principal, status: str | None, limit: int,
+                              cursor: str | None) -> dict:
+        before = None
+        if cursor:
+            ts, pid = decode_cursor(cursor, 2)
+            before = (_ts(ts), pid)
+        async with self.db.tx(principal) as conn:
+            seller_id = await self._seller_id(conn, principal)
+            rows = await catalog_db.seller_products(conn, seller_id, status, limit + 1, before)
+            variants = await catalog_db.variants_of(conn, [r["id"] for r in rows[:limit]])
+        items = [product_out(r, variants[r["id"]], owner=True) for r in rows[:limit]]
+        last = rows[limit - 1] if len(rows) > limit else None
+        return {"items": items,
+                "next_cursor": encode_cursor(last["created_at"].isoformat(), last["id"]) if last else None}
+
+    async def search(self, principal: Principal, *, q: str | None, category_id: str | None,
+                     seller_id: str | None, min_price: int | None, max_price: int | None, currency: str | None,
+                     sort: str | None, limit: int, cursor: str | None) -> dict:
+        q = (q or "").strip() or None
+        sort = sort or ("relevance" if q else "newest")
+        if sort == "relevance" and q is None:
+            raise DomainError("invalid", "sort=relevance needs a search query q")
+        if min_price is not None and max_price is not None and min_price > max_price:
+            raise DomainError("invalid", "min_price is above max_price")
+        after = None
+        if cursor:
+            cur_sort, key, pid = decode_cursor(cursor, 3)
+            if cur_sort != sort:
+                raise DomainError("invalid", "the cursor belongs to another sort order")
+            after = (_ts(key) if sort == "newest" else key, pid)
+        async with self.db.tx(principal) as conn:
+            rows = await catalog_db.search(conn, q=q, category_id=category_id, seller_id=seller_id,
+                                           min_price=min_price, max_price=max_price, currency=currency, sort=sort,
+                                           after=after, limit=limit + 1)
+            page = rows[:limit]
+            variants = await catalog_db.variants_of(conn, [r["id"] for r in page])
+        items = [product_out(r, variants[r["id"]]) for r in page]
+        next_cursor = None
+        if len(rows) > limit:
+            key = page[-1]["sort_key"]
+            next_cursor = encode_cursor(sort, key.isoformat() if isinstance(key, datetime) else key, page[-1]["id"])
+        return {"items": items, "next_cursor": next_cursor}
+
+    # ---- stock ----
+
+    async def adjust_stock(self, principal: Principal, variant_id: str, delta: int, reason: str,
+                           key: str | None) -> dict:
+        async with self.db.tx(principal) as conn:
+            await self._own_variant(conn, principal, variant_id)
+            result, level = await inventory_db.adjust(conn, variant_id, delta, reason, principal.user_id, key)
+            if result == "below_committed":
+                raise DomainError("conflict", "on hand cannot go below the units reserved and sold")
+            row = await catalog_db.variant(conn, variant_id)
+        if result == "ok":
+            await self.board.seen(level)
+        return {**variant_out(row, owner=True), "duplicate": result == "duplicate"}
+
+    async def ledger(self, principal: Principal, variant_id: str, limit: int, before: int | None) -> dict:
+        async with self.db.tx(principal) as conn:
+            await self._own_variant(conn, principal, variant_id)
+            items = await inventory_db.ledger(conn, variant_id, limit, before)
+            totals = await inventory_db.ledger_totals(conn, variant_id)
+        return {"items": items, "totals": totals,
+                "next_before": items[-1]["id"] if len(items) == limit else None}
+
+    # ---- wishlist ----
+
+    async def wishlist(self, principal: Principal) -> dict:
+        async with self.db.tx(principal) as conn:
+            rows = await catalog_db.wishlist(conn, principal.user_id)
+            variants = await catalog_db.variants_of(conn, [r["id"] for r in rows])
+        return {"items": [{**product_out(r, variants[r["id"]]), "added_at": r["added_at"]} for r in rows]}
+
+    async def wish(self, principal: Principal, product_id: str, on: bool) -> None:
+        async with self.db.tx(principal) as conn:
+            if on:
+                if await catalog_db.product(conn, product_id) is None:
+                    raise not_found("product")
+                await catalog_db.wish(conn, principal.user_id, product_id)
+            elif not await catalog_db.unwish(conn, principal.user_id, product_id):
+                raise not_found("wishlist entry")
+
+
+def _ts(value) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise DomainError("invalid", "cursor is not one this server gave out") from None

@@ -1,0 +1,199 @@
+"""Checkout: the buyer's cart becomes one order per seller and one payment attempt, exactly once per
+Idempotency-Key.
+
+One transaction does all of it: claim the key (checkout_requests), lock the cart and its lines, turn held
+reservations (and, for lines whose reservation was released, free units if there are any) into sales, group
+by seller, apply the coupon (one use taken atomically), write orders, lines, history, the payment and its
+links, and close the cart. Any failure rolls everything back, the key included, so the buyer can fix the
+cause and retry with the same key. The provider is called after the commit, with an idempotency key derived
+from the payment, so repeating the call never charges twice; when it fails, the orders stay pending_payment,
+the response says so, and a retry with the same key calls the provider again."""
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import timedelta
+
+import orjson
+
+from db import Database
+from db import cart as cart_db
+from db import inventory as inventory_db
+from db import orders as orders_db
+from db import users as users_db
+from live.auth.principal import SYSTEM, Principal
+from live.commerce import coupons
+from live.commerce.cart import StockBoard
+from live.commerce.orders import OrderService, payment_out
+from live.commerce.payments.base import PaymentRequest
+from live.errors import DomainError, unauthorized
+from live.logging import get_logger
+
+log = get_logger("live.commerce.checkout")
+STALE_PROCESSING = timedelta(seconds=60)  # a checkout that died between commit and provider call
+
+
+def request_hash(body: dict) -> str:
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class CheckoutService:
+    def __init__(self, db: Database, board: StockBoard, orders: OrderService, payments, base_url: str):
+        self.db = db
+        self.board = board
+        self.orders = orders
+        self.payments = payments  # callable () -> registry with get(name) and default_name()
+        self.base_url = base_url
+
+    def _registry(self):
+        registry = self.payments()
+        if registry is None:
+            raise DomainError("provider_unavailable", "no payment provider is configured", status=503)
+        return registry
+
+    async def checkout(self, principal: Principal, key: str, body: dict) -> tuple[dict, bool]:
+        """(response, replayed). body: address or address_id, provider, coupon_code, email, return_url."""
+        if not principal.authenticated:
+            raise unauthorized()
+        user = principal.user_id
+        registry = self._registry()
+        provider_name = body.get("provider") or registry.default_name()
+        body = {**body, "provider": provider_name}
+        provider = registry.get(provider_name)  # provider_unavailable before anything is written
+        digest = request_hash(body)
+        async with self.db.tx(SYSTEM) as conn:
+            if not await orders_db.claim_checkout(conn, user, key, digest):
+                prior = await orders_db.checkout_request(conn, user, key)
+            else:
+                prior = None
+                created = await self._create(conn, user, key, body)
+                await orders_db.store_checkout(conn, user, key, "processing", created["response"])
+        if prior is not None:
+            return await self._replay(principal, key, digest, prior)
+        await self.board.seen(created["levels"])
+        await self.orders.announce_created(created["order_ids"])
+        response = await self._start_payment(user, key, created["response"], provider, body)
+        return response, False
+
+    async def _replay(self, principal: Principal, key: str, digest: str, prior) -> tuple[dict, bool]:
+        if prior["request_hash"] != digest:
+            raise DomainError("idempotency_key_reused",
+                              "this Idempotency-Key was used with a different request", status=422)
+        if prior["status"] == "completed":
+            return prior["response"], True
+        if prior["status"] == "processing" and prior["age"] < STALE_PROCESSING:
+            raise DomainError("in_progress", "a checkout with this Idempotency-Key is in progress; retry shortly",
+                              status=409)
+        # the payment start failed (or the process died before it): try the provider again
+        response = prior["response"]
+        provider = self._registry().get(response["payment"]["provider"])
+        return await self._start_payment(principal.user_id, key, response, provider, {}), True
+
+    async def _create(self, conn, user: str, key: str, body: dict) -> dict:
+        cart_id = await cart_db.lock_active(conn, user)
+        lines = await cart_db.lines_for_checkout(conn, cart_id) if cart_id else []
+        if not lines:
+            raise DomainError("cart_empty", "your cart is empty", status=409)
+        gone = [ln["sku"] for ln in lines if ln["product_status"] != "active"]
+        if gone:
+            raise DomainError("unavailable", "some products are no longer sold: remove them from your cart",
+                              status=409, details=[{"sku": s} for s in gone])
+        currencies = {ln["currency"] for ln in lines}
+        if len(currencies) != 1:
+            raise DomainError("conflict", "one currency per checkout: your cart mixes " + ", ".join(sorted(currencies)))
+        currency = currencies.pop()
+        address = await self._address(conn, user, body)
+
+        levels, missing = await inventory_db.sell(
+            conn, [(ln["variant_id"], ln["quantity"], ln["quantity"] if ln["held"] else 0) for ln in lines],
+            user, "checkout")
+        if missing:
+            now = {lv.variant_id: lv.available for lv in await inventory_db.levels(conn, missing)}
+            raise DomainError("out_of_stock", "some items are no longer available in the quantity you want",
+                              details=[{"variant_id": ln["variant_id"], "sku": ln["sku"], "title": ln["title"],
+                                        "requested": ln["quantity"], "available": max(now.get(ln["variant_id"], 0), 0)}
+                                       for ln in lines if ln["variant_id"] in missing])
+        by_seller: dict[str, list] = {}
+        for ln in lines:
+            by_seller.setdefault(ln["seller_id"], []).append(ln)
+        subtotals = {s: sum(ln["price_minor"] * ln["quantity"] for ln in group) for s, group in by_seller.items()}
+        discount = None
+        if body.get("coupon_code"):
+            discount = await coupons.take(conn, body["coupon_code"], subtotals, currency)
+        totals = {s: subtotals[s] - (discount.by_seller.get(s, 0) if discount else 0) for s in subtotals}
+        amount = sum(totals.values())
+        status = "pending_payment" if amount > 0 else "paid"
+        order_ids = []
+        for seller_id in sorted(by_seller):
+            group = by_seller[seller_id]
+            streams = [ln["livestream_id"] for ln in sorted(group, key=lambda ln: ln["created_at"]) if ln["livestream_id"]]
+            off = discount.by_seller.get(seller_id, 0) if discount else 0
+            order_id = await orders_db.insert_order(
+                conn, user_id=user, seller_id=seller_id, livestream_id=streams[0] if streams else None,
+                subtotal=subtotals[seller_id], discount=off, total=totals[seller_id], currency=currency,
+                coupon_id=discount.coupon_id if discount and off else None, address=address, checkout_key=key,
+                status=status)
+            await orders_db.insert_items(conn, order_id, group)
+            await orders_db.add_history(conn, [order_id], None, "pending_payment", user, "user", "checkout")
+            if status == "paid":
+                await orders_db.add_history(conn, [order_id], "pending_payment", "paid", None, "system",
+                                            "nothing to pay")
+            order_ids.append(order_id)
+        payment_id = str(uuid.uuid4())
+        await orders_db.insert_payment(conn, payment_id=payment_id, user_id=user, provider=body["provider"],
+                                       amount=amount, currency=currency,
+                                       status="requires_action" if amount > 0 else "succeeded", order_ids=order_ids)
+        await cart_db.mark_converted(conn, cart_id)
+        orders = await orders_db.orders_json(conn, order_ids)
+        for o in orders:
+            o.pop("_seller_user_id")
+        pay = await orders_db.payment(conn, payment_id)
+        response = {"orders": orders, "payment": payment_out(pay, buyer=True),
+                    "coupon_code": discount.code if discount else None}
+        return {"response": response, "order_ids": order_ids, "levels": levels}
+
+    async def _address(self, conn, user: str, body: dict) -> dict:
+        if body.get("address_id"):
+            row = await conn.fetchrow(
+                """SELECT name, line1, line2, city, state, postal_code, country, phone FROM addresses
+                   WHERE id = $1::uuid AND user_id = $2::uuid""", body["address_id"], user)
+            if row is None:
+                raise DomainError("not_found", "address not found")
+            return dict(row)
+        return body["address"]
+
+    async def _start_payment(self, user: str, key: str, response: dict, provider, body: dict) -> dict:
+        payment = response["payment"]
+        async with self.db.tx(SYSTEM) as conn:
+            pay = await orders_db.payment(conn, payment["id"])
+            email = (await users_db.get(conn, user))["email"] or body.get("email")
+        if pay["status"] == "requires_action" and not pay["provider_ref"]:
+            req = PaymentRequest(
+                payment_id=pay["id"], amount_minor=pay["amount_minor"], currency=pay["currency"],
+                idempotency_key=pay["idempotency_key"], email=email or body.get("email"),
+                description="Orders " + ", ".join(o["number"] for o in response["orders"]),
+                return_url=body.get("return_url"),
+                metadata={"payment_id": pay["id"], "orders": ",".join(o["number"] for o in response["orders"])})
+            try:
+                started = await provider.start(req)
+            except Exception as exc:
+                log.warning("payment_start_failed", payment_id=pay["id"], provider=pay["provider"], error=str(exc))
+                message = exc.message if isinstance(exc, DomainError) else "the payment provider did not answer"
+                async with self.db.tx(SYSTEM) as conn:
+                    await orders_db.set_payment(conn, pay["id"], start_error=message[:500])
+                    pay = await orders_db.payment(conn, pay["id"])
+                    out = {**response, "payment": {**payment_out(pay, buyer=True), "started": False,
+                                                   "error": message,
+                                                   "retry": "repeat this request with the same Idempotency-Key"}}
+                    await orders_db.store_checkout(conn, user, key, "failed", out)
+                return out
+            async with self.db.tx(SYSTEM) as conn:
+                await orders_db.record_start(conn, pay["id"], started.provider_ref, started.client_secret,
+                                             started.authorization_url,
+                                             started.status if started.status in orders_db.OPEN_PAYMENT
+                                             else "requires_action")
+        async with self.db.tx(SYSTEM) as conn:
+            pay = await orders_db.payment(conn, payment["id"])
+            out = {**response, "payment": {**payment_out(pay, buyer=True), "started": True}}
+            await orders_db.store_checkout(conn, user, key, "completed", out)
+        return out

@@ -1,0 +1,349 @@
+"""Orders after checkout: status changes (each one writes the status history and is pushed as `order:update`
+to the buyer's and the seller's sockets), buyer and seller cancellation, the seller moving an order along,
+payment events from the providers' webhooks, and the sweep of orders left unpaid.
+
+Status flow: pending_payment -> paid -> processing -> shipped -> delivered; canceled and refunded end it.
+Locks are taken payment first, then its orders (id order), then variants (id order), everywhere."""
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+import asyncpg
+
+from db import Database
+from db import inventory as inventory_db
+from db import orders as orders_db
+from live.auth.principal import SYSTEM, Principal
+from live.commerce.cart import StockBoard
+from live.commerce.payments.base import PaymentEvent
+from live.errors import DomainError, forbidden, not_found
+from live.logging import get_logger
+
+log = get_logger("live.commerce.orders")
+OPEN = orders_db.OPEN_PAYMENT
+PAID_LIKE = ("paid", "processing", "shipped", "delivered")
+SELLER_MOVES = {"paid": ("processing", "shipped"), "processing": ("shipped",), "shipped": ("delivered",)}
+SELLER_CANCELABLE = ("pending_payment", "paid", "processing")
+RESTOCK_ON_REFUND = ("paid", "processing")  # not shipped yet: the units never left
+
+Push = Callable[[str, str, dict], int]
+
+
+class Changes:
+    """What a transaction changed, published after it commits."""
+
+    def __init__(self) -> None:
+        self.order_ids: list[str] = []
+        self.levels: list = []
+
+    def add(self, order_ids: list[str], levels: list | None = None) -> None:
+        self.order_ids += [o for o in order_ids if o not in self.order_ids]
+        self.levels += levels or []
+
+
+class OrderService:
+    def __init__(self, db: Database, board: StockBoard, payment_timeout: int, providers=None):
+        self.db = db
+        self.board = board
+        self.payment_timeout = payment_timeout
+        self.providers = providers  # callable () -> payments registry (set by Services), or None
+        self.push: Push | None = None  # Gateway.send_to_user, set by the app
+
+    # ---- the one place statuses change ----
+
+    async def _move(self, conn, orders: list, to: str, changes: Changes, *, actor_id: str | None,
+                    actor_kind: str, reason: str | None, restock: bool = False) -> None:
+        """Move `orders` (locked rows with id and status) to `to`, with history and, when asked, their
+        units back to stock."""
+        by_from: dict[str, list[str]] = {}
+        for o in orders:
+            by_from.setdefault(o["status"], []).append(o["id"])
+        ids = [o["id"] for o in orders]
+        if not ids:
+            return
+        await orders_db.set_status(conn, ids, to)
+        for from_status, group in by_from.items():
+            await orders_db.add_history(conn, group, from_status, to, actor_id, actor_kind, reason)
+        levels = []
+        if restock:
+            levels = await inventory_db.unsell(conn, await orders_db.order_lines(conn, ids), actor_id,
+                                               f"order {to}" + (f": {reason}" if reason else ""))
+        changes.add(ids, levels)
+
+    async def publish(self, changes: Changes) -> None:
+        if changes.levels:
+            await self.board.seen(changes.levels)
+        if not changes.order_ids or self.push is None:
+            return
+        async with self.db.tx(SYSTEM) as conn:
+            orders = await orders_db.orders_json(conn, changes.order_ids)
+        for order in orders:
+            seller_user = order.pop("_seller_user_id")
+            for user in {order["user_id"], seller_user}:
+                self.push(user, "order:update", {"order": order})
+
+    async def announce_created(self, order_ids: list[str]) -> None:
+        changes = Changes()
+        changes.add(order_ids)
+        await self.publish(changes)
+
+    # ---- payments (webhooks) ----
+
+    async def apply_payment_event(self, event: PaymentEvent) -> str:
+        """Apply a verified provider event: "applied", "ignored" (duplicate, stale or not ours to act on) or
+        the reason it was not applied. Idempotent and monotonic: an order never moves backwards."""
+        if event.kind == "ignored":
+            return "ignored"
+        changes = Changes()
+        try:
+            async with self.db.tx(SYSTEM) as conn:
+                pay = None
+                if event.provider_ref:
+                    pay = await orders_db.payment_by_ref(conn, event.provider, event.provider_ref)
+                if pay is None and event.payment_id:
+                    pay = await orders_db.payment(conn, event.payment_id, lock=True)
+                    if pay is not None and pay["provider"] != event.provider:
+                        pay = None
+                if pay is None:
+                    log.warning("payment_event_unknown", provider=event.provider, ref=event.provider_ref)
+                    return "unknown_payment"
+                result = await self._apply(conn, pay, event, changes)
+        except asyncpg.DataError:
+            return "unknown_payment"  # e.g. a payment_id that is not a uuid
+        await self.publish(changes)
+        log.info("payment_event", provider=event.provider, kind=event.kind, key=event.event_key, result=result)
+        return result
+
+    async def _apply(self, conn, pay, event: PaymentEvent, changes: Changes) -> str:
+        why = f"{event.provider}: {event.event_type}"
+        if event.kind == "succeeded":
+            if (event.amount_minor != pay["amount_minor"]
+                    or (event.currency or "").upper() != pay["currency"]):
+                await orders_db.set_payment(conn, pay["id"], issue="amount_mismatch", issue_details={
+                    "expected": {"amount_minor": pay["amount_minor"], "currency": pay["currency"]},
+                    "received": {"amount_minor": event.amount_minor, "currency": event.currency},
+                    "event_key": event.event_key})
+                log.warning("payment_amount_mismatch", payment_id=pay["id"], expected=pay["amount_minor"],
+                            got=event.amount_minor, currency=event.currency)
+                return "amount_mismatch"
+            if pay["status"] in ("succeeded", "refunded"):
+                return "ignored"
+            orders = await orders_db.payment_orders(conn, pay["id"])
+            pending = [o for o in orders if o["status"] == "pending_payment"]
+            canceled = [o for o in orders if o["status"] == "canceled"]
+            fields: dict = {"status": "succeeded", "provider_ref": pay["provider_ref"] or event.provider_ref}
+            if canceled:
+                # money taken for orders already canceled (payment timeout, cancellation): keep them canceled,
+                # owe the refund, flag it for a human
+                fields.update(issue="paid_after_cancel", refund_due_minor=pay["refund_due_minor"] + sum(
+                    o["total_minor"] for o in canceled), issue_details={
+                    "orders": [o["id"] for o in canceled], "event_key": event.event_key})
+            await orders_db.set_payment(conn, pay["id"], **fields)
+            await self._move(conn, pending, "paid", changes, actor_id=None, actor_kind="webhook", reason=why)
+            return "paid_after_cancel" if canceled else "applied"
+        if event.kind in ("failed", "canceled"):
+            if pay["status"] not in OPEN:
+                return "ignored"  # e.g. a failure arriving after the success: never move backwards
+            orders = await orders_db.payment_orders(conn, pay["id"])
+            await self._close_unpaid(conn, pay, orders, event.kind, changes, actor_id=None, actor_kind="webhook",
+                                     reason=why)
+            return "applied"
+        if event.kind == "refunded":
+            return await self._refunded(conn, pay, event, changes, why)
+        return "ignored"
+
+    async def _refunded(self, conn, pay, event: PaymentEvent, changes: Changes, why: str) -> str:
+        if pay["status"] != "succeeded":
+            return "ignored"
+        amount = event.amount_minor
+        if amount is not None and amount < pay["amount_minor"]:
+            # a partial refund: what a canceled order was owed, or something a human must look at
+            due = pay["refund_due_minor"]
+            if amount <= due:
+                left = due - amount
+                await orders_db.set_payment(conn, pay["id"], refund_due_minor=left,
+                                            issue=pay["issue"] if left else None)
+                return "applied"
+            await orders_db.set_payment(conn, pay["id"], issue="refund_due", issue_details={
+                "partial_refund_minor": amount, "event_key": event.event_key})
+            return "partial_refund"
+        orders = await orders_db.payment_orders(conn, pay["id"])
+        await orders_db.set_payment(conn, pay["id"], status="refunded", refund_due_minor=0, issue=None)
+        restock = [o for o in orders if o["status"] in RESTOCK_ON_REFUND]
+        keep = [o for o in orders if o["status"] in ("shipped", "delivered")]
+        await self._move(conn, restock, "refunded", changes, actor_id=None, actor_kind="webhook", reason=why,
+                         restock=True)
+        await self._move(conn, keep, "refunded", changes, actor_id=None, actor_kind="webhook", reason=why)
+        return "applied"
+
+    async def _cancel_unpaid(self, conn, orders: list, changes: Changes, *, actor_id, actor_kind, reason) -> None:
+        """Cancel the pending orders among `orders`, their units back to stock."""
+        pending = [o for o in orders if o["status"] == "pending_payment"]
+        await self._move(conn, pending, "canceled", changes, actor_id=actor_id, actor_kind=actor_kind,
+                         reason=reason, restock=True)
+
+    async def _close_unpaid(self, conn, pay, orders: list, status: str, changes: Changes, *, actor_id,
+                            actor_kind, reason) -> None:
+        """A payment that will not complete: its pending orders canceled, the payment marked, and the
+        checkout's coupon use given back (once per checkout)."""
+        await self._cancel_unpaid(conn, orders, changes, actor_id=actor_id, actor_kind=actor_kind, reason=reason)
+        if pay is not None and pay["status"] in OPEN:
+            await orders_db.set_payment(conn, pay["id"], status=status)
+            await orders_db.release_coupons(conn, {o["coupon_id"] for o in orders if o["coupon_id"]})
+
+    # ---- unpaid orders ----
+
+    async def cancel_unpaid(self) -> int:
+        """Cancel orders whose payment did not complete within order_payment_timeout_seconds (asking the
+        provider first, when it can say, whether the payment went through after all). Returns how many
+        payments were closed."""
+        async with self.db.tx(SYSTEM) as conn:
+            payment_ids = await orders_db.stale_unpaid(conn, self.payment_timeout, 100)
+        closed = 0
+        for payment_id in payment_ids:
+            if await self._verify_with_provider(payment_id):
+                continue
+            changes = Changes()
+            async with self.db.tx(SYSTEM) as conn:
+                pay = await conn.fetchrow(
+                    "SELECT id::text AS id, status FROM payments WHERE id = $1::uuid FOR UPDATE SKIP LOCKED",
+                    payment_id)
+                if pay is None:
+                    continue  # a webhook is working on it right now
+                orders = await orders_db.payment_orders(conn, payment_id)
+                await self._close_unpaid(conn, pay, orders, "canceled", changes, actor_id=None,
+                                         actor_kind="system", reason="payment not completed in time")
+            await self.publish(changes)
+            closed += 1
+        return closed
+
+    async def _verify_with_provider(self, payment_id: str) -> bool:
+        """True when the provider reports the payment settled (and it was applied)."""
+        if self.providers is None:
+            return False
+        async with self.db.tx(SYSTEM) as conn:
+            pay = await orders_db.payment(conn, payment_id)
+        if pay is None or not pay["provider_ref"] or pay["status"] not in OPEN:
+            return False
+        try:
+            provider = self.providers().get(pay["provider"])
+            event = await provider.verify(pay["provider_ref"])
+        except Exception as exc:  # provider down: the timeout still applies
+            log.warning("payment_verify_failed", payment_id=payment_id, error=str(exc))
+            return False
+        if event is None or event.kind not in ("succeeded",):
+            return False
+        return await self.apply_payment_event(event) in ("applied", "paid_after_cancel")
+
+    async def run_sweeper(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.cancel_unpaid()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("unpaid_sweep_failed")
+
+    # ---- buyers and sellers ----
+
+    async def cancel_by_buyer(self, principal: Principal, order_id: str, reason: str | None) -> dict:
+        """Unpaid: the order and the rest of its checkout (one payment) are canceled. Paid and not yet being
+        prepared: canceled, units back to stock, the refund is owed (payment flagged refund_due)."""
+        changes = Changes()
+        async with self.db.tx(SYSTEM) as conn:
+            order = await self._visible_order(conn, order_id, principal, as_seller=False)
+            payment_id = await orders_db.payment_of_order(conn, order_id)
+            pay = await orders_db.payment(conn, payment_id, lock=True) if payment_id else None
+            order = await orders_db.lock_order(conn, order_id)
+            why = reason or "canceled by the buyer"
+            if order["status"] == "pending_payment":
+                orders = await orders_db.payment_orders(conn, payment_id) if payment_id else [order]
+                await self._close_unpaid(conn, pay, orders, "canceled", changes, actor_id=principal.user_id,
+                                         actor_kind="user", reason=why)
+            elif order["status"] == "paid":
+                await self._cancel_paid(conn, order, pay, changes, principal.user_id, "user", why)
+            elif order["status"] == "canceled":
+                raise DomainError("conflict", "the order is already canceled")
+            else:
+                raise DomainError("conflict", f"the order is {order['status']}: ask the seller to cancel it")
+        await self.publish(changes)
+        return await self.detail(principal, order_id)
+
+    async def _cancel_paid(self, conn, order, pay, changes: Changes, actor_id, actor_kind, why) -> None:
+        await self._move(conn, [order], "canceled", changes, actor_id=actor_id, actor_kind=actor_kind, reason=why,
+                         restock=True)
+        if pay is not None:
+            await orders_db.set_payment(conn, pay["id"], issue="refund_due",
+                                        refund_due_minor=pay["refund_due_minor"] + order["total_minor"],
+                                        issue_details={"orders": [order["id"]], "reason": why})
+
+    async def seller_set_status(self, principal: Principal, order_id: str, to: str, reason: str | None) -> dict:
+        changes = Changes()
+        async with self.db.tx(SYSTEM) as conn:
+            await self._visible_order(conn, order_id, principal, as_seller=True)
+            payment_id = await orders_db.payment_of_order(conn, order_id)
+            pay = await orders_db.payment(conn, payment_id, lock=True) if payment_id else None
+            order = await orders_db.lock_order(conn, order_id)
+            current = order["status"]
+            if to == "canceled":
+                why = reason or "canceled by the seller"
+                if current not in SELLER_CANCELABLE:
+                    raise DomainError("conflict", f"a {current} order cannot be canceled")
+                if current == "pending_payment":
+                    # only this seller's order; the payment closes when none of its orders is left to pay
+                    await self._cancel_unpaid(conn, [order], changes, actor_id=principal.user_id,
+                                              actor_kind="seller", reason=why)
+                    others = await orders_db.payment_orders(conn, payment_id) if payment_id else []
+                    if others and all(o["status"] == "canceled" for o in others):
+                        await self._close_unpaid(conn, pay, others, "canceled", changes, actor_id=principal.user_id,
+                                                 actor_kind="seller", reason=why)
+                else:
+                    await self._cancel_paid(conn, order, pay, changes, principal.user_id, "seller", why)
+            else:
+                if to not in SELLER_MOVES.get(current, ()):
+                    raise DomainError("conflict", f"a {current} order cannot become {to}")
+                await self._move(conn, [order], to, changes, actor_id=principal.user_id, actor_kind="seller",
+                                 reason=reason)
+        await self.publish(changes)
+        return await self.detail(principal, order_id)
+
+    async def _visible_order(self, conn, order_id: str, principal: Principal, *, as_seller: bool):
+        row = await conn.fetchrow(
+            """SELECT o.user_id::text AS user_id, s.user_id::text AS seller_user_id
+               FROM orders o JOIN sellers s ON s.id = o.seller_id WHERE o.id = $1::uuid""", order_id)
+        if row is None:
+            raise not_found("order")
+        if principal.is_admin:
+            return row
+        if as_seller and row["seller_user_id"] != principal.user_id:
+            raise (not_found("order") if row["user_id"] != principal.user_id
+                   else forbidden("only the seller moves an order along"))
+        if not as_seller and row["user_id"] != principal.user_id:
+            raise not_found("order")
+        return row
+
+    # ---- reading ----
+
+    async def detail(self, principal: Principal, order_id: str) -> dict:
+        async with self.db.tx(principal) as conn:
+            order = await orders_db.order_json(conn, order_id)
+            if order is None:
+                raise not_found("order")
+            order["history"] = await orders_db.history(conn, order_id)
+            order["shipments"] = await orders_db.shipments(conn, order_id)
+        async with self.db.tx(SYSTEM) as conn:  # the seller may not read the buyer's payment row
+            payment_id = await orders_db.payment_of_order(conn, order_id)
+            pay = await orders_db.payment(conn, payment_id) if payment_id else None
+        order["payment"] = payment_out(pay, buyer=order["user_id"] == principal.user_id) if pay else None
+        return order
+
+
+def payment_out(pay, *, buyer: bool) -> dict:
+    out = {"id": pay["id"], "provider": pay["provider"], "status": pay["status"], "amount_minor": pay["amount_minor"],
+           "currency": pay["currency"], "refund_due_minor": pay["refund_due_minor"], "issue": pay["issue"]}
+    if buyer:
+        out.update(provider_ref=pay["provider_ref"], client_secret=pay["client_secret"],
+                   authorization_url=pay["authorization_url"])
+    return out

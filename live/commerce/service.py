@@ -1,0 +1,68 @@
+"""The commerce facade on Services (`services.commerce`): catalog, cart, checkout, orders, coupons and
+analytics share one StockBoard (live availability -> the rooms' stock:update) and run two sweepers."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Callable
+
+from db import Database
+from live.commerce.analytics import Analytics
+from live.commerce.cart import CartService, StockBoard
+from live.commerce.catalog import CatalogService
+from live.commerce.checkout import CheckoutService
+from live.commerce.coupons import CouponService
+from live.commerce.orders import OrderService
+from live.commerce.payments.base import PaymentEvent
+from live.config import Settings
+from live.rooms.service import RoomService
+
+
+def reservation_sweep_interval(seconds: int) -> float:
+    return max(1.0, min(5.0, seconds / 10))
+
+
+def unpaid_sweep_interval(seconds: int) -> float:
+    return max(2.0, min(60.0, seconds / 10))
+
+
+class Commerce:
+    def __init__(self, settings: Settings, db: Database, rooms: RoomService, payments: Callable[[], object],
+                 flush_chat=None):
+        self.settings = settings
+        self.board = StockBoard(rooms.stock_changed)
+
+        async def stream_id(id_or_slug: str) -> str:
+            return (await rooms.streams.get(id_or_slug)).id
+
+        def live_reactions(stream_id: str) -> dict | None:
+            state = rooms.streams.cached(stream_id)
+            return dict(state.reaction_totals) if state is not None else None
+
+        self.cart = CartService(db, settings.cart_reservation_seconds, self.board, stream_id)
+        self.orders = OrderService(db, self.board, settings.order_payment_timeout_seconds, payments)
+        self.checkout = CheckoutService(db, self.board, self.orders, payments, settings.base_url())
+        self.catalog = CatalogService(db, self.board)
+        self.coupons = CouponService(db)
+        self.analytics = Analytics(db, live_reactions, flush_chat)
+        self._tasks: list[asyncio.Task] = []
+
+    async def apply_payment_event(self, event: PaymentEvent) -> str:
+        """For the payments webhooks: "applied", "ignored" or why it was not applied (see OrderService)."""
+        return await self.orders.apply_payment_event(event)
+
+    def start(self) -> None:
+        s = self.settings
+        self._tasks = [
+            asyncio.create_task(self.cart.run_sweeper(reservation_sweep_interval(s.cart_reservation_seconds)),
+                                name="reservation-sweeper"),
+            asyncio.create_task(self.orders.run_sweeper(unpaid_sweep_interval(s.order_payment_timeout_seconds)),
+                                name="unpaid-order-sweeper")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []

@@ -1,0 +1,118 @@
+"""Orders over REST: the buyer's orders and cancellation, the seller's order list and status moves, and the
+seller's per-stream analytics."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from db import orders as orders_db
+from db import streams as streams_db
+from live.auth.principal import Principal
+from live.commerce.catalog import decode_cursor, encode_cursor
+from live.errors import DomainError, not_found
+from live.http.api import API, Api, Call
+from live.http.catalog import uuid_param
+
+api = Api()
+SELLERS = ("seller", "admin")
+STATUSES = Literal["pending_payment", "paid", "processing", "shipped", "delivered", "canceled", "refunded"]
+
+
+class MyOrdersQuery(BaseModel):
+    status: STATUSES | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=500, description="next_cursor of the previous page")
+
+
+class SellerOrdersQuery(MyOrdersQuery):
+    stream_id: str | None = Field(default=None, max_length=120, description="orders attributed to this stream (id or slug)")
+    since: datetime | None = Field(default=None, alias="from", description="created at or after (ISO 8601)")
+    until: datetime | None = Field(default=None, alias="to", description="created before (ISO 8601)")
+
+
+class CancelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class StatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    status: Literal["processing", "shipped", "delivered", "canceled"]
+    reason: str | None = Field(default=None, max_length=500)
+
+
+async def _page(call: Call, principal: Principal, q, **filters) -> dict:
+    before = None
+    if q.cursor:
+        ts, oid = decode_cursor(q.cursor, 2)
+        try:
+            before = (datetime.fromisoformat(ts), oid)
+        except (TypeError, ValueError):
+            raise DomainError("invalid", "cursor is not one this server gave out") from None
+    async with call.services.db.tx(principal) as conn:
+        if filters.get("stream_id"):
+            stream = await streams_db.get(conn, filters["stream_id"])
+            if stream is None:
+                raise not_found("stream")
+            filters["stream_id"] = stream["id"]
+        rows = await orders_db.list_orders(conn, status=q.status, before=before, limit=q.limit + 1, **filters)
+    items = [r["j"] for r in rows[:q.limit]]
+    last = rows[q.limit - 1] if len(rows) > q.limit else None
+    return {"items": items, "next_cursor": encode_cursor(last["created_at"].isoformat(), last["id"]) if last else None}
+
+
+@api.route("GET", f"{API}/me/orders", summary="Your orders, newest first", tag="orders", auth="user",
+           query=MyOrdersQuery)
+async def my_orders(call: Call):
+    return await _page(call, call.principal, call.query, user_id=call.principal.user_id)
+
+
+@api.route("GET", f"{API}/me/orders/{{id}}", summary="One of your orders: items, history, payment, shipping",
+           tag="orders", auth="user", errors=(404,))
+async def my_order(call: Call):
+    order_id = uuid_param(call, what="order")
+    order = await call.services.commerce.orders.detail(call.principal, order_id)
+    if order["user_id"] != call.principal.user_id:
+        raise not_found("order")
+    return order
+
+
+@api.route("POST", f"{API}/me/orders/{{id}}/cancel",
+           summary="Cancel your order (unpaid: with the rest of its checkout; paid: refund owed)",
+           tag="orders", auth="user", body=CancelIn, errors=(404, 409))
+async def cancel_my_order(call: Call):
+    return await call.services.commerce.orders.cancel_by_buyer(call.principal, uuid_param(call, what="order"),
+                                                               call.body.reason)
+
+
+@api.route("GET", f"{API}/seller/orders", summary="Your shop's orders; filter by status, stream and dates",
+           tag="orders", auth="user", roles=SELLERS, query=SellerOrdersQuery, errors=(404,))
+async def seller_orders(call: Call):
+    q = call.query
+    p = call.principal
+    return await _page(call, p, q, sellers_of=None if p.is_admin else p.user_id, stream_id=q.stream_id,
+                       since=q.since, until=q.until)
+
+
+@api.route("GET", f"{API}/seller/orders/{{id}}", summary="One of your shop's orders", tag="orders",
+           auth="user", roles=SELLERS, errors=(404,))
+async def seller_order(call: Call):
+    return await call.services.commerce.orders.detail(call.principal, uuid_param(call, what="order"))
+
+
+@api.route("POST", f"{API}/seller/orders/{{id}}/status",
+           summary="Move an order along (processing, shipped, delivered) or cancel it before shipping",
+           tag="orders", auth="user", roles=SELLERS, body=StatusIn, errors=(404, 409))
+async def seller_order_status(call: Call):
+    b = call.body
+    return await call.services.commerce.orders.seller_set_status(call.principal, uuid_param(call, what="order"),
+                                                                 b.status, b.reason)
+
+
+@api.route("GET", f"{API}/livestreams/{{id}}/analytics",
+           summary="The stream's sales analytics (its seller and admins)", tag="livestreams", auth="user",
+           errors=(403, 404))
+async def stream_analytics(call: Call):
+    return await call.services.commerce.analytics.for_stream(call.principal, call.param("id"))

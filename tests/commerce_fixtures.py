@@ -1,0 +1,138 @@
+"""Fixtures and helpers for the commerce tests (tests/test_commerce_*.py): the app on a real port with a real
+PostgreSQL, users with tokens, products created through the REST API, stock read straight from the database,
+and the ledger invariant checked against the counters."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import pytest
+
+from db import inventory as inventory_db
+from live.auth.principal import SYSTEM
+from tests.conftest import make_settings
+from tests.rooms_helpers import Viewer
+
+API = "/api/v1"
+ADDRESS = {"name": "Ada Buyer", "line1": "1 Market St", "city": "Lagos", "postal_code": "100001", "country": "NG"}
+
+
+@dataclass
+class Actor:
+    id: str
+    token: str
+    name: str
+
+    @property
+    def headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+class Shop:
+    def __init__(self, client):
+        self.client = client
+
+    @property
+    def services(self):
+        return self.client.app["services"]
+
+    @property
+    def base(self) -> str:
+        return str(self.client.make_url("/")).rstrip("/")
+
+    async def user(self, name: str | None = None, role: str = "customer") -> Actor:
+        from db import users as users_db
+
+        name = name or f"{role}-{uuid.uuid4().hex[:8]}"
+        async with self.services.db.tx(SYSTEM) as conn:
+            user = await users_db.find_or_create_by_name(conn, name, role)
+            if role == "seller":
+                await users_db.ensure_seller(conn, user["id"], name, name.lower())
+        return Actor(user["id"], self.services.token_for(user), name)
+
+    async def seller(self, name: str | None = None) -> Actor:
+        return await self.user(name or f"seller-{uuid.uuid4().hex[:8]}", "seller")
+
+    async def call(self, method: str, path: str, actor: Actor | None = None, *, json=None, headers=None,
+                   expect: int | None = 200):
+        h = dict(actor.headers) if actor else {}
+        h.update(headers or {})
+        resp = await self.client.request(method, API + path, json=json, headers=h)
+        body = await resp.json() if resp.status != 204 else None
+        if expect is not None:
+            assert resp.status == expect, (resp.status, body)
+        return body if expect is not None else (resp.status, body, resp.headers)
+
+    async def product(self, seller: Actor, *, title: str = "Thing", description: str | None = None,
+                      variants: list[dict] | None = None, stock: int = 10, price: int = 1000,
+                      currency: str = "USD", status: str = "active", category_id: str | None = None) -> dict:
+        variants = variants or [{"sku": f"SKU-{uuid.uuid4().hex[:10]}", "price_minor": price, "currency": currency,
+                                 "stock": stock}]
+        body = {"title": title, "variants": variants, "status": status}
+        if description:
+            body["description"] = description
+        if category_id:
+            body["category_id"] = category_id
+        return await self.call("POST", "/products", seller, json=body, expect=201)
+
+    async def counters(self, variant_id: str) -> dict:
+        async with self.services.db.tx(SYSTEM) as conn:
+            row = await conn.fetchrow("SELECT on_hand, reserved, sold FROM product_variants WHERE id = $1::uuid",
+                                      variant_id)
+        return dict(row)
+
+    async def assert_ledger(self, variant_id: str) -> dict:
+        """The counters equal what the ledger sums to, and never oversell."""
+        counters = await self.counters(variant_id)
+        async with self.services.db.tx(SYSTEM) as conn:
+            totals = await inventory_db.ledger_totals(conn, variant_id)
+        assert counters == totals, (counters, totals)
+        assert counters["reserved"] >= 0 and counters["sold"] >= 0
+        assert counters["reserved"] + counters["sold"] <= counters["on_hand"]
+        return counters
+
+    async def cart_units(self, variant_id: str) -> int:
+        """Units held by cart lines (reservation not yet released) for a variant."""
+        async with self.services.db.tx(SYSTEM) as conn:
+            return await conn.fetchval(
+                """SELECT coalesce(sum(quantity), 0) FROM cart_items ci JOIN carts c ON c.id = ci.cart_id
+                   WHERE ci.variant_id = $1::uuid AND ci.reserved_until IS NOT NULL AND c.status = 'active'""",
+                variant_id)
+
+    async def live_stream(self, seller: Actor, slug: str | None = None, product_ids: list[str] = ()) -> dict:
+        slug = slug or f"s-{uuid.uuid4().hex[:8]}"
+        stream = await self.call("POST", "/livestreams", seller,
+                                 json={"title": "Flash sale", "slug": slug, "product_ids": list(product_ids)},
+                                 expect=201)
+        await self.call("POST", f"/livestreams/{stream['id']}/start", seller)
+        return stream
+
+    async def viewer(self, actor: Actor | None = None) -> Viewer:
+        return await Viewer(self.base, actor.token if actor else None).connect()
+
+    async def checkout(self, buyer: Actor, key: str | None = None, *, expect: int | None = 201, **body):
+        payload = {"address": ADDRESS, **body}
+        return await self.call("POST", "/checkout", buyer, json=payload,
+                               headers={"Idempotency-Key": key or uuid.uuid4().hex}, expect=expect)
+
+    async def expire_reservations(self, variant_id: str | None = None) -> None:
+        """Time passes: every (or one variant's) reservation is past its reserved_until."""
+        async with self.services.db.tx(SYSTEM) as conn:
+            await conn.execute(
+                """UPDATE cart_items SET reserved_until = now() - interval '1 second'
+                   WHERE reserved_until IS NOT NULL AND ($1::uuid IS NULL OR variant_id = $1::uuid)""", variant_id)
+
+
+async def make_client(tmp_path, dsn, aiohttp_client, **settings):
+    from live.app import create_app
+
+    return await aiohttp_client(create_app(make_settings(tmp_path, **settings), dsn, run_migrations=False))
+
+
+@pytest.fixture
+async def shop(tmp_path, dsn, aiohttp_client) -> Shop:
+    return Shop(await make_client(tmp_path, dsn, aiohttp_client))
+
+
+def error_code(body) -> str | None:
+    return body["error"]["code"] if isinstance(body, dict) and "error" in body else None
