@@ -160,6 +160,8 @@ class RedisLink:
             log.warning("redis_unavailable_at_start", error=self.last_error)
 
     async def stop(self) -> None:
+        self.on_down.clear()
+        self.up = False
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
