@@ -9,7 +9,7 @@ import time
 
 from loadtests.probe import ServerProbe, scrape
 from loadtests.stats import Hist
-from loadtests.worker import Plan, cpu_seconds, run_worker
+from loadtests.worker import Plan, attach_pipe, cpu_seconds, run_worker
 
 GO_DELAY = {"flash-sale": 1.0}  # seconds between "everyone joined" and the first action (0.3 otherwise)
 
@@ -79,7 +79,8 @@ class Coordinator:
                 if k not in got:
                     self.dead.add(k)
                     if not self.failures or not self.failures[-1].startswith(f"generator {k}:"):
-                        self.failures.append(f"generator {k} exited")
+                        self.procs[k].join(timeout=2)
+                        self.failures.append(f"generator {k} exited (status {self.procs[k].exitcode})")
         return got
 
     def on_tick(self, k: int, tick: dict) -> None:
@@ -95,7 +96,7 @@ class Coordinator:
         loop = asyncio.get_running_loop()
         self.inbox = asyncio.Queue()
         for k, conn in enumerate(self.conns):
-            loop.add_reader(conn.fileno(), self._readable, k)
+            attach_pipe(loop, conn, self._readable, k)
         background = [asyncio.create_task(self._server_seconds())]
         if self.show_progress:
             background.append(asyncio.create_task(self._progress()))

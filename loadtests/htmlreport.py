@@ -91,17 +91,60 @@ def line_chart(title: str, unit: str, series: list[tuple[str, list[tuple[float, 
     return "".join(out)
 
 
+def bar_chart(title: str, groups: list[tuple[str, dict]]) -> str:
+    """Grouped bars: p50, p95, p99 and max of each latency (ms)."""
+    keys = ("p50", "p95", "p99", "max")
+    values = [g[k] for _, g in groups for k in keys if g.get(k) is not None]
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
+           f'role="img" aria-label="{html.escape(title)}">', f'<text x="{PAD_L}" y="18" class="t">{html.escape(title)}</text>']
+    if not values:
+        out.append(f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" class="n">no data</text></svg>')
+        return "".join(out)
+    top = _nice(max(values))
+    pw, ph = W - PAD_L - PAD_R, H - PAD_T - PAD_B
+    for i in range(5):
+        v = top * i / 4
+        y = PAD_T + ph - v / top * ph
+        out.append(f'<line x1="{PAD_L}" y1="{y:.1f}" x2="{W - PAD_R}" y2="{y:.1f}" class="g"/>'
+                   f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end" class="a">{_fmt(v)}</text>')
+    slot = pw / len(groups)
+    bar = min(28.0, slot / (len(keys) + 1))
+    for gi, (label, g) in enumerate(groups):
+        x0 = PAD_L + gi * slot + (slot - bar * len(keys)) / 2
+        for ki, k in enumerate(keys):
+            v = g.get(k)
+            if v is None:
+                continue
+            h = v / top * ph
+            out.append(f'<rect x="{x0 + ki * bar:.1f}" y="{PAD_T + ph - h:.1f}" width="{bar - 2:.1f}" height="{h:.1f}" '
+                       f'fill="{COLORS[ki]}"><title>{html.escape(label)} {k} {v:g} ms</title></rect>')
+        out.append(f'<text x="{PAD_L + gi * slot + slot / 2:.1f}" y="{H - PAD_B + 16}" text-anchor="middle" '
+                   f'class="a">{html.escape(label)}</text>')
+    for ki, k in enumerate(keys):
+        lx = PAD_L + 8 + ki * 80
+        out.append(f'<rect x="{lx}" y="{H - 12}" width="12" height="3" fill="{COLORS[ki]}"/>'
+                   f'<text x="{lx + 16}" y="{H - 8}" class="a">{k}</text>')
+    out.append(f'<text x="14" y="{PAD_T + ph / 2}" transform="rotate(-90 14 {PAD_T + ph / 2})" '
+               f'text-anchor="middle" class="a">ms</text></svg>')
+    return "".join(out)
+
+
 def charts(r: dict) -> list[str]:
     tl = r.get("timeline") or []
     marks = r.get("phases")
     t = [row["t"] for row in tl]
     out = []
-    lat = [(k, [(x, row[k]) for x, row in zip(t, tl)], k == "max") for k in ("p50", "p95", "p99", "max")]
-    out.append(line_chart("Delivery latency per second (sampled viewers)", "ms", lat, marks))
+    if r["latency_ms"]["delivery"]["n"]:
+        lat = [(k, [(x, row[k]) for x, row in zip(t, tl)], k == "max") for k in ("p50", "p95", "p99", "max")]
+        out.append(line_chart("Delivery latency per second (sampled viewers)", "ms", lat, marks))
+    groups = [(name, s) for name, s in [("delivery", r["latency_ms"]["delivery"]), ("join", r["latency_ms"]["join"])]
+              + [(f"ack {k}", v) for k, v in r["latency_ms"]["ack"].items()] if s["n"]]
+    out.append(bar_chart("Latency percentiles over the whole run", groups))
     out.append(line_chart("Viewers connected", "viewers", [("viewers", [(x, row["viewers"]) for x, row in zip(t, tl)],
                                                             False)], marks))
-    out.append(line_chart("Messages per second", "msgs/s", [
-        ("in: chat delivered", [(x, row["msgs_in"]) for x, row in zip(t, tl)], False)], marks))
+    if any(row["msgs_in"] for row in tl):
+        out.append(line_chart("Messages per second", "msgs/s", [
+            ("in: chat delivered", [(x, row["msgs_in"]) for x, row in zip(t, tl)], False)], marks))
     out.append(line_chart("Events sent per second (joins, chat, reactions, cart)", "events/s", [
         ("out: sent", [(x, row["msgs_out"]) for x, row in zip(t, tl)], False)], marks))
     procs = max((len(row["gen_cpu"]) for row in tl), default=0)

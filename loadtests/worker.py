@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import resource
 import time
@@ -69,6 +70,14 @@ def mint(secret: str, issuer: str) -> str:
     now = int(time.time())
     return jwt.encode({"sub": str(uuid.uuid4()), "role": "customer", "name": "viewer", "iss": issuer,
                        "iat": now, "exp": now + 6 * 3600}, secret, algorithm="HS256")
+
+
+def attach_pipe(loop, conn, callback, *args) -> None:
+    """Call `callback(*args)` when the pipe has a message. The fd is made blocking again after the loop
+    registers it (libuv sets O_NONBLOCK), so `recv` and `send` move whole messages larger than the pipe's
+    buffer instead of failing half-way with EAGAIN."""
+    loop.add_reader(conn.fileno(), callback, *args)
+    os.set_blocking(conn.fileno(), True)
 
 
 def raise_fd_limit() -> None:
@@ -205,7 +214,7 @@ class Generator:
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
         self.sem = asyncio.Semaphore(self.plan.concurrency)
-        loop.add_reader(self.conn.fileno(), self._readable)
+        attach_pipe(loop, self.conn, self._readable)
         ticker = asyncio.create_task(self._ticks())
         try:
             await self.open_all()
