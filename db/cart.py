@@ -1,15 +1,54 @@
 """Queries on carts. Changes go through db.inventory.cart_change (one statement, stock included)."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import asyncpg
 
 EMPTY = {"id": None, "status": "active", "items": [], "item_count": 0, "subtotal_minor": 0, "currency": None,
          "updated_at": None}
 
 
+_CART = """SELECT c.id::text AS cart_id, c.status AS cart_status, c.updated_at AS cart_updated_at,
+        ci.quantity, ci.livestream_id::text AS livestream_id, ci.reserved_until,
+        v.id::text AS variant_id, v.product_id::text AS product_id, v.sku, v.color, v.size, v.price_minor, v.currency,
+        v.on_hand - v.reserved - v.sold AS available, p.title, p.image_urls[1] AS image_url,
+        p.seller_id::text AS seller_id, p.status = 'active' AS purchasable
+    FROM carts c
+    LEFT JOIN cart_items ci ON ci.cart_id = c.id
+    LEFT JOIN product_variants v ON v.id = ci.variant_id
+    LEFT JOIN products p ON p.id = v.product_id"""
+
+
+def _cart_out(rows: list) -> dict | None:
+    if not rows:
+        return None
+    now = datetime.now(timezone.utc)
+    items = [{"variant_id": r["variant_id"], "product_id": r["product_id"], "title": r["title"], "sku": r["sku"],
+              "color": r["color"], "size": r["size"], "image_url": r["image_url"], "seller_id": r["seller_id"],
+              "quantity": r["quantity"], "unit_price_minor": r["price_minor"], "currency": r["currency"],
+              "line_total_minor": r["price_minor"] * r["quantity"], "reserved_until": r["reserved_until"],
+              "reserved": r["reserved_until"] is not None and r["reserved_until"] > now,
+              "available": r["available"], "purchasable": r["purchasable"], "livestream_id": r["livestream_id"]}
+             for r in rows if r["variant_id"] is not None]
+    head = rows[0]
+    return {"id": head["cart_id"], "status": head["cart_status"], "items": items,
+            "item_count": sum(i["quantity"] for i in items),
+            "subtotal_minor": sum(i["line_total_minor"] for i in items),
+            "currency": min((i["currency"] for i in items), default=None), "updated_at": head["cart_updated_at"]}
+
+
+async def by_id(conn: asyncpg.Connection, cart_id: str | None) -> dict | None:
+    """A cart with its lines (current price and availability), oldest line first."""
+    if cart_id is None:
+        return None
+    return _cart_out(await conn.fetch(f"{_CART} WHERE c.id = $1::uuid ORDER BY ci.created_at, ci.id", cart_id))
+
+
 async def active_json(conn: asyncpg.Connection, user_id: str) -> dict | None:
-    return await conn.fetchval(
-        "SELECT commerce_cart_json(id) FROM carts WHERE user_id = $1::uuid AND status = 'active'", user_id)
+    """The buyer's active cart (None when they have none)."""
+    return _cart_out(await conn.fetch(
+        f"{_CART} WHERE c.user_id = $1::uuid AND c.status = 'active' ORDER BY ci.created_at, ci.id", user_id))
 
 
 async def lock_active(conn: asyncpg.Connection, user_id: str) -> str | None:

@@ -23,14 +23,18 @@ class StockLevel:
     version: int
 
 
-async def cart_change(db: Database, user_id: str, variant_id: str, mode: str, qty: int, stream_id: str | None,
-                      key: str | None, seconds: int, max_line: int) -> dict:
-    """One cart change in one round trip (see commerce_cart_change in migrations/0006_commerce.sql). Runs in
-    its own single-statement transaction, which switches to live_app with the system caller itself."""
-    async with db.pool.acquire() as conn:
-        return await conn.fetchval(
-            "SELECT commerce_cart_change($1::uuid, $2::uuid, $3, $4, $5::uuid, $6, $7, $8)",
-            user_id, variant_id, mode, qty, stream_id, key, seconds, max_line)
+async def cart_change(conn: Database | asyncpg.Connection, user_id: str, variant_id: str, mode: str, qty: int,
+                      stream_id: str | None, key: str | None, seconds: int, max_line: int) -> dict:
+    """One cart change in one statement, i.e. one round trip and its own short transaction (see
+    commerce_cart_change in migrations/0006_commerce.sql and 0007_commerce_fast_reservations.sql), on a pooled
+    connection outside any transaction (or a pool's). The function is the app's privileged entry point for
+    reservations: it runs as its owner with the buyer passed explicitly."""
+    if isinstance(conn, Database):
+        async with conn.pool.acquire() as c:
+            return await cart_change(c, user_id, variant_id, mode, qty, stream_id, key, seconds, max_line)
+    return await conn.fetchval(
+        "SELECT commerce_cart_change($1::uuid, $2::uuid, $3, $4, $5::uuid, $6, $7, $8)",
+        user_id, variant_id, mode, qty, stream_id, key, seconds, max_line)
 
 
 async def release_expired(db: Database, limit: int) -> list[StockLevel]:

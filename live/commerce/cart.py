@@ -10,8 +10,9 @@ to the database, so it is answered `duplicate` with the cart rather than `out_of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Awaitable, Callable
 
 from db import Database
@@ -24,6 +25,7 @@ from live.logging import get_logger
 
 log = get_logger("live.commerce.cart")
 MAX_LINE_QTY = 99
+GATE_PER_VARIANT = 2
 HINT_SECONDS = 1.0
 SWEEP_BATCH = 500
 
@@ -70,6 +72,40 @@ class StockBoard:
         self._known.clear()
 
 
+class Gate:
+    """A FIFO semaphore whose enter and leave are O(1) with thousands of waiters."""
+
+    __slots__ = ("free", "waiters", "users")
+
+    def __init__(self, slots: int):
+        self.free = slots
+        self.waiters: deque[asyncio.Future] = deque()
+        self.users = 0
+
+    async def enter(self) -> None:
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self.waiters.append(fut)
+        try:
+            await fut  # leave() hands its slot over by resolving it
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.leave()  # handed a slot while being cancelled: pass it on
+            else:
+                self.waiters.remove(fut)
+            raise
+
+    def leave(self) -> None:
+        while self.waiters:
+            fut = self.waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self.free += 1
+
+
 class RecentKeys:
     """Idempotency keys of adds this worker completed recently (bounded), so that a retry is not refused from
     the in-memory hint but reaches the database and is answered `duplicate` with the cart."""
@@ -93,6 +129,7 @@ class CartService:
     def __init__(self, db: Database, reservation_seconds: int, board: StockBoard,
                  resolve_stream: Callable[[str], Awaitable[str]]):
         self._keys = RecentKeys(ttl=max(600.0, reservation_seconds))
+        self._gates: dict[str, Gate] = {}
         self.db = db
         self.reservation_seconds = reservation_seconds
         self.board = board
@@ -136,15 +173,50 @@ class CartService:
 
     async def _change(self, user: str, variant_id: str, mode: str, qty: int, stream_id: str | None,
                       key: str | None) -> dict:
-        r = await inventory_db.cart_change(self.db, user, variant_id, mode, qty, stream_id, key,
-                                           self.reservation_seconds, MAX_LINE_QTY)
-        status = r["status"]
+        async with self._gate(variant_id):
+            return await self._change_now(user, variant_id, mode, qty, stream_id, key)
+
+    @contextlib.asynccontextmanager
+    async def _gate(self, variant_id: str):
+        """At most GATE_PER_VARIANT changes of one variant at a time go to the database (they would queue on
+        its row lock there anyway); the others wait here in order, holding no pooled connection, and once let
+        in most of them are answered from what the ones before them learned."""
+        gate = self._gates.get(variant_id)
+        if gate is None:
+            gate = self._gates[variant_id] = Gate(GATE_PER_VARIANT)
+        gate.users += 1
+        try:
+            await gate.enter()
+            try:
+                yield
+            finally:
+                gate.leave()
+        finally:
+            gate.users -= 1
+            if gate.users == 0:
+                del self._gates[variant_id]
+
+    async def _change_now(self, user: str, variant_id: str, mode: str, qty: int, stream_id: str | None,
+                          key: str | None) -> dict:
+        if mode == "add" and not (key and self._keys.seen(user, key)):
+            # asked again now that it is our turn: in a flash sale thousands wait, and the answer for most of
+            # them became known while they waited
+            known = self.board.refuses(variant_id, qty)
+            if known is not None:
+                raise out_of_stock(known)
+        async with self.db.pool.acquire() as conn:
+            r = await inventory_db.cart_change(conn, user, variant_id, mode, qty, stream_id, key,
+                                               self.reservation_seconds, MAX_LINE_QTY)
+            status = r["status"]
+            cart = None
+            if status in ("ok", "duplicate"):  # committed: the row lock is gone, the cart is read after it
+                cart = await cart_db.by_id(conn, r.get("cart_id")) or cart_db.EMPTY
         if "version" in r and r.get("available") is not None:
             await self.board.seen(StockLevel(variant_id, r["available"], r["version"]))
         if status == "ok":
-            return {"cart": r["cart"]}
+            return {"cart": cart}
         if status == "duplicate":
-            return {"cart": r["cart"] or cart_db.EMPTY, "duplicate": True}
+            return {"cart": cart, "duplicate": True}
         if status == "out_of_stock":
             raise out_of_stock(r.get("available"))
         if status == "not_found":
