@@ -143,7 +143,6 @@ def _n(v) -> str:
 
 def table(r: dict) -> str:
     lines = []
-    p = r["params"]
     g = r["generator"]
     lines.append(f"live-loadtest {r['scenario']} -> {r['target']} stream {r['stream']}  "
                  f"({r['wall_s']:.1f} s, {len(g['procs'])} generator process{'es' if len(g['procs']) > 1 else ''})")
@@ -201,5 +200,4 @@ def table(r: dict) -> str:
     for failure in r["failures"]:
         lines.append(f"  FAILURE      {failure}")
     lines.append(f"  result       {'passed' if r['passed'] else 'FAILED'}")
-    del p
     return "\n".join(lines)

@@ -13,10 +13,6 @@ _LOG = math.log(1.01)
 _SCALE = 100.0  # 0.01 ms resolution at the bottom
 
 
-def _bucket(ms: float) -> int:
-    return int(math.log1p(max(ms, 0.0) * _SCALE) / _LOG)
-
-
 def _value(bucket: int) -> float:
     return math.expm1((bucket + 0.5) * _LOG) / _SCALE
 
@@ -32,7 +28,8 @@ class Hist:
         self.hi = 0.0
 
     def add(self, ms: float) -> None:
-        b = int(math.log1p((ms if ms > 0.0 else 0.0) * _SCALE) / _LOG)
+        b = int(  # the bucket: log base 1.01 of the value in units of 0.01 ms
+            math.log1p((ms if ms > 0.0 else 0.0) * _SCALE) / _LOG)
         self.buckets[b] = self.buckets.get(b, 0) + 1
         self.n += 1
         self.total += ms
@@ -92,8 +89,7 @@ class Stats:
         self.joined = 0  # first joins acknowledged ok
         self.received = 0  # chat:new frames received, all viewers
         self.frames = 0  # all websocket text frames received
-        self.sent = 0  # events emitted by chatters/reactors/buyers
-        self.chat_ok = 0
+        self.sent = 0  # events emitted (joins, chat, reactions, cart adds)
         self.errors: dict[str, int] = {}
         self.delivery = Hist()  # sender timestamp -> receipt, sampled viewers
         self.join = Hist()  # connect start -> join ack

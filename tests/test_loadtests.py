@@ -237,3 +237,43 @@ async def test_node_reference_server_runs_the_audience(tmp_path):
     finally:
         node.terminate()
         await node.wait()
+
+
+async def test_metrics_count_socket_events_by_ack_result(live, tmp_path):
+    """/metrics counts what the gateway answered, refusals by their error code, through a real client."""
+    import socketio
+
+    from tests.rooms_helpers import Viewer
+
+    base = url_of(live)
+    tokens = (await real_users(live, tmp_path, "metered", 1)).read_text().split()
+    before = await metrics(live)
+    anon, user = await Viewer(base).connect(), await Viewer(base, tokens[0]).connect()
+    try:
+        assert (await anon.call("join", {"stream_id": "demo"}))["ok"]
+        assert (await anon.call("chat:send", {"stream_id": "demo", "text": "hi"}))["error"]["code"] == "unauthorized"
+        assert (await anon.call("no:such:event", {}))["error"]["code"] == "invalid"
+        assert (await user.call("join", {"stream_id": "no-such-stream"}))["error"]["code"] == "not_found"
+        assert (await user.call("join", {"stream_id": "demo"}))["ok"]
+        assert (await user.call("chat:send", {"stream_id": "demo", "text": "hello"}))["ok"]
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await Viewer(base, "not-a-token").connect()
+        m = await metrics(live)
+        assert counted(m, "live_socket_connections") == 2
+        assert counted(m, "live_room_members") == 2
+    finally:
+        await anon.close()
+        await user.close()
+
+    def delta(name, **labels):
+        return counted(m, name, **labels) - counted(before, name, **labels)
+
+    assert delta("live_socket_connects_total", result="ok") == 2
+    assert delta("live_socket_connects_total", result="refused") == 1
+    assert delta("live_joins_total", result="ok") == 2 and delta("live_joins_total", result="not_found") == 1
+    assert delta("live_chat_messages_total", result="ok") == 1
+    assert delta("live_chat_messages_total", result="unauthorized") == 1
+    assert delta("live_socket_events_total", event="unknown", result="invalid") == 1
+    assert delta("live_socket_events_total", event="chat:send", result="ok") == 1
+    assert delta("live_hub_frames_total") >= 1 and delta("live_hub_socket_writes_total") >= 2
+    assert m[("process_cpu_seconds_total", ())] > 0 and m[("process_resident_memory_bytes", ())] > 0
