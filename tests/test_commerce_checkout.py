@@ -236,3 +236,26 @@ async def test_provider_failure_keeps_orders_pending_and_the_retry_starts_the_pa
         assert await _count(shop, "SELECT count(*) FROM payments") == 1
     finally:
         await fake.close()
+
+
+async def test_saved_addresses(shop):
+    seller, buyer, other = await shop.seller(), await shop.seller(), await shop.user()
+    vid = (await shop.product(seller, stock=3))["variants"][0]["id"]
+    home = await shop.call("POST", "/me/addresses", buyer, json={**ADDRESS, "default": True}, expect=201)
+    work = await shop.call("POST", "/me/addresses", buyer, json={**ADDRESS, "line1": "9 Office Rd", "default": True},
+                           expect=201)
+    listed = (await shop.call("GET", "/me/addresses", buyer))["items"]
+    assert [(a["id"], a["is_default"]) for a in listed] == [(work["id"], True), (home["id"], False)]
+    assert (await shop.call("GET", "/me/addresses", other))["items"] == []
+    await shop.call("POST", "/me/addresses", buyer, json={**ADDRESS, "country": "ng"}, expect=422)
+    await shop.call("POST", "/me/cart/items", other, json={"variant_id": vid})
+    status, body, _ = await shop.call("POST", "/checkout", other, json={"address_id": work["id"]},
+                                      headers={"Idempotency-Key": "x"}, expect=None)
+    assert status == 404  # not theirs
+    await shop.call("POST", "/me/cart/items", buyer, json={"variant_id": vid})
+    out = await shop.call("POST", "/checkout", buyer, json={"address_id": work["id"], "provider": "sandbox"},
+                          headers={"Idempotency-Key": "y"}, expect=201)
+    assert out["orders"][0]["shipping_address"]["line1"] == "9 Office Rd"
+    await shop.call("DELETE", f"/me/addresses/{work['id']}", other, expect=404)
+    await shop.call("DELETE", f"/me/addresses/{work['id']}", buyer, expect=204)
+    assert [a["id"] for a in (await shop.call("GET", "/me/addresses", buyer))["items"]] == [home["id"]]

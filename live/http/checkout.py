@@ -5,9 +5,11 @@ import re
 from datetime import datetime
 from typing import Literal
 
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from live.errors import DomainError
+from db import addresses as addresses_db
+from live.errors import DomainError, not_found
 from live.http.api import API, Api, Call, json_response
 from live.http.catalog import UUID, uuid_param
 
@@ -45,6 +47,10 @@ class CheckoutIn(BaseModel):
         if (self.address is None) == (self.address_id is None):
             raise ValueError("give exactly one of address and address_id")
         return self
+
+
+class SavedAddressIn(AddressIn):
+    default: bool = Field(default=False, description="make it the default address")
 
 
 class CouponIn(BaseModel):
@@ -116,3 +122,28 @@ async def patch_coupon(call: Call):
            roles=SELLERS, query=CouponQuery)
 async def my_coupons(call: Call):
     return await call.services.commerce.coupons.mine(call.principal, call.query.platform)
+
+
+@api.route("GET", f"{API}/me/addresses", summary="Your saved shipping addresses (default first)", tag="checkout",
+           auth="user")
+async def my_addresses(call: Call):
+    async with call.services.db.tx(call.principal) as conn:
+        return {"items": await addresses_db.list_for(conn, call.principal.user_id)}
+
+
+@api.route("POST", f"{API}/me/addresses", summary="Save a shipping address (checkout takes its id)",
+           tag="checkout", auth="user", body=SavedAddressIn, status=201)
+async def add_address(call: Call):
+    fields = call.body.model_dump(exclude={"default"})
+    async with call.services.db.tx(call.principal) as conn:
+        return await addresses_db.create(conn, call.principal.user_id, fields, call.body.default)
+
+
+@api.route("DELETE", f"{API}/me/addresses/{{id}}", summary="Delete a saved address", tag="checkout",
+           auth="user", status=204, errors=(404,))
+async def delete_address(call: Call):
+    address_id = uuid_param(call, what="address")
+    async with call.services.db.tx(call.principal) as conn:
+        if not await addresses_db.delete(conn, call.principal.user_id, address_id):
+            raise not_found("address")
+    return web.Response(status=204)
