@@ -9,11 +9,14 @@ EMPTY = {"id": None, "status": "active", "items": [], "item_count": 0, "subtotal
          "updated_at": None}
 
 
+# A line whose product was archived (or unpublished) stays visible, not purchasable, so the buyer can remove it:
+# row-level security hides such a product from the buyer, hence the fallbacks to what the line stored.
 _CART = """SELECT c.id::text AS cart_id, c.status AS cart_status, c.updated_at AS cart_updated_at,
-        ci.quantity, ci.livestream_id::text AS livestream_id, ci.reserved_until,
-        v.id::text AS variant_id, v.product_id::text AS product_id, v.sku, v.color, v.size, v.price_minor, v.currency,
-        v.on_hand - v.reserved - v.sold AS available, p.title, p.image_urls[1] AS image_url,
-        p.seller_id::text AS seller_id, p.status = 'active' AS purchasable
+        ci.id AS line_id, ci.quantity, ci.livestream_id::text AS livestream_id, ci.reserved_until,
+        ci.variant_id::text AS variant_id, v.product_id::text AS product_id, v.sku, v.color, v.size,
+        coalesce(v.price_minor, ci.unit_price_minor) AS price_minor, coalesce(v.currency, ci.currency) AS currency,
+        coalesce(v.on_hand - v.reserved - v.sold, 0) AS available, p.title, p.image_urls[1] AS image_url,
+        p.seller_id::text AS seller_id, coalesce(p.status = 'active', false) AS purchasable
     FROM carts c
     LEFT JOIN cart_items ci ON ci.cart_id = c.id
     LEFT JOIN product_variants v ON v.id = ci.variant_id
@@ -30,7 +33,7 @@ def _cart_out(rows: list) -> dict | None:
               "line_total_minor": r["price_minor"] * r["quantity"], "reserved_until": r["reserved_until"],
               "reserved": r["reserved_until"] is not None and r["reserved_until"] > now,
               "available": r["available"], "purchasable": r["purchasable"], "livestream_id": r["livestream_id"]}
-             for r in rows if r["variant_id"] is not None]
+             for r in rows if r["line_id"] is not None]
     head = rows[0]
     return {"id": head["cart_id"], "status": head["cart_status"], "items": items,
             "item_count": sum(i["quantity"] for i in items),

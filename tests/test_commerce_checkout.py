@@ -259,3 +259,24 @@ async def test_saved_addresses(shop):
     await shop.call("DELETE", f"/me/addresses/{work['id']}", other, expect=404)
     await shop.call("DELETE", f"/me/addresses/{work['id']}", buyer, expect=204)
     assert [a["id"] for a in (await shop.call("GET", "/me/addresses", buyer))["items"]] == [home["id"]]
+
+
+async def test_archived_product_in_cart_blocks_checkout_until_removed(shop):
+    seller, buyer = await shop.seller(), await shop.user()
+    keep = await shop.product(seller, title="Keeps selling", stock=3)
+    gone = await shop.product(seller, title="Discontinued", stock=3)
+    for p in (keep, gone):
+        await shop.call("POST", "/me/cart/items", buyer, json={"variant_id": p["variants"][0]["id"]})
+    await shop.call("DELETE", f"/products/{gone['id']}", seller)
+    cart = (await shop.call("GET", "/me/cart", buyer))["cart"]
+    lines = {i["variant_id"]: i for i in cart["items"]}
+    assert lines[gone["variants"][0]["id"]]["purchasable"] is False  # still shown, so it can be removed
+    assert lines[keep["variants"][0]["id"]]["purchasable"] is True
+    status, body, _ = await shop.checkout(buyer, "arch", provider="sandbox", expect=None)
+    assert status == 409 and body["error"]["code"] == "unavailable"
+    assert body["error"]["details"] == [{"variant_id": gone["variants"][0]["id"], "sku": gone["variants"][0]["sku"],
+                                         "title": "Discontinued"}]
+    await shop.call("DELETE", f"/me/cart/items/{gone['variants'][0]['id']}", buyer)
+    out = await shop.checkout(buyer, "arch", provider="sandbox")
+    assert [i["title"] for i in out["orders"][0]["items"]] == ["Keeps selling"]
+    assert await shop.counters(gone["variants"][0]["id"]) == {"on_hand": 3, "reserved": 0, "sold": 0}

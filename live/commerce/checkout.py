@@ -94,10 +94,11 @@ class CheckoutService:
         lines = await cart_db.lines_for_checkout(conn, cart_id) if cart_id else []
         if not lines:
             raise DomainError("cart_empty", "your cart is empty", status=409)
-        gone = [ln["sku"] for ln in lines if ln["product_status"] != "active"]
+        gone = [ln for ln in lines if ln["product_status"] != "active"]
         if gone:
             raise DomainError("unavailable", "some products are no longer sold: remove them from your cart",
-                              status=409, details=[{"sku": s} for s in gone])
+                              status=409, details=[{"variant_id": ln["variant_id"], "sku": ln["sku"],
+                                                    "title": ln["title"]} for ln in gone])
         currencies = {ln["currency"] for ln in lines}
         if len(currencies) != 1:
             raise DomainError("conflict", "one currency per checkout: your cart mixes " + ", ".join(sorted(currencies)))
