@@ -89,8 +89,12 @@ class RedisPresence:
         self._reported: set[str] = set()
 
     async def tally(self, local: dict[str, int]) -> dict[str, tuple[int, bool]]:
-        if not local or not self.link.up:
+        if not self.link.up:
             return {}  # without Redis the total is unknown: counts stay as last announced
+        # a room this worker reported and no longer has (even if that report was lost with Redis) goes to 0
+        local = {**{room: 0 for room in self._reported if room not in local}, **local}
+        if not local:
+            return {}
         rooms = list(local)
         keys = [WORKERS_KEY]
         for room in rooms:
