@@ -185,6 +185,8 @@ def render(r: dict) -> str:
     gen_rows = "".join(f"<tr><th>#{p['proc']} (pid {p['pid']})</th><td>{_cell(p['viewers'])}</td>"
                        f"<td>{_cell(p['join_cpu_pct'])}</td><td>{_cell(p['run_cpu_pct'])}</td>"
                        f"<td>{_cell(p['total_cpu_pct'])}</td></tr>" for p in gen["procs"])
+    gen_rows += (f"<tr><th>total ({_cell(gen['total_cpu_s'])} CPU s with the parent)</th><td></td>"
+                 f"<td>{_cell(gen['total_join_cpu_pct'])}</td><td>{_cell(gen['total_run_cpu_pct'])}</td><td></td></tr>")
     saturated = ('<p class="bad">Generator saturated: a process was above 85 % of a core; the latencies may be '
                  'the generator\'s, not the server\'s. Use more --procs.</p>' if gen["saturated"] else "")
     sections = [

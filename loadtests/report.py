@@ -43,6 +43,9 @@ def build(args, coord, out: dict, scenario, metrics_before: dict | None) -> dict
     procs = coord.proc_cpu(joined_msgs, out["ran"], results)
     worst = max((p[k] or 0 for p in procs for k in ("join_cpu_pct", "run_cpu_pct")), default=0)
     report["generator"] = {"procs": procs, "saturated": worst > SATURATED_PCT, "busiest_pct": worst,
+                           "total_join_cpu_pct": round(sum(p["join_cpu_pct"] or 0 for p in procs), 1),
+                           "total_run_cpu_pct": round(sum(p["run_cpu_pct"] or 0 for p in procs), 1),
+                           "total_cpu_s": round(sum(p["cpu_s"] or 0 for p in procs) + out["parent_cpu_s"], 2),
                            "parent_cpu_s": round(out["parent_cpu_s"], 2)}
     report["server"] = server_section(args, coord, report)
     report["server_metrics"] = metrics_delta(metrics_before, out["metrics_after"])
@@ -191,6 +194,8 @@ def table(r: dict) -> str:
                      f"{m['slow_consumer_drops']}")
     procs = "; ".join(f"#{q['proc']} {_n(q['run_cpu_pct'])} % running, {_n(q['join_cpu_pct'])} % joining"
                       for q in g["procs"])
+    if len(g["procs"]) > 1:
+        procs += f"; total {_n(g['total_run_cpu_pct'])} % running, {_n(g['total_join_cpu_pct'])} % joining"
     lines.append(f"  generator    {procs}" + (f"  GENERATOR SATURATED ({g['busiest_pct']:.0f} % of a core): "
                                                "numbers may be the generator's, not the server's" if g["saturated"] else ""))
     for t in r["thresholds"] + r["checks"]:

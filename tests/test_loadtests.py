@@ -112,6 +112,7 @@ async def test_audience_numbers_match_the_server_over_two_processes_with_html(li
     procs = r["generator"]["procs"]
     assert [p["viewers"] for p in procs] == [25, 25]
     assert all(p["total_cpu_pct"] is not None and p["pid"] for p in procs)
+    assert r["generator"]["total_cpu_s"] >= sum(p["cpu_s"] for p in procs) and "total" in stdout
     assert r["timeline"] and max(row["viewers"] for row in r["timeline"]) == 50
     assert sum(row["msgs_in"] for row in r["timeline"]) <= d["deliveries"]
     assert "viewers 50/50" in stderr  # the progress line
