@@ -228,6 +228,7 @@ async def test_provider_failure_keeps_orders_pending_and_the_retry_starts_the_pa
         assert again["orders"] == first["orders"] and again["payment"]["started"] is True
         assert again["payment"]["client_secret"] and again["payment"]["provider_ref"].startswith("pi_")
         creates = [r for r in fake.requests if r["path"] == "/v1/payment_intents" and r["method"] == "POST"]
+        assert creates[-1]["params"]["metadata"]["payment_id"] == first["payment"]["id"]
         assert {r["headers"]["Idempotency-Key"] for r in creates} == {"payment-" + first["payment"]["id"]}
         assert creates[-1]["params"]["amount"] == "4100" and creates[-1]["params"]["currency"] == "usd"
         # from now on the stored response is replayed without calling Stripe again

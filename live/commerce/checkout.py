@@ -38,12 +38,11 @@ def request_hash(body: dict) -> str:
 
 
 class CheckoutService:
-    def __init__(self, db: Database, board: StockBoard, orders: OrderService, payments, base_url: str):
+    def __init__(self, db: Database, board: StockBoard, orders: OrderService, payments):
         self.db = db
         self.board = board
         self.orders = orders
         self.payments = payments  # callable () -> registry with get(name) and default_name()
-        self.base_url = base_url
 
     def _registry(self):
         registry = self.payments()
@@ -69,13 +68,13 @@ class CheckoutService:
                 created = await self._create(conn, user, key, body)
                 await orders_db.store_checkout(conn, user, key, "processing", created["response"])
         if prior is not None:
-            return await self._replay(principal, key, digest, prior)
+            return await self._replay(principal, key, digest, prior, body)
         await self.board.seen(created["levels"])
         await self.orders.announce_created(created["order_ids"])
         response = await self._start_payment(user, key, created["response"], provider, body)
         return response, False
 
-    async def _replay(self, principal: Principal, key: str, digest: str, prior) -> tuple[dict, bool]:
+    async def _replay(self, principal: Principal, key: str, digest: str, prior, body: dict) -> tuple[dict, bool]:
         if prior["request_hash"] != digest:
             raise DomainError("idempotency_key_reused",
                               "this Idempotency-Key was used with a different request", status=422)
@@ -87,7 +86,7 @@ class CheckoutService:
         # the payment start failed (or the process died before it): try the provider again
         response = prior["response"]
         provider = self._registry().get(response["payment"]["provider"])
-        return await self._start_payment(principal.user_id, key, response, provider, {}), True
+        return await self._start_payment(principal.user_id, key, response, provider, body), True  # same body
 
     async def _create(self, conn, user: str, key: str, body: dict) -> dict:
         cart_id = await cart_db.lock_active(conn, user)

@@ -41,7 +41,7 @@ class Commerce:
 
         self.cart = CartService(db, settings.cart_reservation_seconds, self.board, stream_id)
         self.orders = OrderService(db, self.board, settings.order_payment_timeout_seconds, payments)
-        self.checkout = CheckoutService(db, self.board, self.orders, payments, settings.base_url())
+        self.checkout = CheckoutService(db, self.board, self.orders, payments)
         self.catalog = CatalogService(db, self.board)
         self.coupons = CouponService(db)
         self.analytics = Analytics(db, live_reactions, flush_chat)
