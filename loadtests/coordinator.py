@@ -151,6 +151,8 @@ class Coordinator:
         return go
 
     def drain_payload(self, go: dict, ran: dict[int, dict]) -> dict:
+        if self.scenario.delivery:  # every chat message acked in the run: the workers wait for all of them
+            return {"chat_seqs": sorted(s for r in ran.values() for s in r.get("chat_seqs", ()))}
         if self.args.scenario != "flash-sale" or go.get("available") is None:
             return {}
         units = sum(r.get("ok", 0) for r in ran.values()) * self.args.qty

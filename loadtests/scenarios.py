@@ -78,6 +78,18 @@ class Audience(Scenario):
     def more(self, gen, go: dict) -> list:
         return []
 
+    async def settle(self, gen, data: dict) -> None:
+        """Wait until every connected viewer has every message acked in the run (the parent sends the seqs of
+        all processes' chatters), at most --drain seconds; without them, until the chat goes quiet."""
+        seqs = data.get("chat_seqs")
+        if seqs is None:
+            return await gen.drain(gen.plan.drain)
+        deadline = time.monotonic() + gen.plan.drain
+        while time.monotonic() < deadline:
+            if all(v.received >= len(seqs) - bisect.bisect_right(seqs, v.join_seq) for v in gen.joined_viewers()):
+                return
+            await asyncio.sleep(0.05)
+
     @staticmethod
     async def chatter(gen, v, first: float, until: float, interval: float) -> None:
         def acked(ack) -> None:
