@@ -43,6 +43,16 @@ async def store_checkout(conn: asyncpg.Connection, user_id: str, key: str, statu
                           WHERE user_id = $1::uuid AND key = $2""", user_id, key, status, response)
 
 
+async def purge_checkouts(conn: asyncpg.Connection, older_than_seconds: int, limit: int = 1000) -> int:
+    """Forget idempotency keys older than the window (their checkouts stay; only the replay record goes)."""
+    status = await conn.execute(
+        """DELETE FROM checkout_requests WHERE (user_id, key) IN (
+               SELECT user_id, key FROM checkout_requests
+               WHERE created_at < now() - make_interval(secs => $1) AND status <> 'processing' LIMIT $2)""",
+        older_than_seconds, limit)
+    return int(status.split()[-1])
+
+
 # ---- creating orders ----
 
 async def insert_order(conn: asyncpg.Connection, *, user_id: str, seller_id: str, livestream_id: str | None,

@@ -281,3 +281,18 @@ async def test_archived_product_in_cart_blocks_checkout_until_removed(shop):
     out = await shop.checkout(buyer, "arch", provider="sandbox")
     assert [i["title"] for i in out["orders"][0]["items"]] == ["Keeps selling"]
     assert await shop.counters(gone["variants"][0]["id"]) == {"on_hand": 3, "reserved": 0, "sold": 0}
+
+
+async def test_idempotency_keys_are_forgotten_after_a_day(shop):
+    seller, buyer = await shop.seller(), await shop.user()
+    vid = (await shop.product(seller, stock=3))["variants"][0]["id"]
+    await shop.call("POST", "/me/cart/items", buyer, json={"variant_id": vid})
+    await shop.checkout(buyer, "old-key", provider="sandbox")
+    orders = shop.services.commerce.orders
+    assert await orders.purge_checkout_keys() == 0
+    async with shop.services.db.tx(SYSTEM) as conn:
+        await conn.execute("UPDATE checkout_requests SET created_at = now() - interval '25 hours'")
+    assert await orders.purge_checkout_keys() == 1
+    status, body, _ = await shop.checkout(buyer, "old-key", provider="sandbox", expect=None)
+    assert status == 409 and body["error"]["code"] == "cart_empty"  # nothing is bought twice
+    assert await _count(shop, "SELECT count(*) FROM orders") == 1

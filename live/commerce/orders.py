@@ -26,6 +26,7 @@ PAID_LIKE = ("paid", "processing", "shipped", "delivered")
 SELLER_MOVES = {"paid": ("processing", "shipped"), "processing": ("shipped",), "shipped": ("delivered",)}
 SELLER_CANCELABLE = ("pending_payment", "paid", "processing")
 RESTOCK_ON_REFUND = ("paid", "processing")  # not shipped yet: the units never left
+CHECKOUT_KEY_SECONDS = 24 * 3600
 
 Push = Callable[[str, str, dict], int]
 
@@ -236,10 +237,17 @@ class OrderService:
             return False
         return await self.apply_payment_event(event) in ("applied", "paid_after_cancel")
 
+    async def purge_checkout_keys(self) -> int:
+        """Idempotency keys are kept CHECKOUT_KEY_SECONDS (24 h, like Stripe's); a retry after that finds the
+        cart already checked out (empty) and is refused, so nothing is bought twice."""
+        async with self.db.tx(SYSTEM) as conn:
+            return await orders_db.purge_checkouts(conn, CHECKOUT_KEY_SECONDS)
+
     async def run_sweeper(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             try:
+                await self.purge_checkout_keys()
                 await self.cancel_unpaid()
             except asyncio.CancelledError:
                 raise
