@@ -156,6 +156,18 @@ async def test_stripe_cancel_releases_stock_and_refund_after_paid(client, servic
     assert (await order_of(client, refunded))["status"] == "refunded"
 
 
+async def test_stripe_partial_refund_leaves_the_order_paid(client, services, token_for, fake_stripe):
+    bought = await checkout(client, token_for, "stripe")
+    pi_id = bought["payment"]["provider_ref"]
+    await stripe_event(client, fake_stripe, "payment_intent.succeeded", fake_stripe.succeed(pi_id))
+    charge = fake_stripe.charge(pi_id, amount_refunded=1000)
+    body = fake_stripe.event("charge.refunded", charge, previous={"amount_refunded": 0, "refunded": False})
+    resp = await client.post("/webhooks/stripe", data=body, headers={"Stripe-Signature": stripe_sign(body, WHSEC)})
+    assert (await resp.json())["result"] == "partial_refund"  # nothing owed: recorded for a human
+    order = await order_of(client, bought)
+    assert order["status"] == "paid" and order["payment"]["issue"] == "refund_due"
+
+
 # ---- Paystack ----
 
 async def paystack_event(client, fake: FakePaystack, body: bytes):

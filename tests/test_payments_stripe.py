@@ -256,13 +256,33 @@ async def test_full_refund_is_mapped_to_the_payment_intent(client, services, fak
     assert (event.kind, event.provider_ref, event.amount_minor, event.currency) == ("refunded", pi_id, 2599, "USD")
 
 
-@pytest.mark.parametrize("case", ["partial_refund", "other_type"])
-async def test_ignored_events_are_stored_processed_and_not_applied(client, services, fake_stripe, commerce, case):
+async def test_partial_refunds_carry_the_amount_of_each_refund(client, services, fake_stripe, commerce):
     pi_id = fake_stripe.succeed((await started_intent(services, fake_stripe))["id"])["id"]
-    if case == "partial_refund":
-        body = fake_stripe.event("charge.refunded", fake_stripe.charge(pi_id, amount_refunded=500), event_id="evt_ign")
-    else:
-        body = fake_stripe.event("payment_intent.created", fake_stripe.intents[pi_id], event_id="evt_ign")
+    first = fake_stripe.charge(pi_id, amount_refunded=500)
+    second = fake_stripe.charge(pi_id, amount_refunded=800)
+    second["id"] = first["id"]
+    full = fake_stripe.charge(pi_id)
+    full["id"] = first["id"]
+    for body in (fake_stripe.event("charge.refunded", first, previous={"amount_refunded": 0, "refunded": False}),
+                 fake_stripe.event("charge.refunded", second, previous={"amount_refunded": 500}),
+                 fake_stripe.event("charge.refunded", full, previous={"amount_refunded": 800, "refunded": False})):
+        assert (await post_event(client, body)).status == 200
+    assert [(e.kind, e.amount_minor, e.provider_ref) for e in commerce.events] == [
+        ("refunded", 500, pi_id), ("refunded", 300, pi_id), ("refunded", 2599, pi_id)]
+
+
+async def test_partial_refund_without_previous_attributes_uses_the_newest_refund(client, services, fake_stripe,
+                                                                                 commerce):
+    pi_id = fake_stripe.succeed((await started_intent(services, fake_stripe))["id"])["id"]
+    charge = fake_stripe.charge(pi_id, amount_refunded=900)
+    charge["refunds"] = {"object": "list", "data": [{"id": "re_2", "amount": 400}, {"id": "re_1", "amount": 500}]}
+    assert (await post_event(client, fake_stripe.event("charge.refunded", charge))).status == 200
+    assert commerce.events[0].amount_minor == 400
+
+
+async def test_other_events_are_stored_processed_and_not_applied(client, services, fake_stripe, commerce):
+    pi_id = fake_stripe.succeed((await started_intent(services, fake_stripe))["id"])["id"]
+    body = fake_stripe.event("payment_intent.created", fake_stripe.intents[pi_id], event_id="evt_ign")
     resp = await post_event(client, body)
     assert resp.status == 200 and await resp.json() == {"received": True, "ignored": True}
     assert commerce.events == []

@@ -113,7 +113,7 @@ class FakeStripe(FakeServer):
         return self.intents[pi_id]
 
     def charge(self, pi_id: str, *, amount_refunded: int | None = None) -> dict:
-        """The charge of an intent, refunded (fully unless amount_refunded says less)."""
+        """The charge of an intent, refunded (fully unless amount_refunded, cumulative, says less)."""
         intent = self.intents[pi_id]
         refunded = intent["amount"] if amount_refunded is None else amount_refunded
         return {"id": "ch_" + secrets.token_hex(12), "object": "charge", "amount": intent["amount"],
@@ -121,10 +121,13 @@ class FakeStripe(FakeServer):
                 "currency": intent["currency"], "payment_intent": pi_id, "metadata": {}}
 
     @staticmethod
-    def event(event_type: str, obj: dict, event_id: str | None = None) -> bytes:
-        """A webhook body as Stripe sends it (snapshot event)."""
+    def event(event_type: str, obj: dict, event_id: str | None = None, previous: dict | None = None) -> bytes:
+        """A webhook body as Stripe sends it (snapshot event; `previous` = data.previous_attributes)."""
+        data: dict = {"object": dict(obj)}
+        if previous is not None:
+            data["previous_attributes"] = previous
         return orjson.dumps({
             "id": event_id or "evt_" + secrets.token_hex(12), "object": "event", "api_version": "2025-01-27.acacia",
             "created": int(time.time()), "type": event_type, "livemode": False, "pending_webhooks": 1,
-            "request": {"id": None, "idempotency_key": None}, "data": {"object": dict(obj)},
+            "request": {"id": None, "idempotency_key": None}, "data": data,
         })

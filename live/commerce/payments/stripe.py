@@ -128,16 +128,31 @@ def _amount(intent: dict, kind: str) -> int | None:
     return int(intent["amount"]) if intent.get("amount") is not None else None
 
 
+def refunded_amount(charge: dict, previous: dict) -> int | None:
+    """The amount a `charge.refunded` event is about. Fully refunded: the whole refunded amount (the order side
+    closes the payment). Partially: what this refund added (`amount_refunded` is cumulative), from the event's
+    previous_attributes, else the newest refund in the charge, else the cumulative amount (right for a first
+    refund)."""
+    total = charge.get("amount_refunded")
+    if total is None or charge.get("refunded"):
+        return total
+    if isinstance(previous.get("amount_refunded"), int):
+        return total - previous["amount_refunded"]
+    refunds = (charge.get("refunds") or {}).get("data") or []
+    if refunds and isinstance(refunds[0].get("amount"), int):
+        return refunds[0]["amount"]
+    return total
+
+
 def map_event(event_id: str, event_type: str, payload: dict) -> PaymentEvent:
-    """A verified Stripe event -> PaymentEvent. Partial refunds are stored but ignored (the order stays paid)."""
+    """A verified Stripe event -> PaymentEvent."""
     obj = (payload.get("data") or {}).get("object") or {}
     kind = EVENT_KINDS.get(event_type, "ignored")
     metadata = obj.get("metadata") or {}
     if obj.get("object") == "charge":
         ref = obj.get("payment_intent")
-        amount = obj.get("amount_refunded") if event_type == "charge.refunded" else obj.get("amount")
-        if event_type == "charge.refunded" and not obj.get("refunded"):
-            kind = "ignored"  # partially refunded: not a refund of the order
+        amount = (refunded_amount(obj, (payload.get("data") or {}).get("previous_attributes") or {})
+                  if event_type == "charge.refunded" else obj.get("amount"))
     elif obj.get("object") == "payment_intent":
         ref = obj.get("id")
         amount = _amount(obj, kind)
