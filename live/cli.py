@@ -24,9 +24,9 @@ def _run_worker(settings: Settings, dsn: str, reuse_port: bool, migrate_first: b
     import socket
 
     import uvloop
-    from aiohttp import web
 
     from live.app import create_app
+    from live.rooms import frontdoor
 
     setup_logging(settings.log_level)
     uvloop.install()
@@ -36,8 +36,8 @@ def _run_worker(settings: Settings, dsn: str, reuse_port: bool, migrate_first: b
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((settings.host, own_port))
-    web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port, sock=sock, print=None,
-                access_log=None, handle_signals=True, shutdown_timeout=10, backlog=4096)
+    frontdoor.run(app, host=settings.host, port=settings.port, reuse_port=reuse_port, sock=sock, backlog=4096,
+                  shutdown_timeout=10)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from db.migrate import migrate
 from live.config import load_settings
@@ -102,6 +104,26 @@ async def app(settings, dsn):
 async def client(app, aiohttp_client):
     """An HTTP client talking to the app over a real TCP socket."""
     return await aiohttp_client(app)
+
+
+@pytest.fixture
+def aiohttp_client(aiohttp_client):
+    """pytest-aiohttp's client factory, serving our apps through the front door on the listening socket, as
+    `live serve` does (so every test's websocket viewers take the lean path and everything else aiohttp's)."""
+    async def make(app_or_server, *args, **kwargs):
+        if isinstance(app_or_server, web.Application) and "gateway" in app_or_server:
+            app_or_server = FrontDoorTestServer(app_or_server)
+        return await aiohttp_client(app_or_server, *args, **kwargs)
+    return make
+
+
+class FrontDoorTestServer(TestServer):
+    """aiohttp's test server with `live serve`'s front door on its listening socket."""
+
+    async def _make_runner(self, **kwargs):
+        from live.rooms.frontdoor import FrontDoorRunner
+
+        return FrontDoorRunner(self.app, self.app["gateway"].sio.eio, **kwargs)
 
 
 @pytest.fixture

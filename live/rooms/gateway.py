@@ -6,88 +6,21 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-import orjson
 import socketio
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from socketio import packet as sio_packet
 
 from live.auth.principal import ANONYMOUS, Principal
 from live.config import Settings
 from live.errors import DomainError, unauthorized
 from live.logging import get_logger
 from live.rooms.broker import encode_event
-from live.rooms.transport import LeanEngineServer, LeanSocket, pre_encoded, ws_text_frame
+from live.rooms.sio import LeanManager, LeanPacket, LiveSocketServer, OrjsonShim
+from live.rooms.transport import LeanSocket, pre_encoded, ws_text_frame
 
 log = get_logger("live.gateway")
 MAX_ROOMS_PER_SOCKET = 3
-MAX_ATTACHMENTS = 4  # binary attachments in one packet (each at most max_http_buffer_size)
 UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-
-
-class _OrjsonShim:
-    """python-socketio's `json` hook: orjson for speed."""
-
-    @staticmethod
-    def dumps(obj, **_kw) -> str:
-        return orjson.dumps(obj).decode()
-
-    @staticmethod
-    def loads(s, **_kw):
-        return orjson.loads(s)
-
-
-class LiveSocketServer(socketio.AsyncServer):
-    """python-socketio's server with the lean Engine.IO server under it, and strict packet decoding: a packet
-    that is not valid Socket.IO closes the client's connection (as the reference server does) instead of
-    raising out of python-socketio's decoder. Binary packets are accepted with a few attachments, so bytes
-    sent where text is expected get an `invalid` ack."""
-
-    def _engineio_server_class(self):
-        return LeanEngineServer
-
-    async def _handle_eio_message(self, eio_sid, data):
-        # python-socketio 5.18's dispatch, with each text packet decoded once and vetted first
-        if eio_sid in self._binary_packet:
-            if not isinstance(data, bytes):
-                return await self._refuse(eio_sid, "text where a binary attachment was expected")
-            return await super()._handle_eio_message(eio_sid, data)  # an attachment
-        if not isinstance(data, str):
-            return await self._refuse(eio_sid, "unexpected binary data")
-        try:
-            pkt = self.packet_class(encoded_packet=data)
-        except Exception:  # the decoder raises ValueError, IndexError, TypeError... on garbage
-            return await self._refuse(eio_sid, "undecodable packet")
-        kind = pkt.packet_type
-        if kind in (sio_packet.EVENT, sio_packet.BINARY_EVENT) and not (
-                isinstance(pkt.data, list) and pkt.data and isinstance(pkt.data[0], str)):
-            return await self._refuse(eio_sid, "an event must be a list starting with its name")
-        if kind == sio_packet.EVENT:
-            await self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
-        elif kind == sio_packet.ACK:
-            await self._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
-        elif kind == sio_packet.CONNECT:
-            await self._handle_connect(eio_sid, pkt.namespace, pkt.data)
-        elif kind == sio_packet.DISCONNECT:
-            await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
-        elif kind in (sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK):
-            if not 1 <= pkt.attachment_count <= MAX_ATTACHMENTS:
-                return await self._refuse(eio_sid, "bad attachment count")
-            if not self.manager.sid_from_eio_sid(eio_sid, pkt.namespace or "/"):
-                return await self._refuse(eio_sid, "binary packet before connecting")
-            self._binary_packet[eio_sid] = pkt  # completed by its attachments
-        else:
-            await self._refuse(eio_sid, "unexpected packet type")
-
-    async def _refuse(self, eio_sid, problem: str) -> None:
-        """Close the connection of a client that sent something that is not Socket.IO."""
-        log.info("bad_packet", problem=problem)
-        self._binary_packet.pop(eio_sid, None)
-        sock = self.eio.sockets.get(eio_sid)
-        if isinstance(sock, LeanSocket):
-            await sock.kill()
-        elif sock is not None:
-            await sock.close(wait=False, abort=True)
 
 
 # ---- payloads ----
@@ -162,7 +95,8 @@ class Gateway:
         origins = list(settings.cors_origins)
         self.app = app
         self.sio = LiveSocketServer(
-            async_mode="aiohttp", json=_OrjsonShim, cors_allowed_origins="*" if "*" in origins else origins or None,
+            async_mode="aiohttp", json=OrjsonShim, serializer=LeanPacket, client_manager=LeanManager(),
+            cors_allowed_origins="*" if "*" in origins else origins or None,
             max_http_buffer_size=16 * 1024, logger=False, engineio_logger=False, ping_interval=25, ping_timeout=20)
         self.sio.attach(app)
         self.conns: dict[str, Conn] = {}

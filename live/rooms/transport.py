@@ -60,6 +60,45 @@ class LeanSocket(AsyncSocket):
 
     transport: asyncio.Transport | None = None
     dropped: bool = False
+    _queue: asyncio.Queue | None = None
+
+    @classmethod
+    def for_websocket(cls, server, sid: str, transport: asyncio.Transport) -> "LeanSocket":
+        """A socket born on a websocket (the front door): connected at once, and no packet queue until
+        something needs one (long-polling never happens on it)."""
+        sock = cls.__new__(cls)
+        sock.server, sock.sid, sock.transport = server, sid, transport
+        sock.last_ping = time.time()
+        sock.connected = sock.upgraded = True
+        sock.upgrading = sock.closing = sock.closed = False
+        sock.session = {}
+        return sock
+
+    @property
+    def queue(self) -> asyncio.Queue:
+        q = self._queue
+        if q is None:
+            q = self._queue = self.server.create_queue()
+        return q
+
+    @queue.setter
+    def queue(self, q: asyncio.Queue) -> None:
+        self._queue = q
+
+    @classmethod
+    def adopt(cls, sock: AsyncSocket) -> None:
+        """Turn engineio's own socket (made for a long-polling handshake) into a LeanSocket."""
+        queue = sock.__dict__.pop("queue", None)
+        sock.__class__ = cls
+        sock._queue = queue
+
+    async def close(self, wait=True, abort=False, reason=None):
+        was_open = not self.closed and not self.closing
+        await super().close(wait=wait and self._queue is not None, abort=abort, reason=reason)
+        transport = self.transport
+        if was_open and transport is not None:  # closed by the server: the CLOSE packet is out, hang up
+            self.transport = None
+            transport.close()
 
     def write_raw(self, data: bytes) -> bool:
         """Write pre-built websocket frames. False if the socket is gone or was cut off for being too slow."""
@@ -94,9 +133,11 @@ class LeanSocket(AsyncSocket):
         await super().send(pkt)
 
     def schedule_ping(self):
+        """A PONG came (or the socket just connected): the next PING goes out one interval from now. As in
+        engineio, only once per PING: an unasked-for PONG schedules nothing."""
         if self.last_ping:
             self.last_ping = None
-        self.server.ping_wheel.add(self)
+            self.server.ping_wheel.add(self)
 
     def _ping_now(self) -> None:
         if not self.closing and not self.closed:
@@ -105,6 +146,13 @@ class LeanSocket(AsyncSocket):
                 self.write_raw(b"\x81\x012")  # Engine.IO PING ("2") in one text frame
             else:
                 self.queue.put_nowait(eio_packet.Packet(eio_packet.PING))
+            self.server.ping_wheel.expect_pong(self)
+
+    def _pong_overdue(self) -> None:
+        last = self.last_ping
+        if last is not None and not self.closed and not self.closing \
+                and time.time() - last > self.server.ping_timeout:
+            asyncio.get_running_loop().create_task(self.kill())
 
     async def _websocket_handler(self, ws: LeanWebSocket):
         sock: web.WebSocketResponse = ws._sock
@@ -161,26 +209,37 @@ class LeanSocket(AsyncSocket):
 
 
 class PingWheel:
-    """Sends Engine.IO pings for all sockets from one task, one slot per second."""
+    """Engine.IO heartbeats for all sockets from one task, one slot per second: a PING one interval after the
+    last PONG, and a check one timeout after each PING that cuts off a client that did not answer (this
+    replaces engineio's per-socket ping task and its client-monitoring task)."""
 
-    def __init__(self, interval: int):
+    def __init__(self, interval: int, timeout: int = 20):
         self.interval = max(1, int(interval))
-        self._slots: list[set[LeanSocket]] = [set() for _ in range(self.interval + 1)]
+        self.timeout = max(1, int(timeout)) + 1
+        size = max(self.interval, self.timeout) + 1
+        self._pings: list[set[LeanSocket]] = [set() for _ in range(size)]
+        self._checks: list[set[LeanSocket]] = [set() for _ in range(size)]
         self._pos = 0
         self._task: asyncio.Task | None = None
 
     def add(self, sock: LeanSocket) -> None:
-        self._slots[(self._pos + self.interval) % len(self._slots)].add(sock)
+        self._pings[(self._pos + self.interval) % len(self._pings)].add(sock)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def expect_pong(self, sock: LeanSocket) -> None:
+        self._checks[(self._pos + self.timeout) % len(self._checks)].add(sock)
 
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            self._pos = (self._pos + 1) % len(self._slots)
-            due, self._slots[self._pos] = self._slots[self._pos], set()
+            self._pos = pos = (self._pos + 1) % len(self._pings)
+            due, self._pings[pos] = self._pings[pos], set()
             for sock in due:
                 sock._ping_now()
+            due, self._checks[pos] = self._checks[pos], set()
+            for sock in due:
+                sock._pong_overdue()
 
     def stop(self) -> None:
         if self._task is not None:
@@ -194,11 +253,12 @@ class LeanEngineServer(engineio.AsyncServer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._async = dict(self._async, websocket=LeanWebSocket)
-        self.ping_wheel = PingWheel(self.ping_interval)
+        self.ping_wheel = PingWheel(self.ping_interval, self.ping_timeout)
+        self.start_service_task = False  # the ping wheel finds clients that stopped answering
 
     async def _trigger_event(self, event, *args, **kwargs):
         if event == "connect":
             sock = self.sockets.get(args[0])
             if sock is not None and type(sock) is AsyncSocket:
-                sock.__class__ = LeanSocket
+                LeanSocket.adopt(sock)
         return await super()._trigger_event(event, *args, **kwargs)
