@@ -21,10 +21,14 @@ async def insert_many(conn: asyncpg.Connection, rows: list[tuple]) -> None:
 
 
 async def recent(conn: asyncpg.Connection, stream_id: str, limit: int, before: int | None = None):
+    """The stream's messages in the order they were said (their time; ids are handed out in blocks per worker,
+    so with several workers they do not give the order), oldest first; `before` pages back from a message id."""
     rows = await conn.fetch(
         f"""SELECT {MSG_COLS} FROM chat_messages m JOIN users u ON u.id = m.user_id
-            WHERE m.livestream_id = $1::uuid AND m.deleted_at IS NULL AND ($3::bigint IS NULL OR m.id < $3)
-            ORDER BY m.id DESC LIMIT $2""", stream_id, limit, before)
+            WHERE m.livestream_id = $1::uuid AND m.deleted_at IS NULL
+              AND ($3::bigint IS NULL
+                   OR (m.created_at, m.id) < (SELECT b.created_at, b.id FROM chat_messages b WHERE b.id = $3))
+            ORDER BY m.created_at DESC, m.id DESC LIMIT $2""", stream_id, limit, before)
     return list(reversed(rows))
 
 

@@ -133,15 +133,14 @@ async def get_stream(call: Call):
            auth="user", roles=SELLERS, body=StreamPatch, errors=(404,))
 async def patch_stream(call: Call):
     async with call.services.db.tx(call.principal) as conn:
-        row = await _own_stream(call, conn)
-        row = await streams_db.update(conn, row["id"], call.body.model_dump(exclude_unset=True))
-    state = call.services.rooms.streams.cached(row["id"])
-    if state is not None:
-        slow_before = state.slow_mode
-        call.services.rooms.streams.refresh_row(state, row)
-        if state.slow_mode != slow_before:  # the room hears it as if a moderator had used chat:slowmode
-            await call.services.rooms.publish(state, "chat:slowmode",
-                                              {"stream_id": state.id, "seconds": row["slow_mode_seconds"]})
+        before = await _own_stream(call, conn)
+        row = await streams_db.update(conn, before["id"], call.body.model_dump(exclude_unset=True))
+    # loaded (not only looked up in the cache) so the change reaches the other workers' copies of the room
+    state = await call.services.rooms.streams.get(row["id"])
+    call.services.rooms.streams.refresh_row(state, row)
+    if row["slow_mode_seconds"] != before["slow_mode_seconds"]:  # the room hears it as if a moderator had used chat:slowmode
+        await call.services.rooms.publish(state, "chat:slowmode",
+                                          {"stream_id": state.id, "seconds": row["slow_mode_seconds"]})
     return stream_out(row)
 
 
