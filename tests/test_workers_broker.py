@@ -259,3 +259,16 @@ async def test_rate_limits_and_spacing_are_global(redis_server):
     finally:
         for link in links:
             await link.stop()
+
+
+async def test_a_push_to_a_user_reaches_the_other_workers(workers):
+    a, b, c = await workers("a"), await workers("b"), await workers("c")
+    got: dict[str, list] = {"a": [], "b": [], "c": []}
+    for name, w in (("a", a), ("b", b), ("c", c)):
+        w.broker.on_user = lambda user, packet, name=name: got[name].append((user, packet))
+    packet = encode_event("order:update", {"order": {"id": "o-1", "status": "paid"}, "note": "line\nbreak"})
+    a.broker.push_user("user-42", packet)
+    await until(lambda: got["b"] and got["c"])
+    assert got["b"] == got["c"] == [("user-42", packet)]  # the bytes travel as they are
+    await asyncio.sleep(0.1)
+    assert got["a"] == []  # the sender delivers to its own sockets itself

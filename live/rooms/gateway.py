@@ -126,11 +126,19 @@ class Gateway:
             self.sio.on(event, self._wrap(event, model, fn))
 
     def send_to_user(self, user_id: str, event: str, data: dict) -> int:
-        """Push one event to every socket of a user on this worker (order updates); the number reached."""
+        """Push one event to every socket of a user (order updates): here, and through the broker on the other
+        workers when there are several. The number of sockets reached on this worker."""
+        packet = encode_event(event, data)
+        push_user = getattr(self.services.broker, "push_user", None)
+        if push_user is not None:
+            push_user(user_id, packet)
+        return self.deliver_to_user(user_id, packet)
+
+    def deliver_to_user(self, user_id: str, packet: bytes) -> int:
+        """Write one encoded event to the sockets a user has on this worker."""
         sids = self.by_user.get(user_id)
         if not sids:
             return 0
-        packet = encode_event(event, data)
         frame = ws_text_frame(packet)
         return sum(_push(conn.sock, packet, frame) for sid in list(sids) if (conn := self.conns.get(sid)))
 
@@ -260,6 +268,8 @@ class Gateway:
 
     async def _bind(self, _app: web.Application) -> None:
         self.services.rooms.on_banned = self.kick_banned
+        if hasattr(self.services.broker, "on_user"):
+            self.services.broker.on_user = self.deliver_to_user  # pushes made on other workers
 
     async def _drain(self, _app: web.Application) -> None:
         """Graceful shutdown: tell every client to reconnect and close its connection (websocket close 1012,

@@ -129,6 +129,7 @@ class RedisBroker:
         self._sha: dict[str, str] = {}
         self.on_follow: OnFollow | None = None  # a room (re)starts being followed: reload its state
         self.on_control: Callable[[str], None] | None = None  # another worker changed a stream: reload it
+        self.on_user: Callable[[str, bytes], int] | None = None  # another worker pushed an event to a user
         self.stats = {"published": 0, "received": 0, "local": 0, "dropped": 0}
         link.on_message = self._on_message
         link.on_up.append(self._resync)
@@ -216,6 +217,13 @@ class RedisBroker:
         raw = await self.link.client.hgetall(room_key(room, "c:" + name))
         return {k.decode(): int(v) for k, v in raw.items()}
 
+    def push_user(self, user_id: str, packet: bytes) -> None:
+        """Send an encoded event to one user's sockets on the other workers (order updates); best effort: a
+        worker cut off from Redis does not get it, and the order page shows the state anyway."""
+        if self.link.up:
+            asyncio.get_running_loop().create_task(
+                self._control(b"user\n" + self.link.name.encode() + b"\n" + user_id.encode() + b"\n" + packet))
+
     def announce(self, stream_id: str) -> None:
         """Tell the other workers that a stream's row changed (they reload it from the database)."""
         if self.link.up:
@@ -224,8 +232,11 @@ class RedisBroker:
     # ---- internals ----
 
     async def _announce(self, stream_id: str) -> None:
+        await self._control(b"reload\n" + self.link.name.encode() + b"\n" + stream_id.encode())
+
+    async def _control(self, message: bytes) -> None:
         try:
-            await self.link.client.publish(CONTROL, b"reload\n" + self.link.name.encode() + b"\n" + stream_id.encode())
+            await self.link.client.publish(CONTROL, message)
         except FAILURES as exc:
             self.link.failed(exc)
 
@@ -290,8 +301,13 @@ class RedisBroker:
     def _on_message(self, channel: bytes, data: bytes) -> None:
         if channel == CONTROL:
             op, sender, arg = data.split(b"\n", 2)
-            if op == b"reload" and sender != self.link.name.encode() and self.on_control is not None:
+            if sender == self.link.name.encode():
+                return
+            if op == b"reload" and self.on_control is not None:
                 self.on_control(arg.decode())
+            elif op == b"user" and self.on_user is not None:
+                user_id, packet = arg.split(b"\n", 1)
+                self.on_user(user_id.decode(), packet)
             return
         feed = self._feeds.get(channel[10:].decode())
         if feed is None:
