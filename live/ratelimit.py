@@ -1,13 +1,12 @@
-"""Rate limits: `RateLimiter.hit(key, limit, window)` says whether one more action fits in the window (a
-sliding log); `spaced(key, seconds)` allows one action per `seconds` and says how long is left otherwise.
+"""Rate limits: `RateLimiter.hit(key, limit, window)` says whether one more action is allowed: `limit` at once,
+then one every `window / limit` seconds (a token bucket, kept as GCRA's "theoretical arrival time": one number
+per key). "5 per 10 s" thus lets a viewer chat steadily every 2 s, jitter included, and burst 5; `spaced(key, seconds)` allows one action per `seconds` and says how long is left otherwise.
 `MemoryRateLimiter` keeps them in this process; `RedisRateLimiter` makes them global across workers and
 machines (one Lua script per check, on Redis's clock), and falls back to this process's limits while Redis is
 unreachable."""
 from __future__ import annotations
 
-import itertools
 import time
-from collections import deque
 from typing import Protocol
 
 from live.redis_support import FAILURES, RedisLink
@@ -28,22 +27,21 @@ MAX_SPACING = 3600.0
 
 class MemoryRateLimiter:
     def __init__(self, max_keys: int = 200_000):
-        self._hits: dict[str, deque[float]] = {}
+        self._tat: dict[str, float] = {}  # key -> when its bucket is full again (theoretical arrival time)
         self._last: dict[str, float] = {}
         self._max_keys = max_keys
 
     async def hit(self, key: str, limit: int, window: float) -> bool:
         now = time.monotonic()
-        q = self._hits.get(key)
-        if q is None:
-            if len(self._hits) >= self._max_keys:
-                self._sweep(now, window)
-            q = self._hits[key] = deque()
-        while q and q[0] <= now - window:
-            q.popleft()
-        if len(q) >= limit:
+        tat = self._tat.get(key)
+        if tat is None:
+            if len(self._tat) >= self._max_keys:
+                self._tat = {k: t for k, t in self._tat.items() if t > now}
+            tat = now
+        new = max(tat, now) + window / limit
+        if new - now > window + 1e-9:
             return False
-        q.append(now)
+        self._tat[key] = new
         return True
 
     async def spaced(self, key: str, seconds: float) -> float:
@@ -56,9 +54,6 @@ class MemoryRateLimiter:
         self._last[key] = now
         return 0.0
 
-    def _sweep(self, now: float, window: float) -> None:
-        for key in [k for k, q in self._hits.items() if not q or q[-1] <= now - window]:
-            del self._hits[key]
 
 
 _NOW = """
@@ -66,12 +61,13 @@ redis.replicate_commands()
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
-# KEYS: log (sorted set)   ARGV: limit, window ms, unique member
+# KEYS: the bucket's theoretical arrival time (ms)   ARGV: limit, window ms
 HIT = _NOW + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], now, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local new = tat + tonumber(ARGV[2]) / tonumber(ARGV[1])
+if new - now > tonumber(ARGV[2]) + 0.001 then return 0 end
+redis.call('SET', KEYS[1], string.format('%.3f', new), 'PX', math.ceil(new - now) + 1)
 return 1
 """
 # KEYS: key   ARGV: spacing ms, kept ms   -> ms left (0: allowed and remembered)
@@ -93,13 +89,11 @@ class RedisRateLimiter:
         self._local_prefixes = local_prefixes
         self._hit = link.client.register_script(HIT)
         self._spaced = link.client.register_script(SPACED)
-        self._ids = itertools.count()
 
     async def hit(self, key: str, limit: int, window: float) -> bool:
         if self.link.up and not key.startswith(self._local_prefixes):
             try:
-                member = f"{self.link.name}:{next(self._ids)}"
-                return bool(await self._hit(keys=["live:rl:" + key], args=[limit, int(window * 1000), member]))
+                return bool(await self._hit(keys=["live:rl:" + key], args=[limit, int(window * 1000)]))
             except FAILURES as exc:
                 self.link.failed(exc)
         return await self.local.hit(key, limit, window)
