@@ -53,7 +53,7 @@ class Services:
         return ANONYMOUS if token is None else await self.principal_for_token(token)
 
     async def principal_for_token(self, token: str) -> Principal:
-        if self.tokens.is_ours(token):
+        if not self.tokens.accepts_external or self.tokens.is_ours(token):
             return self.tokens.verify(token)
         ident = await self.tokens.verify_external(token)
         cached = self._external.get(ident.user_id)

@@ -52,6 +52,11 @@ class TokenService:
             raise unauthorized("invalid token: unknown role")
         return Principal(str(claims["sub"]), role, str(claims.get("name") or ""))
 
+    @property
+    def accepts_external(self) -> bool:
+        """Whether tokens of an external identity provider (JWKS) are accepted besides ours."""
+        return self._jwks is not None
+
     def is_ours(self, token: str) -> bool:
         try:
             return jwt.decode(token, options={"verify_signature": False}).get("iss") == self.issuer

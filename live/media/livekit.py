@@ -1,9 +1,17 @@
 """LiveKit access tokens. A viewer's token can subscribe and must not publish (VideoGrants defaults every
-permission to true, so each is set explicitly); the stream's seller gets a token that can publish."""
+permission to true, so each is set explicitly); the stream's seller gets a token that can publish.
+
+Every viewer who joins gets a token, so a join storm mints thousands a second: the grants of a room are laid
+out once by livekit-api (`AccessToken.claims`, LiveKit's own claim names) and each token only adds who it is
+for and when it expires before PyJWT signs it (what `AccessToken.to_jwt` does, without rebuilding the grants).
+"""
 from __future__ import annotations
 
+import functools
+import time
 from datetime import timedelta
 
+import jwt
 from livekit import api as lk
 
 from live.config import Settings
@@ -17,11 +25,17 @@ class LiveKitTokens:
         self._key = settings.livekit_api_key
         self._secret = settings.livekit_api_secret
 
-    def token(self, room: str, identity: str, name: str, *, publisher: bool) -> str:
+    @functools.lru_cache(maxsize=4096)
+    def _grants(self, room: str, publisher: bool) -> dict:
         grants = lk.VideoGrants(room_join=True, room=room, can_subscribe=True, can_publish=publisher,
                                 can_publish_data=publisher, can_update_own_metadata=False)
-        return (lk.AccessToken(self._key, self._secret).with_identity(identity).with_name(name)
-                .with_grants(grants).with_ttl(TOKEN_TTL).to_jwt())
+        return lk.AccessToken(self._key, self._secret).with_grants(grants).claims.asdict()
+
+    def token(self, room: str, identity: str, name: str, *, publisher: bool) -> str:
+        now = int(time.time())
+        claims = {**self._grants(room, publisher), "name": name, "sub": identity, "iss": self._key,
+                  "nbf": now, "exp": now + int(TOKEN_TTL.total_seconds())}
+        return jwt.encode(claims, self._secret, algorithm="HS256")
 
     def media_for(self, room: str, identity: str, name: str, publisher: bool) -> dict:
         return {"url": self.url, "room": room, "token": self.token(room, identity, name, publisher=publisher),

@@ -16,7 +16,7 @@ from live.rooms.transport import MAX_PENDING_BYTES, LeanSocket, pre_encoded, ws_
 
 MIN_TICK = 0.02
 MAX_TICK = 0.2
-COST_FACTOR = 2.0  # tick >= this many times the last flush's cost: a busy room's fan-out uses at most ~1/2 a core
+COST_FACTOR = 0.8  # tick >= 0.8x the last flush cost: a busy room's fan-out uses at most ~55 % of a core
 MAX_POLLING_QUEUE = 500
 
 
