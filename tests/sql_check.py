@@ -15,6 +15,7 @@ Exits non-zero on the first failure.
 from __future__ import annotations
 
 import asyncio
+import re
 import pathlib
 import shutil
 import sys
@@ -143,7 +144,7 @@ async def rls_checks(uri: str, c: Checker) -> None:
         await conn.execute("INSERT INTO email_codes (email, code_hash, expires_at) "
                            "VALUES ('alice@example.com', 'h', now() + interval '10 minutes')")
         num = await conn.fetchval("SELECT number FROM orders WHERE id = $1", orders[A])
-        c.check(num.startswith("LV-") and len(num) == 11, f"order number default ({num})")
+        c.check(re.fullmatch(r"LS-\d{4}-\d{6,}", num) is not None, f"order number default ({num})")
 
         # ---- customer A ------------------------------------------------------
         print("customer A:")

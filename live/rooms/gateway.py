@@ -95,7 +95,10 @@ class Gateway:
         origins = list(settings.cors_origins)
         self.app = app
         self.sio = LiveSocketServer(
+            # async_handlers=False: the transport already runs each incoming message in a task of its own (the
+            # front door's WsConnection, engineio for long-polling), so python-socketio need not make a second
             async_mode="aiohttp", json=OrjsonShim, serializer=LeanPacket, client_manager=LeanManager(),
+            async_handlers=False,
             cors_allowed_origins="*" if "*" in origins else origins or None,
             max_http_buffer_size=16 * 1024, logger=False, engineio_logger=False, ping_interval=25, ping_timeout=20)
         self.sio.attach(app)
