@@ -210,6 +210,7 @@ class RoomService:
         if not local:
             return
         for room, (count, announce) in (await self.presence.tally(local)).items():
+            self.hub.set_audience(room, count)  # ticks sized by the whole room, whichever worker holds it
             state = self.streams.cached(room)
             if state is None:
                 continue
