@@ -1,6 +1,8 @@
 """Queries on livestreams, their products, moderators, bans and mutes."""
 from __future__ import annotations
 
+import re
+
 import asyncpg
 
 STREAM_COLS = """s.id::text AS id, s.slug, s.title, s.description, s.status, s.scheduled_at, s.started_at,
@@ -9,13 +11,12 @@ STREAM_COLS = """s.id::text AS id, s.slug, s.title, s.description, s.status, s.s
     s.seller_id::text AS seller_id, se.user_id::text AS seller_user_id, se.display_name AS seller_name,
     se.slug AS seller_slug"""
 _FROM = "FROM livestreams s JOIN sellers se ON se.id = s.seller_id"
-_UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_UUID = re.compile(UUID)
 
 
 def is_uuid(value: str) -> bool:
-    import re
-
-    return bool(re.match(_UUID, value))
+    return _UUID.match(value) is not None
 
 
 async def get(conn: asyncpg.Connection, id_or_slug: str) -> asyncpg.Record | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from live.redis_support import FAILURES, RedisLink
+from live.redis_support import FAILURES, LUA_NOW_MS, RedisLink
 
 
 class RateLimiter(Protocol):
@@ -55,14 +55,8 @@ class MemoryRateLimiter:
         return 0.0
 
 
-
-_NOW = """
-redis.replicate_commands()
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
 # KEYS: the bucket's theoretical arrival time (ms)   ARGV: limit, window ms
-HIT = _NOW + """
+HIT = LUA_NOW_MS + """
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local new = tat + tonumber(ARGV[2]) / tonumber(ARGV[1])
@@ -71,7 +65,7 @@ redis.call('SET', KEYS[1], string.format('%.3f', new), 'PX', math.ceil(new - now
 return 1
 """
 # KEYS: key   ARGV: spacing ms, kept ms   -> ms left (0: allowed and remembered)
-SPACED = _NOW + """
+SPACED = LUA_NOW_MS + """
 local last = redis.call('GET', KEYS[1])
 if last and now - tonumber(last) < tonumber(ARGV[1]) then return tonumber(ARGV[1]) - (now - tonumber(last)) end
 redis.call('SET', KEYS[1], now, 'PX', ARGV[2])

@@ -32,6 +32,12 @@ COMMAND_TIMEOUT = 2.0
 SUBSCRIBE_TIMEOUT = 3.0
 MAX_BACKOFF = 5.0
 FAILURES = (RedisError, OSError, asyncio.TimeoutError, ConnectionError)  # what "Redis is unreachable" looks like
+# the opening of a Lua script that needs Redis's clock: `now` in milliseconds (TIME is not deterministic)
+LUA_NOW_MS = """
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
 
 
 def worker_id() -> str:

@@ -80,10 +80,7 @@ class ChatService:
             async with self.db.tx(principal) as conn:
                 if not await chat_db.mark_deleted(conn, state.id, message_id, principal.user_id):
                     raise not_found("message")
-        for i, m in enumerate(state.recent):
-            if m["id"] == message_id:
-                del state.recent[i]
-                break
+        state.drop_message(message_id)
         await self.rooms.publish(state, "chat:deleted", {"stream_id": state.id, "id": message_id})
 
     async def mute(self, principal: Principal, id_or_slug: str, user_id: str, seconds: int) -> float:

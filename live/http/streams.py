@@ -9,13 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from db import chat as chat_db
 from db import streams as streams_db
 from db import users as users_db
+from db.streams import UUID
 from live.errors import DomainError, forbidden, not_found
 from live.http.api import API, Api, Call
 from live.rooms.state import message_out
 
 api = Api()
 SELLERS = ("seller", "admin")
-UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 class StreamCreate(BaseModel):
@@ -75,9 +75,7 @@ async def _own_stream(call: Call, conn) -> dict:
 
 
 def _check_ids(ids: list[str]) -> None:
-    import re
-
-    if any(not re.match(UUID, i) for i in ids):
+    if not all(map(streams_db.is_uuid, ids)):
         raise DomainError("invalid", "product_ids must be uuids")
 
 

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Callable, Protocol
 
 import orjson
 
@@ -37,6 +37,14 @@ Subscriber = Callable[[str, Envelope], None]
 # (field name, increments, the caller's last known totals): running totals of a room, e.g. reactions. A shared
 # broker keeps them itself (the known totals are its fallback); the memory broker adds to the known totals.
 Counters = tuple[str, dict[str, int], dict[str, int]]
+
+
+def with_totals(data: dict, counters: Counters | None) -> dict:
+    """The event's data with the running totals (known totals plus increments) as data[name]."""
+    if counters is None:
+        return data
+    name, increments, known = counters
+    return {**data, name: {k: known.get(k, 0) + increments.get(k, 0) for k in {**known, **increments}}}
 
 
 class Broker(Protocol):
@@ -79,9 +87,7 @@ class MemoryBroker:
 
     async def publish(self, room: str, event: str, data: dict, *, latest_key: str | None = None,
                       counters: Counters | None = None) -> Envelope:
-        if counters is not None:
-            name, increments, known = counters
-            data = {**data, name: {k: known.get(k, 0) + increments.get(k, 0) for k in {**known, **increments}}}
+        data = with_totals(data, counters)
         seq = self._seq.get(room, 0) + 1
         self._seq[room] = seq
         env = Envelope(seq, event, encode_event(event, {**data, "seq": seq}), latest_key, time.time())
@@ -122,8 +128,7 @@ def history_since(hist, last_seq: int, current: int, max_age: float) -> tuple[li
 
 def collapse(items: list[Envelope]) -> list[Envelope]:
     """Keep every event, except that of events sharing a latest_key only the newest stays."""
-    newest: dict[str, int] = {}
-    for e in items:
-        if e.latest_key is not None:
-            newest[e.latest_key] = e.seq
+    newest = {e.latest_key: e.seq for e in items if e.latest_key is not None}
+    if not newest:
+        return items
     return [e for e in items if e.latest_key is None or newest[e.latest_key] == e.seq]

@@ -23,17 +23,13 @@ from urllib.parse import parse_qs, urlsplit
 from aiohttp import web
 from engineio import packet as eio_packet
 
-from live.rooms.transport import LeanSocket, ws_text_frame
+from live.rooms.transport import LeanSocket, ws_close_frame, ws_text_frame
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEAD = 8192  # request heads beyond this go to aiohttp, which answers 431/400
 _KEEP_HEADERS = {b"origin": "HTTP_ORIGIN", b"host": "HTTP_HOST", b"user-agent": "HTTP_USER_AGENT",
                  b"x-forwarded-for": "HTTP_X_FORWARDED_FOR", b"x-forwarded-proto": "HTTP_X_FORWARDED_PROTO",
                  b"x-forwarded-host": "HTTP_X_FORWARDED_HOST"}
-
-
-def _close_frame(code: int) -> bytes:
-    return b"\x88\x02" + code.to_bytes(2, "big")
 
 
 def _unmask(payload: bytes, mask: bytes) -> bytes:
@@ -93,7 +89,7 @@ class WsConnection(asyncio.Protocol):
             if opcode == 0x9:  # ping
                 self.transport.write(bytes((0x8A, len(payload))) + payload)
             elif opcode == 0x8:  # close: answer and hang up
-                self.transport.write(_close_frame(1000))
+                self.transport.write(ws_close_frame(1000))
                 self.transport.close()
                 return False
             return True  # pong
@@ -145,7 +141,7 @@ class WsConnection(asyncio.Protocol):
     def fail(self, code: int) -> bool:
         """A protocol error: close with `code` and drop the connection."""
         if not self.transport.is_closing():
-            self.transport.write(_close_frame(code))
+            self.transport.write(ws_close_frame(code))
             self.transport.close()
         return False
 

@@ -10,17 +10,17 @@ import socketio
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from db.streams import UUID
 from live.auth.principal import ANONYMOUS, Principal
 from live.config import Settings
 from live.errors import DomainError, unauthorized
 from live.logging import get_logger
 from live.rooms.broker import encode_event
 from live.rooms.sio import LeanManager, LeanPacket, LiveSocketServer, OrjsonShim
-from live.rooms.transport import LeanSocket, pre_encoded, ws_text_frame
+from live.rooms.transport import LeanSocket, ws_close_frame, ws_text_frame
 
 log = get_logger("live.gateway")
 MAX_ROOMS_PER_SOCKET = 3
-UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 # ---- payloads ----
@@ -74,16 +74,6 @@ class Conn:
     principal: Principal
     sock: LeanSocket
     rooms: set[str] = field(default_factory=set)
-
-
-def _push(sock: LeanSocket, packet: bytes, frame: bytes | None = None) -> bool:
-    """Send one pre-encoded event to one socket, websocket or long-polling."""
-    if sock.transport is not None:
-        return sock.write_raw(frame or ws_text_frame(packet))
-    if sock.closed or sock.closing:
-        return False
-    sock.queue.put_nowait(pre_encoded(packet.decode()))
-    return True
 
 
 def _err(code: str, message: str) -> dict:
@@ -143,7 +133,7 @@ class Gateway:
         if not sids:
             return 0
         frame = ws_text_frame(packet)
-        return sum(_push(conn.sock, packet, frame) for sid in list(sids) if (conn := self.conns.get(sid)))
+        return sum(conn.sock.push(packet, frame) for sid in list(sids) if (conn := self.conns.get(sid)))
 
     @property
     def services(self):
@@ -265,7 +255,7 @@ class Gateway:
         for sid in list(self.by_user.get(user_id, ())):
             target = self.conns.get(sid)
             if target is not None and room in target.rooms:
-                _push(target.sock, packet)
+                target.sock.push(packet)
                 target.rooms.discard(room)
                 self.services.rooms.leave(room, sid)
 
@@ -279,7 +269,7 @@ class Gateway:
         service restart). Socket.IO clients reconnect by themselves after a transport close, land on another
         worker and join again with their last_seq (docs/protocol.md)."""
         packet = encode_event("server:reconnect", {"reason": "shutdown"})
-        frames = ws_text_frame(packet) + b"\x88\x02\x03\xf4"
+        frames = ws_text_frame(packet) + ws_close_frame(1012)
         for conn in list(self.conns.values()):
             sock = conn.sock
             transport = sock.transport
@@ -287,7 +277,7 @@ class Gateway:
                 sock.transport = None
                 transport.write(frames)
                 transport.close()  # after the buffer is sent; the reader loop ends and disconnect runs
-            elif _push(sock, packet):
+            elif sock.push(packet):
                 await sock.close(wait=False, abort=True)
 
     async def slowmode(self, conn: Conn, p: SlowIn) -> None:

@@ -11,8 +11,8 @@ import asyncio
 import time
 from typing import Callable
 
-from live.rooms.broker import Envelope
-from live.rooms.transport import MAX_PENDING_BYTES, LeanSocket, pre_encoded, ws_text_frame
+from live.rooms.broker import Envelope, collapse
+from live.rooms.transport import MAX_PENDING_BYTES, LeanSocket, ws_text_frame
 
 MIN_TICK = 0.02
 MAX_TICK = 0.2
@@ -90,9 +90,7 @@ class Hub:
         pending, room.pending = room.pending, []
         if not pending or not room.members:
             return
-        if any(e.latest_key is not None for e in pending):
-            newest = {e.latest_key: e.seq for e in pending if e.latest_key is not None}
-            pending = [e for e in pending if e.latest_key is None or newest[e.latest_key] == e.seq]
+        pending = collapse(pending)
         started = time.monotonic()
         buf = b"".join(ws_text_frame(e.packet) for e in pending)
         floors = room.floors
@@ -133,7 +131,7 @@ class Hub:
             asyncio.get_running_loop().create_task(sock.close(wait=False, abort=True))
             return
         for e in items:
-            sock.queue.put_nowait(pre_encoded(e.packet.decode()))
+            sock.push(e.packet)
 
     def _drop(self, room: Room, sid: str, sock: LeanSocket) -> None:
         room.members.pop(sid, None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from live.logging import get_logger
-from live.redis_support import FAILURES, RedisLink
+from live.redis_support import FAILURES, LUA_NOW_MS, RedisLink
 
 log = get_logger("live.rooms.presence")
 PRESENCE_TTL = 6.0  # seconds without a report before a worker's viewers stop counting
@@ -44,10 +44,7 @@ class LocalPresence:
 
 
 # KEYS: workers, then per room (viewers hash, announced key)   ARGV: worker, ttl ms, then one count per room
-TALLY = """
-redis.replicate_commands()
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+TALLY = LUA_NOW_MS + """
 local ttl = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 100 * ttl)

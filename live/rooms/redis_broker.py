@@ -29,7 +29,8 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from live.logging import get_logger
 from live.redis_support import FAILURES, RedisLink
-from live.rooms.broker import HISTORY_SECONDS, HISTORY_SIZE, Counters, Envelope, Subscriber, history_since
+from live.rooms.broker import (HISTORY_SECONDS, HISTORY_SIZE, Counters, Envelope, Subscriber, encode_event,
+                               history_since, with_totals)
 
 log = get_logger("live.rooms.redis")
 EPOCH_KEY = "live:epoch"
@@ -245,9 +246,7 @@ class RedisBroker:
         return history_since([_entry(e) for e in entries], last_seq, current, self._max_age)
 
     def _publish_local(self, room, event, data, latest_key, counters, ts) -> Envelope:
-        if counters is not None:
-            name, increments, known = counters
-            data = {**data, name: {k: known.get(k, 0) + increments.get(k, 0) for k in {**known, **increments}}}
+        data = with_totals(data, counters)
         feed = self._feeds.get(room)
         if feed is None:
             seq = self._offline[room] = self._offline.get(room, LOCAL_JUMP) + 1
@@ -258,7 +257,7 @@ class RedisBroker:
             feed.seq += 1
             seq = feed.seq
         self.stats["local"] += 1
-        env = Envelope(seq, event, b"42" + orjson.dumps([event, {**data, "seq": seq}]), latest_key, ts)
+        env = Envelope(seq, event, encode_event(event, {**data, "seq": seq}), latest_key, ts)
         if feed is not None:
             self._deliver(room, env)
         return env

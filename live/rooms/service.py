@@ -21,7 +21,7 @@ from live.logging import get_logger
 from live.media.livekit import LiveKitTokens
 from live.rooms.broker import Broker, Envelope
 from live.rooms.hub import Hub
-from live.rooms.presence import LocalPresence, Presence  # noqa: F401 - LocalPresence is wired by services
+from live.rooms.presence import Presence
 from live.rooms.state import REACTION_KINDS, StreamRegistry, StreamState
 from live.rooms.transport import LeanSocket
 
@@ -80,10 +80,7 @@ class RoomService:
             if not any(m["id"] == d["id"] for m in state.recent):
                 state.recent.append(d)
         elif ev == "chat:deleted":
-            for i, m in enumerate(state.recent):
-                if m["id"] == d["id"]:
-                    del state.recent[i]
-                    break
+            state.drop_message(d["id"])
         elif ev == "user:muted":
             state.mutes[d["user_id"]] = time.time() + d["seconds"]
         elif ev == "user:banned":

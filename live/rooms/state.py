@@ -61,6 +61,13 @@ class StreamState:
     def can_moderate(self, p: Principal) -> bool:
         return self.is_owner(p) or (p.user_id is not None and p.user_id in self.moderators)
 
+    def drop_message(self, message_id: int) -> None:
+        """A deleted message leaves the recent chat."""
+        for i, m in enumerate(self.recent):
+            if m["id"] == message_id:
+                del self.recent[i]
+                return
+
     def muted_until(self, user_id: str) -> float | None:
         until = self.mutes.get(user_id)
         if until is None:

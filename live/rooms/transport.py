@@ -34,6 +34,11 @@ def ws_text_frame(payload: bytes) -> bytes:
     return b"\x81\x7f" + n.to_bytes(8, "big") + payload
 
 
+def ws_close_frame(code: int) -> bytes:
+    """A websocket close frame with a status code (server to client)."""
+    return b"\x88\x02" + code.to_bytes(2, "big")
+
+
 def pre_encoded(text: str) -> eio_packet.Packet:
     """An Engine.IO MESSAGE packet whose wire text is already known (for long-polling clients)."""
     pkt = eio_packet.Packet(eio_packet.MESSAGE)
@@ -99,6 +104,16 @@ class LeanSocket(AsyncSocket):
         if was_open and transport is not None:  # closed by the server: the CLOSE packet is out, hang up
             self.transport = None
             transport.close()
+
+    def push(self, packet: bytes, frame: bytes | None = None) -> bool:
+        """Send one pre-encoded Socket.IO packet (42[...]), on websocket or long-polling; `frame` is its websocket
+        frame if the caller built it already (one event to several sockets). False if the socket is gone."""
+        if self.transport is not None:
+            return self.write_raw(frame or ws_text_frame(packet))
+        if self.closed or self.closing:
+            return False
+        self.queue.put_nowait(pre_encoded(packet.decode()))
+        return True
 
     def write_raw(self, data: bytes) -> bool:
         """Write pre-built websocket frames. False if the socket is gone or was cut off for being too slow."""
