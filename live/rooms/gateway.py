@@ -219,7 +219,7 @@ class Gateway:
         if state.room in conn.rooms:
             rooms.leave(state.room, conn.sid)
             conn.rooms.discard(state.room)
-        state, ack = await rooms.join(conn.sid, conn.sock, conn.principal, p.stream_id, p.last_seq, p.epoch)
+        ack = await rooms.join(conn.sid, conn.sock, conn.principal, state, p.last_seq, p.epoch)
         if conn.sid not in self.conns:  # disconnected while joining
             rooms.leave(state.room, conn.sid)
             return ack

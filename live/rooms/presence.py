@@ -15,8 +15,9 @@ WORKERS_KEY = "live:workers"
 
 class Presence(Protocol):
     async def tally(self, local: dict[str, int]) -> dict[str, tuple[int, bool]]:
-        """Report this worker's viewers per room (0: none left here) and get, per room, the total and whether
-        this worker should announce it (it changed since it was last announced)."""
+        """Report this worker's viewers per room (a room reported before and missing here now counts 0: its
+        last local viewer left) and get, per room, the total and whether this worker should announce it (it
+        changed since it was last announced)."""
         ...
 
     async def leave_all(self) -> None:
@@ -30,7 +31,7 @@ class LocalPresence:
 
     async def tally(self, local: dict[str, int]) -> dict[str, tuple[int, bool]]:
         out = {}
-        for room, n in local.items():
+        for room, n in {**dict.fromkeys(self._announced.keys() - local.keys(), 0), **local}.items():
             if n:
                 out[room] = (n, self._announced.get(room) != n)
                 self._announced[room] = n
@@ -96,12 +97,12 @@ class RedisPresence:
         keys = [WORKERS_KEY]
         for room in rooms:
             keys += [f"live:{{{room}}}:viewers", f"live:{{{room}}}:announced"]
+        self._reported |= {r for r, n in local.items() if n}  # before the call: a failed report may have landed
         try:
             flat = await self._script(keys=keys, args=[self.link.name, int(self.ttl * 1000), *local.values()])
         except FAILURES as exc:
             self.link.failed(exc)
             return {}
-        self._reported |= {r for r, n in local.items() if n}
         self._reported -= {r for r, n in local.items() if not n}
         return {room: (int(flat[2 * i]), bool(flat[2 * i + 1])) for i, room in enumerate(rooms)}
 

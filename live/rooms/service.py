@@ -42,7 +42,6 @@ class RoomService:
         self.db, self.hub, self.broker, self.presence, self.streams, self.media = (
             db, hub, broker, presence, streams, media)
         self._reactions: dict[str, dict[str, int]] = {}
-        self._reported: set[str] = set()  # rooms whose local viewer count was last reported non-zero
         self._unsubscribe: dict[str, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task] = []
         self.on_banned: Callable[[str, str], None] | None = None  # (room, user_id): the gateway kicks locally
@@ -130,9 +129,10 @@ class RoomService:
 
     # ---- join / leave ----
 
-    async def join(self, sid: str, sock: LeanSocket, principal: Principal, id_or_slug: str,
-                   last_seq: int | None, epoch: str | None) -> tuple[StreamState, dict]:
-        state = await self.streams.get(id_or_slug)
+    async def join(self, sid: str, sock: LeanSocket, principal: Principal, state: StreamState,
+                   last_seq: int | None, epoch: str | None) -> dict:
+        """Put the socket in the room (the state from `streams.get`) and make its ack: the events it missed
+        since last_seq when the history still has them all, else a snapshot."""
         if principal.user_id is not None and principal.user_id in state.bans:
             raise DomainError("banned", "you are banned from this stream")
         room = state.room
@@ -164,7 +164,7 @@ class RoomService:
         identity = principal.user_id or f"anon-{sid}"
         ack["media"] = self.media.media_for(state.livekit_room, identity, principal.name or "viewer",
                                             publisher=state.is_owner(principal))
-        return state, ack
+        return ack
 
     def snapshot(self, state: StreamState) -> dict:
         return {"stream": state.public(), "viewers": state.viewers, "spotlight": state.spotlight,
@@ -200,12 +200,7 @@ class RoomService:
                 log.exception("room_timer_error", timer=fn.__name__)
 
     async def publish_counts(self) -> None:
-        local = {room: len(r.members) for room, r in self.hub.rooms.items()}
-        for room in self._reported - local.keys():
-            local[room] = 0  # the last local viewer left since the last report
-        self._reported = {room for room, n in local.items() if n}
-        if not local:
-            return
+        local = {room: len(r.members) for room, r in self.hub.rooms.items()}  # presence adds the rooms left
         for room, (count, announce) in (await self.presence.tally(local)).items():
             self.hub.set_audience(room, count)  # ticks sized by the whole room, whichever worker holds it
             state = self.streams.cached(room)
