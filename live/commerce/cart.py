@@ -240,13 +240,3 @@ class CartService:
                 return changed
             changed += len(levels)
             await self.board.seen(levels)
-
-    async def run_sweeper(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.release_expired()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("reservation_sweep_failed")

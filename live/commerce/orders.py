@@ -6,7 +6,6 @@ Status flow: pending_payment -> paid -> processing -> shipped -> delivered; canc
 Locks are taken payment first, then its orders (id order), then variants (id order), everywhere."""
 from __future__ import annotations
 
-import asyncio
 from typing import Callable
 
 import asyncpg
@@ -243,16 +242,10 @@ class OrderService:
         async with self.db.tx(SYSTEM) as conn:
             return await orders_db.purge_checkouts(conn, CHECKOUT_KEY_SECONDS)
 
-    async def run_sweeper(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.purge_checkout_keys()
-                await self.cancel_unpaid()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("unpaid_sweep_failed")
+    async def sweep(self) -> None:
+        """The orders sweeper's round: old checkout keys forgotten, unpaid orders canceled."""
+        await self.purge_checkout_keys()
+        await self.cancel_unpaid()
 
     # ---- buyers and sellers ----
 

@@ -52,12 +52,13 @@ class Commerce:
         return await self.orders.apply_payment_event(event)
 
     def start(self) -> None:
-        s = self.settings
+        """The sweepers, on the rooms' periodic timer (an error is logged and the timer goes on)."""
+        reservations = reservation_sweep_interval(self.settings.cart_reservation_seconds)
+        unpaid = unpaid_sweep_interval(self.settings.order_payment_timeout_seconds)
         self._tasks = [
-            asyncio.create_task(self.cart.run_sweeper(reservation_sweep_interval(s.cart_reservation_seconds)),
+            asyncio.create_task(RoomService._every(lambda: reservations, self.cart.release_expired),
                                 name="reservation-sweeper"),
-            asyncio.create_task(self.orders.run_sweeper(unpaid_sweep_interval(s.order_payment_timeout_seconds)),
-                                name="unpaid-order-sweeper")]
+            asyncio.create_task(RoomService._every(lambda: unpaid, self.orders.sweep), name="unpaid-order-sweeper")]
 
     async def stop(self) -> None:
         for task in self._tasks:
