@@ -21,6 +21,8 @@ _CART = """SELECT c.id::text AS cart_id, c.status AS cart_status, c.updated_at A
     LEFT JOIN cart_items ci ON ci.cart_id = c.id
     LEFT JOIN product_variants v ON v.id = ci.variant_id
     LEFT JOIN products p ON p.id = v.product_id"""
+_CART_BY_ID = f"{_CART} WHERE c.id = $1::uuid ORDER BY ci.created_at, ci.id"
+_ACTIVE_CART = f"{_CART} WHERE c.user_id = $1::uuid AND c.status = 'active' ORDER BY ci.created_at, ci.id"
 
 
 def _cart_out(rows: list) -> dict | None:
@@ -45,13 +47,12 @@ async def by_id(conn: asyncpg.Connection, cart_id: str | None) -> dict | None:
     """A cart with its lines (current price and availability), oldest line first."""
     if cart_id is None:
         return None
-    return _cart_out(await conn.fetch(f"{_CART} WHERE c.id = $1::uuid ORDER BY ci.created_at, ci.id", cart_id))
+    return _cart_out(await conn.fetch(_CART_BY_ID, cart_id))
 
 
 async def active_json(conn: asyncpg.Connection, user_id: str) -> dict | None:
     """The buyer's active cart (None when they have none)."""
-    return _cart_out(await conn.fetch(
-        f"{_CART} WHERE c.user_id = $1::uuid AND c.status = 'active' ORDER BY ci.created_at, ci.id", user_id))
+    return _cart_out(await conn.fetch(_ACTIVE_CART, user_id))
 
 
 async def lock_active(conn: asyncpg.Connection, user_id: str) -> str | None:

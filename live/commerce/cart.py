@@ -10,7 +10,6 @@ to the database, so it is answered `duplicate` with the cart rather than `out_of
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import OrderedDict, deque
 from typing import Awaitable, Callable
@@ -173,11 +172,6 @@ class CartService:
 
     async def _change(self, user: str, variant_id: str, mode: str, qty: int, stream_id: str | None,
                       key: str | None) -> dict:
-        async with self._gate(variant_id):
-            return await self._change_now(user, variant_id, mode, qty, stream_id, key)
-
-    @contextlib.asynccontextmanager
-    async def _gate(self, variant_id: str):
         """At most GATE_PER_VARIANT changes of one variant at a time go to the database (they would queue on
         its row lock there anyway); the others wait here in order, holding no pooled connection, and once let
         in most of them are answered from what the ones before them learned."""
@@ -188,7 +182,7 @@ class CartService:
         try:
             await gate.enter()
             try:
-                yield
+                return await self._change_now(user, variant_id, mode, qty, stream_id, key)
             finally:
                 gate.leave()
         finally:
