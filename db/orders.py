@@ -175,11 +175,12 @@ async def release_coupons(conn: asyncpg.Connection, coupon_ids: set[str]) -> Non
 
 # ---- reading ----
 
-async def orders_json(conn: asyncpg.Connection, order_ids: list[str]) -> list[dict]:
+async def orders_json(conn: asyncpg.Connection, order_ids: list[str]) -> list[tuple[dict, str]]:
+    """(order, the seller's user id) for each order, by number."""
     rows = await conn.fetch(
         f"""SELECT {ORDER_JSON} AS j, s.user_id::text AS seller_user_id {_FROM}
             WHERE o.id = ANY($1::uuid[]) ORDER BY o.number""", order_ids)
-    return [{**r["j"], "_seller_user_id": r["seller_user_id"]} for r in rows]
+    return [(r["j"], r["seller_user_id"]) for r in rows]
 
 
 async def order_json(conn: asyncpg.Connection, order_id: str) -> dict | None:

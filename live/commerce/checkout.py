@@ -70,7 +70,7 @@ class CheckoutService:
         if prior is not None:
             return await self._replay(principal, key, digest, prior, body)
         await self.board.seen(created["levels"])
-        await self.orders.announce_created(created["order_ids"])
+        self.orders.push_orders(created["orders"])  # as they were written: pending_payment (or paid)
         response = await self._start_payment(user, key, created["response"], provider, body)
         return response, False
 
@@ -145,12 +145,10 @@ class CheckoutService:
                                        status="requires_action" if amount > 0 else "succeeded", order_ids=order_ids)
         await cart_db.mark_converted(conn, cart_id)
         orders = await orders_db.orders_json(conn, order_ids)
-        for o in orders:
-            o.pop("_seller_user_id")
         pay = await orders_db.payment(conn, payment_id)
-        response = {"orders": orders, "payment": payment_out(pay, buyer=True),
+        response = {"orders": [order for order, _ in orders], "payment": payment_out(pay, buyer=True),
                     "coupon_code": discount.code if discount else None}
-        return {"response": response, "order_ids": order_ids, "levels": levels}
+        return {"response": response, "orders": orders, "levels": levels}
 
     async def _address(self, conn, user: str, body: dict) -> dict:
         if body.get("address_id"):
@@ -166,8 +164,9 @@ class CheckoutService:
         payment = response["payment"]
         async with self.db.tx(SYSTEM) as conn:
             pay = await orders_db.payment(conn, payment["id"])
-            email = (await users_db.get(conn, user))["email"] or body.get("email")
-        if pay["status"] == "requires_action" and not pay["provider_ref"]:
+            starts = pay["status"] == "requires_action" and not pay["provider_ref"]
+            email = (await users_db.get(conn, user))["email"] if starts else None
+        if starts:
             req = PaymentRequest(
                 payment_id=pay["id"], amount_minor=pay["amount_minor"], currency=pay["currency"],
                 idempotency_key=pay["idempotency_key"], email=email or body.get("email"),

@@ -78,15 +78,15 @@ class OrderService:
             return
         async with self.db.tx(SYSTEM) as conn:
             orders = await orders_db.orders_json(conn, changes.order_ids)
-        for order in orders:
-            seller_user = order.pop("_seller_user_id")
+        self.push_orders(orders)
+
+    def push_orders(self, orders: list[tuple[dict, str]]) -> None:
+        """order:update to each order's buyer and seller ((order, seller's user id) as orders_json reads them)."""
+        if self.push is None:
+            return
+        for order, seller_user in orders:
             for user in {order["user_id"], seller_user}:
                 self.push(user, "order:update", {"order": order})
-
-    async def announce_created(self, order_ids: list[str]) -> None:
-        changes = Changes()
-        changes.add(order_ids)
-        await self.publish(changes)
 
     # ---- payments (webhooks) ----
 
