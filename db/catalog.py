@@ -10,7 +10,6 @@ PRODUCT_COLS = """p.id::text AS id, p.seller_id::text AS seller_id, s.display_na
     p.status, p.created_at, p.updated_at"""
 VARIANT_COLS = """v.id::text AS id, v.product_id::text AS product_id, v.sku, v.color, v.size, v.price_minor,
     v.currency, v.on_hand, v.reserved, v.sold, v.on_hand - v.reserved - v.sold AS available, v.stock_version"""
-SORTS = ("newest", "relevance", "price_asc", "price_desc")
 
 
 # ---- categories ----

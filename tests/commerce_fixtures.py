@@ -132,7 +132,3 @@ async def make_client(tmp_path, dsn, aiohttp_client, **settings):
 @pytest.fixture
 async def shop(tmp_path, dsn, aiohttp_client) -> Shop:
     return Shop(await make_client(tmp_path, dsn, aiohttp_client))
-
-
-def error_code(body) -> str | None:
-    return body["error"]["code"] if isinstance(body, dict) and "error" in body else None

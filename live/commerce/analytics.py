@@ -20,10 +20,9 @@ from typing import Awaitable, Callable
 from db import Database
 from db import streams as streams_db
 from live.auth.principal import SYSTEM, Principal
+from live.commerce.orders import PAID_LIKE
 from live.errors import forbidden, not_found
 from live.rooms.state import REACTION_KINDS
-
-PAID = ["paid", "processing", "shipped", "delivered"]
 
 
 def _ratio(n: int, d: int) -> float | None:
@@ -63,13 +62,13 @@ class Analytics:
                                 count(DISTINCT o.user_id) FILTER (WHERE o.status = ANY($2::text[])) AS buyers
                          FROM orders o WHERE EXISTS (SELECT 1 FROM order_items i
                                                      WHERE i.order_id = o.id AND i.livestream_id = $1::uuid)) o""",
-                sid, PAID)
+                sid, PAID_LIKE)
             revenue = await conn.fetch(
                 """SELECT i.currency, sum(i.quantity * i.unit_price_minor)::bigint AS amount_minor,
                           sum(i.quantity)::bigint AS units
                    FROM order_items i JOIN orders o ON o.id = i.order_id
                    WHERE i.livestream_id = $1::uuid AND o.status = ANY($2::text[])
-                   GROUP BY i.currency ORDER BY i.currency""", sid, PAID)
+                   GROUP BY i.currency ORDER BY i.currency""", sid, PAID_LIKE)
         persisted = row["reactions"] or {}
         live = self._live_reactions(sid) or {}
         reactions = {k: max(int(persisted.get(k, 0)), int(live.get(k, 0))) for k in REACTION_KINDS}

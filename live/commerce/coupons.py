@@ -110,17 +110,20 @@ class CouponService:
             raise forbidden("create your seller profile first")
         return seller["id"] if seller else None
 
+    async def _owner(self, conn, principal: Principal, platform: bool, refused: str) -> str | None:
+        """Whose coupons: the caller's shop, or (platform, admins only) None for the platform's."""
+        if not platform:
+            return await self._seller(conn, principal)
+        if not principal.is_admin:
+            raise forbidden(refused)
+        return None
+
     async def create(self, principal: Principal, fields: dict) -> dict:
         platform = fields.pop("platform", False)
         async with self.db.tx(principal) as conn:
-            if platform:
-                if not principal.is_admin:
-                    raise forbidden("only admins create platform-wide coupons")
-                seller_id = None
-            else:
-                seller_id = await self._seller(conn, principal)
-                if seller_id is None:
-                    raise DomainError("invalid", "admins without a shop create platform coupons (platform: true)")
+            seller_id = await self._owner(conn, principal, platform, "only admins create platform-wide coupons")
+            if seller_id is None and not platform:
+                raise DomainError("invalid", "admins without a shop create platform coupons (platform: true)")
             try:
                 async with conn.transaction():
                     row = await orders_db.insert_coupon(conn, seller_id, fields)
@@ -151,11 +154,6 @@ class CouponService:
 
     async def mine(self, principal: Principal, platform: bool) -> dict:
         async with self.db.tx(principal) as conn:
-            if platform:
-                if not principal.is_admin:
-                    raise forbidden("only admins see platform coupons")
-                seller_id = None
-            else:
-                seller_id = await self._seller(conn, principal)
+            seller_id = await self._owner(conn, principal, platform, "only admins see platform coupons")
             rows = await orders_db.seller_coupons(conn, seller_id)
         return {"items": [coupon_out(r) for r in rows]}

@@ -19,13 +19,13 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from db import webhooks as webhooks_db
+from db.orders import OPEN_PAYMENT
 from live.auth.principal import SYSTEM
 from live.commerce.payments.sandbox import SandboxProvider, payment_id_for
 from live.errors import DomainError, not_found
 from live.http.api import json_response, validation_details
 
 PATH = "/pay/sandbox/{reference}"
-OPEN_STATUSES = ("requires_action", "processing")
 ZERO_DECIMAL = {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV",
                 "XAF", "XOF", "XPF"}
 
@@ -141,7 +141,7 @@ async def confirm_page(request: web.Request) -> web.Response:
         return json_response({"reference": reference, **summary})
     amount = html.escape(money(summary["amount_minor"], summary["currency"]))
     inner = f'<div class="amount">{amount}</div>{_orders_table(summary)}'
-    if summary["status"] in OPEN_STATUSES:
+    if summary["status"] in OPEN_PAYMENT:
         hidden = ""
         return_url, sig = request.query.get("return_url"), request.query.get("sig")
         if provider.return_url_ok(reference, return_url, sig):
@@ -175,7 +175,7 @@ async def submit(request: web.Request) -> web.Response:
             raise DomainError("validation_failed", "outcome must be succeeded or failed")
         return_url, sig = form.get("return_url"), form.get("sig")
     summary = await _payment(request, reference)
-    if summary["status"] not in OPEN_STATUSES:
+    if summary["status"] not in OPEN_PAYMENT:
         if as_json:
             raise DomainError("conflict", f"payment is already {summary['status']}")
         return _page("Payment", f'<p class="result">{html.escape(closed_text(summary["status"]))}</p>', status=409)

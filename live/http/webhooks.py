@@ -32,11 +32,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     if len(body) > MAX_WEBHOOK_BODY:
         raise DomainError("payload_too_large", f"webhook body larger than {MAX_WEBHOOK_BODY} bytes")
     event = provider.parse_webhook(body, request.headers)
-
-    async def apply(ev):
-        return await services.commerce.apply_payment_event(ev)
-
-    receipt = await services.payments.inbox.receive(provider, event, apply)
+    receipt = await services.payments.inbox.receive(provider, event, services.commerce.apply_payment_event)
     return json_response(receipt.body, receipt.status)
 
 

@@ -35,10 +35,13 @@ def signing_key(jwt_secret: str) -> bytes:
     return hmac.new(jwt_secret.encode(), b"live/sandbox-webhook/v1", hashlib.sha256).digest()
 
 
+def _mac(key: bytes, t: int, body: bytes) -> str:
+    return hmac.new(key, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+
+
 def sign(key: bytes, body: bytes, timestamp: int | None = None) -> str:
     t = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(key, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
+    return f"t={t},v1={_mac(key, t, body)}"
 
 
 def payment_id_for(reference: str) -> str | None:
@@ -106,7 +109,7 @@ class SandboxProvider(PaymentProvider):
             t = int(parts["t"][0])
         except (KeyError, ValueError):
             raise invalid_signature("x-sandbox-signature has no timestamp") from None
-        expected = hmac.new(self._key, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+        expected = _mac(self._key, t, body)
         if not any(hmac.compare_digest(expected, v) for v in parts.get("v1", [])):
             raise invalid_signature("x-sandbox-signature does not verify")
         if abs(time.time() - t) > TOLERANCE_SECONDS:
@@ -114,14 +117,10 @@ class SandboxProvider(PaymentProvider):
         try:
             payload = orjson.loads(body)
             event_id, event_type = str(payload["id"]), str(payload["type"])
-            data = payload.get("data") or {}
+            reference = (payload.get("data") or {}).get("reference")
         except (orjson.JSONDecodeError, KeyError, TypeError):
             raise DomainError("invalid", "webhook body is not a sandbox event") from None
-        return PaymentEvent(
-            provider=self.name, event_key=event_id, event_type=event_type,
-            kind=OUTCOME_KINDS.get(event_type, "ignored"), provider_ref=data.get("reference"),
-            amount_minor=data.get("amount_minor"), currency=upper(data.get("currency")), payload=payload,
-            payment_id=data.get("payment_id"))
+        return _event(event_id, event_type, payload, reference)
 
     async def verify(self, provider_ref: str) -> PaymentEvent | None:
         """The sandbox's state of a payment is the last event it sent us (None if none yet)."""
@@ -131,10 +130,14 @@ class SandboxProvider(PaymentProvider):
             row = await webhooks_db.latest_for_reference(conn, self.name, provider_ref)
         if row is None:
             return None
-        payload: dict[str, Any] = row["payload"]
-        data = payload.get("data") or {}
-        return PaymentEvent(
-            provider=self.name, event_key=row["event_key"], event_type=row["event_type"],
-            kind=OUTCOME_KINDS.get(row["event_type"], "ignored"), provider_ref=provider_ref,
-            amount_minor=data.get("amount_minor"), currency=upper(data.get("currency")), payload=payload,
-            payment_id=data.get("payment_id"))
+        return _event(row["event_key"], row["event_type"], row["payload"], provider_ref)
+
+
+def _event(event_key: str, event_type: str, payload: dict[str, Any], provider_ref: str | None) -> PaymentEvent:
+    """A sandbox event (as event_body writes it) -> PaymentEvent."""
+    data = payload.get("data") or {}
+    return PaymentEvent(
+        provider=SandboxProvider.name, event_key=event_key, event_type=event_type,
+        kind=OUTCOME_KINDS.get(event_type, "ignored"), provider_ref=provider_ref,
+        amount_minor=data.get("amount_minor"), currency=upper(data.get("currency")), payload=payload,
+        payment_id=data.get("payment_id"))
