@@ -10,6 +10,7 @@ import pytest
 
 from live.http.api import API
 from tests.conftest import make_settings
+from tests.fakes.payments import fake_paystack, fake_stripe  # noqa: F401  (fixtures)
 from tests.fakes.paystack_api import FakePaystack
 from tests.fakes.paystack_api import sign as paystack_sign
 from tests.fakes.stripe_api import FakeStripe
@@ -19,20 +20,6 @@ from tests.rooms_helpers import Viewer
 WHSEC = "whsec_orders_" + "w" * 24
 ADDRESS = {"name": "Ada Lovelace", "line1": "1 Analytical St", "city": "London", "country": "GB"}
 _names = itertools.count()
-
-
-@pytest.fixture
-async def fake_stripe():
-    server = await FakeStripe().start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
-async def fake_paystack():
-    server = await FakePaystack().start()
-    yield server
-    await server.close()
 
 
 @pytest.fixture

@@ -13,30 +13,16 @@ from live.commerce.payments.base import PaymentRequest
 from live.commerce.payments.paystack import event_key, reference_for
 from live.errors import DomainError
 from tests.conftest import make_settings
-from tests.fakes.payments import RecordingCommerce, count_events, stored_event
-from tests.fakes.paystack_api import FakePaystack, sign
+from tests.fakes.payments import commerce, count_events, fake_paystack, stored_event  # noqa: F401  (fixtures)
+from tests.fakes.paystack_api import sign
 
 PAYMENT_ID = "0f6a7f2e-1c55-4b8e-8d0f-5b6f1e2d3c4a"
 REFERENCE = reference_for(PAYMENT_ID)
 
 
 @pytest.fixture
-async def fake_paystack():
-    server = await FakePaystack().start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
 def settings(tmp_path, fake_paystack):
     return make_settings(tmp_path, paystack_secret_key=fake_paystack.secret_key, paystack_api_base=fake_paystack.url)
-
-
-@pytest.fixture
-def commerce(services, monkeypatch):
-    recorder = RecordingCommerce()
-    monkeypatch.setattr(services, "commerce", recorder, raising=False)
-    return recorder
 
 
 def request(**kw) -> PaymentRequest:

@@ -11,14 +11,7 @@ import pytest
 from live.commerce.payments.base import PaymentRequest
 from live.commerce.payments.sandbox import SandboxProvider, payment_id_for, sign, signing_key
 from tests.conftest import SECRET
-from tests.fakes.payments import RecordingCommerce, count_events, insert_payment, stored_event
-
-
-@pytest.fixture
-def commerce(services, monkeypatch):
-    recorder = RecordingCommerce()
-    monkeypatch.setattr(services, "commerce", recorder, raising=False)
-    return recorder
+from tests.fakes.payments import commerce, count_events, insert_payment, stored_event  # noqa: F401  (fixture)
 
 
 @pytest.fixture

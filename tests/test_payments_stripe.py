@@ -12,31 +12,19 @@ import pytest
 from live.commerce.payments.base import PaymentRequest
 from live.errors import DomainError
 from tests.conftest import make_settings
-from tests.fakes.payments import RecordingCommerce, count_events, domain_error, stored_event
-from tests.fakes.stripe_api import FakeStripe, sign
+from tests.fakes.payments import (  # noqa: F401  (commerce and fake_stripe are fixtures)
+    RecordingCommerce, commerce, count_events, domain_error, fake_stripe, stored_event,
+)
+from tests.fakes.stripe_api import sign
 
 WHSEC = "whsec_test_" + "s" * 24
 PAYMENT_ID = "7b0c8f0e-3d7a-4c1e-9a59-2f4f3c1d9e10"
 
 
 @pytest.fixture
-async def fake_stripe():
-    server = await FakeStripe().start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
 def settings(tmp_path, fake_stripe):
     return make_settings(tmp_path, stripe_secret_key=fake_stripe.api_key, stripe_webhook_secret=WHSEC,
                          stripe_api_base=fake_stripe.url)
-
-
-@pytest.fixture
-def commerce(services, monkeypatch):
-    recorder = RecordingCommerce()
-    monkeypatch.setattr(services, "commerce", recorder, raising=False)
-    return recorder
 
 
 def request(key: str = "pay-attempt-1", amount: int = 2599, **kw) -> PaymentRequest:

@@ -1,13 +1,32 @@
-"""Helpers shared by the payments tests: a recording order side (installed as `services.commerce` where a test
-checks only the webhook route's part), and a payment with one order written straight into the database."""
+"""Fixtures and helpers shared by the payments tests: the fake Stripe and Paystack servers, a recording order
+side (installed as `services.commerce` where a test checks only the webhook route's part), and a payment with
+one order written straight into the database."""
 from __future__ import annotations
 
 import uuid
+
+import pytest
 
 from db import webhooks as webhooks_db
 from live.auth.principal import SYSTEM
 from live.commerce.payments.base import PaymentEvent
 from live.errors import DomainError
+from tests.fakes.paystack_api import FakePaystack
+from tests.fakes.stripe_api import FakeStripe
+
+
+@pytest.fixture
+async def fake_stripe():
+    server = await FakeStripe().start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def fake_paystack():
+    server = await FakePaystack().start()
+    yield server
+    await server.close()
 
 
 class RecordingCommerce:
@@ -22,6 +41,13 @@ class RecordingCommerce:
         if self.fail_with is not None:
             raise self.fail_with
         return f"recorded {event.kind}"
+
+
+@pytest.fixture
+def commerce(services, monkeypatch):
+    recorder = RecordingCommerce()
+    monkeypatch.setattr(services, "commerce", recorder, raising=False)
+    return recorder
 
 
 async def stored_event(services, provider: str, event_key: str):
