@@ -2,19 +2,17 @@
 adjustments, and the buyer's wishlist."""
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from db.streams import UUID, is_uuid
 from live.errors import DomainError, not_found
 from live.http.api import API, Api, Call
+from live.http.streams import SELLERS
 
 api = Api()
-SELLERS = ("seller", "admin")
-UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-_UUID = re.compile(UUID)
 MAX_PRICE = 10**12
 MAX_STOCK = 1_000_000
 
@@ -22,7 +20,7 @@ MAX_STOCK = 1_000_000
 def uuid_param(call: Call, name: str = "id", what: str = "resource") -> str:
     """A path id that must be a uuid: anything else cannot exist (404, like an unknown id)."""
     value = call.param(name)
-    if not _UUID.match(value):
+    if not is_uuid(value):
         raise not_found(what)
     return value.lower()
 

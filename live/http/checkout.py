@@ -11,10 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from db import addresses as addresses_db
 from live.errors import DomainError, not_found
 from live.http.api import API, Api, Call, json_response
-from live.http.catalog import UUID, uuid_param
+from live.http.catalog import SELLERS, UUID, uuid_param
 
 api = Api()
-SELLERS = ("seller", "admin")
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 

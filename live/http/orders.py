@@ -13,10 +13,9 @@ from live.auth.principal import Principal
 from live.commerce.catalog import decode_cursor, encode_cursor
 from live.errors import DomainError, not_found
 from live.http.api import API, Api, Call
-from live.http.catalog import uuid_param
+from live.http.catalog import SELLERS, uuid_param
 
 api = Api()
-SELLERS = ("seller", "admin")
 STATUSES = Literal["pending_payment", "paid", "processing", "shipped", "delivered", "canceled", "refunded"]
 
 
