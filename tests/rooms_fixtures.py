@@ -23,7 +23,7 @@ API = "/api/v1"
 
 
 class RoomViewer(Viewer):
-    """A Viewer that also waits for events *after* a mark and notices its own disconnection."""
+    """A Viewer with a name, room helpers, and that notices its own disconnection."""
 
     def __init__(self, base_url: str, token: str | None = None, name: str | None = None, user_id: str | None = None):
         super().__init__(base_url, token)
@@ -35,18 +35,6 @@ class RoomViewer(Viewer):
 
     async def _on_disconnect(self, *_args):
         self.disconnected.set()
-
-    def mark(self, event: str) -> int:
-        return len(self.events.get(event, []))
-
-    async def wait_after(self, event: str, after: int, pred=lambda d: True, timeout: float = 10):
-        """The first `event` received at index >= after that satisfies pred (waits for it if needed)."""
-        for data in self.events.get(event, [])[after:]:
-            if pred(data):
-                return data
-        fut = asyncio.get_running_loop().create_future()
-        self._waiters.append((event, pred, fut))
-        return await asyncio.wait_for(fut, timeout)
 
     async def join(self, stream: str = "demo", **extra) -> dict:
         self.joined = await self.call("join", {"stream_id": stream, **extra})
@@ -72,12 +60,46 @@ def err(ack: dict) -> str | None:
     return ack["error"]["code"]
 
 
-class Live:
+async def make_user(conn, name: str, role: str = "customer"):
+    """A user found or created by name (and a seller row for sellers), on a connection of the app's database."""
+    from db import users as users_db
+
+    user = await users_db.find_or_create_by_name(conn, name, role)
+    if role == "seller":
+        await users_db.ensure_seller(conn, user["id"], name, name.lower())
+    return user
+
+
+class ViewerSet:
+    """Real Socket.IO viewers, all closed by `close_viewers`."""
+
+    def __init__(self):
+        self.viewers: list[RoomViewer] = []
+
+    async def open_viewer(self, url: str, token: str | None, name: str | None, user_id: str | None,
+                          join: str | None, join_extra: dict) -> RoomViewer:
+        """A viewer connected to `url`, joined to `join` unless it is None."""
+        v = RoomViewer(url, token, name, user_id)
+        self.viewers.append(v)
+        await v.connect()
+        if join is not None:
+            ack = await v.join(join, **join_extra)
+            assert ack["ok"], ack
+        return v
+
+    async def close_viewers(self) -> None:
+        for v in self.viewers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(v.close(), 5)
+        self.viewers.clear()
+
+
+class Live(ViewerSet):
     """One running app on a real port and helpers around it."""
 
     def __init__(self, client):
+        super().__init__()
         self.client = client
-        self.viewers: list[RoomViewer] = []
 
     @property
     def services(self):
@@ -93,13 +115,10 @@ class Live:
 
     async def user(self, name: str, role: str = "customer") -> tuple[str, str]:
         """(user_id, bearer token) of a user, created if missing (and a seller row for sellers)."""
-        from db import users as users_db
         from live.auth.principal import SYSTEM
 
         async with self.services.db.tx(SYSTEM) as conn:
-            user = await users_db.find_or_create_by_name(conn, name, role)
-            if role == "seller":
-                await users_db.ensure_seller(conn, user["id"], name, name.lower())
+            user = await make_user(conn, name, role)
         return user["id"], self.services.token_for(user)
 
     async def viewer(self, name: str | None = None, role: str = "customer", *, join: str | None = "demo",
@@ -108,13 +127,7 @@ class Live:
         user_id = token = None
         if name is not None:
             user_id, token = await self.user(name, role)
-        v = RoomViewer(self.base, token, name, user_id)
-        self.viewers.append(v)
-        await v.connect()
-        if join is not None:
-            ack = await v.join(join, **join_extra)
-            assert ack["ok"], ack
-        return v
+        return await self.open_viewer(self.base, token, name, user_id, join, join_extra)
 
     async def seller(self, **kw) -> RoomViewer:
         return await self.viewer(SELLER, "seller", **kw)
@@ -153,12 +166,6 @@ class Live:
                    VALUES ($1::uuid, $2, 1000, 'USD', $3) RETURNING id::text""",
                 pid, "SKU-" + uuid.uuid4().hex[:10], stock)
         return {"id": pid, "variant_id": vid}
-
-    async def close_viewers(self) -> None:
-        for v in self.viewers:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(v.close(), 5)
-        self.viewers.clear()
 
 
 async def start_live(tmp_path, dsn, aiohttp_client, **settings) -> Live:

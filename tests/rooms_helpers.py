@@ -38,7 +38,15 @@ class Viewer:
         return await self.sio.call(event, data if data is not None else {}, timeout=timeout)
 
     async def wait_for(self, event: str, pred=lambda d: True, timeout: float = 10):
-        for data in self.events.get(event, []):
+        """The first `event` received that satisfies pred (waits for it if needed)."""
+        return await self.wait_after(event, 0, pred, timeout)
+
+    def mark(self, event: str) -> int:
+        return len(self.events.get(event, []))
+
+    async def wait_after(self, event: str, after: int, pred=lambda d: True, timeout: float = 10):
+        """The first `event` received at index >= after (a `mark`) that satisfies pred (waits for it if needed)."""
+        for data in self.events.get(event, [])[after:]:
             if pred(data):
                 return data
         fut = asyncio.get_running_loop().create_future()

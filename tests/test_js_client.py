@@ -6,22 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_settings
+from tests.rooms_fixtures import live  # noqa: F401  (fixture)
 
 JS = Path(__file__).parent / "js"
 pytestmark = pytest.mark.skipif(shutil.which("node") is None or not (JS / "node_modules" / "socket.io-client").exists(),
                                 reason="node and tests/js/node_modules are installed by `make test`")
 
 
-@pytest.fixture
-async def seeded(tmp_path, dsn, aiohttp_client):
-    from live.app import create_app
-
-    return await aiohttp_client(create_app(make_settings(tmp_path, seed_demo="true"), dsn, run_migrations=False))
-
-
-async def test_join_chat_highlight_with_official_client(seeded):
-    services = seeded.app["services"]
+async def test_join_chat_highlight_with_official_client(live):
+    services = live.services
     from db import users as users_db
     from live.auth.principal import SYSTEM
 
@@ -31,7 +24,7 @@ async def test_join_chat_highlight_with_official_client(seeded):
         product_id = await conn.fetchval(
             "SELECT product_id::text FROM livestream_products lp JOIN livestreams s ON s.id = lp.livestream_id "
             "WHERE s.slug = 'demo' ORDER BY position DESC LIMIT 1")
-    base = str(seeded.make_url("/")).rstrip("/")
+    base = live.base.rstrip("/")
     proc = await asyncio.create_subprocess_exec(
         "node", str(JS / "room_flow.mjs"), base, services.token_for(viewer), services.token_for(seller), product_id,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

@@ -1,23 +1,12 @@
-import pytest
-
-from tests.conftest import make_settings
+from tests.rooms_fixtures import live  # noqa: F401  (fixture)
 from tests.rooms_helpers import Viewer
 
 
-@pytest.fixture
-async def seeded(tmp_path, dsn, aiohttp_client):
-    from live.app import create_app
-
-    settings = make_settings(tmp_path, seed_demo="true")
-    client = await aiohttp_client(create_app(settings, dsn, run_migrations=False))
-    return client
-
-
-async def test_join_chat_flow(seeded, token_for):
-    base = str(seeded.make_url("/"))
-    services = seeded.app["services"]
-    _, t1 = await token_for("alice")
-    _, t2 = await token_for("bob")
+async def test_join_chat_flow(live):
+    base = live.base
+    services = live.services
+    _, t1 = await live.user("alice")
+    _, t2 = await live.user("bob")
     a = await Viewer(base, t1).connect()
     b = await Viewer(base, t2).connect()
     anon = await Viewer(base).connect()

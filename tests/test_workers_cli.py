@@ -10,7 +10,7 @@ import subprocess
 import psutil
 
 from tests.rooms_fixtures import SELLER
-from tests.workers_cluster import Node, Viewers, free_port, readyz, start_node, wait_until
+from tests.workers_cluster import Node, Viewers, free_port, start_node, wait_until
 
 
 def _listener(parent: psutil.Process, port: int) -> psutil.Process | None:
@@ -54,7 +54,7 @@ async def test_serve_workers_share_rooms_through_an_embedded_redis(dsn, tmp_path
         assert (await seller.say("after the restart"))["ok"]
         await again.wait_for("chat:new", lambda d: d["text"] == "after the restart")
     finally:
-        await viewers.close()
+        await viewers.close_viewers()
         children = parent.children(recursive=True)
         node.proc.send_signal(signal.SIGTERM)
         try:

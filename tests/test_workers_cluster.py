@@ -6,29 +6,21 @@ import asyncio
 
 import pytest
 
-from live.redis_support import EmbeddedRedis
 from tests.rooms_fixtures import SELLER, err
-from tests.workers_cluster import Viewers, seed_demo, start_nodes, texts
+from tests.workers_cluster import Viewers, redis_and_nodes, texts
 
 
 @pytest.fixture(scope="module")
 def cluster(module_dsn, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("cluster")
-    seed_demo(tmp, module_dsn)
-    redis = EmbeddedRedis(tmp / "redis")
-    redis.start()
-    nodes = start_nodes(tmp, module_dsn, redis.url, "abc")
-    yield nodes
-    for node in nodes:
-        node.stop()
-    redis.stop()
+    with redis_and_nodes(tmp_path_factory.mktemp("cluster"), module_dsn, "abc") as (_redis, nodes):
+        yield nodes
 
 
 @pytest.fixture
 async def viewers(module_dsn):
     vs = Viewers(module_dsn)
     yield vs
-    await vs.close()
+    await vs.close_viewers()
 
 
 async def test_a_message_reaches_every_worker_once_and_in_order(cluster, viewers):
@@ -185,6 +177,6 @@ async def test_viewer_counts_add_up_across_workers(cluster, viewers):
     for node in (a, a, b, b, b):
         await viewers.on(node, join="counts-room")
     await observer.wait_for("viewer:count", lambda d: d["count"] == 6, timeout=15)
-    leaving = viewers.all[-1]
+    leaving = viewers.viewers[-1]
     await leaving.close()
     await observer.wait_for("viewer:count", lambda d: d["count"] == 5, timeout=15)

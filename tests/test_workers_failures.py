@@ -8,28 +8,21 @@ import signal
 import pytest
 import socketio
 
-from live.redis_support import EmbeddedRedis
 from tests.rooms_fixtures import SELLER
-from tests.workers_cluster import Balancer, Viewers, readyz, seed_demo, start_nodes, texts, user
+from tests.workers_cluster import Balancer, Viewers, readyz, redis_and_nodes, texts, user
 
 
 @pytest.fixture
 def two_nodes(dsn, tmp_path):
-    seed_demo(tmp_path, dsn)
-    redis = EmbeddedRedis(tmp_path / "redis")
-    redis.start()
-    nodes = start_nodes(tmp_path, dsn, redis.url, "ab")
-    yield redis, nodes
-    for node in nodes:
-        node.stop()
-    redis.stop()
+    with redis_and_nodes(tmp_path, dsn, "ab") as (redis, nodes):
+        yield redis, nodes
 
 
 @pytest.fixture
 async def viewers(dsn):
     vs = Viewers(dsn)
     yield vs
-    await vs.close()
+    await vs.close_viewers()
 
 
 async def test_viewers_of_a_killed_worker_leave_the_count(two_nodes, viewers):

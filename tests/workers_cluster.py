@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 
 from tests.conftest import SECRET, make_settings
-from tests.rooms_fixtures import RoomViewer
+from tests.rooms_fixtures import RoomViewer, ViewerSet, make_user
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,44 +118,49 @@ async def user(dsn: str, name: str, role: str = "customer") -> tuple[str, str]:
     """(user_id, bearer token) of a user made in the shared database."""
     import asyncpg
 
-    from db import users as users_db
     from live.auth.tokens import TokenService
 
     conn = await asyncpg.connect(dsn)
     try:
         async with conn.transaction():
-            u = await users_db.find_or_create_by_name(conn, name, role)
-            if role == "seller":
-                await users_db.ensure_seller(conn, u["id"], name, name.lower())
+            u = await make_user(conn, name, role)
     finally:
         await conn.close()
     return u["id"], TokenService(SECRET).issue(u["id"], u["role"], u["name"])
 
 
-class Viewers:
-    """Real Socket.IO viewers on given nodes; all closed at the end."""
+class Viewers(ViewerSet):
+    """Real Socket.IO viewers on given nodes; all closed by `close_viewers`."""
 
     def __init__(self, dsn: str):
+        super().__init__()
         self.dsn = dsn
-        self.all: list[RoomViewer] = []
 
     async def on(self, node: Node, name: str | None = None, role: str = "customer", *, join: str | None = "demo",
                  **extra) -> RoomViewer:
         uid = token = None
         if name is not None:
             uid, token = await user(self.dsn, name, role)
-        v = RoomViewer(node.url, token, name, uid)
-        self.all.append(v)
-        await v.connect()
-        if join is not None:
-            ack = await v.join(join, **extra)
-            assert ack["ok"], ack
-        return v
+        return await self.open_viewer(node.url, token, name, uid, join, extra)
 
-    async def close(self) -> None:
-        for v in self.all:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(v.close(), 5)
+
+@contextlib.contextmanager
+def redis_and_nodes(tmp: Path, dsn: str, names: str):
+    """The demo data, a real Redis and one node per letter of `names`: (redis, nodes), all stopped after."""
+    from live.redis_support import EmbeddedRedis
+
+    seed_demo(tmp, dsn)
+    redis = EmbeddedRedis(tmp / "redis")
+    redis.start()
+    try:
+        nodes = start_nodes(tmp, dsn, redis.url, names)
+        try:
+            yield redis, nodes
+        finally:
+            for node in nodes:
+                node.stop()
+    finally:
+        redis.stop()
 
 
 def texts(v: RoomViewer, prefix: str) -> list[tuple[int, str]]:
