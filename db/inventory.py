@@ -105,6 +105,13 @@ async def unsell(conn: asyncpg.Connection, lines: list[tuple[str, int]], actor_i
     return [StockLevel(r[0], r[1], r[2]) for r in rows]
 
 
+async def initial_stock(conn: asyncpg.Connection, variant_id: str, qty: int, actor_id: str | None) -> None:
+    """The ledger row of a new variant's units on hand (db.catalog.insert_variant sets the counter)."""
+    await conn.execute(
+        """INSERT INTO inventory_events (variant_id, kind, quantity, reason, actor_id)
+           VALUES ($1::uuid, 'adjustment', $2, 'initial stock', $3::uuid)""", variant_id, qty, actor_id)
+
+
 async def adjust(conn: asyncpg.Connection, variant_id: str, delta: int, reason: str, actor_id: str | None,
                  key: str | None) -> tuple[str, StockLevel | None]:
     """A seller's stock adjustment (on_hand += delta). Returns ("ok" | "duplicate" | "below_committed", level).

@@ -138,10 +138,7 @@ class CatalogService:
         except asyncpg.UniqueViolationError as exc:
             raise _unique_sku(exc) from None
         if v.get("stock"):
-            await conn.execute(
-                """INSERT INTO inventory_events (variant_id, kind, quantity, reason, actor_id)
-                   VALUES ($1::uuid, 'adjustment', $2, 'initial stock', $3::uuid)""",
-                variant_id, v["stock"], principal.user_id)
+            await inventory_db.initial_stock(conn, variant_id, v["stock"], principal.user_id)
         return variant_id
 
     async def update_product(self, principal: Principal, product_id: str, fields: dict) -> dict:
