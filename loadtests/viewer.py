@@ -1,11 +1,13 @@
 """A cheap simulated viewer: one raw websocket speaking Engine.IO v4 / Socket.IO v5 over an asyncio Protocol.
 
 No client library object per viewer: the websocket upgrade, frame parsing and the few Socket.IO packets the
-load test needs are handled here. Every viewer counts the `chat:new` frames it gets with a prefix test on the
-frame, without copying or decoding it. Only *tracked* viewers (the `--sample` share, and viewers that will
-reconnect) decode frames: they measure delivery latency from the sender's timestamp in the text, keep the
-`seq` of every chat message (duplicates, gaps) and the highest `seq` seen (for recovery). Viewers that watch
-stock decode `stock:update` frames only.
+load test needs are handled here. The server writes the same bytes to every viewer of a room, so a chunk is
+cut into frames once per process (`split_frames` keeps the last chunk's frames) and the viewers that get the
+same chunk reuse the cut. Every viewer counts the `chat:new` frames it gets with a prefix test on the frame,
+without copying or decoding it. Only *tracked* viewers (the `--sample` share, and viewers that will reconnect)
+decode frames: they measure delivery latency from the sender's timestamp in the text, keep the `seq` of every
+chat message (duplicates, gaps) and the highest `seq` seen (for recovery). Viewers that watch stock decode
+`stock:update` frames only.
 """
 from __future__ import annotations
 
@@ -35,6 +37,59 @@ def client_frame(payload: bytes, opcode: int = 1) -> bytes:
         return header + mask
     key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
     return header + mask + (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big")
+
+
+class Frames:
+    """The complete websocket frames at the start of a chunk: `frames` in order as (opcode, start, end, chat)
+    spans of the payloads, `others` the ones that are not `chat:new`, `texts` and `chats` the counts of text
+    frames and of `chat:new` frames, `used` the bytes they take (the rest waits for the next chunk)."""
+
+    __slots__ = ("frames", "others", "texts", "chats", "used")
+
+    def __init__(self, data: bytes) -> None:
+        frames: list[tuple[int, int, int, bool]] = []
+        texts = chats = 0
+        n = len(data)
+        pos = 0
+        while n - pos >= 2:
+            ln = data[pos + 1] & 0x7F
+            if ln < 126:
+                start = pos + 2
+            elif ln == 126:
+                if n - pos < 4:
+                    break
+                ln = (data[pos + 2] << 8) | data[pos + 3]
+                start = pos + 4
+            else:
+                if n - pos < 10:
+                    break
+                ln = int.from_bytes(data[pos + 2:pos + 10], "big")
+                start = pos + 10
+            end = start + ln
+            if end > n:
+                break
+            opcode = data[pos] & 0x0F
+            pos = end
+            chat = False
+            if opcode == 1:
+                texts += 1
+                if data.startswith(CHAT, start):
+                    chat = True
+                    chats += 1
+            frames.append((opcode, start, end, chat))
+        self.frames, self.texts, self.chats, self.used = frames, texts, chats, pos
+        self.others = [f for f in frames if not f[3]] if chats else frames
+
+
+_last: tuple[bytes, Frames] = (b"", Frames(b""))
+
+
+def split_frames(data: bytes) -> Frames:
+    """`Frames(data)`, computed once for a run of equal chunks (every viewer of a room gets the same bytes)."""
+    global _last
+    if data != _last[0]:
+        _last = (data, Frames(data))
+    return _last[1]
 
 
 class Viewer(asyncio.Protocol):
@@ -83,12 +138,9 @@ class Viewer(asyncio.Protocol):
                          "Sec-WebSocket-Version: 13\r\n\r\n").encode())
 
     def connection_lost(self, exc) -> None:
-        if self.state == "open":
-            self.stats.open -= 1
         if self.state not in ("closed", "dropped"):
             self.stats.error("disconnected" if self.state == "open" else "closed_before_join")
-        if self.state != "dropped":
-            self.state = "closed"
+            self._leave("closed")
         self._finish(False)
         for _, event, cb in self.acks.values():
             if cb is not None:
@@ -99,21 +151,28 @@ class Viewer(asyncio.Protocol):
         if not self.done.done():
             self.done.set_result(ok)
 
-    def close(self) -> None:
-        """Leave on purpose (end of the run)."""
+    def _leave(self, state: str) -> None:
         if self.state == "open":
             self.stats.open -= 1
-        self.state = "closed"
+        self.state = state
+
+    def close(self) -> None:
+        """Leave on purpose (end of the run)."""
+        self._leave("closed")
         if self.transport is not None:
             self.transport.close()
 
     def drop(self) -> None:
         """Lose the connection abruptly (reconnect scenario): no close frame, the socket is reset."""
-        if self.state == "open":
-            self.stats.open -= 1
-        self.state = "dropped"
+        self._leave("dropped")
         if self.transport is not None:
             self.transport.abort()
+
+    def _refused(self, error: str) -> None:
+        """The server turned the connection down before it was open."""
+        self.stats.error(error)
+        self.close()
+        self._finish(False)
 
     @property
     def alive(self) -> bool:
@@ -151,51 +210,30 @@ class Viewer(asyncio.Protocol):
                 self.buf = data
                 return
             if not data.startswith(b"HTTP/1.1 101"):
-                self.stats.error("handshake_refused")
-                self.state = "closed"
-                self.transport.close()
-                self._finish(False)
+                self._refused("handshake_refused")
                 return
             data = data[end + 4:]
             self.upgraded = True
+        chunk = split_frames(data)
         stats = self.stats
-        n = len(data)
-        pos = 0
-        while n - pos >= 2:
-            ln = data[pos + 1] & 0x7F
-            if ln < 126:
-                start = pos + 2
-            elif ln == 126:
-                if n - pos < 4:
-                    break
-                ln = (data[pos + 2] << 8) | data[pos + 3]
-                start = pos + 4
-            else:
-                if n - pos < 10:
-                    break
-                ln = int.from_bytes(data[pos + 2:pos + 10], "big")
-                start = pos + 10
-            end = start + ln
-            if end > n:
-                break
-            opcode = data[pos] & 0x0F
-            pos = end
-            if opcode == 1:
-                stats.frames += 1
-                if data.startswith(CHAT, start):
-                    stats.received += 1
-                    if self.seqs is None:
-                        self.received += 1
-                    else:
-                        self.on_chat(orjson.loads(data[start + 2:end])[1])
-                else:
-                    self.on_packet(data[start:end])
+        stats.frames += chunk.texts
+        stats.received += chunk.chats
+        if self.seqs is None:  # chat frames are only counted
+            self.received += chunk.chats
+            frames = chunk.others
+        else:
+            frames = chunk.frames
+        for opcode, start, end, chat in frames:
+            if chat:
+                self.on_chat(orjson.loads(data[start + 2:end])[1])
+            elif opcode == 1:
+                self.on_packet(data[start:end])
             elif opcode == 8:
                 self.transport.close()
             elif opcode == 9:
                 self.transport.write(client_frame(data[start:end], 0xA))
-        if pos < n:
-            self.buf = data[pos:]
+        if chunk.used < len(data):
+            self.buf = data[chunk.used:]
 
     def on_chat(self, msg: dict, live: bool = True) -> None:
         """A tracked viewer's chat message, live or from a recovery ack's events (those are counted but not
@@ -255,10 +293,7 @@ class Viewer(asyncio.Protocol):
                 code = orjson.loads(p[2:]).get("data", {}).get("code", "refused")
             except (orjson.JSONDecodeError, AttributeError):
                 code = "refused"
-            self.stats.error(f"connect_{code}")
-            self.state = "closed"
-            self.transport.close()
-            self._finish(False)
+            self._refused(f"connect_{code}")
         elif p.startswith(b"41"):
             self.stats.error("server_disconnect")
 

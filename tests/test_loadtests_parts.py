@@ -1,6 +1,6 @@
 """Parts of the load-test tool checked alone: histogram percentiles against exact ones, the delivery
-accounting, the pipe between generator processes with messages bigger than a pipe's buffer, and the raw
-viewer against a websocket server that cuts its frames into tiny pieces."""
+accounting, the pipe between generator processes with messages bigger than a pipe's buffer, the raw viewer
+against a websocket server that cuts its frames into tiny pieces, and viewers sharing the cut of a chunk."""
 from __future__ import annotations
 
 import asyncio
@@ -11,9 +11,10 @@ import random
 import orjson
 import pytest
 
+from live.rooms.transport import ws_text_frame
 from loadtests.scenarios import delivery_summary
 from loadtests.stats import Hist
-from loadtests.viewer import Viewer
+from loadtests.viewer import Viewer, split_frames
 from loadtests.worker import attach_pipe
 
 
@@ -93,15 +94,6 @@ async def test_pipe_moves_messages_bigger_than_its_buffer_whole():
     assert kind == "echo" and data == payload[::-1] and proc.exitcode == 0
 
 
-def _frame(payload: bytes) -> bytes:
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 65536:
-        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
-    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
-
-
 async def _read_client_frame(reader: asyncio.StreamReader) -> bytes:
     head = await reader.readexactly(2)
     assert head[1] & 0x80, "client frames are masked"
@@ -134,17 +126,18 @@ async def test_viewer_parses_frames_cut_into_tiny_pieces():
         request = await reader.readuntil(b"\r\n\r\n")
         seen["request"] = request
         writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-        writer.write(_frame(b'0{"sid":"s","pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}'))
+        writer.write(ws_text_frame(b'0{"sid":"s","pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}'))
         seen["connect"] = await _read_client_frame(reader)
-        writer.write(_frame(b'40{"sid":"x"}'))
+        writer.write(ws_text_frame(b'40{"sid":"x"}'))
         seen["join"] = await _read_client_frame(reader)
-        stream = _frame(b'431[{"ok":true,"seq":10,"epoch":"e1"}]')
+        stream = ws_text_frame(b'431[{"ok":true,"seq":10,"epoch":"e1"}]')
         for i, text in enumerate(texts):
             msg = {"id": i, "stream_id": "demo", "user": {"id": "u", "name": "n", "role": "customer"}, "text": text,
                    "ts": 1.0, "seq": 11 + i}
-            stream += _frame(b"42" + orjson.dumps(["chat:new", msg]))
+            stream += ws_text_frame(b"42" + orjson.dumps(["chat:new", msg]))
             if i == 1:
-                stream += _frame(b"2") + _frame(b'42["viewer:count",{"stream_id":"demo","count":1,"seq":99}]')
+                stream += ws_text_frame(b"2")
+                stream += ws_text_frame(b'42["viewer:count",{"stream_id":"demo","count":1,"seq":99}]')
         pos = 0
         while pos < len(stream):
             step = rng.randint(1, 7) if pos < 2000 else rng.randint(500, 5000)
@@ -176,3 +169,36 @@ async def test_viewer_parses_frames_cut_into_tiny_pieces():
     assert seen["pong"] == b"3"
     assert ctx.stats.received == len(texts) and ctx.stats.delivery.n == 1  # only "t=..." texts are timed
     assert ctx.stats.joined == 1 and not ctx.stats.errors
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+
+async def test_viewers_given_the_same_chunk_share_its_cut():
+    """Two viewers of one process get equal chunks (as the server's room writes make them): the frames are cut
+    once, and each viewer still counts, decodes, answers the ping and keeps the unfinished frame's bytes."""
+    chats = [ws_text_frame(b"42" + orjson.dumps(["chat:new", {"seq": seq, "text": "hi"}])) for seq in (5, 6, 7)]
+    tail = ws_text_frame(b"42" + orjson.dumps(["chat:new", {"seq": 8, "text": "later"}]))
+    chunk = b"".join(chats) + ws_text_frame(b"2") + tail[:9]
+    ctx = Ctx(1)
+    plain, tracked = Viewer(ctx, 0, None), Viewer(ctx, 1, None, track=True)
+    for v in (plain, tracked):
+        v.upgraded, v.transport = True, FakeTransport()
+    plain.data_received(chunk)
+    cut = split_frames(chunk)
+    tracked.data_received(bytes(bytearray(chunk)))  # an equal chunk, not the same object
+    assert split_frames(chunk) is cut and cut.texts == 4 and cut.chats == 3
+    assert plain.received == tracked.received == 3 and sorted(tracked.seqs) == [5, 6, 7] and tracked.last_seq == 7
+    assert ctx.stats.received == 6 and ctx.stats.frames == 8
+    assert len(plain.transport.written) == len(tracked.transport.written) == 1  # the pong, masked
+    assert plain.buf == tracked.buf == tail[:9]
+    tracked.data_received(tail[9:])
+    assert tracked.received == 4 and tracked.last_seq == 8 and tracked.buf == b""
