@@ -6,12 +6,9 @@ from aiohttp import web
 from db import Database
 from db.migrate import migrate
 from live import seed
-from live.config import Settings
-from live.http import account, streams, system
-from live.http import sandbox_pay, webhooks
-from live.http import cart as cart_http, catalog as catalog_http, checkout as checkout_http, orders as orders_http
 from live.commerce import events as cart_events
-from live.http import metrics as metrics_http
+from live.config import Settings
+from live.http import account, cart, catalog, checkout, metrics, orders, sandbox_pay, streams, system, webhooks
 from live.http.api import Api
 from live.http.middleware import cors_middleware, error_middleware, request_id_middleware
 from live.logging import get_logger
@@ -23,7 +20,7 @@ log = get_logger("live.app")
 
 def build_api() -> Api:
     api = Api()
-    for module in (system, account, streams, catalog_http, cart_http, checkout_http, orders_http):
+    for module in (system, account, streams, catalog, cart, checkout, orders):
         api.include(module.api)
     return api
 
@@ -39,7 +36,7 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
     system.register_root(app)
     webhooks.register(app)  # POST /webhooks/{stripe,paystack,sandbox}: raw body, signature-checked
     sandbox_pay.register(app)  # the sandbox provider's confirm page /pay/sandbox/{reference}
-    metrics_http.register(app)  # GET /metrics (Prometheus), counts socket events from start-up on
+    metrics.register(app)  # GET /metrics (Prometheus), counts socket events from start-up on
     app["gateway"] = Gateway(app, settings)
     cart_events.register(app["gateway"])  # cart:add, cart:update, cart:remove
 
