@@ -74,6 +74,12 @@ async def raise_peak(conn: asyncpg.Connection, stream_id: str, viewers: int) -> 
                        stream_id, viewers)
 
 
+async def count_owned_products(conn: asyncpg.Connection, seller_id: str, product_ids: list[str]) -> int:
+    """How many of these (distinct) products belong to the seller."""
+    return await conn.fetchval("SELECT count(*) FROM products WHERE id = ANY($1::uuid[]) AND seller_id = $2::uuid",
+                               product_ids, seller_id)
+
+
 async def attach_products(conn: asyncpg.Connection, stream_id: str, product_ids: list[str]) -> None:
     await conn.execute(
         """INSERT INTO livestream_products (livestream_id, product_id, position)

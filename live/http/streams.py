@@ -106,10 +106,7 @@ async def create_stream(call: Call):
 
 
 async def _attach(conn, row, product_ids: list[str]) -> None:
-    owned = await conn.fetchval(
-        "SELECT count(*) FROM products WHERE id = ANY($1::uuid[]) AND seller_id = $2::uuid",
-        product_ids, row["seller_id"])
-    if owned != len(set(product_ids)):
+    if await streams_db.count_owned_products(conn, row["seller_id"], product_ids) != len(set(product_ids)):
         raise DomainError("invalid", "every product must be one of your own")
     await streams_db.attach_products(conn, row["id"], product_ids)
 
