@@ -147,8 +147,7 @@ class StreamRegistry:
             slow_mode=row["slow_mode_seconds"], blocked_words=frozenset(w.lower() for w in row["blocked_words"]),
             peak_viewers=row["peak_viewers"], spotlight=spotlight, moderators=mod["moderators"], bans=mod["bans"],
             mutes=mod["mutes"], loaded_at=time.monotonic())
-        # in time order: with several workers, message ids (reserved in blocks per worker) are not
-        state.recent.extend(sorted((message_out(r) for r in recent), key=lambda m: (m["ts"], m["id"])))
+        state.recent.extend(message_out(r) for r in recent)  # in time order (chat_db.recent), not id order
         return state
 
     async def _load(self, id_or_slug: str) -> StreamState:
