@@ -118,10 +118,10 @@ def _supervise(settings: Settings, dsn: str, n: int, port_base: int | None, log)
             delay[i] = 1.0 if lived > 60 else min(30.0, delay[i] * 2)
             due[i] = time.monotonic() + delay[i]
             log.warning("worker_exited", worker=i, pid=p.pid, exitcode=p.exitcode, restart_in=delay[i])
+        if stopping:
+            due.clear()
         for i, when in list(due.items()):
-            if stopping:
-                due.clear()
-            elif time.monotonic() >= when:
+            if time.monotonic() >= when:
                 del due[i]
                 spawn(i)
                 log.info("worker_restarted", worker=i, pid=procs[i].pid)

@@ -157,7 +157,7 @@ class Gateway:
                 where = ".".join(str(p) for p in first["loc"]) or "payload"
                 return _err("invalid", f"{where}: {first['msg']}")
             except DomainError as exc:
-                return {"ok": False, "error": {"code": exc.code, "message": exc.message}}
+                return _err(exc.code, exc.message)
             except Exception:
                 log.exception("event_failed", socket_event=event)
                 return _err("internal", "internal error")
