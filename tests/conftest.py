@@ -3,6 +3,7 @@ database per run, a fresh database per test cloned from it, and the app served o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from urllib.parse import urlsplit, urlunsplit
@@ -63,22 +64,29 @@ async def dsn(pg_admin_dsn, template_dsn):
     await _admin(pg_admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@contextlib.contextmanager
+def scratch_database(admin_dsn: str, prefix: str, template: str | None = TEMPLATE):
+    """The URL of a new database (a clone of `template`, or empty), dropped at the end (for sync fixtures)."""
+    name = prefix + uuid.uuid4().hex[:12]
+    asyncio.run(_admin(admin_dsn, f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else "")))
+    try:
+        yield with_database(admin_dsn, name)
+    finally:
+        asyncio.run(_admin(admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
 @pytest.fixture(scope="module")
 def module_dsn(pg_admin_dsn, template_dsn):
     """One migrated database shared by the tests of a module (modules opt in by overriding `dsn`)."""
-    name = "m_" + uuid.uuid4().hex[:12]
-    asyncio.run(_admin(pg_admin_dsn, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
-    yield with_database(pg_admin_dsn, name)
-    asyncio.run(_admin(pg_admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    with scratch_database(pg_admin_dsn, "m_") as url:
+        yield url
 
 
 @pytest.fixture
 def empty_dsn(pg_admin_dsn):
     """A fresh database with no schema at all."""
-    name = "e_" + uuid.uuid4().hex[:12]
-    asyncio.run(_admin(pg_admin_dsn, f"CREATE DATABASE {name}"))
-    yield with_database(pg_admin_dsn, name)
-    asyncio.run(_admin(pg_admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    with scratch_database(pg_admin_dsn, "e_", template=None) as url:
+        yield url
 
 
 def make_settings(tmp_path, **overrides):

@@ -26,15 +26,9 @@ from live.http.api import Api, Call
 from live.http.middleware import error_middleware
 from live.outbox import OutboxSender, enqueue_email
 from live.services import Services
-from tests.conftest import SECRET, TEMPLATE, _admin, make_settings, with_database
+from tests.conftest import SECRET, make_settings, scratch_database
 
 ME = "/api/v1/me"
-
-
-def _clone_template(pg_admin_dsn: str) -> tuple[str, str]:
-    name = "a_" + uuid.uuid4().hex[:12]
-    asyncio.run(_admin(pg_admin_dsn, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
-    return name, with_database(pg_admin_dsn, name)
 
 
 @pytest.fixture
@@ -45,9 +39,8 @@ def dsn(module_dsn):
 
 @pytest.fixture
 def fresh_dsn(pg_admin_dsn, template_dsn):
-    name, url = _clone_template(pg_admin_dsn)
-    yield url
-    asyncio.run(_admin(pg_admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    with scratch_database(pg_admin_dsn, "a_") as url:
+        yield url
 
 
 def auth(token: str) -> dict:
@@ -61,6 +54,22 @@ async def error_of(resp, status: int) -> dict:
     assert set(body) == {"error"}
     assert isinstance(body["error"]["code"], str) and isinstance(body["error"]["message"], str)
     return body["error"]
+
+
+async def owner_execute(dsn: str, sql: str, *args) -> str:
+    owner = await asyncpg.connect(dsn)
+    try:
+        return await owner.execute(sql, *args)
+    finally:
+        await owner.close()
+
+
+async def owner_fetchval(dsn: str, sql: str, *args):
+    owner = await asyncpg.connect(dsn)
+    try:
+        return await owner.fetchval(sql, *args)
+    finally:
+        await owner.close()
 
 
 # ---------------------------------------------------------------- JWT on /me
@@ -242,12 +251,16 @@ async def get_nonce(client, address: str) -> dict:
     return body
 
 
+async def wallet_verify(client, address: str, nonce: str, signature: str):
+    return await client.post("/api/v1/auth/wallet/verify",
+                             json={"address": address, "nonce": nonce, "signature": signature})
+
+
 async def test_wallet_sign_in_end_to_end(client):
     key, address = new_wallet()
     challenge = await get_nonce(client, address)
     signature = sign(key, challenge["message"])
-    resp = await client.post("/api/v1/auth/wallet/verify",
-                             json={"address": address, "nonce": challenge["nonce"], "signature": signature})
+    resp = await wallet_verify(client, address, challenge["nonce"], signature)
     assert resp.status == 200, await resp.text()
     session = await resp.json()
     assert session["user"]["wallet_address"] == address
@@ -259,8 +272,7 @@ async def test_wallet_sign_in_end_to_end(client):
 
     # signing in again with the same wallet returns the same user
     challenge2 = await get_nonce(client, address)
-    resp = await client.post("/api/v1/auth/wallet/verify", json={
-        "address": address, "nonce": challenge2["nonce"], "signature": sign(key, challenge2["message"])})
+    resp = await wallet_verify(client, address, challenge2["nonce"], sign(key, challenge2["message"]))
     assert resp.status == 200
     assert (await resp.json())["user"]["id"] == session["user"]["id"]
 
@@ -269,8 +281,8 @@ async def test_wallet_nonce_replay_is_401(client):
     key, address = new_wallet()
     challenge = await get_nonce(client, address)
     payload = {"address": address, "nonce": challenge["nonce"], "signature": sign(key, challenge["message"])}
-    assert (await client.post("/api/v1/auth/wallet/verify", json=payload)).status == 200
-    err = await error_of(await client.post("/api/v1/auth/wallet/verify", json=payload), 401)
+    assert (await wallet_verify(client, **payload)).status == 200
+    err = await error_of(await wallet_verify(client, **payload), 401)
     assert err["code"] == "nonce_used"
 
 
@@ -278,8 +290,7 @@ async def test_wallet_bad_signature_is_401(client):
     key, address = new_wallet()
     challenge = await get_nonce(client, address)
     wrong = sign(key, challenge["message"].replace("Sign in to live.", "Send all my funds."))
-    err = await error_of(await client.post("/api/v1/auth/wallet/verify", json={
-        "address": address, "nonce": challenge["nonce"], "signature": wrong}), 401)
+    err = await error_of(await wallet_verify(client, address, challenge["nonce"], wrong), 401)
     assert err["code"] == "invalid_signature"
 
 
@@ -287,8 +298,8 @@ async def test_wallet_signature_by_another_key_is_401(client):
     _, address = new_wallet()
     other_key, _ = new_wallet()
     challenge = await get_nonce(client, address)
-    err = await error_of(await client.post("/api/v1/auth/wallet/verify", json={
-        "address": address, "nonce": challenge["nonce"], "signature": sign(other_key, challenge["message"])}), 401)
+    resp = await wallet_verify(client, address, challenge["nonce"], sign(other_key, challenge["message"]))
+    err = await error_of(resp, 401)
     assert err["code"] == "invalid_signature"
 
 
@@ -296,24 +307,19 @@ async def test_wallet_nonce_of_another_address_is_rejected(client):
     key, address = new_wallet()
     other_key, other_address = new_wallet()
     challenge = await get_nonce(client, address)
-    err = await error_of(await client.post("/api/v1/auth/wallet/verify", json={
-        "address": other_address, "nonce": challenge["nonce"],
-        "signature": sign(other_key, challenge["message"])}), 401)
+    resp = await wallet_verify(client, other_address, challenge["nonce"], sign(other_key, challenge["message"]))
+    err = await error_of(resp, 401)
     assert err["code"] == "nonce_used"
 
 
 async def test_wallet_expired_nonce_is_401(client, dsn):
     key, address = new_wallet()
     challenge = await get_nonce(client, address)
-    owner = await asyncpg.connect(dsn)
-    try:
-        status = await owner.execute(
-            "UPDATE wallet_nonces SET expires_at = now() - interval '1 minute' WHERE nonce = $1", challenge["nonce"])
-    finally:
-        await owner.close()
+    status = await owner_execute(
+        dsn, "UPDATE wallet_nonces SET expires_at = now() - interval '1 minute' WHERE nonce = $1", challenge["nonce"])
     assert status == "UPDATE 1"
-    err = await error_of(await client.post("/api/v1/auth/wallet/verify", json={
-        "address": address, "nonce": challenge["nonce"], "signature": sign(key, challenge["message"])}), 401)
+    resp = await wallet_verify(client, address, challenge["nonce"], sign(key, challenge["message"]))
+    err = await error_of(resp, 401)
     assert err["code"] == "nonce_expired"
 
 
@@ -335,13 +341,11 @@ async def test_wallet_malformed_signature_is_4xx(client):
     key, address = new_wallet()
     challenge = await get_nonce(client, address)
     for bad in ("0" * 64, "2" * 64):  # not base58 / base58 but not 64 bytes
-        resp = await client.post("/api/v1/auth/wallet/verify", json={
-            "address": address, "nonce": challenge["nonce"], "signature": bad})
+        resp = await wallet_verify(client, address, challenge["nonce"], bad)
         err = await error_of(resp, 400)
         assert err["code"] == "invalid"
     # a malformed signature is rejected before the nonce is burned, so the real one still works
-    resp = await client.post("/api/v1/auth/wallet/verify", json={
-        "address": address, "nonce": challenge["nonce"], "signature": sign(key, challenge["message"])})
+    resp = await wallet_verify(client, address, challenge["nonce"], sign(key, challenge["message"]))
     assert resp.status == 200
 
 
@@ -349,24 +353,12 @@ async def test_wallet_malformed_signature_is_4xx(client):
 
 
 async def latest_code(dsn: str, email: str) -> str:
-    owner = await asyncpg.connect(dsn)
-    try:
-        body = await owner.fetchval(
-            "SELECT body FROM email_outbox WHERE to_address = $1 ORDER BY id DESC LIMIT 1", email)
-    finally:
-        await owner.close()
+    body = await owner_fetchval(
+        dsn, "SELECT body FROM email_outbox WHERE to_address = $1 ORDER BY id DESC LIMIT 1", email)
     assert body is not None, f"no mail to {email}"
     match = re.search(r"\b(\d{6})\b", body)
     assert match, body
     return match.group(1)
-
-
-async def owner_execute(dsn: str, sql: str, *args) -> str:
-    owner = await asyncpg.connect(dsn)
-    try:
-        return await owner.execute(sql, *args)
-    finally:
-        await owner.close()
 
 
 def other_code(code: str) -> str:
@@ -414,11 +406,7 @@ async def test_email_code_is_not_stored_in_clear(client, dsn):
     email = "ivan@example.com"
     await start(client, email)
     code = await latest_code(dsn, email)
-    owner = await asyncpg.connect(dsn)
-    try:
-        stored = await owner.fetchval("SELECT code_hash FROM email_codes WHERE email = $1", email)
-    finally:
-        await owner.close()
+    stored = await owner_fetchval(dsn, "SELECT code_hash FROM email_codes WHERE email = $1", email)
     assert code not in stored
 
 
@@ -521,7 +509,7 @@ async def test_parallel_verifies_of_one_wallet_nonce_sign_in_once(client):
     key, address = new_wallet()
     challenge = await get_nonce(client, address)
     payload = {"address": address, "nonce": challenge["nonce"], "signature": sign(key, challenge["message"])}
-    responses = await asyncio.gather(*(client.post("/api/v1/auth/wallet/verify", json=payload) for _ in range(6)))
+    responses = await asyncio.gather(*(wallet_verify(client, **payload) for _ in range(6)))
     assert sorted(r.status for r in responses) == [200] + [401] * 5
 
 
@@ -560,12 +548,8 @@ async def test_outbox_sender_survives_a_database_error(fresh_dsn):
             await enqueue_email(conn, "quinn@example.com", "hello", "body")
         sender.wake()
         await asyncio.wait_for(sender.delivered.wait(), 30)  # a guard against hanging, not a timing assertion
-        owner = await asyncpg.connect(fresh_dsn)
-        try:
-            assert await owner.fetchval("SELECT sent_at IS NOT NULL FROM email_outbox WHERE to_address = $1",
-                                        "quinn@example.com")
-        finally:
-            await owner.close()
+        assert await owner_fetchval(fresh_dsn, "SELECT sent_at IS NOT NULL FROM email_outbox WHERE to_address = $1",
+                                    "quinn@example.com")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -4,11 +4,9 @@ The tests of this module only read, so they share one migrated database (cloned 
 conftest's `dsn`); the readiness-failure test swaps in a closed pool, it does not stop the database."""
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import re
-import uuid
 
 import orjson
 import pytest
@@ -17,7 +15,7 @@ import structlog
 from db import Database
 from live.app import create_app
 from live.logging import get_logger, request_id_var, setup_logging
-from tests.conftest import TEMPLATE, _admin, make_settings, with_database
+from tests.conftest import make_settings
 
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 

@@ -1,14 +1,10 @@
 """The OpenAPI document is valid and matches the routes the app really serves, both ways."""
 from __future__ import annotations
 
-import asyncio
-import uuid
-
 import pytest
 from openapi_spec_validator import validate
 
 from live.http.api import API
-from tests.conftest import TEMPLATE, _admin, with_database
 
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
