@@ -193,6 +193,31 @@ async def live(tmp_path, dsn, aiohttp_client):
 # ---------------------------------------------------------------- a raw websocket client
 
 
+def masked_frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+    """One masked websocket frame (client to server)."""
+    n = len(payload)
+    head = bytes(((0x80 if fin else 0) | opcode,))
+    if n < 126:
+        head += bytes((0x80 | n,))
+    elif n < 65536:
+        head += bytes((0x80 | 126,)) + n.to_bytes(2, "big")
+    else:
+        head += bytes((0x80 | 127,)) + n.to_bytes(8, "big")
+    mask = os.urandom(4)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """(opcode, payload) of the next frame from the server (unmasked)."""
+    b0, b1 = await reader.readexactly(2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = int.from_bytes(await reader.readexactly(2), "big")
+    elif n == 127:
+        n = int.from_bytes(await reader.readexactly(8), "big")
+    return b0 & 0x0F, await reader.readexactly(n)
+
+
 class RawWs:
     """A minimal Engine.IO v4 websocket client on a raw TCP socket: it does the HTTP upgrade, writes masked
     text frames and reads frames only when asked, so a test can make it stop reading altogether."""
@@ -224,31 +249,16 @@ class RawWs:
 
     def send_frame(self, opcode: int, payload: bytes) -> None:
         """One final, masked frame (client to server)."""
-        n = len(payload)
-        head = bytes((0x80 | opcode,))
-        if n < 126:
-            head += bytes((0x80 | n,))
-        elif n < 65536:
-            head += bytes((0x80 | 126,)) + n.to_bytes(2, "big")
-        else:
-            head += bytes((0x80 | 127,)) + n.to_bytes(8, "big")
-        mask = os.urandom(4)
-        self.writer.write(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        self.writer.write(masked_frame(opcode, payload))
 
     async def recv(self, timeout: float = 10) -> str:
         """The next text frame's payload (server frames are unmasked and unfragmented)."""
         async def read() -> str:
             while True:
-                b0, b1 = await self.reader.readexactly(2)
-                n = b1 & 0x7F
-                if n == 126:
-                    n = int.from_bytes(await self.reader.readexactly(2), "big")
-                elif n == 127:
-                    n = int.from_bytes(await self.reader.readexactly(8), "big")
-                data = await self.reader.readexactly(n)
-                if b0 & 0x0F == 0x1:
+                opcode, data = await read_frame(self.reader)
+                if opcode == 0x1:
                     return data.decode()
-                if b0 & 0x0F == 0x8:  # the server closes: answer as a client does, then report it
+                if opcode == 0x8:  # the server closes: answer as a client does, then report it
                     self.send_frame(0x8, data[:2])
                     raise ConnectionResetError("closed by the server")
         return await asyncio.wait_for(read(), timeout)

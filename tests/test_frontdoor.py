@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from live.rooms.transport import PingWheel
-from tests.rooms_fixtures import RawWs, live  # noqa: F401  (fixture)
+from tests.rooms_fixtures import RawWs, live, masked_frame, read_frame  # noqa: F401  (fixture)
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -32,19 +32,7 @@ async def _handshake(host: str, port: int, extra: str = "", target: str = "/sock
 
 
 async def _read_frame(reader) -> tuple[int, bytes]:
-    b0, b1 = await asyncio.wait_for(reader.readexactly(2), 10)
-    n = b1 & 0x7F
-    if n == 126:
-        n = int.from_bytes(await reader.readexactly(2), "big")
-    return b0 & 0x0F, await reader.readexactly(n)
-
-
-def _masked(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
-    mask = os.urandom(4)
-    n = len(payload)
-    head = bytes(((0x80 if fin else 0) | opcode,))
-    head += bytes((0x80 | n,)) if n < 126 else bytes((0x80 | 126,)) + n.to_bytes(2, "big")
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return await asyncio.wait_for(read_frame(reader), 10)
 
 
 async def _closed_with(reader) -> int:
@@ -74,29 +62,29 @@ async def test_fragmented_message_client_ping_and_close(live):
     reader, writer, _key, _head = await _handshake(host, port)
     await _read_frame(reader)  # OPEN
     # "40" (Socket.IO connect) in two fragments, with a control frame between them, as RFC 6455 allows
-    writer.write(_masked(0x1, b"4", fin=False) + _masked(0x9, b"hello") + _masked(0x0, b"0"))
+    writer.write(masked_frame(0x1, b"4", fin=False) + masked_frame(0x9, b"hello") + masked_frame(0x0, b"0"))
     opcode, payload = await _read_frame(reader)
     assert (opcode, payload) == (0xA, b"hello")  # the pong echoes the ping
     opcode, payload = await _read_frame(reader)
     assert opcode == 0x1 and payload.startswith(b"40{") and b'"sid"' in payload
-    writer.write(_masked(0x1, b'421["join",{"stream_id":"demo"}]'))
+    writer.write(masked_frame(0x1, b'421["join",{"stream_id":"demo"}]'))
     while True:
         opcode, payload = await _read_frame(reader)
         if payload.startswith(b"431["):
             break
     assert orjson.loads(payload[3:])[0]["ok"] is True
-    writer.write(_masked(0x8, (1000).to_bytes(2, "big")))
+    writer.write(masked_frame(0x8, (1000).to_bytes(2, "big")))
     assert await _closed_with(reader) == 1000
     assert await reader.read() == b""  # the server hung up
 
 
 @pytest.mark.parametrize("frame, code", [
     (bytes((0x81, 0x02)) + b"40", 1002),  # unmasked client frame
-    (_masked(0x1, b"\xff\xfe"), 1007),  # text that is not UTF-8
+    (masked_frame(0x1, b"\xff\xfe"), 1007),  # text that is not UTF-8
     (bytes((0x81, 0xFE)) + (20 * 1024).to_bytes(2, "big") + os.urandom(4), 1009),  # over maxPayload
-    (_masked(0x0, b"x"), 1002),  # a continuation with nothing to continue
-    (_masked(0x1 | 0x40, b"40"), 1002),  # RSV1 set without an agreed extension
-    (_masked(0x1, b"9nonsense"), 1003),  # not an Engine.IO packet
+    (masked_frame(0x0, b"x"), 1002),  # a continuation with nothing to continue
+    (masked_frame(0x1 | 0x40, b"40"), 1002),  # RSV1 set without an agreed extension
+    (masked_frame(0x1, b"9nonsense"), 1003),  # not an Engine.IO packet
 ])
 async def test_protocol_errors_close_the_connection(live, frame, code):
     host, port = _hostport(live)
