@@ -21,6 +21,8 @@ import urllib.request
 from datetime import date
 from pathlib import Path
 
+from loadtests.report import ratio_text
+
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = Path(__file__).resolve().parent / "reference"
 SCALES = {
@@ -208,8 +210,7 @@ def row(scenario: str, target: str, r: dict, scale: str = "") -> str:
     sat = " (generator saturated)" if r["generator"]["saturated"] else ""
     if scenario == "audience":
         d, lat = r["delivery"], r["latency_ms"]["delivery"]
-        ratio = "-" if d["delivered_ratio"] is None else f"{100 * d['delivered_ratio']:.3f} %"
-        return (f"| {today} | {target} | {r['viewers']['joined']:,} | {d['messages_sent']:,} | {ratio} "
+        return (f"| {today} | {target} | {r['viewers']['joined']:,} | {d['messages_sent']:,} | {ratio_text(d)} "
                 f"({d['deliveries']:,}) | {d['duplicates']} | {_ms(lat['p50'])} | {_ms(lat['p95'])} | "
                 f"{_ms(lat['p99'])} | {_ms(lat['max'])} | {_pct(server.get('cpu_pct_run'))} | "
                 f"{server.get('cpu_us_per_delivery', '-')} µs | {_pct(gen)}{sat} |")
@@ -226,10 +227,9 @@ def row(scenario: str, target: str, r: dict, scale: str = "") -> str:
                 f"{_ms(a.get('max'))} | {f['stock_zero_seen_by']:,} of {f['watchers']:,} | "
                 f"{'YES' if f['oversold'] else 'no'} |")
     c, d = r["reconnect"], r["delivery"]
-    ratio = "-" if d["delivered_ratio"] is None else f"{100 * d['delivered_ratio']:.3f} %"
     return (f"| {today} | {target} | {r['viewers']['joined']:,} | {c['dropped']:,} | {c['recovered']:,} | "
             f"{c['missing_after_rejoin']} | {c['duplicates_after_rejoin']} | {_ms(c['rejoin_ms']['p50'])} / "
-            f"{_ms(c['rejoin_ms']['p99'])} | {ratio} |")
+            f"{_ms(c['rejoin_ms']['p99'])} | {ratio_text(d)} |")
 
 
 def main(argv: list[str] | None = None) -> int:

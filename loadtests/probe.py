@@ -72,8 +72,7 @@ def metrics_url(url: str, option: str | None) -> str | None:
 
 
 def scrape(url: str | None, timeout: float = 5.0) -> dict | None:
-    """{(name, labels without 'worker'): value} of every sample, and '_worker': the worker label; None if
-    the server has no metrics endpoint."""
+    """`samples` of the server's metrics endpoint; None if it has none."""
     if not url:
         return None
     try:
@@ -81,6 +80,12 @@ def scrape(url: str | None, timeout: float = 5.0) -> dict | None:
             text = resp.read().decode()
     except (urllib.error.URLError, OSError, ValueError):
         return None
+    return samples(text)
+
+
+def samples(text: str) -> dict:
+    """{(name, labels without 'worker'): value} of every sample of a Prometheus text exposition, and
+    '_worker': the worker label."""
     out: dict = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:

@@ -34,10 +34,7 @@ def build(args, coord, out: dict, scenario, metrics_before: dict | None) -> dict
         "errors": dict(sorted(merged["errors"].items())),
         "failures": coord.failures,
     }
-    go = out["go"]
-    report["_variant"], report["_initial_available"] = go.get("variant"), go.get("available")
-    report.update(scenario.summarize(report, results, args))
-    del report["_variant"], report["_initial_available"]
+    report.update(scenario.summarize(report, results, args, out["go"]))
     if "delivery" in report:
         report["delivery"]["latency_samples"] = merged["delivery"].n
     procs = coord.proc_cpu(joined_msgs, out["ran"], results)
@@ -144,6 +141,12 @@ def _n(v) -> str:
     return f"{v:,}"
 
 
+def ratio_text(delivery: dict) -> str:
+    """The delivered ratio as a percentage ('-' when no delivery was expected)."""
+    ratio = delivery["delivered_ratio"]
+    return "-" if ratio is None else f"{100 * ratio:.3f} %"
+
+
 def table(r: dict) -> str:
     lines = []
     g = r["generator"]
@@ -155,9 +158,8 @@ def table(r: dict) -> str:
                     f", last join at {_n(v['last_join_s'])} s"))
     d = r.get("delivery")
     if d is not None:
-        ratio = "-" if d["delivered_ratio"] is None else f"{100 * d['delivered_ratio']:.3f} %"
         lines.append(f"  chat         {_n(d['messages_sent'])} sent and acked; delivered {_n(d['deliveries'])} of "
-                     f"{_n(d['deliveries_expected'])} ({ratio}); missing {_n(d['missing'])}, duplicates "
+                     f"{_n(d['deliveries_expected'])} ({ratio_text(d)}); missing {_n(d['missing'])}, duplicates "
                      f"{_n(d['duplicates'])}, viewers lost {_n(d['viewers_lost'])}")
     if r["events"]["ok"].get("reaction") or r["events"]["refused"].get("reaction"):
         lines.append(f"  reactions    {_n(r['events']['ok'].get('reaction', 0))} ok, refused "

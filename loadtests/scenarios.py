@@ -15,6 +15,8 @@ import asyncio
 import bisect
 import time
 
+from loadtests.stats import Hist
+
 REACTION_KINDS = ("heart", "fire", "clap", "wow", "laugh")
 
 
@@ -49,7 +51,8 @@ class Scenario:
     def extra(self, gen) -> dict:
         return {}
 
-    def summarize(self, report: dict, results: list[dict], args) -> dict:
+    def summarize(self, report: dict, results: list[dict], args, go: dict) -> dict:
+        """The scenario's sections of the report, from every process's result (`go`: what the parent sent)."""
         return {}
 
 
@@ -115,7 +118,7 @@ class Audience(Scenario):
             n += 1
             t += interval
 
-    def summarize(self, report: dict, results: list[dict], args) -> dict:
+    def summarize(self, report: dict, results: list[dict], args, go: dict) -> dict:
         return {"delivery": delivery_summary(results)}
 
 
@@ -194,29 +197,26 @@ class FlashSale(Scenario):
         variant = getattr(gen, "variant", None)
         watchers = gen.joined_viewers()
         seen = [v.stock[variant] for v in watchers if variant in v.stock]
-        return {"watchers": len(watchers), "saw_update": len(seen), "saw_zero": sum(1 for a in seen if a == 0),
+        return {"watchers": len(watchers), "saw_zero": sum(1 for a in seen if a == 0),
                 "lowest_seen": min(seen) if seen else None}
 
-    def summarize(self, report: dict, results: list[dict], args) -> dict:
-        ok = sum(r["stats"]["ok"].get("cart:add", 0) for r in results)
-        codes: dict[str, int] = {}
-        for r in results:
-            for code, n in r["stats"]["refused"].get("cart:add", {}).items():
-                codes[code] = codes.get(code, 0) + n
+    def summarize(self, report: dict, results: list[dict], args, go: dict) -> dict:
+        ok = report["events"]["ok"].get("cart:add", 0)
+        codes = dict(report["events"]["refused"].get("cart:add", {}))
         extras = [r["extra"] for r in results]
-        initial = report.get("_initial_available")
+        initial = go.get("available")
+        buyers = sum(r["ran"].get("buyers", 0) for r in results)
         watchers = sum(e["watchers"] for e in extras)
         saw_zero = sum(e["saw_zero"] for e in extras)
         lows = [e["lowest_seen"] for e in extras if e["lowest_seen"] is not None]
         units = ok * args.qty
-        return {"flash_sale": {"variant_id": report.get("_variant"), "initial_available": initial,
-                "buyers": sum(r["ran"].get("buyers", 0) for r in results), "qty": args.qty,
+        return {"flash_sale": {"variant_id": go.get("variant"), "initial_available": initial,
+                "buyers": buyers, "qty": args.qty,
                 "succeeded": ok, "units_added": units, "out_of_stock": codes.pop("out_of_stock", 0),
                 "other_errors": codes,
-                "unanswered": sum(n for k, n in report["errors"].items() if k == "ack_timeout:cart:add"),
+                "unanswered": report["errors"].get("ack_timeout:cart:add", 0),
                 "oversold": initial is not None and units > initial,
-                "expected_successes": None if initial is None else min(initial // args.qty,
-                                                                        sum(r["ran"].get("buyers", 0) for r in results)),
+                "expected_successes": None if initial is None else min(initial // args.qty, buyers),
                 "stock_zero_seen_by": saw_zero, "watchers": watchers, "lowest_available_seen": min(lows) if lows else None,
                 "fire_spread_ms": max((r["ran"].get("fire_spread_ms", 0) for r in results), default=None),
                 "fire_late_ms": max((r["ran"].get("fire_late_ms", 0) for r in results), default=None)}}
@@ -252,8 +252,6 @@ class Reconnect(Audience):
         await asyncio.gather(*(again(v) for v in victims))
 
     def extra(self, gen) -> dict:
-        from loadtests.stats import Hist
-
         h = Hist()
         for v in gen.rejoins:
             if v.rejoin_ms is not None:
@@ -262,9 +260,7 @@ class Reconnect(Audience):
                 "recovered": sum(1 for v in gen.rejoins if v.recovered), "rejoin": h.dump(),
                 "not_recovered": sum(1 for v in gen.rejoins if v.recovered is False)}
 
-    def summarize(self, report: dict, results: list[dict], args) -> dict:
-        from loadtests.stats import Hist
-
+    def summarize(self, report: dict, results: list[dict], args, go: dict) -> dict:
         delivery = delivery_summary(results)
         h = Hist()
         for r in results:

@@ -8,16 +8,16 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import sys
 import time
 from pathlib import Path
 
 import jwt
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from loadtests.probe import samples
 from tests.conftest import SECRET, make_settings
+from tests.workers_cluster import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "loadtests" / "reference"
@@ -61,12 +61,7 @@ async def metrics(client) -> dict:
     """The server's counters: {(sample name, (label, value) pairs without worker): value}."""
     resp = await client.get("/metrics")
     assert resp.status == 200 and resp.content_type == "text/plain"
-    out = {}
-    for family in text_string_to_metric_families(await resp.text()):
-        for s in family.samples:
-            labels = {k: v for k, v in s.labels.items() if k != "worker"}
-            out[(s.name, tuple(sorted(labels.items())))] = s.value
-    return out
+    return samples(await resp.text())
 
 
 def counted(m: dict, name: str, **labels) -> int:
@@ -201,12 +196,6 @@ async def test_flash_sale_sells_exactly_the_stock(live, tmp_path):
         lines = await conn.fetchval("SELECT coalesce(sum(quantity), 0) FROM cart_items WHERE variant_id = $1::uuid",
                                     variant)
     assert reserved == lines == f["units_added"] == 12
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.skipif(shutil.which("node") is None or not (REFERENCE / "node_modules" / "socket.io").exists(),
