@@ -86,17 +86,21 @@ class Stats:
     def __init__(self) -> None:
         self.connected = 0  # sockets whose Socket.IO connect succeeded (reconnections included)
         self.open = 0  # sockets open now
-        self.joined = 0  # first joins acknowledged ok
         self.received = 0  # chat:new frames received, all viewers
         self.frames = 0  # all websocket text frames received
         self.sent = 0  # events emitted (joins, chat, reactions, cart adds)
         self.errors: dict[str, int] = {}
         self.delivery = Hist()  # sender timestamp -> receipt, sampled viewers
-        self.join = Hist()  # connect start -> join ack
+        self.join = Hist()  # connect start -> join ack, one sample per first join acknowledged ok
         self.acks: dict[str, Hist] = {}  # event -> emit -> ack
         self.refused: dict[str, dict[str, int]] = {}  # event -> error code -> n
         self.ok: dict[str, int] = {}  # event -> acks ok
         self.second = Hist()
+
+    @property
+    def joined(self) -> int:
+        """First joins acknowledged ok."""
+        return self.join.n
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -126,7 +130,7 @@ class Stats:
                 "frames": self.frames, "sent": self.sent, "errors": sum(self.errors.values())}
 
     def dump(self) -> dict:
-        return {"connected": self.connected, "joined": self.joined, "received": self.received,
+        return {"connected": self.connected, "received": self.received,
                 "frames": self.frames, "sent": self.sent, "errors": dict(self.errors),
                 "delivery": self.delivery.dump(), "join": self.join.dump(),
                 "acks": {k: v.dump() for k, v in self.acks.items()}, "refused": self.refused, "ok": self.ok}
@@ -134,10 +138,10 @@ class Stats:
 
 def merge_dumps(dumps: list[dict]) -> dict:
     """The totals of several processes' `Stats.dump()`, with Hist objects."""
-    out: dict = {"connected": 0, "joined": 0, "received": 0, "frames": 0, "sent": 0, "errors": {},
+    out: dict = {"connected": 0, "received": 0, "frames": 0, "sent": 0, "errors": {},
                  "delivery": Hist(), "join": Hist(), "acks": {}, "refused": {}, "ok": {}}
     for d in dumps:
-        for k in ("connected", "joined", "received", "frames", "sent"):
+        for k in ("connected", "received", "frames", "sent"):
             out[k] += d[k]
         for k, n in d["errors"].items():
             out["errors"][k] = out["errors"].get(k, 0) + n
@@ -151,4 +155,5 @@ def merge_dumps(dumps: list[dict]) -> dict:
                 by[code] = by.get(code, 0) + n
         for ev, n in d["ok"].items():
             out["ok"][ev] = out["ok"].get(ev, 0) + n
+    out["joined"] = out["join"].n
     return out

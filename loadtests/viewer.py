@@ -318,7 +318,6 @@ class Viewer(asyncio.Protocol):
         else:
             self.join_seq = seq
             self.epoch = ack.get("epoch")
-            self.stats.joined += 1
             self.stats.join.add(ms)
             if self.ctx.first_ack is None:  # the room's snapshot, as the first viewer saw it
                 self.ctx.first_ack = ack
