@@ -22,13 +22,13 @@ from typing import Any, Callable
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-# events whose results also get a named series (the rest are in live_socket_events_total only)
-NAMED = {"join": "live_joins_total", "chat:send": "live_chat_messages_total",
-         "reaction": "live_reactions_total", "cart:add": "live_cart_adds_total"}
-NAMED_HELP = {"join": "Room joins by result (ok, or the error code of the ack)",
-              "chat:send": "Chat messages by result: ok = accepted and broadcast, else the refusal code",
-              "reaction": "Reactions by result (ok, or the error code)",
-              "cart:add": "Add-to-cart from the live room by result (ok, out_of_stock, ...)"}
+# events whose results also get a named counter (the rest are in live_socket_events_total only):
+# event -> (family, help); the samples are named family + "_total"
+NAMED = {"join": ("live_joins", "Room joins by result (ok, or the error code of the ack)"),
+         "chat:send": ("live_chat_messages",
+                       "Chat messages by result: ok = accepted and broadcast, else the refusal code"),
+         "reaction": ("live_reactions", "Reactions by result (ok, or the error code)"),
+         "cart:add": ("live_cart_adds", "Add-to-cart from the live room by result (ok, out_of_stock, ...)")}
 _WRAPPED = "__live_metrics__"
 
 
@@ -57,22 +57,13 @@ class EventCounters:
             if getattr(handler, _WRAPPED, False) or event == "disconnect" or not inspect.iscoroutinefunction(handler):
                 continue
             handlers[event] = self._wrap_connect(handler) if event == "connect" else (
-                self._wrap_any(handler) if event == "*" else self._wrap(event, handler))
+                self._wrap("unknown" if event == "*" else event, handler))  # "*": the catch-all handler
 
     def _wrap(self, event: str, handler: Callable) -> Callable:
         @functools.wraps(handler)
         async def counted(*args):
             ack = await handler(*args)
             self.count(event, _result(ack))
-            return ack
-        setattr(counted, _WRAPPED, True)
-        return counted
-
-    def _wrap_any(self, handler: Callable) -> Callable:
-        @functools.wraps(handler)
-        async def counted(event, *args):
-            ack = await handler(event, *args)
-            self.count("unknown", _result(ack))
             return ack
         setattr(counted, _WRAPPED, True)
         return counted
@@ -112,8 +103,7 @@ class LiveCollector:
         yield connects
         events = CounterMetricFamily("live_socket_events", "Socket.IO client events by event and ack result",
                                      labels=["worker", "event", "result"])
-        named = {e: CounterMetricFamily(name.removesuffix("_total"), NAMED_HELP[e], labels=["worker", "result"])
-                 for e, name in NAMED.items()}
+        named = {e: CounterMetricFamily(name, doc, labels=["worker", "result"]) for e, (name, doc) in NAMED.items()}
         for (event, result), n in sorted(self.counters.events.items()):
             events.add_metric([worker, event, result], n)
             if event in named:
