@@ -6,6 +6,8 @@ import html
 import json
 import math
 
+from loadtests.report import latency_rows
+
 W, H = 760, 230
 PAD_L, PAD_R, PAD_T, PAD_B = 64, 16, 28, 34
 COLORS = ["#2563eb", "#16a34a", "#ea580c", "#dc2626", "#7c3aed", "#0891b2", "#a16207", "#db2777"]
@@ -28,40 +30,58 @@ def _fmt(v: float) -> str:
     return f"{v:g}"
 
 
+PW, PH = W - PAD_L - PAD_R, H - PAD_T - PAD_B  # the plot area
+NO_DATA = f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" class="n">no data</text></svg>'
+
+
+def _svg(title: str) -> list[str]:
+    """The opening of a chart: the svg element and its title."""
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
+            f'role="img" aria-label="{html.escape(title)}">',
+            f'<text x="{PAD_L}" y="18" class="t">{html.escape(title)}</text>']
+
+
+def _sy(y: float, top: float) -> float:
+    return PAD_T + PH - y / top * PH
+
+
+def _y_axis(top: float, unit: str) -> str:
+    """Horizontal grid lines labelled from 0 to `top`, and the unit along the y axis."""
+    out = []
+    for i in range(5):
+        v = top * i / 4
+        y = _sy(v, top)
+        out.append(f'<line x1="{PAD_L}" y1="{y:.1f}" x2="{W - PAD_R}" y2="{y:.1f}" class="g"/>'
+                   f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end" class="a">{_fmt(v)}</text>')
+    out.append(f'<text x="14" y="{PAD_T + PH / 2}" transform="rotate(-90 14 {PAD_T + PH / 2})" '
+               f'text-anchor="middle" class="a">{html.escape(unit)}</text>')
+    return "".join(out)
+
+
 def line_chart(title: str, unit: str, series: list[tuple[str, list[tuple[float, float | None]], bool]],
                marks: dict[str, float] | None = None) -> str:
     """An SVG line chart. series: (name, [(x, y or None)], dashed); a None y breaks the line."""
     xs = [x for _, pts, _ in series for x, _ in pts]
     ys = [y for _, pts, _ in series for _, y in pts if y is not None]
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
-           f'role="img" aria-label="{html.escape(title)}">',
-           f'<text x="{PAD_L}" y="18" class="t">{html.escape(title)}</text>']
+    out = _svg(title)
     if not xs or not ys:
-        out.append(f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" class="n">no data</text></svg>')
-        return "".join(out)
+        return "".join(out) + NO_DATA
     x0, x1 = min(xs), max(max(xs), min(xs) + 1)
     top = _nice(max(ys))
-    pw, ph = W - PAD_L - PAD_R, H - PAD_T - PAD_B
 
     def sx(x: float) -> float:
-        return PAD_L + (x - x0) / (x1 - x0) * pw
+        return PAD_L + (x - x0) / (x1 - x0) * PW
 
     def sy(y: float) -> float:
-        return PAD_T + ph - y / top * ph
+        return _sy(y, top)
 
-    for i in range(5):  # horizontal grid and y labels
-        v = top * i / 4
-        y = sy(v)
-        out.append(f'<line x1="{PAD_L}" y1="{y:.1f}" x2="{W - PAD_R}" y2="{y:.1f}" class="g"/>'
-                   f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end" class="a">{_fmt(v)}</text>')
+    out.append(_y_axis(top, unit))
     step = max(1, math.ceil((x1 - x0) / 10))
     for x in range(math.ceil(x0), math.floor(x1) + 1, step):
         out.append(f'<text x="{sx(x):.1f}" y="{H - PAD_B + 16}" text-anchor="middle" class="a">{x}s</text>')
-    out.append(f'<text x="14" y="{PAD_T + ph / 2}" transform="rotate(-90 14 {PAD_T + ph / 2})" '
-               f'text-anchor="middle" class="a">{html.escape(unit)}</text>')
     for name, x in (marks or {}).items():
         if x is not None and x0 <= x <= x1:
-            out.append(f'<line x1="{sx(x):.1f}" y1="{PAD_T}" x2="{sx(x):.1f}" y2="{PAD_T + ph}" class="m"/>'
+            out.append(f'<line x1="{sx(x):.1f}" y1="{PAD_T}" x2="{sx(x):.1f}" y2="{PAD_T + PH}" class="m"/>'
                        f'<text x="{sx(x) + 3:.1f}" y="{PAD_T + 10}" class="a">{html.escape(name)}</text>')
     for i, (name, pts, dashed) in enumerate(series):
         color = COLORS[i % len(COLORS)]
@@ -95,19 +115,12 @@ def bar_chart(title: str, groups: list[tuple[str, dict]]) -> str:
     """Grouped bars: p50, p95, p99 and max of each latency (ms)."""
     keys = ("p50", "p95", "p99", "max")
     values = [g[k] for _, g in groups for k in keys if g.get(k) is not None]
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
-           f'role="img" aria-label="{html.escape(title)}">', f'<text x="{PAD_L}" y="18" class="t">{html.escape(title)}</text>']
+    out = _svg(title)
     if not values:
-        out.append(f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" class="n">no data</text></svg>')
-        return "".join(out)
+        return "".join(out) + NO_DATA
     top = _nice(max(values))
-    pw, ph = W - PAD_L - PAD_R, H - PAD_T - PAD_B
-    for i in range(5):
-        v = top * i / 4
-        y = PAD_T + ph - v / top * ph
-        out.append(f'<line x1="{PAD_L}" y1="{y:.1f}" x2="{W - PAD_R}" y2="{y:.1f}" class="g"/>'
-                   f'<text x="{PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end" class="a">{_fmt(v)}</text>')
-    slot = pw / len(groups)
+    out.append(_y_axis(top, "ms"))
+    slot = PW / len(groups)
     bar = min(28.0, slot / (len(keys) + 1))
     for gi, (label, g) in enumerate(groups):
         x0 = PAD_L + gi * slot + (slot - bar * len(keys)) / 2
@@ -115,8 +128,8 @@ def bar_chart(title: str, groups: list[tuple[str, dict]]) -> str:
             v = g.get(k)
             if v is None:
                 continue
-            h = v / top * ph
-            out.append(f'<rect x="{x0 + ki * bar:.1f}" y="{PAD_T + ph - h:.1f}" width="{bar - 2:.1f}" height="{h:.1f}" '
+            h = v / top * PH
+            out.append(f'<rect x="{x0 + ki * bar:.1f}" y="{PAD_T + PH - h:.1f}" width="{bar - 2:.1f}" height="{h:.1f}" '
                        f'fill="{COLORS[ki]}"><title>{html.escape(label)} {k} {v:g} ms</title></rect>')
         out.append(f'<text x="{PAD_L + gi * slot + slot / 2:.1f}" y="{H - PAD_B + 16}" text-anchor="middle" '
                    f'class="a">{html.escape(label)}</text>')
@@ -124,8 +137,7 @@ def bar_chart(title: str, groups: list[tuple[str, dict]]) -> str:
         lx = PAD_L + 8 + ki * 80
         out.append(f'<rect x="{lx}" y="{H - 12}" width="12" height="3" fill="{COLORS[ki]}"/>'
                    f'<text x="{lx + 16}" y="{H - 8}" class="a">{k}</text>')
-    out.append(f'<text x="14" y="{PAD_T + ph / 2}" transform="rotate(-90 14 {PAD_T + ph / 2})" '
-               f'text-anchor="middle" class="a">ms</text></svg>')
+    out.append("</svg>")
     return "".join(out)
 
 
@@ -137,9 +149,7 @@ def charts(r: dict) -> list[str]:
     if r["latency_ms"]["delivery"]["n"]:
         lat = [(k, [(x, row[k]) for x, row in zip(t, tl)], k == "max") for k in ("p50", "p95", "p99", "max")]
         out.append(line_chart("Delivery latency per second (sampled viewers)", "ms", lat, marks))
-    groups = [(name, s) for name, s in [("delivery", r["latency_ms"]["delivery"]), ("join", r["latency_ms"]["join"])]
-              + [(f"ack {k}", v) for k, v in r["latency_ms"]["ack"].items()] if s["n"]]
-    out.append(bar_chart("Latency percentiles over the whole run", groups))
+    out.append(bar_chart("Latency percentiles over the whole run", latency_rows(r)))
     out.append(line_chart("Viewers connected", "viewers", [("viewers", [(x, row["viewers"]) for x, row in zip(t, tl)],
                                                             False)], marks))
     if any(row["msgs_in"] for row in tl):
@@ -174,10 +184,8 @@ def _cell(v) -> str:
 
 
 def render(r: dict) -> str:
-    lat_rows = [("delivery", r["latency_ms"]["delivery"]), ("join", r["latency_ms"]["join"])]
-    lat_rows += [(f"ack {k}", v) for k, v in r["latency_ms"]["ack"].items()]
     lat = "".join(f"<tr><th>{html.escape(name)}</th>" + "".join(f"<td>{_cell(s.get(k))}</td>" for k in
-                  ("n", "p50", "p95", "p99", "max")) + "</tr>" for name, s in lat_rows if s["n"])
+                  ("n", "p50", "p95", "p99", "max")) + "</tr>" for name, s in latency_rows(r))
     verdicts = "".join(f'<tr class="{"ok" if c["passed"] else "bad"}"><th>{html.escape(c["name"])}</th>'
                        f'<td>{_cell(c["value"])}</td><td>{_cell(c.get("limit"))}</td>'
                        f'<td>{"pass" if c["passed"] else "FAIL"}</td></tr>' for c in r["thresholds"] + r["checks"])

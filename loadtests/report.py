@@ -141,6 +141,13 @@ def _n(v) -> str:
     return f"{v:,}"
 
 
+def latency_rows(r: dict) -> list[tuple[str, dict]]:
+    """(name, summary) of every latency with samples: delivery, join, then each event's acks."""
+    lat = r["latency_ms"]
+    rows = [("delivery", lat["delivery"]), ("join", lat["join"])] + [(f"ack {k}", v) for k, v in lat["ack"].items()]
+    return [(name, s) for name, s in rows if s["n"]]
+
+
 def ratio_text(delivery: dict) -> str:
     """The delivered ratio as a percentage ('-' when no delivery was expected)."""
     ratio = delivery["delivered_ratio"]
@@ -177,10 +184,8 @@ def table(r: dict) -> str:
                      f"recovered; after rejoin missing {_n(c['missing_after_rejoin'])}, duplicates "
                      f"{_n(c['duplicates_after_rejoin'])}; rejoin p99 {_n(c['rejoin_ms']['p99'])} ms")
     lines.append(f"  {'latency (ms)':<18}{'n':>10}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}")
-    rows = [("delivery", r["latency_ms"]["delivery"]), ("join", r["latency_ms"]["join"])]
-    rows += [(f"ack {ev}", s) for ev, s in r["latency_ms"]["ack"].items() if ev != "join"]
-    for name, s in rows:
-        if s["n"]:
+    for name, s in latency_rows(r):
+        if name != "ack join":  # the table keeps the join row (connect start to ack) only
             lines.append(f"  {name:<18}{_n(s['n']):>10}" + "".join(f"{_n(s[k]):>9}" for k in ("p50", "p95", "p99", "max")))
     lines.append(f"  errors       {', '.join(f'{k} {n:,}' for k, n in r['errors'].items()) or 'none'}")
     s = r["server"]
