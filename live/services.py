@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 from db import Database
@@ -20,6 +19,7 @@ from live.media.livekit import LiveKitTokens
 from live.outbox import OutboxSender
 from live.rooms.hub import Hub
 from live.rooms.wiring import build_rooms
+from live.tasks import cancel_all
 
 _EXTERNAL_CACHE_SECONDS = 60.0
 
@@ -78,11 +78,7 @@ class Services:
         """Stop background parts; pending chat is written before the pool closes."""
         await self.commerce.stop()
         await self.rooms.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         await self.chat_writer.flush()
         await self.payments.close()
         if self.redis is not None:

@@ -3,7 +3,6 @@ analytics share one StockBoard (live availability -> the rooms' stock:update) an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Callable
 
 from db import Database
@@ -16,6 +15,7 @@ from live.commerce.orders import OrderService
 from live.commerce.payments.base import PaymentEvent
 from live.config import Settings
 from live.rooms.service import RoomService
+from live.tasks import cancel_all, every
 
 
 def reservation_sweep_interval(seconds: int) -> float:
@@ -52,18 +52,12 @@ class Commerce:
         return await self.orders.apply_payment_event(event)
 
     def start(self) -> None:
-        """The sweepers, on the rooms' periodic timer (an error is logged and the timer goes on)."""
+        """The sweepers (an error is logged and the timer goes on)."""
         reservations = reservation_sweep_interval(self.settings.cart_reservation_seconds)
         unpaid = unpaid_sweep_interval(self.settings.order_payment_timeout_seconds)
-        self._tasks = [
-            asyncio.create_task(RoomService._every(lambda: reservations, self.cart.release_expired),
-                                name="reservation-sweeper"),
-            asyncio.create_task(RoomService._every(lambda: unpaid, self.orders.sweep), name="unpaid-order-sweeper")]
+        self._tasks = [every(lambda: reservations, self.cart.release_expired, "reservation-sweeper"),
+                       every(lambda: unpaid, self.orders.sweep, "unpaid-order-sweeper")]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         self._tasks = []

@@ -6,7 +6,6 @@ state (so the state of a followed room is current on every worker, whoever publi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Callable
 
@@ -24,6 +23,7 @@ from live.rooms.hub import Hub
 from live.rooms.presence import Presence
 from live.rooms.state import REACTION_KINDS, StreamRegistry, StreamState
 from live.rooms.transport import LeanSocket
+from live.tasks import cancel_all, every
 
 log = get_logger("live.rooms")
 COUNT_INTERVAL = 1.0
@@ -49,15 +49,11 @@ class RoomService:
     # ---- lifecycle ----
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._every(lambda: COUNT_INTERVAL, self.publish_counts), name="viewer-counts"),
-                       asyncio.create_task(self._every(lambda: REACTION_INTERVAL, self.publish_reactions), name="reactions")]
+        self._tasks = [every(lambda: COUNT_INTERVAL, self.publish_counts, "viewer-counts"),
+                       every(lambda: REACTION_INTERVAL, self.publish_reactions, "reactions")]
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await cancel_all(self._tasks)
         await self.presence.leave_all()  # this worker's viewers stop counting now, not after a timeout
 
     # ---- room events received by this worker ----
@@ -188,16 +184,6 @@ class RoomService:
         return await self.broker.publish(state.room, event, data, latest_key=latest_key)
 
     # ---- viewer counts and reactions (timers, not per event) ----
-
-    @staticmethod
-    async def _every(interval, fn) -> None:
-        """Run fn every interval() seconds; an error is logged and the loop goes on."""
-        while True:
-            await asyncio.sleep(interval())
-            try:
-                await fn()
-            except Exception:
-                log.exception("room_timer_error", timer=fn.__name__)
 
     async def publish_counts(self) -> None:
         local = {room: len(r.members) for room, r in self.hub.rooms.items()}  # presence adds the rooms left
