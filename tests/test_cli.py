@@ -17,13 +17,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def run_live(dsn, tmp_path):
+def live_env(dsn, tmp_path) -> dict:
     env = {**os.environ, "DATABASE_URL": dsn, "LIVE_ENV": "test", "JWT_SECRET": SECRET, "LOG_LEVEL": "warning",
            "LIVE_DATA_DIR": str(tmp_path / "data")}
     env.pop("LIVE_MIGRATIONS_DIR", None)
+    return env
 
+
+@pytest.fixture
+def run_live(live_env):
     def run(*args: str) -> str:
-        proc = subprocess.run([sys.executable, "-m", "live", *args], cwd=ROOT, env=env,
+        proc = subprocess.run([sys.executable, "-m", "live", *args], cwd=ROOT, env=live_env,
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
@@ -64,11 +68,9 @@ def test_token_defaults_to_customer_without_seller_row(run_live, dsn):
     assert asyncio.run(fetch(dsn, "SELECT 1 FROM sellers WHERE user_id = $1::uuid", claims["sub"])) == []
 
 
-def test_token_rejects_an_unknown_role(dsn, tmp_path):
-    env = {**os.environ, "DATABASE_URL": dsn, "LIVE_ENV": "test", "JWT_SECRET": SECRET,
-           "LIVE_DATA_DIR": str(tmp_path / "data")}
+def test_token_rejects_an_unknown_role(live_env):
     proc = subprocess.run([sys.executable, "-m", "live", "token", "--user", "x", "--role", "root"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=60)
+                          env=live_env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "--role" in proc.stderr
 
