@@ -93,17 +93,18 @@ def split_frames(data: bytes) -> Frames:
 
 
 class Viewer(asyncio.Protocol):
-    """One websocket. `ctx` is the generator process (stats, stream, address); a reconnecting viewer is a new
-    Viewer built with `prev=` the old one, so counts and seen seqs carry over."""
+    """One websocket. `ctx` is the generator process (stats, stream, address). A tracked viewer (`track`) keeps
+    the seq of every chat message in `seqs` (None when untracked); a reconnecting viewer is a new Viewer built
+    with `prev=` the old one, so counts and seen seqs (and so being tracked) carry over."""
 
-    __slots__ = ("ctx", "stats", "token", "track", "watch", "transport", "buf", "upgraded", "state", "t0",
+    __slots__ = ("ctx", "stats", "token", "watch", "transport", "buf", "upgraded", "state", "t0",
                  "done", "acks", "next_ack", "join_seq", "epoch", "last_seq", "received", "seqs", "dups",
                  "stock", "rejoin", "recovered", "rejoin_ms", "index")
 
     def __init__(self, ctx, index: int, token: str | None, *, track: bool = False, watch: bool = False,
                  prev: "Viewer | None" = None):
         self.ctx, self.stats, self.index, self.token = ctx, ctx.stats, index, token
-        self.track, self.watch = track, watch
+        self.watch = watch
         self.transport: asyncio.Transport | None = None
         self.buf = b""
         self.upgraded = False
@@ -257,16 +258,14 @@ class Viewer(asyncio.Protocol):
         if p == b"2":  # Engine.IO ping
             self.send(b"3")
         elif p.startswith(b"42"):  # a room event other than chat:new
-            if self.track:
+            tracked, stock = self.seqs is not None, self.watch and p.startswith(STOCK)
+            if tracked or stock:
                 data = orjson.loads(p[2:])[1]
-                seq = data.get("seq") if isinstance(data, dict) else None
+                seq = data.get("seq") if tracked and isinstance(data, dict) else None
                 if isinstance(seq, int) and seq > self.last_seq:
                     self.last_seq = seq
-                if self.watch and p.startswith(STOCK):
+                if stock:
                     self.stock[data["variant_id"]] = data["available"]
-            elif self.watch and p.startswith(STOCK):
-                data = orjson.loads(p[2:])[1]
-                self.stock[data["variant_id"]] = data["available"]
         elif p.startswith(b"43"):  # ack: 43<id>[data]
             i = 2
             while i < len(p) and 48 <= p[i] <= 57:
