@@ -11,6 +11,7 @@ import pytest
 from db import inventory as inventory_db
 from live.auth.principal import SYSTEM
 from tests.conftest import make_settings
+from tests.rooms_fixtures import make_user
 from tests.rooms_helpers import Viewer
 
 API = "/api/v1"
@@ -41,13 +42,9 @@ class Shop:
         return str(self.client.make_url("/")).rstrip("/")
 
     async def user(self, name: str | None = None, role: str = "customer") -> Actor:
-        from db import users as users_db
-
         name = name or f"{role}-{uuid.uuid4().hex[:8]}"
         async with self.services.db.tx(SYSTEM) as conn:
-            user = await users_db.find_or_create_by_name(conn, name, role)
-            if role == "seller":
-                await users_db.ensure_seller(conn, user["id"], name, name.lower())
+            user = await make_user(conn, name, role)
         return Actor(user["id"], self.services.token_for(user), name)
 
     async def seller(self, name: str | None = None) -> Actor:

@@ -142,14 +142,12 @@ def services(client):
 @pytest.fixture
 def token_for(services):
     """Create a user (and a seller row for sellers) and return (user_id, bearer token)."""
-    from db import users as users_db
     from live.auth.principal import SYSTEM
+    from tests.rooms_fixtures import make_user
 
     async def make(name: str, role: str = "customer"):
         async with services.db.tx(SYSTEM) as conn:
-            user = await users_db.find_or_create_by_name(conn, name, role)
-            if role == "seller":
-                await users_db.ensure_seller(conn, user["id"], name, name.lower())
+            user = await make_user(conn, name, role)
         return user["id"], services.token_for(user)
 
     return make

@@ -37,10 +37,7 @@ async def readyz(call: Call):
 
 @api.route("GET", f"{API}/openapi.json", summary="This API's OpenAPI 3 document", tag="system")
 async def openapi(call: Call):
-    app = call.request.app
-    if "openapi" not in app:
-        app["openapi"] = openapi_document(app["api"], title="live", version=__version__)
-    return app["openapi"]
+    return call.request.app["openapi"]
 
 
 async def index(request: web.Request) -> web.Response:
@@ -52,6 +49,7 @@ async def index(request: web.Request) -> web.Response:
 
 
 def register_root(app: web.Application) -> None:
+    app["openapi"] = openapi_document(app["api"], title="live", version=__version__)  # built once, before start
     app.router.add_get("/", index)
     # Load balancers expect the probes at the root too.
     for op in api.operations:
