@@ -1,4 +1,4 @@
-"""Queries on carts. Changes go through db.inventory.cart_change (one statement, stock included)."""
+"""Queries on carts. Changes go through db.inventory.cart_changes (one statement, stock included)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -22,6 +22,7 @@ _CART = """SELECT c.id::text AS cart_id, c.status AS cart_status, c.updated_at A
     LEFT JOIN product_variants v ON v.id = ci.variant_id
     LEFT JOIN products p ON p.id = v.product_id"""
 _CART_BY_ID = f"{_CART} WHERE c.id = $1::uuid ORDER BY ci.created_at, ci.id"
+_CARTS_BY_ID = f"{_CART} WHERE c.id = ANY($1::uuid[]) ORDER BY c.id, ci.created_at, ci.id"
 _ACTIVE_CART = f"{_CART} WHERE c.user_id = $1::uuid AND c.status = 'active' ORDER BY ci.created_at, ci.id"
 
 
@@ -48,6 +49,17 @@ async def by_id(conn: asyncpg.Connection, cart_id: str | None) -> dict | None:
     if cart_id is None:
         return None
     return _cart_out(await conn.fetch(_CART_BY_ID, cart_id))
+
+
+async def by_ids(conn: asyncpg.Connection, cart_ids: list[str]) -> dict[str, dict]:
+    """Several carts (by_id's form) in one query: cart id -> cart."""
+    if not cart_ids:
+        return {}
+    rows = await conn.fetch(_CARTS_BY_ID, cart_ids)
+    out: dict[str, list] = {}
+    for r in rows:
+        out.setdefault(r["cart_id"], []).append(r)
+    return {cid: _cart_out(group) for cid, group in out.items()}
 
 
 async def active_json(conn: asyncpg.Connection, user_id: str) -> dict | None:

@@ -10,6 +10,7 @@ and the expiry sweep).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple, Sequence
 
 import asyncpg
 
@@ -23,18 +24,37 @@ class StockLevel:
     version: int
 
 
+class CartChange(NamedTuple):
+    user_id: str
+    mode: str  # "add" qty more, or "set" the line to qty (0 removes it)
+    qty: int
+    stream_id: str | None = None
+    key: str | None = None  # an add's idempotency key
+
+
+async def cart_changes(conn: asyncpg.Connection, variant_id: str, changes: Sequence[CartChange], seconds: int,
+                       max_line: int) -> list[dict]:
+    """Changes of one variant's cart lines, applied in the given order in one statement (one round trip, one
+    short transaction: commerce_cart_changes in migrations/0009_commerce_batched_cart_changes.sql), on a
+    pooled connection outside any transaction. One dict per change: status, available, version, cart_id,
+    detail. The function is the app's privileged entry point for reservations: it runs as its owner with the
+    buyers passed explicitly. An error in any change rolls back all of them."""
+    rows = await conn.fetch(
+        "SELECT status, available, version, cart_id::text, detail FROM commerce_cart_changes("
+        "$1::uuid, $2::uuid[], $3::text[], $4::int[], $5::uuid[], $6::text[], $7, $8)",
+        variant_id, [c.user_id for c in changes], [c.mode for c in changes], [c.qty for c in changes],
+        [c.stream_id for c in changes], [c.key for c in changes], seconds, max_line)
+    return [dict(r) for r in rows]
+
+
 async def cart_change(conn: Database | asyncpg.Connection, user_id: str, variant_id: str, mode: str, qty: int,
                       stream_id: str | None, key: str | None, seconds: int, max_line: int) -> dict:
-    """One cart change in one statement, i.e. one round trip and its own short transaction (see
-    commerce_cart_change in migrations/0006_commerce.sql and 0007_commerce_fast_reservations.sql), on a pooled
-    connection outside any transaction (or a pool's). The function is the app's privileged entry point for
-    reservations: it runs as its owner with the buyer passed explicitly."""
+    """One cart change (cart_changes with one element)."""
     if isinstance(conn, Database):
         async with conn.pool.acquire() as c:
             return await cart_change(c, user_id, variant_id, mode, qty, stream_id, key, seconds, max_line)
-    return await conn.fetchval(
-        "SELECT commerce_cart_change($1::uuid, $2::uuid, $3, $4, $5::uuid, $6, $7, $8)",
-        user_id, variant_id, mode, qty, stream_id, key, seconds, max_line)
+    change = CartChange(user_id, mode, qty, stream_id, key)
+    return (await cart_changes(conn, variant_id, [change], seconds, max_line))[0]
 
 
 async def release_expired(db: Database, limit: int) -> list[StockLevel]:

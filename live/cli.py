@@ -25,6 +25,7 @@ def _run_worker(settings: Settings, dsn: str, reuse_port: bool, migrate_first: b
 
     import uvloop
 
+    from live import gcpolicy
     from live.app import create_app
     from live.rooms import frontdoor
 
@@ -37,7 +38,7 @@ def _run_worker(settings: Settings, dsn: str, reuse_port: bool, migrate_first: b
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((settings.host, own_port))
     frontdoor.run(app, host=settings.host, port=settings.port, reuse_port=reuse_port, sock=sock, backlog=4096,
-                  shutdown_timeout=10)
+                  shutdown_timeout=10, serving=lambda: gcpolicy.settle(settings.gc_thresholds))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

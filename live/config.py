@@ -64,6 +64,7 @@ class Settings(BaseModel):
     cors_origins: tuple[str, ...] = ()
     public_url: str = ""
     seed_demo: bool = True
+    gc_thresholds: tuple[int, int, int] | None = (10_000, 20, 100)
 
     @field_validator("live_env")
     @classmethod
@@ -139,6 +140,20 @@ class Settings(BaseModel):
     def _positive_window(cls, v: int) -> int:
         if not 10 <= v <= 7 * 24 * 3600:
             raise ValueError("must be between 10 seconds and 7 days")
+        return v
+
+    @field_validator("gc_thresholds", mode="before")
+    @classmethod
+    def _gc(cls, v: object) -> object:
+        if isinstance(v, str):
+            if v.strip().lower() in ("", "default", "python"):
+                return None
+            parts = [p.strip() for p in v.split(",")]
+            if len(parts) != 3 or not all(p.isdigit() for p in parts):
+                raise ValueError("must be three whole numbers like 10000,20,100 (or 'default')")
+            v = tuple(int(p) for p in parts)
+        if v is not None and not (0 < v[0] and 0 < v[1] and 0 < v[2]):
+            raise ValueError("must be three numbers above 0")
         return v
 
     @field_validator("jwt_secret")

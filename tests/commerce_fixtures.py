@@ -129,3 +129,22 @@ async def make_client(tmp_path, dsn, aiohttp_client, **settings):
 @pytest.fixture
 async def shop(tmp_path, dsn, aiohttp_client) -> Shop:
     return Shop(await make_client(tmp_path, dsn, aiohttp_client))
+
+
+async def crowd(shop, n: int) -> list:
+    """n customers created in one statement (fast), with tokens."""
+    async with shop.services.db.tx(SYSTEM) as conn:
+        rows = await conn.fetch(
+            """INSERT INTO users (name, role) SELECT 'crowd-' || $1 || '-' || g, 'customer'
+               FROM generate_series(1, $2) g RETURNING id::text AS id, name, role""", uuid.uuid4().hex[:6], n)
+    return [Actor(r["id"], shop.services.token_for(r), r["name"]) for r in rows]
+
+
+async def assert_sold_exactly(shop, vid: str, units: int, winners: int, reservations: int | None = None) -> None:
+    counters = await shop.assert_ledger(vid)
+    assert counters == {"on_hand": units, "reserved": winners, "sold": 0}
+    assert await shop.cart_units(vid) == winners
+    async with shop.services.db.tx(SYSTEM) as conn:
+        events = await conn.fetchval(
+            "SELECT count(*) FROM inventory_events WHERE variant_id = $1::uuid AND kind = 'reservation'", vid)
+    assert events == (winners if reservations is None else reservations)

@@ -4,43 +4,21 @@ usage limit under concurrent checkouts. Counters, cart lines and the ledger are 
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 
 from db import Database
 from db import inventory as inventory_db
 from live.auth.principal import SYSTEM
-from tests.commerce_fixtures import shop  # noqa: F401  (fixture)
+from tests.commerce_fixtures import assert_sold_exactly, crowd, shop  # noqa: F401  (shop: fixture)
 from tests.rooms_fixtures import err
-
-
-async def _buyers(shop, n: int) -> list:
-    """n customers created in one statement (fast), with tokens."""
-    async with shop.services.db.tx(SYSTEM) as conn:
-        rows = await conn.fetch(
-            """INSERT INTO users (name, role) SELECT 'crowd-' || $1 || '-' || g, 'customer'
-               FROM generate_series(1, $2) g RETURNING id::text AS id, name, role""", uuid.uuid4().hex[:6], n)
-    from tests.commerce_fixtures import Actor
-
-    return [Actor(r["id"], shop.services.token_for(r), r["name"]) for r in rows]
-
-
-async def _assert_sold_exactly(shop, vid: str, units: int, winners: int, reservations: int | None = None) -> None:
-    counters = await shop.assert_ledger(vid)
-    assert counters == {"on_hand": units, "reserved": winners, "sold": 0}
-    assert await shop.cart_units(vid) == winners
-    async with shop.services.db.tx(SYSTEM) as conn:
-        events = await conn.fetchval(
-            "SELECT count(*) FROM inventory_events WHERE variant_id = $1::uuid AND kind = 'reservation'", vid)
-    assert events == (winners if reservations is None else reservations)
 
 
 @pytest.mark.parametrize("units", [1, 7, 100])
 async def test_concurrent_rest_adds_never_oversell(shop, units):
     seller = await shop.seller()
     vid = (await shop.product(seller, stock=units))["variants"][0]["id"]
-    buyers = await _buyers(shop, 300)
+    buyers = await crowd(shop, 300)
 
     async def add(b):
         status, body, _ = await shop.call("POST", "/me/cart/items", b, json={"variant_id": vid}, expect=None)
@@ -51,7 +29,7 @@ async def test_concurrent_rest_adds_never_oversell(shop, units):
     refused = [r for r in results if r[0] == 409]
     assert len(ok) == units and len(refused) == 300 - units
     assert {r[1]["error"]["code"] for r in refused} == {"out_of_stock"}
-    await _assert_sold_exactly(shop, vid, units, units)
+    await assert_sold_exactly(shop, vid, units, units)
 
 
 async def test_concurrent_socket_adds_never_oversell(shop):
@@ -60,14 +38,14 @@ async def test_concurrent_socket_adds_never_oversell(shop):
     p = await shop.product(seller, stock=units)
     vid = p["variants"][0]["id"]
     stream = await shop.live_stream(seller, product_ids=[p["id"]])
-    buyers = await _buyers(shop, 120)
+    buyers = await crowd(shop, 120)
     viewers = await asyncio.gather(*[shop.viewer(b) for b in buyers])
     try:
         await asyncio.gather(*[v.call("join", {"stream_id": stream["id"]}) for v in viewers])
         acks = await asyncio.gather(*[v.call("cart:add", {"variant_id": vid, "qty": 1}) for v in viewers])
         assert sum(1 for a in acks if a["ok"]) == units
         assert {err(a) for a in acks if not a["ok"]} == {"out_of_stock"}
-        await _assert_sold_exactly(shop, vid, units, units)
+        await assert_sold_exactly(shop, vid, units, units)
     finally:
         await asyncio.gather(*[v.close() for v in viewers])
 
@@ -76,7 +54,7 @@ async def test_sql_never_oversells_across_worker_pools(shop):
     """Three pools (as three worker processes would have), no in-memory hint: the database alone decides."""
     seller = await shop.seller()
     vid = (await shop.product(seller, stock=7))["variants"][0]["id"]
-    buyers = await _buyers(shop, 400)
+    buyers = await crowd(shop, 400)
     pools = [await Database.connect(shop.services.db.dsn, min_size=1, max_size=10) for _ in range(3)]
     try:
         async def add(i, b):
@@ -95,12 +73,12 @@ async def test_sql_never_oversells_across_worker_pools(shop):
         assert [r["status"] for r in results[:3]] == ["ok"] * 3
         took = sum(1 for r in results[3:] if r["status"] == "ok")
         assert took <= 3
-        await _assert_sold_exactly(shop, vid, 7, 4 + took, reservations=7 + took)
+        await assert_sold_exactly(shop, vid, 7, 4 + took, reservations=7 + took)
         # and once released, the units are there for the next buyers
         late = await asyncio.gather(*[inventory_db.cart_change(pools[i % 3], b.id, vid, "add", 1, None, None,
                                                                600, 99) for i, b in enumerate(takers[25:])])
         assert sum(1 for r in late if r["status"] == "ok") == 3 - took
-        await _assert_sold_exactly(shop, vid, 7, 7, reservations=10)
+        await assert_sold_exactly(shop, vid, 7, 7, reservations=10)
     finally:
         for pool in pools:
             await pool.close()
@@ -111,7 +89,7 @@ async def test_coupon_usage_limit_under_concurrent_checkouts(shop):
     vid = (await shop.product(seller, stock=100, price=1000))["variants"][0]["id"]
     coupon = await shop.call("POST", "/coupons", seller, json={"code": "FLASH5", "kind": "percent", "value": 20,
                                                                "usage_limit": 5}, expect=201)
-    buyers = await _buyers(shop, 40)
+    buyers = await crowd(shop, 40)
     for b in buyers:
         await shop.call("POST", "/me/cart/items", b, json={"variant_id": vid})
 

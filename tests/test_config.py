@@ -28,6 +28,8 @@ def test_defaults_need_nothing(tmp_path):
     ("LOG_LEVEL", "loud", "LOG_LEVEL"),
     ("SMTP_URL", "mail.example.com", "SMTP_URL"),
     ("PUBLIC_URL", "ftp://x", "PUBLIC_URL"),
+    ("GC_THRESHOLDS", "10000,20", "GC_THRESHOLDS"),
+    ("GC_THRESHOLDS", "10000,0,100", "GC_THRESHOLDS"),
 ])
 def test_bad_value_names_the_variable(tmp_path, var, value, needle):
     with pytest.raises(ConfigError) as exc:
@@ -39,6 +41,13 @@ def test_bad_value_names_the_variable(tmp_path, var, value, needle):
 def test_production_requires_secret(tmp_path):
     with pytest.raises(ConfigError, match="JWT_SECRET"):
         load_settings({"LIVE_DATA_DIR": str(tmp_path), "LIVE_ENV": "production"})
+
+
+def test_gc_thresholds(tmp_path):
+    env = {"LIVE_DATA_DIR": str(tmp_path)}
+    assert load_settings(env).gc_thresholds == (10_000, 20, 100)
+    assert load_settings({**env, "GC_THRESHOLDS": " 2000, 10 ,50"}).gc_thresholds == (2000, 10, 50)
+    assert load_settings({**env, "GC_THRESHOLDS": "default"}).gc_thresholds is None
 
 
 def test_cors_list(tmp_path):

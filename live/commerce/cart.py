@@ -1,108 +1,35 @@
 """The server-side cart: add, change, remove (REST and the live room's cart:* events), reservations that
 expire by themselves, and live availability for the rooms.
 
-Adding reserves the units for `cart_reservation_seconds` in one SQL statement (commerce_cart_change). A
-variant's latest known availability is kept in memory for a second so that, in a flash sale, buyers arriving
-after the last unit answer `out_of_stock` without touching the database; any availability this worker learns
-(a release, an expiry, a seller's adjustment) replaces it at once, and it expires after HINT_SECONDS anyway
-(changes made by another worker). A retry of an add this worker completed (same idempotency key) always goes
-to the database, so it is answered `duplicate` with the cart rather than `out_of_stock`."""
+Every change of a variant goes through one queue per variant (stock.Batches): the changes that wait together
+are applied in one SQL statement (commerce_cart_changes), in arrival order. An add is first checked against
+the variant's latest known availability (stock.StockBoard), on arrival and again when its turn comes, so in a
+flash sale the buyers after the last unit are answered `out_of_stock` without the database. A retry of an add
+this worker completed (same idempotency key) always goes to the database, so it is answered `duplicate` with
+the cart rather than `out_of_stock`."""
 from __future__ import annotations
 
-import asyncio
 import time
-from collections import OrderedDict, deque
-from typing import Awaitable, Callable
+from collections import OrderedDict
+from typing import Awaitable, Callable, NamedTuple
 
 from db import Database
 from db import cart as cart_db
 from db import inventory as inventory_db
-from db.inventory import StockLevel
+from db.inventory import CartChange, StockLevel
 from live.auth.principal import Principal
+from live.commerce.stock import Batches, StockBoard, out_of_stock
 from live.errors import DomainError, not_found, unauthorized
 from live.logging import get_logger
 
 log = get_logger("live.commerce.cart")
 MAX_LINE_QTY = 99
-GATE_PER_VARIANT = 2
-HINT_SECONDS = 1.0
 SWEEP_BATCH = 500
 
-StockListener = Callable[[str, int], Awaitable[None]]
 
-
-def out_of_stock(available: int | None) -> DomainError:
-    if not available or available <= 0:
-        return DomainError("out_of_stock", "sold out")
-    return DomainError("out_of_stock", f"only {available} left")
-
-
-class StockBoard:
-    """What this worker knows of each variant's availability: the newest version it has seen, a short-lived
-    hint used only to refuse, and the listener (the rooms' stock:update) told of every newer value."""
-
-    def __init__(self, listener: StockListener | None = None):
-        self.listener = listener
-        self._known: dict[str, tuple[int, int, float]] = {}  # variant -> (version, available, hint until)
-
-    def refuses(self, variant_id: str, qty: int) -> int | None:
-        """The known availability when it is fresh and below qty (answer out_of_stock), else None."""
-        known = self._known.get(variant_id)
-        if known is not None and known[1] < qty and known[2] > time.monotonic():
-            return known[1]
-        return None
-
-    async def seen(self, levels: list[StockLevel] | StockLevel) -> None:
-        """Record availabilities read from committed changes; publish the ones newer than what we had."""
-        for level in levels if isinstance(levels, list) else [levels]:
-            known = self._known.get(level.variant_id)
-            if known is not None and known[0] >= level.version:
-                continue  # an older result reaching us late: never publish it over a newer one
-            self._known[level.variant_id] = (level.version, level.available, time.monotonic() + HINT_SECONDS)
-            if known is not None and known[1] == level.available:
-                continue
-            if self.listener is not None:
-                try:
-                    await self.listener(level.variant_id, level.available)
-                except Exception:
-                    log.exception("stock_listener_failed", variant_id=level.variant_id)
-
-    def forget(self) -> None:
-        self._known.clear()
-
-
-class Gate:
-    """A FIFO semaphore whose enter and leave are O(1) with thousands of waiters."""
-
-    __slots__ = ("free", "waiters", "users")
-
-    def __init__(self, slots: int):
-        self.free = slots
-        self.waiters: deque[asyncio.Future] = deque()
-        self.users = 0
-
-    async def enter(self) -> None:
-        if self.free > 0 and not self.waiters:
-            self.free -= 1
-            return
-        fut = asyncio.get_running_loop().create_future()
-        self.waiters.append(fut)
-        try:
-            await fut  # leave() hands its slot over by resolving it
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self.leave()  # handed a slot while being cancelled: pass it on
-            else:
-                self.waiters.remove(fut)
-            raise
-
-    def leave(self) -> None:
-        while self.waiters:
-            fut = self.waiters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                return
-        self.free += 1
+class Pending(NamedTuple):
+    change: CartChange
+    retry: bool  # an add this worker completed before (same key): never refused from the hint
 
 
 class RecentKeys:
@@ -128,11 +55,11 @@ class CartService:
     def __init__(self, db: Database, reservation_seconds: int, board: StockBoard,
                  resolve_stream: Callable[[str], Awaitable[str]]):
         self._keys = RecentKeys(ttl=max(600.0, reservation_seconds))
-        self._gates: dict[str, Gate] = {}
         self.db = db
         self.reservation_seconds = reservation_seconds
         self.board = board
         self._resolve_stream = resolve_stream
+        self.batches: Batches[Pending, dict] = Batches(self._apply, self._screen)
 
     @staticmethod
     def _buyer(principal: Principal) -> str:
@@ -151,11 +78,13 @@ class CartService:
         user = self._buyer(principal)
         if not 1 <= qty <= MAX_LINE_QTY:
             raise DomainError("invalid", f"qty must be between 1 and {MAX_LINE_QTY}")
-        known = self.board.refuses(variant_id, qty)
-        if known is not None and not (key and self._keys.seen(user, key)):
-            raise out_of_stock(known)  # a retry of an add this worker made goes on, to answer `duplicate`
+        retry = bool(key and self._keys.seen(user, key))
+        known = None if retry else self.board.refuses(variant_id, qty)
+        if known is not None:
+            raise out_of_stock(known)
         stream_id = await self._resolve_stream(stream) if stream else None
-        result = await self._change(user, variant_id, "add", qty, stream_id, key)
+        result = self._outcome(await self.batches.submit(
+            variant_id, Pending(CartChange(user, "add", qty, stream_id, key), retry)))
         if key:
             self._keys.add(user, key)
         return result
@@ -165,52 +94,45 @@ class CartService:
         if not 0 <= qty <= MAX_LINE_QTY:
             raise DomainError("invalid", f"qty must be between 0 and {MAX_LINE_QTY}")
         stream_id = await self._resolve_stream(stream) if stream else None
-        return await self._change(user, variant_id, "set", qty, stream_id, None)
+        return self._outcome(await self.batches.submit(
+            variant_id, Pending(CartChange(user, "set", qty, stream_id), False)))
 
     async def remove(self, principal: Principal, variant_id: str) -> dict:
-        return await self._change(self._buyer(principal), variant_id, "set", 0, None, None)
+        user = self._buyer(principal)
+        return self._outcome(await self.batches.submit(variant_id, Pending(CartChange(user, "set", 0), False)))
 
-    async def _change(self, user: str, variant_id: str, mode: str, qty: int, stream_id: str | None,
-                      key: str | None) -> dict:
-        """At most GATE_PER_VARIANT changes of one variant at a time go to the database (they would queue on
-        its row lock there anyway); the others wait here in order, holding no pooled connection, and once let
-        in most of them are answered from what the ones before them learned."""
-        gate = self._gates.get(variant_id)
-        if gate is None:
-            gate = self._gates[variant_id] = Gate(GATE_PER_VARIANT)
-        gate.users += 1
-        try:
-            await gate.enter()
-            try:
-                return await self._change_now(user, variant_id, mode, qty, stream_id, key)
-            finally:
-                gate.leave()
-        finally:
-            gate.users -= 1
-            if gate.users == 0:
-                del self._gates[variant_id]
-
-    async def _change_now(self, user: str, variant_id: str, mode: str, qty: int, stream_id: str | None,
-                          key: str | None) -> dict:
-        if mode == "add" and not (key and self._keys.seen(user, key)):
-            # asked again now that it is our turn: in a flash sale thousands wait, and the answer for most of
-            # them became known while they waited
-            known = self.board.refuses(variant_id, qty)
+    def _screen(self, variant_id: str, p: Pending) -> dict | None:
+        """Asked again when the change's turn comes: in a flash sale thousands wait, and the answer for most of
+        them became known while they waited."""
+        if p.change.mode == "add" and not p.retry:
+            known = self.board.refuses(variant_id, p.change.qty)
             if known is not None:
-                raise out_of_stock(known)
+                return {"status": "out_of_stock", "available": known}
+        return None
+
+    async def _apply(self, variant_id: str, batch: list[Pending]) -> list[dict]:
+        """One statement for the batch; the carts of the changes done are read after its commit (the row lock
+        is gone by then), in one query; the newest availability is published."""
         async with self.db.pool.acquire() as conn:
-            r = await inventory_db.cart_change(conn, user, variant_id, mode, qty, stream_id, key,
-                                               self.reservation_seconds, MAX_LINE_QTY)
-            status = r["status"]
-            cart = None
-            if status in ("ok", "duplicate"):  # committed: the row lock is gone, the cart is read after it
-                cart = await cart_db.by_id(conn, r.get("cart_id")) or cart_db.EMPTY
-        if "version" in r and r.get("available") is not None:
-            await self.board.seen(StockLevel(variant_id, r["available"], r["version"]))
+            results = await inventory_db.cart_changes(conn, variant_id, [p.change for p in batch],
+                                                      self.reservation_seconds, MAX_LINE_QTY)
+            carts = await cart_db.by_ids(conn, list({r["cart_id"] for r in results if r["cart_id"]}))
+        for r in results:
+            if r["status"] in ("ok", "duplicate"):
+                r["cart"] = carts.get(r["cart_id"]) or cart_db.EMPTY
+        versioned = [r for r in results if r["version"] is not None and r["available"] is not None]
+        if versioned:
+            newest = max(versioned, key=lambda r: r["version"])
+            await self.board.seen(StockLevel(variant_id, newest["available"], newest["version"]))
+        return results
+
+    @staticmethod
+    def _outcome(r: dict) -> dict:
+        status = r["status"]
         if status == "ok":
-            return {"cart": cart}
+            return {"cart": r["cart"]}
         if status == "duplicate":
-            return {"cart": cart, "duplicate": True}
+            return {"cart": r["cart"], "duplicate": True}
         if status == "out_of_stock":
             raise out_of_stock(r.get("available"))
         if status == "not_found":
@@ -218,7 +140,7 @@ class CartService:
         if status == "not_in_cart":
             raise DomainError("not_found", "this variant is not in your cart")
         if status == "currency_mismatch":
-            raise DomainError("conflict", f"your cart is in {r['currency']}: check it out or empty it first")
+            raise DomainError("conflict", f"your cart is in {r['detail']}: check it out or empty it first")
         if status == "too_many":
             raise DomainError("invalid", f"at most {MAX_LINE_QTY} of one variant per cart")
         raise RuntimeError(f"unexpected cart change status {status!r}")

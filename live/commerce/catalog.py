@@ -14,7 +14,7 @@ from db import catalog as catalog_db
 from db import inventory as inventory_db
 from db import users as users_db
 from live.auth.principal import Principal
-from live.commerce.cart import StockBoard
+from live.commerce.stock import StockBoard
 from live.errors import DomainError, forbidden, not_found
 
 

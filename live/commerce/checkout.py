@@ -23,7 +23,7 @@ from db import orders as orders_db
 from db import users as users_db
 from live.auth.principal import SYSTEM, Principal
 from live.commerce import coupons
-from live.commerce.cart import StockBoard
+from live.commerce.stock import StockBoard
 from live.commerce.orders import OrderService, payment_out
 from live.commerce.payments.base import PaymentRequest
 from live.errors import DomainError, unauthorized

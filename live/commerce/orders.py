@@ -14,7 +14,7 @@ from db import Database
 from db import inventory as inventory_db
 from db import orders as orders_db
 from live.auth.principal import SYSTEM, Principal
-from live.commerce.cart import StockBoard
+from live.commerce.stock import StockBoard
 from live.commerce.payments.base import PaymentEvent
 from live.errors import DomainError, forbidden, not_found
 from live.logging import get_logger

@@ -7,7 +7,8 @@ from typing import Callable
 
 from db import Database
 from live.commerce.analytics import Analytics
-from live.commerce.cart import CartService, StockBoard
+from live.commerce.cart import CartService
+from live.commerce.stock import StockBoard
 from live.commerce.catalog import CatalogService
 from live.commerce.checkout import CheckoutService
 from live.commerce.coupons import CouponService
@@ -61,3 +62,4 @@ class Commerce:
     async def stop(self) -> None:
         await cancel_all(self._tasks)
         self._tasks = []
+        await self.cart.batches.stop()

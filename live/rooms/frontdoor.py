@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
@@ -310,9 +310,11 @@ class FrontDoorRunner(web.AppRunner):
 
 
 async def serve(app: web.Application, *, host: str, port: int, reuse_port: bool = False, sock=None,
-                backlog: int = 4096, shutdown_timeout: float = 10.0, handle_signals: bool = True) -> None:
+                backlog: int = 4096, shutdown_timeout: float = 10.0, handle_signals: bool = True,
+                serving: Callable[[], None] | None = None) -> None:
     """Run `app` on host:port (and on the bound socket `sock` if given) through the front door until cancelled
-    (or SIGINT/SIGTERM, which aiohttp's runner turns into GracefulExit)."""
+    (or SIGINT/SIGTERM, which aiohttp's runner turns into GracefulExit). `serving()` is called once the app has
+    started and listens."""
     runner = FrontDoorRunner(app, app["gateway"].sio.eio, handle_signals=handle_signals, access_log=None,
                              shutdown_timeout=shutdown_timeout)
     await runner.setup()
@@ -322,6 +324,8 @@ async def serve(app: web.Application, *, host: str, port: int, reuse_port: bool 
             sites.append(web.SockSite(runner, sock, backlog=backlog))
         for site in sites:
             await site.start()
+        if serving is not None:
+            serving()
         while True:
             await asyncio.sleep(3600)
     finally:
