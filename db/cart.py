@@ -5,6 +5,8 @@ from datetime import datetime, timezone
 
 import asyncpg
 
+from db.pool import warm
+
 EMPTY = {"id": None, "status": "active", "items": [], "item_count": 0, "subtotal_minor": 0, "currency": None,
          "updated_at": None}
 
@@ -22,7 +24,7 @@ _CART = """SELECT c.id::text AS cart_id, c.status AS cart_status, c.updated_at A
     LEFT JOIN product_variants v ON v.id = ci.variant_id
     LEFT JOIN products p ON p.id = v.product_id"""
 _CART_BY_ID = f"{_CART} WHERE c.id = $1::uuid ORDER BY ci.created_at, ci.id"
-_CARTS_BY_ID = f"{_CART} WHERE c.id = ANY($1::uuid[]) ORDER BY c.id, ci.created_at, ci.id"
+_CARTS_BY_ID = warm(f"{_CART} WHERE c.id = ANY($1::uuid[]) ORDER BY c.id, ci.created_at, ci.id", [])
 _ACTIVE_CART = f"{_CART} WHERE c.user_id = $1::uuid AND c.status = 'active' ORDER BY ci.created_at, ci.id"
 
 

@@ -15,6 +15,7 @@ from typing import NamedTuple, Sequence
 import asyncpg
 
 from db import Database
+from db.pool import warm
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,12 @@ class StockLevel:
     variant_id: str
     available: int
     version: int
+
+
+_CART_CHANGES = warm(
+    "SELECT status, available, version, cart_id::text, detail FROM commerce_cart_changes("
+    "$1::uuid, $2::uuid[], $3::text[], $4::int[], $5::uuid[], $6::text[], $7, $8)",
+    "00000000-0000-0000-0000-000000000000", [], [], [], [], [], 1, 1)  # no changes: returns at once
 
 
 class CartChange(NamedTuple):
@@ -40,9 +47,7 @@ async def cart_changes(conn: asyncpg.Connection, variant_id: str, changes: Seque
     detail. The function is the app's privileged entry point for reservations: it runs as its owner with the
     buyers passed explicitly. An error in any change rolls back all of them."""
     rows = await conn.fetch(
-        "SELECT status, available, version, cart_id::text, detail FROM commerce_cart_changes("
-        "$1::uuid, $2::uuid[], $3::text[], $4::int[], $5::uuid[], $6::text[], $7, $8)",
-        variant_id, [c.user_id for c in changes], [c.mode for c in changes], [c.qty for c in changes],
+        _CART_CHANGES, variant_id, [c.user_id for c in changes], [c.mode for c in changes], [c.qty for c in changes],
         [c.stream_id for c in changes], [c.key for c in changes], seconds, max_line)
     return [dict(r) for r in rows]
 

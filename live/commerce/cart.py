@@ -111,19 +111,20 @@ class CartService:
         return None
 
     async def _apply(self, variant_id: str, batch: list[Pending]) -> list[dict]:
-        """One statement for the batch; the carts of the changes done are read after its commit (the row lock
-        is gone by then), in one query; the newest availability is published."""
+        """One statement for the batch. The newest availability is published at once (the buyers arriving
+        meanwhile are refused from it); then the carts of the changes done are read after the commit (the row
+        lock is gone by then), in one query on the same connection."""
         async with self.db.pool.acquire() as conn:
             results = await inventory_db.cart_changes(conn, variant_id, [p.change for p in batch],
                                                       self.reservation_seconds, MAX_LINE_QTY)
+            versioned = [r for r in results if r["version"] is not None and r["available"] is not None]
+            if versioned:
+                newest = max(versioned, key=lambda r: r["version"])
+                await self.board.seen(StockLevel(variant_id, newest["available"], newest["version"]))
             carts = await cart_db.by_ids(conn, list({r["cart_id"] for r in results if r["cart_id"]}))
         for r in results:
             if r["status"] in ("ok", "duplicate"):
                 r["cart"] = carts.get(r["cart_id"]) or cart_db.EMPTY
-        versioned = [r for r in results if r["version"] is not None and r["available"] is not None]
-        if versioned:
-            newest = max(versioned, key=lambda r: r["version"])
-            await self.board.seen(StockLevel(variant_id, newest["available"], newest["version"]))
         return results
 
     @staticmethod

@@ -121,6 +121,12 @@ class WsConnection(asyncio.Protocol):
         if data == "3":  # PONG, the common case: no task
             self.sock.schedule_ping()
             return True
+        if isinstance(data, str) and data[:2] == "42":  # a Socket.IO event: its handler, without the layers
+            fast = self.server.fast_event
+            run = fast(self.sock.sid, data[1:]) if fast is not None else None
+            if run is not None:
+                asyncio.get_running_loop().create_task(run)
+                return True
         try:
             pkt = eio_packet.Packet(encoded_packet=data)
         except (ValueError, IndexError):

@@ -270,6 +270,7 @@ class LeanEngineServer(engineio.AsyncServer):
         self._async = dict(self._async, websocket=LeanWebSocket)
         self.ping_wheel = PingWheel(self.ping_interval, self.ping_timeout)
         self.start_service_task = False  # the ping wheel finds clients that stopped answering
+        self.fast_event = None  # set by LiveSocketServer: (sid, socket.io packet) -> coroutine | None
 
     async def _trigger_event(self, event, *args, **kwargs):
         if event == "connect":
