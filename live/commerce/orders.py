@@ -1,6 +1,7 @@
 """Orders after checkout: status changes (each one writes the status history and is pushed as `order:update`
 to the buyer's and the seller's sockets), buyer and seller cancellation, the seller moving an order along,
-payment events from the providers' webhooks, and the sweep of orders left unpaid.
+payment events from the providers' webhooks, and the sweep of orders left unpaid. A canceled paid order is
+refunded by itself (live/commerce/refunds.py): recorded in the cancel's transaction, sent after it commits.
 
 Status flow: pending_payment -> paid -> processing -> shipped -> delivered; canceled and refunded end it.
 Locks are taken payment first, then its orders (id order), then variants (id order), everywhere."""
@@ -13,7 +14,9 @@ import asyncpg
 from db import Database
 from db import inventory as inventory_db
 from db import orders as orders_db
+from db import refunds as refunds_db
 from live.auth.principal import SYSTEM, Principal
+from live.commerce.refunds import RefundService
 from live.commerce.stock import StockBoard
 from live.commerce.payments.base import PaymentEvent
 from live.errors import DomainError, forbidden, not_found
@@ -36,6 +39,7 @@ class Changes:
     def __init__(self) -> None:
         self.order_ids: list[str] = []
         self.levels: list = []
+        self.refunds: list[str] = []  # refunds recorded, to send to the provider after the commit
 
     def add(self, order_ids: list[str], levels: list | None = None) -> None:
         self.order_ids += [o for o in order_ids if o not in self.order_ids]
@@ -49,6 +53,9 @@ class OrderService:
         self.payment_timeout = payment_timeout
         self.providers = providers  # callable () -> payments registry (set by Services), or None
         self.push: Push | None = None  # Gateway.send_to_user, set by the app
+        self.refunds = RefundService(db, providers, self._refund_changed)
+        if providers is not None:  # the sandbox's refund webhooks are received in process, applied here
+            providers().order_side = self.apply_payment_event
 
     # ---- the one place statuses change ----
 
@@ -79,6 +86,11 @@ class OrderService:
         async with self.db.tx(SYSTEM) as conn:
             orders = await orders_db.orders_json(conn, changes.order_ids)
         self.push_orders(orders)
+
+    async def _refund_changed(self, order_ids: list[str]) -> None:
+        changes = Changes()
+        changes.add(order_ids)
+        await self.publish(changes)
 
     def push_orders(self, orders: list[tuple[dict, str]]) -> None:
         """order:update to each order's buyer and seller ((order, seller's user id) as orders_json reads them)."""
@@ -112,6 +124,7 @@ class OrderService:
         except asyncpg.DataError:
             return "unknown_payment"  # e.g. a payment_id that is not a uuid
         await self.publish(changes)
+        self.refunds.send_soon(changes.refunds)  # in the background: the webhook inbox holds a transaction around us
         log.info("payment_event", provider=event.provider, kind=event.kind, key=event.event_key, result=result)
         return result
 
@@ -135,11 +148,13 @@ class OrderService:
             fields: dict = {"status": "succeeded", "provider_ref": pay["provider_ref"] or event.provider_ref}
             if canceled:
                 # money taken for orders already canceled (payment timeout, cancellation): keep them canceled,
-                # owe the refund, flag it for a human
-                fields.update(issue="paid_after_cancel", refund_due_minor=pay["refund_due_minor"] + sum(
-                    o["total_minor"] for o in canceled), issue_details={
+                # flag it, and refund them (sent once this transaction has committed)
+                fields.update(issue="paid_after_cancel", issue_details={
                     "orders": [o["id"] for o in canceled], "event_key": event.event_key})
             await orders_db.set_payment(conn, pay["id"], **fields)
+            if canceled:
+                changes.refunds += await self.refunds.owe(conn, pay, canceled, "paid after the order was canceled")
+                changes.add([o["id"] for o in canceled])
             await self._move(conn, pending, "paid", changes, actor_id=None, actor_kind="webhook", reason=why)
             return "paid_after_cancel" if canceled else "applied"
         if event.kind in ("failed", "canceled"):
@@ -157,19 +172,29 @@ class OrderService:
         if pay["status"] != "succeeded":
             return "ignored"
         amount = event.amount_minor
+        ours = await self.refunds.match(conn, pay, event)
+        if ours is not None and ours["status"] == "succeeded":
+            return "ignored"  # another notice of a refund already applied
         if amount is not None and amount < pay["amount_minor"]:
-            # a partial refund: what a canceled order was owed, or something a human must look at
+            # a partial refund: what a canceled order was owed (ours, or made by hand), or something a human must
+            # look at
             due = pay["refund_due_minor"]
             if amount <= due:
                 left = due - amount
                 await orders_db.set_payment(conn, pay["id"], refund_due_minor=left,
                                             issue=pay["issue"] if left else None)
+                if ours is not None:
+                    await self.refunds.settle(conn, ours, event)
+                    changes.add([ours["order_id"]])
+                    if await refunds_db.refunded_total(conn, pay["id"]) >= pay["amount_minor"]:
+                        await orders_db.set_payment(conn, pay["id"], status="refunded")  # all of it, in parts
                 return "applied"
             await orders_db.set_payment(conn, pay["id"], issue="refund_due", issue_details={
                 "partial_refund_minor": amount, "event_key": event.event_key})
             return "partial_refund"
         orders = await orders_db.payment_orders(conn, pay["id"])
         await orders_db.set_payment(conn, pay["id"], status="refunded", refund_due_minor=0, issue=None)
+        changes.add(await self.refunds.settle_all(conn, pay["id"]))
         restock = [o for o in orders if o["status"] in RESTOCK_ON_REFUND]
         keep = [o for o in orders if o["status"] in ("shipped", "delivered")]
         await self._move(conn, restock, "refunded", changes, actor_id=None, actor_kind="webhook", reason=why,
@@ -251,7 +276,7 @@ class OrderService:
 
     async def cancel_by_buyer(self, principal: Principal, order_id: str, reason: str | None) -> dict:
         """Unpaid: the order and the rest of its checkout (one payment) are canceled. Paid and not yet being
-        prepared: canceled, units back to stock, the refund is owed (payment flagged refund_due)."""
+        prepared: canceled, units back to stock, and refunded (asked of the provider once this commits)."""
         changes = Changes()
         async with self.db.tx(SYSTEM) as conn:
             order = await self._visible_order(conn, order_id, principal, as_seller=False)
@@ -270,15 +295,14 @@ class OrderService:
             else:
                 raise DomainError("conflict", f"the order is {order['status']}: ask the seller to cancel it")
         await self.publish(changes)
+        await self.refunds.send(changes.refunds)
         return await self.detail(principal, order_id)
 
     async def _cancel_paid(self, conn, order, pay, changes: Changes, actor_id, actor_kind, why) -> None:
         await self._move(conn, [order], "canceled", changes, actor_id=actor_id, actor_kind=actor_kind, reason=why,
                          restock=True)
         if pay is not None:
-            await orders_db.set_payment(conn, pay["id"], issue="refund_due",
-                                        refund_due_minor=pay["refund_due_minor"] + order["total_minor"],
-                                        issue_details={"orders": [order["id"]], "reason": why})
+            changes.refunds += await self.refunds.owe(conn, pay, [order], why)
 
     async def seller_set_status(self, principal: Principal, order_id: str, to: str, reason: str | None) -> dict:
         changes = Changes()
@@ -308,6 +332,7 @@ class OrderService:
                 await self._move(conn, [order], to, changes, actor_id=principal.user_id, actor_kind="seller",
                                  reason=reason)
         await self.publish(changes)
+        await self.refunds.send(changes.refunds)
         return await self.detail(principal, order_id)
 
     async def _visible_order(self, conn, order_id: str, principal: Principal, *, as_seller: bool):
@@ -337,13 +362,16 @@ class OrderService:
         async with self.db.tx(SYSTEM) as conn:  # the seller may not read the buyer's payment row
             payment_id = await orders_db.payment_of_order(conn, order_id)
             pay = await orders_db.payment(conn, payment_id) if payment_id else None
-        order["payment"] = payment_out(pay, buyer=order["user_id"] == principal.user_id) if pay else None
+            refunded = await refunds_db.refunded_total(conn, payment_id) if payment_id else 0
+        order["payment"] = payment_out(pay, buyer=order["user_id"] == principal.user_id,
+                                       refunded_minor=refunded) if pay else None
         return order
 
 
-def payment_out(pay, *, buyer: bool) -> dict:
+def payment_out(pay, *, buyer: bool, refunded_minor: int = 0) -> dict:
     out = {"id": pay["id"], "provider": pay["provider"], "status": pay["status"], "amount_minor": pay["amount_minor"],
-           "currency": pay["currency"], "refund_due_minor": pay["refund_due_minor"], "issue": pay["issue"]}
+           "currency": pay["currency"], "refund_due_minor": pay["refund_due_minor"], "refunded_minor": refunded_minor,
+           "issue": pay["issue"]}
     if buyer:
         out.update(provider_ref=pay["provider_ref"], client_secret=pay["client_secret"],
                    authorization_url=pay["authorization_url"])

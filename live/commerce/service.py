@@ -1,5 +1,5 @@
 """The commerce facade on Services (`services.commerce`): catalog, cart, checkout, orders, coupons and
-analytics share one StockBoard (live availability -> the rooms' stock:update) and run two sweepers."""
+analytics share one StockBoard (live availability -> the rooms' stock:update) and run three sweepers."""
 from __future__ import annotations
 
 import asyncio
@@ -25,6 +25,9 @@ def reservation_sweep_interval(seconds: int) -> float:
 
 def unpaid_sweep_interval(seconds: int) -> float:
     return max(2.0, min(60.0, seconds / 10))
+
+
+REFUND_SWEEP_SECONDS = 30.0  # refunds whose call failed or was interrupted are retried (with backoff) from here
 
 
 class Commerce:
@@ -57,9 +60,11 @@ class Commerce:
         reservations = reservation_sweep_interval(self.settings.cart_reservation_seconds)
         unpaid = unpaid_sweep_interval(self.settings.order_payment_timeout_seconds)
         self._tasks = [every(lambda: reservations, self.cart.release_expired, "reservation-sweeper"),
-                       every(lambda: unpaid, self.orders.sweep, "unpaid-order-sweeper")]
+                       every(lambda: unpaid, self.orders.sweep, "unpaid-order-sweeper"),
+                       every(lambda: REFUND_SWEEP_SECONDS, self.orders.refunds.sweep, "refund-sweeper")]
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)
         self._tasks = []
+        await self.orders.refunds.stop()
         await self.cart.batches.stop()

@@ -68,7 +68,7 @@ async def my_orders(call: Call):
     return await _page(call, call.principal, call.query, user_id=call.principal.user_id)
 
 
-@api.route("GET", f"{API}/me/orders/{{id}}", summary="One of your orders: items, history, payment, shipping",
+@api.route("GET", f"{API}/me/orders/{{id}}", summary="One of your orders: items, history, payment, refund, shipping",
            tag="orders", auth="user", errors=(404,))
 async def my_order(call: Call):
     order_id = uuid_param(call, what="order")
@@ -79,7 +79,7 @@ async def my_order(call: Call):
 
 
 @api.route("POST", f"{API}/me/orders/{{id}}/cancel",
-           summary="Cancel your order (unpaid: with the rest of its checkout; paid: refund owed)",
+           summary="Cancel your order (unpaid: with the rest of its checkout; paid: refunded automatically)",
            tag="orders", auth="user", body=CancelIn, errors=(404, 409))
 async def cancel_my_order(call: Call):
     return await call.services.commerce.orders.cancel_by_buyer(call.principal, uuid_param(call, what="order"),

@@ -1,5 +1,6 @@
-"""A fake Paystack API: transaction initialize and verify as our code calls them, and webhook bodies signed with
-Paystack's scheme (`x-paystack-signature` = hex HMAC-SHA512 of the raw body keyed with the secret key)."""
+"""A fake Paystack API: transaction initialize and verify, refund create and list as our code calls them, switches
+that make it answer 500 (`down`) or lose the answer to a refund it made (`lose_refund_answers`), and webhook bodies
+signed with Paystack's scheme (`x-paystack-signature` = hex HMAC-SHA512 of the raw body keyed with the secret key)."""
 from __future__ import annotations
 
 import hashlib
@@ -24,9 +25,14 @@ class FakePaystack(FakeServer):
         super().__init__()
         self.secret_key = secret_key
         self.transactions: dict[str, dict] = {}
+        self.refunds: list[dict] = []
+        self.down = False
+        self.lose_refund_answers = 0  # make this many refunds, then answer 504 as if the answer got lost
         self._ids = itertools.count(4099260516)
         self.app.router.add_post("/transaction/initialize", self._initialize)
         self.app.router.add_get("/transaction/verify/{reference}", self._verify)
+        self.app.router.add_post("/refund", self._refund)
+        self.app.router.add_get("/refund", self._list_refunds)
 
     def _denied(self, request: web.Request) -> web.Response | None:
         if request.headers.get("Authorization") != f"Bearer {self.secret_key}":
@@ -68,6 +74,51 @@ class FakePaystack(FakeServer):
         if tx is None:
             return web.json_response({"status": False, "message": "Transaction reference not found"}, status=400)
         return web.json_response({"status": True, "message": "Verification successful", "data": tx})
+
+    async def _refund(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.record(request, body)
+        if self.down:
+            return web.json_response({"status": False, "message": "Service unavailable"}, status=500)
+        if (denied := self._denied(request)) is not None:
+            return denied
+        tx = self.transactions.get(str(body.get("transaction")))
+        if tx is None:
+            return web.json_response({"status": False, "message": "Transaction not found"}, status=404)
+        if tx["status"] != "success":
+            return web.json_response({"status": False, "message": "Cannot refund an unsuccessful transaction"},
+                                     status=400)
+        left = tx["amount"] - sum(r["amount"] for r in self.refunds if r["transaction"]["reference"] == tx["reference"])
+        amount = int(body.get("amount") or left)
+        if amount < 1 or amount > left:
+            return web.json_response({"status": False, "message": "Refund amount cannot be more than the "
+                                      "transaction amount left to refund"}, status=400)
+        refund = {"id": next(self._ids), "integration": 100982, "domain": "test", "amount": amount,
+                  "currency": body.get("currency") or tx["currency"], "status": "pending", "channel": "card",
+                  "transaction": {"id": tx["id"], "reference": tx["reference"], "amount": tx["amount"],
+                                  "currency": tx["currency"]},
+                  "merchant_note": body.get("merchant_note"), "customer_note": body.get("customer_note"),
+                  "refunded_by": "api", "createdAt": datetime.now(timezone.utc).isoformat()}
+        self.refunds.append(refund)
+        if self.lose_refund_answers > 0:
+            self.lose_refund_answers -= 1
+            return web.json_response({"status": False, "message": "Gateway timeout"}, status=504)
+        return web.json_response({"status": True, "message": "Refund has been queued for processing",
+                                  "data": refund})
+
+    async def _list_refunds(self, request: web.Request) -> web.Response:
+        self.record(request, dict(request.query))
+        if self.down:
+            return web.json_response({"status": False, "message": "Service unavailable"}, status=500)
+        if (denied := self._denied(request)) is not None:
+            return denied
+        reference = request.query.get("reference")
+        items = [r for r in self.refunds if reference in (None, r["transaction"]["reference"])]
+        return web.json_response({"status": True, "message": "Refunds retrieved", "data": items[::-1],
+                                  "meta": {"total": len(items)}})
+
+    def refund_requests(self) -> list[dict]:
+        return [r for r in self.requests if r["method"] == "POST" and r["path"] == "/refund"]
 
     # ---- what the customer / Paystack does next ----
 

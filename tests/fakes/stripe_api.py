@@ -1,6 +1,7 @@
-"""A fake Stripe API: the PaymentIntent endpoints our code calls, with Stripe's idempotency rules, and webhook
-events signed with Stripe's scheme (`Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`),
-written here from the scheme, not with the stripe library (the app verifies with the library)."""
+"""A fake Stripe API: the PaymentIntent and Refund endpoints our code calls, with Stripe's idempotency rules, a
+switch that makes it answer 500 (`down`), and webhook events signed with Stripe's scheme
+(`Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`), written here from the scheme, not with
+the stripe library (the app verifies with the library)."""
 from __future__ import annotations
 
 import hashlib
@@ -46,9 +47,12 @@ class FakeStripe(FakeServer):
         super().__init__()
         self.api_key = api_key
         self.intents: dict[str, dict] = {}
+        self.refunds: dict[str, dict] = {}  # re_... -> refund, in the order they were made
+        self.down = False  # every call answers 500 (with Stripe-Should-Retry: false, as Stripe's 500s do)
         self._idem: dict[str, tuple[dict, dict]] = {}
         self.app.router.add_post("/v1/payment_intents", self._create)
         self.app.router.add_get("/v1/payment_intents/{id}", self._retrieve)
+        self.app.router.add_post("/v1/refunds", self._refund)
 
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.api_key}"
@@ -93,6 +97,79 @@ class FakeStripe(FakeServer):
             return stripe_error(404, "invalid_request_error", f"No such payment_intent: "
                                 f"'{request.match_info['id']}'", "resource_missing")
         return web.json_response(intent)
+
+    async def _refund(self, request: web.Request) -> web.Response:
+        params = parse_form(await request.text())
+        self.record(request, params)
+        if self.down:
+            return web.json_response({"error": {"type": "api_error", "message": "Stripe is having a bad day."}},
+                                     status=500, headers={"Stripe-Should-Retry": "false"})
+        if not self._authorized(request):
+            return stripe_error(401, "invalid_request_error", "Invalid API Key provided")
+        key = request.headers.get("Idempotency-Key")
+        if key in self._idem:
+            first_params, response = self._idem[key]
+            if first_params != params:
+                return stripe_error(400, "idempotency_error", "Keys for idempotent requests can only be used "
+                                    "with the same parameters they were first used with.")
+            return web.json_response(response, headers={"Idempotent-Replayed": "true"})
+        intent = self.intents.get(params.get("payment_intent", ""))
+        if intent is None:
+            return stripe_error(400, "invalid_request_error", "No such payment_intent", "resource_missing")
+        if intent["status"] != "succeeded":
+            return stripe_error(400, "invalid_request_error", "This PaymentIntent does not have a successful "
+                                "charge to refund.", "charge_not_refundable")
+        left = intent["amount_received"] - self.refunded(intent["id"])
+        amount = int(params["amount"]) if params.get("amount", "").isdigit() else left
+        if amount < 1 or amount > left:
+            return stripe_error(400, "invalid_request_error", f"Refund amount ({amount}) is greater than unrefunded "
+                                f"amount on charge ({left})", "amount_too_large")
+        refund = {"id": "re_" + secrets.token_hex(12), "object": "refund", "amount": amount,
+                  "currency": intent["currency"], "payment_intent": intent["id"],
+                  "charge": self.charge_id(intent["id"]), "status": "succeeded",
+                  "metadata": params.get("metadata", {}), "created": int(time.time())}
+        self.refunds[refund["id"]] = refund
+        if key:
+            self._idem[key] = (params, dict(refund))
+        return web.json_response(refund)
+
+    def dashboard_refund(self, pi_id: str, amount: int) -> dict:
+        """A refund made by hand in Stripe's dashboard (not through the API)."""
+        intent = self.intents[pi_id]
+        refund = {"id": "re_" + secrets.token_hex(12), "object": "refund", "amount": amount,
+                  "currency": intent["currency"], "payment_intent": pi_id, "charge": self.charge_id(pi_id),
+                  "status": "succeeded", "metadata": {}, "created": int(time.time())}
+        self.refunds[refund["id"]] = refund
+        return refund
+
+    def refund_requests(self) -> list[dict]:
+        return [r for r in self.requests if r["path"] == "/v1/refunds"]
+
+    def refunded(self, pi_id: str) -> int:
+        return sum(r["amount"] for r in self.refunds.values() if r["payment_intent"] == pi_id)
+
+    @staticmethod
+    def charge_id(pi_id: str) -> str:
+        return "ch_" + pi_id.removeprefix("pi_")
+
+    def refund_event(self, refund_id: str, *, list_refunds: bool = True, event_id: str | None = None) -> bytes:
+        """The `charge.refunded` event Stripe sends after refund `refund_id`: the charge as that refund left it
+        (amount_refunded cumulative) with previous_attributes; `list_refunds` includes the charge's refunds (API
+        versions before 2022-11-15), newest first."""
+        refund = self.refunds[refund_id]
+        pi_id = refund["payment_intent"]
+        ours = [r for r in self.refunds.values() if r["payment_intent"] == pi_id]
+        upto = ours[:ours.index(refund) + 1]
+        total = sum(r["amount"] for r in upto)
+        intent = self.intents[pi_id]
+        charge = {"id": self.charge_id(pi_id), "object": "charge", "amount": intent["amount"],
+                  "amount_captured": intent["amount_received"], "amount_refunded": total,
+                  "refunded": total >= intent["amount_received"], "currency": intent["currency"],
+                  "payment_intent": pi_id, "metadata": intent["metadata"]}
+        if list_refunds:
+            charge["refunds"] = {"object": "list", "data": [dict(r) for r in reversed(upto)]}
+        return self.event("charge.refunded", charge, event_id, previous={"amount_refunded": total - refund["amount"],
+                                                                          "refunded": False})
 
     # ---- what the customer / Stripe does next ----
 

@@ -6,8 +6,12 @@ it. The default provider is Stripe when configured, else Paystack, else the sand
 """
 from __future__ import annotations
 
-from live.commerce.payments.base import PaymentEvent, PaymentProvider, PaymentRequest, PaymentStart
-from live.commerce.payments.inbox import WebhookInbox
+from typing import Mapping
+
+from live.commerce.payments.base import (
+    PaymentEvent, PaymentProvider, PaymentRequest, PaymentStart, RefundRequest, RefundResult,
+)
+from live.commerce.payments.inbox import Apply, Receipt, WebhookInbox
 from live.commerce.payments.paystack import PaystackProvider
 from live.commerce.payments.sandbox import SandboxProvider
 from live.commerce.payments.stripe import StripeProvider
@@ -16,12 +20,14 @@ from live.errors import DomainError
 
 KNOWN = ("stripe", "paystack", "sandbox")
 
-__all__ = ["PaymentEvent", "PaymentProvider", "PaymentProviders", "PaymentRequest", "PaymentStart"]
+__all__ = ["PaymentEvent", "PaymentProvider", "PaymentProviders", "PaymentRequest", "PaymentStart", "RefundRequest",
+           "RefundResult"]
 
 
 class PaymentProviders:
     def __init__(self, settings: Settings, db=None):
         self.inbox = WebhookInbox(db)  # stores and processes verified webhook events once
+        self.order_side: Apply | None = None  # commerce's apply_payment_event, for webhooks received in process
         self._providers: dict[str, PaymentProvider] = {}
         if settings.stripe_secret_key:
             self._providers["stripe"] = StripeProvider(settings.stripe_secret_key, settings.stripe_webhook_secret,
@@ -29,7 +35,9 @@ class PaymentProviders:
         if settings.paystack_secret_key:
             self._providers["paystack"] = PaystackProvider(settings.paystack_secret_key, settings.paystack_api_base)
         if settings.live_env != "production":
-            self._providers["sandbox"] = SandboxProvider(settings.base_url(), settings.jwt_secret, db)
+            self._providers["sandbox"] = SandboxProvider(settings.base_url(), settings.jwt_secret, db,
+                                                         receive=lambda body, headers: self.receive("sandbox", body,
+                                                                                                    headers))
 
     def names(self) -> list[str]:
         """The providers a checkout may use, in order of preference."""
@@ -51,6 +59,14 @@ class PaymentProviders:
             raise DomainError("provider_unavailable", f"payment provider {name} {hint}", status=422)
         raise DomainError("provider_unavailable", f"unknown payment provider {name!r}; use one of "
                           f"{', '.join(self.names()) or 'none'}", status=422)
+
+    async def receive(self, name: str, body: bytes, headers: Mapping[str, str]) -> Receipt:
+        """A provider's webhook handed over in process (the sandbox's refunds): verified by the provider, stored
+        once and applied once by the order side, as `POST /webhooks/{name}` does."""
+        if self.order_side is None:
+            raise RuntimeError("no order side to apply payment events to")
+        provider = self.get(name)
+        return await self.inbox.receive(provider, provider.parse_webhook(body, headers), self.order_side)
 
     async def close(self) -> None:
         for provider in self._providers.values():

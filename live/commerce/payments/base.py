@@ -5,6 +5,8 @@ webhook is verified and normalised by `parse_webhook` into a `PaymentEvent`; the
 (`webhook_events`, unique per provider and event key) and hands it to the order side
 (`services.commerce.apply_payment_event`), which moves the orders. `verify` asks the provider for the current
 state of a payment (Paystack's verify-by-reference; Stripe's PaymentIntent retrieve) for reconciliation.
+`refund` asks the provider to give back part or all of a payment (a canceled paid order); the provider's refund
+webhook (an event of kind `refunded`) later says it happened.
 """
 from __future__ import annotations
 
@@ -47,6 +49,26 @@ class PaymentEvent:
     currency: str | None
     payload: dict[str, Any] = field(default_factory=dict)
     payment_id: str | None = None  # our payments.id when the provider echoes it back (metadata), else None
+    refund_id: str | None = None  # refunds: our payment_refunds.id when the provider echoes it back
+    refund_ref: str | None = None  # refunds: the provider's id of the refund, when the event names it
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRequest:
+    refund_id: str  # our payment_refunds.id
+    payment_id: str  # our payments.id
+    payment_ref: str  # the payment at the provider: PaymentIntent id, Paystack reference, sandbox reference
+    amount_minor: int
+    currency: str  # ISO 4217, upper case
+    idempotency_key: str  # derived from refund_id, so a retried call never refunds twice
+    attempt: int = 1  # > 1: an earlier call may have reached the provider without us hearing the answer
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    provider_ref: str  # the provider's id of the refund (Stripe re_..., Paystack refund id, sandbox rf_sbx_...)
+    status: str = "pending"  # the provider's word for it; our record is settled by the refund webhook
 
 
 class PaymentProvider(Protocol):
@@ -64,6 +86,12 @@ class PaymentProvider(Protocol):
         """The provider's current state of a payment (kind `ignored` while still in flight); None if unknown."""
         ...
 
+    async def refund(self, req: RefundRequest) -> RefundResult:
+        """Ask the provider to refund `req.amount_minor` of the payment. Raises DomainError: status >= 500 when
+        the provider could not be reached or failed (try again later, with the same request), below 500 when it
+        refused (`refund_refused`: trying again would not help)."""
+        ...
+
     async def confirm(self, event: PaymentEvent) -> PaymentEvent:
         """Re-check a verified webhook event with the provider before it is applied (Paystack: verify by
         reference). The default trusts the signed event."""
@@ -77,6 +105,16 @@ class PaymentProvider(Protocol):
 def invalid_signature(message: str) -> DomainError:
     """A webhook whose signature does not verify: 400 (not 401: the caller is a provider, not a user)."""
     return DomainError("invalid_signature", message, status=400)
+
+
+def refund_refused(message: str) -> DomainError:
+    """The provider will not make this refund (already refunded, more than is left, ...): retrying cannot help."""
+    return DomainError("refund_refused", message, status=422)
+
+
+def provider_unreachable(message: str) -> DomainError:
+    """The provider could not be reached or failed: the same call may succeed later."""
+    return DomainError("payment_provider_error", message, status=502)
 
 
 def upper(currency: Any) -> str | None:

@@ -5,6 +5,8 @@ authorization_url. `verify`: `GET /transaction/verify/{reference}`. Webhooks: `x
 hex HMAC-SHA512 of the raw body keyed with the secret key, compared in constant time. Paystack events carry no
 id, so the dedup key is `event:id:status` of the data (see docs/payments.md). Before a `charge.success` is
 applied, `confirm` asks Paystack's verify endpoint for the transaction and uses its amount and currency.
+`refund`: `POST /refund` with the transaction reference and the amount; Paystack takes no idempotency key, so the
+refund carries our refund id in `merchant_note` and a retry first looks for it (`GET /refund?reference=`).
 """
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ import aiohttp
 import orjson
 
 from live.commerce.payments.base import (
-    PaymentEvent, PaymentProvider, PaymentRequest, PaymentStart, invalid_signature, upper,
+    PaymentEvent, PaymentProvider, PaymentRequest, PaymentStart, RefundRequest, RefundResult, invalid_signature,
+    provider_unreachable, refund_refused, upper,
 )
 from live.errors import DomainError
 from live.logging import get_logger
@@ -141,6 +144,36 @@ class PaystackProvider(PaymentProvider):
             amount_minor=_amount(tx.get("amount")), currency=upper(tx.get("currency")), payload=tx,
             payment_id=_metadata(tx).get("payment_id"))
 
+    async def refund(self, req: RefundRequest) -> RefundResult:
+        """`POST /refund {transaction, amount, currency, merchant_note}`. Paystack has no idempotency key: when an
+        earlier call may have reached Paystack (a timeout, a lost answer), the transaction's refunds are listed
+        first and one carrying our note is taken instead of refunding twice."""
+        note = refund_note(req.refund_id)
+        if req.attempt > 1:
+            found = await self._find_refund(req.payment_ref, note)
+            if found is not None:
+                return found
+        status, data = await self._call("POST", "/refund", {
+            "transaction": req.payment_ref, "amount": req.amount_minor, "currency": req.currency.upper(),
+            "merchant_note": note, "customer_note": "Refund for a canceled order"})
+        message = f"paystack: {data.get('message') or f'HTTP {status}'}"
+        if status >= 500 or status in (401, 403, 429):
+            raise provider_unreachable(message)
+        if status >= 400 or not data.get("status"):
+            raise refund_refused(message)
+        out = data.get("data") or {}
+        return RefundResult(provider_ref=str(out.get("id") or note), status=str(out.get("status") or "pending"))
+
+    async def _find_refund(self, reference: str, note: str) -> RefundResult | None:
+        status, data = await self._call("GET", f"/refund?reference={quote(reference, safe='')}")
+        if status >= 400 or not data.get("status"):
+            # without the list we cannot tell whether the earlier call refunded: try again later, do not risk two
+            raise provider_unreachable(f"paystack: listing refunds failed: {data.get('message') or status}")
+        for item in data.get("data") or []:
+            if isinstance(item, dict) and item.get("merchant_note") == note:
+                return RefundResult(provider_ref=str(item.get("id") or note), status=str(item.get("status") or ""))
+        return None
+
     async def confirm(self, event: PaymentEvent) -> PaymentEvent:
         """A charge.success is applied with the amount and currency Paystack's verify reports. If verify does not
         (yet) say success, raise: the webhook answers 500 and Paystack delivers it again later."""
@@ -169,6 +202,11 @@ def _metadata(data: dict) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
+def refund_note(refund_id: str) -> str:
+    """The merchant_note that marks a Paystack refund as the one for our refund record."""
+    return f"live refund {refund_id}"
+
+
 def event_key(payload: dict) -> str:
     """Paystack has no event id. `event:id:status` of the data makes a replay a duplicate and two different
     events distinct (a refund has no `id`: its refund_reference, else the transaction reference, stands in)."""
@@ -182,12 +220,17 @@ def map_event(payload: dict) -> PaymentEvent:
     data = payload.get("data") or {}
     event = payload["event"]
     kind = EVENT_KINDS.get(event, "ignored")
+    refund_id = refund_ref = None
     if event.startswith("refund."):
         tx = data.get("transaction") if isinstance(data.get("transaction"), dict) else {}
         ref = data.get("transaction_reference") or tx.get("reference")
+        note = str(data.get("merchant_note") or "")
+        refund_id = note.removeprefix(refund_note("")) if note.startswith(refund_note("")) else None
+        refund_ref = str(data["id"]) if data.get("id") is not None else None
     else:
         ref = data.get("reference")
     return PaymentEvent(
         provider="paystack", event_key=event_key(payload), event_type=event, kind=kind,
         provider_ref=str(ref) if ref else None, amount_minor=_amount(data.get("amount")),
-        currency=upper(data.get("currency")), payload=payload, payment_id=_metadata(data).get("payment_id"))
+        currency=upper(data.get("currency")), payload=payload, payment_id=_metadata(data).get("payment_id"),
+        refund_id=refund_id, refund_ref=refund_ref)

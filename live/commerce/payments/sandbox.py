@@ -5,6 +5,11 @@ When the buyer presses Pay or Decline there, the page builds a webhook event, si
 (`x-sandbox-signature: t=<unix>,v1=<hex HMAC-SHA256(key, "<t>.<body>")>`, key derived from JWT_SECRET) and
 POSTs it over HTTP to our own `/webhooks/sandbox`, so it passes the same verification and dedup as a real
 provider's webhook. The event id is derived from (reference, outcome): pressing Pay twice is one event.
+
+`refund` makes the sandbox's refund webhook (`refund.succeeded`, signed the same way, its id derived from our
+refund record so a retried refund is one event) and hands it to `receive`, the same verify / store once / apply
+once path as `POST /webhooks/sandbox` (see PaymentProviders.receive): a refund may be sent by the sweeper, with no
+request whose socket would tell the server's own address.
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import hashlib
 import hmac
 import time
 import uuid
-from typing import Any, Literal, Mapping
+from typing import Any, Awaitable, Callable, Literal, Mapping
 from urllib.parse import urlencode
 
 import orjson
@@ -20,13 +25,17 @@ import orjson
 from db import webhooks as webhooks_db
 from live.auth.principal import SYSTEM
 from live.commerce.payments.base import (
-    PaymentEvent, PaymentProvider, PaymentRequest, PaymentStart, invalid_signature, upper,
+    PaymentEvent, PaymentProvider, PaymentRequest, PaymentStart, RefundRequest, RefundResult, invalid_signature,
+    provider_unreachable, upper,
 )
 from live.errors import DomainError
 
 Outcome = Literal["succeeded", "failed"]
-OUTCOME_KINDS = {"payment.succeeded": "succeeded", "payment.failed": "failed"}
+OUTCOME_KINDS = {"payment.succeeded": "succeeded", "payment.failed": "failed", "refund.succeeded": "refunded"}
 PREFIX = "sbx_"
+REFUND_PREFIX = "rf_sbx_"
+# (body, headers) -> the webhook's answer (a Receipt with .status and .body)
+Receive = Callable[[bytes, Mapping[str, str]], Awaitable[Any]]
 TOLERANCE_SECONDS = 300
 
 
@@ -57,10 +66,11 @@ def payment_id_for(reference: str) -> str | None:
 class SandboxProvider(PaymentProvider):
     name = "sandbox"
 
-    def __init__(self, base_url: str, jwt_secret: str, db=None):
+    def __init__(self, base_url: str, jwt_secret: str, db=None, receive: Receive | None = None):
         self._base = base_url.rstrip("/")
         self._key = signing_key(jwt_secret)
         self._db = db
+        self._receive = receive
 
     # ---- start / confirm page helpers ----
 
@@ -96,6 +106,34 @@ class SandboxProvider(PaymentProvider):
 
     def sign(self, body: bytes, timestamp: int | None = None) -> str:
         return sign(self._key, body, timestamp)
+
+    # ---- refunds ----
+
+    @staticmethod
+    def refund_reference(refund_id: str) -> str:
+        return REFUND_PREFIX + uuid.UUID(refund_id).hex
+
+    def refund_body(self, req: RefundRequest) -> bytes:
+        """The sandbox's refund webhook; its id is the same for the same refund record, so a retry is one event."""
+        event_id = "evt_sbx_" + hashlib.sha256(f"refund:{req.refund_id}".encode()).hexdigest()[:24]
+        return orjson.dumps({
+            "id": event_id, "type": "refund.succeeded", "created": int(time.time()),
+            "data": {"reference": req.payment_ref, "payment_id": req.payment_id, "refund_id": req.refund_id,
+                     "refund_reference": self.refund_reference(req.refund_id), "status": "succeeded",
+                     "amount_minor": req.amount_minor, "currency": req.currency.upper()},
+        })
+
+    async def refund(self, req: RefundRequest) -> RefundResult:
+        """The sandbox refunds at once: its signed refund webhook goes through our webhook path before this
+        returns. A webhook that was not processed (500) is a failed call, retried later as the same event."""
+        if self._receive is None:
+            raise provider_unreachable("sandbox: no webhook receiver to send the refund to")
+        body = self.refund_body(req)
+        headers = {"content-type": "application/json", "x-sandbox-signature": self.sign(body)}
+        receipt = await self._receive(body, headers)
+        if receipt.status != 200:
+            raise provider_unreachable(f"sandbox: our refund webhook answered {receipt.status}")
+        return RefundResult(provider_ref=self.refund_reference(req.refund_id), status="succeeded")
 
     # ---- webhook ----
 
@@ -140,4 +178,4 @@ def _event(event_key: str, event_type: str, payload: dict[str, Any], provider_re
         provider=SandboxProvider.name, event_key=event_key, event_type=event_type,
         kind=OUTCOME_KINDS.get(event_type, "ignored"), provider_ref=provider_ref,
         amount_minor=data.get("amount_minor"), currency=upper(data.get("currency")), payload=payload,
-        payment_id=data.get("payment_id"))
+        payment_id=data.get("payment_id"), refund_id=data.get("refund_id"), refund_ref=data.get("refund_reference"))

@@ -5,6 +5,7 @@ blocks the event loop.
 so a retried start never makes a second intent); the browser confirms it with `client_secret`.
 `parse_webhook` verifies `Stripe-Signature` on the raw body with the library (`construct_event`: HMAC-SHA256,
 300 s tolerance, any of several `v1` signatures during secret rotation). `verify` retrieves the PaymentIntent.
+`refund` creates a Refund of the PaymentIntent with an idempotency key derived from our refund record.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import orjson
 import stripe as stripe_lib
 
 from live.commerce.payments.base import (
-    PaymentEvent, PaymentProvider, PaymentRequest, PaymentStart, invalid_signature, upper,
+    PaymentEvent, PaymentProvider, PaymentRequest, PaymentStart, RefundRequest, RefundResult, invalid_signature,
+    provider_unreachable, refund_refused, upper,
 )
 from live.errors import DomainError
 
@@ -33,6 +35,15 @@ def provider_error(exc: stripe_lib.StripeError) -> DomainError:
         return DomainError("idempotency_conflict", f"stripe: {exc.user_message or exc}")
     message = exc.user_message or str(exc) or type(exc).__name__
     return DomainError("payment_provider_error", f"stripe: {message}", status=502)
+
+
+def refund_error(exc: stripe_lib.StripeError) -> DomainError:
+    """Stripe refused the refund (a bad request: already refunded, more than is left, unknown intent) or could
+    not make it now (network, 5xx, rate limit, keys): the first is final, the second is retried later."""
+    message = f"stripe: {exc.user_message or str(exc) or type(exc).__name__}"
+    if isinstance(exc, (stripe_lib.InvalidRequestError, stripe_lib.IdempotencyError, stripe_lib.CardError)):
+        return refund_refused(message)
+    return provider_unreachable(message)
 
 
 class StripeProvider(PaymentProvider):
@@ -115,6 +126,22 @@ class StripeProvider(PaymentProvider):
             kind=kind, provider_ref=obj["id"], amount_minor=_amount(obj, kind), currency=upper(obj.get("currency")),
             payload=obj, payment_id=(obj.get("metadata") or {}).get("payment_id"))
 
+    async def refund(self, req: RefundRequest) -> RefundResult:
+        """`POST /v1/refunds` for the PaymentIntent, `amount` in minor units. The idempotency key comes from our
+        refund record, so a retry (ours, or the library's own after a network error) is the same refund."""
+        params: dict[str, Any] = {
+            "payment_intent": req.payment_ref,
+            "amount": req.amount_minor,
+            "metadata": {"refund_id": req.refund_id, "payment_id": req.payment_id, "reason": req.reason[:500]},
+        }
+        try:
+            refund = await self.client.v1.refunds.create_async(params, options={"idempotency_key": req.idempotency_key})
+        except stripe_lib.StripeError as exc:
+            raise refund_error(exc) from None
+        if refund.status in ("failed", "canceled"):
+            raise refund_refused(f"stripe: refund {refund.id} is {refund.status}")
+        return RefundResult(provider_ref=refund.id, status=refund.status or "pending")
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -149,10 +176,13 @@ def map_event(event_id: str, event_type: str, payload: dict) -> PaymentEvent:
     obj = (payload.get("data") or {}).get("object") or {}
     kind = EVENT_KINDS.get(event_type, "ignored")
     metadata = obj.get("metadata") or {}
+    refund: dict = {}
     if obj.get("object") == "charge":
         ref = obj.get("payment_intent")
         amount = (refunded_amount(obj, (payload.get("data") or {}).get("previous_attributes") or {})
                   if event_type == "charge.refunded" else obj.get("amount"))
+        if event_type == "charge.refunded":
+            refund = newest_refund(obj)
     elif obj.get("object") == "payment_intent":
         ref = obj.get("id")
         amount = _amount(obj, kind)
@@ -162,4 +192,12 @@ def map_event(event_id: str, event_type: str, payload: dict) -> PaymentEvent:
         provider="stripe", event_key=event_id, event_type=event_type, kind=kind,
         provider_ref=ref if isinstance(ref, str) else None,
         amount_minor=int(amount) if amount is not None else None, currency=upper(obj.get("currency")),
-        payload=payload, payment_id=metadata.get("payment_id"))
+        payload=payload, payment_id=metadata.get("payment_id"),
+        refund_id=(refund.get("metadata") or {}).get("refund_id"), refund_ref=refund.get("id"))
+
+
+def newest_refund(charge: dict) -> dict:
+    """The refund a `charge.refunded` event is about, when the charge lists its refunds (newest first; API versions
+    before 2022-11-15 include them, later ones do not, and the order side then matches by amount)."""
+    refunds = (charge.get("refunds") or {}).get("data") or []
+    return refunds[0] if refunds and isinstance(refunds[0], dict) else {}
