@@ -64,7 +64,7 @@ class Settings(BaseModel):
     cors_origins: tuple[str, ...] = ()
     public_url: str = ""
     seed_demo: bool = True
-    gc_thresholds: tuple[int, int, int] | None = (10_000, 20, 100)
+    gc_thresholds: tuple[int, int, int] | None = (10_000, 50, 100)
 
     @field_validator("live_env")
     @classmethod

@@ -45,7 +45,7 @@ def test_production_requires_secret(tmp_path):
 
 def test_gc_thresholds(tmp_path):
     env = {"LIVE_DATA_DIR": str(tmp_path)}
-    assert load_settings(env).gc_thresholds == (10_000, 20, 100)
+    assert load_settings(env).gc_thresholds == (10_000, 50, 100)
     assert load_settings({**env, "GC_THRESHOLDS": " 2000, 10 ,50"}).gc_thresholds == (2000, 10, 50)
     assert load_settings({**env, "GC_THRESHOLDS": "default"}).gc_thresholds is None
 

@@ -4,6 +4,7 @@ Redis included."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 
@@ -65,3 +66,16 @@ async def test_serve_workers_share_rooms_through_an_embedded_redis(dsn, tmp_path
     assert code == 0
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, alive  # the workers and the embedded Redis are gone with the parent
+
+
+async def test_a_serving_worker_freezes_start_up_objects_and_sets_gc_thresholds(dsn, tmp_path):
+    node = start_node(tmp_path, dsn, None, "gc", env={"GC_THRESHOLDS": "1234,56,78", "LOG_LEVEL": "info"})
+    try:
+        wait_until(lambda: node.ready(redis="") or node.proc.poll() is not None, 60, "node ready")  # no Redis
+        assert node.proc.poll() is None, node.log.read_text()[-3000:]
+        settled = [json.loads(line) for line in node.log.read_text().splitlines() if '"gc_settled"' in line]
+        assert len(settled) == 1 and settled[0]["thresholds"] == [1234, 56, 78]
+        assert settled[0]["frozen"] > 10_000  # modules, the app, the pools
+    finally:
+        node.proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(node.proc.wait, 30)
