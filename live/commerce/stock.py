@@ -82,10 +82,6 @@ class Batches(Generic[T, R]):
         self._queues: dict[str, deque[tuple[T, asyncio.Future]]] = {}
         self._tasks: set[asyncio.Task] = set()
 
-    def waiting(self, key: str) -> int:
-        queue = self._queues.get(key)
-        return len(queue) if queue is not None else 0
-
     async def submit(self, key: str, item: T) -> R:
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         queue = self._queues.get(key)
@@ -114,7 +110,11 @@ class Batches(Generic[T, R]):
             item, fut = queue.popleft()
             if fut.done():  # its caller gave up (cancelled)
                 continue
-            answer = self._screen(key, item) if self._screen is not None else None
+            try:
+                answer = self._screen(key, item) if self._screen is not None else None
+            except Exception as exc:  # its caller gets the error; the others go on
+                fut.set_exception(exc)
+                continue
             if answer is not None:
                 fut.set_result(answer)
             else:
