@@ -232,6 +232,39 @@ async def test_presence_sums_workers_and_drops_a_silent_one(redis_server):
             await link.stop()
 
 
+async def test_a_count_decided_before_a_newer_one_is_not_published_after_it(workers):
+    """Two workers decide to announce one after the other (A: 4, then B: 5) but publish in the other order: A's
+    stale 4 must not become the last word (the hub keeps only the newest of a tick, so viewers would see 4 while
+    5 watch, and `announced` says 5: nobody would announce again)."""
+    a, b = await workers("a"), await workers("b")
+    for w in (a, b):
+        await w.broker.subscribe(ROOM)
+    pa, pb = RedisPresence(a.link), RedisPresence(b.link)
+    assert await pb.tally({ROOM: 1}) == {ROOM: (1, True)}
+    assert await pa.tally({ROOM: 3}) == {ROOM: (4, True)}  # A decides to announce 4...
+    assert await pb.tally({ROOM: 2}) == {ROOM: (5, True)}  # ...then B decides 5, and B publishes first
+    sent = await b.broker.publish(ROOM, "viewer:count", {"count": 5}, latest_key="viewers",
+                                  guard=pb.announce_guard(ROOM, 5))
+    assert sent is not None and sent.seq == 1
+    late = await a.broker.publish(ROOM, "viewer:count", {"count": 4}, latest_key="viewers",
+                                  guard=pa.announce_guard(ROOM, 4))
+    assert late is None  # dropped, not published
+    marker = await a.broker.publish(ROOM, "test:marker", {})  # unguarded publishes go on, numbered after 5
+    assert marker.seq == 2
+    await until(lambda: len(a.got) == 2 and len(b.got) == 2)
+    for w in (a, b):
+        assert [(e.event, orjson.loads(e.packet[2:])[1].get("count")) for _, e in w.got] == [
+            ("viewer:count", 5), ("test:marker", None)]
+    assert await pa.tally({ROOM: 3}) == {ROOM: (5, False)}  # and 5 is what stays announced
+    # the guard and the counters together: the totals are only added when the guard holds
+    refused = await a.broker.publish(ROOM, "reactions", {}, counters=("totals", {"heart": 1}, {}),
+                                     guard=pa.announce_guard(ROOM, 4))
+    assert refused is None and await a.broker.totals(ROOM, "totals") == {}
+    env = await a.broker.publish(ROOM, "reactions", {}, counters=("totals", {"heart": 2}, {}),
+                                 guard=pa.announce_guard(ROOM, 5))
+    assert orjson.loads(env.packet[2:])[1] == {"totals": {"heart": 2}, "seq": 3}
+
+
 async def test_rate_limits_and_spacing_are_global(redis_server):
     links = [RedisLink(redis_server.url, name=n) for n in ("la", "lb")]
     for link in links:

@@ -1,6 +1,12 @@
 """Viewer counts. `LocalPresence` counts the sockets of this worker (one worker). `RedisPresence` adds up the
 counts every worker reports to Redis each second; a worker that stops reporting (killed with SIGKILL) drops
-out of the total after `PRESENCE_TTL` seconds. Either way the count is announced by one worker when it changes."""
+out of the total after `PRESENCE_TTL` seconds. Either way the count is announced by one worker when it changes.
+
+With Redis, deciding to announce (the tally sets the room's `announced` key) and publishing are two round trips,
+and two workers may decide one after the other (A: total 4, then B: total 5) yet publish in the other order (B's
+5, then A's 4): every viewer would keep 4 while `announced` says 5, so no worker would announce again. An
+announcement is therefore published with the guard `announce_guard` gives (RedisBroker.publish checks, in the
+same script, that the announced key still holds this total): a stale announcement is dropped, not published."""
 from __future__ import annotations
 
 from typing import Protocol
@@ -24,6 +30,11 @@ class Presence(Protocol):
         """This worker stops: its viewers no longer count."""
         ...
 
+    def announce_guard(self, room: str, total: int) -> tuple[str, str] | None:
+        """The guard (RedisBroker.publish) the announcement of `total` is published with, or None when no
+        other worker announces this room's counts."""
+        ...
+
 
 class LocalPresence:
     def __init__(self):
@@ -42,6 +53,9 @@ class LocalPresence:
 
     async def leave_all(self) -> None:
         self._announced.clear()
+
+    def announce_guard(self, room: str, total: int) -> None:
+        return None  # one worker: its announcements are published in the order they are decided
 
 
 # KEYS: workers, then per room (viewers hash, announced key)   ARGV: worker, ttl ms, then one count per room
@@ -77,6 +91,10 @@ return out
 """
 
 
+def announced_key(room: str) -> str:
+    return f"live:{{{room}}}:announced"  # the room's hash tag, as its broker keys (redis_broker.room_key)
+
+
 class RedisPresence:
     """Per room a hash {worker: viewers}; per worker a heartbeat in the sorted set `live:workers`."""
 
@@ -96,7 +114,7 @@ class RedisPresence:
         rooms = list(local)
         keys = [WORKERS_KEY]
         for room in rooms:
-            keys += [f"live:{{{room}}}:viewers", f"live:{{{room}}}:announced"]
+            keys += [f"live:{{{room}}}:viewers", announced_key(room)]
         self._reported |= {r for r, n in local.items() if n}  # before the call: a failed report may have landed
         try:
             flat = await self._script(keys=keys, args=[self.link.name, int(self.ttl * 1000), *local.values()])
@@ -105,6 +123,10 @@ class RedisPresence:
             return {}
         self._reported -= {r for r, n in local.items() if not n}
         return {room: (int(flat[2 * i]), bool(flat[2 * i + 1])) for i, room in enumerate(rooms)}
+
+    def announce_guard(self, room: str, total: int) -> tuple[str, str]:
+        """Published only while no worker has announced another total since (the tally's SET)."""
+        return announced_key(room), str(total)
 
     async def leave_all(self) -> None:
         if not self.link.up:

@@ -6,7 +6,9 @@
   history; stream id = seq) and PUBLISH `seq, ts, event, latest_key, packet` on the room's channel, atomically,
   so seq is global and every worker sees the same order. The publisher encodes the packet once (orjson) with
   a hole where the seq goes; Redis splices the number in; the bytes travel as they are to every viewer.
-  Publishes issued in the same loop turn share one pipelined round trip.
+  Publishes issued in the same loop turn share one pipelined round trip. A publish may carry a guard (a key
+  and the value it must still hold): the script checks it in the same step and publishes nothing otherwise
+  (viewer counts: a count decided before another worker announced a newer one is not published after it).
 * The epoch lives in Redis (`live:epoch`), so a client recovers on whichever worker it reconnects to; it
   changes only when Redis loses its data. The script refuses to publish under a stale epoch.
 * A worker delivers a room's events in seq order and never one it already delivered. Its `current(room)` is
@@ -39,19 +41,25 @@ LOCAL_JUMP = 1_000_000  # local seqs during an outage start this far above the l
 KEY_TTL = 7 * 24 * 3600  # a room's seq, history and totals expire after a week without events
 MAX_QUEUED = 20_000  # events held for a room while it resyncs
 
-# KEYS: epoch, seq, hist[, counters]   ARGV: epoch, channel, head, tail, event, latest_key, ts, maxlen, ttl
-#                                            [, mid, field1, inc1, field2, inc2, ...]
+# KEYS: epoch, seq, hist[, counters][, guard]   ARGV: epoch, channel, head, tail, event, latest_key, ts, maxlen,
+#                                                     ttl, guard value ('' = none)[, mid, field1, inc1, ...]
+# -> {seq, totals}, or {0, ''} when the guard key no longer holds the guard value (nothing published)
 PUBLISH = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('EPOCH stale') end
+local nkeys = #KEYS
+if ARGV[10] ~= '' then
+  if redis.call('GET', KEYS[nkeys]) ~= ARGV[10] then return {0, ''} end
+  nkeys = nkeys - 1
+end
 local seq = redis.call('INCR', KEYS[2])
 local packet, totals
-if KEYS[4] then
-  for i = 11, #ARGV, 2 do redis.call('HINCRBY', KEYS[4], ARGV[i], ARGV[i + 1]) end
+if nkeys >= 4 then
+  for i = 12, #ARGV, 2 do redis.call('HINCRBY', KEYS[4], ARGV[i], ARGV[i + 1]) end
   local flat = redis.call('HGETALL', KEYS[4])
   local parts = {}
   for i = 1, #flat, 2 do parts[#parts + 1] = cjson.encode(flat[i]) .. ':' .. flat[i + 1] end
   totals = '{' .. table.concat(parts, ',') .. '}'
-  packet = ARGV[3] .. totals .. ARGV[10] .. seq .. ARGV[4]
+  packet = ARGV[3] .. totals .. ARGV[11] .. seq .. ARGV[4]
   redis.call('EXPIRE', KEYS[4], ARGV[9])
 else
   totals = ''
@@ -171,7 +179,10 @@ class RedisBroker:
             await self.link.unsubscribe(room_channel(room))
 
     async def publish(self, room: str, event: str, data: dict, *, latest_key: str | None = None,
-                      counters: Counters | None = None) -> Envelope:
+                      counters: Counters | None = None, guard: tuple[str, str] | None = None) -> Envelope | None:
+        """See Broker.publish. With guard=(key, value), the event is published only if that key (one of the
+        room's, e.g. RedisPresence's announced count) still holds that value when the script runs; else
+        nothing is published and None is returned."""
         ts = time.time()
         if "seq" in data:
             data = {k: v for k, v in data.items() if k != "seq"}
@@ -179,16 +190,20 @@ class RedisBroker:
         if self.link.up:
             keys = [EPOCH_KEY, room_key(room, "seq"), room_key(room, "hist")]
             args = [self.epoch, room_channel(room), head, tail, event, latest_key or "", repr(ts), self._size,
-                    self._ttl]
+                    self._ttl, guard[1] if guard is not None else ""]
             if counters is not None:
                 keys.append(room_key(room, "c:" + counters[0]))
                 args.append(mid)
                 for k, n in counters[1].items():
                     args += [k, n]
+            if guard is not None:
+                keys.append(guard[0])
             try:
                 seq, totals = await self._call(keys, args)
-                self.stats["published"] += 1
                 seq = int(seq)
+                if seq == 0:
+                    return None  # the guard refused it
+                self.stats["published"] += 1
                 return Envelope(seq, event, head + totals + mid + str(seq).encode() + tail, latest_key, ts)
             except FAILURES as exc:  # EPOCH (Redis lost its data) comes here too: resync first
                 self.link.failed(exc)

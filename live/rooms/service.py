@@ -2,7 +2,13 @@
 spotlight and stock updates. Transport-independent: the Socket.IO gateway and REST routes call it.
 
 The broker hands every room event this worker receives to `on_event`, which applies it to the cached room
-state (so the state of a followed room is current on every worker, whoever published) and then to the hub."""
+state (so the state of a followed room is current on every worker, whoever published) and then to the hub.
+
+When another worker changes a stream's row it announces it and this worker reads the row again
+(`reload_soon`). Such a read can finish after room events this worker applied meanwhile (slow mode set to 30, then
+back to 0 a few milliseconds later: the read of 30 lands after the event of 0), so the events applied while the
+row was being read are applied again on top of it; and a request that comes while a read is in flight (that read
+may predate the change) reads the row once more after it."""
 from __future__ import annotations
 
 import asyncio
@@ -44,6 +50,9 @@ class RoomService:
         self._reactions: dict[str, dict[str, int]] = {}
         self._unsubscribe: dict[str, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task] = []
+        self._reloads: dict[str, asyncio.Task] = {}  # room -> its row being read again (reload_soon)
+        self._reload_again: set[str] = set()  # rooms asked to reload while their read was in flight
+        self._applied: dict[str, list[Envelope]] = {}  # room -> room events applied while its row is read
         self.on_banned: Callable[[str, str], None] | None = None  # (room, user_id): the gateway kicks locally
 
     # ---- lifecycle ----
@@ -53,7 +62,7 @@ class RoomService:
                        every(lambda: REACTION_INTERVAL, self.publish_reactions, "reactions")]
 
     async def stop(self) -> None:
-        await cancel_all(self._tasks)
+        await cancel_all([*self._tasks, *self._reloads.values()])
         await self.presence.leave_all()  # this worker's viewers stop counting now, not after a timeout
 
     # ---- room events received by this worker ----
@@ -63,11 +72,49 @@ class RoomService:
         if env.event in _STATEFUL:
             state = self.streams.cached(room)
             if state is not None:
-                try:
-                    self.apply(state, env)
-                except Exception:
-                    log.exception("room_event_apply_failed", room_event=env.event)
+                self._apply_logged(state, env)
+                applied = self._applied.get(room)
+                if applied is not None:
+                    applied.append(env)
         self.hub.deliver(room, env)
+
+    def _apply_logged(self, state: StreamState, env: Envelope) -> None:
+        try:
+            self.apply(state, env)
+        except Exception:
+            log.exception("room_event_apply_failed", room_event=env.event)
+
+    def reload_soon(self, room: str) -> asyncio.Task | None:
+        """Another worker changed this stream's row (the broker's control message): read it again, if it is
+        loaded here. Returns the task that reads it (the one in flight, when there is one: it reads the row
+        once more after its current read), or None."""
+        if self.streams.cached(room) is None:
+            return None
+        task = self._reloads.get(room)
+        if task is not None:
+            self._reload_again.add(room)  # the read in flight may have started before that change
+            return task
+        task = self._reloads[room] = asyncio.get_running_loop().create_task(self._reload_row(room))
+        return task
+
+    async def _reload_row(self, room: str) -> None:
+        try:
+            while (state := self.streams.cached(room)) is not None:
+                self._reload_again.discard(room)
+                applied = self._applied[room] = []
+                try:
+                    await self.streams.reload(state)
+                finally:
+                    del self._applied[room]
+                for env in applied:  # newer than what the read may have found: they stay
+                    self._apply_logged(state, env)
+                if room not in self._reload_again:
+                    return
+        except Exception:
+            log.exception("room_reload_failed", room=room)
+        finally:
+            self._reloads.pop(room, None)
+            self._reload_again.discard(room)
 
     def apply(self, state: StreamState, env: Envelope) -> None:
         ev, d = env.event, orjson.loads(env.packet[2:])[1]
@@ -195,7 +242,12 @@ class RoomService:
             state.viewers = count
             if not announce:
                 continue
-            await self.publish(state, "viewer:count", {"stream_id": room, "count": count}, latest_key="viewers")
+            data = {"stream_id": room, "count": count}
+            guard = self.presence.announce_guard(room, count)
+            if guard is None:
+                await self.publish(state, "viewer:count", data, latest_key="viewers")
+            else:  # a shared broker: dropped if another worker announced a newer total meanwhile (presence.py)
+                await self.broker.publish(room, "viewer:count", data, latest_key="viewers", guard=guard)
             if count > state.peak_viewers:
                 state.peak_viewers = count
                 async with self.db.tx(SYSTEM) as conn:

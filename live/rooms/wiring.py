@@ -33,6 +33,6 @@ def build_rooms(settings: Settings, db: Database, hub: Hub, media: LiveKitTokens
     rooms.broker = broker
     streams.follows = broker.follows
     streams.on_row_changed = broker.announce  # PATCH, status, slow mode: other workers reload the row
-    broker.on_control = streams.reload_soon
+    broker.on_control = rooms.reload_soon  # not streams.reload_soon: events applied meanwhile must stay
     broker.on_follow = rooms.on_follow
     return link, broker, RedisRateLimiter(link), rooms
