@@ -11,7 +11,7 @@ import subprocess
 import psutil
 
 from tests.rooms_fixtures import SELLER
-from tests.workers_cluster import Node, Viewers, free_port, start_node, wait_until
+from tests.workers_cluster import Node, Viewers, free_ports, start_node, wait_until
 
 
 def _listener(parent: psutil.Process, port: int) -> psutil.Process | None:
@@ -26,7 +26,7 @@ def _listener(parent: psutil.Process, port: int) -> psutil.Process | None:
 
 
 async def test_serve_workers_share_rooms_through_an_embedded_redis(dsn, tmp_path):
-    base = free_port()
+    base = free_ports(2)
     node = start_node(tmp_path, dsn, None, "parent", "--workers", "2", "--worker-ports", str(base),
                       env={"SEED_DEMO": "true"})
     parent = psutil.Process(node.proc.pid)

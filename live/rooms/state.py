@@ -105,13 +105,6 @@ class StreamRegistry:
         """Read the stream again from the database into the same object (references stay valid)."""
         return await self._merged(state.id, self._reload(state))
 
-    def reload_soon(self, stream_id: str) -> None:
-        """Another worker changed this stream: reload it if it is loaded here."""
-        state = self._by_id.get(stream_id)
-        if state is not None:
-            task = asyncio.get_running_loop().create_task(self.reload(state))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
-
     async def _merged(self, key: str, work) -> StreamState:
         fut = self._loading.get(key)
         if fut is not None:
