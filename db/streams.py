@@ -74,6 +74,21 @@ async def raise_peak(conn: asyncpg.Connection, stream_id: str, viewers: int) -> 
                        stream_id, viewers)
 
 
+async def reaction_totals(conn: asyncpg.Connection, stream_id: str) -> dict[str, int]:
+    return await conn.fetchval("SELECT reaction_totals FROM livestreams WHERE id = $1::uuid", stream_id) or {}
+
+
+async def save_reaction_totals(conn: asyncpg.Connection, stream_id: str, totals: dict[str, int]) -> None:
+    """Store cumulative reaction totals, never lowering a kind already stored (several workers write them, each
+    with the totals it last saw)."""
+    await conn.execute(
+        """UPDATE livestreams s SET reaction_totals = s.reaction_totals || coalesce((
+               SELECT jsonb_object_agg(e.key, greatest(e.value::bigint,
+                                                       coalesce((s.reaction_totals ->> e.key)::bigint, 0)))
+               FROM jsonb_each_text($2::jsonb) AS e), '{}')
+           WHERE s.id = $1::uuid""", stream_id, totals)
+
+
 async def count_owned_products(conn: asyncpg.Connection, seller_id: str, product_ids: list[str]) -> int:
     """How many of these (distinct) products belong to the seller."""
     return await conn.fetchval("SELECT count(*) FROM products WHERE id = ANY($1::uuid[]) AND seller_id = $2::uuid",

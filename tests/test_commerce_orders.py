@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 
+from db import streams as streams_db
 from live.auth.principal import SYSTEM
 from live.commerce.payments.base import PaymentEvent
 from tests.commerce_fixtures import shop  # noqa: F401  (fixture)
@@ -359,3 +360,32 @@ async def test_stream_analytics(shop):
     finally:
         for s in socks:
             await s.close()
+
+
+async def test_reaction_totals_are_stored_and_outlive_the_worker(shop):
+    seller = await shop.seller()
+    stream = await shop.live_stream(seller)
+    sock = await shop.viewer(await shop.user())
+    rooms = shop.services.rooms
+    try:
+        assert (await sock.call("join", {"stream_id": stream["id"]}))["ok"]
+        for kind in ("heart", "heart", "wow"):
+            assert (await sock.call("reaction", {"kind": kind}))["ok"]
+        await rooms.publish_reactions()  # the 250 ms tick, now
+        await rooms.save_reactions()     # the 5 s store, now
+        async with shop.services.db.tx(SYSTEM) as conn:
+            stored = await conn.fetchval("SELECT reaction_totals FROM livestreams WHERE id = $1::uuid", stream["id"])
+        assert stored["heart"] == 2 and stored["wow"] == 1
+        # a store never lowers what is there (another worker may have stored more)
+        async with shop.services.db.tx(SYSTEM) as conn:
+            await streams_db.save_reaction_totals(conn, stream["id"], {"heart": 1, "wow": 5})
+            stored = await conn.fetchval("SELECT reaction_totals FROM livestreams WHERE id = $1::uuid", stream["id"])
+        assert stored["heart"] == 2 and stored["wow"] == 5
+        # as after a restart: the room's state is read again and starts from the stored totals
+        rooms.streams.forget(stream["id"])
+        state = await rooms.streams.get(stream["id"])
+        assert state.reaction_totals["heart"] == 2 and state.reaction_totals["wow"] == 5
+        stats = await shop.call("GET", f"/livestreams/{stream['id']}/analytics", seller)
+        assert stats["reactions"]["heart"] == 2 and stats["reactions"]["wow"] == 5
+    finally:
+        await sock.close()

@@ -34,6 +34,7 @@ from live.tasks import cancel_all, every
 log = get_logger("live.rooms")
 COUNT_INTERVAL = 1.0
 REACTION_INTERVAL = 0.25
+REACTION_SAVE_INTERVAL = 5.0  # seconds between stores of the cumulative reaction totals
 UNSUBSCRIBE_DELAY = 5.0
 RECOVERY_TRIES = 5
 # room events that change what a worker knows about the room
@@ -59,7 +60,8 @@ class RoomService:
 
     def start(self) -> None:
         self._tasks = [every(lambda: COUNT_INTERVAL, self.publish_counts, "viewer-counts"),
-                       every(lambda: REACTION_INTERVAL, self.publish_reactions, "reactions")]
+                       every(lambda: REACTION_INTERVAL, self.publish_reactions, "reactions"),
+                       every(lambda: REACTION_SAVE_INTERVAL, self.save_reactions, "reaction-totals")]
 
     async def stop(self) -> None:
         await cancel_all([*self._tasks, *self._reloads.values()])
@@ -268,6 +270,16 @@ class RoomService:
             increments = {k: counts.get(k, 0) for k in REACTION_KINDS}  # every kind: totals list them all
             await self.broker.publish(room, "reactions", {"stream_id": room, "counts": counts}, latest_key="reactions",
                                       counters=("totals", increments, dict(state.reaction_totals)))
+
+    async def save_reactions(self) -> None:
+        """Store the rooms' cumulative reaction totals that changed since last stored (seller analytics, and the
+        totals a room starts from after a restart)."""
+        for state in self.streams.states():
+            totals = dict(state.reaction_totals)
+            if totals != state.reactions_saved:
+                async with self.db.tx(SYSTEM) as conn:
+                    await streams_db.save_reaction_totals(conn, state.id, totals)
+                state.reactions_saved = totals
 
     # ---- seller controls ----
 

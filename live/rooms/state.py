@@ -42,6 +42,7 @@ class StreamState:
     mutes: dict[str, float] = field(default_factory=dict)
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_CHAT))
     reaction_totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REACTION_KINDS, 0))
+    reactions_saved: dict[str, int] = field(default_factory=dict)  # the totals last stored in the database
     viewers: int = 0
     loaded_at: float = 0.0  # time.monotonic() of the last load from the database
 
@@ -128,6 +129,7 @@ class StreamRegistry:
             if row is None:
                 raise not_found("stream")
             mod = await streams_db.moderation_state(conn, row["id"])
+            reactions = await streams_db.reaction_totals(conn, row["id"])
             recent = await chat_db.recent(conn, row["id"], RECENT_CHAT)
             spotlight = None
             if row["spotlight_product_id"]:
@@ -141,6 +143,8 @@ class StreamRegistry:
             peak_viewers=row["peak_viewers"], spotlight=spotlight, moderators=mod["moderators"], bans=mod["bans"],
             mutes=mod["mutes"], loaded_at=time.monotonic())
         state.recent.extend(message_out(r) for r in recent)  # in time order (chat_db.recent), not id order
+        state.reaction_totals.update({k: int(v) for k, v in reactions.items() if k in state.reaction_totals})
+        state.reactions_saved = dict(state.reaction_totals)
         return state
 
     async def _load(self, id_or_slug: str) -> StreamState:
@@ -158,6 +162,8 @@ class StreamRegistry:
                      "bans", "mutes", "loaded_at"):
             setattr(state, name, getattr(fresh, name))
         state.peak_viewers = max(state.peak_viewers, fresh.peak_viewers)
+        for kind, n in fresh.reaction_totals.items():  # totals only grow
+            state.reaction_totals[kind] = max(state.reaction_totals.get(kind, 0), n)
         # chat: the database's, plus what this worker has that the (batched) writes have not stored yet
         newest = max((m["ts"] for m in fresh.recent), default=0.0)
         ids = {m["id"] for m in fresh.recent}
