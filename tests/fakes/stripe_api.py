@@ -57,9 +57,9 @@ class FakeStripe(FakeServer):
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.api_key}"
 
-    async def _create(self, request: web.Request) -> web.Response:
-        params = parse_form(await request.text())
-        self.record(request, params)
+    def _refuse_or_replay(self, request: web.Request, params: dict) -> web.Response | None:
+        """What Stripe answers before doing anything: 401 without the API key; for an Idempotency-Key seen before,
+        the first answer again (400 if the parameters differ). None: go on."""
         if not self._authorized(request):
             return stripe_error(401, "invalid_request_error", "Invalid API Key provided")
         key = request.headers.get("Idempotency-Key")
@@ -69,6 +69,17 @@ class FakeStripe(FakeServer):
                 return stripe_error(400, "idempotency_error", "Keys for idempotent requests can only be used "
                                     "with the same parameters they were first used with.")
             return web.json_response(response, headers={"Idempotent-Replayed": "true"})
+        return None
+
+    def _remember(self, request: web.Request, params: dict, response: dict) -> None:
+        if key := request.headers.get("Idempotency-Key"):
+            self._idem[key] = (params, dict(response))
+
+    async def _create(self, request: web.Request) -> web.Response:
+        params = parse_form(await request.text())
+        self.record(request, params)
+        if (early := self._refuse_or_replay(request, params)) is not None:
+            return early
         if not params.get("amount", "").isdigit() or int(params["amount"]) < 1:
             return stripe_error(400, "invalid_request_error", "Invalid integer: amount", "parameter_invalid_integer")
         if not re.fullmatch(r"[a-z]{3}", params.get("currency", "")):
@@ -84,8 +95,7 @@ class FakeStripe(FakeServer):
             "last_payment_error": None,
         }
         self.intents[pi_id] = intent
-        if key:
-            self._idem[key] = (params, dict(intent))
+        self._remember(request, params, intent)
         return web.json_response(intent)
 
     async def _retrieve(self, request: web.Request) -> web.Response:
@@ -104,15 +114,8 @@ class FakeStripe(FakeServer):
         if self.down:
             return web.json_response({"error": {"type": "api_error", "message": "Stripe is having a bad day."}},
                                      status=500, headers={"Stripe-Should-Retry": "false"})
-        if not self._authorized(request):
-            return stripe_error(401, "invalid_request_error", "Invalid API Key provided")
-        key = request.headers.get("Idempotency-Key")
-        if key in self._idem:
-            first_params, response = self._idem[key]
-            if first_params != params:
-                return stripe_error(400, "idempotency_error", "Keys for idempotent requests can only be used "
-                                    "with the same parameters they were first used with.")
-            return web.json_response(response, headers={"Idempotent-Replayed": "true"})
+        if (early := self._refuse_or_replay(request, params)) is not None:
+            return early
         intent = self.intents.get(params.get("payment_intent", ""))
         if intent is None:
             return stripe_error(400, "invalid_request_error", "No such payment_intent", "resource_missing")
@@ -129,8 +132,7 @@ class FakeStripe(FakeServer):
                   "charge": self.charge_id(intent["id"]), "status": "succeeded",
                   "metadata": params.get("metadata", {}), "created": int(time.time())}
         self.refunds[refund["id"]] = refund
-        if key:
-            self._idem[key] = (params, dict(refund))
+        self._remember(request, params, refund)
         return web.json_response(refund)
 
     def dashboard_refund(self, pi_id: str, amount: int) -> dict:
