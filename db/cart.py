@@ -23,7 +23,6 @@ _CART = """SELECT c.id::text AS cart_id, c.status AS cart_status, c.updated_at A
     LEFT JOIN cart_items ci ON ci.cart_id = c.id
     LEFT JOIN product_variants v ON v.id = ci.variant_id
     LEFT JOIN products p ON p.id = v.product_id"""
-_CART_BY_ID = f"{_CART} WHERE c.id = $1::uuid ORDER BY ci.created_at, ci.id"
 _CARTS_BY_ID = warm(f"{_CART} WHERE c.id = ANY($1::uuid[]) ORDER BY c.id, ci.created_at, ci.id", [])
 _ACTIVE_CART = f"{_CART} WHERE c.user_id = $1::uuid AND c.status = 'active' ORDER BY ci.created_at, ci.id"
 
@@ -46,15 +45,8 @@ def _cart_out(rows: list) -> dict | None:
             "currency": min((i["currency"] for i in items), default=None), "updated_at": head["cart_updated_at"]}
 
 
-async def by_id(conn: asyncpg.Connection, cart_id: str | None) -> dict | None:
-    """A cart with its lines (current price and availability), oldest line first."""
-    if cart_id is None:
-        return None
-    return _cart_out(await conn.fetch(_CART_BY_ID, cart_id))
-
-
 async def by_ids(conn: asyncpg.Connection, cart_ids: list[str]) -> dict[str, dict]:
-    """Several carts (by_id's form) in one query: cart id -> cart."""
+    """Carts with their lines (current price and availability, oldest line first) in one query: cart id -> cart."""
     if not cart_ids:
         return {}
     rows = await conn.fetch(_CARTS_BY_ID, cart_ids)

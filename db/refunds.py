@@ -121,7 +121,3 @@ async def settle_all(conn: asyncpg.Connection, payment_id: str) -> list[str]:
 async def refunded_total(conn: asyncpg.Connection, payment_id: str) -> int:
     return await conn.fetchval("SELECT coalesce(sum(amount_minor), 0)::bigint FROM payment_refunds "
                                "WHERE payment_id = $1::uuid AND status = 'succeeded'", payment_id)
-
-
-async def of_order(conn: asyncpg.Connection, order_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(f"SELECT {COLS} FROM payment_refunds r WHERE r.order_id = $1::uuid", order_id)

@@ -2,8 +2,8 @@
 
 - peak_viewers: the highest concurrent viewer count (connections) the stream reached.
 - chat_messages: messages posted and not deleted.
-- reactions: per kind; the larger of the persisted totals (livestreams.reaction_totals) and this worker's live
-  in-memory totals, both cumulative (the room service does not persist them yet, see docs/commerce.md).
+- reactions: per kind; the larger of the stored totals (livestreams.reaction_totals, written by the rooms every 5 s
+  when changed) and this worker's live in-memory totals, both cumulative (see docs/commerce.md).
 - add_to_carts: reservations made from the stream (cart:add, or a quantity raised, with the stream
   attributed); add_to_cart_buyers: distinct buyers behind them; units_added: units reserved that way.
 - orders / paid_orders: orders with at least one line added from the stream / those paid (paid, processing,
