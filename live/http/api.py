@@ -43,6 +43,16 @@ def validation_details(exc: ValidationError) -> list[dict]:
     return [{"field": ".".join(str(p) for p in e["loc"]) or None, "message": e["msg"]} for e in exc.errors()]
 
 
+def parse_body(model: type[BaseModel], raw: bytes) -> Any:
+    """`model` from a JSON body: not JSON -> `invalid`, JSON that does not fit -> `validation_failed`."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise DomainError("invalid", "body is not valid JSON") from None
+        raise DomainError("validation_failed", "invalid request body", details=validation_details(exc)) from None
+
+
 @dataclass
 class Call:
     request: web.Request
@@ -119,12 +129,7 @@ def wrap(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]
             raw = await request.read()
             if not raw:
                 raise DomainError("invalid", "a JSON body is required")
-            try:
-                call.body = op.body.model_validate_json(raw)
-            except ValidationError as exc:
-                if any(e["type"] == "json_invalid" for e in exc.errors()):
-                    raise DomainError("invalid", "body is not valid JSON") from None
-                raise DomainError("validation_failed", "invalid request body", details=validation_details(exc)) from None
+            call.body = parse_body(op.body, raw)
         result = await op.handler(call)
         if isinstance(result, web.StreamResponse):
             return result

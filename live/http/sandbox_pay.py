@@ -16,14 +16,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import aiohttp
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from db import webhooks as webhooks_db
 from db.orders import OPEN_PAYMENT
 from live.auth.principal import SYSTEM
 from live.commerce.payments.sandbox import SandboxProvider, payment_id_for
 from live.errors import DomainError, not_found
-from live.http.api import json_response, validation_details
+from live.http.api import json_response, parse_body
 
 PATH = "/pay/sandbox/{reference}"
 ZERO_DECIMAL = {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV",
@@ -161,13 +161,7 @@ async def submit(request: web.Request) -> web.Response:
     as_json = wants_json(request)
     return_url = sig = None
     if request.content_type == "application/json":
-        try:
-            outcome = OutcomeBody.model_validate_json(await request.read()).outcome
-        except ValidationError as exc:
-            if any(e["type"] == "json_invalid" for e in exc.errors()):
-                raise DomainError("invalid", "body is not valid JSON") from None
-            raise DomainError("validation_failed", "invalid request body",
-                              details=validation_details(exc)) from None
+        outcome = parse_body(OutcomeBody, await request.read()).outcome
     else:
         form = await request.post()
         outcome = form.get("outcome")
