@@ -92,6 +92,17 @@ async def time_passes(shop: Shop) -> None:
         await conn.execute("UPDATE payment_refunds SET next_attempt_at = now() - interval '1 second'")
 
 
+async def alice_cancels_while_stripe_is_down(shop: Shop, fake: FakeStripe) -> tuple[dict, dict, str]:
+    """One Stripe payment for two sellers' orders; Stripe goes down for the API and the seller Alice cancels hers
+    (its refund waits): (the checkout, Alice's order, the PaymentIntent id)."""
+    buyer, [(alice, _), (bob, _)], out = await bought(shop, "stripe", sellers=2, price=1000, qty=1)
+    mine = next(o for o in out["orders"] if o["seller"]["name"] == alice.name)
+    pi_id = await paid_with_stripe(shop, fake, out)
+    fake.down = True
+    await shop.call("POST", f"/seller/orders/{mine['id']}/status", alice, json={"status": "canceled"})
+    return out, mine, pi_id
+
+
 def refunds_of(shop: Shop):
     return shop.services.commerce.orders.refunds
 
@@ -273,11 +284,7 @@ async def test_a_refused_refund_fails_at_once_and_a_refund_made_elsewhere_settle
 
 
 async def test_a_refund_made_by_hand_while_ours_waits_is_not_sent_again(shop, fake_stripe):
-    buyer, [(alice, _), (bob, _)], out = await bought(shop, "stripe", sellers=2, price=1000, qty=1)
-    mine = next(o for o in out["orders"] if o["seller"]["name"] == alice.name)
-    pi_id = await paid_with_stripe(shop, fake_stripe, out)
-    fake_stripe.down = True
-    await shop.call("POST", f"/seller/orders/{mine['id']}/status", alice, json={"status": "canceled"})
+    out, mine, pi_id = await alice_cancels_while_stripe_is_down(shop, fake_stripe)
     assert (await refund_row(shop, mine["id"]))["provider_ref"] is None
     # while Stripe is down for the API, someone refunds the order by hand; its webhook pays the debt off
     manual = fake_stripe.dashboard_refund(pi_id, mine["total_minor"])
@@ -291,11 +298,7 @@ async def test_a_refund_made_by_hand_while_ours_waits_is_not_sent_again(shop, fa
 
 
 async def test_never_more_than_the_payment_owes(shop, fake_stripe):
-    buyer, [(alice, _), (bob, _)], out = await bought(shop, "stripe", sellers=2, price=1000, qty=1)
-    mine = next(o for o in out["orders"] if o["seller"]["name"] == alice.name)
-    pi_id = await paid_with_stripe(shop, fake_stripe, out)
-    fake_stripe.down = True
-    await shop.call("POST", f"/seller/orders/{mine['id']}/status", alice, json={"status": "canceled"})
+    out, mine, pi_id = await alice_cancels_while_stripe_is_down(shop, fake_stripe)
     # someone refunds part of it by hand (another amount than ours): the debt shrinks to 400
     manual = fake_stripe.dashboard_refund(pi_id, 600)
     assert (await stripe_webhook(shop, fake_stripe.refund_event(manual["id"])))["result"] == "applied"
