@@ -64,10 +64,16 @@ def stream_out(row) -> dict:
             "seller": {"id": row["seller_id"], "name": row["seller_name"], "slug": row["seller_slug"]}}
 
 
-async def _own_stream(call: Call, conn) -> dict:
+async def _stream(call: Call, conn) -> dict:
+    """The stream of the path's id or slug, or 404."""
     row = await streams_db.get(conn, call.param("id"))
     if row is None:
         raise not_found("stream")
+    return row
+
+
+async def _own_stream(call: Call, conn) -> dict:
+    row = await _stream(call, conn)
     p = call.principal
     if p.role != "admin" and row["seller_user_id"] != p.user_id:
         raise forbidden("only the stream's seller can change it")
@@ -115,9 +121,7 @@ async def _attach(conn, row, product_ids: list[str]) -> None:
            errors=(404,))
 async def get_stream(call: Call):
     async with call.services.db.tx(call.principal) as conn:
-        row = await streams_db.get(conn, call.param("id"))
-    if row is None:
-        raise not_found("stream")
+        row = await _stream(call, conn)
     out = stream_out(row)
     state = call.services.rooms.streams.cached(row["id"])
     out["viewers"] = state.viewers if state else 0
@@ -157,9 +161,7 @@ async def end_stream(call: Call):
            tag="livestreams", errors=(404,))
 async def stream_products(call: Call):
     async with call.services.db.tx(call.principal) as conn:
-        row = await streams_db.get(conn, call.param("id"))
-        if row is None:
-            raise not_found("stream")
+        row = await _stream(call, conn)
         products = await streams_db.products_json(conn, await streams_db.product_ids(conn, row["id"]))
     return {"items": products, "spotlight_product_id": row["spotlight_product_id"]}
 
@@ -180,9 +182,7 @@ async def attach_products(call: Call):
 async def chat_history(call: Call):
     await call.services.chat_writer.flush()
     async with call.services.db.tx(call.principal) as conn:
-        row = await streams_db.get(conn, call.param("id"))
-        if row is None:
-            raise not_found("stream")
+        row = await _stream(call, conn)
         rows = await chat_db.recent(conn, row["id"], call.query.limit, call.query.before)
     items = [message_out(r) for r in rows]
     return {"items": items, "next_before": items[0]["id"] if len(items) == call.query.limit else None}
