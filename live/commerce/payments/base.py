@@ -113,7 +113,8 @@ def refund_refused(message: str) -> DomainError:
 
 
 def provider_unreachable(message: str) -> DomainError:
-    """The provider could not be reached or failed: the same call may succeed later."""
+    """The provider could not be reached, failed, or would not start or verify a payment (502 to our caller); a
+    refund call that ends so is tried again later (one it refused ends with refund_refused)."""
     return DomainError("payment_provider_error", message, status=502)
 
 

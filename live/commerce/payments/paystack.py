@@ -77,13 +77,11 @@ class PaystackProvider(PaymentProvider):
                 raw = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise DomainError("payment_provider_error", f"paystack unreachable: {type(exc).__name__}",
-                              status=502) from None
+            raise provider_unreachable(f"paystack unreachable: {type(exc).__name__}") from None
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise DomainError("payment_provider_error", f"paystack answered {status} without JSON",
-                              status=502) from None
+            raise provider_unreachable(f"paystack answered {status} without JSON") from None
         return status, data if isinstance(data, dict) else {}
 
     async def start(self, req: PaymentRequest) -> PaymentStart:
@@ -112,7 +110,7 @@ class PaystackProvider(PaymentProvider):
             message = str(data.get("message") or f"HTTP {status}")
             if "duplicate" in message.lower():
                 raise _DuplicateReference(reference)
-            raise DomainError("payment_provider_error", f"paystack: {message}", status=502)
+            raise provider_unreachable(f"paystack: {message}")
         out = data.get("data") or {}
         return PaymentStart(provider_ref=out.get("reference") or reference,
                             authorization_url=out.get("authorization_url"))
@@ -135,7 +133,7 @@ class PaystackProvider(PaymentProvider):
         if status in (400, 404) and not data.get("status"):
             return None  # "Transaction reference not found"
         if status >= 400:
-            raise DomainError("payment_provider_error", f"paystack: {data.get('message') or status}", status=502)
+            raise provider_unreachable(f"paystack: {data.get('message') or status}")
         tx = data.get("data") or {}
         tx_status = str(tx.get("status") or "")
         return PaymentEvent(

@@ -30,20 +30,22 @@ EVENT_KINDS = {
 }
 
 
+def _message(exc: stripe_lib.StripeError) -> str:
+    return f"stripe: {exc.user_message or str(exc) or type(exc).__name__}"
+
+
 def provider_error(exc: stripe_lib.StripeError) -> DomainError:
     if isinstance(exc, stripe_lib.IdempotencyError):
-        return DomainError("idempotency_conflict", f"stripe: {exc.user_message or exc}")
-    message = exc.user_message or str(exc) or type(exc).__name__
-    return DomainError("payment_provider_error", f"stripe: {message}", status=502)
+        return DomainError("idempotency_conflict", _message(exc))
+    return provider_unreachable(_message(exc))
 
 
 def refund_error(exc: stripe_lib.StripeError) -> DomainError:
     """Stripe refused the refund (a bad request: already refunded, more than is left, unknown intent) or could
     not make it now (network, 5xx, rate limit, keys): the first is final, the second is retried later."""
-    message = f"stripe: {exc.user_message or str(exc) or type(exc).__name__}"
     if isinstance(exc, (stripe_lib.InvalidRequestError, stripe_lib.IdempotencyError, stripe_lib.CardError)):
-        return refund_refused(message)
-    return provider_unreachable(message)
+        return refund_refused(_message(exc))
+    return provider_unreachable(_message(exc))
 
 
 class StripeProvider(PaymentProvider):
