@@ -50,11 +50,18 @@ def with_totals(data: dict, counters: Counters | None) -> dict:
 class Broker(Protocol):
     epoch: str
     shared: bool  # True when other workers publish into the same rooms
+    on_user: Callable[[str, bytes], int] | None  # (user_id, packet): another worker pushed an event to a user
 
     async def publish(self, room: str, event: str, data: dict, *, latest_key: str | None = None,
-                      counters: Counters | None = None) -> Envelope:
+                      counters: Counters | None = None, guard: tuple[str, str] | None = None) -> Envelope | None:
         """Publish to every viewer of the room (on every worker). With counters=(name, increments, known), the
-        increments are added to the room's running totals and the event carries the totals as data[name]."""
+        increments are added to the room's running totals and the event carries the totals as data[name].
+        `guard` is what Presence.announce_guard gave (None with one worker): a shared broker publishes nothing
+        and returns None when it no longer holds."""
+        ...
+
+    def push_user(self, user_id: str, packet: bytes) -> None:
+        """Send an encoded event to one user's sockets on the other workers (none with one worker)."""
         ...
 
     async def subscribe(self, room: str) -> None: ...
@@ -84,9 +91,10 @@ class MemoryBroker:
         self._history: dict[str, deque[Envelope]] = {}
 
     shared = False
+    on_user = None  # one worker: no pushes come from elsewhere
 
     async def publish(self, room: str, event: str, data: dict, *, latest_key: str | None = None,
-                      counters: Counters | None = None) -> Envelope:
+                      counters: Counters | None = None, guard: None = None) -> Envelope:
         data = with_totals(data, counters)
         seq = self._seq.get(room, 0) + 1
         self._seq[room] = seq
@@ -112,6 +120,9 @@ class MemoryBroker:
 
     def follows(self, room: str) -> bool:
         return True  # one worker: every event of every room is published here
+
+    def push_user(self, user_id: str, packet: bytes) -> None:
+        return None  # one worker: the gateway has delivered it already
 
 
 def history_since(hist, last_seq: int, current: int, max_age: float) -> tuple[list[Envelope] | None, int]:

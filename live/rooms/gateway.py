@@ -122,9 +122,7 @@ class Gateway:
         """Push one event to every socket of a user (order updates): here, and through the broker on the other
         workers when there are several. The number of sockets reached on this worker."""
         packet = encode_event(event, data)
-        push_user = getattr(self.services.broker, "push_user", None)
-        if push_user is not None:
-            push_user(user_id, packet)
+        self.services.broker.push_user(user_id, packet)
         return self.deliver_to_user(user_id, packet)
 
     def deliver_to_user(self, user_id: str, packet: bytes) -> int:
@@ -261,8 +259,7 @@ class Gateway:
 
     async def _bind(self, _app: web.Application) -> None:
         self.services.rooms.on_banned = self.kick_banned
-        if hasattr(self.services.broker, "on_user"):
-            self.services.broker.on_user = self.deliver_to_user  # pushes made on other workers
+        self.services.broker.on_user = self.deliver_to_user  # pushes made on other workers
 
     async def _drain(self, _app: web.Application) -> None:
         """Graceful shutdown: tell every client to reconnect and close its connection (websocket close 1012,

@@ -244,12 +244,9 @@ class RoomService:
             state.viewers = count
             if not announce:
                 continue
-            data = {"stream_id": room, "count": count}
-            guard = self.presence.announce_guard(room, count)
-            if guard is None:
-                await self.publish(state, "viewer:count", data, latest_key="viewers")
-            else:  # a shared broker: dropped if another worker announced a newer total meanwhile (presence.py)
-                await self.broker.publish(room, "viewer:count", data, latest_key="viewers", guard=guard)
+            # a shared broker drops it if another worker announced a newer total meanwhile (presence.py)
+            await self.broker.publish(room, "viewer:count", {"stream_id": room, "count": count}, latest_key="viewers",
+                                      guard=self.presence.announce_guard(room, count))
             if count > state.peak_viewers:
                 state.peak_viewers = count
                 async with self.db.tx(SYSTEM) as conn:
