@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tests.rooms_fixtures import SELLER, err
-from tests.workers_cluster import Viewers, redis_and_nodes, texts
+from tests.workers_cluster import redis_and_nodes, texts, viewers  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")
@@ -17,10 +17,9 @@ def cluster(module_dsn, tmp_path_factory):
 
 
 @pytest.fixture
-async def viewers(module_dsn):
-    vs = Viewers(module_dsn)
-    yield vs
-    await vs.close_viewers()
+def dsn(module_dsn):
+    """The viewers' users are made in the cluster's database (the module's, shared by its tests)."""
+    return module_dsn
 
 
 async def test_a_message_reaches_every_worker_once_and_in_order(cluster, viewers):

@@ -9,20 +9,13 @@ import pytest
 import socketio
 
 from tests.rooms_fixtures import SELLER
-from tests.workers_cluster import Balancer, Viewers, readyz, redis_and_nodes, texts, user
+from tests.workers_cluster import Balancer, readyz, redis_and_nodes, texts, user, viewers  # noqa: F401  (fixture)
 
 
 @pytest.fixture
 def two_nodes(dsn, tmp_path):
     with redis_and_nodes(tmp_path, dsn, "ab") as (redis, nodes):
         yield redis, nodes
-
-
-@pytest.fixture
-async def viewers(dsn):
-    vs = Viewers(dsn)
-    yield vs
-    await vs.close_viewers()
 
 
 async def test_viewers_of_a_killed_worker_leave_the_count(two_nodes, viewers):

@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.conftest import SECRET, make_settings
 from tests.rooms_fixtures import RoomViewer, ViewerSet, make_user
@@ -161,6 +162,14 @@ class Viewers(ViewerSet):
         if name is not None:
             uid, token = await user(self.dsn, name, role)
         return await self.open_viewer(node.url, token, name, uid, join, extra)
+
+
+@pytest.fixture
+async def viewers(dsn):
+    """The test's viewers (on the `dsn` database: a module overrides `dsn` to share one), closed after it."""
+    vs = Viewers(dsn)
+    yield vs
+    await vs.close_viewers()
 
 
 @contextlib.contextmanager
