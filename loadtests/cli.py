@@ -81,10 +81,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def split(n: int, k: int) -> list[int]:
-    return [n // k + (1 if i < n % k else 0) for i in range(k)]
-
-
 def read_tokens(path: str | None) -> list[str]:
     if not path:
         return []

@@ -97,19 +97,20 @@ def samples(text: str) -> dict:
     return out
 
 
-def _delta(before: dict, after: dict, name: str, **labels) -> float:
-    key = (name, tuple(sorted(labels.items())))
+def _delta(before: dict, after: dict, name: str) -> float:
+    """The increase of an unlabelled counter (its worker label aside)."""
+    key = (name, ())
     return after.get(key, 0.0) - before.get(key, 0.0)
 
 
-def _by(before: dict, after: dict, name: str, label: str, **fixed) -> dict:
+def _by(before: dict, after: dict, name: str, label: str) -> dict:
     out = {}
     for key, v in after.items():
         if not isinstance(key, tuple) or key[0] != name:
             continue
         n, labels = key
         d = dict(labels)
-        if d.get(label) is None or any(d.get(k) != val for k, val in fixed.items()):
+        if d.get(label) is None:
             continue
         diff = v - before.get((n, labels), 0.0)
         if diff:

@@ -126,12 +126,13 @@ def delivery_summary(results: list[dict]) -> dict:
     """Deliveries against what each viewer should have received: every chat message acknowledged ok whose
     seq is above the viewer's join seq (the join snapshot holds the earlier ones)."""
     seqs = sorted(s for r in results for s in r["ran"].get("chat_seqs", ()))
-    total = len(seqs)
+    total, sent = len(seqs), set(seqs)
     expected = received = missing = excess = dups = tracked = missing_exact = dropped_viewers = 0
     rejoined_missing = rejoined_dups = 0
     for r in results:
         for join_seq, got, alive, got_seqs, viewer_dups, rejoined in r["accounting"]:
-            want = total - bisect.bisect_right(seqs, join_seq)
+            first = bisect.bisect_right(seqs, join_seq)  # the first message sent after this viewer joined
+            want = total - first
             expected += want
             received += min(got, want) if got_seqs is None else got
             dups += viewer_dups
@@ -141,13 +142,14 @@ def delivery_summary(results: list[dict]) -> dict:
                 excess += max(0, got - want)
             else:
                 tracked += 1
-                gone = len(set(seqs[bisect.bisect_right(seqs, join_seq):]) - set(got_seqs))
+                got_seqs = set(got_seqs)
+                gone = len(set(seqs[first:]) - got_seqs)
                 missing_exact += gone
                 missing += gone
                 if rejoined:
                     rejoined_missing += gone
                     rejoined_dups += viewer_dups
-                excess += len(set(got_seqs) - set(seqs))  # chat not sent by this run (someone else chatting)
+                excess += len(got_seqs - sent)  # chat not sent by this run (someone else chatting)
     return {"messages_sent": total, "deliveries": received, "deliveries_expected": expected,
             "delivered_ratio": round(received / expected, 6) if expected else None,
             "missing": missing, "missing_tracked": missing_exact, "excess": excess, "duplicates": dups,
@@ -184,7 +186,7 @@ class FlashSale(Scenario):
         if data.get("stock_zero"):  # enough was sold: wait until every viewer has seen the stock reach 0
             await self.wait_zero(gen, gen.plan.drain)
         else:
-            await gen.drain(gen.plan.drain)
+            await super().settle(gen, data)
 
     async def wait_zero(self, gen, limit: float) -> None:
         deadline = time.monotonic() + limit
