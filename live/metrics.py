@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+from collections import Counter
 from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -43,12 +44,8 @@ def _result(ack: Any) -> str:
 
 class EventCounters:
     def __init__(self) -> None:
-        self.events: dict[tuple[str, str], int] = {}
-        self.connects: dict[str, int] = {}
-
-    def count(self, event: str, result: str) -> None:
-        key = (event, result)
-        self.events[key] = self.events.get(key, 0) + 1
+        self.events: Counter[tuple[str, str]] = Counter()
+        self.connects: Counter[str] = Counter()
 
     def instrument(self, sio) -> None:
         """Wrap every handler of the default namespace (idempotent: a wrapped handler is left alone)."""
@@ -63,7 +60,7 @@ class EventCounters:
         @functools.wraps(handler)
         async def counted(*args):
             ack = await handler(*args)
-            self.count(event, _result(ack))
+            self.events[event, _result(ack)] += 1
             return ack
         setattr(counted, _WRAPPED, True)
         return counted
@@ -74,10 +71,9 @@ class EventCounters:
             try:
                 result = await handler(*args)
             except Exception:
-                self.connects["refused"] = self.connects.get("refused", 0) + 1
+                self.connects["refused"] += 1
                 raise
-            outcome = "refused" if result is False else "ok"
-            self.connects[outcome] = self.connects.get(outcome, 0) + 1
+            self.connects["refused" if result is False else "ok"] += 1
             return result
         setattr(counted, _WRAPPED, True)
         return counted
