@@ -5,6 +5,8 @@ from datetime import datetime
 
 import asyncpg
 
+from db.pool import update_columns
+
 PRODUCT_COLS = """p.id::text AS id, p.seller_id::text AS seller_id, s.display_name AS seller_name,
     s.user_id::text AS seller_user_id, p.category_id::text AS category_id, p.title, p.description, p.image_urls,
     p.status, p.created_at, p.updated_at"""
@@ -71,21 +73,12 @@ async def insert_variant(conn: asyncpg.Connection, product_id: str, v: dict) -> 
 
 
 async def update_product(conn: asyncpg.Connection, product_id: str, fields: dict) -> None:
-    allowed = {k: v for k, v in fields.items()
-               if k in ("title", "description", "image_urls", "status", "category_id")}
-    if not allowed:
-        return
-    casts = {"category_id": "::uuid"}
-    sets = ", ".join(f"{k} = ${i}{casts.get(k, '')}" for i, k in enumerate(allowed, start=2))
-    await conn.execute(f"UPDATE products SET {sets} WHERE id = $1::uuid", product_id, *allowed.values())
+    await update_columns(conn, "products", product_id, fields,
+                         ("title", "description", "image_urls", "status", "category_id"), {"category_id": "::uuid"})
 
 
 async def update_variant(conn: asyncpg.Connection, variant_id: str, fields: dict) -> None:
-    allowed = {k: v for k, v in fields.items() if k in ("sku", "color", "size", "price_minor")}
-    if not allowed:
-        return
-    sets = ", ".join(f"{k} = ${i}" for i, k in enumerate(allowed, start=2))
-    await conn.execute(f"UPDATE product_variants SET {sets} WHERE id = $1::uuid", variant_id, *allowed.values())
+    await update_columns(conn, "product_variants", variant_id, fields, ("sku", "color", "size", "price_minor"))
 
 
 async def seller_products(conn: asyncpg.Connection, seller_id: str, status: str | None, limit: int,

@@ -5,6 +5,8 @@ from datetime import datetime
 
 import asyncpg
 
+from db.pool import update_columns
+
 ORDER_JSON = """jsonb_build_object(
     'id', o.id, 'number', o.number, 'status', o.status, 'user_id', o.user_id,
     'seller', jsonb_build_object('id', s.id, 'name', s.display_name),
@@ -119,8 +121,7 @@ async def payment_of_order(conn: asyncpg.Connection, order_id: str) -> str | Non
 
 
 async def set_payment(conn: asyncpg.Connection, payment_id: str, **fields) -> None:
-    sets = ", ".join(f"{k} = ${i}" for i, k in enumerate(fields, start=2))
-    await conn.execute(f"UPDATE payments SET {sets} WHERE id = $1::uuid", payment_id, *fields.values())
+    await update_columns(conn, "payments", payment_id, fields, fields)  # the callers name the columns
 
 
 async def record_start(conn: asyncpg.Connection, payment_id: str, provider_ref: str, client_secret: str | None,
@@ -256,11 +257,8 @@ async def insert_coupon(conn: asyncpg.Connection, seller_id: str | None, c: dict
 
 
 async def update_coupon(conn: asyncpg.Connection, coupon_id: str, fields: dict) -> asyncpg.Record | None:
-    allowed = {k: v for k, v in fields.items() if k in ("active", "starts_at", "ends_at", "usage_limit",
-                                                         "min_subtotal_minor")}
-    if allowed:
-        sets = ", ".join(f"{k} = ${i}" for i, k in enumerate(allowed, start=2))
-        await conn.execute(f"UPDATE coupons SET {sets} WHERE id = $1::uuid", coupon_id, *allowed.values())
+    await update_columns(conn, "coupons", coupon_id, fields,
+                         ("active", "starts_at", "ends_at", "usage_limit", "min_subtotal_minor"))
     return await conn.fetchrow(f"SELECT {COUPON_COLS} FROM coupons WHERE id = $1::uuid", coupon_id)
 
 

@@ -7,7 +7,7 @@ forgets its WHERE clause. Background work that acts for nobody in particular use
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Protocol
+from typing import AsyncIterator, Iterable, Mapping, Protocol
 
 import asyncpg
 import orjson
@@ -33,6 +33,18 @@ def warm(sql: str, *args: object) -> str:
     instead of costing that request ~10 ms and, in a burst, several turns of a busy event loop. Returns sql."""
     _WARM.append((sql, args))
     return sql
+
+
+async def update_columns(conn: asyncpg.Connection, table: str, row_id: str, fields: Mapping[str, object],
+                         allowed: Iterable[str], casts: Mapping[str, str] | None = None) -> None:
+    """`UPDATE table SET ... WHERE id = row_id` (a uuid) with those of `fields` whose names are in `allowed`
+    (column names never come from the caller's data); `casts` adds a type cast to a column's parameter.
+    Nothing runs when no field is allowed."""
+    cols = [k for k in fields if k in allowed]
+    if not cols:
+        return
+    sets = ", ".join(f"{k} = ${i}{(casts or {}).get(k, '')}" for i, k in enumerate(cols, start=2))
+    await conn.execute(f"UPDATE {table} SET {sets} WHERE id = $1::uuid", row_id, *(fields[k] for k in cols))
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -5,6 +5,8 @@ import re
 
 import asyncpg
 
+from db.pool import update_columns
+
 STREAM_COLS = """s.id::text AS id, s.slug, s.title, s.description, s.status, s.scheduled_at, s.started_at,
     s.ended_at, s.livekit_room, s.thumbnail_url, s.spotlight_product_id::text AS spotlight_product_id,
     s.peak_viewers, s.blocked_words, s.slow_mode_seconds, s.created_at,
@@ -43,11 +45,8 @@ async def create(conn: asyncpg.Connection, seller_id: str, fields: dict) -> asyn
 
 
 async def update(conn: asyncpg.Connection, stream_id: str, fields: dict) -> asyncpg.Record | None:
-    allowed = {k: v for k, v in fields.items()
-               if k in ("title", "description", "scheduled_at", "thumbnail_url", "blocked_words", "slow_mode_seconds")}
-    if allowed:
-        sets = ", ".join(f"{k} = ${i}" for i, k in enumerate(allowed, start=2))
-        await conn.execute(f"UPDATE livestreams SET {sets} WHERE id = $1::uuid", stream_id, *allowed.values())
+    await update_columns(conn, "livestreams", stream_id, fields, ("title", "description", "scheduled_at",
+                                                                  "thumbnail_url", "blocked_words", "slow_mode_seconds"))
     return await get(conn, stream_id)
 
 
