@@ -12,6 +12,13 @@ async def list_for(conn: asyncpg.Connection, user_id: str) -> list[dict]:
     return [dict(r) for r in rows]
 
 
+async def shipping(conn: asyncpg.Connection, user_id: str, address_id: str) -> dict | None:
+    """One of the user's addresses as an order stores it (no id, default flag or date)."""
+    row = await conn.fetchrow("""SELECT name, line1, line2, city, state, postal_code, country, phone FROM addresses
+                                 WHERE id = $1::uuid AND user_id = $2::uuid""", address_id, user_id)
+    return dict(row) if row is not None else None
+
+
 async def create(conn: asyncpg.Connection, user_id: str, a: dict, make_default: bool) -> dict:
     if make_default:  # one default per user: clear the old one first
         await conn.execute("UPDATE addresses SET is_default = false WHERE user_id = $1::uuid AND is_default",

@@ -17,6 +17,7 @@ from datetime import timedelta
 import orjson
 
 from db import Database
+from db import addresses as addresses_db
 from db import cart as cart_db
 from db import inventory as inventory_db
 from db import orders as orders_db
@@ -152,12 +153,10 @@ class CheckoutService:
 
     async def _address(self, conn, user: str, body: dict) -> dict:
         if body.get("address_id"):
-            row = await conn.fetchrow(
-                """SELECT name, line1, line2, city, state, postal_code, country, phone FROM addresses
-                   WHERE id = $1::uuid AND user_id = $2::uuid""", body["address_id"], user)
-            if row is None:
+            address = await addresses_db.shipping(conn, user, body["address_id"])
+            if address is None:
                 raise DomainError("not_found", "address not found")
-            return dict(row)
+            return address
         return body["address"]
 
     async def _start_payment(self, user: str, key: str, response: dict, provider, body: dict) -> dict:
