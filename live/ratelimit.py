@@ -23,6 +23,7 @@ class RateLimiter(Protocol):
 
 
 MAX_SPACING = 3600.0
+LOCAL_PREFIXES = ("join:",)  # per-connection keys: never shared (RedisRateLimiter)
 
 
 class MemoryRateLimiter:
@@ -74,18 +75,17 @@ return 0
 
 
 class RedisRateLimiter:
-    """Global limits. Keys starting with one of `local_prefixes` (per-connection limits: a connection lives on
+    """Global limits. Keys starting with one of `LOCAL_PREFIXES` (per-connection limits: a connection lives on
     one worker) stay in this process and cost no round trip."""
 
-    def __init__(self, link: RedisLink, *, local_prefixes: tuple[str, ...] = ("join:",)):
+    def __init__(self, link: RedisLink):
         self.link = link
         self.local = MemoryRateLimiter()
-        self._local_prefixes = local_prefixes
         self._hit = link.client.register_script(HIT)
         self._spaced = link.client.register_script(SPACED)
 
     async def hit(self, key: str, limit: int, window: float) -> bool:
-        if self.link.up and not key.startswith(self._local_prefixes):
+        if self.link.up and not key.startswith(LOCAL_PREFIXES):
             try:
                 return bool(await self._hit(keys=["live:rl:" + key], args=[limit, int(window * 1000)]))
             except FAILURES as exc:
@@ -93,7 +93,7 @@ class RedisRateLimiter:
         return await self.local.hit(key, limit, window)
 
     async def spaced(self, key: str, seconds: float) -> float:
-        if self.link.up and not key.startswith(self._local_prefixes):
+        if self.link.up and not key.startswith(LOCAL_PREFIXES):
             try:
                 left = await self._spaced(keys=["live:sp:" + key], args=[int(seconds * 1000), int(MAX_SPACING * 1000)])
                 return int(left) / 1000

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
-
 from live.rooms.broker import Envelope, collapse
 from live.rooms.transport import MAX_PENDING_BYTES, LeanSocket, ws_text_frame
 
@@ -35,10 +33,9 @@ class Room:
 
 
 class Hub:
-    def __init__(self, on_drop: Callable[[str], None] | None = None):
+    def __init__(self):
         self.rooms: dict[str, Room] = {}
-        self._on_drop = on_drop
-        self.stats = {"flushes": 0, "frames": 0, "writes": 0, "dropped": 0, "flush_seconds": 0.0}
+        self.stats = {"flushes": 0, "frames": 0, "writes": 0, "dropped": 0}  # live/metrics.py exports them
 
     def add(self, room_name: str, sid: str, sock: LeanSocket, floor_seq: int) -> None:
         room = self.rooms.get(room_name)
@@ -110,7 +107,6 @@ class Hub:
         room.last_flush = finished
         share = max(1.0, room.audience / len(room.members)) if room.members else 1.0
         room.tick = min(MAX_TICK, max(MIN_TICK, (finished - started) * COST_FACTOR * share ** 0.5))
-        self.stats["flush_seconds"] += finished - started
         self.stats["flushes"] += 1
         self.stats["frames"] += len(pending)
         self.stats["writes"] += len(room.members)
@@ -137,5 +133,3 @@ class Hub:
         room.members.pop(sid, None)
         if sock.dropped:
             self.stats["dropped"] += 1
-        if self._on_drop is not None:
-            self._on_drop(sid)

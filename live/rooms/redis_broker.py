@@ -139,7 +139,6 @@ class RedisBroker:
         self.on_follow: OnFollow | None = None  # a room (re)starts being followed: reload its state
         self.on_control: Callable[[str], None] | None = None  # another worker changed a stream: reload it
         self.on_user: Callable[[str, bytes], int] | None = None  # another worker pushed an event to a user
-        self.stats = {"published": 0, "received": 0, "local": 0, "dropped": 0}
         link.on_message = self._on_message
         link.on_up.append(self._resync)
         link.on_down.append(self._down)
@@ -203,7 +202,6 @@ class RedisBroker:
                 seq = int(seq)
                 if seq == 0:
                     return None  # the guard refused it
-                self.stats["published"] += 1
                 return Envelope(seq, event, head + totals + mid + str(seq).encode() + tail, latest_key, ts)
             except FAILURES as exc:  # EPOCH (Redis lost its data) comes here too: resync first
                 self.link.failed(exc)
@@ -271,7 +269,6 @@ class RedisBroker:
                 feed.seq += LOCAL_JUMP
             feed.seq += 1
             seq = feed.seq
-        self.stats["local"] += 1
         env = Envelope(seq, event, encode_event(event, {**data, "seq": seq}), latest_key, ts)
         if feed is not None:
             self._deliver(room, env)
@@ -328,14 +325,12 @@ class RedisBroker:
             return  # unsubscribed a moment ago
         seq, ts, event, key, packet = data.split(b"\n", 4)
         env = Envelope(int(seq), event.decode(), packet, key.decode() or None, float(ts))
-        self.stats["received"] += 1
         if not feed.live:
             if len(feed.queue) < MAX_QUEUED:
                 feed.queue.append(env)
             return
         if env.seq <= feed.seq:
-            self.stats["dropped"] += 1  # already delivered (or older than this worker's position)
-            return
+            return  # already delivered (or older than this worker's position)
         feed.seq = env.seq
         self._deliver(feed.room, env)
 

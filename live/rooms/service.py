@@ -44,10 +44,9 @@ _STATEFUL = frozenset({"chat:new", "chat:deleted", "user:muted", "user:banned", 
 
 
 class RoomService:
-    def __init__(self, db: Database, hub: Hub, broker: Broker | None, presence: Presence, streams: StreamRegistry,
-                 media: LiveKitTokens):
-        self.db, self.hub, self.broker, self.presence, self.streams, self.media = (
-            db, hub, broker, presence, streams, media)
+    def __init__(self, db: Database, hub: Hub, presence: Presence, streams: StreamRegistry, media: LiveKitTokens):
+        self.db, self.hub, self.presence, self.streams, self.media = db, hub, presence, streams, media
+        self.broker: Broker  # set by build_rooms (live/rooms/wiring.py): the broker delivers to on_event
         self._reactions: dict[str, dict[str, int]] = {}
         self._unsubscribe: dict[str, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task] = []

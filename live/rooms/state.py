@@ -80,12 +80,12 @@ class StreamState:
 
 
 class StreamRegistry:
-    def __init__(self, db: Database, follows: Callable[[str], bool] | None = None):
+    def __init__(self, db: Database):
         self._db = db
         self._by_id: dict[str, StreamState] = {}
         self._alias: dict[str, str] = {}  # slug -> id
         self._loading: dict[str, asyncio.Future] = {}
-        self.follows = follows or (lambda _room: True)  # one worker: every change happens here
+        self.follows: Callable[[str], bool] = lambda _room: True  # one worker: every change happens here
         self.on_row_changed: Callable[[str], None] | None = None  # tell other workers (shared broker)
 
     def cached(self, stream_id: str) -> StreamState | None:
