@@ -52,11 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers <= 1:
         _run_worker(settings, dsn, False, True, args.worker_ports)
         return 0
-    from db.migrate import migrate
-
-    asyncio.run(migrate(dsn))
-    if settings.seed_demo:  # once, here, not raced by the workers
-        asyncio.run(_with_services(settings, _seed_if_empty))
+    asyncio.run(_with_services(settings, _seed_if_empty, dsn))  # migrate and seed once, here, not raced by the workers
     redis = None
     if not settings.redis_url:  # the workers share rooms through an embedded Redis that lives with us
         from live.redis_support import EmbeddedRedis
@@ -131,7 +127,7 @@ def _supervise(settings: Settings, dsn: str, n: int, port_base: int | None, log)
 async def _seed_if_empty(services) -> None:
     from live import seed
 
-    if await seed.is_empty(services.db):
+    if services.settings.seed_demo and await seed.is_empty(services.db):
         await seed.seed(services)
 
 
@@ -146,13 +142,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_services(settings: Settings, fn):
+async def _with_services(settings: Settings, fn, dsn: str | None = None):
+    """Migrate, then `fn(services)` on a small pool (`dsn`: the database when the caller has it already)."""
     from db import Database
     from db.migrate import migrate
     from live.runtime import database_dsn
     from live.services import Services
 
-    dsn, _pg = database_dsn(settings)
+    if dsn is None:
+        dsn, _pg = database_dsn(settings)
     await migrate(dsn)
     db = await Database.connect(dsn, min_size=1, max_size=2)
     try:
