@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import operator
 from datetime import datetime, timezone
 
 from loadtests.probe import metrics_delta
@@ -83,16 +84,15 @@ def thresholds(args, r: dict) -> list[dict]:
     action = "cart:add" if args.scenario == "flash-sale" else "chat:send"
     if args.max_p99_ms is not None:
         what = "join p99 ms" if args.scenario == "join-storm" else "delivery p99 ms"
-        out.append(_limit(what, headline["p99"], args.max_p99_ms, lambda v, lim: v <= lim))
+        out.append(_limit(what, headline["p99"], args.max_p99_ms, operator.le))
     if args.max_ack_p99_ms is not None:
         out.append(_limit(f"{action} ack p99 ms", lat["ack"].get(action, {}).get("p99"), args.max_ack_p99_ms,
-                          lambda v, lim: v <= lim))
+                          operator.le))
     if args.min_delivery is not None:
         out.append(_limit("delivered ratio", (r.get("delivery") or {}).get("delivered_ratio"), args.min_delivery,
-                          lambda v, lim: v >= lim))
+                          operator.ge))
     if args.max_join_s is not None:
-        out.append(_limit("all joined within s", r["viewers"]["all_joined_s"], args.max_join_s,
-                          lambda v, lim: v <= lim))
+        out.append(_limit("all joined within s", r["viewers"]["all_joined_s"], args.max_join_s, operator.le))
     return out
 
 
