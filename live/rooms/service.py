@@ -318,22 +318,15 @@ class RoomService:
         return product
 
     async def stock_changed(self, variant_id: str, available: int) -> None:
-        """Called by commerce when a variant's availability changes: rooms spotlighting it are told."""
+        """Called by commerce when a variant's availability changes: rooms spotlighting it are told (every
+        worker that has the room's state applies the event to its spotlight, see `apply`)."""
         if self.broker.shared:  # other workers may hold rooms this one never loaded: ask the database
             async with self.db.tx(SYSTEM) as conn:
                 spotlit = await spotlights_db.streams_spotlighting(conn, variant_id)
-            for stream_id, product_id in spotlit:  # every worker following the room applies the event
-                await self.broker.publish(stream_id, "stock:update", {
-                    "stream_id": stream_id, "product_id": product_id, "variant_id": variant_id,
-                    "available": available}, latest_key=f"stock:{variant_id}")
-            return
-        for state in self.streams.states():  # rooms nobody watches here too: their snapshots must not go stale
-            room = state.room
-            if state.spotlight is None:
-                continue
-            for v in state.spotlight["variants"]:
-                if v["id"] == variant_id:
-                    v["available"] = available
-                    await self.publish(state, "stock:update", {
-                        "stream_id": room, "product_id": state.spotlight["id"], "variant_id": variant_id,
-                        "available": available}, latest_key=f"stock:{variant_id}")
+        else:  # rooms nobody watches too: their snapshots must not go stale
+            spotlit = [(s.room, s.spotlight["id"]) for s in self.streams.states()
+                       if s.spotlight is not None and any(v["id"] == variant_id for v in s.spotlight["variants"])]
+        for stream_id, product_id in spotlit:
+            await self.broker.publish(stream_id, "stock:update", {
+                "stream_id": stream_id, "product_id": product_id, "variant_id": variant_id,
+                "available": available}, latest_key=f"stock:{variant_id}")
