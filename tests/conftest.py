@@ -38,13 +38,20 @@ def pg_admin_dsn(tmp_path_factory):
     server.cleanup()
 
 
-async def _admin(dsn: str, *sql: str) -> None:
+@contextlib.asynccontextmanager
+async def owner_connection(dsn: str):
+    """A plain asyncpg connection to `dsn` as the database's owner (not the RLS role live_app), closed after."""
     conn = await asyncpg.connect(dsn)
     try:
-        for statement in sql:
-            await conn.execute(statement)
+        yield conn
     finally:
         await conn.close()
+
+
+async def _admin(dsn: str, *sql: str) -> None:
+    async with owner_connection(dsn) as conn:
+        for statement in sql:
+            await conn.execute(statement)
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import asyncpg
 import jwt
 import pytest
 
-from tests.conftest import SECRET
+from tests.conftest import SECRET, owner_connection
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,11 +35,8 @@ def run_live(live_env):
 
 
 async def fetch(dsn: str, sql: str, *args):
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with owner_connection(dsn) as conn:
         return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
 
 
 def test_token_creates_a_seller_and_prints_a_jwt(run_live, dsn):
@@ -76,8 +72,7 @@ def test_token_rejects_an_unknown_role(live_env):
 
 
 async def counts(dsn: str) -> dict:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with owner_connection(dsn) as conn:
         return {
             "demo_streams": await conn.fetchval("SELECT count(*) FROM livestreams WHERE slug = 'demo'"),
             "streams": await conn.fetchval("SELECT count(*) FROM livestreams"),
@@ -88,8 +83,6 @@ async def counts(dsn: str) -> dict:
             "coupons": await conn.fetchval("SELECT count(*) FROM coupons"),
             "sellers": await conn.fetchval("SELECT count(*) FROM sellers"),
         }
-    finally:
-        await conn.close()
 
 
 def test_seed_is_idempotent(run_live, dsn):

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from db.migrate import MIGRATIONS_DIR, MigrationError, discover, migrate
+from tests.conftest import owner_connection
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = sorted(p.name for p in MIGRATIONS_DIR.glob("*.sql"))
@@ -22,20 +23,14 @@ def expected_names(directory: Path = MIGRATIONS_DIR) -> list[str]:
 
 
 async def recorded(dsn: str) -> list[tuple[int, str]]:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with owner_connection(dsn) as conn:
         rows = await conn.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
-        return [(r["version"], r["name"]) for r in rows]
-    finally:
-        await conn.close()
+    return [(r["version"], r["name"]) for r in rows]
 
 
 async def table_exists(dsn: str, name: str) -> bool:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with owner_connection(dsn) as conn:
         return await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"public.{name}")
-    finally:
-        await conn.close()
 
 
 def test_migration_directory_is_not_empty():

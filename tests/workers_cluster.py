@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import SECRET, make_settings
+from tests.conftest import SECRET, make_settings, owner_connection
 from tests.rooms_fixtures import RoomViewer, ViewerSet, make_user
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,16 +136,10 @@ def seed_demo(tmp: Path, dsn: str) -> None:
 
 async def user(dsn: str, name: str, role: str = "customer") -> tuple[str, str]:
     """(user_id, bearer token) of a user made in the shared database."""
-    import asyncpg
-
     from live.auth.tokens import TokenService
 
-    conn = await asyncpg.connect(dsn)
-    try:
-        async with conn.transaction():
-            u = await make_user(conn, name, role)
-    finally:
-        await conn.close()
+    async with owner_connection(dsn) as conn, conn.transaction():
+        u = await make_user(conn, name, role)
     return u["id"], TokenService(SECRET).issue(u["id"], u["role"], u["name"])
 
 
