@@ -3,8 +3,11 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-JS     := tests/js/node_modules/.installed
-REF    := loadtests/reference/node_modules/.installed
+NODE_DIRS := tests/js loadtests/reference
+
+# npm ci in $(1) once (stamped), when it has a package.json and npm is on the PATH
+npm_ci = if [ -f $(1)/package.json ] && command -v npm >/dev/null; then \
+	  [ -f $(1)/node_modules/.installed ] || (cd $(1) && npm ci --silent --no-audit --no-fund && touch node_modules/.installed); fi
 
 .PHONY: run test venv clean
 
@@ -20,11 +23,8 @@ run: $(STAMP)
 	$(BIN)/live serve
 
 test: $(STAMP)
-	@if [ -f tests/js/package.json ] && command -v npm >/dev/null; then \
-	  [ -f $(JS) ] || (cd tests/js && npm ci --silent --no-audit --no-fund && touch node_modules/.installed); fi
-	@if [ -f loadtests/reference/package.json ] && command -v npm >/dev/null; then \
-	  [ -f $(REF) ] || (cd loadtests/reference && npm ci --silent --no-audit --no-fund && touch node_modules/.installed); fi
+	@$(foreach d,$(NODE_DIRS),$(call npm_ci,$(d));)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .live tests/js/node_modules loadtests/reference/node_modules
+	rm -rf $(VENV) .live $(addsuffix /node_modules,$(NODE_DIRS))
