@@ -102,7 +102,7 @@ class Hub:
             else:
                 transport.write(buf)
         for sid, sock in slow:
-            self._slow_path(room, sid, sock, pending)
+            self._slow_path(room, sid, sock, pending, buf)
         finished = time.monotonic()
         room.last_flush = finished
         share = max(1.0, room.audience / len(room.members)) if room.members else 1.0
@@ -111,11 +111,13 @@ class Hub:
         self.stats["frames"] += len(pending)
         self.stats["writes"] += len(room.members)
 
-    def _slow_path(self, room: Room, sid: str, sock: LeanSocket, pending: list[Envelope]) -> None:
+    def _slow_path(self, room: Room, sid: str, sock: LeanSocket, pending: list[Envelope], buf: bytes) -> None:
+        """`buf`: the frames of `pending`, as written to every other member."""
         floor = room.floors.pop(sid, None)
         items = pending if floor is None else [e for e in pending if e.seq > floor]
         if sock.transport is not None:
-            if items and not sock.write_raw(b"".join(ws_text_frame(e.packet) for e in items)):
+            data = buf if items is pending else b"".join(ws_text_frame(e.packet) for e in items)
+            if items and not sock.write_raw(data):
                 self._drop(room, sid, sock)
             return
         if sock.closed or sock.closing or sock.dropped:
