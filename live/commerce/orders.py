@@ -279,10 +279,7 @@ class OrderService:
         prepared: canceled, units back to stock, and refunded (asked of the provider once this commits)."""
         changes = Changes()
         async with self.db.tx(SYSTEM) as conn:
-            order = await self._visible_order(conn, order_id, principal, as_seller=False)
-            payment_id = await orders_db.payment_of_order(conn, order_id)
-            pay = await orders_db.payment(conn, payment_id, lock=True) if payment_id else None
-            order = await orders_db.lock_order(conn, order_id)
+            order, pay, payment_id = await self._lock_own(conn, principal, order_id, as_seller=False)
             why = reason or "canceled by the buyer"
             if order["status"] == "pending_payment":
                 orders = await orders_db.payment_orders(conn, payment_id) if payment_id else [order]
@@ -307,10 +304,7 @@ class OrderService:
     async def seller_set_status(self, principal: Principal, order_id: str, to: str, reason: str | None) -> dict:
         changes = Changes()
         async with self.db.tx(SYSTEM) as conn:
-            await self._visible_order(conn, order_id, principal, as_seller=True)
-            payment_id = await orders_db.payment_of_order(conn, order_id)
-            pay = await orders_db.payment(conn, payment_id, lock=True) if payment_id else None
-            order = await orders_db.lock_order(conn, order_id)
+            order, pay, payment_id = await self._lock_own(conn, principal, order_id, as_seller=True)
             current = order["status"]
             if to == "canceled":
                 why = reason or "canceled by the seller"
@@ -335,20 +329,21 @@ class OrderService:
         await self.refunds.send(changes.refunds)
         return await self.detail(principal, order_id)
 
-    async def _visible_order(self, conn, order_id: str, principal: Principal, *, as_seller: bool):
+    async def _lock_own(self, conn, principal: Principal, order_id: str, *, as_seller: bool) -> tuple:
+        """(order, payment, payment id), locked payment first, once the caller is found to be the order's buyer
+        (as_seller: its seller) or an admin."""
         row = await conn.fetchrow(
             """SELECT o.user_id::text AS user_id, s.user_id::text AS seller_user_id
                FROM orders o JOIN sellers s ON s.id = o.seller_id WHERE o.id = $1::uuid""", order_id)
         if row is None:
             raise not_found("order")
-        if principal.is_admin:
-            return row
-        if as_seller and row["seller_user_id"] != principal.user_id:
-            raise (not_found("order") if row["user_id"] != principal.user_id
-                   else forbidden("only the seller moves an order along"))
-        if not as_seller and row["user_id"] != principal.user_id:
-            raise not_found("order")
-        return row
+        party = row["seller_user_id"] if as_seller else row["user_id"]
+        if not principal.is_admin and party != principal.user_id:
+            raise (forbidden("only the seller moves an order along")
+                   if as_seller and row["user_id"] == principal.user_id else not_found("order"))
+        payment_id = await orders_db.payment_of_order(conn, order_id)
+        pay = await orders_db.payment(conn, payment_id, lock=True) if payment_id else None
+        return await orders_db.lock_order(conn, order_id), pay, payment_id
 
     # ---- reading ----
 
