@@ -38,11 +38,9 @@ class ChatService:
         self.db, self.rooms, self.writer, self.limiter = db, rooms, writer, limiter
         self.rate, self.per = rate, per
 
-    async def send(self, principal: Principal, id_or_slug: str, text: object) -> dict:
+    async def send(self, principal: Principal, id_or_slug: str, text: str) -> dict:
         if not principal.authenticated:
             raise unauthorized("sign in to chat")
-        if not isinstance(text, str):
-            raise DomainError("invalid", "text must be a string")
         text = text.strip()
         if not 1 <= len(text) <= MAX_LEN:
             raise DomainError("invalid", f"text must be 1 to {MAX_LEN} characters")
