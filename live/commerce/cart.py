@@ -120,7 +120,7 @@ class CartService:
             versioned = [r for r in results if r["version"] is not None and r["available"] is not None]
             if versioned:
                 newest = max(versioned, key=lambda r: r["version"])
-                await self.board.seen(StockLevel(variant_id, newest["available"], newest["version"]))
+                await self.board.seen([StockLevel(variant_id, newest["available"], newest["version"])])
             carts = await cart_db.by_ids(conn, list({r["cart_id"] for r in results if r["cart_id"]}))
         for r in results:
             if r["status"] in ("ok", "duplicate"):

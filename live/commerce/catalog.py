@@ -219,7 +219,7 @@ class CatalogService:
                 raise DomainError("conflict", "on hand cannot go below the units reserved and sold")
             row = await catalog_db.variant(conn, variant_id)
         if result == "ok":
-            await self.board.seen(level)
+            await self.board.seen([level])
         return {**variant_out(row, owner=True), "duplicate": result == "duplicate"}
 
     async def ledger(self, principal: Principal, variant_id: str, limit: int, before: int | None) -> dict:

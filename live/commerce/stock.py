@@ -51,9 +51,9 @@ class StockBoard:
             return known[1]
         return None
 
-    async def seen(self, levels: list[StockLevel] | StockLevel) -> None:
+    async def seen(self, levels: list[StockLevel]) -> None:
         """Record availabilities read from committed changes; publish the ones newer than what we had."""
-        for level in levels if isinstance(levels, list) else [levels]:
+        for level in levels:
             known = self._known.get(level.variant_id)
             if known is not None and known[0] >= level.version:
                 continue  # an older result reaching us late: never publish it over a newer one
