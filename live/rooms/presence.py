@@ -13,6 +13,7 @@ from typing import Protocol
 
 from live.logging import get_logger
 from live.redis_support import FAILURES, LUA_NOW_MS, RedisLink
+from live.rooms.redis_broker import room_key
 
 log = get_logger("live.rooms.presence")
 PRESENCE_TTL = 6.0  # seconds without a report before a worker's viewers stop counting
@@ -91,10 +92,6 @@ return out
 """
 
 
-def announced_key(room: str) -> str:
-    return f"live:{{{room}}}:announced"  # the room's hash tag, as its broker keys (redis_broker.room_key)
-
-
 class RedisPresence:
     """Per room a hash {worker: viewers}; per worker a heartbeat in the sorted set `live:workers`."""
 
@@ -114,7 +111,7 @@ class RedisPresence:
         rooms = list(local)
         keys = [WORKERS_KEY]
         for room in rooms:
-            keys += [f"live:{{{room}}}:viewers", announced_key(room)]
+            keys += [room_key(room, "viewers"), room_key(room, "announced")]  # beside the broker's room keys
         self._reported |= {r for r, n in local.items() if n}  # before the call: a failed report may have landed
         try:
             flat = await self._script(keys=keys, args=[self.link.name, int(self.ttl * 1000), *local.values()])
@@ -126,7 +123,7 @@ class RedisPresence:
 
     def announce_guard(self, room: str, total: int) -> tuple[str, str]:
         """Published only while no worker has announced another total since (the tally's SET)."""
-        return announced_key(room), str(total)
+        return room_key(room, "announced"), str(total)
 
     async def leave_all(self) -> None:
         if not self.link.up:
