@@ -45,8 +45,8 @@ async def create(conn: asyncpg.Connection, seller_id: str, fields: dict) -> asyn
 
 
 async def update(conn: asyncpg.Connection, stream_id: str, fields: dict) -> asyncpg.Record | None:
-    await update_columns(conn, "livestreams", stream_id, fields, ("title", "description", "scheduled_at",
-                                                                  "thumbnail_url", "blocked_words", "slow_mode_seconds"))
+    await update_columns(conn, "livestreams", stream_id, fields, (
+        "title", "description", "scheduled_at", "thumbnail_url", "blocked_words", "slow_mode_seconds"))
     return await get(conn, stream_id)
 
 

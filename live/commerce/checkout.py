@@ -26,6 +26,7 @@ from live.auth.principal import SYSTEM, Principal
 from live.commerce import coupons
 from live.commerce.stock import StockBoard
 from live.commerce.orders import OrderService, payment_out
+from live.commerce.payments import PaymentProviders
 from live.commerce.payments.base import PaymentRequest
 from live.errors import DomainError, unauthorized
 from live.logging import get_logger
@@ -39,27 +40,20 @@ def request_hash(body: dict) -> str:
 
 
 class CheckoutService:
-    def __init__(self, db: Database, board: StockBoard, orders: OrderService, payments):
+    def __init__(self, db: Database, board: StockBoard, orders: OrderService, payments: PaymentProviders):
         self.db = db
         self.board = board
         self.orders = orders
-        self.payments = payments  # callable () -> registry with get(name) and default_name()
-
-    def _registry(self):
-        registry = self.payments()
-        if registry is None:
-            raise DomainError("provider_unavailable", "no payment provider is configured", status=503)
-        return registry
+        self.payments = payments
 
     async def checkout(self, principal: Principal, key: str, body: dict) -> tuple[dict, bool]:
         """(response, replayed). body: address or address_id, provider, coupon_code, email, return_url."""
         if not principal.authenticated:
             raise unauthorized()
         user = principal.user_id
-        registry = self._registry()
-        provider_name = body.get("provider") or registry.default_name()
+        provider_name = body.get("provider") or self.payments.default_name()
         body = {**body, "provider": provider_name}
-        provider = registry.get(provider_name)  # provider_unavailable before anything is written
+        provider = self.payments.get(provider_name)  # provider_unavailable before anything is written
         digest = request_hash(body)
         async with self.db.tx(SYSTEM) as conn:
             if not await orders_db.claim_checkout(conn, user, key, digest):
@@ -86,7 +80,7 @@ class CheckoutService:
                               status=409)
         # the payment start failed (or the process died before it): try the provider again
         response = prior["response"]
-        provider = self._registry().get(response["payment"]["provider"])
+        provider = self.payments.get(response["payment"]["provider"])
         return await self._start_payment(principal.user_id, key, response, provider, body), True  # same body
 
     async def _create(self, conn, user: str, key: str, body: dict) -> dict:

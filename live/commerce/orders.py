@@ -16,6 +16,7 @@ from db import inventory as inventory_db
 from db import orders as orders_db
 from db import refunds as refunds_db
 from live.auth.principal import SYSTEM, Principal
+from live.commerce.payments import PaymentProviders
 from live.commerce.refunds import RefundService
 from live.commerce.stock import StockBoard
 from live.commerce.payments.base import PaymentEvent
@@ -47,15 +48,14 @@ class Changes:
 
 
 class OrderService:
-    def __init__(self, db: Database, board: StockBoard, payment_timeout: int, providers=None):
+    def __init__(self, db: Database, board: StockBoard, payment_timeout: int, providers: PaymentProviders):
         self.db = db
         self.board = board
         self.payment_timeout = payment_timeout
-        self.providers = providers  # callable () -> payments registry (set by Services), or None
+        self.providers = providers
         self.push: Push | None = None  # Gateway.send_to_user, set by the app
         self.refunds = RefundService(db, providers, self._refund_changed)
-        if providers is not None:  # the sandbox's refund webhooks are received in process, applied here
-            providers().order_side = self.apply_payment_event
+        providers.order_side = self.apply_payment_event  # the sandbox's refund webhooks are received in process
 
     # ---- the one place statuses change ----
 
@@ -245,14 +245,12 @@ class OrderService:
 
     async def _verify_with_provider(self, payment_id: str) -> bool:
         """True when the provider reports the payment settled (and it was applied)."""
-        if self.providers is None:
-            return False
         async with self.db.tx(SYSTEM) as conn:
             pay = await orders_db.payment(conn, payment_id)
         if pay is None or not pay["provider_ref"] or pay["status"] not in OPEN:
             return False
         try:
-            provider = self.providers().get(pay["provider"])
+            provider = self.providers.get(pay["provider"])
             event = await provider.verify(pay["provider_ref"])
         except Exception as exc:  # provider down: the timeout still applies
             log.warning("payment_verify_failed", payment_id=payment_id, error=str(exc))

@@ -22,6 +22,7 @@ from db import Database
 from db import orders as orders_db
 from db import refunds as refunds_db
 from live.auth.principal import SYSTEM
+from live.commerce.payments import PaymentProviders
 from live.commerce.payments.base import PaymentEvent, RefundRequest
 from live.errors import DomainError
 from live.logging import get_logger
@@ -36,9 +37,9 @@ Published = Callable[[list[str]], Awaitable[None]]  # order:update for these ord
 
 
 class RefundService:
-    def __init__(self, db: Database, providers=None, published: Published | None = None):
+    def __init__(self, db: Database, providers: PaymentProviders, published: Published | None = None):
         self.db = db
-        self.providers = providers  # callable () -> payments registry, or None
+        self.providers = providers
         self.published = published
         self._tasks: set[asyncio.Task] = set()
 
@@ -128,9 +129,7 @@ class RefundService:
                             idempotency_key=refund["idempotency_key"], attempt=refund["attempts"],
                             reason=refund["reason"] or "")
         try:
-            if self.providers is None:
-                raise DomainError("provider_unavailable", "no payment providers", status=503)
-            provider = self.providers().get(refund["provider"])
+            provider = self.providers.get(refund["provider"])
             result = await provider.refund(req)
         except Exception as exc:
             final = isinstance(exc, DomainError) and exc.status < 500 and exc.code != "provider_unavailable"

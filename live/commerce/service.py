@@ -13,6 +13,7 @@ from live.commerce.catalog import CatalogService
 from live.commerce.checkout import CheckoutService
 from live.commerce.coupons import CouponService
 from live.commerce.orders import OrderService
+from live.commerce.payments import PaymentProviders
 from live.commerce.payments.base import PaymentEvent
 from live.config import Settings
 from live.rooms.service import RoomService
@@ -31,7 +32,7 @@ REFUND_SWEEP_SECONDS = 30.0  # refunds whose call failed or was interrupted are 
 
 
 class Commerce:
-    def __init__(self, settings: Settings, db: Database, rooms: RoomService, payments: Callable[[], object],
+    def __init__(self, settings: Settings, db: Database, rooms: RoomService, payments: Callable[[], PaymentProviders],
                  flush_chat=None):
         self.settings = settings
         self.board = StockBoard(rooms.stock_changed)
@@ -43,9 +44,10 @@ class Commerce:
             state = rooms.streams.cached(stream_id)
             return dict(state.reaction_totals) if state is not None else None
 
+        registry = payments()
         self.cart = CartService(db, settings.cart_reservation_seconds, self.board, stream_id)
-        self.orders = OrderService(db, self.board, settings.order_payment_timeout_seconds, payments)
-        self.checkout = CheckoutService(db, self.board, self.orders, payments)
+        self.orders = OrderService(db, self.board, settings.order_payment_timeout_seconds, registry)
+        self.checkout = CheckoutService(db, self.board, self.orders, registry)
         self.catalog = CatalogService(db, self.board)
         self.coupons = CouponService(db)
         self.analytics = Analytics(db, live_reactions, flush_chat)
