@@ -49,13 +49,12 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
         services = Services(settings, db)
         app["services"] = services
         services.commerce.orders.push = app["gateway"].send_to_user  # order:update to buyer and seller
-        if settings.seed_demo and await seed.is_empty(db):
-            await seed.seed(services)
+        if await seed.seed_if_empty(services):
             log.info("demo_data_seeded")
         await services.start()
         log.info("started", url=settings.base_url())
         yield
-        app["gateway"].sio.eio.ping_wheel.stop()
+        app["gateway"].stop()
         await services.stop()
         await db.close()
 

@@ -52,7 +52,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers <= 1:
         _run_worker(settings, dsn, False, True, args.worker_ports)
         return 0
-    asyncio.run(_with_services(settings, _seed_if_empty, dsn))  # migrate and seed once, here, not raced by the workers
+    from live import seed
+
+    asyncio.run(_with_services(settings, seed.seed_if_empty, dsn))  # migrate and seed once, here, not raced by the workers
     redis = None
     if not settings.redis_url:  # the workers share rooms through an embedded Redis that lives with us
         from live.redis_support import EmbeddedRedis
@@ -122,13 +124,6 @@ def _supervise(settings: Settings, dsn: str, n: int, port_base: int | None, log)
                 del due[i]
                 spawn(i)
                 log.info("worker_restarted", worker=i, pid=procs[i].pid)
-
-
-async def _seed_if_empty(services) -> None:
-    from live import seed
-
-    if services.settings.seed_demo and await seed.is_empty(services.db):
-        await seed.seed(services)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

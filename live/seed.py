@@ -29,6 +29,14 @@ async def is_empty(db: Database) -> bool:
         return not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM sellers)")
 
 
+async def seed_if_empty(services) -> bool:
+    """Seed the demo data when SEED_DEMO is on and the database has no seller yet; whether it did."""
+    if services.settings.seed_demo and await is_empty(services.db):
+        await seed(services)
+        return True
+    return False
+
+
 async def seed(services) -> dict:
     """Create the demo data if missing; returns ids of what the demo uses. Safe to run any number of times."""
     async with services.db.tx(SYSTEM) as conn:

@@ -44,7 +44,7 @@ class Services:
         self.chat = ChatService(db, self.rooms, self.chat_writer, self.limiter)
         self.payments = PaymentProviders(settings, db)  # Stripe / Paystack / sandbox, and the webhook inbox
         # catalog, cart, checkout, orders, coupons, analytics; stock changes reach the rooms as stock:update
-        self.commerce = Commerce(settings, db, self.rooms, lambda: self.payments, self.chat_writer.flush)
+        self.commerce = Commerce(settings, db, self.rooms, self.payments, self.chat_writer.flush)
         self._tasks: list = []
 
     async def authenticate(self, authorization: str | None) -> Principal:

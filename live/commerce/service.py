@@ -3,7 +3,6 @@ analytics share one StockBoard (live availability -> the rooms' stock:update) an
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
 
 from db import Database
 from live.commerce.analytics import Analytics
@@ -32,7 +31,7 @@ REFUND_SWEEP_SECONDS = 30.0  # refunds whose call failed or was interrupted are 
 
 
 class Commerce:
-    def __init__(self, settings: Settings, db: Database, rooms: RoomService, payments: Callable[[], PaymentProviders],
+    def __init__(self, settings: Settings, db: Database, rooms: RoomService, payments: PaymentProviders,
                  flush_chat=None):
         self.settings = settings
         self.board = StockBoard(rooms.stock_changed)
@@ -44,10 +43,9 @@ class Commerce:
             state = rooms.streams.cached(stream_id)
             return dict(state.reaction_totals) if state is not None else None
 
-        registry = payments()
         self.cart = CartService(db, settings.cart_reservation_seconds, self.board, stream_id)
-        self.orders = OrderService(db, self.board, settings.order_payment_timeout_seconds, registry)
-        self.checkout = CheckoutService(db, self.board, self.orders, registry)
+        self.orders = OrderService(db, self.board, settings.order_payment_timeout_seconds, payments)
+        self.checkout = CheckoutService(db, self.board, self.orders, payments)
         self.catalog = CatalogService(db, self.board)
         self.coupons = CouponService(db)
         self.analytics = Analytics(db, live_reactions, flush_chat)

@@ -261,6 +261,10 @@ class Gateway:
         self.services.rooms.on_banned = self.kick_banned
         self.services.broker.on_user = self.deliver_to_user  # pushes made on other workers
 
+    def stop(self) -> None:
+        """The app is stopping: no more pings."""
+        self.sio.eio.ping_wheel.stop()
+
     async def _drain(self, _app: web.Application) -> None:
         """Graceful shutdown: tell every client to reconnect and close its connection (websocket close 1012,
         service restart). Socket.IO clients reconnect by themselves after a transport close, land on another
