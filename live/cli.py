@@ -41,8 +41,42 @@ def _run_worker(settings: Settings, dsn: str, reuse_port: bool, migrate_first: b
                   shutdown_timeout=10, serving=lambda: gcpolicy.settle(settings.gc_thresholds))
 
 
+def _port_free(host: str, port: int, reuse_port: bool) -> str | None:
+    """Why `port` cannot be listened on (one short line), or None. Checked before anything else starts, so a busy
+    port claims nothing (no embedded database, no Redis) and says so in one line."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot listen on {host}: {exc.strerror}"
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp's listener does
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.bind(addr)
+            sock.listen(1)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} is in use"
+            if exc.errno == errno.EACCES:
+                return f"port {port}: permission denied"
+            return f"cannot listen on {host}:{port}: {exc.strerror}"
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    busy = _port_free(settings.host, settings.port, args.workers > 1)
+    if busy is None and args.worker_ports:
+        busy = next(filter(None, (_port_free(settings.host, args.worker_ports + i, False)
+                                  for i in range(max(1, args.workers)))), None)
+    if busy is not None:
+        print(f"live: {busy}", file=sys.stderr)
+        return 1
     setup_logging(settings.log_level)
     from live.runtime import database_dsn
 

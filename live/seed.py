@@ -1,4 +1,8 @@
-"""Idempotent demo data: a seller `demo-seller`, a live stream `demo`, six products with variants, a coupon."""
+"""Idempotent demo data: a seller `demo-seller`, a live stream `demo`, six products with variants, a coupon.
+
+Ending a stream is final (see docs/protocol.md), so when the `demo` stream has ended the seed keeps it as a
+past show (its slug becomes `demo-<ended at>`) and makes a fresh live `demo` stream with the same products:
+`live seed`, and the start-up of a server whose demo data exists, always leave a demo to click through."""
 from __future__ import annotations
 
 from db import Database
@@ -29,12 +33,28 @@ async def is_empty(db: Database) -> bool:
         return not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM sellers)")
 
 
+async def demo_ended(db: Database) -> bool:
+    async with db.tx(SYSTEM) as conn:
+        return bool(await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM livestreams s JOIN sellers se ON se.id = s.seller_id
+                              WHERE s.slug = 'demo' AND s.status = 'ended' AND se.slug = 'demo-seller')"""))
+
+
 async def seed_if_empty(services) -> bool:
-    """Seed the demo data when SEED_DEMO is on and the database has no seller yet; whether it did."""
-    if services.settings.seed_demo and await is_empty(services.db):
+    """When SEED_DEMO is on: seed the demo data if the database has no seller yet, or start a fresh demo show if
+    the demo seller's `demo` stream has ended; whether it seeded."""
+    if services.settings.seed_demo and (await is_empty(services.db) or await demo_ended(services.db)):
         await seed(services)
         return True
     return False
+
+
+async def _retire_ended_demo(conn) -> None:
+    """Rename an ended `demo` stream to `demo-<ended at>` (its history stays), freeing the slug for a new show."""
+    await conn.execute(
+        """UPDATE livestreams SET slug = 'demo-' || to_char(ended_at, 'YYYYMMDD-HH24MISS') || '-' || left(id::text, 4),
+                                  livekit_room = 'live-demo-' || id::text
+           WHERE slug = 'demo' AND status = 'ended'""")
 
 
 async def seed(services) -> dict:
@@ -45,6 +65,7 @@ async def seed(services) -> dict:
         category = await conn.fetchval(
             """INSERT INTO categories (name, slug) VALUES ('Demo', 'demo')
                ON CONFLICT (slug) DO UPDATE SET name = categories.name RETURNING id""")
+        await _retire_ended_demo(conn)
         stream_id = await conn.fetchval(
             """INSERT INTO livestreams (seller_id, slug, title, description, status, started_at, livekit_room)
                VALUES ($1::uuid, 'demo', 'Demo live shopping show', 'Six products, live stock, real checkout.',

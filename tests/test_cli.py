@@ -95,3 +95,39 @@ def test_seed_is_idempotent(run_live, dsn):
     assert asyncio.run(counts(dsn)) == first
     on_hand = asyncio.run(fetch(dsn, "SELECT sku, on_hand FROM product_variants WHERE sku = 'EAR-PRO-BLK'"))
     assert [(r["sku"], r["on_hand"]) for r in on_hand] == [("EAR-PRO-BLK", 100)]
+
+
+def test_seed_after_the_demo_ended_starts_a_fresh_demo_show(run_live, dsn):
+    """Ending a stream is final; the next seed keeps the ended show as history and makes a new live `demo`."""
+    run_live("seed")
+    first = asyncio.run(fetch(dsn, "SELECT id::text AS id FROM livestreams WHERE slug = 'demo'"))[0]["id"]
+    asyncio.run(fetch(dsn, "UPDATE livestreams SET status = 'ended', ended_at = now() WHERE id = $1::uuid RETURNING 1",
+                      first))
+    assert "stream 'demo'" in run_live("seed")
+    rows = asyncio.run(fetch(dsn, "SELECT id::text AS id, slug, status, livekit_room, spotlight_product_id::text AS "
+                                  "spot FROM livestreams ORDER BY created_at"))
+    assert [r["id"] for r in rows][0] == first and len(rows) == 2
+    old, new = rows
+    assert old["slug"].startswith("demo-") and old["status"] == "ended"
+    assert new["slug"] == "demo" and new["status"] == "live" and new["id"] != first
+    assert new["spot"] is not None and old["livekit_room"] != new["livekit_room"]
+    products = asyncio.run(fetch(dsn, "SELECT count(*) AS n FROM livestream_products WHERE livestream_id = $1::uuid",
+                                 new["id"]))
+    assert products[0]["n"] == 6
+    run_live("seed")  # a live demo is left alone
+    assert len(asyncio.run(fetch(dsn, "SELECT 1 FROM livestreams"))) == 2
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line_and_starts_nothing(live_env, tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        env = {**live_env, "DATABASE_URL": "", "LIVE_DATA_DIR": str(tmp_path / "fresh")}
+        proc = subprocess.run([sys.executable, "-m", "live", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"live: port {port} is in use"
+    assert not (tmp_path / "fresh").exists()  # no embedded database was started
