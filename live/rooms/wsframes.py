@@ -1,0 +1,182 @@
+"""RFC 6455 client frames, sans-IO: bytes in, messages and control events out.
+
+`FrameReader` is the front door's websocket codec with no socket in it (the aiohttp style: codec apart from
+glue), so the tests feed it bytes directly and compare it with wsproto. Its costs are bounded per frame: a
+frame's header is checked once, when it is complete, and the size and fragment count of a message being
+assembled are running totals, so a flood of tiny continuation frames costs O(1) each and is cut at
+`max_fragments`. A message over `max_size` is refused as soon as a frame header announces it (before its bytes
+are buffered), so the reader never holds more than one frame of at most `max_size` bytes plus its header.
+
+Events are `(kind, value)` tuples, in order:
+
+    (TEXT, str) | (BINARY, bytes)   a whole message (fragments joined, text checked as UTF-8)
+    (PING, bytes) | (PONG, bytes)   control frames (interleaved with fragments, as RFC 6455 allows)
+    (CLOSE, (code, reason))         the client's close (code 1005 when it sent none); nothing is read after it
+    (FAIL, (code, message))         a protocol error: close with `code`; nothing is read after it
+
+Close codes: 1002 for a malformed frame (reserved bits or opcodes, unmasked, fragmented or long control frame,
+non-minimal length, a continuation with nothing to continue, a new message inside a fragmented one, a bad
+close payload), 1007 for text or a close reason that is not UTF-8, 1009 for a message over `max_size`, 1008
+for a message in more than `max_fragments` frames.
+"""
+from __future__ import annotations
+
+import codecs
+from typing import Any
+
+TEXT, BINARY, CLOSE, PING, PONG, FAIL = 0x1, 0x2, 0x8, 0x9, 0xA, -1
+MAX_FRAGMENTS = 64  # frames of one fragmented message; socket.io clients never fragment
+NO_STATUS = 1005  # the close code of a close frame without a payload (never sent on the wire)
+# close codes a peer may send: RFC 6455 7.4.1 and IANA's 1012/1013 (as wsproto), and 3000-4999
+_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013))
+_OPCODES = frozenset((0x0, TEXT, BINARY, CLOSE, PING, PONG))
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+
+
+def unmask(payload: bytes | bytearray, mask: bytes | bytearray) -> bytes:
+    n = len(payload)
+    if n == 0:
+        return b""
+    key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
+    return (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big")
+
+
+def close_event(payload: bytes) -> tuple[int, tuple[int, str]]:
+    """The event of a close frame's payload: CLOSE, or FAIL when the payload is malformed."""
+    if not payload:
+        return CLOSE, (NO_STATUS, "")
+    if len(payload) == 1:
+        return FAIL, (1002, "close frame with a 1-byte payload")
+    code = int.from_bytes(payload[:2], "big")
+    if code not in _CLOSE_CODES and not 3000 <= code <= 4999:
+        return FAIL, (1002, f"invalid close code {code}")
+    try:
+        return CLOSE, (code, payload[2:].decode())
+    except UnicodeDecodeError:
+        return FAIL, (1007, "close reason is not UTF-8")
+
+
+class FrameReader:
+    """Reads masked client frames (RFC 6455, no extensions) and assembles messages."""
+
+    __slots__ = ("max_size", "max_fragments", "buf", "need", "op", "parts", "size", "count", "decoder", "done")
+
+    def __init__(self, max_size: int, max_fragments: int = MAX_FRAGMENTS):
+        self.max_size = max_size
+        self.max_fragments = max_fragments
+        self.buf = bytearray()  # the start of a frame not yet complete
+        self.need = 0  # bytes `buf` must hold before parsing is worth trying again
+        self.op = 0  # opcode of the fragmented message being assembled (0: none)
+        self.parts: list[Any] = []
+        self.size = 0  # payload bytes of that message so far
+        self.count = 0  # its frames so far
+        self.decoder: codecs.IncrementalDecoder | None = None
+        self.done = False  # after CLOSE or FAIL
+
+    def feed(self, data: bytes) -> list[tuple[int, Any]]:
+        """The events of the frames that `data` completes."""
+        if self.done:
+            return []
+        buf = self.buf
+        if buf:
+            buf += data
+            if len(buf) < self.need:
+                return []
+        else:
+            buf = data
+        events: list[tuple[int, Any]] = []
+        pos, n = 0, len(buf)
+        while True:
+            if n - pos < 2:
+                self.need = 2
+                break
+            b0, b1 = buf[pos], buf[pos + 1]
+            op, length = b0 & 0x0F, b1 & 0x7F
+            if op not in _OPCODES:
+                return self._fail(events, 1002, f"reserved opcode {op:#x}")
+            if op >= 0x8 and (not b0 & 0x80 or length > 125):
+                return self._fail(events, 1002, "control frames must be final and at most 125 bytes")
+            head = pos + 2
+            if length == 126:
+                if n - pos < 4:
+                    self.need = 4
+                    break
+                length, head = int.from_bytes(buf[head:head + 2], "big"), head + 2
+                if length < 126:
+                    return self._fail(events, 1002, "non-minimal payload length")
+            elif length == 127:
+                if n - pos < 10:
+                    self.need = 10
+                    break
+                length, head = int.from_bytes(buf[head:head + 8], "big"), head + 8
+                if length < 65536 or length >> 63:
+                    return self._fail(events, 1002, "invalid 64-bit payload length")
+            if b0 & 0x70:
+                return self._fail(events, 1002, "reserved bits set without an extension")
+            if not b1 & 0x80:
+                return self._fail(events, 1002, "client frames must be masked")
+            if op < 0x8:
+                if op == 0:
+                    if not self.op:
+                        return self._fail(events, 1002, "continuation frame with nothing to continue")
+                elif self.op:
+                    return self._fail(events, 1002, "new message before the fragmented one ended")
+                if (self.size if op == 0 else 0) + length > self.max_size:
+                    return self._fail(events, 1009, f"message over {self.max_size} bytes")
+                if op == 0 and self.count >= self.max_fragments:
+                    return self._fail(events, 1008, f"message in more than {self.max_fragments} frames")
+            end = head + 4 + length
+            if end > n:
+                self.need = end - pos
+                break
+            payload = unmask(buf[head + 4:end], buf[head:head + 4])
+            pos = end
+            if op >= 0x8:
+                if op == CLOSE:
+                    events.append(close_event(payload))
+                    self.done = True
+                    break
+                events.append((op, payload))
+            elif b0 & 0x80 and op:  # a whole message in one frame: the common case
+                if op == TEXT:
+                    try:
+                        events.append((TEXT, payload.decode()))
+                    except UnicodeDecodeError:
+                        return self._fail(events, 1007, "text message is not UTF-8")
+                else:
+                    events.append((BINARY, payload))
+            elif not self._fragment(events, op, b0 & 0x80, payload):
+                return events
+        if self.done:
+            self.buf = bytearray()
+        elif buf is self.buf:
+            del buf[:pos]
+        else:
+            self.buf = bytearray(buf[pos:]) if pos < n else bytearray()
+        return events
+
+    def _fragment(self, events: list, op: int, fin: int, payload: bytes) -> bool:
+        """One frame of a fragmented message (its first if `op`); False after a FAIL event."""
+        if op:
+            self.op, self.parts, self.size, self.count = op, [], 0, 0
+            self.decoder = _utf8_decoder() if op == TEXT else None
+        self.size += len(payload)
+        self.count += 1
+        if self.decoder is not None:  # checked as it arrives: invalid UTF-8 fails on its frame
+            try:
+                self.parts.append(self.decoder.decode(payload, bool(fin)))
+            except UnicodeDecodeError:
+                self._fail(events, 1007, "text message is not UTF-8")
+                return False
+        else:
+            self.parts.append(payload)
+        if fin:
+            events.append((self.op, ("" if self.op == TEXT else b"").join(self.parts)))
+            self.op, self.parts, self.decoder = 0, [], None
+        return True
+
+    def _fail(self, events: list, code: int, message: str) -> list:
+        events.append((FAIL, (code, message)))
+        self.done = True
+        self.buf, self.parts, self.decoder = bytearray(), [], None
+        return events
