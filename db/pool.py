@@ -12,6 +12,8 @@ from typing import AsyncIterator, Iterable, Mapping, Protocol
 import asyncpg
 import orjson
 
+from live.errors import DomainError
+
 APP_ROLE = "live_app"
 _SET_CALLER = (
     "SELECT set_config('role', $1, true), set_config('app.user_id', $2, true), set_config('app.role', $3, true)"
@@ -39,12 +41,18 @@ async def update_columns(conn: asyncpg.Connection, table: str, row_id: str, fiel
                          allowed: Iterable[str], casts: Mapping[str, str] | None = None) -> None:
     """`UPDATE table SET ... WHERE id = row_id` (a uuid) with those of `fields` whose names are in `allowed`
     (column names never come from the caller's data); `casts` adds a type cast to a column's parameter.
-    Nothing runs when no field is allowed."""
+    Nothing runs when no field is allowed. A null for a NOT NULL column is 422 `validation_failed` naming it (the
+    request models refuse it first; this keeps a model that forgets from answering 500)."""
     cols = [k for k in fields if k in allowed]
     if not cols:
         return
     sets = ", ".join(f"{k} = ${i}{(casts or {}).get(k, '')}" for i, k in enumerate(cols, start=2))
-    await conn.execute(f"UPDATE {table} SET {sets} WHERE id = $1::uuid", row_id, *(fields[k] for k in cols))
+    try:
+        await conn.execute(f"UPDATE {table} SET {sets} WHERE id = $1::uuid", row_id, *(fields[k] for k in cols))
+    except asyncpg.NotNullViolationError as exc:  # a null the request model let through: the caller's mistake
+        column = exc.column_name or "a field"
+        raise DomainError("validation_failed", f"{column} must not be null",
+                          details=[{"field": column, "message": "must not be null"}]) from None
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

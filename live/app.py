@@ -10,7 +10,10 @@ from live.commerce import events as cart_events
 from live.config import Settings
 from live.http import account, cart, catalog, checkout, metrics, orders, sandbox_pay, streams, system, webhooks
 from live.http.api import Api
-from live.http.middleware import cors_middleware, error_middleware, request_id_middleware
+from live.http.middleware import (
+    cors_middleware, error_middleware, input_middleware, metrics_middleware, quiet_parse_errors, request_id_middleware,
+    security_headers,
+)
 from live.logging import get_logger
 from live.rooms.gateway import Gateway
 from live.services import Services
@@ -27,9 +30,12 @@ def build_api() -> Api:
 
 def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> web.Application:
     app = web.Application(
-        middlewares=[request_id_middleware, cors_middleware(settings.cors_origins), error_middleware],
+        middlewares=[metrics_middleware, request_id_middleware, cors_middleware(settings.cors_origins),
+                     error_middleware, input_middleware],
         client_max_size=1024 * 1024,
     )
+    app.on_response_prepare.append(security_headers(settings.base_url().startswith("https://")))
+    quiet_parse_errors()  # a request aiohttp's parser refuses is one warning line, not a traceback
     api = build_api()
     app["api"] = api
     api.register(app)

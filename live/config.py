@@ -65,6 +65,8 @@ class Settings(BaseModel):
     public_url: str = ""
     seed_demo: bool = True
     gc_thresholds: tuple[int, int, int] | None = (10_000, 50, 100)
+    http_max_body_bytes: int = 64 * 1024  # a REST JSON body over this (as read, however framed) is refused: 413
+    metrics_token: str | None = None  # GET /metrics needs `Authorization: Bearer <it>` (unset: loopback only, not in production)
 
     @field_validator("live_env")
     @classmethod
@@ -155,6 +157,20 @@ class Settings(BaseModel):
         if v is not None and not (0 < v[0] and 0 < v[1] and 0 < v[2]):
             raise ValueError("must be three numbers above 0")
         return v
+
+    @field_validator("http_max_body_bytes")
+    @classmethod
+    def _body_limit(cls, v: int) -> int:
+        if not 1024 <= v <= 1024 * 1024:
+            raise ValueError("must be between 1024 and 1048576 bytes")
+        return v
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, v: str | None) -> str | None:
+        if v is not None and v != "" and (len(v) < 16 or not v.isprintable() or " " in v):
+            raise ValueError("must be at least 16 printable characters without spaces")
+        return v or None
 
     @field_validator("jwt_secret")
     @classmethod

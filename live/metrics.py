@@ -20,7 +20,7 @@ import os
 from collections import Counter
 from typing import Any, Callable
 
-from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter as PromCounter, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 # events whose results also get a named counter (the rest are in live_socket_events_total only):
@@ -123,6 +123,38 @@ class LiveCollector:
             family = CounterMetricFamily(name, doc, labels=["worker"])
             family.add_metric([worker], hub.stats.get(key, 0))
             yield family
+
+
+# request latency buckets (seconds): a REST call takes ~1-20 ms on a quiet server; the top buckets catch stalls
+HTTP_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class HttpMetrics:
+    """REST and webhook traffic of this worker. Label values are bounded: route templates (not raw paths),
+    methods, status codes, error codes, provider names."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.worker = str(os.getpid())
+        self.requests = PromCounter("live_http_requests", "HTTP requests by method, route template and status",
+                                    ["worker", "method", "route", "status"], registry=registry)
+        self.latency = Histogram("live_http_request_duration_seconds",
+                                 "HTTP request latency (until the handler returns) by method and route template",
+                                 ["worker", "method", "route"], buckets=HTTP_BUCKETS, registry=registry)
+        self.checkouts = PromCounter("live_checkouts", "Checkouts by result: created, replayed, or the error code",
+                                     ["worker", "result"], registry=registry)
+        self.webhooks = PromCounter("live_webhooks", "Payment webhooks by provider and result (processed, duplicate, "
+                                    "ignored, failed, or the refusal's error code)",
+                                    ["worker", "provider", "result"], registry=registry)
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(self.worker, method, route, str(status)).inc()
+        self.latency.labels(self.worker, method, route).observe(seconds)
+
+    def checkout(self, result: str) -> None:
+        self.checkouts.labels(self.worker, result).inc()
+
+    def webhook(self, provider: str, result: str) -> None:
+        self.webhooks.labels(self.worker, provider, result).inc()
 
 
 def make_registry(app, counters: EventCounters) -> CollectorRegistry:

@@ -3,11 +3,9 @@ adjustments by the seller, wishlists. Writes run as the caller, so row-level sec
 behind the ownership checks made here."""
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 
 import asyncpg
-import orjson
 
 from db import Database
 from db import catalog as catalog_db
@@ -15,7 +13,10 @@ from db import inventory as inventory_db
 from db import users as users_db
 from live.auth.principal import Principal
 from live.commerce.stock import StockBoard
+from live.cursors import cursor_value, decode_cursor, encode_cursor
 from live.errors import DomainError, forbidden, not_found
+
+_CURSOR_KIND = {"newest": "ts", "relevance": "float", "price_asc": "bigint", "price_desc": "bigint"}
 
 
 def variant_out(v, *, owner: bool) -> dict:
@@ -31,20 +32,6 @@ def product_out(p, variants, *, owner: bool = False) -> dict:
             "category_id": p["category_id"], "title": p["title"], "description": p["description"],
             "image_urls": list(p["image_urls"]), "status": p["status"], "created_at": p["created_at"],
             "updated_at": p["updated_at"], "variants": [variant_out(v, owner=owner) for v in variants]}
-
-
-def encode_cursor(*parts) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(list(parts))).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, n: int) -> list:
-    try:
-        parts = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(parts, list) or len(parts) != n:
-            raise ValueError
-        return parts
-    except (ValueError, orjson.JSONDecodeError):
-        raise DomainError("invalid", "cursor is not one this server gave out") from None
 
 
 def _unique_sku(exc: asyncpg.UniqueViolationError) -> DomainError:
@@ -169,8 +156,7 @@ class CatalogService:
                               cursor: str | None) -> dict:
         before = None
         if cursor:
-            ts, pid = decode_cursor(cursor, 2)
-            before = (_ts(ts), pid)
+            before = tuple(decode_cursor(cursor, "ts", "uuid"))
         async with self.db.tx(principal) as conn:
             seller_id = await self._seller_id(conn, principal)
             rows = await catalog_db.seller_products(conn, seller_id, status, limit + 1, before)
@@ -191,10 +177,10 @@ class CatalogService:
             raise DomainError("invalid", "min_price is above max_price")
         after = None
         if cursor:
-            cur_sort, key, pid = decode_cursor(cursor, 3)
+            cur_sort, key, pid = decode_cursor(cursor, "text", "any", "uuid")
             if cur_sort != sort:
                 raise DomainError("invalid", "the cursor belongs to another sort order")
-            after = (_ts(key) if sort == "newest" else key, pid)
+            after = (cursor_value(_CURSOR_KIND[sort], key), pid)
         async with self.db.tx(principal) as conn:
             rows = await catalog_db.search(conn, q=q, category_id=category_id, seller_id=seller_id,
                                            min_price=min_price, max_price=max_price, currency=currency, sort=sort,
@@ -246,10 +232,3 @@ class CatalogService:
                 await catalog_db.wish(conn, principal.user_id, product_id)
             elif not await catalog_db.unwish(conn, principal.user_id, product_id):
                 raise not_found("wishlist entry")
-
-
-def _ts(value) -> datetime:
-    try:
-        return datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise DomainError("invalid", "cursor is not one this server gave out") from None

@@ -12,13 +12,15 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from live.auth.principal import ANONYMOUS, Principal
 from live.errors import DomainError, forbidden, unauthorized
 
 API = "/api/v1"
-MAX_BODY = 64 * 1024
+MAX_BODY = 64 * 1024  # default of HTTP_MAX_BODY_BYTES: a JSON body larger than this is refused (413)
+MAX_BIGINT = 2**63 - 1  # the largest id or number a bigint column holds
+NUL_MESSAGE = "must not contain a NUL byte (\\u0000)"
 
 
 def _default(obj: Any) -> Any:
@@ -39,18 +41,87 @@ def json_response(data: Any, status: int = 200, headers: dict | None = None) -> 
     return web.Response(body=dumps(data), status=status, content_type="application/json", headers=headers)
 
 
+def _field(loc: tuple) -> str | None:
+    return ".".join(str(p) for p in loc) or None
+
+
 def validation_details(exc: ValidationError) -> list[dict]:
-    return [{"field": ".".join(str(p) for p in e["loc"]) or None, "message": e["msg"]} for e in exc.errors()]
+    return [{"field": _field(e["loc"]),
+             "message": "must not be null" if e.get("input", ...) is None else e["msg"]} for e in exc.errors()]
+
+
+def patchable(**kw: Any) -> Any:
+    """A field of a partial update (PATCH) whose column is NOT NULL: leaving it out keeps the value, an explicit
+    null is refused (422 naming the field). Declare it with its plain type (`title: str = patchable(...)`), not
+    `str | None`; nullable columns keep `X | None = None`, where null clears the value."""
+    return Field(default=None, json_schema_extra=_no_default, **kw)
+
+
+def _no_default(schema: dict) -> None:
+    schema.pop("default", None)  # the document says "may be left out", not "null is a value"
+
+
+def nul_fields(value: Any, loc: tuple = ()) -> list[str]:
+    """Paths of the strings (keys included) holding a NUL byte, which PostgreSQL text cannot store."""
+    if isinstance(value, str):
+        return [_field(loc) or "body"] if "\x00" in value else []
+    if isinstance(value, dict):
+        out = []
+        for k, v in value.items():
+            out += [_field(loc + (k,)) or "body"] if "\x00" in k else nul_fields(v, loc + (k,))
+        return out
+    if isinstance(value, list):
+        return [f for i, v in enumerate(value) for f in nul_fields(v, loc + (i,))]
+    return []
 
 
 def parse_body(model: type[BaseModel], raw: bytes) -> Any:
-    """`model` from a JSON body: not JSON -> `invalid`, JSON that does not fit -> `validation_failed`."""
+    """`model` from a JSON body: not JSON -> `invalid`, JSON that does not fit or a string with a NUL byte ->
+    `validation_failed` naming the fields."""
+    if b"\\u0000" in raw:  # the only way JSON carries a NUL (a raw one is not JSON): find where, by name
+        try:
+            bad = nul_fields(orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            bad = []
+        if bad:
+            raise DomainError("validation_failed", "invalid request body",
+                              details=[{"field": f, "message": NUL_MESSAGE} for f in bad])
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             raise DomainError("invalid", "body is not valid JSON") from None
         raise DomainError("validation_failed", "invalid request body", details=validation_details(exc)) from None
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body, refused (413) past `limit` bytes as read, whatever the framing (Content-Length or
+    chunked): at most `limit` + one chunk is ever held."""
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> DomainError:
+    return DomainError("payload_too_large", f"body larger than {limit} bytes")
+
+
+async def authenticate(request: web.Request) -> Principal:
+    """The caller of the request's Authorization header. A 401 says "invalid token", never why the JWT library
+    refused it ("invalid token: Signature verification failed", "...: Not enough segments"): a short, stable
+    message that tells a prober nothing."""
+    try:
+        return await request.app["services"].authenticate(request.headers.get("Authorization"))
+    except DomainError as exc:
+        if exc.status == 401 and exc.message.startswith("invalid token"):
+            raise DomainError(exc.code, "invalid token", status=401) from None
+        raise
 
 
 @dataclass
@@ -112,7 +183,7 @@ def wrap(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]
     async def handle(request: web.Request) -> web.StreamResponse:
         principal = ANONYMOUS
         if op.auth != "none":
-            principal = await request.app["services"].authenticate(request.headers.get("Authorization"))
+            principal = await authenticate(request)
             if op.auth == "user" and not principal.authenticated:
                 raise unauthorized()
             if op.roles and principal.role not in op.roles:
@@ -124,9 +195,7 @@ def wrap(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]
             except ValidationError as exc:
                 raise DomainError("invalid", "invalid query parameters", details=validation_details(exc)) from None
         if op.body is not None:
-            if request.content_length is not None and request.content_length > MAX_BODY:
-                raise DomainError("payload_too_large", f"body larger than {MAX_BODY} bytes")
-            raw = await request.read()
+            raw = await read_body(request, request.app["services"].settings.http_max_body_bytes)
             if not raw:
                 raise DomainError("invalid", "a JSON body is required")
             call.body = parse_body(op.body, raw)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from db.streams import UUID, is_uuid
 from live.errors import DomainError, not_found
-from live.http.api import API, Api, Call
+from live.http.api import API, MAX_BIGINT, Api, Call, patchable
 from live.http.streams import SELLERS
 
 api = Api()
@@ -75,24 +75,26 @@ class ProductIn(BaseModel):
 
 class ProductPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    title: str | None = Field(default=None, min_length=1, max_length=200)
+    title: str = patchable(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
     category_id: str | None = Field(default=None, pattern=UUID)
-    image_urls: list[str] | None = Field(default=None, max_length=10)
-    status: Literal["draft", "active", "archived"] | None = None
+    image_urls: list[str] = patchable(max_length=10)
+    status: Literal["draft", "active", "archived"] = patchable()
 
     @field_validator("image_urls")
     @classmethod
-    def _urls(cls, v: list[str] | None) -> list[str] | None:
-        return None if v is None else _check_urls(v)
+    def _urls(cls, v: list[str]) -> list[str]:
+        return _check_urls(v)
 
 
 class VariantPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    sku: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    sku: str = patchable(pattern=r"^[A-Za-z0-9._-]{1,64}$")
     color: str | None = Field(default=None, max_length=50)
     size: str | None = Field(default=None, max_length=50)
-    price_minor: int | None = Field(default=None, ge=0, le=MAX_PRICE)
+    price_minor: int = patchable(ge=0, le=MAX_PRICE)
+    max_per_buyer: int | None = Field(default=None, ge=1, le=99, description=(
+        "units one buyer's cart may hold (null: back to the platform default)"))
 
 
 class StockIn(BaseModel):
@@ -123,7 +125,7 @@ class OwnQuery(BaseModel):
 
 class LedgerQuery(BaseModel):
     limit: int = Field(default=50, ge=1, le=200)
-    before: int | None = Field(default=None, ge=1, description="events with a smaller id")
+    before: int | None = Field(default=None, ge=1, le=MAX_BIGINT, description="events with a smaller id")
 
 
 def _catalog(call: Call):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from db import addresses as addresses_db
 from live.errors import DomainError, not_found
-from live.http.api import API, Api, Call, json_response
+from live.http.api import API, Api, Call, json_response, patchable
 from live.http.catalog import SELLERS, UUID, uuid_param
 
 api = Api()
@@ -78,11 +78,11 @@ class CouponIn(BaseModel):
 
 class CouponPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    active: bool | None = None
+    active: bool = patchable()
     starts_at: datetime | None = None
     ends_at: datetime | None = None
     usage_limit: int | None = Field(default=None, ge=0, le=10**9)
-    min_subtotal_minor: int | None = Field(default=None, ge=0, le=10**12)
+    min_subtotal_minor: int = patchable(ge=0, le=10**12)
 
 
 class CouponQuery(BaseModel):

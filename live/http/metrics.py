@@ -1,22 +1,51 @@
 """GET /metrics: the Prometheus text exposition of this worker (not under /api/v1, not in the OpenAPI
-document: it is for scrapers and load tests, not API clients)."""
+document: it is for scrapers and load tests, not API clients).
+
+Who may read it: with METRICS_TOKEN set, a request carrying `Authorization: Bearer <METRICS_TOKEN>` (anything else
+401). Without it, outside production, clients on this machine only (loopback: `make run`, the load tests); any
+other client, and everyone in production without a token, gets 404 (the endpoint does not advertise itself).
+"""
 from __future__ import annotations
+
+import hmac
+import ipaddress
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from live.metrics import EventCounters, make_registry
+from live.errors import DomainError
+from live.metrics import EventCounters, HttpMetrics, make_registry
+
+
+def _loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:  # a unix socket ("") or no peer
+        return False
+
+
+def check_access(request: web.Request) -> None:
+    settings = request.app["services"].settings
+    if settings.metrics_token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
+                                                                  settings.metrics_token.encode()):
+            raise DomainError("unauthorized", "the metrics token is required")
+    elif settings.live_env == "production" or not _loopback(request.remote):
+        raise DomainError("not_found", "no such route")
 
 
 def register(app: web.Application) -> None:
     """Add the route, and count socket events once the app has started (when every handler is registered)."""
     counters = EventCounters()
     app["metrics_registry"] = make_registry(app, counters)
+    app["http_metrics"] = HttpMetrics(app["metrics_registry"])
 
     async def instrument(app: web.Application) -> None:
         counters.instrument(app["gateway"].sio)
 
     async def metrics(request: web.Request) -> web.Response:
+        check_access(request)
         body = generate_latest(request.app["metrics_registry"])
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from db import orders as orders_db
 from db import streams as streams_db
 from live.auth.principal import Principal
-from live.commerce.catalog import decode_cursor, encode_cursor
-from live.errors import DomainError, not_found
+from live.cursors import decode_cursor, encode_cursor
+from live.errors import not_found
 from live.http.api import API, Api, Call
 from live.http.catalog import SELLERS, uuid_param
 
@@ -43,13 +43,7 @@ class StatusIn(BaseModel):
 
 
 async def _page(call: Call, principal: Principal, q, **filters) -> dict:
-    before = None
-    if q.cursor:
-        ts, oid = decode_cursor(q.cursor, 2)
-        try:
-            before = (datetime.fromisoformat(ts), oid)
-        except (TypeError, ValueError):
-            raise DomainError("invalid", "cursor is not one this server gave out") from None
+    before = tuple(decode_cursor(q.cursor, "ts", "uuid")) if q.cursor else None
     async with call.services.db.tx(principal) as conn:
         if filters.get("stream_id"):
             stream = await streams_db.get(conn, filters["stream_id"])

@@ -11,7 +11,7 @@ from db import streams as streams_db
 from db import users as users_db
 from db.streams import UUID
 from live.errors import DomainError, forbidden, not_found
-from live.http.api import API, Api, Call
+from live.http.api import API, MAX_BIGINT, Api, Call, patchable
 from live.rooms.state import message_out
 
 api = Api()
@@ -31,12 +31,12 @@ class StreamCreate(BaseModel):
 
 class StreamPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    title: str | None = Field(default=None, min_length=1, max_length=200)
+    title: str = patchable(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
     scheduled_at: datetime | None = None
     thumbnail_url: str | None = Field(default=None, max_length=2048, pattern=r"^https?://")
-    blocked_words: list[str] | None = Field(default=None, max_length=200)
-    slow_mode_seconds: int | None = Field(default=None, ge=0, le=3600)
+    blocked_words: list[str] = patchable(max_length=200)
+    slow_mode_seconds: int = patchable(ge=0, le=3600)
 
 
 class ProductIds(BaseModel):
@@ -51,7 +51,7 @@ class ListQuery(BaseModel):
 
 
 class ChatQuery(BaseModel):
-    before: int | None = Field(default=None, ge=1, description="return messages with a smaller id")
+    before: int | None = Field(default=None, ge=1, le=MAX_BIGINT, description="return messages with a smaller id")
     limit: int = Field(default=50, ge=1, le=200)
 
 
