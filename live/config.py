@@ -65,6 +65,9 @@ class Settings(BaseModel):
     public_url: str = ""
     seed_demo: bool = True
     gc_thresholds: tuple[int, int, int] | None = (10_000, 50, 100)
+    socket_event_rate: float = 20.0  # Socket.IO events per second per socket (token bucket, live/rooms/gateway.py)
+    socket_event_burst: int = 40  # events a socket may send at once before the rate applies
+    socket_flood_disconnect: int = 100  # refused events (bucket never refilled meanwhile) before a disconnect
     http_max_body_bytes: int = 64 * 1024  # a REST JSON body over this (as read, however framed) is refused: 413
     metrics_token: str | None = None  # GET /metrics needs `Authorization: Bearer <it>` (unset: loopback only, not in production)
 
@@ -171,6 +174,20 @@ class Settings(BaseModel):
         if v is not None and v != "" and (len(v) < 16 or not v.isprintable() or " " in v):
             raise ValueError("must be at least 16 printable characters without spaces")
         return v or None
+
+    @field_validator("socket_event_rate")
+    @classmethod
+    def _event_rate(cls, v: float) -> float:
+        if not 0.1 <= v <= 10_000:
+            raise ValueError("must be between 0.1 and 10000 events per second")
+        return v
+
+    @field_validator("socket_event_burst", "socket_flood_disconnect")
+    @classmethod
+    def _event_count(cls, v: int) -> int:
+        if not 1 <= v <= 100_000:
+            raise ValueError("must be between 1 and 100000")
+        return v
 
     @field_validator("jwt_secret")
     @classmethod

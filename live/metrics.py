@@ -123,6 +123,13 @@ class LiveCollector:
             family = CounterMetricFamily(name, doc, labels=["worker"])
             family.add_metric([worker], hub.stats.get(key, 0))
             yield family
+        writer = services.chat_writer
+        for count, name, doc in (
+                (writer.set_aside, "live_chat_rows_set_aside", "Chat messages PostgreSQL refused to store (set aside)"),
+                (writer.dropped, "live_chat_rows_dropped", "Chat messages not stored: the writer's buffer was full")):
+            family = CounterMetricFamily(name, doc, labels=["worker"])
+            family.add_metric([worker], count)
+            yield family
 
 
 # request latency buckets (seconds): a REST call takes ~1-20 ms on a quiet server; the top buckets catch stalls

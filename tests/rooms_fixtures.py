@@ -55,7 +55,12 @@ def err(ack: dict) -> str | None:
     assert isinstance(ack, dict) and isinstance(ack.get("ok"), bool), ack
     if ack["ok"]:
         return None
-    assert set(ack) == {"ok", "error"} and set(ack["error"]) == {"code", "message"}, ack
+    assert set(ack) == {"ok", "error"}, ack
+    fields = {"code", "message"}
+    if ack["error"].get("code") == "rate_limited" and "retry_after" in ack["error"]:  # the per-socket limit
+        assert isinstance(ack["error"]["retry_after"], (int, float)) and ack["error"]["retry_after"] > 0, ack
+        fields.add("retry_after")
+    assert set(ack["error"]) == fields, ack
     assert isinstance(ack["error"]["message"], str) and ack["error"]["message"], ack
     return ack["error"]["code"]
 

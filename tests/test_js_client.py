@@ -39,3 +39,19 @@ async def test_join_chat_highlight_with_official_client(live):
     assert r["viewerHighlight"]["error"]["code"] == "forbidden"
     assert r["highlightAck"]["ok"] and r["highlighted"]["product"]["id"] == product_id
     assert r["transport"] == "websocket"  # upgraded from long-polling
+
+
+async def test_connect_error_carries_code_and_message(live):
+    """A bad token: the official client's connect_error has `message` a sentence and `data` {code, message}."""
+    base = live.base.rstrip("/")
+    for token in ("not-a-jwt", live.services.token_for({"id": "00000000-0000-4000-8000-000000000009",
+                                                          "role": "customer", "name": "ghost"}) + "x"):
+        proc = await asyncio.create_subprocess_exec(
+            "node", str(JS / "connect_error.mjs"), base, token,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        r = json.loads(out.decode().strip().splitlines()[-1])
+        assert isinstance(r["data"], dict), r
+        assert r["data"]["code"] == "unauthorized" and isinstance(r["data"]["message"], str) and r["data"]["message"]
+        assert r["message"] == r["data"]["message"] and not r["message"].startswith("{"), r

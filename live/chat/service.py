@@ -1,4 +1,7 @@
-"""Chat and moderation: validation, rate limit, slow mode, blocked words, mutes, bans, moderators."""
+"""Chat and moderation: validation, rate limit, slow mode, blocked words, mutes, bans, moderators.
+
+Every moderation change (mute, ban, moderator grant or revoke, slow mode) writes its audit row (db/audit.py,
+actions `stream.mute`, `stream.ban`, `stream.moderator`, `stream.slow_mode`) in the transaction of the change."""
 from __future__ import annotations
 
 import re
@@ -9,8 +12,10 @@ from datetime import datetime, timezone
 import asyncpg
 
 from db import Database
+from db import audit
 from db import chat as chat_db
 from db import streams as streams_db
+from db import users as users_db
 from live.auth.principal import SYSTEM, Principal
 from live.chat.writer import ChatWriter
 from live.errors import DomainError, forbidden, not_found, unauthorized
@@ -84,17 +89,25 @@ class ChatService:
     async def mute(self, principal: Principal, id_or_slug: str, user_id: str, seconds: int) -> float:
         state = await self._moderated(principal, id_or_slug)
         self._not_staff_target(state, user_id)
+        before = state.muted_until(user_id)
+        until = time.time() + seconds
         async with _known_user(), self.db.tx(principal) as conn:
+            await self._not_admin_target(conn, principal, user_id)
             await streams_db.mute(conn, state.id, user_id, principal.user_id, seconds)
-        state.mutes[user_id] = time.time() + seconds
+            await audit.record(conn, principal.user_id, "stream.mute", "livestream", state.id, user_id=user_id,
+                               before={"muted_until": before}, after={"muted_until": until, "seconds": seconds})
+        state.mutes[user_id] = until
         await self.rooms.publish(state, "user:muted", {"stream_id": state.id, "user_id": user_id, "seconds": seconds})
-        return state.mutes[user_id]
+        return until
 
     async def ban(self, principal: Principal, id_or_slug: str, user_id: str, reason: str | None) -> StreamState:
         state = await self._moderated(principal, id_or_slug)
         self._not_staff_target(state, user_id)
         async with _known_user(), self.db.tx(principal) as conn:
+            await self._not_admin_target(conn, principal, user_id)
             await streams_db.ban(conn, state.id, user_id, principal.user_id, reason)
+            await audit.record(conn, principal.user_id, "stream.ban", "livestream", state.id, user_id=user_id,
+                               before={"banned": user_id in state.bans}, after={"banned": True, "reason": reason})
         state.bans.add(user_id)
         await self.rooms.publish(state, "user:banned", {"stream_id": state.id, "user_id": user_id})
         return state
@@ -105,6 +118,8 @@ class ChatService:
         # the permission was checked just above, so the write goes as the system
         async with self.db.tx(SYSTEM) as conn:
             row = await streams_db.update(conn, state.id, {"slow_mode_seconds": seconds})
+            await audit.record(conn, principal.user_id, "stream.slow_mode", "livestream", state.id,
+                               before={"slow_mode_seconds": state.slow_mode}, after={"slow_mode_seconds": seconds})
         self.rooms.streams.refresh_row(state, row)
         await self.rooms.publish(state, "chat:slowmode", {"stream_id": state.id, "seconds": seconds})
 
@@ -112,6 +127,8 @@ class ChatService:
         state = await self.rooms.owned(principal, id_or_slug)
         async with _known_user(), self.db.tx(principal) as conn:
             await streams_db.set_moderator(conn, state.id, user_id, principal.user_id, on)
+            await audit.record(conn, principal.user_id, "stream.moderator", "livestream", state.id, user_id=user_id,
+                               before={"moderator": user_id in state.moderators}, after={"moderator": on})
         (state.moderators.add if on else state.moderators.discard)(user_id)
         await self.rooms.publish(state, "moderator:added" if on else "moderator:removed",
                                  {"stream_id": state.id, "user_id": user_id})
@@ -128,3 +145,12 @@ class ChatService:
     def _not_staff_target(state: StreamState, user_id: str) -> None:
         if user_id == state.seller_user_id:
             raise forbidden("the stream's seller cannot be muted or banned")
+
+    @staticmethod
+    async def _not_admin_target(conn, principal: Principal, user_id: str) -> None:
+        """Nobody below admin mutes or bans an admin (the target's role as stored, in the change's transaction)."""
+        if principal.role == "admin":
+            return
+        target = await users_db.get(conn, user_id)
+        if target is not None and target["role"] == "admin":
+            raise forbidden("an admin cannot be muted or banned by a moderator or seller")

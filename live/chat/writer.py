@@ -1,5 +1,10 @@
 """Batched persistence of chat messages: ids are reserved from PostgreSQL in blocks, rows are written every
-100 ms (or 500 at a time), and a failed write is retried, so a burst costs a few round trips, not one each."""
+100 ms (or 500 at a time), so a burst costs a few round trips, not one each.
+
+A batch that fails because the database is unreachable or busy is kept, in order, for the next attempt. A batch
+that PostgreSQL refuses for its content is split in halves until each bad row fails alone: such a row can never be
+written, so it is set aside (logged with its id and stream, counted as `live_chat_rows_set_aside_total` in
+/metrics) and every other row of the batch is stored."""
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +19,17 @@ from live.logging import get_logger
 
 log = get_logger("live.chat.writer")
 ID_BLOCK = 200
-MAX_BUFFER = 100_000
+MAX_BUFFER = 100_000  # rows waiting to be written; beyond, new messages are broadcast but not stored (counted)
+
+
+def _transient(exc: BaseException) -> bool:
+    """A failure of the database or the link to it (retry the rows later), not of the rows themselves."""
+    if isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError,
+                        asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InsufficientResourcesError,
+                        asyncpg.exceptions.TransactionRollbackError)):
+        return True
+    # asyncpg's client-side errors: a closed connection is transient, a value it cannot encode (a ValueError) not
+    return isinstance(exc, asyncpg.InterfaceError) and not isinstance(exc, ValueError)
 
 
 class ChatWriter:
@@ -27,6 +42,8 @@ class ChatWriter:
         self._rows: list[list] = []
         self._by_id: dict[int, list] = {}
         self._wake = asyncio.Event()
+        self.set_aside = 0  # rows PostgreSQL refused (never written)
+        self.dropped = 0  # rows not kept because the buffer was full
 
     async def next_id(self) -> int:
         if not self._ids:
@@ -39,6 +56,7 @@ class ChatWriter:
     def add(self, msg_id: int, stream_id: str, user_id: str, text: str, seq: int | None, created_at) -> None:
         if len(self._rows) >= MAX_BUFFER:
             log.error("chat_buffer_full", dropped_id=msg_id)
+            self.dropped += 1
             return
         row = [msg_id, stream_id, user_id, text, seq, created_at, False]
         self._rows.append(row)
@@ -66,12 +84,33 @@ class ChatWriter:
     async def flush(self) -> None:
         while self._rows:
             rows, self._rows = self._rows[: self._batch], self._rows[self._batch:]
-            try:
-                async with self._db.tx(SYSTEM) as conn:
-                    await chat_db.insert_many(conn, [tuple(r) for r in rows])
-            except (asyncpg.PostgresError, OSError, asyncio.TimeoutError) as exc:
-                log.warning("chat_write_failed", error=str(exc), rows=len(rows))
-                self._rows[:0] = rows  # keep them, in order, for the next attempt
+            retry = await self._write(rows)
+            if retry:
+                self._rows[:0] = retry  # keep them, in order, for the next attempt
                 return
-            for r in rows:
-                self._by_id.pop(r[0], None)
+
+    async def _write(self, rows: list[list]) -> list[list]:
+        """Store rows, splitting a batch PostgreSQL refuses until each bad row fails alone (and is set aside).
+        Returns the rows to try again later (the database is away), in order; [] when done."""
+        try:
+            async with self._db.tx(SYSTEM) as conn:
+                await chat_db.insert_many(conn, [tuple(r) for r in rows])
+        except Exception as exc:
+            if _transient(exc):
+                log.warning("chat_write_failed", error=str(exc), rows=len(rows))
+                return rows
+            if len(rows) == 1:
+                self._set_aside(rows[0], exc)
+                return []
+            half = len(rows) // 2
+            retry = await self._write(rows[:half])
+            return retry + rows[half:] if retry else await self._write(rows[half:])
+        for r in rows:
+            self._by_id.pop(r[0], None)
+        return []
+
+    def _set_aside(self, row: list, exc: BaseException) -> None:
+        self.set_aside += 1
+        self._by_id.pop(row[0], None)
+        log.error("chat_row_set_aside", message_id=row[0], stream_id=row[1], user_id=row[2],
+                  error=f"{type(exc).__name__}: {str(exc)[:200]}")

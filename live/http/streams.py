@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from db import audit
 from db import chat as chat_db
 from db import streams as streams_db
 from db import users as users_db
@@ -133,7 +134,16 @@ async def get_stream(call: Call):
 async def patch_stream(call: Call):
     async with call.services.db.tx(call.principal) as conn:
         before = await _own_stream(call, conn)
-        row = await streams_db.update(conn, before["id"], call.body.model_dump(exclude_unset=True))
+        fields = call.body.model_dump(exclude_unset=True)
+        row = await streams_db.update(conn, before["id"], fields)
+        was, now = audit.changed({k: before[k] for k in fields}, {k: row[k] for k in fields})
+        if now:
+            await audit.record(conn, call.principal.user_id, "stream.update", "livestream", row["id"],
+                               before=was, after=now)
+        if "slow_mode_seconds" in now:  # the same change as a moderator's chat:slowmode, found under its name
+            await audit.record(conn, call.principal.user_id, "stream.slow_mode", "livestream", row["id"],
+                               before={"slow_mode_seconds": was["slow_mode_seconds"]},
+                               after={"slow_mode_seconds": now["slow_mode_seconds"]})
     # loaded (not only looked up in the cache) so the change reaches the other workers' copies of the room
     state = await call.services.rooms.streams.get(row["id"])
     call.services.rooms.streams.refresh_row(state, row)

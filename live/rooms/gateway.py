@@ -3,12 +3,14 @@ services, and answer every event with an ack `{ok: true, ...}` or `{ok: false, e
 from __future__ import annotations
 
 import functools
+import re
+import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 import socketio
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from db.streams import UUID
 from live.auth.principal import ANONYMOUS, Principal
@@ -21,18 +23,30 @@ from live.rooms.transport import LeanSocket, ws_close_frame, ws_text_frame
 
 log = get_logger("live.gateway")
 MAX_ROOMS_PER_SOCKET = 3
+STREAM_REF = r"^[0-9A-Za-z][0-9A-Za-z-]{0,119}$"  # a stream's id (uuid) or slug: nothing else is looked up
+# text PostgreSQL cannot store (NUL), that no client means to send (C0 controls but tab, newline and carriage
+# return; DEL) or that is not text at all (a lone UTF-16 surrogate: half an emoji)
+_BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 # ---- payloads ----
 
 class In(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
-    stream_id: str | None = Field(default=None, min_length=1, max_length=120)
+    stream_id: str | None = Field(default=None, pattern=STREAM_REF)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _clean_text(cls, v: Any) -> Any:
+        if isinstance(v, str) and _BAD_CHARS.search(v) is not None:
+            raise ValueError("text holds a character that is not allowed (NUL, a control character or half of "
+                             "a surrogate pair)")
+        return v
 
 
 class JoinIn(In):
-    stream_id: str = Field(min_length=1, max_length=120)
-    last_seq: int | None = Field(default=None, ge=0)
+    stream_id: str = Field(pattern=STREAM_REF)
+    last_seq: int | None = Field(default=None, ge=0, le=2**53)
     epoch: str | None = Field(default=None, max_length=64)
 
 
@@ -41,7 +55,7 @@ class ChatIn(In):
 
 
 class DeleteIn(In):
-    message_id: int = Field(ge=1)
+    message_id: int = Field(ge=1, le=2**63 - 1)
 
 
 class UserIn(In):
@@ -74,6 +88,8 @@ class Conn:
     principal: Principal
     sock: LeanSocket
     rooms: set[str] = field(default_factory=set)
+    tat: float = 0.0  # the socket's event bucket: when it is full again (GCRA), time.monotonic()
+    refused: int = 0  # events refused since the bucket was last full
 
 
 def _err(code: str, message: str) -> dict:
@@ -93,6 +109,10 @@ class Gateway:
             max_http_buffer_size=16 * 1024, logger=False, engineio_logger=False, ping_interval=25, ping_timeout=20)
         self.sio.attach(app)
         self.conns: dict[str, Conn] = {}
+        # every event of a socket takes a token: SOCKET_EVENT_BURST at once, then SOCKET_EVENT_RATE a second
+        self.event_interval = 1.0 / settings.socket_event_rate
+        self.event_window = settings.socket_event_burst * self.event_interval
+        self.flood_limit = settings.socket_flood_disconnect
         self.by_user: dict[str, set[str]] = {}
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
@@ -144,6 +164,9 @@ class Gateway:
             conn = self.conns.get(sid)
             if conn is None:
                 return _err("unauthorized", "not connected")
+            wait = self._over_limit(conn)
+            if wait:
+                return await self._limited(conn, wait)
             if not isinstance(data, dict):
                 return _err("invalid", f"{event} expects an object payload")
             try:
@@ -153,7 +176,7 @@ class Gateway:
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"]) or "payload"
-                return _err("invalid", f"{where}: {first['msg']}")
+                return _err("invalid", f"{where}: {first['msg'].removeprefix('Value error, ')}")
             except DomainError as exc:
                 return _err(exc.code, exc.message)
             except Exception:
@@ -162,7 +185,35 @@ class Gateway:
         return handler
 
     async def on_unknown(self, event: str, sid: str, *args: Any) -> dict:
+        conn = self.conns.get(sid)
+        if conn is not None and (wait := self._over_limit(conn)):
+            return await self._limited(conn, wait)
         return _err("invalid", f"unknown event {str(event)[:64]!r}")
+
+    def _over_limit(self, conn: Conn) -> float:
+        """Take one token from the socket's bucket: 0.0 if there was one, else the seconds until there is."""
+        now = time.monotonic()
+        tat = conn.tat
+        if tat <= now:
+            tat = now
+            conn.refused = 0  # the bucket refilled: a new episode
+        new = tat + self.event_interval
+        if new - now > self.event_window + 1e-9:
+            return new - now - self.event_window
+        conn.tat = new
+        return 0.0
+
+    async def _limited(self, conn: Conn, wait: float) -> dict:
+        """The ack of an event over the socket's limit; a socket that keeps sending regardless (flood_limit
+        refusals without ever letting its bucket refill) is disconnected (a Socket.IO disconnect: clients do
+        not reconnect by themselves after it)."""
+        conn.refused += 1
+        if conn.refused == self.flood_limit:
+            log.warning("socket_flood_disconnect", user_id=conn.principal.user_id, refused=conn.refused)
+            await self.sio.disconnect(conn.sid)
+            await conn.sock.close(wait=False)
+        return {"ok": False, "error": {"code": "rate_limited", "message": "too many events on this connection",
+                                       "retry_after": round(max(wait, 0.001), 3)}}
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
@@ -170,12 +221,13 @@ class Gateway:
         if token:
             try:
                 principal = await self.services.principal_for_token(str(token))
-            except DomainError as exc:
-                raise socketio.exceptions.ConnectionRefusedError({"code": "unauthorized", "message": exc.message})
+            except DomainError as exc:  # the client's connect_error: message, and data {code, message}
+                raise socketio.exceptions.ConnectionRefusedError(
+                    exc.message, {"code": "unauthorized", "message": exc.message}) from None
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         sock = self.sio.eio.sockets.get(eio_sid)
         if sock is None:
-            raise socketio.exceptions.ConnectionRefusedError({"code": "invalid", "message": "no transport"})
+            raise socketio.exceptions.ConnectionRefusedError("no transport", {"code": "invalid", "message": "no transport"})
         self.conns[sid] = Conn(sid, principal, sock)
         if principal.user_id:
             self.by_user.setdefault(principal.user_id, set()).add(sid)

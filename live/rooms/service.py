@@ -18,6 +18,7 @@ from typing import Callable
 import orjson
 
 from db import Database
+from db import audit
 from db import spotlights as spotlights_db
 from db import streams as streams_db
 from live.auth.principal import SYSTEM, Principal
@@ -38,6 +39,7 @@ REACTION_SAVE_INTERVAL = 5.0  # seconds between stores of the cumulative reactio
 UNSUBSCRIBE_DELAY = 5.0
 RECOVERY_TRIES = 5
 # room events that change what a worker knows about the room
+STATUS_FIELDS = ("status", "started_at", "ended_at", "spotlight_product_id")  # what start and end change
 _STATEFUL = frozenset({"chat:new", "chat:deleted", "user:muted", "user:banned", "moderator:added",
                        "moderator:removed", "chat:slowmode", "stream:status", "product:highlighted",
                        "product:unhighlighted", "stock:update", "reactions", "viewer:count"})
@@ -290,7 +292,11 @@ class RoomService:
         if status == "live" and state.status == "ended":
             raise DomainError("conflict", "an ended stream cannot go live again")
         async with self.db.tx(principal) as conn:
+            before = await streams_db.get(conn, state.id)
             row = await streams_db.set_status(conn, state.id, status)
+            was, now = audit.changed({f: before[f] for f in STATUS_FIELDS}, {f: row[f] for f in STATUS_FIELDS})
+            await audit.record(conn, principal.user_id, "stream.start" if status == "live" else "stream.end",
+                               "livestream", state.id, before=was, after=now)
         self.streams.refresh_row(state, row)
         if status == "ended":
             state.spotlight = None

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Coroutine
 
 import orjson
@@ -93,7 +94,17 @@ class OrjsonShim:
 
     @staticmethod
     def loads(s, **_kw):
-        return orjson.loads(s)
+        try:
+            return orjson.loads(s)
+        except orjson.JSONDecodeError:
+            # JSON that orjson refuses and the JSON standard allows, such as a lone surrogate escape (`"\\ud83d"`,
+            # half an emoji, which JavaScript's JSON.stringify writes) or an integer over 64 bits: decoded here
+            # so the payload's validation answers `invalid` instead of the connection being closed
+            return json.loads(s, parse_constant=_not_json)
+
+
+def _not_json(name: str):
+    raise ValueError(f"{name} is not JSON")
 
 
 class LiveSocketServer(socketio.AsyncServer):
