@@ -11,7 +11,8 @@ PRODUCT_COLS = """p.id::text AS id, p.seller_id::text AS seller_id, s.display_na
     s.user_id::text AS seller_user_id, p.category_id::text AS category_id, p.title, p.description, p.image_urls,
     p.status, p.created_at, p.updated_at"""
 VARIANT_COLS = """v.id::text AS id, v.product_id::text AS product_id, v.sku, v.color, v.size, v.price_minor,
-    v.currency, v.on_hand, v.reserved, v.sold, v.on_hand - v.reserved - v.sold AS available, v.stock_version"""
+    v.currency, v.on_hand, v.reserved, v.sold, v.on_hand - v.reserved - v.sold AS available, v.stock_version,
+    v.max_per_buyer"""
 
 
 # ---- categories ----
@@ -67,9 +68,10 @@ async def insert_product(conn: asyncpg.Connection, seller_id: str, fields: dict)
 
 async def insert_variant(conn: asyncpg.Connection, product_id: str, v: dict) -> str:
     return await conn.fetchval(
-        """INSERT INTO product_variants (product_id, sku, color, size, price_minor, currency, on_hand)
-           VALUES ($1::uuid, $2, $3, $4, $5, $6, $7) RETURNING id::text""",
-        product_id, v["sku"], v.get("color"), v.get("size"), v["price_minor"], v["currency"], v.get("stock", 0))
+        """INSERT INTO product_variants (product_id, sku, color, size, price_minor, currency, on_hand, max_per_buyer)
+           VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8) RETURNING id::text""",
+        product_id, v["sku"], v.get("color"), v.get("size"), v["price_minor"], v["currency"], v.get("stock", 0),
+        v.get("max_per_buyer"))
 
 
 async def update_product(conn: asyncpg.Connection, product_id: str, fields: dict) -> None:
@@ -78,7 +80,8 @@ async def update_product(conn: asyncpg.Connection, product_id: str, fields: dict
 
 
 async def update_variant(conn: asyncpg.Connection, variant_id: str, fields: dict) -> None:
-    await update_columns(conn, "product_variants", variant_id, fields, ("sku", "color", "size", "price_minor"))
+    await update_columns(conn, "product_variants", variant_id, fields,
+                         ("sku", "color", "size", "price_minor", "max_per_buyer"))
 
 
 async def seller_products(conn: asyncpg.Connection, seller_id: str, status: str | None, limit: int,

@@ -27,8 +27,19 @@ class StockLevel:
 
 _CART_CHANGES = warm(
     "SELECT status, available, version, cart_id::text, detail FROM commerce_cart_changes("
-    "$1::uuid, $2::uuid[], $3::text[], $4::int[], $5::uuid[], $6::text[], $7, $8)",
-    "00000000-0000-0000-0000-000000000000", [], [], [], [], [], 1, 1)  # no changes: returns at once
+    "$1::uuid, $2::uuid[], $3::text[], $4::int[], $5::uuid[], $6::text[], $7, $8, $9, $10)",
+    "00000000-0000-0000-0000-000000000000", [], [], [], [], [], 1, 1, 1, 0)  # no changes: returns at once
+
+
+@dataclass(frozen=True, slots=True)
+class CartLimits:
+    """What one buyer's cart may do with a variant: hold it `seconds` from the first reservation (never renewed),
+    hold it again only `cooldown` seconds after that ended, hold at most `default_cap` units of a variant without
+    a cap of its own (max_per_buyer), and never more than `max_line`."""
+    seconds: int
+    max_line: int
+    default_cap: int
+    cooldown: int
 
 
 class CartChange(NamedTuple):
@@ -39,27 +50,28 @@ class CartChange(NamedTuple):
     key: str | None = None  # an add's idempotency key
 
 
-async def cart_changes(conn: asyncpg.Connection, variant_id: str, changes: Sequence[CartChange], seconds: int,
-                       max_line: int) -> list[dict]:
+async def cart_changes(conn: asyncpg.Connection, variant_id: str, changes: Sequence[CartChange],
+                       limits: CartLimits) -> list[dict]:
     """Changes of one variant's cart lines, applied in the given order in one statement (one round trip, one
-    short transaction: commerce_cart_changes in migrations/0009_commerce_batched_cart_changes.sql), on a
+    short transaction: commerce_cart_changes in migrations/0012_commerce_buyer_limits.sql), on a
     pooled connection outside any transaction. One dict per change: status, available, version, cart_id,
     detail. The function is the app's privileged entry point for reservations: it runs as its owner with the
     buyers passed explicitly. An error in any change rolls back all of them."""
     rows = await conn.fetch(
         _CART_CHANGES, variant_id, [c.user_id for c in changes], [c.mode for c in changes], [c.qty for c in changes],
-        [c.stream_id for c in changes], [c.key for c in changes], seconds, max_line)
+        [c.stream_id for c in changes], [c.key for c in changes], limits.seconds, limits.max_line,
+        limits.default_cap, limits.cooldown)
     return [dict(r) for r in rows]
 
 
 async def cart_change(conn: Database | asyncpg.Connection, user_id: str, variant_id: str, mode: str, qty: int,
-                      stream_id: str | None, key: str | None, seconds: int, max_line: int) -> dict:
+                      stream_id: str | None, key: str | None, limits: CartLimits) -> dict:
     """One cart change (cart_changes with one element)."""
     if isinstance(conn, Database):
         async with conn.pool.acquire() as c:
-            return await cart_change(c, user_id, variant_id, mode, qty, stream_id, key, seconds, max_line)
+            return await cart_change(c, user_id, variant_id, mode, qty, stream_id, key, limits)
     change = CartChange(user_id, mode, qty, stream_id, key)
-    return (await cart_changes(conn, variant_id, [change], seconds, max_line))[0]
+    return (await cart_changes(conn, variant_id, [change], limits))[0]
 
 
 async def release_expired(db: Database, limit: int) -> list[StockLevel]:

@@ -56,6 +56,8 @@ class Settings(BaseModel):
     paystack_secret_key: str | None = None
     paystack_api_base: str = "https://api.paystack.co"
     cart_reservation_seconds: int = 600
+    cart_max_per_buyer: int = 5  # units of one variant a buyer's cart may hold, unless the seller set the variant's own
+    cart_hold_cooldown_seconds: int = 3600  # after a hold ends, the same cart may hold that variant again only after this
     order_payment_timeout_seconds: int = 1800
     shippo_api_key: str | None = None
     shippo_api_base: str = "https://api.goshippo.com"
@@ -145,6 +147,20 @@ class Settings(BaseModel):
     def _positive_window(cls, v: int) -> int:
         if not 10 <= v <= 7 * 24 * 3600:
             raise ValueError("must be between 10 seconds and 7 days")
+        return v
+
+    @field_validator("cart_max_per_buyer")
+    @classmethod
+    def _per_buyer(cls, v: int) -> int:
+        if not 1 <= v <= 99:
+            raise ValueError("must be between 1 and 99")
+        return v
+
+    @field_validator("cart_hold_cooldown_seconds")
+    @classmethod
+    def _cooldown(cls, v: int) -> int:
+        if not 0 <= v <= 7 * 24 * 3600:
+            raise ValueError("must be between 0 and 7 days")
         return v
 
     @field_validator("gc_thresholds", mode="before")

@@ -112,12 +112,16 @@ class Shop:
         return await self.call("POST", "/checkout", buyer, json=payload,
                                headers={"Idempotency-Key": key or uuid.uuid4().hex}, expect=expect)
 
-    async def expire_reservations(self, variant_id: str | None = None) -> None:
-        """Time passes: every (or one variant's) reservation is past its reserved_until."""
+    async def expire_reservations(self, variant_id: str | None = None, *, ago: float = 1.0) -> None:
+        """Time passes: every (or one variant's) reservation, and the hold it belongs to, ended `ago` seconds ago."""
         async with self.services.db.tx(SYSTEM) as conn:
             await conn.execute(
-                """UPDATE cart_items SET reserved_until = now() - interval '1 second'
-                   WHERE reserved_until IS NOT NULL AND ($1::uuid IS NULL OR variant_id = $1::uuid)""", variant_id)
+                """UPDATE cart_items SET reserved_until = now() - make_interval(secs => $2)
+                   WHERE reserved_until IS NOT NULL AND ($1::uuid IS NULL OR variant_id = $1::uuid)""",
+                variant_id, ago)
+            await conn.execute(
+                """UPDATE cart_holds SET expires_at = now() - make_interval(secs => $2)
+                   WHERE $1::uuid IS NULL OR variant_id = $1::uuid""", variant_id, ago)
 
 
 async def make_client(tmp_path, dsn, aiohttp_client, **settings):

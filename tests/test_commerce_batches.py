@@ -16,7 +16,7 @@ from tests.commerce_fixtures import assert_sold_exactly, crowd, shop  # noqa: F4
 
 async def _changes(shop, vid: str, changes: list[CartChange]) -> list[dict]:
     async with shop.services.db.pool.acquire() as conn:
-        return await inventory_db.cart_changes(conn, vid, changes, 600, 99)
+        return await inventory_db.cart_changes(conn, vid, changes, inventory_db.CartLimits(600, 99, 99, 3600))
 
 
 async def test_one_statement_applies_changes_in_order(shop):

@@ -28,7 +28,12 @@ async def test_rest_cart_add_change_remove(shop):
     cart = (await shop.call("PATCH", f"/me/cart/items/{vid}", buyer, json={"qty": 1}))["cart"]
     assert cart["items"][0]["quantity"] == 1 and (await shop.counters(vid))["reserved"] == 1
     err_body = await shop.call("PATCH", f"/me/cart/items/{vid}", buyer, json={"qty": 6}, expect=409)
-    assert err_body["error"] == {"code": "out_of_stock", "message": "only 4 left"}
+    assert err_body["error"] == {"code": "limit_exceeded", "message": "at most 5 of this item per buyer"}
+    rival = await shop.user()
+    await shop.call("POST", "/me/cart/items", rival, json={"variant_id": vid, "qty": 2})
+    err_body = await shop.call("PATCH", f"/me/cart/items/{vid}", buyer, json={"qty": 4}, expect=409)
+    assert err_body["error"] == {"code": "out_of_stock", "message": "only 2 left"}
+    await shop.call("DELETE", f"/me/cart/items/{vid}", rival)
     assert (await shop.counters(vid))["reserved"] == 1  # the refused change changed nothing
     cart = (await shop.call("DELETE", f"/me/cart/items/{vid}", buyer))["cart"]
     assert cart["items"] == [] and (await shop.counters(vid))["reserved"] == 0
@@ -117,9 +122,13 @@ async def test_expired_reservations_return_to_stock_and_room_sees_it(tmp_path, d
         assert got["product_id"] == p["id"] and got["stream_id"] == stream["id"]
         ledger = await shop.call("GET", f"/variants/{vid}/inventory", seller)
         assert ledger["items"][0]["kind"] == "release" and ledger["items"][0]["reason"] == "reservation expired"
-        # the line stays in the cart, no longer reserved; raising it reserves the whole quantity again
+        # the line stays in the cart, no longer reserved; the hold is not renewed (tests/test_commerce_limits.py)
+        # until the cool-down is over: then raising it reserves the whole quantity again
         line = (await shop.call("GET", "/me/cart", buyer))["cart"]["items"][0]
         assert line["quantity"] == 3 and line["reserved"] is False and line["reserved_until"] is None
+        body = await shop.call("PATCH", f"/me/cart/items/{vid}", buyer, json={"qty": 4}, expect=409)
+        assert body["error"]["code"] == "hold_expired"
+        await shop.expire_reservations(vid, ago=3601)
         await shop.call("PATCH", f"/me/cart/items/{vid}", buyer, json={"qty": 4})
         assert (await shop.counters(vid))["reserved"] == 4
         await shop.assert_ledger(vid)

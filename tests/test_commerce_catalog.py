@@ -85,7 +85,8 @@ async def test_bad_input_is_refused_clearly(shop):
 
 async def test_stock_adjustments_reason_idempotency_and_floor(shop):
     seller, buyer = await shop.seller(), await shop.user()
-    p = await shop.product(seller, stock=5)
+    p = await shop.product(seller, variants=[{"sku": "ADJ-1", "price_minor": 1000, "currency": "USD", "stock": 5,
+                                              "max_per_buyer": 10}])
     vid = p["variants"][0]["id"]
     r = await shop.call("POST", f"/variants/{vid}/stock", seller,
                         json={"delta": 3, "reason": "restock from supplier", "idempotency_key": "po-17"})

@@ -13,6 +13,8 @@ from live.auth.principal import SYSTEM
 from tests.commerce_fixtures import assert_sold_exactly, crowd, shop  # noqa: F401  (shop: fixture)
 from tests.rooms_fixtures import err
 
+LIMITS = inventory_db.CartLimits(seconds=600, max_line=99, default_cap=5, cooldown=3600)
+
 
 @pytest.mark.parametrize("units", [1, 7, 100])
 async def test_concurrent_rest_adds_never_oversell(shop, units):
@@ -58,7 +60,7 @@ async def test_sql_never_oversells_across_worker_pools(shop):
     pools = [await Database.connect(shop.services.db.dsn, min_size=1, max_size=10) for _ in range(3)]
     try:
         async def add(i, b):
-            r = await inventory_db.cart_change(pools[i % 3], b.id, vid, "add", 1, None, None, 600, 99)
+            r = await inventory_db.cart_change(pools[i % 3], b.id, vid, "add", 1, None, None, LIMITS)
             return r["status"]
 
         statuses = await asyncio.gather(*[add(i, b) for i, b in enumerate(buyers)])
@@ -67,8 +69,8 @@ async def test_sql_never_oversells_across_worker_pools(shop):
         givers = [b for b, s in zip(buyers, statuses) if s == "ok"][:3]
         takers = [b for b, s in zip(buyers, statuses) if s != "ok"][:50]
         results = await asyncio.gather(
-            *[inventory_db.cart_change(pools[0], b.id, vid, "set", 0, None, None, 600, 99) for b in givers],
-            *[inventory_db.cart_change(pools[i % 3], b.id, vid, "add", 1, None, None, 600, 99)
+            *[inventory_db.cart_change(pools[0], b.id, vid, "set", 0, None, None, LIMITS) for b in givers],
+            *[inventory_db.cart_change(pools[i % 3], b.id, vid, "add", 1, None, None, LIMITS)
               for i, b in enumerate(takers)])
         assert [r["status"] for r in results[:3]] == ["ok"] * 3
         took = sum(1 for r in results[3:] if r["status"] == "ok")
@@ -76,7 +78,7 @@ async def test_sql_never_oversells_across_worker_pools(shop):
         await assert_sold_exactly(shop, vid, 7, 4 + took, reservations=7 + took)
         # and once released, the units are there for the next buyers
         late = await asyncio.gather(*[inventory_db.cart_change(pools[i % 3], b.id, vid, "add", 1, None, None,
-                                                               600, 99) for i, b in enumerate(takers[25:])])
+                                                               LIMITS) for i, b in enumerate(takers[25:])])
         assert sum(1 for r in late if r["status"] == "ok") == 3 - took
         await assert_sold_exactly(shop, vid, 7, 7, reservations=10)
     finally:

@@ -16,7 +16,8 @@ from typing import Awaitable, Callable, NamedTuple
 from db import Database
 from db import cart as cart_db
 from db import inventory as inventory_db
-from db.inventory import CartChange, StockLevel
+from db.inventory import CartChange, CartLimits, StockLevel
+from db.streams import is_uuid
 from live.auth.principal import Principal
 from live.commerce.stock import Batches, StockBoard, out_of_stock
 from live.errors import DomainError, not_found, unauthorized
@@ -53,10 +54,12 @@ class RecentKeys:
 
 class CartService:
     def __init__(self, db: Database, reservation_seconds: int, board: StockBoard,
-                 resolve_stream: Callable[[str], Awaitable[str]]):
+                 resolve_stream: Callable[[str], Awaitable[str]], *, max_per_buyer: int = 5,
+                 hold_cooldown_seconds: int = 3600):
         self._keys = RecentKeys(ttl=max(600.0, reservation_seconds))
         self.db = db
         self.reservation_seconds = reservation_seconds
+        self.limits = CartLimits(reservation_seconds, MAX_LINE_QTY, max_per_buyer, hold_cooldown_seconds)
         self.board = board
         self._resolve_stream = resolve_stream
         self.batches: Batches[Pending, dict] = Batches(self._apply, self._screen)
@@ -82,7 +85,7 @@ class CartService:
         known = None if retry else self.board.refuses(variant_id, qty)
         if known is not None:
             raise out_of_stock(known)
-        stream_id = await self._resolve_stream(stream) if stream else None
+        stream_id = await self._stream(stream)
         result = self._outcome(await self.batches.submit(
             variant_id, Pending(CartChange(user, "add", qty, stream_id, key), retry)))
         if key:
@@ -93,13 +96,25 @@ class CartService:
         user = self._buyer(principal)
         if not 0 <= qty <= MAX_LINE_QTY:
             raise DomainError("invalid", f"qty must be between 0 and {MAX_LINE_QTY}")
-        stream_id = await self._resolve_stream(stream) if stream else None
+        stream_id = await self._stream(stream)
         return self._outcome(await self.batches.submit(
             variant_id, Pending(CartChange(user, "set", qty, stream_id), False)))
 
     async def remove(self, principal: Principal, variant_id: str) -> dict:
         user = self._buyer(principal)
         return self._outcome(await self.batches.submit(variant_id, Pending(CartChange(user, "set", 0), False)))
+
+    async def _stream(self, stream: str | None) -> str | None:
+        """The stream an add names (id or slug) as an id, for attribution only: the statement keeps it only if the
+        stream is live and shows the product; an unknown slug is no stream (never an error: the add goes on)."""
+        if not stream:
+            return None
+        if is_uuid(stream):
+            return stream.lower()
+        try:
+            return await self._resolve_stream(stream)
+        except DomainError:
+            return None
 
     def _screen(self, variant_id: str, p: Pending) -> dict | None:
         """Asked again when the change's turn comes: in a flash sale thousands wait, and the answer for most of
@@ -115,8 +130,7 @@ class CartService:
         meanwhile are refused from it); then the carts of the changes done are read after the commit (the row
         lock is gone by then), in one query on the same connection."""
         async with self.db.pool.acquire() as conn:
-            results = await inventory_db.cart_changes(conn, variant_id, [p.change for p in batch],
-                                                      self.reservation_seconds, MAX_LINE_QTY)
+            results = await inventory_db.cart_changes(conn, variant_id, [p.change for p in batch], self.limits)
             versioned = [r for r in results if r["version"] is not None and r["available"] is not None]
             if versioned:
                 newest = max(versioned, key=lambda r: r["version"])
@@ -143,7 +157,10 @@ class CartService:
         if status == "currency_mismatch":
             raise DomainError("conflict", f"your cart is in {r['detail']}: check it out or empty it first")
         if status == "too_many":
-            raise DomainError("invalid", f"at most {MAX_LINE_QTY} of one variant per cart")
+            raise DomainError("limit_exceeded", f"at most {r['detail']} of this item per buyer", status=409)
+        if status == "hold_expired":
+            raise DomainError("hold_expired", "your hold on this item has ended: check out to buy it if it is still "
+                              f"available, or hold it again after {r['detail']}", status=409)
         raise RuntimeError(f"unexpected cart change status {status!r}")
 
     # ---- expiry ----

@@ -21,7 +21,7 @@ _CURSOR_KIND = {"newest": "ts", "relevance": "float", "price_asc": "bigint", "pr
 
 def variant_out(v, *, owner: bool) -> dict:
     out = {"id": v["id"], "sku": v["sku"], "color": v["color"], "size": v["size"], "price_minor": v["price_minor"],
-           "currency": v["currency"], "available": v["available"]}
+           "currency": v["currency"], "available": v["available"], "max_per_buyer": v["max_per_buyer"]}
     if owner:
         out["stock"] = {"on_hand": v["on_hand"], "reserved": v["reserved"], "sold": v["sold"]}
     return out

@@ -43,7 +43,9 @@ class Commerce:
             state = rooms.streams.cached(stream_id)
             return dict(state.reaction_totals) if state is not None else None
 
-        self.cart = CartService(db, settings.cart_reservation_seconds, self.board, stream_id)
+        self.cart = CartService(db, settings.cart_reservation_seconds, self.board, stream_id,
+                                max_per_buyer=settings.cart_max_per_buyer,
+                                hold_cooldown_seconds=settings.cart_hold_cooldown_seconds)
         self.orders = OrderService(db, self.board, settings.order_payment_timeout_seconds, payments)
         self.checkout = CheckoutService(db, self.board, self.orders, payments)
         self.catalog = CatalogService(db, self.board)

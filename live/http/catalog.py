@@ -48,6 +48,8 @@ class VariantIn(BaseModel):
     price_minor: int = Field(ge=0, le=MAX_PRICE, description="price in minor units (cents)")
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     stock: int = Field(default=0, ge=0, le=MAX_STOCK, description="initial units on hand")
+    max_per_buyer: int | None = Field(default=None, ge=1, le=99, description=(
+        "units one buyer's cart may hold (null: the platform default, CART_MAX_PER_BUYER)"))
 
 
 class ProductIn(BaseModel):
@@ -181,7 +183,7 @@ async def add_variant(call: Call):
     return await _catalog(call).add_variant(call.principal, uuid_param(call), call.body.model_dump())
 
 
-@api.route("PATCH", f"{API}/variants/{{id}}", summary="Change a variant's sku, color, size or price",
+@api.route("PATCH", f"{API}/variants/{{id}}", summary="Change a variant's sku, color, size, price or per-buyer cap",
            tag="catalog", auth="user", roles=SELLERS, body=VariantPatch, errors=(404, 409))
 async def patch_variant(call: Call):
     return await _catalog(call).update_variant(call.principal, uuid_param(call),
