@@ -38,7 +38,8 @@ def _run_worker(settings: Settings, dsn: str, reuse_port: bool, migrate_first: b
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((settings.host, own_port))
     frontdoor.run(app, host=settings.host, port=settings.port, reuse_port=reuse_port, sock=sock, backlog=4096,
-                  shutdown_timeout=10, serving=lambda: gcpolicy.settle(settings.gc_thresholds))
+                  shutdown_timeout=10, keepalive_timeout=settings.http_keepalive_seconds,
+                  serving=lambda: gcpolicy.settle(settings.gc_thresholds))
 
 
 def _port_free(host: str, port: int, reuse_port: bool) -> str | None:

@@ -67,6 +67,10 @@ class Settings(BaseModel):
     public_url: str = ""
     seed_demo: bool = True
     gc_thresholds: tuple[int, int, int] | None = (10_000, 50, 100)
+    http_head_timeout_seconds: float = 10.0  # a new connection's first request head must arrive within this: else 408
+    http_keepalive_seconds: float = 30.0  # an idle keep-alive HTTP connection (or a later head never finished) is closed
+    ws_connect_timeout_seconds: float = 10.0  # a front-door websocket must send its Socket.IO CONNECT within this: else 1008
+    max_pending_connections_per_ip: int = 256  # connections of one IP not past their handshake (0: no cap): else 429
     socket_event_rate: float = 20.0  # Socket.IO events per second per socket (token bucket, live/rooms/gateway.py)
     socket_event_burst: int = 40  # events a socket may send at once before the rate applies
     socket_flood_disconnect: int = 100  # refused events (bucket never refilled meanwhile) before a disconnect
@@ -161,6 +165,20 @@ class Settings(BaseModel):
     def _cooldown(cls, v: int) -> int:
         if not 0 <= v <= 7 * 24 * 3600:
             raise ValueError("must be between 0 and 7 days")
+        return v
+
+    @field_validator("http_head_timeout_seconds", "http_keepalive_seconds", "ws_connect_timeout_seconds")
+    @classmethod
+    def _door_timeout(cls, v: float) -> float:
+        if not 0.05 <= v <= 3600:
+            raise ValueError("must be between 0.05 and 3600 seconds")
+        return v
+
+    @field_validator("max_pending_connections_per_ip")
+    @classmethod
+    def _pending_per_ip(cls, v: int) -> int:
+        if not 0 <= v <= 1_000_000:
+            raise ValueError("must be between 0 (no cap) and 1000000")
         return v
 
     @field_validator("gc_thresholds", mode="before")

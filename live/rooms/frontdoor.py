@@ -7,23 +7,32 @@ connection itself:
 
 * a fresh Engine.IO websocket (`GET /socket.io/?EIO=4&transport=websocket`, no `sid`: what
   socket.io-client does with `transports: ["websocket"]` and what our load generator does) is answered here
-  (origin check, handshake) and the connection is handed to `WsConnection`, a small protocol that parses
-  client frames and feeds python-engineio's socket, with no task per connection;
+  (origin check, handshake) and the connection is handed to `WsConnection` (live/rooms/wsconn.py), a small
+  protocol that parses client frames (live/rooms/wsframes.py) and feeds python-engineio's socket, with no task
+  per connection;
 * anything else (REST, long-polling, a polling client's upgrade carrying a `sid`, a malformed upgrade) is
   given to aiohttp untouched, bytes included, and behaves exactly as without the front door.
+
+Until a connection is past its handshake (its first request head; for a websocket, also its Socket.IO
+CONNECT) it is pending: it has `DoorLimits.head_timeout` for the head (408) and `connect_timeout` for the
+CONNECT (close 1008), and one IP may hold at most `pending_per_ip` pending connections (429). aiohttp closes
+keep-alive connections idle for `keepalive_timeout` (the runner's argument).
 """
 from __future__ import annotations
 
 import asyncio
 import base64
 import hashlib
+from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 from aiohttp import web
 from engineio import packet as eio_packet
 
-from live.rooms.transport import LeanSocket, ws_close_frame, ws_text_frame
+from live.rooms.transport import LeanSocket, ws_text_frame
+from live.rooms.wsconn import WsConnection
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEAD = 8192  # request heads beyond this go to aiohttp, which answers 431/400
@@ -32,158 +41,34 @@ _KEEP_HEADERS = {b"origin": "HTTP_ORIGIN", b"host": "HTTP_HOST", b"user-agent": 
                  b"x-forwarded-host": "HTTP_X_FORWARDED_HOST"}
 
 
-def _unmask(payload: bytes, mask: bytes) -> bytes:
-    n = len(payload)
-    if n == 0:
-        return b""
-    key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
-    return (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big")
-
-
-class WsConnection(asyncio.Protocol):
-    """A websocket connection after the handshake: RFC 6455 client frames in, Engine.IO packets to the socket.
-    Server-to-client frames are written by LeanSocket.write_raw, as on every lean socket."""
-
-    __slots__ = ("transport", "sock", "server", "buf", "parts", "part_op", "max_size")
-
-    def __init__(self, server, sock: LeanSocket, transport: asyncio.Transport):
-        self.server = server
-        self.sock = sock
-        self.transport = transport
-        self.buf = b""
-        self.parts: list[bytes] | None = None  # a fragmented message being assembled
-        self.part_op = 0
-        self.max_size = server.max_http_buffer_size
-
-    def data_received(self, data: bytes) -> None:
-        buf = self.buf + data if self.buf else data
-        pos, n = 0, len(buf)
-        while n - pos >= 2:
-            b0, b1 = buf[pos], buf[pos + 1]
-            if not b1 & 0x80 or b0 & 0x70:  # client frames are masked; no extensions were agreed
-                return self.fail(1002)
-            length, head = b1 & 0x7F, 2
-            if length == 126:
-                if n - pos < 4:
-                    break
-                length, head = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
-            elif length == 127:
-                if n - pos < 10:
-                    break
-                length, head = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
-            if length > self.max_size:
-                return self.fail(1009)
-            end = pos + head + 4 + length
-            if end > n:
-                break
-            payload = _unmask(buf[pos + head + 4:end], buf[pos + head:pos + head + 4])
-            pos = end
-            if not self.frame(b0 & 0x80, b0 & 0x0F, payload):
-                return
-        self.buf = buf[pos:] if pos < n else b""
-
-    def frame(self, fin: int, opcode: int, payload: bytes) -> bool:
-        if opcode >= 0x8:  # control frames: whole, short
-            if not fin or len(payload) > 125:
-                return self.fail(1002)
-            if opcode == 0x9:  # ping
-                self.transport.write(bytes((0x8A, len(payload))) + payload)
-            elif opcode == 0x8:  # close: answer and hang up
-                self.transport.write(ws_close_frame(1000))
-                self.transport.close()
-                return False
-            return True  # pong
-        if opcode == 0x0:  # continuation
-            if self.parts is None:
-                return self.fail(1002)
-            self.parts.append(payload)
-            if sum(map(len, self.parts)) > self.max_size:
-                return self.fail(1009)
-            if not fin:
-                return True
-            payload, opcode, self.parts = b"".join(self.parts), self.part_op, None
-        elif self.parts is not None:
-            return self.fail(1002)  # a new message before the fragmented one ended
-        elif not fin:
-            self.parts, self.part_op = [payload], opcode
-            return True
-        if opcode == 0x1:
-            try:
-                return self.message(payload.decode())
-            except UnicodeDecodeError:
-                return self.fail(1007)
-        if opcode == 0x2:
-            return self.message(payload)
-        return self.fail(1002)
-
-    def message(self, data: str | bytes) -> bool:
-        """One Engine.IO packet from the client."""
-        if data == "3":  # PONG, the common case: no task
-            self.sock.schedule_ping()
-            return True
-        if isinstance(data, str) and data[:2] == "42":  # a Socket.IO event: its handler, without the layers
-            fast = self.server.fast_event
-            run = fast(self.sock.sid, data[1:]) if fast is not None else None
-            if run is not None:
-                asyncio.get_running_loop().create_task(run)
-                return True
-        try:
-            pkt = eio_packet.Packet(encoded_packet=data)
-        except (ValueError, IndexError):
-            return self.fail(1003)
-        kind = pkt.packet_type
-        if kind == eio_packet.MESSAGE:
-            asyncio.get_running_loop().create_task(
-                self.server._trigger_event("message", self.sock.sid, pkt.data, run_async=False))
-        elif kind == eio_packet.CLOSE:
-            self.transport.close()
-            return False
-        elif kind == eio_packet.PONG:
-            self.sock.schedule_ping()
-        elif kind not in (eio_packet.NOOP, eio_packet.UPGRADE, eio_packet.PING):
-            return self.fail(1003)
-        return True
-
-    def fail(self, code: int) -> bool:
-        """A protocol error: close with `code` and drop the connection."""
-        if not self.transport.is_closing():
-            self.transport.write(ws_close_frame(code))
-            self.transport.close()
-        return False
-
-    def pause_writing(self) -> None:  # the pending-bytes cap in write_raw bounds the buffer
-        pass
-
-    def resume_writing(self) -> None:
-        pass
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        sock = self.sock
-        sock.transport = None
-        if not sock.closed and not sock.closing:
-            task = asyncio.get_running_loop().create_task(
-                sock.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE))
-            task.add_done_callback(lambda _t: self.server.sockets.pop(sock.sid, None))
-        else:
-            self.server.sockets.pop(sock.sid, None)
-
-
 class FrontDoor(asyncio.Protocol):
-    """The protocol of every new connection until its first request head is read."""
+    """The protocol of every new connection until its first request head is read. It is pending until then:
+    closed (408) if the head does not come within the head timeout, counted against its IP's pending cap."""
 
-    __slots__ = ("door", "transport", "buf")
+    __slots__ = ("door", "transport", "buf", "deadline", "release")
 
     def __init__(self, door: "FrontDoorServer"):
         self.door = door
         self.transport: asyncio.Transport | None = None
         self.buf = b""
+        self.deadline: asyncio.TimerHandle | None = None
+        self.release: Callable[[], None] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
+        door = self.door
+        self.release = door.admit(transport)
+        if self.release is None:  # too many pending connections from this IP
+            _refuse(transport, 429, "too_many_connections", "too many connections from your address are opening")
+            return
+        self.deadline = asyncio.get_running_loop().call_later(door.limits.head_timeout, self._too_slow)
 
     def data_received(self, data: bytes) -> None:
+        if self.release is None:
+            return
+        seen = len(self.buf)
         self.buf += data
-        end = self.buf.find(b"\r\n\r\n")
+        end = self.buf.find(b"\r\n\r\n", max(0, seen - 3))
         if end < 0:
             if len(self.buf) > MAX_HEAD:
                 self._to_aiohttp()
@@ -192,11 +77,26 @@ class FrontDoor(asyncio.Protocol):
         if head.startswith(b"GET ") and self.door.eio_path_bytes in head[:len(self.door.eio_path_bytes) + 5]:
             request = _parse_head(head)
             if request is not None and self.door.accepts(request):
-                self.door.open_websocket(self.transport, request, self.buf[end + 4:])
+                self.deadline.cancel()
+                release, self.release = self.release, None  # the websocket stays pending until its CONNECT
+                self.door.open_websocket(self.transport, request, self.buf[end + 4:], release)
                 return
         self._to_aiohttp()
 
+    def _too_slow(self) -> None:
+        self._settled()
+        _refuse(self.transport, 408, "request_timeout", "the request head did not arrive in time")
+
+    def _settled(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+        if self.release is not None:
+            self.release()
+            self.release = None
+
     def _to_aiohttp(self) -> None:
+        self._settled()
         handler = self.door.http()
         transport, buf = self.transport, self.buf
         self.buf = b""
@@ -208,7 +108,17 @@ class FrontDoor(asyncio.Protocol):
         return None  # close
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._settled()
         self.buf = b""
+
+
+def _refuse(transport: asyncio.Transport, status: int, code: str, message: str) -> None:
+    """Answer an HTTP error with the usual JSON body and hang up."""
+    body = orjson.dumps({"error": {"code": code, "message": message}})
+    reason = {408: b"Request Timeout", 429: b"Too Many Requests"}[status]
+    transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (status, reason, len(body), body))
+    transport.close()
 
 
 def _parse_head(head: bytes) -> dict[str, Any] | None:
@@ -230,17 +140,54 @@ def _parse_head(head: bytes) -> dict[str, Any] | None:
     return {"path": url.path, "query_string": url.query, "query": parse_qs(url.query), "headers": headers}
 
 
+@dataclass(frozen=True)
+class DoorLimits:
+    """The front door's timeouts and caps (settings HTTP_HEAD_TIMEOUT_SECONDS, WS_CONNECT_TIMEOUT_SECONDS,
+    MAX_PENDING_CONNECTIONS_PER_IP; see .env.example)."""
+
+    head_timeout: float = 10.0  # seconds for a new connection's first request head
+    connect_timeout: float = 10.0  # seconds for a websocket's Socket.IO CONNECT after the handshake
+    pending_per_ip: int = 256  # connections of one IP not past these two steps (0: no cap)
+
+    @classmethod
+    def of(cls, settings) -> "DoorLimits":
+        return cls(settings.http_head_timeout_seconds, settings.ws_connect_timeout_seconds,
+                   settings.max_pending_connections_per_ip)
+
+
 class FrontDoorServer:
     """The protocol factory of the listening socket: front doors that lead to aiohttp or to a WsConnection."""
 
-    def __init__(self, http_server: web.Server, eio_server, path: str = "/socket.io/"):
+    def __init__(self, http_server: web.Server, eio_server, path: str = "/socket.io/",
+                 limits: DoorLimits | None = None):
         self.http = http_server
         self.eio = eio_server
         self.eio_path = path
         self.eio_path_bytes = path.encode()
+        self.limits = limits or DoorLimits()
+        self.pending: dict[str, int] = {}  # IP -> its connections not past their handshake
 
     def __call__(self) -> FrontDoor:
         return FrontDoor(self)
+
+    def admit(self, transport: asyncio.Transport) -> Callable[[], None] | None:
+        """Count a new pending connection of its IP: the function that uncounts it (call it once), or None
+        when the IP has its cap of pending connections already."""
+        peer = transport.get_extra_info("peername")
+        ip = peer[0] if peer else ""
+        pending, cap = self.pending, self.limits.pending_per_ip
+        n = pending.get(ip, 0)
+        if cap and n >= cap:
+            return None
+        pending[ip] = n + 1
+
+        def release() -> None:
+            left = pending[ip] - 1
+            if left:
+                pending[ip] = left
+            else:
+                del pending[ip]
+        return release
 
     def accepts(self, req: dict[str, Any]) -> bool:
         """A fresh Engine.IO v4 websocket with a well-formed RFC 6455 handshake; everything else is aiohttp's."""
@@ -250,7 +197,8 @@ class FrontDoorServer:
                 and b"upgrade" in h.get(b"connection", b"").lower() and h.get(b"sec-websocket-version") == b"13"
                 and len(h.get(b"sec-websocket-key", b"")) == 24)
 
-    def open_websocket(self, transport: asyncio.Transport, req: dict[str, Any], rest: bytes) -> None:
+    def open_websocket(self, transport: asyncio.Transport, req: dict[str, Any], rest: bytes,
+                       release: Callable[[], None] | None = None) -> None:
         eio = self.eio
         environ = _environ(req, transport)
         if eio.cors_allowed_origins != [] and environ.get("HTTP_ORIGIN"):
@@ -260,13 +208,16 @@ class FrontDoorServer:
                 transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
                                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
                 transport.close()
+                if release is not None:
+                    release()
                 return
         accept = base64.b64encode(hashlib.sha1(req["headers"][b"sec-websocket-key"] + WS_GUID).digest())
         sid = eio.generate_id()
         sock = LeanSocket.for_websocket(eio, sid, transport)
         eio.sockets[sid] = sock
-        conn = WsConnection(eio, sock, transport)
+        conn = WsConnection(eio, sock, transport, release)
         transport.set_protocol(conn)
+        conn.expect_connect(self.limits.connect_timeout)
         open_packet = eio_packet.Packet(eio_packet.OPEN, {
             "sid": sid, "upgrades": [], "pingTimeout": int(eio.ping_timeout * 1000),
             "pingInterval": int(eio.ping_interval + eio.ping_interval_grace_period) * 1000,
@@ -298,11 +249,13 @@ def _environ(req: dict[str, Any], transport: asyncio.Transport) -> dict[str, Any
 
 
 class FrontDoorRunner(web.AppRunner):
-    """aiohttp's AppRunner whose listening sockets open front doors."""
+    """aiohttp's AppRunner whose listening sockets open front doors. The door's limits come from the app's
+    settings (`app["services"].settings`, there once the app has started) unless given."""
 
-    def __init__(self, app: web.Application, eio_server, **kwargs):
+    def __init__(self, app: web.Application, eio_server, limits: DoorLimits | None = None, **kwargs):
         super().__init__(app, **kwargs)
         self._eio = eio_server
+        self._limits = limits
         self.front: FrontDoorServer | None = None
 
     @property
@@ -311,18 +264,22 @@ class FrontDoorRunner(web.AppRunner):
         if http is None:
             return None
         if self.front is None or self.front.http is not http:
-            self.front = FrontDoorServer(http, self._eio)
+            limits = self._limits
+            if limits is None:
+                services = self.app.get("services")
+                limits = DoorLimits.of(services.settings) if services is not None else DoorLimits()
+            self.front = FrontDoorServer(http, self._eio, limits=limits)
         return self.front
 
 
 async def serve(app: web.Application, *, host: str, port: int, reuse_port: bool = False, sock=None,
                 backlog: int = 4096, shutdown_timeout: float = 10.0, handle_signals: bool = True,
-                serving: Callable[[], None] | None = None) -> None:
+                keepalive_timeout: float = 30.0, serving: Callable[[], None] | None = None) -> None:
     """Run `app` on host:port (and on the bound socket `sock` if given) through the front door until cancelled
     (or SIGINT/SIGTERM, which aiohttp's runner turns into GracefulExit). `serving()` is called once the app has
-    started and listens."""
+    started and listens. `keepalive_timeout`: seconds an idle keep-alive HTTP connection is kept."""
     runner = FrontDoorRunner(app, app["gateway"].sio.eio, handle_signals=handle_signals, access_log=None,
-                             shutdown_timeout=shutdown_timeout)
+                             shutdown_timeout=shutdown_timeout, keepalive_timeout=keepalive_timeout)
     await runner.setup()
     try:
         sites = [web.TCPSite(runner, host, port, backlog=backlog, reuse_port=reuse_port or None)]

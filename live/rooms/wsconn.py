@@ -1,0 +1,117 @@
+"""A front-door websocket after its handshake: client frames in (through the sans-IO `FrameReader`), Engine.IO
+packets to python-engineio's socket. Server-to-client frames are written by LeanSocket.write_raw, as on every
+lean socket, so every write (pongs and close frames included) counts against its cap on unsent output."""
+from __future__ import annotations
+
+import asyncio
+
+from engineio import packet as eio_packet
+
+from live.rooms.transport import LeanSocket, ws_close_frame
+from live.rooms.wsframes import BINARY, CLOSE, FAIL, NO_STATUS, PING, TEXT, FrameReader
+
+
+class WsConnection(asyncio.Protocol):
+    """The protocol of a websocket viewer. Until its client sends its first Socket.IO CONNECT (`40...`) the
+    connection is pending: `deadline` closes it (1008) when that does not come in time, and `release` gives
+    its slot back to the front door's count of pending connections of its IP."""
+
+    __slots__ = ("transport", "sock", "server", "reader", "deadline", "release")
+
+    def __init__(self, server, sock: LeanSocket, transport: asyncio.Transport, release=None):
+        self.server = server
+        self.sock = sock
+        self.transport = transport
+        self.reader = FrameReader(server.max_http_buffer_size)
+        self.deadline: asyncio.TimerHandle | None = None
+        self.release = release  # called once, when the connection stops being pending
+
+    def expect_connect(self, timeout: float) -> None:
+        self.deadline = asyncio.get_running_loop().call_later(timeout, self.fail, 1008)
+
+    def data_received(self, data: bytes) -> None:
+        for kind, value in self.reader.feed(data):
+            if kind == TEXT or kind == BINARY:
+                if not self.message(value):
+                    return
+            elif kind == PING:  # counted against the output cap like any write: a client that never reads is cut
+                if not self.sock.write_raw(bytes((0x8A, len(value))) + value):
+                    return
+            elif kind == CLOSE:  # echo the client's code, then hang up
+                code = value[0]
+                self.close(1000 if code == NO_STATUS else code)
+                return
+            elif kind == FAIL:
+                self.fail(value[0])
+                return
+            # PONG: nothing to do
+
+    def message(self, data: str | bytes) -> bool:
+        """One Engine.IO packet from the client."""
+        if data == "3":  # PONG, the common case: no task
+            self.sock.schedule_ping()
+            return True
+        if self.deadline is not None and data[:2] == "40":  # the Socket.IO CONNECT: no longer pending
+            self._settled()
+        if isinstance(data, str) and data[:2] == "42":  # a Socket.IO event: its handler, without the layers
+            fast = self.server.fast_event
+            run = fast(self.sock.sid, data[1:]) if fast is not None else None
+            if run is not None:
+                asyncio.get_running_loop().create_task(run)
+                return True
+        try:
+            pkt = eio_packet.Packet(encoded_packet=data)
+        except (ValueError, IndexError):
+            return self.fail(1003)
+        kind = pkt.packet_type
+        if kind == eio_packet.MESSAGE:
+            asyncio.get_running_loop().create_task(
+                self.server._trigger_event("message", self.sock.sid, pkt.data, run_async=False))
+        elif kind == eio_packet.CLOSE:
+            self.transport.close()
+            return False
+        elif kind == eio_packet.PONG:
+            self.sock.schedule_ping()
+        elif kind not in (eio_packet.NOOP, eio_packet.UPGRADE, eio_packet.PING):
+            return self.fail(1003)
+        return True
+
+    def close(self, code: int) -> bool:
+        """Send a close frame with `code` (if the output cap allows) and hang up."""
+        transport = self.transport
+        if not transport.is_closing():
+            if self.sock.write_raw(ws_close_frame(code)):
+                transport.close()
+            elif not transport.is_closing():  # the socket let go of it already
+                transport.abort()
+        return False
+
+    def fail(self, code: int) -> bool:
+        """A protocol error (or a connection that stayed pending too long): close with `code`."""
+        self._settled()
+        return self.close(code)
+
+    def _settled(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+        if self.release is not None:
+            self.release()
+            self.release = None
+
+    def pause_writing(self) -> None:  # the pending-bytes cap in write_raw bounds the buffer
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._settled()
+        sock = self.sock
+        sock.transport = None
+        if not sock.closed and not sock.closing:
+            task = asyncio.get_running_loop().create_task(
+                sock.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE))
+            task.add_done_callback(lambda _t: self.server.sockets.pop(sock.sid, None))
+        else:
+            self.server.sockets.pop(sock.sid, None)
