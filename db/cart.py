@@ -85,3 +85,13 @@ async def lines_for_checkout(conn: asyncpg.Connection, cart_id: str) -> list[asy
 async def mark_converted(conn: asyncpg.Connection, cart_id: str) -> None:
     await conn.execute("UPDATE cart_items SET reserved_until = NULL WHERE cart_id = $1::uuid", cart_id)
     await conn.execute("UPDATE carts SET status = 'converted' WHERE id = $1::uuid", cart_id)
+
+
+async def purge_holds(conn: asyncpg.Connection, ended_before_seconds: int, limit: int) -> int:
+    """Forget holds that ended more than `ended_before_seconds` ago (past the cool-down they refuse nothing; carts
+    checked out keep theirs until then). Returns how many went."""
+    status = await conn.execute(
+        """DELETE FROM cart_holds WHERE (cart_id, variant_id) IN (
+               SELECT cart_id, variant_id FROM cart_holds
+               WHERE expires_at < now() - make_interval(secs => $1) LIMIT $2)""", ended_before_seconds, limit)
+    return int(status.split()[-1])

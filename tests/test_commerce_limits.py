@@ -118,11 +118,19 @@ async def test_a_hold_is_not_renewed_past_its_first_end(shop):
     finally:
         await viewer.close()
     assert (await shop.counters(vid))["reserved"] == 0 and await _line(shop, buyer, vid) is None
-    # long after (the cool-down), a fresh hold
+    # long after (the cool-down), a fresh hold; the sweeper forgets such old holds
     await shop.expire_reservations(vid, ago=3601)
+    assert await _holds(shop, vid) == 1
+    await shop.services.commerce.cart.release_expired()
+    assert await _holds(shop, vid) == 0
     fresh = (await shop.call("POST", "/me/cart/items", buyer, json={"variant_id": vid}))["cart"]["items"][0]
     assert fresh["reserved"] and datetime.fromisoformat(fresh["reserved_until"]) > datetime.fromisoformat(until)
     await shop.assert_ledger(vid)
+
+
+async def _holds(shop, vid: str) -> int:
+    async with shop.services.db.tx(SYSTEM) as conn:
+        return await conn.fetchval("SELECT count(*) FROM cart_holds WHERE variant_id = $1::uuid", vid)
 
 
 async def test_after_the_hold_the_line_can_still_be_checked_out(shop):

@@ -18,7 +18,7 @@ from db import cart as cart_db
 from db import inventory as inventory_db
 from db.inventory import CartChange, CartLimits, StockLevel
 from db.streams import is_uuid
-from live.auth.principal import Principal
+from live.auth.principal import SYSTEM, Principal
 from live.commerce.stock import Batches, StockBoard, out_of_stock
 from live.errors import DomainError, not_found, unauthorized
 from live.logging import get_logger
@@ -166,7 +166,10 @@ class CartService:
     # ---- expiry ----
 
     async def release_expired(self) -> int:
-        """Return every expired reservation to stock (in batches); the number of variants changed."""
+        """Return every expired reservation to stock (in batches); the number of variants changed. Holds past
+        their cool-down are forgotten on the way (one batch a round)."""
+        async with self.db.tx(SYSTEM) as conn:
+            await cart_db.purge_holds(conn, self.limits.cooldown, SWEEP_BATCH)
         changed = 0
         while True:
             levels = await inventory_db.release_expired(self.db, SWEEP_BATCH)
