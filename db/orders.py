@@ -256,6 +256,10 @@ async def insert_coupon(conn: asyncpg.Connection, seller_id: str | None, c: dict
         c.get("usage_limit"), c.get("min_subtotal_minor", 0), c.get("active", True))
 
 
+async def coupon(conn: asyncpg.Connection, coupon_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {COUPON_COLS} FROM coupons WHERE id = $1::uuid", coupon_id)
+
+
 async def update_coupon(conn: asyncpg.Connection, coupon_id: str, fields: dict) -> asyncpg.Record | None:
     await update_columns(conn, "coupons", coupon_id, fields,
                          ("active", "starts_at", "ends_at", "usage_limit", "min_subtotal_minor"))
@@ -266,3 +270,29 @@ async def seller_coupons(conn: asyncpg.Connection, seller_id: str | None) -> lis
     return await conn.fetch(
         f"""SELECT {COUPON_COLS} FROM coupons WHERE seller_id IS NOT DISTINCT FROM $1::uuid
             ORDER BY created_at DESC""", seller_id)
+
+
+# ---- payments flagged for a human (admins) ----
+
+async def flagged_payments(conn: asyncpg.Connection, issue: str | None, before: tuple[datetime, str] | None,
+                           limit: int) -> list[dict]:
+    """Payments with an open issue (amount_mismatch, paid_after_cancel, refund_due), newest first, each with its
+    orders and refunds; no client secret."""
+    rows = await conn.fetch(
+        """SELECT p.id::text AS id, p.user_id::text AS user_id, p.provider, p.provider_ref, p.status, p.amount_minor,
+                  p.currency, p.issue, p.issue_details, p.refund_due_minor, p.created_at, p.updated_at,
+                  coalesce((SELECT jsonb_agg(jsonb_build_object('id', o.id, 'number', o.number, 'status', o.status,
+                                'total_minor', o.total_minor, 'seller_id', o.seller_id) ORDER BY o.number)
+                            FROM payment_orders po JOIN orders o ON o.id = po.order_id
+                            WHERE po.payment_id = p.id), '[]'::jsonb) AS orders,
+                  coalesce((SELECT jsonb_agg(jsonb_build_object('id', r.id, 'order_id', r.order_id, 'status', r.status,
+                                'amount_minor', r.amount_minor, 'currency', r.currency, 'attempts', r.attempts,
+                                'error', r.error, 'provider_ref', r.provider_ref, 'requested_at', r.created_at,
+                                'refunded_at', r.succeeded_at) ORDER BY r.created_at)
+                            FROM payment_refunds r WHERE r.payment_id = p.id), '[]'::jsonb) AS refunds
+           FROM payments p
+           WHERE p.issue IS NOT NULL AND ($1::text IS NULL OR p.issue = $1)
+             AND ($2::timestamptz IS NULL OR (p.created_at, p.id) < ($2, $3::uuid))
+           ORDER BY p.created_at DESC, p.id DESC LIMIT $4""",
+        issue, before[0] if before else None, before[1] if before else None, limit)
+    return [dict(r) for r in rows]

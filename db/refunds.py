@@ -121,3 +121,26 @@ async def settle_all(conn: asyncpg.Connection, payment_id: str) -> list[str]:
 async def refunded_total(conn: asyncpg.Connection, payment_id: str) -> int:
     return await conn.fetchval("SELECT coalesce(sum(amount_minor), 0)::bigint FROM payment_refunds "
                                "WHERE payment_id = $1::uuid AND status = 'succeeded'", payment_id)
+
+
+# ---- a human's resolution (admins) ----
+
+async def lock(conn: asyncpg.Connection, refund_id: str, *, for_update: bool = True) -> asyncpg.Record | None:
+    """The refund, locked (take its payment's lock first: lock_payment_of)."""
+    return await conn.fetchrow(f"SELECT {COLS} FROM payment_refunds r WHERE r.id = $1::uuid"
+                               + (" FOR UPDATE" if for_update else ""), refund_id)
+
+
+async def reopen(conn: asyncpg.Connection, refund_id: str) -> asyncpg.Record:
+    """A failed refund goes back to `requested`, due now, with its attempts counted from 0 again (same idempotency
+    key: a provider that did take it answers the same refund)."""
+    return await conn.fetchrow(
+        f"""UPDATE payment_refunds r SET status = 'requested', attempts = 0, next_attempt_at = now()
+            WHERE r.id = $1::uuid RETURNING {COLS}""", refund_id)
+
+
+async def settle_by_hand(conn: asyncpg.Connection, refund_id: str) -> asyncpg.Record:
+    """The money went back outside our call (a human, by hand): the refund is settled."""
+    return await conn.fetchrow(
+        f"""UPDATE payment_refunds r SET status = 'succeeded', succeeded_at = now(), provider_status = 'by_hand'
+            WHERE r.id = $1::uuid RETURNING {COLS}""", refund_id)

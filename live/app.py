@@ -8,7 +8,7 @@ from db.migrate import migrate
 from live import seed
 from live.commerce import events as cart_events
 from live.config import Settings
-from live.http import account, cart, catalog, checkout, metrics, orders, sandbox_pay, streams, system, webhooks
+from live.http import account, admin, cart, catalog, checkout, metrics, orders, sandbox_pay, streams, system, webhooks
 from live.http.api import Api
 from live.http.middleware import (
     cors_middleware, error_middleware, input_middleware, metrics_middleware, quiet_parse_errors, request_id_middleware,
@@ -23,7 +23,7 @@ log = get_logger("live.app")
 
 def build_api() -> Api:
     api = Api()
-    for module in (system, account, streams, catalog, cart, checkout, orders):
+    for module in (system, account, admin, streams, catalog, cart, checkout, orders):
         api.include(module.api)
     return api
 

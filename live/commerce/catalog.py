@@ -8,6 +8,7 @@ from datetime import datetime
 import asyncpg
 
 from db import Database
+from db import audit
 from db import catalog as catalog_db
 from db import inventory as inventory_db
 from db import users as users_db
@@ -32,6 +33,24 @@ def product_out(p, variants, *, owner: bool = False) -> dict:
             "category_id": p["category_id"], "title": p["title"], "description": p["description"],
             "image_urls": list(p["image_urls"]), "status": p["status"], "created_at": p["created_at"],
             "updated_at": p["updated_at"], "variants": [variant_out(v, owner=owner) for v in variants]}
+
+
+PRODUCT_AUDITED = ("title", "description", "image_urls", "status", "category_id")
+VARIANT_AUDITED = ("sku", "color", "size", "price_minor", "currency", "max_per_buyer")
+
+
+def _product_fields(p) -> dict:
+    """What the audit log keeps of a product (its row or its JSON)."""
+    return {k: (list(p[k]) if k == "image_urls" else p[k]) for k in PRODUCT_AUDITED}
+
+
+def _variant_fields(v, *, only_given: bool = False) -> dict:
+    """What the audit log keeps of a variant: its row, JSON or request fields (only_given: just those present)."""
+    keys = [k for k in VARIANT_AUDITED if k in v] if only_given else VARIANT_AUDITED
+    out = {k: v[k] if k in v else None for k in keys}
+    if not only_given and "stock" in v:
+        out["stock"] = v["stock"]["on_hand"] if isinstance(v["stock"], dict) else v["stock"]
+    return out
 
 
 def _unique_sku(exc: asyncpg.UniqueViolationError) -> DomainError:
@@ -62,9 +81,12 @@ class CatalogService:
             if parent_id and not await catalog_db.category_exists(conn, parent_id):
                 raise not_found("parent category")
             try:
-                return dict(await catalog_db.create_category(conn, name, slug, parent_id, position))
+                async with conn.transaction():
+                    row = dict(await catalog_db.create_category(conn, name, slug, parent_id, position))
             except asyncpg.UniqueViolationError:
                 raise DomainError("conflict", "a category with this slug exists") from None
+            await audit.record(conn, principal.user_id, "category.create", "category", row["id"], after=row)
+            return row
 
     # ---- ownership ----
 
@@ -116,7 +138,11 @@ class CatalogService:
             product_id = await catalog_db.insert_product(conn, seller_id, fields)
             for v in variants:
                 await self._insert_variant(conn, principal, product_id, v)
-            return await self._product_json(conn, product_id, principal)
+            out = await self._product_json(conn, product_id, principal)
+            await audit.record(conn, principal.user_id, "product.create", "product", product_id, after={
+                **_product_fields(out), "seller_id": seller_id,
+                "variants": [_variant_fields(x) for x in out["variants"]]})
+            return out
 
     async def _insert_variant(self, conn, principal: Principal, product_id: str, v: dict) -> str:
         try:
@@ -130,16 +156,23 @@ class CatalogService:
 
     async def update_product(self, principal: Principal, product_id: str, fields: dict) -> dict:
         async with self.db.tx(principal) as conn:
-            await self._own_product(conn, principal, product_id)
+            row = await self._own_product(conn, principal, product_id)
             if fields.get("category_id") and not await catalog_db.category_exists(conn, fields["category_id"]):
                 raise not_found("category")
             await catalog_db.update_product(conn, product_id, fields)
+            before, after = audit.changed(_product_fields(row),
+                                          {k: v for k, v in fields.items() if k in PRODUCT_AUDITED})
+            if after:
+                action = "product.archive" if after.get("status") == "archived" else "product.update"
+                await audit.record(conn, principal.user_id, action, "product", product_id, before=before, after=after)
             return await self._product_json(conn, product_id, principal)
 
     async def add_variant(self, principal: Principal, product_id: str, v: dict) -> dict:
         async with self.db.tx(principal) as conn:
             await self._own_product(conn, principal, product_id)
-            await self._insert_variant(conn, principal, product_id, v)
+            variant_id = await self._insert_variant(conn, principal, product_id, v)
+            await audit.record(conn, principal.user_id, "variant.create", "variant", variant_id,
+                               after={"product_id": product_id, **_variant_fields(v)})
             return await self._product_json(conn, product_id, principal)
 
     async def update_variant(self, principal: Principal, variant_id: str, fields: dict) -> dict:
@@ -150,6 +183,10 @@ class CatalogService:
                     await catalog_db.update_variant(conn, variant_id, fields)
             except asyncpg.UniqueViolationError as exc:
                 raise _unique_sku(exc) from None
+            before, after = audit.changed(_variant_fields(row), _variant_fields(fields, only_given=True))
+            if after:
+                await audit.record(conn, principal.user_id, "variant.update", "variant", variant_id, before=before,
+                                   after=after, product_id=row["product_id"])
             return await self._product_json(conn, row["product_id"], principal)
 
     async def seller_products(self, principal: Principal, status: str | None, limit: int,
@@ -199,11 +236,15 @@ class CatalogService:
     async def adjust_stock(self, principal: Principal, variant_id: str, delta: int, reason: str,
                            key: str | None) -> dict:
         async with self.db.tx(principal) as conn:
-            await self._own_variant(conn, principal, variant_id)
+            old = await self._own_variant(conn, principal, variant_id)
             result, level = await inventory_db.adjust(conn, variant_id, delta, reason, principal.user_id, key)
             if result == "below_committed":
                 raise DomainError("conflict", "on hand cannot go below the units reserved and sold")
             row = await catalog_db.variant(conn, variant_id)
+            if result == "ok":
+                await audit.record(conn, principal.user_id, "stock.adjust", "variant", variant_id,
+                                   before={"on_hand": old["on_hand"]}, after={"on_hand": row["on_hand"]},
+                                   delta=delta, reason=reason, idempotency_key=key)
         if result == "ok":
             await self.board.seen([level])
         return {**variant_out(row, owner=True), "duplicate": result == "duplicate"}

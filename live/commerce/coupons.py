@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 import asyncpg
 
+from db import audit
 from db import orders as orders_db
 from db import users as users_db
 from live.auth.principal import Principal
@@ -100,6 +101,11 @@ def coupon_out(row) -> dict:
     return dict(row)
 
 
+def _audited(row) -> dict:
+    """What the audit log keeps of a coupon (the use count is not a seller's change)."""
+    return {k: v for k, v in dict(row).items() if k not in ("used_count", "created_at")}
+
+
 class CouponService:
     def __init__(self, db):
         self.db = db
@@ -132,12 +138,13 @@ class CouponService:
             except asyncpg.CheckViolationError:
                 raise DomainError("validation_failed", "inconsistent coupon (percent over 100, amount without "
                                   "currency, or starts_at after ends_at)") from None
+            await audit.record(conn, principal.user_id, "coupon.create", "coupon", row["id"],
+                               after=_audited(row))
         return coupon_out(row)
 
     async def update(self, principal: Principal, coupon_id: str, fields: dict) -> dict:
         async with self.db.tx(principal) as conn:
-            row = await conn.fetchrow("SELECT seller_id::text AS seller_id FROM coupons WHERE id = $1::uuid",
-                                      coupon_id)
+            row = await orders_db.coupon(conn, coupon_id)
             if row is None:
                 raise not_found("coupon")
             if not principal.is_admin:
@@ -150,6 +157,10 @@ class CouponService:
             except asyncpg.CheckViolationError:
                 raise DomainError("validation_failed", "inconsistent coupon (usage limit below uses, or "
                                   "starts_at after ends_at)") from None
+            before, after = audit.changed(_audited(row), _audited(updated))
+            if after:
+                await audit.record(conn, principal.user_id, "coupon.update", "coupon", coupon_id, before=before,
+                                   after=after)
         return coupon_out(updated)
 
     async def mine(self, principal: Principal, platform: bool) -> dict:

@@ -12,6 +12,7 @@ from typing import Callable
 import asyncpg
 
 from db import Database
+from db import audit
 from db import inventory as inventory_db
 from db import orders as orders_db
 from db import refunds as refunds_db
@@ -297,7 +298,7 @@ class OrderService:
         await self._move(conn, [order], "canceled", changes, actor_id=actor_id, actor_kind=actor_kind, reason=why,
                          restock=True)
         if pay is not None:
-            changes.refunds += await self.refunds.owe(conn, pay, [order], why)
+            changes.refunds += await self.refunds.owe(conn, pay, [order], why, actor_id=actor_id)
 
     async def seller_set_status(self, principal: Principal, order_id: str, to: str, reason: str | None) -> dict:
         changes = Changes()
@@ -323,6 +324,9 @@ class OrderService:
                     raise DomainError("conflict", f"a {current} order cannot become {to}")
                 await self._move(conn, [order], to, changes, actor_id=principal.user_id, actor_kind="seller",
                                  reason=reason)
+            await audit.record(conn, principal.user_id, "order.status", "order", order_id,
+                               before={"status": current}, after={"status": to}, reason=reason,
+                               by="admin" if principal.is_admin else "seller")
         await self.publish(changes)
         await self.refunds.send(changes.refunds)
         return await self.detail(principal, order_id)

@@ -19,6 +19,7 @@ import asyncio
 from typing import Awaitable, Callable
 
 from db import Database
+from db import audit
 from db import orders as orders_db
 from db import refunds as refunds_db
 from live.auth.principal import SYSTEM
@@ -46,12 +47,17 @@ class RefundService:
     # ---- inside the transaction that cancels ----
 
     @staticmethod
-    async def owe(conn, pay, orders: list, reason: str | None) -> list[str]:
+    async def owe(conn, pay, orders: list, reason: str | None, *, actor_id: str | None = None) -> list[str]:
         """Record the refund of each of `orders` (locked rows with id and total_minor) of the locked payment
-        `pay`; the payment's refund_due_minor grows by their total. Returns the new refunds' ids, to `send` once
-        the transaction has committed."""
+        `pay`; the payment's refund_due_minor grows by their total; each refund issued is in the audit log (by
+        `actor_id`, the buyer, seller or admin who canceled; None: the system). Returns the new refunds' ids, to
+        `send` once the transaction has committed."""
         rows = await refunds_db.request(conn, pay["id"], pay["provider"], pay["currency"],
                                         [(o["id"], o["total_minor"]) for o in orders], reason)
+        for r in rows:
+            await audit.record(conn, actor_id, "refund.request", "refund", r["id"], after={
+                "status": "requested", "amount_minor": r["amount_minor"], "currency": pay["currency"]},
+                order_id=r["order_id"], payment_id=pay["id"], reason=reason)
         return [r["id"] for r in rows]
 
     # ---- inside the transaction that applies a provider's refund event ----

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from db import Database
+from live.commerce.admin import AdminDesk
 from live.commerce.analytics import Analytics
 from live.commerce.cart import CartService
 from live.commerce.stock import StockBoard
@@ -51,6 +52,7 @@ class Commerce:
         self.catalog = CatalogService(db, self.board)
         self.coupons = CouponService(db)
         self.analytics = Analytics(db, live_reactions, flush_chat)
+        self.admin = AdminDesk(db, self.orders)
         self._tasks: list[asyncio.Task] = []
 
     async def apply_payment_event(self, event: PaymentEvent) -> str:
