@@ -272,9 +272,34 @@ class LeanEngineServer(engineio.AsyncServer):
         self.start_service_task = False  # the ping wheel finds clients that stopped answering
         self.fast_event = None  # set by LiveSocketServer: (sid, socket.io packet) -> coroutine | None
 
+    async def handle_request(self, *args, **kwargs):
+        """engineio's entry point for HTTP (long-polling), which left a POST over max_http_buffer_size unanswered
+        (its disconnect waited for a poll that never came): such a POST is refused here before its body is read,
+        413 and the connection closed, and its session dropped (the client broke the maxPayload it was given).
+        A POST without Content-Length (chunked) is refused with 411: engineio reads only Content-Length bytes."""
+        request = args[0] if args else None
+        if isinstance(request, web.BaseRequest) and request.method == "POST":
+            length = request.content_length
+            if length is None and request.body_exists:
+                return _refused(411, "length_required", "a long-polling POST needs a Content-Length")
+            if length is not None and length > self.max_http_buffer_size:
+                sock = self.sockets.pop(request.query.get("sid", ""), None)
+                if sock is not None:
+                    await sock.close(wait=False, reason=self.reason.TRANSPORT_ERROR)
+                return _refused(413, "payload_too_large",
+                                f"a long-polling POST may carry at most {self.max_http_buffer_size} bytes")
+        return await super().handle_request(*args, **kwargs)
+
     async def _trigger_event(self, event, *args, **kwargs):
         if event == "connect":
             sock = self.sockets.get(args[0])
             if sock is not None and type(sock) is AsyncSocket:
                 LeanSocket.adopt(sock)
         return await super()._trigger_event(event, *args, **kwargs)
+
+
+def _refused(status: int, code: str, message: str) -> web.Response:
+    """An HTTP error with the usual JSON body, after which the connection is closed (its body is not read)."""
+    resp = web.json_response({"error": {"code": code, "message": message}}, status=status)
+    resp.force_close()
+    return resp

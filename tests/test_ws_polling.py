@@ -1,0 +1,63 @@
+"""Engine.IO long-polling POSTs over the 16 KB cap (issue 11 item 8): answered at once with 413 and a JSON
+error, the connection closed; POSTs within the cap are served as before."""
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from tests.rooms_fixtures import live  # noqa: F401  (fixture)
+from tests.test_frontdoor import _hostport
+
+
+async def _polling_sid(live) -> str:
+    async with live.client.get("/socket.io/", params={"EIO": "4", "transport": "polling"}) as resp:
+        text = await resp.text()
+    assert resp.status == 200 and text.startswith("0{")
+    return orjson.loads(text[1:])["sid"]
+
+
+async def _post(live, sid: str, body: bytes, extra: bytes = b"") -> tuple[bytes, bytes]:
+    """A raw POST to the polling endpoint: (response head, response body); the body is read to the server's
+    hang-up when it announces `Connection: close`."""
+    host, port = _hostport(live)
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"POST /socket.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Type: text/plain;charset=UTF-8\r\n%sContent-Length: %d\r\n\r\n%s"
+                 % (sid.encode(), extra, len(body), body))
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))
+    data = await asyncio.wait_for(reader.readexactly(length), 5)
+    if b"connection: close" in head.lower():
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+    return head, data
+
+
+async def test_an_oversize_polling_post_gets_413_and_is_closed(live):
+    sid = await _polling_sid(live)
+    head, body = await _post(live, sid, b"4" + b"x" * (20 * 1024))
+    assert head.startswith(b"HTTP/1.1 413") and b"connection: close" in head.lower()
+    assert b"application/json" in head.lower()
+    error = orjson.loads(body)["error"]
+    assert error["code"] == "payload_too_large" and "16384" in error["message"]
+    assert sid not in live.gateway.sio.eio.sockets  # the session broke its announced maxPayload: dropped
+
+
+async def test_a_polling_post_within_the_cap_is_served(live):
+    sid = await _polling_sid(live)
+    head, body = await _post(live, sid, b"40")
+    assert head.startswith(b"HTTP/1.1 200") and body == b"OK"
+    assert sid in live.gateway.sio.eio.sockets
+
+
+async def test_a_chunked_polling_post_gets_411(live):
+    sid = await _polling_sid(live)
+    host, port = _hostport(live)
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"POST /socket.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: x\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n2\r\n40\r\n0\r\n\r\n" % sid.encode())
+    answer = await asyncio.wait_for(reader.read(), 5)  # to the server's hang-up
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 411") and orjson.loads(body)["error"]["code"] == "length_required"

@@ -1,0 +1,126 @@
+"""Connections that never finish opening are closed (issue 11 item 6): the front door's head timeout, the
+websocket's Socket.IO CONNECT timeout, the cap on pending connections per IP, and aiohttp's keep-alive timeout
+as `live serve` sets it. Real sockets against a real server with short settings."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+import orjson
+import pytest
+
+from live.rooms import frontdoor
+from tests.rooms_fixtures import RawWs, start_live
+from tests.test_frontdoor import _closed_with, _hostport
+
+
+@pytest.fixture
+async def quick(tmp_path, dsn, aiohttp_client):
+    lv = await start_live(tmp_path, dsn, aiohttp_client, http_head_timeout_seconds="0.5",
+                          ws_connect_timeout_seconds="0.5", max_pending_connections_per_ip="3")
+    yield lv
+    await lv.close_viewers()
+
+
+async def _refused_with(reader) -> tuple[int, dict]:
+    """Status and JSON body of the HTTP answer the server sends before hanging up."""
+    answer = await asyncio.wait_for(reader.read(), 5)  # read() returns at EOF: the server hung up
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"connection: close" in head.lower()
+    return int(head.split(b" ")[1]), orjson.loads(body)
+
+
+def _front(live):
+    return live.client.server.runner.front
+
+
+async def _until(pred, timeout: float = 5) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if pred():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
+async def test_a_connection_that_sends_nothing_is_closed_after_the_head_timeout(quick):
+    reader, _writer = await asyncio.open_connection(*_hostport(quick))
+    status, body = await _refused_with(reader)
+    assert status == 408 and body["error"]["code"] == "request_timeout"
+
+
+async def test_a_trickled_request_head_is_closed_after_the_head_timeout(quick):
+    reader, writer = await asyncio.open_connection(*_hostport(quick))
+
+    async def trickle() -> None:
+        for byte in b"GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 1000:
+            writer.write(bytes((byte,)))
+            await asyncio.sleep(0.02)
+    task = asyncio.create_task(trickle())
+    try:
+        status, _body = await _refused_with(reader)
+    finally:
+        task.cancel()
+    assert status == 408
+    await _until(lambda: _front(quick).pending == {})
+
+
+async def test_a_websocket_that_never_connects_a_namespace_is_closed(quick):
+    ws = await RawWs.connect(*_hostport(quick))
+    assert await _closed_with(ws.reader) == 1008
+    # one that sends its CONNECT in time stays, past the timeout
+    ws = await RawWs.connect(*_hostport(quick))
+    await ws.open_namespace()
+    await asyncio.sleep(1.0)
+    assert (await ws.call(1, "join", {"stream_id": "demo"}))["ok"] is True
+    ws.close()
+
+
+async def test_pending_connections_per_ip_are_capped(quick):
+    host, port = _hostport(quick)
+    idle = [await asyncio.open_connection(host, port) for _ in range(3)]
+    await _until(lambda: _front(quick).pending.get("127.0.0.1") == 3)
+    reader, _writer = await asyncio.open_connection(host, port)
+    status, body = await _refused_with(reader)
+    assert status == 429 and body["error"]["code"] == "too_many_connections"
+    # a slot comes back when a pending connection goes, and connections past their handshake do not count
+    idle.pop()[1].transport.abort()
+    await _until(lambda: _front(quick).pending.get("127.0.0.1") == 2)
+    ws = await RawWs.connect(host, port)
+    await ws.open_namespace()
+    await _until(lambda: _front(quick).pending.get("127.0.0.1") == 2)
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).startswith(b"HTTP/1.1 200")
+    writer.close()
+    ws.close()
+    for _r, w in idle:
+        w.transport.abort()
+    await _until(lambda: _front(quick).pending == {})
+
+
+async def test_an_idle_keep_alive_connection_is_closed(tmp_path, dsn):
+    """`frontdoor.serve` (what `live serve` runs, with HTTP_KEEPALIVE_SECONDS) closes an idle connection."""
+    from live.app import create_app
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(tmp_path, seed_demo="true"), dsn, run_migrations=False)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    up = asyncio.Event()
+    server = asyncio.create_task(frontdoor.serve(app, host="127.0.0.1", port=0, sock=listener, keepalive_timeout=0.5,
+                                                 handle_signals=False, serving=up.set))
+    try:
+        await asyncio.wait_for(up.wait(), 30)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200") and b"connection: close" not in head.lower()
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length")))
+        await reader.readexactly(length)
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server once idle
+    finally:
+        server.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await server
