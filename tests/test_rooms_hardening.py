@@ -112,6 +112,31 @@ async def test_writer_sets_aside_rows_that_cannot_be_written(live):
     assert float(line.rsplit(" ", 1)[1]) == 3.0
 
 
+async def test_writer_keeps_rows_while_the_database_is_away(live):
+    """A write that fails because the database cannot be reached sets nothing aside: the rows wait, in order."""
+    from db import Database
+    from live.chat.writer import ChatWriter
+
+    db = await Database.connect(live.services.db.dsn, min_size=1, max_size=2)
+    writer = ChatWriter(db)
+    state = await live.demo_state()
+    user_id, _ = await live.user("patient")
+    now = datetime.now(timezone.utc)
+    for i in range(3):
+        writer.add(await writer.next_id(), state.id, user_id, f"kept {i}", i + 1, now)
+    await db.close()  # the pool is gone: every write fails before reaching PostgreSQL
+    await writer.flush()
+    assert [r[3] for r in writer._rows] == ["kept 0", "kept 1", "kept 2"] and writer.set_aside == 0
+    back = await Database.connect(live.services.db.dsn, min_size=1, max_size=2)
+    try:
+        db.pool = back.pool  # the database is reachable again
+        await writer.flush()
+        assert writer._rows == [] and writer.set_aside == 0
+        assert (await _stored_texts(live))[-3:] == ["kept 0", "kept 1", "kept 2"]
+    finally:
+        await back.close()
+
+
 # ---------------------------------------------------------------- item 15: admins are out of reach of moderators
 
 

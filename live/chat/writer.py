@@ -79,7 +79,10 @@ class ChatWriter:
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:  # never let the writer die: the rows stay for the next turn
+                log.exception("chat_flush_failed")
 
     async def flush(self) -> None:
         while self._rows:
