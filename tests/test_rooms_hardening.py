@@ -38,6 +38,11 @@ async def test_nul_and_control_characters_are_refused_invalid(live):
     assert err(await seller.call("user:ban", ban)) == "invalid"
     assert err(await v.call("join", {"stream_id": "de\x00mo"})) == "invalid"
     assert err(await v.call("leave", {"stream_id": "demo\x00"})) == "invalid"
+    # every event's payload, the cart's included
+    variant = v.joined["spotlight"]["variants"][0]["id"]
+    for bad in ({"stream_id": "de\x00mo"}, {"idempotency_key": "k\x00"}, {"idempotency_key": "\ud83d"}):
+        ack = await v.call("cart:add", {"variant_id": variant, **bad})
+        assert err(ack) == "invalid", (bad, ack)
     # ordinary text with tabs, newlines and emoji is fine
     ok = await v.say("two\tcolumns\nand a line 😀")
     assert ok["ok"], ok

@@ -10,7 +10,7 @@ from typing import Any, Awaitable, Callable
 
 import socketio
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from db.streams import UUID
 from live.auth.principal import ANONYMOUS, Principal
@@ -35,13 +35,14 @@ class In(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
     stream_id: str | None = Field(default=None, pattern=STREAM_REF)
 
-    @field_validator("*", mode="after")
-    @classmethod
-    def _clean_text(cls, v: Any) -> Any:
-        if isinstance(v, str) and _BAD_CHARS.search(v) is not None:
-            raise ValueError("text holds a character that is not allowed (NUL, a control character or half of "
-                             "a surrogate pair)")
-        return v
+
+def _bad_text(data: dict) -> str | None:
+    """The first field of a payload whose text holds a character that is not allowed, or None. Every event's
+    fields are plain values (strict models), so the top level is all there is to look at."""
+    for key, value in data.items():
+        if isinstance(value, str) and _BAD_CHARS.search(value) is not None:
+            return str(key)[:64]
+    return None
 
 
 class JoinIn(In):
@@ -169,6 +170,9 @@ class Gateway:
                 return await self._limited(conn, wait)
             if not isinstance(data, dict):
                 return _err("invalid", f"{event} expects an object payload")
+            if (bad := _bad_text(data)) is not None:
+                return _err("invalid", f"{bad!r}: text holds a character that is not allowed (NUL, a control "
+                                       f"character or half of a surrogate pair)")
             try:
                 payload = model.model_validate(data)
                 result = await fn(conn, payload)
@@ -176,7 +180,7 @@ class Gateway:
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"]) or "payload"
-                return _err("invalid", f"{where}: {first['msg'].removeprefix('Value error, ')}")
+                return _err("invalid", f"{where}: {first['msg']}")
             except DomainError as exc:
                 return _err(exc.code, exc.message)
             except Exception:
