@@ -163,8 +163,8 @@ async def fuzz_live(tmp_path, dsn, aiohttp_client):
     await lv.close_viewers()
 
 
-async def test_random_events_and_payloads(fuzz_live, errors_logged):
-    live = fuzz_live
+async def setup_world(live) -> tuple[World, dict[str, str | None]]:
+    """Users of every kind (tokens by role), a second stream of the demo seller, the demo's products."""
     tokens: dict[str, str | None] = {"anon": None}
     users = []
     for who, role in (("customer", "customer"), ("seller", "seller"), ("admin", "admin")):
@@ -178,6 +178,41 @@ async def test_random_events_and_payloads(fuzz_live, errors_logged):
     state = await live.demo_state()
     world = World(state.id, users, [p["id"] for p in products],
                   [v["id"] for p in products for v in p["variants"]], live.services.broker.epoch)
+    return world, tokens
+
+
+BAD_VALUES = (None, True, -1, 0, 2 ** 64, 1.5, [], {}, "", " ", "a\x00b", "\x07", "\ud83d", "x\udc00", "😀" * 3,
+              "y" * 3000, "00000000-0000-4000-8000-000000000000")
+
+
+async def test_every_field_of_every_event_with_bad_values(fuzz_live, errors_logged):
+    """The systematic half: each field of each event's well-formed payload replaced by each bad value, sent by a
+    customer and by the seller (who may moderate, so the payloads reach the deepest handlers)."""
+    live = fuzz_live
+    world, tokens = await setup_world(live)
+    fuzzer = Fuzzer(live, tokens)
+    victim = world.users[3]
+    good = {"stream_id": "demo", "text": "hello", "user_id": victim, "seconds": 5, "message_id": 1, "reason": "spam",
+            "kind": "heart", "product_id": world.products[0], "variant_id": world.variants[0], "qty": 1,
+            "idempotency_key": "k1", "last_seq": 0, "epoch": world.epoch}
+    try:
+        for who in ("customer", "seller"):
+            for event, names in FIELDS.items():
+                base = {n: good[n] for n in names}
+                if event == "stream:end":
+                    base["stream_id"] = "fuzz-show"
+                for name in names:
+                    for value in BAD_VALUES:
+                        await fuzzer.step(who, event, ({**base, name: value},))
+    finally:
+        await fuzzer.close()
+    assert errors_logged() == []
+    assert {e for e, _ in fuzzer.results} == set(EVENTS)
+
+
+async def test_random_events_and_payloads(fuzz_live, errors_logged):
+    live = fuzz_live
+    world, tokens = await setup_world(live)
     fuzzer = Fuzzer(live, tokens)
     loop = asyncio.get_running_loop()
 
