@@ -32,9 +32,11 @@ class RoomViewer(Viewer):
         self.user_id = user_id
         self.joined: dict | None = None
         self.disconnected = asyncio.Event()
+        self.disconnect_reason: str | None = None
         self.sio.on("disconnect", self._on_disconnect)
 
-    async def _on_disconnect(self, *_args):
+    async def _on_disconnect(self, *args):
+        self.disconnect_reason = args[0] if args else None
         self.disconnected.set()
 
     async def join(self, stream: str = "demo", **extra) -> dict:

@@ -194,6 +194,7 @@ async def test_every_event_is_rate_limited_per_socket(tmp_path, dsn, aiohttp_cli
         for _ in range(60):
             flooder.sio.start_background_task(flooder.sio.emit, "leave", unknown)
         await asyncio.wait_for(flooder.disconnected.wait(), 10)
+        assert flooder.disconnect_reason == flooder.sio.reason.SERVER_DISCONNECT  # not a transport close
         assert time.monotonic() - started < 10
         for _ in range(50):
             if len(lv.gateway.conns) == 1:
