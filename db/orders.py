@@ -276,8 +276,8 @@ async def seller_coupons(conn: asyncpg.Connection, seller_id: str | None) -> lis
 
 async def flagged_payments(conn: asyncpg.Connection, issue: str | None, before: tuple[datetime, str] | None,
                            limit: int) -> list[dict]:
-    """Payments with an open issue (amount_mismatch, paid_after_cancel, refund_due), newest first, each with its
-    orders and refunds; no client secret."""
+    """Payments with an open issue (amount_mismatch, paid_after_cancel, refund_due) or a failed refund (listed
+    with refund_due), newest first, each with its orders and refunds; no client secret."""
     rows = await conn.fetch(
         """SELECT p.id::text AS id, p.user_id::text AS user_id, p.provider, p.provider_ref, p.status, p.amount_minor,
                   p.currency, p.issue, p.issue_details, p.refund_due_minor, p.created_at, p.updated_at,
@@ -291,7 +291,9 @@ async def flagged_payments(conn: asyncpg.Connection, issue: str | None, before: 
                                 'refunded_at', r.succeeded_at) ORDER BY r.created_at)
                             FROM payment_refunds r WHERE r.payment_id = p.id), '[]'::jsonb) AS refunds
            FROM payments p
-           WHERE p.issue IS NOT NULL AND ($1::text IS NULL OR p.issue = $1)
+           WHERE (p.issue = $1 OR ($1::text IS NULL AND p.issue IS NOT NULL)
+                  OR (($1::text IS NULL OR $1 = 'refund_due')
+                      AND p.id IN (SELECT r.payment_id FROM payment_refunds r WHERE r.status = 'failed')))
              AND ($2::timestamptz IS NULL OR (p.created_at, p.id) < ($2, $3::uuid))
            ORDER BY p.created_at DESC, p.id DESC LIMIT $4""",
         issue, before[0] if before else None, before[1] if before else None, limit)

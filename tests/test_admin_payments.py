@@ -67,6 +67,11 @@ async def test_a_refund_made_by_hand_is_marked_refunded(shop, fake_stripe):
     admin = await shop.user(role="admin")
     buyer, seller, out, order_id = await failed_refund(shop, fake_stripe)
     ref = await refund_row(shop, order_id)
+    # a note on the payment clears its flag, but its failed refund stays listed until it is dealt with
+    await shop.call("POST", f"/admin/payments/{out['payment']['id']}/resolve", admin, json={"note": "on it"})
+    [item] = [p for p in await flagged(shop, admin, "issue=refund_due") if p["id"] == out["payment"]["id"]]
+    assert item["issue"] is None and item["refunds"][0]["status"] == "failed"
+    assert out["payment"]["id"] not in [p["id"] for p in await flagged(shop, admin, "issue=amount_mismatch")]
     watcher = await shop.viewer(buyer)
     try:
         done = await shop.call("POST", f"/admin/refunds/{ref['id']}/mark-refunded", admin,
@@ -78,6 +83,7 @@ async def test_a_refund_made_by_hand_is_marked_refunded(shop, fake_stripe):
         await watcher.close()
     pay = await payment_row(shop, out["payment"]["id"])
     assert (pay["status"], pay["issue"], pay["refund_due_minor"]) == ("refunded", None, 0)
+    assert out["payment"]["id"] not in [p["id"] for p in await flagged(shop, admin)]
     assert (await shop.call("GET", f"/me/orders/{order_id}", buyer))["refund"]["status"] == "succeeded"
     await shop.call("POST", f"/admin/refunds/{ref['id']}/mark-refunded", admin, json={"note": "twice"}, expect=409)
     await shop.call("POST", f"/admin/refunds/{uuid.uuid4()}/mark-refunded", admin, json={"note": "?"}, expect=404)
