@@ -10,13 +10,15 @@ from engineio import packet as eio_packet
 from live.rooms.transport import LeanSocket, ws_close_frame
 from live.rooms.wsframes import BINARY, CLOSE, FAIL, NO_STATUS, PING, TEXT, FrameReader
 
+LINGER_SECONDS = 2.0  # after our close frame, how long the client's leftover bytes are read and dropped
+
 
 class WsConnection(asyncio.Protocol):
     """The protocol of a websocket viewer. Until its client sends its first Socket.IO CONNECT (`40...`) the
     connection is pending: `deadline` closes it (1008) when that does not come in time, and `release` gives
     its slot back to the front door's count of pending connections of its IP."""
 
-    __slots__ = ("transport", "sock", "server", "reader", "deadline", "release")
+    __slots__ = ("transport", "sock", "server", "reader", "deadline", "release", "detached")
 
     def __init__(self, server, sock: LeanSocket, transport: asyncio.Transport, release=None):
         self.server = server
@@ -25,6 +27,7 @@ class WsConnection(asyncio.Protocol):
         self.reader = FrameReader(server.max_http_buffer_size)
         self.deadline: asyncio.TimerHandle | None = None
         self.release = release  # called once, when the connection stops being pending
+        self.detached = False  # the Engine.IO socket has let go of the connection
 
     def expect_connect(self, timeout: float) -> None:
         self.deadline = asyncio.get_running_loop().call_later(timeout, self.fail, 1008)
@@ -77,12 +80,18 @@ class WsConnection(asyncio.Protocol):
         return True
 
     def close(self, code: int) -> bool:
-        """Send a close frame with `code` (if the output cap allows) and hang up."""
+        """Send a close frame with `code` (if the output cap allows) and end the connection. The socket is
+        closed at once; the TCP connection is half-closed and what the client still sends is read and dropped
+        for at most `LINGER_SECONDS` (closing with unread bytes would reset it and lose the close frame)."""
         transport = self.transport
         if not transport.is_closing():
-            if self.sock.write_raw(ws_close_frame(code)):
-                transport.close()
-            elif not transport.is_closing():  # the socket let go of it already
+            if self.sock.write_raw(ws_close_frame(code)) and transport.can_write_eof():
+                self.reader.done = True  # nothing more is read
+                self._detach()
+                transport.write_eof()
+                self._settled()
+                self.deadline = asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.abort)
+            elif not transport.is_closing():
                 transport.abort()
         return False
 
@@ -107,6 +116,13 @@ class WsConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._settled()
+        self._detach()
+
+    def _detach(self) -> None:
+        """The Engine.IO socket lets go of the connection and closes (once): its disconnect handlers run."""
+        if self.detached:
+            return
+        self.detached = True
         sock = self.sock
         sock.transport = None
         if not sock.closed and not sock.closing:
