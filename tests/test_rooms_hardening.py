@@ -142,6 +142,24 @@ async def test_writer_keeps_rows_while_the_database_is_away(live):
         await back.close()
 
 
+async def test_a_full_writer_buffer_is_counted(live, monkeypatch):
+    """Past MAX_BUFFER rows waiting (the database away for long), messages are still broadcast but not kept for
+    storing: each one is counted (live_chat_rows_dropped_total), not silently lost."""
+    import live.chat.writer as writer_module
+
+    next(t for t in live.services._tasks if t.get_name() == "chat-writer").cancel()
+    monkeypatch.setattr(writer_module, "MAX_BUFFER", 2)
+    v = await live.viewer("chatty")
+    for i in range(4):
+        assert (await v.say(f"message {i}"))["ok"]
+    assert live.services.chat_writer.dropped == 2
+    body = await (await live.client.get("/metrics")).text()
+    line = next(ln for ln in body.splitlines() if ln.startswith("live_chat_rows_dropped_total"))
+    assert float(line.rsplit(" ", 1)[1]) == 2.0
+    await live.services.chat_writer.flush()
+    assert await _stored_texts(live) == ["message 0", "message 1"]
+
+
 # ---------------------------------------------------------------- item 15: admins are out of reach of moderators
 
 
