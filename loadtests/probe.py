@@ -2,6 +2,7 @@
 (our server; the Node reference serves the same names), read before and after the run."""
 from __future__ import annotations
 
+import os
 import time
 import urllib.error
 import urllib.request
@@ -71,12 +72,16 @@ def metrics_url(url: str, option: str | None) -> str | None:
     return option or url.rstrip("/") + "/metrics"
 
 
-def scrape(url: str | None, timeout: float = 5.0) -> dict | None:
-    """`samples` of the server's metrics endpoint; None if it has none."""
+def scrape(url: str | None, timeout: float = 5.0, token: str | None = None) -> dict | None:
+    """`samples` of the server's metrics endpoint; None if it has none. The server's METRICS_TOKEN (argument, else
+    the environment variable) is sent as a bearer token; without one, a server on this machine answers anyway
+    outside production."""
     if not url:
         return None
+    token = token or os.environ.get("METRICS_TOKEN")
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             text = resp.read().decode()
     except (urllib.error.URLError, OSError, ValueError):
         return None
