@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from tests.rooms_fixtures import SELLER, RawWs, err, errors_logged, start_live  # noqa: F401  (fixtures)
 
 CODES = {"unauthorized", "forbidden", "not_found", "invalid", "rate_limited", "muted", "banned", "stream_not_live",
-         "out_of_stock", "conflict"}  # `internal` is what this test is looking for
+         "out_of_stock", "conflict", "limit_exceeded", "hold_expired"}  # docs/protocol.md's, but `internal`
 EVENTS = ("join", "leave", "chat:send", "chat:delete", "user:mute", "user:ban", "chat:slowmode", "moderator:add",
           "moderator:remove", "reaction", "stream:start", "stream:end", "product:highlight", "product:unhighlight",
           "cart:add", "cart:update", "cart:remove")
