@@ -1,7 +1,8 @@
 -- 0012_commerce_buyer_limits: a per-buyer cap per variant, holds that are not renewed past their first expiry,
 -- and stream attribution only for a live stream showing the product (issue 11, items 13 and 14).
 --
--- 1. product_variants.max_per_buyer: how many units of the variant one buyer's cart may hold (1-99); NULL means
+-- 1. product_variants.max_per_buyer: how many units of the variant one buyer may hold (1-99), in the cart and
+--    in orders not paid yet (a checkout does not free the cap: units waiting for payment are held too); NULL means
 --    the platform default the app passes in (CART_MAX_PER_BUYER, 5). Enforced inside the batched statement:
 --    step 1 refuses an add that would take the buyer past the cap before it counts against the units left
 --    (so one account's burst cannot make others' adds look sold out), and step 3, with the buyer's cart
@@ -77,6 +78,7 @@ DECLARE
     v_other    text;
     v_window   timestamptz;
     v_until    timestamptz;
+    v_pending  int;
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
     IF n = 0 THEN
@@ -150,14 +152,18 @@ BEGIN
             r_avail[i] := v_left;
             r_version[i] := CASE WHEN v_left = v_avail THEN v_version END;
         ELSIF p_modes[i] = 'add' AND v_prune THEN
-            -- the buyer's cap, before the add counts against the units left: what the line holds now (read
-            -- once per buyer, only for adds that stock could satisfy) plus their adds ahead of it in the batch
+            -- the buyer's cap, before the add counts against the units left: what the line and their unpaid
+            -- orders hold now (read once per buyer, only for adds that stock could satisfy) plus their adds ahead
+            -- of it in the batch
             j := array_position(v_seen, p_users[i]);
             IF j IS NULL THEN
                 v_seen := v_seen || p_users[i];
-                v_sums := v_sums || coalesce((SELECT ci.quantity FROM carts c
-                                                JOIN cart_items ci ON ci.cart_id = c.id AND ci.variant_id = p_variant
-                                               WHERE c.user_id = p_users[i] AND c.status = 'active'), 0);
+                v_sums := v_sums || (coalesce((SELECT ci.quantity FROM carts c
+                                                 JOIN cart_items ci ON ci.cart_id = c.id AND ci.variant_id = p_variant
+                                                WHERE c.user_id = p_users[i] AND c.status = 'active'), 0)
+                                     + (SELECT coalesce(sum(oi.quantity), 0)::int FROM orders o
+                                          JOIN order_items oi ON oi.order_id = o.id AND oi.variant_id = p_variant
+                                         WHERE o.user_id = p_users[i] AND o.status = 'pending_payment'));
                 j := array_length(v_seen, 1);
             END IF;
             IF v_sums[j] + p_qtys[i] > v_cap THEN
@@ -198,8 +204,15 @@ BEGIN
             END IF;
         END IF;
         v_target := CASE WHEN p_modes[i] = 'add' THEN v_qty + p_qtys[i] ELSE p_qtys[i] END;
-        IF v_target > v_cap AND v_target > v_qty THEN
-            -- the cap (a line above it, the seller having lowered it, may still go down)
+        v_pending := 0;
+        IF v_target > v_qty THEN
+            -- units of the variant in the buyer's orders waiting for payment hold stock as much as a cart does
+            SELECT coalesce(sum(oi.quantity), 0)::int INTO v_pending FROM orders o
+              JOIN order_items oi ON oi.order_id = o.id AND oi.variant_id = p_variant
+             WHERE o.user_id = p_users[i] AND o.status = 'pending_payment';
+        END IF;
+        IF v_target > v_qty AND v_target + v_pending > v_cap THEN
+            -- the cap, unpaid orders included (a line above it, the seller having lowered it, may still go down)
             r_status[i] := 'too_many';
             r_detail[i] := v_cap::text;
             CONTINUE;

@@ -75,6 +75,22 @@ async def test_the_seller_sets_the_cap_of_a_variant(shop):
     await shop.assert_ledger(vid)
 
 
+async def test_units_waiting_for_payment_count_against_the_cap(shop):
+    """A checkout does not free the cap: its units wait for payment in an order, held as much as in a cart."""
+    seller, buyer = await shop.seller(), await shop.user()
+    vid = (await shop.product(seller, stock=50))["variants"][0]["id"]
+    await shop.call("POST", "/me/cart/items", buyer, json={"variant_id": vid, "qty": 4})
+    out = await shop.checkout(buyer, provider="sandbox")
+    await shop.call("POST", "/me/cart/items", buyer, json={"variant_id": vid})  # 4 + 1
+    body = await shop.call("POST", "/me/cart/items", buyer, json={"variant_id": vid}, expect=409)
+    assert body["error"]["code"] == "limit_exceeded"
+    # the order is canceled (or paid): its units no longer count
+    await shop.call("POST", f"/me/orders/{out['orders'][0]['id']}/cancel", buyer, json={})
+    cart = (await shop.call("POST", "/me/cart/items", buyer, json={"variant_id": vid, "qty": 4}))["cart"]
+    assert cart["items"][0]["quantity"] == 5
+    await shop.assert_ledger(vid)
+
+
 async def test_one_buyers_burst_in_a_batch_does_not_sell_out_the_others(shop):
     """One statement, as a flash-sale batch: a buyer's adds past the cap are refused before they count against
     the units left, so the buyers after them in the same batch still get theirs."""
