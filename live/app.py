@@ -8,7 +8,11 @@ from db.migrate import migrate
 from live import seed
 from live.commerce import events as cart_events
 from live.config import Settings
-from live.http import account, admin, cart, catalog, checkout, metrics, orders, sandbox_pay, streams, system, webhooks
+from live.auth.sockets import follow_sockets
+from live.http import (
+    account, admin, admin_users, cart, catalog, checkout, metrics, orders, sandbox_pay, streams, system, webhooks,
+)
+from live.http.limits import rate_limit_middleware
 from live.http.api import Api
 from live.http.middleware import (
     cors_middleware, error_middleware, input_middleware, metrics_middleware, quiet_parse_errors, request_id_middleware,
@@ -23,7 +27,7 @@ log = get_logger("live.app")
 
 def build_api() -> Api:
     api = Api()
-    for module in (system, account, admin, streams, catalog, cart, checkout, orders):
+    for module in (system, account, admin_users, admin, streams, catalog, cart, checkout, orders):
         api.include(module.api)
     return api
 
@@ -31,7 +35,7 @@ def build_api() -> Api:
 def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> web.Application:
     app = web.Application(
         middlewares=[metrics_middleware, request_id_middleware, cors_middleware(settings.cors_origins),
-                     error_middleware, input_middleware],
+                     error_middleware, input_middleware, rate_limit_middleware],
         client_max_size=1024 * 1024,
     )
     app.on_response_prepare.append(security_headers(settings.base_url().startswith("https://")))
@@ -55,6 +59,7 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
         services = Services(settings, db)
         app["services"] = services
         services.commerce.orders.push = app["gateway"].send_to_user  # order:update to buyer and seller
+        services.auth.on_change.append(follow_sockets(app["gateway"]))  # sign-out/suspension cut sockets
         if await seed.seed_if_empty(services):
             log.info("demo_data_seeded")
         await services.start()

@@ -7,6 +7,7 @@ pub/sub, LiveKit dev keys, the sandbox payment provider, emails printed to the l
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Mapping
@@ -67,6 +68,9 @@ class Settings(BaseModel):
     public_url: str = ""
     seed_demo: bool = True
     gc_thresholds: tuple[int, int, int] | None = (10_000, 50, 100)
+    auth_refresh_seconds: float = 10.0  # how often each worker polls sign-in changes (live/auth/sessions.py)
+    rate_limits: str = ""  # overrides of the named limits, `name=COUNT/SECONDS` or `name=off` (live/ratelimit.py)
+    trusted_proxy_header: str | None = None  # client address from this header (rightmost entry), e.g. X-Forwarded-For
     http_head_timeout_seconds: float = 10.0  # a new connection's first request head must arrive within this: else 408
     http_keepalive_seconds: float = 30.0  # an idle keep-alive HTTP connection (or a later head never finished) is closed
     ws_connect_timeout_seconds: float = 10.0  # a front-door websocket must send its Socket.IO CONNECT within this: else 1008
@@ -222,6 +226,30 @@ class Settings(BaseModel):
         if not 1 <= v <= 100_000:
             raise ValueError("must be between 1 and 100000")
         return v
+
+    @field_validator("auth_refresh_seconds")
+    @classmethod
+    def _auth_refresh(cls, v: float) -> float:
+        if not 0.05 <= v <= 300:
+            raise ValueError("must be between 0.05 and 300 seconds")
+        return v
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits(cls, v: str) -> str:
+        from live.ratelimit import parse_limits
+
+        parse_limits(v)
+        return v
+
+    @field_validator("trusted_proxy_header")
+    @classmethod
+    def _proxy_header(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", v.strip()):
+            raise ValueError("must be a header name like X-Forwarded-For")
+        return v.strip()
 
     @field_validator("jwt_secret")
     @classmethod

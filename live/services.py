@@ -8,7 +8,9 @@ from db import Database
 from db import users as users_db
 from live.auth.email_codes import EmailCodes
 from live.auth.principal import ANONYMOUS, SYSTEM, Principal
+from live.auth.sessions import AuthStates, suspended_error
 from live.auth.tokens import TokenService, bearer
+from live.auth.users import Users
 from live.auth.wallet import WalletSignIn
 from live.config import Settings
 from live.chat.service import ChatService
@@ -17,6 +19,7 @@ from live.commerce.payments import PaymentProviders
 from live.commerce.service import Commerce
 from live.media.livekit import LiveKitTokens
 from live.outbox import OutboxSender
+from live.ratelimit import Limits
 from live.rooms.hub import Hub
 from live.rooms.wiring import build_rooms
 from live.tasks import cancel_all
@@ -31,9 +34,6 @@ class Services:
         self.tokens = TokenService(settings.jwt_secret, ttl=settings.jwt_ttl_seconds, issuer=settings.jwt_issuer,
                                    jwks_url=settings.jwt_jwks_url, external_issuer=settings.jwt_external_issuer,
                                    external_audience=settings.jwt_external_audience)
-        self.email_codes = EmailCodes(db, settings.jwt_secret)
-        domain = (settings.public_url or f"{settings.host}:{settings.port}").split("://")[-1]
-        self.wallet = WalletSignIn(db, domain)
         self.outbox = OutboxSender(db, settings.smtp_url, settings.email_from)
         self._external: dict[str, tuple[float, Principal]] = {}
         # live rooms: in-process broker, presence and limits; with REDIS_URL the Redis ones over one link
@@ -41,34 +41,51 @@ class Services:
         self.media = LiveKitTokens(settings)
         self.chat_writer = ChatWriter(db)
         self.redis, self.broker, self.limiter, self.rooms = build_rooms(settings, db, self.hub, self.media)
+        self.limits = Limits(self.limiter, settings.rate_limits)  # REST and sign-in limits (RATE_LIMITS)
+        self.email_codes = EmailCodes(db, settings.jwt_secret, self.limits)
+        domain = (settings.public_url or f"{settings.host}:{settings.port}").split("://")[-1]
+        self.wallet = WalletSignIn(db, domain, self.limits)
         self.chat = ChatService(db, self.rooms, self.chat_writer, self.limiter)
         self.payments = PaymentProviders(settings, db)  # Stripe / Paystack / sandbox, and the webhook inbox
         # catalog, cart, checkout, orders, coupons, analytics; stock changes reach the rooms as stock:update
         self.commerce = Commerce(settings, db, self.rooms, self.payments, self.chat_writer.flush)
+        # who may still use their tokens (sign-out, suspension, role changes), kept in memory on every worker
+        self.auth = AuthStates(db, token_ttl=settings.jwt_ttl_seconds, refresh_seconds=settings.auth_refresh_seconds,
+                               link=self.redis)
+        self.users = Users(db, self.auth)  # sign-out, admin roles and suspension
         self._tasks: list = []
 
     async def authenticate(self, authorization: str | None) -> Principal:
-        """The caller of an `Authorization` header; ANONYMOUS without one; DomainError for a bad one."""
+        """The caller of an `Authorization` header (REST); ANONYMOUS without one; DomainError for a bad one, a
+        revoked one, a suspended user's or an unknown user's."""
         token = bearer(authorization)
-        return ANONYMOUS if token is None else await self.principal_for_token(token)
+        if token is None:
+            return ANONYMOUS
+        principal = await self.principal_for_token(token)
+        await self.auth.ensure_known(principal.user_id)
+        return principal
 
     async def principal_for_token(self, token: str) -> Principal:
+        """The caller of a token (sockets at connect, and REST): signature, expiry, revocation, suspension and
+        the current role, without a database query (live/auth/sessions.py)."""
         if not self.tokens.accepts_external or self.tokens.is_ours(token):
-            return self.tokens.verify(token)
+            return self.auth.check(*self.tokens.decode(token))
         ident = await self.tokens.verify_external(token)
         cached = self._external.get(ident.user_id)
         if cached and cached[0] > time.monotonic():
-            return cached[1]
+            return self.auth.check(cached[1], ident.iat)
         async with self.db.tx(SYSTEM) as conn:
             row = await users_db.ensure_with_id(conn, ident.user_id, ident.email, ident.name)
         principal = Principal(row["id"], row["role"], row["name"])
         self._external[ident.user_id] = (time.monotonic() + _EXTERNAL_CACHE_SECONDS, principal)
-        return principal
+        self.auth.remember(row["id"])
+        return self.auth.check(principal, ident.iat)
 
     async def start(self) -> None:
         """Start background parts (called once the app is up)."""
         self._tasks = [asyncio.create_task(self.outbox.run(), name="outbox"),
                        asyncio.create_task(self.chat_writer.run(), name="chat-writer")]
+        await self.auth.start()  # loads the users whose sign-in state changed; subscribes before Redis connects
         if self.redis is not None:
             await self.redis.start()  # waits a few seconds for Redis, then serves degraded if it is away
         self.rooms.start()
@@ -79,6 +96,7 @@ class Services:
         await self.commerce.stop()
         await self.rooms.stop()
         await cancel_all(self._tasks)
+        await self.auth.stop()
         await self.chat_writer.flush()
         await self.payments.close()
         if self.redis is not None:
@@ -89,4 +107,7 @@ class Services:
         return {} if self.redis is None else {"redis": self.redis.probe}
 
     def token_for(self, user) -> str:
+        """A token for a user row; a suspended user gets none (DomainError 'suspended', 403)."""
+        if user.get("suspended_at") is not None:
+            raise suspended_error()
         return self.tokens.issue(user["id"], user["role"], user["name"])

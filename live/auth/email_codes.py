@@ -1,4 +1,11 @@
-"""Sign-in with a one-time code sent by email. Codes are stored as HMACs, expire, and allow few attempts."""
+"""Sign-in with a one-time code sent by email. Codes are stored as HMACs, expire, and allow few attempts.
+
+Limits, so that nobody can lock someone else out: code requests and guesses are counted per requester (client
+address) and e-mail address (`email_code_per_address`, `email_guess_per_address` in live/ratelimit.py), on top of
+the per-client-address limits of the routes. Per address alone there are only wide caps against mail bombing
+and distributed guessing (MAX_CODES_PER_HOUR, MAX_ATTEMPTS). Any of the address's last MAX_LIVE_CODES unexpired
+codes signs in, so a code requested by someone else does not void the one the owner just received.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -11,22 +18,27 @@ from db import users as users_db
 from live.auth.principal import SYSTEM
 from live.errors import DomainError
 from live.outbox import enqueue_email
+from live.ratelimit import Limits
 
 CODE_TTL = timedelta(minutes=10)
-MAX_ATTEMPTS = 5
-MAX_CODES_PER_HOUR = 5
+MAX_ATTEMPTS = 20  # wrong guesses a code survives, from all requesters together
+MAX_CODES_PER_HOUR = 10  # codes sent to one address per hour, from all requesters together
+MAX_LIVE_CODES = 5  # the newest unexpired codes of an address that are accepted
 
 
 class EmailCodes:
-    def __init__(self, db: Database, secret: str):
+    def __init__(self, db: Database, secret: str, limits: Limits):
         self._db = db
         self._key = secret.encode()
+        self._limits = limits
 
     def _hash(self, email: str, code: str) -> str:
         return hmac.new(self._key, f"{email}:{code}".encode(), hashlib.sha256).hexdigest()
 
-    async def start(self, email: str) -> None:
+    async def start(self, email: str, requester: str) -> None:
         email = email.strip().lower()
+        await self._limits.check("email_code_per_address", f"{requester}:{email}",
+                                 "too many codes requested for this address; try again later")
         code = f"{secrets.randbelow(1_000_000):06d}"
         async with self._db.tx(SYSTEM) as conn:
             # serialize starts for one address, so parallel requests cannot all pass the count below
@@ -41,23 +53,31 @@ class EmailCodes:
             await enqueue_email(conn, email, "Your sign-in code",
                                 f"Your live sign-in code is {code}. It expires in {CODE_TTL.seconds // 60} minutes.")
 
-    async def verify(self, email: str, code: str):
+    async def verify(self, email: str, code: str, requester: str):
         """Consume the code and return the user row (created on first sign-in)."""
         email = email.strip().lower()
+        await self._limits.check("email_guess_per_address", f"{requester}:{email}",
+                                 "too many attempts for this address; try again later")
         async with self._db.tx(SYSTEM) as conn:
-            row = await conn.fetchrow(
+            rows = await conn.fetch(
                 """SELECT id, code_hash, expires_at < now() AS expired, attempts FROM email_codes
-                   WHERE email = $1 AND consumed_at IS NULL ORDER BY created_at DESC LIMIT 1 FOR UPDATE""", email)
-            if row is None:
-                raise DomainError("invalid_code", "no pending code for this address; request a new one")
-            if row["expired"]:
-                raise DomainError("code_expired", "the code has expired; request a new one")
-            if row["attempts"] >= MAX_ATTEMPTS:
+                   WHERE email = $1 AND consumed_at IS NULL ORDER BY created_at DESC LIMIT $2 FOR UPDATE""",
+                email, MAX_LIVE_CODES)
+            live = [r for r in rows if not r["expired"] and r["attempts"] < MAX_ATTEMPTS]
+            if not live:
+                if not rows:
+                    raise DomainError("invalid_code", "no pending code for this address; request a new one")
+                if all(r["expired"] for r in rows):
+                    raise DomainError("code_expired", "the code has expired; request a new one")
                 raise DomainError("rate_limited", "too many wrong codes; request a new one")
-            if not hmac.compare_digest(row["code_hash"], self._hash(email, code.strip())):
-                await conn.execute("UPDATE email_codes SET attempts = attempts + 1 WHERE id = $1", row["id"])
+            given = self._hash(email, code.strip())
+            match = next((r for r in live if hmac.compare_digest(r["code_hash"], given)), None)
+            if match is None:
+                await conn.execute("UPDATE email_codes SET attempts = attempts + 1 WHERE id = ANY($1::uuid[])",
+                                   [r["id"] for r in live])
                 failed = DomainError("invalid_code", "wrong code")
             else:
-                await conn.execute("UPDATE email_codes SET consumed_at = now() WHERE id = $1", row["id"])
-                return await users_db.upsert_by_email(conn, email)
+                await conn.execute("UPDATE email_codes SET consumed_at = now() WHERE email = $1 AND consumed_at IS NULL",
+                                   email)
+                return await users_db.upsert_by_email(conn, email)  # a suspended user gets no token (token_for)
         raise failed  # raised after commit so the attempt counts

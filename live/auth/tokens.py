@@ -17,6 +17,7 @@ class ExternalIdentity:
     user_id: str
     email: str | None
     name: str | None
+    iat: float | None = None
 
 
 class TokenService:
@@ -33,13 +34,17 @@ class TokenService:
     def issue(self, user_id: str, role: str, name: str, *, ttl: int | None = None) -> str:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
-        now = int(time.time())
+        now = round(time.time(), 3)  # milliseconds: a token issued just after a sign-out is after its cut-off
         claims = {"sub": str(user_id), "role": role, "name": name, "iss": self.issuer,
-                  "iat": now, "exp": now + (ttl if ttl is not None else self.ttl)}
+                  "iat": now, "exp": int(now) + (ttl if ttl is not None else self.ttl)}
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
     def verify(self, token: str) -> Principal:
         """Verify one of our own tokens; raises DomainError('unauthorized')."""
+        return self.decode(token)[0]
+
+    def decode(self, token: str) -> tuple[Principal, float | None]:
+        """Verify one of our own tokens: its principal (as the token says) and issue time (`iat`, epoch s)."""
         try:
             claims = jwt.decode(token, self._secret, algorithms=["HS256"], issuer=self.issuer,
                                 options={"require": ["sub", "exp", "iss"]})
@@ -50,7 +55,7 @@ class TokenService:
         role = claims.get("role")
         if role not in ROLES:
             raise unauthorized("invalid token: unknown role")
-        return Principal(str(claims["sub"]), role, str(claims.get("name") or ""))
+        return Principal(str(claims["sub"]), role, str(claims.get("name") or "")), _iat(claims)
 
     @property
     def accepts_external(self) -> bool:
@@ -76,7 +81,13 @@ class TokenService:
         except (jwt.PyJWTError, jwt.PyJWKClientError) as exc:
             raise unauthorized(f"invalid token: {exc}") from None
         meta = claims.get("user_metadata") or {}
-        return ExternalIdentity(str(claims["sub"]), claims.get("email"), meta.get("name") or meta.get("full_name"))
+        return ExternalIdentity(str(claims["sub"]), claims.get("email"), meta.get("name") or meta.get("full_name"),
+                                _iat(claims))
+
+
+def _iat(claims: dict) -> float | None:
+    iat = claims.get("iat")
+    return float(iat) if isinstance(iat, (int, float)) and not isinstance(iat, bool) else None
 
 
 def bearer(header: str | None) -> str | None:

@@ -1,5 +1,7 @@
-"""Solana wallet sign-in: the server issues a nonce inside a message, the wallet signs it (ed25519), the server
-verifies the signature against the base58 public key and burns the nonce. A user is created on first sign-in."""
+"""Solana wallet sign-in: the server issues a nonce inside a message, the wallet signs the whole message (ed25519),
+the server verifies the signature against the base58 public key and burns the nonce. A user is created on first
+sign-in. Nonces are limited per client address by the route (`auth_wallet_nonce`); new accounts per client
+address here (`wallet_new_account`, live/ratelimit.py), checked only when the wallet has no account yet."""
 from __future__ import annotations
 
 import secrets
@@ -13,6 +15,7 @@ from db import Database
 from db import users as users_db
 from live.auth.principal import SYSTEM
 from live.errors import DomainError
+from live.ratelimit import Limits
 
 NONCE_TTL = timedelta(minutes=5)
 
@@ -34,9 +37,10 @@ def sign_in_message(domain: str, address: str, nonce: str, issued: datetime, exp
 
 
 class WalletSignIn:
-    def __init__(self, db: Database, domain: str):
+    def __init__(self, db: Database, domain: str, limits: Limits):
         self._db = db
         self._domain = domain
+        self._limits = limits
 
     async def nonce(self, address: str) -> dict:
         decode_address(address)
@@ -50,7 +54,7 @@ class WalletSignIn:
                 nonce, address, message, expires)
         return {"nonce": nonce, "message": message, "expires_at": expires.isoformat()}
 
-    async def verify(self, address: str, nonce: str, signature: str):
+    async def verify(self, address: str, nonce: str, signature: str, requester: str):
         """Burn the nonce (one attempt each), check the signature, return the user row."""
         key = decode_address(address)
         try:
@@ -72,5 +76,11 @@ class WalletSignIn:
             nacl.signing.VerifyKey(key).verify(row["message"].encode(), sig)
         except nacl.exceptions.BadSignatureError:
             raise DomainError("invalid_signature", "the signature does not match the address") from None
+        async with self._db.tx(SYSTEM) as conn:
+            user = await users_db.by_wallet(conn, address)
+        if user is not None:
+            return user
+        await self._limits.check("wallet_new_account", requester,
+                                 "too many new accounts from this address; try again later")
         async with self._db.tx(SYSTEM) as conn:
             return await users_db.upsert_by_wallet(conn, address)

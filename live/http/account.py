@@ -1,11 +1,13 @@
 """Sign-in (email code, Solana wallet) and the caller's own profile."""
 from __future__ import annotations
 
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from db import users as users_db
 from live.errors import not_found
 from live.http.api import API, Api, Call
+from live.http.limits import client_address
 
 api = Api()
 EMAIL = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
@@ -66,29 +68,37 @@ def user_out(row) -> dict:
 @api.route("POST", f"{API}/auth/email/start", summary="Send a one-time sign-in code by email", tag="auth",
            body=EmailStart, status=202, errors=(429,))
 async def email_start(call: Call):
-    await call.services.email_codes.start(call.body.email)
+    await call.services.email_codes.start(call.body.email, client_address(call.request))
     call.services.outbox.wake()
     return {"sent": True}
 
 
 @api.route("POST", f"{API}/auth/email/verify", summary="Exchange an email code for a token", tag="auth",
-           body=EmailVerify, response=Session, errors=(401, 429))
+           body=EmailVerify, response=Session, errors=(401, 403, 429))
 async def email_verify(call: Call):
-    user = await call.services.email_codes.verify(call.body.email, call.body.code)
+    user = await call.services.email_codes.verify(call.body.email, call.body.code, client_address(call.request))
     return {"token": call.services.token_for(user), "user": user_out(user)}
 
 
 @api.route("POST", f"{API}/auth/wallet/nonce", summary="Get a message to sign with a Solana wallet", tag="auth",
-           body=WalletNonce, response=NonceOut)
+           body=WalletNonce, response=NonceOut, errors=(429,))
 async def wallet_nonce(call: Call):
     return await call.services.wallet.nonce(call.body.address)
 
 
 @api.route("POST", f"{API}/auth/wallet/verify", summary="Exchange a signed nonce for a token", tag="auth",
-           body=WalletVerify, response=Session, errors=(401,))
+           body=WalletVerify, response=Session, errors=(401, 403, 429))
 async def wallet_verify(call: Call):
-    user = await call.services.wallet.verify(call.body.address, call.body.nonce, call.body.signature)
+    user = await call.services.wallet.verify(call.body.address, call.body.nonce, call.body.signature,
+                                             client_address(call.request))
     return {"token": call.services.token_for(user), "user": user_out(user)}
+
+
+@api.route("POST", f"{API}/auth/sign-out", summary="Sign out everywhere: every token issued so far stops working",
+           tag="auth", auth="user", status=204)
+async def sign_out(call: Call):
+    await call.services.users.sign_out(call.principal)
+    return web.Response(status=204)
 
 
 @api.route("GET", f"{API}/me", summary="The caller's profile", tag="account", auth="user", response=User)

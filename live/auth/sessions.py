@@ -1,0 +1,199 @@
+"""Which tokens still work, checked without a database round trip.
+
+A token names its user (`sub`), role and issue time (`iat`). Three things can make it stale: the user signed out
+or was suspended (every token issued before `users.tokens_valid_after` stops working), or their role changed.
+Each worker keeps in memory the few users whose sign-in state changed within the tokens' lifetime, plus every
+suspended user (`AuthStates`): checking a token is one dict lookup. The map stays current three ways:
+
+* the worker that makes a change applies it at once and publishes it on Redis (`live:auth`) to the others;
+* every worker polls `users.auth_changed_at` (set by a trigger on any change of role, suspension or cut-off,
+  whatever path made it) every `AUTH_REFRESH_SECONDS`, which covers a Redis outage and changes made by hand;
+* after Redis comes back the worker polls at once.
+
+REST also needs the user to exist (`ensure_known`): one primary-key query per user and worker, remembered for
+`KNOWN_SECONDS`. Sockets skip it: a join storm of thousands of viewers costs no query.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+import orjson
+
+from db import Database
+from db import users as users_db
+from live.auth.principal import SYSTEM, Principal
+from live.errors import DomainError, unauthorized
+from live.logging import get_logger
+from live.redis_support import FAILURES, RedisLink
+
+log = get_logger("live.auth")
+CHANNEL = b"live:auth"
+OVERLAP = 30.0  # each poll re-reads this many seconds before the last one (transactions that committed late)
+KNOWN_SECONDS = 60.0  # how long a worker remembers that a user exists
+MAX_KNOWN = 100_000  # remembered user ids per worker (then the expired ones are dropped, or all)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthState:
+    role: str
+    suspended: bool
+    valid_after: float | None  # epoch seconds; tokens issued before do not work
+    changed: float  # epoch seconds of the change (users.auth_changed_at)
+
+
+def suspended_error() -> DomainError:
+    return DomainError("suspended", "this account is suspended", status=403)
+
+
+OnChange = Callable[[str, "AuthState | None", AuthState], None]
+
+
+class AuthStates:
+    def __init__(self, db: Database, *, token_ttl: int, refresh_seconds: float, link: RedisLink | None = None):
+        self._db = db
+        self._ttl = token_ttl
+        self._refresh = refresh_seconds
+        self._link = link
+        self._states: dict[str, AuthState] = {}
+        self._known: dict[str, float] = {}
+        self._since: float | None = None  # database clock of the last poll, minus OVERLAP
+        self._task: asyncio.Task | None = None
+        self._poll_lock = asyncio.Lock()
+        self.on_change: list[OnChange] = []  # (user_id, old, new): open sockets follow (live/auth/sockets.py)
+        if link is not None:
+            forward = link.on_message
+
+            def on_message(channel: bytes, data: bytes) -> None:
+                if channel == CHANNEL:
+                    self._on_message(data)
+                else:
+                    forward(channel, data)
+            link.on_message = on_message
+            link.on_up.append(self.poll)  # messages may have been missed while Redis was away
+
+    # ---- the hot path ----
+
+    def check(self, principal: Principal, iat: float | None) -> Principal:
+        """The principal of a verified token as it stands now: DomainError when the token was revoked or the
+        user is suspended; the current role when it changed."""
+        state = self._states.get(principal.user_id) if principal.user_id else None
+        if state is None:
+            return principal
+        if state.suspended:
+            raise suspended_error()
+        if state.valid_after is not None and (iat is None or iat < state.valid_after):
+            raise unauthorized("token revoked: sign in again")
+        if state.role != principal.role:
+            return Principal(principal.user_id, state.role, principal.name)
+        return principal
+
+    async def ensure_known(self, user_id: str) -> None:
+        """DomainError('unauthorized') when no such user exists (a deleted user, a forged or foreign `sub`)."""
+        now = time.monotonic()
+        until = self._known.get(user_id)
+        if until is not None and until > now:
+            return
+        try:
+            uuid.UUID(user_id)
+        except ValueError:
+            raise unauthorized("unknown user") from None
+        async with self._db.tx(SYSTEM) as conn:
+            found = await users_db.exists(conn, user_id)
+        if not found:
+            raise unauthorized("unknown user")
+        self.remember(user_id)
+
+    def remember(self, user_id: str) -> None:
+        now = time.monotonic()
+        if len(self._known) >= MAX_KNOWN:
+            self._known = {k: t for k, t in self._known.items() if t > now}
+            if len(self._known) >= MAX_KNOWN:
+                self._known.clear()
+        self._known[user_id] = now + KNOWN_SECONDS
+
+    # ---- changes ----
+
+    def apply(self, user_id: str, state: AuthState) -> None:
+        old = self._states.get(user_id)
+        if old is not None and (old == state or old.changed > state.changed):
+            return
+        self._states[user_id] = state
+        for hook in self.on_change:
+            try:
+                hook(user_id, old, state)
+            except Exception:
+                log.exception("auth_change_hook_failed", user_id=user_id)
+
+    async def changed(self, row) -> None:
+        """A change this worker just committed (a row of db.users.AUTH_COLS): applied here now, and on the
+        other workers through Redis (or by their next poll)."""
+        state = _state(row)
+        self.apply(row["id"], state)
+        link = self._link
+        if link is not None and link.up:
+            message = orjson.dumps({"id": row["id"], "role": state.role, "suspended": state.suspended,
+                                    "valid_after": state.valid_after, "changed": state.changed})
+            try:
+                await link.client.publish(CHANNEL, message)
+            except FAILURES as exc:
+                link.failed(exc)
+
+    def _on_message(self, data: bytes) -> None:
+        try:
+            m = orjson.loads(data)
+            self.apply(str(m["id"]), AuthState(str(m["role"]), bool(m["suspended"]), m["valid_after"],
+                                               float(m["changed"])))
+        except (ValueError, KeyError, TypeError):
+            log.warning("auth_message_invalid", size=len(data))
+
+    # ---- polling ----
+
+    async def poll(self) -> None:
+        """Read the changes since the last poll (all of the tokens' lifetime, and every suspension, the first
+        time); forget users whose change is older than any token that could still be valid."""
+        async with self._poll_lock:
+            first = self._since is None
+            async with self._db.tx(SYSTEM) as conn:
+                since = time.time() - self._ttl - OVERLAP if first else self._since
+                rows = await users_db.auth_changes(conn, since, with_suspended=first)
+                db_now = rows[0]["now"] if rows else await conn.fetchval(
+                    "SELECT extract(epoch FROM clock_timestamp())::float8")
+            for row in rows:
+                self.apply(row["id"], _state(row))
+            self._since = db_now - OVERLAP
+            horizon = db_now - self._ttl - OVERLAP
+            stale = [k for k, s in self._states.items() if not s.suspended and s.changed < horizon]
+            for k in stale:
+                del self._states[k]
+
+    async def start(self) -> None:
+        if self._link is not None:
+            await self._link.subscribe(CHANNEL)  # before the link starts: subscribed when it connects
+        await self.poll()
+        self._task = asyncio.create_task(self._run(), name="auth-states")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh)
+            try:
+                await self.poll()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("auth_poll_failed")
+
+
+def _state(row) -> AuthState:
+    return AuthState(row["role"], row["suspended"], row["valid_after"], row["changed"] or time.time())
