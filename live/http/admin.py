@@ -2,10 +2,10 @@
 resolutions (live/commerce/admin.py). Admins only; every resolution is audited."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from db.streams import UUID
 from live.http.api import API, Api, Call
@@ -27,6 +27,17 @@ class AuditQuery(BaseModel):
     until: datetime | None = Field(default=None, alias="to", description="written before (ISO 8601)")
     limit: int = Field(default=50, ge=1, le=200)
     cursor: str | None = Field(default=None, max_length=500, description="next_cursor of the previous page")
+
+    @field_validator("since", "until")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        """In UTC (a time without an offset is UTC); one the database cannot hold is refused, not a 500."""
+        if v is None:
+            return v
+        try:
+            return (v if v.tzinfo else v.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+        except OverflowError:
+            raise ValueError("time out of range") from None
 
 
 class FlaggedQuery(BaseModel):
