@@ -12,7 +12,7 @@ from live.auth.sockets import follow_sockets
 from live.http import (
     account, admin, admin_users, cart, catalog, checkout, metrics, orders, sandbox_pay, streams, system, webhooks,
 )
-from live.http.limits import rate_limit_middleware
+from live.http import limits as rest_limits
 from live.http.api import Api
 from live.http.middleware import (
     cors_middleware, error_middleware, input_middleware, metrics_middleware, quiet_parse_errors, request_id_middleware,
@@ -35,12 +35,13 @@ def build_api() -> Api:
 def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> web.Application:
     app = web.Application(
         middlewares=[metrics_middleware, request_id_middleware, cors_middleware(settings.cors_origins),
-                     error_middleware, input_middleware, rate_limit_middleware],
+                     error_middleware, input_middleware, rest_limits.rate_limit_middleware],
         client_max_size=1024 * 1024,
     )
     app.on_response_prepare.append(security_headers(settings.base_url().startswith("https://")))
     quiet_parse_errors()  # a request aiohttp's parser refuses is one warning line, not a traceback
     api = build_api()
+    rest_limits.declare(api)  # 429 in the OpenAPI document of every rate-limited operation
     app["api"] = api
     api.register(app)
     system.register_root(app)

@@ -57,3 +57,39 @@ async def test_redis_limiter_allows_the_burst_and_refuses_the_next(tmp_path):
     finally:
         await link.stop()
         server.stop()
+
+
+async def test_wait_says_how_long_until_the_next_action(clock):
+    rl = MemoryRateLimiter()
+    assert [await rl.wait("w", 2, 10.0) for _ in range(2)] == [0.0, 0.0]
+    assert await rl.wait("w", 2, 10.0) == pytest.approx(5.0)  # one every 10 / 2 s
+    clock.now += 4.0
+    assert await rl.wait("w", 2, 10.0) == pytest.approx(1.0)
+    clock.now += 1.0
+    assert await rl.wait("w", 2, 10.0) == 0.0
+
+
+async def test_named_limits_raise_rate_limited_with_retry_after_and_can_be_off(clock):
+    limits = ratelimit.Limits(MemoryRateLimiter(), "checkout=1/60, search=off")
+    await limits.check("checkout", "user:a")
+    with pytest.raises(ratelimit.RateLimited) as exc:
+        await limits.check("checkout", "user:a")
+    assert exc.value.status == 429 and exc.value.retry_after == 60
+    await limits.check("checkout", "user:b")  # keys are independent
+    for _ in range(1000):
+        await limits.check("search", "ip:x")  # off
+    assert limits.table["cart"] == ratelimit.DEFAULT_LIMITS["cart"]
+
+
+async def test_redis_limiter_wait_matches_memory(tmp_path):
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    link = RedisLink(server.url, name="t")
+    try:
+        await link.start()
+        rl = RedisRateLimiter(link)
+        assert [await rl.wait("rest:x", 2, 10.0) for _ in range(2)] == [0.0, 0.0]
+        assert 4.0 <= await rl.wait("rest:x", 2, 10.0) <= 5.0  # 5 s less the moments since the first
+    finally:
+        await link.stop()
+        server.stop()

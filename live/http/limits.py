@@ -14,7 +14,7 @@ import ipaddress
 from aiohttp import web
 
 from live.errors import DomainError
-from live.http.api import API
+from live.http.api import API, Api
 from live.http.middleware import error_response
 from live.ratelimit import RateLimited
 
@@ -54,13 +54,23 @@ def client_address(request: web.Request) -> str:
     return str(ip)
 
 
-def limit_for(request: web.Request) -> str | None:
-    route = request.match_info.route
-    template = route.resource.canonical if route.resource is not None else request.path
-    name = ROUTES.get((request.method, template))
-    if name is None and request.method in WRITES and template.startswith("/api/"):
+def _limit(method: str, template: str) -> str | None:
+    name = ROUTES.get((method, template))
+    if name is None and method in WRITES and template.startswith("/api/"):
         name = "write"
     return name
+
+
+def limit_for(request: web.Request) -> str | None:
+    route = request.match_info.route
+    return _limit(request.method, route.resource.canonical if route.resource is not None else request.path)
+
+
+def declare(api: Api) -> None:
+    """Every limited operation lists 429 among its responses in the OpenAPI document."""
+    for op in api.operations:
+        if _limit(op.method, op.path) is not None and 429 not in op.errors:
+            op.errors = (*op.errors, 429)
 
 
 def _caller_key(request: web.Request, name: str) -> str:
