@@ -30,6 +30,19 @@ async def mark_failed(conn: asyncpg.Connection, event_id: int, error: str) -> No
     await conn.execute("UPDATE webhook_events SET processed_at = NULL, error = $2 WHERE id = $1", event_id, error)
 
 
+REJECTED = "invalid_payload"  # the error prefix of an event refused for its content (stored, never processed)
+
+
+async def reject(conn: asyncpg.Connection, provider: str, event_key: str, event_type: str | None,
+                 payload: dict[str, Any], error: str) -> None:
+    """Store a verified event refused for its content as rejected (processed_at set, error `invalid_payload: ...`)
+    once; a repeat delivery stores nothing more."""
+    await conn.execute(
+        """INSERT INTO webhook_events (provider, event_key, event_type, payload, processed_at, error)
+           VALUES ($1, $2, $3, $4, now(), $5) ON CONFLICT (provider, event_key) DO NOTHING""",
+        provider, event_key, event_type, payload, error)
+
+
 async def get(conn: asyncpg.Connection, provider: str, event_key: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         """SELECT id, provider, event_key, event_type, payload, received_at, processed_at, error
@@ -37,11 +50,13 @@ async def get(conn: asyncpg.Connection, provider: str, event_key: str) -> asyncp
 
 
 async def latest_for_reference(conn: asyncpg.Connection, provider: str, reference: str) -> asyncpg.Record | None:
-    """The last processed event of a provider that names `reference` (payload data.reference)."""
+    """The last processed event of a provider that names `reference` (payload data.reference); events rejected for
+    their content do not count."""
     return await conn.fetchrow(
         """SELECT event_key, event_type, payload FROM webhook_events
            WHERE provider = $1 AND payload -> 'data' ->> 'reference' = $2 AND processed_at IS NOT NULL
-           ORDER BY processed_at DESC, id DESC LIMIT 1""", provider, reference)
+             AND coalesce(error, '') NOT LIKE $3 || '%'
+           ORDER BY processed_at DESC, id DESC LIMIT 1""", provider, reference, REJECTED)
 
 
 async def payment_summary(conn: asyncpg.Connection, payment_id: str) -> dict | None:

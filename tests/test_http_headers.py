@@ -189,3 +189,24 @@ async def test_an_over_long_header_is_one_short_log_line(shop, server_log):
     lines = [line for line in logged.splitlines() if line]
     assert lines and all(line.startswith("WARNING bad_http_request 4") for line in lines), logged
     assert "Traceback" not in logged and "a" * 100 not in logged
+
+
+async def test_checkout_and_webhook_outcomes_are_counted(shop):
+    seller, buyer = await shop.seller(), await shop.user()
+    product = await shop.product(seller, stock=5)
+    await shop.call("POST", "/me/cart/items", buyer, json={"variant_id": product["variants"][0]["id"], "qty": 1})
+    await shop.checkout(buyer, "key-1")
+    await shop.checkout(buyer, "key-1")  # the replay
+    await shop.checkout(buyer, "key-2", expect=409)  # the cart is empty now
+    resp = await shop.client.post(f"{API}/checkout", json={"address_id": "0" * 8 + "-0000-0000-0000-" + "0" * 12},
+                                  headers=buyer.headers)  # no Idempotency-Key
+    assert resp.status == 400
+    await shop.client.post("/webhooks/sandbox", data=b"{}", headers={"x-sandbox-signature": "t=1,v1=00"})
+    await shop.client.post("/webhooks/paypal", data=b"{}")
+    m = await scrape(shop)
+    checkouts = {dict(labels)["result"]: v for (name, labels), v in m.items() if name == "live_checkouts_total"}
+    assert checkouts["created"] == 1 and checkouts["replayed"] == 1 and checkouts["invalid"] == 1
+    assert sum(checkouts.values()) == 4, checkouts
+    webhooks = {(dict(labels)["provider"], dict(labels)["result"]): v
+                for (name, labels), v in m.items() if name == "live_webhooks_total"}
+    assert webhooks == {("sandbox", "invalid_signature"): 1, ("unknown", "not_found"): 1}

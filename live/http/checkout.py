@@ -96,11 +96,17 @@ class CouponQuery(BaseModel):
                                   "schema": {"type": "string", "maxLength": 200},
                                   "description": "a retry with the same key returns the first result"}]})
 async def checkout(call: Call):
-    key = call.request.headers.get("Idempotency-Key", "")
-    if not _KEY.match(key):
-        raise DomainError("invalid", "an Idempotency-Key header (1-200 printable characters) is required")
-    body = call.body.model_dump(mode="json", exclude_none=True)
-    response, replayed = await call.services.commerce.checkout.checkout(call.principal, key, body)
+    metrics = call.request.app["http_metrics"]
+    try:
+        key = call.request.headers.get("Idempotency-Key", "")
+        if not _KEY.match(key):
+            raise DomainError("invalid", "an Idempotency-Key header (1-200 printable characters) is required")
+        body = call.body.model_dump(mode="json", exclude_none=True)
+        response, replayed = await call.services.commerce.checkout.checkout(call.principal, key, body)
+    except DomainError as exc:
+        metrics.checkout(exc.code)  # out_of_stock, idempotency_conflict, ...: the outcomes worth watching
+        raise
+    metrics.checkout("replayed" if replayed else "created")
     return json_response(response, 201, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
 

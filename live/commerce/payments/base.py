@@ -10,9 +10,14 @@ webhook (an event of kind `refunded`) later says it happened.
 """
 from __future__ import annotations
 
+import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Protocol
+from typing import Any, Iterator, Literal, Mapping, Protocol
 
+import orjson
+
+from db.streams import is_uuid
 from live.errors import DomainError
 
 EventKind = Literal["succeeded", "failed", "canceled", "refunded", "ignored"]
@@ -120,3 +125,66 @@ def provider_unreachable(message: str) -> DomainError:
 
 def upper(currency: Any) -> str | None:
     return str(currency).upper() if currency else None
+
+
+# ---- a verified webhook whose content does not fit (issue 11 item 19) ----
+
+MAX_MINOR = 2**63 - 1  # amounts are bigint columns
+MAX_KEY = 255  # event keys, types and provider references
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+class InvalidPayload(DomainError):
+    """A webhook whose signature verifies but whose content does not fit (a field of the wrong type or out of
+    range, a NUL byte PostgreSQL cannot store): 400 `invalid_payload`, stored as rejected, never applied.
+    `event_key`/`event_type` are the event's own when they could be read."""
+
+    def __init__(self, message: str, payload: Any = None, event_key: Any = None, event_type: Any = None):
+        super().__init__("invalid_payload", message, status=400)
+        self.payload = payload
+        self.event_key = event_key if _short_text(event_key) else None
+        self.event_type = event_type if _short_text(event_type) else None
+
+
+def _short_text(v: Any) -> bool:
+    return isinstance(v, str) and 0 < len(v) <= MAX_KEY and "\x00" not in v
+
+
+@contextmanager
+def payload_fields(payload: Any) -> Iterator[None]:
+    """Around the reading of a verified payload: a field of the wrong type (what `.get` on a list, `int("x")` or
+    `payload["id"]` raise) is InvalidPayload, not a 500."""
+    try:
+        yield
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        raise InvalidPayload(f"webhook fields of the wrong type ({type(exc).__name__})", payload) from None
+
+
+def check_event(event: PaymentEvent) -> PaymentEvent:
+    """Every field of a normalised event has the type and range the order side and the database expect, and the
+    payload can be stored (jsonb holds no NUL). Fields an ignored event never uses are not checked."""
+    bad = []
+    if not _short_text(event.event_key):
+        bad.append("event id")
+    if not _short_text(event.event_type):
+        bad.append("event type")
+    if not isinstance(event.payload, dict) or b"\\u0000" in orjson.dumps(event.payload):
+        bad.append("payload")
+    if event.kind != "ignored":
+        if event.provider_ref is not None and not _short_text(event.provider_ref):
+            bad.append("reference")
+        if event.refund_ref is not None and not _short_text(event.refund_ref):
+            bad.append("refund reference")
+        if event.amount_minor is not None and (type(event.amount_minor) is not int
+                                               or not 0 <= event.amount_minor <= MAX_MINOR):
+            bad.append("amount")
+        if event.currency is not None and not (isinstance(event.currency, str) and _CURRENCY.match(event.currency)):
+            bad.append("currency")
+        for name in ("payment_id", "refund_id"):
+            value = getattr(event, name)
+            if value is not None and not (isinstance(value, str) and is_uuid(value)):
+                bad.append(name)
+    if bad:
+        raise InvalidPayload(f"webhook fields of the wrong type or range: {', '.join(bad)}", event.payload,
+                             event.event_key, event.event_type)
+    return event

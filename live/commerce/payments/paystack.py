@@ -22,7 +22,7 @@ import orjson
 
 from live.commerce.payments.base import (
     PaymentEvent, PaymentProvider, PaymentRequest, PaymentStart, RefundRequest, RefundResult, invalid_signature,
-    provider_unreachable, refund_refused, upper,
+    payload_fields, provider_unreachable, refund_refused, upper,
 )
 from live.errors import DomainError
 from live.logging import get_logger
@@ -124,9 +124,10 @@ class PaystackProvider(PaymentProvider):
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise DomainError("invalid", "webhook body is not valid JSON") from None
-        if not isinstance(payload, dict) or not isinstance(payload.get("event"), str):
-            raise DomainError("invalid", "webhook body has no event")
-        return map_event(payload)
+        with payload_fields(payload):
+            if not isinstance(payload.get("event"), str):
+                raise TypeError("event")
+            return map_event(payload)
 
     async def verify(self, provider_ref: str) -> PaymentEvent | None:
         status, data = await self._call("GET", f"/transaction/verify/{quote(provider_ref, safe='')}")

@@ -26,7 +26,7 @@ from db import webhooks as webhooks_db
 from live.auth.principal import SYSTEM
 from live.commerce.payments.base import (
     PaymentEvent, PaymentProvider, PaymentRequest, PaymentStart, RefundRequest, RefundResult, invalid_signature,
-    provider_unreachable, upper,
+    payload_fields, provider_unreachable, upper,
 )
 from live.errors import DomainError
 
@@ -154,11 +154,10 @@ class SandboxProvider(PaymentProvider):
             raise invalid_signature("x-sandbox-signature timestamp is outside the tolerance")
         try:
             payload = orjson.loads(body)
-            event_id, event_type = str(payload["id"]), str(payload["type"])
-            reference = (payload.get("data") or {}).get("reference")
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+        except orjson.JSONDecodeError:
             raise DomainError("invalid", "webhook body is not a sandbox event") from None
-        return _event(event_id, event_type, payload, reference)
+        with payload_fields(payload):
+            return _event(payload["id"], payload["type"], payload, (payload.get("data") or {}).get("reference"))
 
     async def verify(self, provider_ref: str) -> PaymentEvent | None:
         """The sandbox's state of a payment is the last event it sent us (None if none yet)."""

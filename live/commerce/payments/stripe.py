@@ -17,7 +17,7 @@ import stripe as stripe_lib
 
 from live.commerce.payments.base import (
     PaymentEvent, PaymentProvider, PaymentRequest, PaymentStart, RefundRequest, RefundResult, invalid_signature,
-    provider_unreachable, refund_refused, upper,
+    payload_fields, provider_unreachable, refund_refused, upper,
 )
 from live.errors import DomainError
 
@@ -102,7 +102,8 @@ class StripeProvider(PaymentProvider):
         except ValueError:  # signature fine, but not JSON (or not UTF-8)
             raise DomainError("invalid", "webhook body is not valid JSON") from None
         payload = orjson.loads(body)
-        return map_event(event.id, event.type, payload)
+        with payload_fields(payload):
+            return map_event(event.id, event.type, payload)
 
     async def verify(self, provider_ref: str) -> PaymentEvent | None:
         try:
