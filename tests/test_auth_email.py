@@ -224,6 +224,7 @@ async def test_parallel_starts_respect_the_hourly_limit(client):
                                                    headers=origin(f"198.18.4.{i}"))
                                        for i in range(MAX_CODES_PER_HOUR + 5)))
     assert sorted(r.status for r in responses) == [202] * MAX_CODES_PER_HOUR + [429] * 5
+    assert all(3000 < int(r.headers["Retry-After"]) <= 3600 for r in responses if r.status == 429)
 
 
 class ObservedOutbox(OutboxSender):

@@ -18,7 +18,7 @@ from db import users as users_db
 from live.auth.principal import SYSTEM
 from live.errors import DomainError
 from live.outbox import enqueue_email
-from live.ratelimit import Limits
+from live.ratelimit import Limits, RateLimited
 
 CODE_TTL = timedelta(minutes=10)
 MAX_ATTEMPTS = 20  # wrong guesses a code survives, from all requesters together
@@ -43,10 +43,11 @@ class EmailCodes:
         async with self._db.tx(SYSTEM) as conn:
             # serialize starts for one address, so parallel requests cannot all pass the count below
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('email_codes:' || $1, 0))", email)
-            recent = await conn.fetchval(
-                "SELECT count(*) FROM email_codes WHERE email = $1 AND created_at > now() - interval '1 hour'", email)
+            recent, wait = await conn.fetchrow(
+                """SELECT count(*), extract(epoch FROM min(created_at) + interval '1 hour' - now())::float8
+                   FROM email_codes WHERE email = $1 AND created_at > now() - interval '1 hour'""", email)
             if recent >= MAX_CODES_PER_HOUR:
-                raise DomainError("rate_limited", "too many codes requested for this address; try again later")
+                raise RateLimited("too many codes requested for this address; try again later", wait)
             await conn.execute(
                 "INSERT INTO email_codes (email, code_hash, expires_at) VALUES ($1, $2, now() + $3::interval)",
                 email, self._hash(email, code), CODE_TTL)
