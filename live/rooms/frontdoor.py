@@ -174,7 +174,7 @@ class FrontDoorServer:
         """Count a new pending connection of its IP: the function that uncounts it (call it once), or None
         when the IP has its cap of pending connections already."""
         peer = transport.get_extra_info("peername")
-        ip = peer[0] if peer else ""
+        ip = peer[0] if isinstance(peer, tuple) and peer else ""  # a unix socket's peer is a path, or none
         pending, cap = self.pending, self.limits.pending_per_ip
         n = pending.get(ip, 0)
         if cap and n >= cap:

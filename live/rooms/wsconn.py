@@ -85,13 +85,16 @@ class WsConnection(asyncio.Protocol):
         for at most `LINGER_SECONDS` (closing with unread bytes would reset it and lose the close frame)."""
         transport = self.transport
         if not transport.is_closing():
-            if self.sock.write_raw(ws_close_frame(code)) and transport.can_write_eof():
+            if self.sock.write_raw(ws_close_frame(code)):
                 self.reader.done = True  # nothing more is read
                 self._detach()
-                transport.write_eof()
                 self._settled()
-                self.deadline = asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.abort)
-            elif not transport.is_closing():
+                if transport.can_write_eof():
+                    transport.write_eof()
+                    self.deadline = asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.abort)
+                else:
+                    transport.close()
+            elif not transport.is_closing():  # cut for its unsent output, or the socket let go of it already
                 transport.abort()
         return False
 

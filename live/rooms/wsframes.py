@@ -64,10 +64,10 @@ class FrameReader:
     def __init__(self, max_size: int, max_fragments: int = MAX_FRAGMENTS):
         self.max_size = max_size
         self.max_fragments = max_fragments
-        self.buf = bytearray()  # the start of a frame not yet complete
+        self.buf: bytes | bytearray = b""  # the start of a frame not yet complete (a bytearray when there is one)
         self.need = 0  # bytes `buf` must hold before parsing is worth trying again
         self.op = 0  # opcode of the fragmented message being assembled (0: none)
-        self.parts: list[Any] = []
+        self.parts: list[Any] | None = None  # the fragments so far (str when text: decoded as they come)
         self.size = 0  # payload bytes of that message so far
         self.count = 0  # its frames so far
         self.decoder: codecs.IncrementalDecoder | None = None
@@ -78,7 +78,8 @@ class FrameReader:
         if self.done:
             return []
         buf = self.buf
-        if buf:
+        buffered = bool(buf)
+        if buffered:
             buf += data
             if len(buf) < self.need:
                 return []
@@ -148,11 +149,11 @@ class FrameReader:
             elif not self._fragment(events, op, b0 & 0x80, payload):
                 return events
         if self.done:
-            self.buf = bytearray()
-        elif buf is self.buf:
+            self.buf = b""
+        elif buffered:
             del buf[:pos]
         else:
-            self.buf = bytearray(buf[pos:]) if pos < n else bytearray()
+            self.buf = bytearray(buf[pos:]) if pos < n else b""
         return events
 
     def _fragment(self, events: list, op: int, fin: int, payload: bytes) -> bool:
@@ -172,11 +173,11 @@ class FrameReader:
             self.parts.append(payload)
         if fin:
             events.append((self.op, ("" if self.op == TEXT else b"").join(self.parts)))
-            self.op, self.parts, self.decoder = 0, [], None
+            self.op, self.parts, self.decoder = 0, None, None
         return True
 
     def _fail(self, events: list, code: int, message: str) -> list:
         events.append((FAIL, (code, message)))
         self.done = True
-        self.buf, self.parts, self.decoder = bytearray(), [], None
+        self.buf, self.parts, self.decoder = b"", None, None
         return events
