@@ -3,7 +3,10 @@ then one every `window / limit` seconds (a token bucket, kept as GCRA's "theoret
 per key). "5 per 10 s" thus lets a viewer chat steadily every 2 s, jitter included, and burst 5; `spaced(key, seconds)` allows one action per `seconds` and says how long is left otherwise.
 `MemoryRateLimiter` keeps them in this process; `RedisRateLimiter` makes them global across workers and
 machines (one Lua script per check, on Redis's clock), and falls back to this process's limits while Redis is
-unreachable."""
+unreachable. `wait` is `hit` that also says how long until the next action is allowed (Retry-After).
+
+`Limits` names the limits of REST routes and sign-in (`DEFAULT_LIMITS`, overridden by the RATE_LIMITS setting)
+and raises `RateLimited` (429 with its Retry-After) over one."""
 from __future__ import annotations
 
 import math

@@ -10,6 +10,7 @@ from live.auth.sessions import AuthState
 from live.logging import get_logger
 
 log = get_logger("live.auth")
+_cuts: set[asyncio.Task] = set()  # disconnects under way (held so they are not collected mid-way)
 
 
 def follow_sockets(gateway):
@@ -20,7 +21,9 @@ def follow_sockets(gateway):
             return
         if new.suspended or (new.valid_after is not None and (old is None or old.valid_after != new.valid_after)):
             for sid in sids:
-                asyncio.get_running_loop().create_task(_disconnect(gateway, sid))
+                task = asyncio.get_running_loop().create_task(_disconnect(gateway, sid))
+                _cuts.add(task)
+                task.add_done_callback(_cuts.discard)
         else:
             for sid in sids:
                 conn = gateway.conns[sid]
