@@ -156,6 +156,28 @@ async def ban(conn: asyncpg.Connection, stream_id: str, user_id: str, by: str, r
                        stream_id, user_id, by, reason)
 
 
+async def unban(conn: asyncpg.Connection, stream_id: str, user_id: str) -> bool:
+    """Lift a ban; False when there was none."""
+    return await conn.fetchval("""DELETE FROM stream_bans WHERE livestream_id = $1::uuid AND user_id = $2::uuid
+                                  RETURNING true""", stream_id, user_id) is not None
+
+
+async def bans(conn: asyncpg.Connection, stream_id: str, before: tuple | None, limit: int) -> list[dict]:
+    """The stream's bans newest first, with the banned user's and the banner's names; `before` is the
+    (created_at, user_id) of the last row of the previous page."""
+    since, after_user = before or (None, None)
+    rows = await conn.fetch(
+        """SELECT b.user_id::text AS user_id, u.name AS user_name, b.reason, b.banned_by::text AS banned_by,
+                  bu.name AS banned_by_name, b.created_at
+           FROM stream_bans b JOIN users u ON u.id = b.user_id LEFT JOIN users bu ON bu.id = b.banned_by
+           WHERE b.livestream_id = $1::uuid
+             AND ($2::timestamptz IS NULL OR (b.created_at, b.user_id) < ($2::timestamptz, $3::uuid))
+           ORDER BY b.created_at DESC, b.user_id DESC LIMIT $4""", stream_id, since, after_user, limit)
+    return [{"user": {"id": r["user_id"], "name": r["user_name"]}, "reason": r["reason"],
+             "banned_by": {"id": r["banned_by"], "name": r["banned_by_name"]} if r["banned_by"] else None,
+             "created_at": r["created_at"]} for r in rows]
+
+
 async def mute(conn: asyncpg.Connection, stream_id: str, user_id: str, by: str, seconds: int) -> None:
     await conn.execute(
         """INSERT INTO stream_mutes (livestream_id, user_id, muted_by, until)

@@ -1,7 +1,8 @@
 """Chat and moderation: validation, rate limit, slow mode, blocked words, mutes, bans, moderators.
 
-Every moderation change (mute, ban, moderator grant or revoke, slow mode) writes its audit row (db/audit.py,
-actions `stream.mute`, `stream.ban`, `stream.moderator`, `stream.slow_mode`) in the transaction of the change."""
+Every moderation change (mute, ban, unban, moderator grant or revoke, slow mode) writes its audit row (db/audit.py,
+actions `stream.mute`, `stream.ban`, `stream.unban`, `stream.moderator`, `stream.slow_mode`) in the transaction of
+the change."""
 from __future__ import annotations
 
 import re
@@ -18,6 +19,7 @@ from db import streams as streams_db
 from db import users as users_db
 from live.auth.principal import SYSTEM, Principal
 from live.chat.writer import ChatWriter
+from live.cursors import decode_cursor, encode_cursor
 from live.errors import DomainError, forbidden, not_found, unauthorized
 from live.ratelimit import RateLimiter
 from live.rooms.service import RoomService
@@ -111,6 +113,31 @@ class ChatService:
         state.bans.add(user_id)
         await self.rooms.publish(state, "user:banned", {"stream_id": state.id, "user_id": user_id})
         return state
+
+    async def unban(self, principal: Principal, id_or_slug: str, user_id: str) -> bool:
+        """Lift a ban (the socket's user:unban and REST DELETE .../bans/{user_id}); whether there was one. Unbanning
+        a user who is not banned changes nothing and succeeds (no audit row, no room event)."""
+        state = await self._moderated(principal, id_or_slug)
+        async with self.db.tx(principal) as conn:
+            lifted = await streams_db.unban(conn, state.id, user_id)
+            if lifted:
+                await audit.record(conn, principal.user_id, "stream.unban", "livestream", state.id, user_id=user_id,
+                                   before={"banned": True}, after={"banned": False})
+        state.bans.discard(user_id)
+        if lifted:  # every worker's room state drops the ban (RoomService.apply)
+            await self.rooms.publish(state, "user:unbanned", {"stream_id": state.id, "user_id": user_id})
+        return lifted
+
+    async def bans(self, principal: Principal, id_or_slug: str, cursor: str | None, limit: int) -> dict:
+        """A page of the stream's bans, newest first, for its seller, moderators and admins."""
+        state = await self._moderated(principal, id_or_slug)
+        before = tuple(decode_cursor(cursor, "ts", "uuid")) if cursor else None
+        async with self.db.tx(principal) as conn:
+            rows = await streams_db.bans(conn, state.id, before, limit + 1)
+        page = rows[:limit]
+        last = page[-1] if len(rows) > limit else None
+        return {"items": page,
+                "next_cursor": encode_cursor(last["created_at"].isoformat(), last["user"]["id"]) if last else None}
 
     async def slow_mode(self, principal: Principal, id_or_slug: str, seconds: int) -> None:
         state = await self._moderated(principal, id_or_slug)

@@ -1,9 +1,11 @@
 """Livestreams over REST: sellers create, schedule, update, start and end their streams and attach products;
-everyone lists live/upcoming/ended streams, reads one, its products and its chat history."""
+everyone lists live/upcoming/ended streams, reads one, its products and its chat history; the seller, moderators
+and admins list the stream's bans and lift them."""
 from __future__ import annotations
 
 from datetime import datetime
 
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from db import audit
@@ -49,6 +51,11 @@ class ListQuery(BaseModel):
     status: str = Field(default="live", pattern=r"^(live|scheduled|ended)$", description="live, scheduled or ended")
     seller_id: str | None = Field(default=None, pattern=UUID)
     limit: int = Field(default=20, ge=1, le=100)
+
+
+class BansQuery(BaseModel):
+    cursor: str | None = Field(default=None, max_length=500, description="next_cursor of the previous page")
+    limit: int = Field(default=50, ge=1, le=100)
 
 
 class ChatQuery(BaseModel):
@@ -196,3 +203,20 @@ async def chat_history(call: Call):
         rows = await chat_db.recent(conn, row["id"], call.query.limit, call.query.before)
     items = [message_out(r) for r in rows]
     return {"items": items, "next_before": items[0]["id"] if len(items) == call.query.limit else None}
+
+
+@api.route("GET", f"{API}/livestreams/{{id}}/bans", summary="The stream's bans, newest first; page with ?cursor=",
+           tag="livestreams", auth="user", query=BansQuery, errors=(403, 404))
+async def list_bans(call: Call):
+    return await call.services.chat.bans(call.principal, call.param("id"), call.query.cursor, call.query.limit)
+
+
+@api.route("DELETE", f"{API}/livestreams/{{id}}/bans/{{user_id}}",
+           summary="Lift a ban (succeeds as well when the user is not banned)", tag="livestreams", auth="user",
+           status=204, errors=(403, 404))
+async def delete_ban(call: Call):
+    user_id = call.param("user_id")
+    if not streams_db.is_uuid(user_id):
+        raise not_found("user")
+    await call.services.chat.unban(call.principal, call.param("id"), user_id.lower())
+    return web.Response(status=204)

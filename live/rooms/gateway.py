@@ -10,7 +10,7 @@ from typing import Any, Awaitable, Callable
 
 import socketio
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from db.streams import UUID
 from live.auth.principal import ANONYMOUS, Principal
@@ -61,6 +61,11 @@ class DeleteIn(In):
 
 class UserIn(In):
     user_id: str = Field(pattern=UUID)
+
+    @field_validator("user_id")
+    @classmethod
+    def _one_spelling(cls, value: str) -> str:
+        return value.lower()  # as the database spells ids: room state and sockets are keyed by that text
 
 
 class MuteIn(UserIn):
@@ -121,7 +126,8 @@ class Gateway:
         handlers: dict[str, tuple[type[BaseModel], Callable]] = {
             "join": (JoinIn, self.join), "leave": (In, self.leave), "chat:send": (ChatIn, self.chat_send),
             "chat:delete": (DeleteIn, self.chat_delete), "user:mute": (MuteIn, self.user_mute),
-            "user:ban": (BanIn, self.user_ban), "chat:slowmode": (SlowIn, self.slowmode),
+            "user:ban": (BanIn, self.user_ban), "user:unban": (UserIn, self.user_unban),
+            "chat:slowmode": (SlowIn, self.slowmode),
             "moderator:add": (UserIn, functools.partial(self.moderator, on=True)),
             "moderator:remove": (UserIn, functools.partial(self.moderator, on=False)),
             "reaction": (ReactionIn, self.reaction),
@@ -300,6 +306,9 @@ class Gateway:
     async def user_ban(self, conn: Conn, p: BanIn) -> None:
         state = await self.services.chat.ban(self._signed_in(conn), self._stream(conn, p), p.user_id, p.reason)
         self.kick_banned(state.room, p.user_id)
+
+    async def user_unban(self, conn: Conn, p: UserIn) -> None:
+        await self.services.chat.unban(self._signed_in(conn), self._stream(conn, p), p.user_id)
 
     def kick_banned(self, room: str, user_id: str) -> None:
         """A user was banned from a room, on this worker or another one (RoomService.on_banned): their sockets

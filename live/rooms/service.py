@@ -40,8 +40,8 @@ UNSUBSCRIBE_DELAY = 5.0
 RECOVERY_TRIES = 5
 # room events that change what a worker knows about the room
 STATUS_FIELDS = ("status", "started_at", "ended_at", "spotlight_product_id")  # what start and end change
-_STATEFUL = frozenset({"chat:new", "chat:deleted", "user:muted", "user:banned", "moderator:added",
-                       "moderator:removed", "chat:slowmode", "stream:status", "product:highlighted",
+_STATEFUL = frozenset({"chat:new", "chat:deleted", "user:muted", "user:banned", "user:unbanned",
+                       "moderator:added", "moderator:removed", "chat:slowmode", "stream:status", "product:highlighted",
                        "product:unhighlighted", "stock:update", "reactions", "viewer:count"})
 
 
@@ -132,6 +132,8 @@ class RoomService:
             state.bans.add(d["user_id"])
             if self.on_banned is not None:
                 self.on_banned(state.room, d["user_id"])
+        elif ev == "user:unbanned":
+            state.bans.discard(d["user_id"])
         elif ev == "moderator:added":
             state.moderators.add(d["user_id"])
         elif ev == "moderator:removed":
