@@ -48,7 +48,8 @@ async def test_list_and_find_users(client, services, admin):
     assert admin[0] in [u["id"] for u in (await resp.json())["items"]]
     one = await client.get(f"{USERS}/{wanted}", headers=auth(token))
     assert (await one.json())["name"] == "adm-findme-zq"
-    for bad in ({"limit": "0"}, {"limit": "101"}, {"role": "root"}, {"offset": "-1"}, {"suspended": "maybe"}):
+    for bad in ({"limit": "0"}, {"limit": "101"}, {"role": "root"}, {"offset": "-1"}, {"suspended": "maybe"},
+                {"q": "a\x00b"}, {"q": "x" * 255}, {"limit": "1e309"}):
         await error_of(await client.get(USERS, params=bad, headers=auth(token)), 400)
     await error_of(await client.get(f"{USERS}/not-a-uuid", headers=auth(token)), 404)
     await error_of(await client.get(f"{USERS}/00000000-0000-0000-0000-000000000000", headers=auth(token)), 404)
@@ -59,11 +60,19 @@ async def test_grant_and_revoke_seller_audited_and_applied_at_once(client, servi
     user_id, token = await make_account(services, "adm-becomes-seller")
     seller_only = "/api/v1/seller/orders"
     await error_of(await client.get(seller_only, headers=auth(token)), 403)
+    viewer = await socket_for(client, token)
+    gateway = client.app["gateway"]
+
+    def socket_roles():
+        return [c.principal.role for c in gateway.conns.values() if c.principal.user_id == user_id]
+    assert socket_roles() == ["customer"]
 
     resp = await client.put(f"{USERS}/{user_id}/role", json={"role": "seller"}, headers=auth(admin_token))
     assert resp.status == 200, await resp.text()
     assert (await resp.json())["role"] == "seller"
     assert (await client.get(seller_only, headers=auth(token))).status == 200  # the same token, at once
+    assert socket_roles() == ["seller"] and not viewer.cut.is_set()  # the open socket too, still connected
+    await viewer.close()
     async with owner_connection(dsn) as owner:
         assert await owner.fetchval("SELECT count(*) FROM sellers WHERE user_id = $1::uuid", user_id) == 1
 
