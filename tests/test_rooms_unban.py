@@ -258,3 +258,20 @@ async def test_a_user_id_in_capitals_is_the_same_user(live):
     assert err(await loud.join()) == "banned"
     assert (await seller.call("user:unban", user))["ok"]
     assert (await loud.join())["ok"]
+
+
+async def test_an_unban_clears_a_ban_only_the_room_state_holds(live):
+    """A ban and an unban racing on two workers can publish their events in the other order than they were
+    stored: the room states hold a ban the database does not. Unbanning again clears it everywhere (the event is
+    published), still without an audit row."""
+    watcher = await live.viewer("race-watcher")
+    ghost = await live.viewer("race-ghost", join=None)
+    seller = await live.seller()
+    state = await live.demo_state()
+    state.bans.add(ghost.user_id)  # as if user:banned had been applied after user:unbanned
+    assert err(await ghost.join()) == "banned"
+    mark = watcher.mark("user:unbanned")
+    assert (await seller.call("user:unban", {"stream_id": "demo", "user_id": ghost.user_id}))["ok"]
+    assert (await watcher.wait_after("user:unbanned", mark))["user_id"] == ghost.user_id
+    assert (await ghost.join())["ok"]
+    assert await audit_rows(live, "stream.unban") == []

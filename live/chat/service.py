@@ -116,15 +116,18 @@ class ChatService:
 
     async def unban(self, principal: Principal, id_or_slug: str, user_id: str) -> bool:
         """Lift a ban (the socket's user:unban and REST DELETE .../bans/{user_id}); whether there was one. Unbanning
-        a user who is not banned changes nothing and succeeds (no audit row, no room event)."""
+        a user who is not banned changes nothing and succeeds (no audit row, no room event), unless the room state
+        holds a ban the database does not (a ban and an unban raced on two workers and their events arrived in the
+        other order): the event then clears it on every worker."""
         state = await self._moderated(principal, id_or_slug)
         async with self.db.tx(principal) as conn:
             lifted = await streams_db.unban(conn, state.id, user_id)
             if lifted:
                 await audit.record(conn, principal.user_id, "stream.unban", "livestream", state.id, user_id=user_id,
                                    before={"banned": True}, after={"banned": False})
+        stale = user_id in state.bans
         state.bans.discard(user_id)
-        if lifted:  # every worker's room state drops the ban (RoomService.apply)
+        if lifted or stale:  # every worker's room state drops the ban (RoomService.apply)
             await self.rooms.publish(state, "user:unbanned", {"stream_id": state.id, "user_id": user_id})
         return lifted
 
