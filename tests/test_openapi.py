@@ -88,3 +88,23 @@ async def test_request_bodies_and_errors_are_described(document):
     assert {"id", "name", "role"} <= set(user_schema["properties"])
     err_ref = me["responses"]["401"]["content"]["application/json"]["schema"]["$ref"]
     assert err_ref == "#/components/schemas/Error"
+
+
+async def test_the_hardening_answers_are_declared(document):
+    """Every operation may answer 400 (a NUL byte in any parameter); every body may be too large (413); a token
+    that is sent must be valid even where signing in is optional (401)."""
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            if method not in METHODS:
+                continue
+            assert "400" in op["responses"], (method, path)
+            if "requestBody" in op:
+                assert {"413", "422"} <= set(op["responses"]), (method, path)
+            if "security" in op:
+                assert "401" in op["responses"], (method, path)
+    product = document["paths"][f"{API}/products/{{id}}"]
+    assert "401" in product["get"]["responses"]  # auth optional
+    # a PATCH field of a NOT NULL column is not nullable in the document either, a nullable one is
+    patch = document["components"]["schemas"]["ProductPatch"]["properties"]
+    assert patch["title"]["type"] == "string" and "default" not in patch["title"]
+    assert {"type": "null"} in patch["description"]["anyOf"]

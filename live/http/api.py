@@ -255,11 +255,13 @@ def openapi_document(api: Api, *, title: str, version: str, server_url: str = "/
             schema = _schema(op.response, components) if op.response else {"type": "object"}
             ok["content"] = {op.content_type: {"schema": schema}}
         responses: dict[str, Any] = {str(op.status): ok}
-        codes = set(op.errors)
+        codes = set(op.errors) | {400}  # 400: a NUL byte in any path or query parameter (input_middleware)
         if op.body is not None or op.query is not None:
             codes |= {400, 422}
-        if op.auth == "user":
-            codes.add(401)
+        if op.body is not None:
+            codes.add(413)  # a body over HTTP_MAX_BODY_BYTES
+        if op.auth != "none":
+            codes.add(401)  # "optional" too: a token that is sent must be valid
         if op.roles:
             codes.add(403)
         for code in sorted(codes):
