@@ -6,9 +6,15 @@ import time
 
 import jwt
 import pytest
+from hypothesis import HealthCheck, given, settings as examples, strategies as st
 
 from tests.auth_helpers import ME, auth, dsn, error_of  # noqa: F401  (dsn: the module's database)
-from tests.conftest import SECRET
+from tests.conftest import SECRET, make_settings
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return make_settings(tmp_path, rate_limits="cart=off")  # the fuzz test below sends hundreds of cart requests
 
 
 # ---------------------------------------------------------------- JWT on /me
@@ -141,3 +147,37 @@ async def test_patch_me_non_json_body_is_400(client, token_for):
 
 async def test_patch_me_requires_a_token(client):
     await error_of(await client.patch(ME, json={"name": "x"}), 401)
+
+
+# ---------------------------------------------------------------- fuzz: any token is a clear 401, never a 500
+
+CLAIM = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70), st.floats(),
+                  st.text(max_size=60), st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5),
+                                                                                              st.integers(), max_size=2))
+
+
+@pytest.mark.parametrize("path", [ME, "/api/v1/me/cart/items"])
+async def test_signed_tokens_with_any_claims_and_garbage_headers_get_401(client, path):
+    """Tokens signed with the real secret but with claims of any type (sub, role, iat, exp, name), and header
+    values of any printable text: each request is a 401 with the error body (or 200 for a well-formed token
+    of a real user, which these never name)."""
+    seen = []
+
+    @examples(max_examples=120, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(claims=st.fixed_dictionaries({"iss": st.just("live")}, optional={
+        "sub": CLAIM, "role": st.one_of(CLAIM, st.sampled_from(["customer", "seller", "admin"])),
+        "iat": CLAIM, "exp": st.one_of(CLAIM, st.just(int(time.time()) + 600)), "name": CLAIM}),
+           raw=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=200))
+    def cases(claims, raw):
+        seen.append((jwt.encode(claims, SECRET, algorithm="HS256"), raw))
+
+    cases()
+    assert len(seen) >= 100
+    for token, raw in seen:
+        for header in (f"Bearer {token}", raw):
+            method = "GET" if path == ME else "POST"
+            resp = await client.request(method, path, json={"variant_id": "x", "qty": 1},
+                                        headers={"Authorization": header})
+            err = await error_of(resp, 401)
+            assert err["code"] == "unauthorized", (header, err)
