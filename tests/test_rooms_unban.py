@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 
 from live.redis_support import EmbeddedRedis
-from tests.rooms_fixtures import SELLER, err, live, start_live  # noqa: F401  (fixtures)
+from tests.rooms_fixtures import SELLER, err, errors_logged, live, start_live  # noqa: F401  (fixtures)
+from tests.test_socket_fuzz import BAD_VALUES, CODES
 
 NOBODY = "00000000-0000-4000-8000-00000000abcd"
+NIL = "00000000-0000-4000-8000-000000000000"
 
 
 async def audit_rows(live, action: str) -> list[dict]:
@@ -102,6 +104,32 @@ async def test_who_may_unban(live):
         (mod.user_id, targets[0].user_id), (admin.user_id, targets[1].user_id), (seller.user_id, targets[2].user_id)]
     for t in targets:
         assert (await t.join())["ok"]
+
+
+async def test_unban_with_bad_values(live, errors_logged):
+    """Each field of a well-formed user:unban replaced by each bad value, and payloads that are not objects, by the
+    seller (who may unban: the payloads reach the service): an error ack from the protocol's list, nothing logged."""
+    seller = await live.seller()
+    target = await live.viewer("bad-values-target")
+    assert (await seller.call("user:ban", {"stream_id": "demo", "user_id": target.user_id}))["ok"]
+    good = {"stream_id": "demo", "user_id": target.user_id}
+    codes, accepted = set(), []
+    for name in ("user_id", "stream_id"):
+        for value in BAD_VALUES:
+            ack = await seller.call("user:unban", {**good, name: value})
+            codes.add(code := err(ack))
+            assert code is None or code in CODES, (name, value, ack)
+            if code is None:
+                accepted.append((name, value))
+                if name == "user_id":
+                    assert err(await target.join()) == "banned"  # it lifted nothing
+    for payload in (None, [], "x", 5):
+        assert err(await seller.sio.call("user:unban", payload, timeout=10)) == "invalid"
+    assert {"invalid", "not_found"} <= codes
+    # a uuid nobody has is a no-op success; a null stream_id is one left out (the seller's one stream): it lifts it
+    assert accepted == [("user_id", NIL), ("stream_id", None)]
+    assert (await target.join())["ok"]
+    assert errors_logged() == []
 
 
 async def test_recovery_replays_the_unban(live):
