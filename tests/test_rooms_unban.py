@@ -55,6 +55,7 @@ async def test_unban_lets_the_user_join_and_chat_again(live):
     said = await watcher.wait_for("chat:new", lambda d: d["text"] == "sorry about that")
     assert said["user"]["id"] == troll.user_id
     # one audit row for the ban and one for the unban, by the seller, in the same shape
+    assert [r["data"]["after"] for r in await audit_rows(live, "stream.ban")] == [{"banned": True, "reason": "spam"}]
     unbans = await audit_rows(live, "stream.unban")
     assert unbans == [{"actor_id": seller.user_id, "entity": "livestream", "entity_id": stream_id,
                        "data": {"user_id": troll.user_id, "before": {"banned": True}, "after": {"banned": False}}}]
