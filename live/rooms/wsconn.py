@@ -33,21 +33,29 @@ class WsConnection(asyncio.Protocol):
         self.deadline = asyncio.get_running_loop().call_later(timeout, self.fail, 1008)
 
     def data_received(self, data: bytes) -> None:
+        pongs: list[bytes] | None = None  # the answers to this read's pings, written at once (one write a burst)
         for kind, value in self.reader.feed(data):
             if kind == TEXT or kind == BINARY:
                 if not self.message(value):
                     return
-            elif kind == PING:  # counted against the output cap like any write: a client that never reads is cut
-                if not self.sock.write_raw(bytes((0x8A, len(value))) + value):
+            elif kind == PING:
+                pong = bytes((0x8A, len(value))) + value
+                if pongs is None:
+                    pongs = [pong]
+                else:
+                    pongs.append(pong)
+            elif kind == CLOSE or kind == FAIL:
+                if pongs and not self.sock.write_raw(b"".join(pongs)):
                     return
-            elif kind == CLOSE:  # echo the client's code, then hang up
                 code = value[0]
-                self.close(1000 if code == NO_STATUS else code)
-                return
-            elif kind == FAIL:
-                self.fail(value[0])
+                if kind == FAIL:
+                    self.fail(code)
+                else:  # echo the client's code, then hang up
+                    self.close(1000 if code == NO_STATUS else code)
                 return
             # PONG: nothing to do
+        if pongs:  # counted against the output cap like any write: a client that never reads is cut
+            self.sock.write_raw(b"".join(pongs))
 
     def message(self, data: str | bytes) -> bool:
         """One Engine.IO packet from the client."""
