@@ -73,7 +73,7 @@ class AuthStates:
                 else:
                     forward(channel, data)
             link.on_message = on_message
-            link.on_up.append(self.poll)  # messages may have been missed while Redis was away
+            link.on_up.append(self._poll_quietly)  # messages may have been missed while Redis was away
 
     # ---- the hot path ----
 
@@ -187,12 +187,16 @@ class AuthStates:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._refresh)
-            try:
-                await self.poll()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("auth_poll_failed")
+            await self._poll_quietly()
+
+    async def _poll_quietly(self) -> None:
+        """poll(), a failure logged (the database away): the next poll catches up."""
+        try:
+            await self.poll()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("auth_poll_failed")
 
 
 def _state(row) -> AuthState:
