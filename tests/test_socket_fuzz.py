@@ -21,7 +21,7 @@ from tests.rooms_fixtures import SELLER, RawWs, err, errors_logged, start_live  
 
 CODES = {"unauthorized", "forbidden", "not_found", "invalid", "rate_limited", "muted", "banned", "stream_not_live",
          "out_of_stock", "conflict", "limit_exceeded", "hold_expired"}  # docs/protocol.md's, but `internal`
-EVENTS = ("join", "leave", "chat:send", "chat:delete", "user:mute", "user:ban", "chat:slowmode", "moderator:add",
+EVENTS = ("join", "leave", "chat:send", "chat:delete", "user:mute", "user:ban", "user:unban", "chat:slowmode", "moderator:add",
           "moderator:remove", "reaction", "stream:start", "stream:end", "product:highlight", "product:unhighlight",
           "cart:add", "cart:update", "cart:remove")
 RESERVED = {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
@@ -39,7 +39,8 @@ class World:
 # the fields each event takes (a payload of these with good values reaches the handler's rules)
 FIELDS = {"join": ("stream_id", "last_seq", "epoch"), "leave": ("stream_id",), "chat:send": ("stream_id", "text"),
           "chat:delete": ("stream_id", "message_id"), "user:mute": ("stream_id", "user_id", "seconds"),
-          "user:ban": ("stream_id", "user_id", "reason"), "chat:slowmode": ("stream_id", "seconds"),
+          "user:ban": ("stream_id", "user_id", "reason"), "user:unban": ("stream_id", "user_id"),
+          "chat:slowmode": ("stream_id", "seconds"),
           "moderator:add": ("stream_id", "user_id"), "moderator:remove": ("stream_id", "user_id"),
           "reaction": ("stream_id", "kind"), "stream:start": ("stream_id",), "stream:end": ("stream_id",),
           "product:highlight": ("stream_id", "product_id"), "product:unhighlight": ("stream_id",),
