@@ -219,3 +219,15 @@ async def test_401_messages_are_short_and_stable(shop):
     expired = jwt.encode({"sub": "x", "exp": 1, "iss": "live", "role": "customer"}, SECRET)
     err = await error_of(await shop.client.get(f"{API}/me", headers={"Authorization": f"Bearer {expired}"}), 401)
     assert err["message"] == "token expired"
+
+
+async def test_the_sandbox_page_counts_its_json_body_too(shop):
+    async def chunks():
+        yield b'{"outcome": "succeeded", "pad": "'
+        for _ in range(5):
+            yield b"x" * 16384
+        yield b'"}'
+
+    resp = await shop.client.post("/pay/sandbox/sbx_" + "1" * 32, data=chunks(),
+                                  headers={"Content-Type": "application/json"})
+    assert (await error_of(resp, 413))["code"] == "payload_too_large"

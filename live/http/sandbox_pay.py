@@ -23,7 +23,7 @@ from db.orders import OPEN_PAYMENT
 from live.auth.principal import SYSTEM
 from live.commerce.payments.sandbox import SandboxProvider, payment_id_for
 from live.errors import DomainError, not_found
-from live.http.api import json_response, parse_body
+from live.http.api import json_response, parse_body, read_body
 
 PATH = "/pay/sandbox/{reference}"
 ZERO_DECIMAL = {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV",
@@ -161,7 +161,8 @@ async def submit(request: web.Request) -> web.Response:
     as_json = wants_json(request)
     return_url = sig = None
     if request.content_type == "application/json":
-        outcome = parse_body(OutcomeBody, await request.read()).outcome
+        limit = request.app["services"].settings.http_max_body_bytes
+        outcome = parse_body(OutcomeBody, await read_body(request, limit)).outcome
     else:
         form = await request.post()
         outcome = form.get("outcome")
