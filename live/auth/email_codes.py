@@ -14,6 +14,7 @@ import secrets
 from datetime import timedelta
 
 from db import Database
+from db import auth as auth_db
 from db import users as users_db
 from live.auth.principal import SYSTEM
 from live.errors import DomainError
@@ -42,15 +43,11 @@ class EmailCodes:
         code = f"{secrets.randbelow(1_000_000):06d}"
         async with self._db.tx(SYSTEM) as conn:
             # serialize starts for one address, so parallel requests cannot all pass the count below
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('email_codes:' || $1, 0))", email)
-            recent, wait = await conn.fetchrow(
-                """SELECT count(*), extract(epoch FROM min(created_at) + interval '1 hour' - now())::float8
-                   FROM email_codes WHERE email = $1 AND created_at > now() - interval '1 hour'""", email)
+            await auth_db.lock_address(conn, email)
+            recent, wait = await auth_db.codes_last_hour(conn, email)
             if recent >= MAX_CODES_PER_HOUR:
                 raise RateLimited("too many codes requested for this address; try again later", wait)
-            await conn.execute(
-                "INSERT INTO email_codes (email, code_hash, expires_at) VALUES ($1, $2, now() + $3::interval)",
-                email, self._hash(email, code), CODE_TTL)
+            await auth_db.add_code(conn, email, self._hash(email, code), CODE_TTL)
             await enqueue_email(conn, email, "Your sign-in code",
                                 f"Your live sign-in code is {code}. It expires in {CODE_TTL.seconds // 60} minutes.")
 
@@ -60,10 +57,7 @@ class EmailCodes:
         await self._limits.check("email_guess_per_address", f"{requester}:{email}",
                                  "too many attempts for this address; try again later")
         async with self._db.tx(SYSTEM) as conn:
-            rows = await conn.fetch(
-                """SELECT id, code_hash, expires_at < now() AS expired, attempts FROM email_codes
-                   WHERE email = $1 AND consumed_at IS NULL ORDER BY created_at DESC LIMIT $2 FOR UPDATE""",
-                email, MAX_LIVE_CODES)
+            rows = await auth_db.pending_codes(conn, email, MAX_LIVE_CODES)
             live = [r for r in rows if not r["expired"] and r["attempts"] < MAX_ATTEMPTS]
             if not live:
                 if not rows:
@@ -74,11 +68,9 @@ class EmailCodes:
             given = self._hash(email, code.strip())
             match = next((r for r in live if hmac.compare_digest(r["code_hash"], given)), None)
             if match is None:
-                await conn.execute("UPDATE email_codes SET attempts = attempts + 1 WHERE id = ANY($1::uuid[])",
-                                   [r["id"] for r in live])
+                await auth_db.count_wrong_guess(conn, [r["id"] for r in live])
                 failed = DomainError("invalid_code", "wrong code")
             else:
-                await conn.execute("UPDATE email_codes SET consumed_at = now() WHERE email = $1 AND consumed_at IS NULL",
-                                   email)
+                await auth_db.consume_codes(conn, email)
                 return await users_db.upsert_by_email(conn, email)  # a suspended user gets no token (token_for)
         raise failed  # raised after commit so the attempt counts

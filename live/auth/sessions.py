@@ -24,6 +24,7 @@ from typing import Callable
 import orjson
 
 from db import Database
+from db import auth as auth_db
 from db import users as users_db
 from live.auth.principal import SYSTEM, Principal
 from live.errors import DomainError, unauthorized
@@ -160,8 +161,7 @@ class AuthStates:
             async with self._db.tx(SYSTEM) as conn:
                 since = time.time() - self._ttl - OVERLAP if first else self._since
                 rows = await users_db.auth_changes(conn, since, with_suspended=first)
-                db_now = rows[0]["now"] if rows else await conn.fetchval(
-                    "SELECT extract(epoch FROM clock_timestamp())::float8")
+                db_now = rows[0]["now"] if rows else await auth_db.now(conn)
             for row in rows:
                 self.apply(row["id"], _state(row))
             self._since = db_now - OVERLAP

@@ -12,6 +12,7 @@ import nacl.exceptions
 import nacl.signing
 
 from db import Database
+from db import auth as auth_db
 from db import users as users_db
 from live.auth.principal import SYSTEM
 from live.errors import DomainError
@@ -49,9 +50,7 @@ class WalletSignIn:
         expires = issued + NONCE_TTL
         message = sign_in_message(self._domain, address, nonce, issued, expires)
         async with self._db.tx(SYSTEM) as conn:
-            await conn.execute(
-                "INSERT INTO wallet_nonces (nonce, wallet_address, message, expires_at) VALUES ($1, $2, $3, $4)",
-                nonce, address, message, expires)
+            await auth_db.add_nonce(conn, nonce, address, message, expires)
         return {"nonce": nonce, "message": message, "expires_at": expires.isoformat()}
 
     async def verify(self, address: str, nonce: str, signature: str, requester: str):
@@ -64,10 +63,7 @@ class WalletSignIn:
         if len(sig) != 64:
             raise DomainError("invalid", "signature must be a base58 ed25519 signature (64 bytes)")
         async with self._db.tx(SYSTEM) as conn:
-            row = await conn.fetchrow(
-                """UPDATE wallet_nonces SET consumed_at = now()
-                   WHERE nonce = $1 AND wallet_address = $2 AND consumed_at IS NULL
-                   RETURNING message, expires_at < now() AS expired""", nonce, address)
+            row = await auth_db.burn_nonce(conn, nonce, address)
         if row is None:
             raise DomainError("nonce_used", "unknown or already used nonce; request a new one")
         if row["expired"]:
