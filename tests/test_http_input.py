@@ -231,3 +231,20 @@ async def test_the_sandbox_page_counts_its_json_body_too(shop):
     resp = await shop.client.post("/pay/sandbox/sbx_" + "1" * 32, data=chunks(),
                                   headers={"Content-Type": "application/json"})
     assert (await error_of(resp, 413))["code"] == "payload_too_large"
+
+
+async def test_timestamps_beyond_what_the_database_holds_are_refused(shop):
+    seller = await shop.seller()
+    for query, name in (("from=0001-01-01T00:00:00%2B14:00", "from"), ("to=9999-12-31T23:59:59-14:00", "to"),
+                        ("to=9999-12-31T23:59:59.999999-23:59", "to")):
+        err = await error_of(await shop.client.get(f"{API}/seller/orders?{query}", headers=seller.headers), 400)
+        assert fields(err) == {name}, err
+    assert (await shop.client.get(f"{API}/seller/orders?from=2024-01-01T00:00:00", headers=seller.headers)).status == 200
+    coupon = await shop.call("POST", "/coupons", seller, json={"code": f"T{uuid.uuid4().hex[:6]}", "kind": "percent",
+                                                               "value": 5}, expect=201)
+    for body in ({"starts_at": "0001-01-01T00:00:00+14:00"}, {"ends_at": "9999-12-31T23:59:59-14:00"}):
+        resp = await shop.client.patch(f"{API}/coupons/{coupon['id']}", json=body, headers=seller.headers)
+        assert fields(await error_of(resp, 422)) == set(body)
+    resp = await shop.client.post(f"{API}/livestreams", headers=seller.headers, json={
+        "title": "t", "slug": f"t-{uuid.uuid4().hex[:6]}", "scheduled_at": "0001-01-01T00:00:00+14:00"})
+    assert fields(await error_of(resp, 422)) == {"scheduled_at"}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
 import orjson
@@ -75,6 +76,40 @@ def nul_fields(value: Any, loc: tuple = ()) -> list[str]:
     return []
 
 
+_FIRST_TS = datetime(1, 1, 2, tzinfo=timezone.utc)  # a day inside Python's and PostgreSQL's ranges, whatever the
+_LAST_TS = datetime(9998, 12, 31, tzinfo=timezone.utc)  # offset (0001-01-01T00:00+14:00 is year 0 in UTC)
+
+
+def out_of_range(value: Any, loc: tuple = ()) -> list[str]:
+    """Paths of the validated values no column can hold: integers beyond bigint, timestamps outside years 1-9998
+    (once in UTC). Checked on every body and query, so a model field without bounds cannot reach SQL with one."""
+    if isinstance(value, BaseModel):
+        return [f for name, info in type(value).model_fields.items()
+                for f in out_of_range(getattr(value, name), loc + (info.alias or name,))]
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [] if -MAX_BIGINT <= value <= MAX_BIGINT else [_field(loc) or "value"]
+    if isinstance(value, datetime):
+        try:
+            utc = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+        except OverflowError:
+            return [_field(loc) or "value"]
+        return [] if _FIRST_TS <= utc <= _LAST_TS else [_field(loc) or "value"]
+    if isinstance(value, (list, tuple)):
+        return [f for i, v in enumerate(value) for f in out_of_range(v, loc + (i,))]
+    if isinstance(value, dict):
+        return [f for k, v in value.items() for f in out_of_range(v, loc + (k,))]
+    return []
+
+
+def _in_range(parsed: Any, code: str, message: str) -> Any:
+    bad = out_of_range(parsed)
+    if bad:
+        raise DomainError(code, message, details=[{"field": f, "message": "out of range"} for f in bad])
+    return parsed
+
+
 def parse_body(model: type[BaseModel], raw: bytes) -> Any:
     """`model` from a JSON body: not JSON -> `invalid`, JSON that does not fit or a string with a NUL byte ->
     `validation_failed` naming the fields."""
@@ -87,11 +122,12 @@ def parse_body(model: type[BaseModel], raw: bytes) -> Any:
             raise DomainError("validation_failed", "invalid request body",
                               details=[{"field": f, "message": NUL_MESSAGE} for f in bad])
     try:
-        return model.model_validate_json(raw)
+        parsed = model.model_validate_json(raw)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             raise DomainError("invalid", "body is not valid JSON") from None
         raise DomainError("validation_failed", "invalid request body", details=validation_details(exc)) from None
+    return _in_range(parsed, "validation_failed", "invalid request body")
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -191,9 +227,10 @@ def wrap(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]
         call = Call(request, principal)
         if op.query is not None:
             try:
-                call.query = op.query.model_validate(dict(request.query))
+                query = op.query.model_validate(dict(request.query))
             except ValidationError as exc:
                 raise DomainError("invalid", "invalid query parameters", details=validation_details(exc)) from None
+            call.query = _in_range(query, "invalid", "invalid query parameters")
         if op.body is not None:
             raw = await read_body(request, request.app["services"].settings.http_max_body_bytes)
             if not raw:
