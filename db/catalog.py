@@ -34,6 +34,10 @@ async def category_exists(conn: asyncpg.Connection, category_id: str) -> bool:
     return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM categories WHERE id = $1::uuid)", category_id)
 
 
+async def seller_exists(conn: asyncpg.Connection, seller_id: str) -> bool:
+    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM sellers WHERE id = $1::uuid)", seller_id)
+
+
 # ---- products ----
 
 async def product(conn: asyncpg.Connection, product_id: str) -> asyncpg.Record | None:

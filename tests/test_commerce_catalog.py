@@ -198,3 +198,11 @@ async def test_wishlist(shop):
     await shop.call("DELETE", f"/me/wishlist/{p1['id']}", buyer, expect=404)
     assert [i["title"] for i in (await shop.call("GET", "/me/wishlist", buyer))["items"]] == ["Wish two"]
     await shop.call("GET", "/me/wishlist", expect=401)
+
+
+async def test_an_admin_creating_a_product_for_an_unknown_seller_gets_404(shop):
+    admin = await shop.user(role="admin")
+    body = await shop.call("POST", "/products", admin, json={"title": "x", "seller_id": str(uuid.uuid4())},
+                           expect=404)
+    assert body["error"]["code"] == "not_found" and "seller" in body["error"]["message"]
+    assert (await shop.call("GET", "/products"))["items"] == []

@@ -92,6 +92,8 @@ class CatalogService:
 
     async def _seller_id(self, conn, principal: Principal, wanted: str | None = None) -> str:
         if principal.is_admin and wanted:
+            if not await catalog_db.seller_exists(conn, wanted):
+                raise not_found("seller")
             return wanted
         seller = await users_db.seller_for_user(conn, principal.user_id)
         if seller is None:
