@@ -213,7 +213,14 @@ def cmd_token(args: argparse.Namespace) -> int:
                 tokens.append(services.token_for(user))
         return tokens
 
-    print("\n".join(asyncio.run(_with_services(_settings(args), make))))
+    from live.errors import DomainError
+
+    try:
+        tokens = asyncio.run(_with_services(_settings(args), make))
+    except DomainError as exc:  # a suspended user gets no token
+        print(f"live: {exc.message}", file=sys.stderr)
+        return 1
+    print("\n".join(tokens))
     return 0
 
 

@@ -131,3 +131,12 @@ def test_serve_on_a_busy_port_says_so_in_one_line_and_starts_nothing(live_env, t
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"live: port {port} is in use"
     assert not (tmp_path / "fresh").exists()  # no embedded database was started
+
+
+def test_token_for_a_suspended_user_is_refused_in_one_line(run_live, live_env, dsn):
+    run_live("token", "--user", "mallory")
+    asyncio.run(fetch(dsn, "UPDATE users SET suspended_at = now() WHERE name = 'mallory' RETURNING 1"))
+    proc = subprocess.run([sys.executable, "-m", "live", "token", "--user", "mallory"], cwd=ROOT, env=live_env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip() == "live: this account is suspended"
