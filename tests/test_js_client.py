@@ -55,3 +55,4 @@ async def test_connect_error_carries_code_and_message(live):
         assert isinstance(r["data"], dict), r
         assert r["data"]["code"] == "unauthorized" and isinstance(r["data"]["message"], str) and r["data"]["message"]
         assert r["message"] == r["data"]["message"] and not r["message"].startswith("{"), r
+        assert r["message"] == "invalid token", r  # never the JWT library's reason

@@ -10,6 +10,10 @@ import jwt
 from live.auth.principal import ROLES, Principal
 from live.errors import DomainError, unauthorized
 
+# what a refused token is told, whatever the JWT library's reason (a short, stable message that tells a prober
+# nothing); an expired token is told so, since a client then signs in again
+INVALID = "invalid token"
+
 
 @dataclass(frozen=True)
 class ExternalIdentity:
@@ -50,11 +54,11 @@ class TokenService:
                                 options={"require": ["sub", "exp", "iss"]})
         except jwt.ExpiredSignatureError:
             raise unauthorized("token expired") from None
-        except jwt.PyJWTError as exc:
-            raise unauthorized(f"invalid token: {exc}") from None
+        except jwt.PyJWTError:
+            raise unauthorized(INVALID) from None
         role = claims.get("role")
         if role not in ROLES:
-            raise unauthorized("invalid token: unknown role")
+            raise unauthorized(INVALID)
         return Principal(str(claims["sub"]), role, str(claims.get("name") or "")), _iat(claims)
 
     @property
@@ -70,7 +74,7 @@ class TokenService:
 
     async def verify_external(self, token: str) -> ExternalIdentity:
         if self._jwks is None:
-            raise unauthorized("invalid token: unknown issuer")
+            raise unauthorized(INVALID)
         try:
             key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
             claims = jwt.decode(token, key.key, algorithms=["RS256", "ES256", "EdDSA"],
@@ -78,8 +82,8 @@ class TokenService:
                                 options={"require": ["sub", "exp"], "verify_aud": self._external_audience is not None})
         except jwt.ExpiredSignatureError:
             raise unauthorized("token expired") from None
-        except (jwt.PyJWTError, jwt.PyJWKClientError) as exc:
-            raise unauthorized(f"invalid token: {exc}") from None
+        except (jwt.PyJWTError, jwt.PyJWKClientError):
+            raise unauthorized(INVALID) from None
         meta = claims.get("user_metadata") or {}
         return ExternalIdentity(str(claims["sub"]), claims.get("email"), meta.get("name") or meta.get("full_name"),
                                 _iat(claims))
