@@ -24,7 +24,10 @@ async def idp(aiohttp_server):
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
     jwk.update(kid="k1", use="sig", alg="RS256")
     app = web.Application()
-    app.router.add_get("/jwks.json", lambda request: web.json_response({"keys": [jwk]}))
+    async def jwks(_request):
+        return web.json_response({"keys": [jwk]})
+
+    app.router.add_get("/jwks.json", jwks)
     server = await aiohttp_server(app)
 
     def token(sub: str, *, iat: float | None = None) -> str:
