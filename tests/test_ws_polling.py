@@ -1,10 +1,13 @@
-"""Engine.IO long-polling POSTs over the 16 KB cap (issue 11 item 8): answered at once with 413 and a JSON
-error, the connection closed; POSTs within the cap are served as before."""
+"""Engine.IO long-polling POSTs (issue 11 item 8): over the 16 KB cap, answered at once with 413 and a JSON
+error, the connection closed; a body engineio mishandled (not UTF-8, not a payload, a packet a client may not
+send: it logged an error and answered 200, or never answered) gets 400; good POSTs are served as before."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import orjson
+import pytest
 
 from tests.rooms_fixtures import live  # noqa: F401  (fixture)
 from tests.test_frontdoor import _hostport
@@ -61,3 +64,29 @@ async def test_a_chunked_polling_post_gets_411(live):
     answer = await asyncio.wait_for(reader.read(), 5)  # to the server's hang-up
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 411") and orjson.loads(body)["error"]["code"] == "length_required"
+
+
+@pytest.mark.parametrize("body", [
+    b"\xff\xfe",  # not UTF-8 (was: an error logged, 200)
+    b"9",  # an unknown packet type (was: an error logged, 200)
+    b"\x1e\x1e",  # empty packets (was: an error logged, 200)
+    b"2probe",  # a PING: the server pings, not the client (was: never answered)
+    b"0{}",  # an OPEN (was: never answered)
+    b"40\x1e6",  # a NOOP after a CONNECT: only the server sends NOOP (was: never answered)
+    b"40\x1e",  # a trailing empty packet (was: an error logged, 200)
+])
+async def test_a_polling_post_that_is_not_a_client_payload_gets_400(live, body, caplog):
+    sid = await _polling_sid(live)
+    with caplog.at_level(logging.ERROR):
+        head, data = await _post(live, sid, body)
+    assert head.startswith(b"HTTP/1.1 400") and orjson.loads(data)["error"]["code"] == "invalid"
+    assert sid not in live.gateway.sio.eio.sockets
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_a_polling_client_still_talks_through_several_packets(live):
+    sid = await _polling_sid(live)
+    head, body = await _post(live, sid, b"40\x1e3")  # CONNECT and a PONG in one payload
+    assert head.startswith(b"HTTP/1.1 200") and body == b"OK"
+    async with live.client.get("/socket.io/", params={"EIO": "4", "transport": "polling", "sid": sid}) as resp:
+        assert resp.status == 200 and (await resp.text()).startswith("40{")  # the namespace answered

@@ -21,6 +21,8 @@ from engineio import packet as eio_packet
 from engineio.async_drivers.aiohttp import WebSocket as _EioAiohttpWebSocket
 from engineio.async_socket import AsyncSocket
 
+from live.rooms import polling
+
 MAX_PENDING_BYTES = 512 * 1024
 
 
@@ -104,6 +106,15 @@ class LeanSocket(AsyncSocket):
         if was_open and transport is not None:  # closed by the server: the CLOSE packet is out, hang up
             self.transport = None
             transport.close()
+
+    async def handle_post_request(self, environ):
+        """A long-polling POST, already checked (polling.refuse_post): its body is read from aiohttp's request,
+        which keeps it, since the check read it."""
+        request = environ.get("aiohttp.request")
+        if request is None:
+            return await super().handle_post_request(environ)
+        for pkt in polling.packets(await request.read()) or ():
+            await self.receive(pkt)
 
     def push(self, packet: bytes, frame: bytes | None = None) -> bool:
         """Send one pre-encoded Socket.IO packet (42[...]), on websocket or long-polling; `frame` is its websocket
@@ -273,21 +284,13 @@ class LeanEngineServer(engineio.AsyncServer):
         self.fast_event = None  # set by LiveSocketServer: (sid, socket.io packet) -> coroutine | None
 
     async def handle_request(self, *args, **kwargs):
-        """engineio's entry point for HTTP (long-polling), which left a POST over max_http_buffer_size unanswered
-        (its disconnect waited for a poll that never came): such a POST is refused here before its body is read,
-        413 and the connection closed, and its session dropped (the client broke the maxPayload it was given).
-        A POST without Content-Length (chunked) is refused with 411: engineio reads only Content-Length bytes."""
+        """engineio's entry point for HTTP (long-polling); a POST it would mishandle is answered here first
+        (live/rooms/polling.py)."""
         request = args[0] if args else None
         if isinstance(request, web.BaseRequest) and request.method == "POST":
-            length = request.content_length
-            if length is None and request.body_exists:
-                return _refused(411, "length_required", "a long-polling POST needs a Content-Length")
-            if length is not None and length > self.max_http_buffer_size:
-                sock = self.sockets.pop(request.query.get("sid", ""), None)
-                if sock is not None:
-                    await sock.close(wait=False, reason=self.reason.TRANSPORT_ERROR)
-                return _refused(413, "payload_too_large",
-                                f"a long-polling POST may carry at most {self.max_http_buffer_size} bytes")
+            refusal = await polling.refuse_post(self, request)
+            if refusal is not None:
+                return refusal
         return await super().handle_request(*args, **kwargs)
 
     async def _trigger_event(self, event, *args, **kwargs):
@@ -297,9 +300,3 @@ class LeanEngineServer(engineio.AsyncServer):
                 LeanSocket.adopt(sock)
         return await super()._trigger_event(event, *args, **kwargs)
 
-
-def _refused(status: int, code: str, message: str) -> web.Response:
-    """An HTTP error with the usual JSON body, after which the connection is closed (its body is not read)."""
-    resp = web.json_response({"error": {"code": code, "message": message}}, status=status)
-    resp.force_close()
-    return resp
