@@ -90,3 +90,15 @@ async def test_a_polling_client_still_talks_through_several_packets(live):
     assert head.startswith(b"HTTP/1.1 200") and body == b"OK"
     async with live.client.get("/socket.io/", params={"EIO": "4", "transport": "polling", "sid": sid}) as resp:
         assert resp.status == 200 and (await resp.text()).startswith("40{")  # the namespace answered
+
+
+async def test_disconnecting_a_polling_client_that_stopped_polling_returns(live):
+    """The server's disconnect of a long-polling session waits for the client's next poll to carry the CLOSE
+    packet, but not forever (it hung every task that disconnected a client gone quiet)."""
+    eio = live.gateway.sio.eio
+    sid = await _polling_sid(live)
+    head, _body = await _post(live, sid, b"40")
+    assert head.startswith(b"HTTP/1.1 200")
+    eio.ping_timeout = 1
+    await asyncio.wait_for(eio.disconnect(sid), 5)
+    assert sid not in eio.sockets

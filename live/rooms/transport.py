@@ -13,6 +13,7 @@ What this module changes is how bytes reach an upgraded websocket client:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import engineio
@@ -101,7 +102,10 @@ class LeanSocket(AsyncSocket):
 
     async def close(self, wait=True, abort=False, reason=None):
         was_open = not self.closed and not self.closing
-        await super().close(wait=wait and self._queue is not None, abort=abort, reason=reason)
+        await super().close(wait=False, abort=abort, reason=reason)
+        if wait and was_open and self._queue is not None:  # long-polling: the CLOSE packet leaves with the next
+            with contextlib.suppress(asyncio.TimeoutError):  # poll; a client that never polls again is not
+                await asyncio.wait_for(self._queue.join(), self.server.ping_timeout)  # waited for forever
         transport = self.transport
         if was_open and transport is not None:  # closed by the server: the CLOSE packet is out, hang up
             self.transport = None
