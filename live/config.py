@@ -73,6 +73,7 @@ class Settings(BaseModel):
     trusted_proxy_header: str | None = None  # client address from this header (rightmost entry), e.g. X-Forwarded-For
     http_head_timeout_seconds: float = 10.0  # a new connection's first request head must arrive within this: else 408
     http_keepalive_seconds: float = 30.0  # an idle keep-alive HTTP connection (or a later head never finished) is closed
+    http_body_timeout_seconds: float = 30.0  # a REST or webhook body must arrive whole within this: else 408
     ws_connect_timeout_seconds: float = 10.0  # a front-door websocket must send its Socket.IO CONNECT within this: else 1008
     max_pending_connections_per_ip: int = 256  # connections of one IP not past their handshake (0: no cap): else 429
     socket_event_rate: float = 20.0  # Socket.IO events per second per socket (token bucket, live/rooms/gateway.py)
@@ -171,7 +172,8 @@ class Settings(BaseModel):
             raise ValueError("must be between 0 and 7 days")
         return v
 
-    @field_validator("http_head_timeout_seconds", "http_keepalive_seconds", "ws_connect_timeout_seconds")
+    @field_validator("http_head_timeout_seconds", "http_keepalive_seconds", "ws_connect_timeout_seconds",
+                     "http_body_timeout_seconds")
     @classmethod
     def _door_timeout(cls, v: float) -> float:
         if not 0.05 <= v <= 3600:

@@ -15,6 +15,7 @@ STATUS_FOR_CODE = {
     "muted": 403,
     "not_found": 404,
     "method_not_allowed": 405,
+    "request_timeout": 408,
     "conflict": 409,
     "out_of_stock": 409,
     "stream_not_live": 409,
@@ -55,3 +56,10 @@ def forbidden(message: str = "not allowed") -> DomainError:
 
 def unauthorized(message: str = "authentication required") -> DomainError:
     return DomainError("unauthorized", message)
+
+
+class UnknownUser(DomainError):
+    """A signed token whose user does not exist (never did, or was deleted since): nothing is written for it."""
+
+    def __init__(self):
+        super().__init__("unauthorized", "unknown user")

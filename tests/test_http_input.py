@@ -3,6 +3,8 @@ body, query or path parameter, explicit nulls in partial updates, forged cursors
 bodies over the limit, and 401 messages that do not echo the JWT library."""
 from __future__ import annotations
 
+import asyncio
+
 import uuid
 
 import jwt
@@ -192,6 +194,21 @@ async def test_a_chunked_body_over_the_limit_is_413(shop):
         yield b'{"name": "A", "line1": "1 Road", "city": "Lagos", '
         yield b'"country": "NG"}'
     assert (await shop.client.post(f"{API}/me/addresses", data=small(), headers=headers)).status == 201
+
+
+async def test_a_body_trickled_past_the_body_timeout_is_408(tmp_path, dsn, aiohttp_client):
+    shop = Shop(await make_client(tmp_path, dsn, aiohttp_client, http_body_timeout_seconds=0.3))
+    buyer = await shop.user()
+
+    async def trickle():  # a few bytes, then nothing for longer than the timeout
+        yield b'{"name": "A", '
+        await asyncio.sleep(3)
+        yield b'"line1": "1 Road", "city": "Lagos", "country": "NG"}'
+
+    headers = {"Content-Type": "application/json", **buyer.headers}
+    resp = await shop.client.post(f"{API}/me/addresses", data=trickle(), headers=headers)
+    assert (await error_of(resp, 408))["code"] == "request_timeout"
+    assert (await shop.call("GET", "/me/addresses", buyer))["items"] == []
 
 
 async def test_the_body_limit_is_a_setting(tmp_path, dsn, aiohttp_client):

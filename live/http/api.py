@@ -6,6 +6,7 @@ return plain data (serialized with orjson) or an aiohttp response.
 """
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -132,15 +133,21 @@ def parse_body(model: type[BaseModel], raw: bytes) -> Any:
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The request body, refused (413) past `limit` bytes as read, whatever the framing (Content-Length or
-    chunked): at most `limit` + one chunk is ever held."""
+    chunked): at most `limit` + one chunk is ever held; and 408 when it has not all arrived within
+    HTTP_BODY_TIMEOUT_SECONDS (a client trickling its body holds a handler no longer than that; aiohttp then
+    closes the connection after at most its 10 s lingering time)."""
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
     chunks, size = [], 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(request.app["services"].settings.http_body_timeout_seconds):
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise DomainError("request_timeout", "the request body did not arrive in time") from None
     return b"".join(chunks)
 
 
@@ -241,8 +248,8 @@ def wrap(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]
 
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 _STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad request",
-                401: "Missing or invalid token", 403: "Not allowed", 404: "Not found", 409: "Conflict",
-                413: "Payload too large", 422: "Validation failed", 429: "Rate limited", 503: "Unavailable"}
+                401: "Missing or invalid token", 403: "Not allowed", 404: "Not found", 408: "Request body too slow",
+                409: "Conflict", 413: "Payload too large", 422: "Validation failed", 429: "Rate limited", 503: "Unavailable"}
 
 
 def _schema(model: type[BaseModel], components: dict) -> dict:
@@ -289,7 +296,7 @@ def openapi_document(api: Api, *, title: str, version: str, server_url: str = "/
         if op.body is not None or op.query is not None:
             codes |= {400, 422}
         if op.body is not None:
-            codes.add(413)  # a body over HTTP_MAX_BODY_BYTES
+            codes |= {408, 413}  # a body slower than HTTP_BODY_TIMEOUT_SECONDS, or over HTTP_MAX_BODY_BYTES
         if op.auth != "none":
             codes.add(401)  # "optional" too: a token that is sent must be valid
         if op.roles:
