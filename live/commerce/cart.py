@@ -6,12 +6,15 @@ are applied in one SQL statement (commerce_cart_changes), in arrival order. An a
 the variant's latest known availability (stock.StockBoard), on arrival and again when its turn comes, so in a
 flash sale the buyers after the last unit are answered `out_of_stock` without the database. A retry of an add
 this worker completed (same idempotency key) always goes to the database, so it is answered `duplicate` with
-the cart rather than `out_of_stock`."""
+the cart rather than `out_of_stock`. A change by a user who does not exist is refused `unauthorized` (`unknown
+user`) and changes nothing; in a batch, it fails alone (stock.Batches splits the batch)."""
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
 from typing import Awaitable, Callable, NamedTuple
+
+import asyncpg
 
 from db import Database
 from db import cart as cart_db
@@ -20,12 +23,16 @@ from db.inventory import CartChange, CartLimits, StockLevel
 from db.streams import is_uuid
 from live.auth.principal import SYSTEM, Principal
 from live.commerce.stock import Batches, StockBoard, out_of_stock
-from live.errors import DomainError, not_found, unauthorized
+from live.errors import DomainError, UnknownUser, not_found, unauthorized
 from live.logging import get_logger
 
 log = get_logger("live.commerce.cart")
 MAX_LINE_QTY = 99
 SWEEP_BATCH = 500
+# the buyer's foreign key in the cart statement: it creates the buyer's cart before writing anything else, so a
+# token of a user who does not exist (deleted, or never was) fails there. REST looks the user up first
+# (Services.authenticate, remembered KNOWN_SECONDS); the room's cart events do not (no query per add)
+BUYER_FK = "carts_user_id_fkey"
 
 
 class Pending(NamedTuple):
@@ -130,7 +137,12 @@ class CartService:
         meanwhile are refused from it); then the carts of the changes done are read after the commit (the row
         lock is gone by then), in one query on the same connection."""
         async with self.db.pool.acquire() as conn:
-            results = await inventory_db.cart_changes(conn, variant_id, [p.change for p in batch], self.limits)
+            try:
+                results = await inventory_db.cart_changes(conn, variant_id, [p.change for p in batch], self.limits)
+            except asyncpg.ForeignKeyViolationError as exc:
+                if exc.constraint_name == BUYER_FK:  # a buyer with no users row: the batch is split to find it
+                    raise UnknownUser() from None
+                raise
             versioned = [r for r in results if r["version"] is not None and r["available"] is not None]
             if versioned:
                 newest = max(versioned, key=lambda r: r["version"])

@@ -1,12 +1,16 @@
 """The live room's cart events: cart:add, cart:update, cart:remove. Each acks with the buyer's cart.
-Registered on the gateway (`register(gateway)`); parsing and error mapping are the gateway's."""
+Registered on the gateway (`register(gateway)`); parsing and error mapping are the gateway's.
+
+The buyer is not looked up (a flash sale's thousands of adds cost no query of their own): a token of a user who
+does not exist fails in the cart statement (`unauthorized`, `unknown user`, nothing written), and the connection's
+later cart events are refused at once."""
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from db.streams import UUID
 from live.commerce.cart import MAX_LINE_QTY
-from live.errors import unauthorized
+from live.errors import UnknownUser, unauthorized
 
 
 class CartIn(BaseModel):
@@ -31,7 +35,16 @@ def register(gateway) -> None:
     def signed_in(conn):
         if not conn.principal.authenticated:
             raise unauthorized("sign in to add to your cart")
+        if conn.unknown:
+            raise UnknownUser()
         return conn.principal
+
+    async def known(conn, change):
+        try:
+            return await change
+        except UnknownUser:
+            conn.unknown = True
+            raise
 
     def stream_of(conn, p: CartIn) -> str | None:
         """Where the buyer is shopping from: the stream named, else the one stream the socket is in."""
@@ -40,14 +53,15 @@ def register(gateway) -> None:
         return next(iter(conn.rooms)) if len(conn.rooms) == 1 else None
 
     async def add(conn, p: CartAddIn) -> dict:
-        return await cart().add(signed_in(conn), p.variant_id.lower(), p.qty, stream=stream_of(conn, p),
-                                key=p.idempotency_key)
+        return await known(conn, cart().add(signed_in(conn), p.variant_id.lower(), p.qty, stream=stream_of(conn, p),
+                                            key=p.idempotency_key))
 
     async def update(conn, p: CartUpdateIn) -> dict:
-        return await cart().set_quantity(signed_in(conn), p.variant_id.lower(), p.qty, stream=stream_of(conn, p))
+        return await known(conn, cart().set_quantity(signed_in(conn), p.variant_id.lower(), p.qty,
+                                                     stream=stream_of(conn, p)))
 
     async def remove(conn, p: CartIn) -> dict:
-        return await cart().remove(signed_in(conn), p.variant_id.lower())
+        return await known(conn, cart().remove(signed_in(conn), p.variant_id.lower()))
 
     gateway.add_events({"cart:add": (CartAddIn, add), "cart:update": (CartUpdateIn, update),
                         "cart:remove": (CartIn, remove)})

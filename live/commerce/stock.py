@@ -73,8 +73,10 @@ class StockBoard:
 class Batches(Generic[T, R]):
     """Per key, one call of `run(key, items)` at a time; items submitted meanwhile wait in arrival order and
     go together in the next call (at most `max_batch` per call). `screen(key, item)` may answer an item
-    without the database when its turn comes (None sends it on). When a call of several items raises, each is
-    run alone, so one bad item fails only its own caller."""
+    without the database when its turn comes (None sends it on). When a call of several items raises, it is
+    split in halves that run again in order, each screened again first, down to single items: one bad item
+    fails only its own caller and costs about 2 log2(n) calls more, not n (a change by a user who no longer
+    exists in a flash sale's batch of 500: ~18 statements); a failure of every item costs at most 2n - 1."""
 
     def __init__(self, run: Callable[[str, list[T]], Awaitable[Sequence[R]]],
                  screen: Callable[[str, T], R | None] | None = None, max_batch: int = MAX_BATCH):
@@ -108,20 +110,26 @@ class Batches(Generic[T, R]):
         batch = []
         while queue and len(batch) < self.max_batch:
             item, fut = queue.popleft()
-            if fut.done():  # its caller gave up (cancelled)
-                continue
-            try:
-                answer = self._screen(key, item) if self._screen is not None else None
-            except Exception as exc:  # its caller gets the error; the others go on
-                fut.set_exception(exc)
-                continue
-            if answer is not None:
-                fut.set_result(answer)
-            else:
+            if self._needs_call(key, item, fut):
                 batch.append((item, fut))
         return batch
 
-    async def _call(self, key: str, batch: list[tuple[T, asyncio.Future]]) -> None:
+    def _needs_call(self, key: str, item: T, fut: asyncio.Future) -> bool:
+        """False when the item is settled without a call: its caller gave up (cancelled), or the screen
+        answered it (or raised: its caller gets the error, the others go on)."""
+        if fut.done():
+            return False
+        try:
+            answer = self._screen(key, item) if self._screen is not None else None
+        except Exception as exc:
+            fut.set_exception(exc)
+            return False
+        if answer is None:
+            return True
+        fut.set_result(answer)
+        return False
+
+    async def _call(self, key: str, batch: list[tuple[T, asyncio.Future]], *, first: bool = True) -> None:
         try:
             results = await self._run(key, [item for item, _ in batch])
         except asyncio.CancelledError:
@@ -133,9 +141,13 @@ class Batches(Generic[T, R]):
                 if not batch[0][1].done():
                     batch[0][1].set_exception(exc)
                 return
-            log.warning("batch_failed_retrying_alone", key=key, items=len(batch), error=repr(exc))
-            for one in batch:
-                await self._call(key, [one])
+            if first:
+                log.warning("batch_failed_splitting", key=key, items=len(batch), error=repr(exc))
+            half = len(batch) // 2
+            for part in (batch[:half], batch[half:]):
+                part = [(item, fut) for item, fut in part if self._needs_call(key, item, fut)]
+                if part:
+                    await self._call(key, part, first=False)
             return
         for (_item, fut), result in zip(batch, results, strict=True):
             if not fut.done():

@@ -2,6 +2,7 @@
 services, and answer every event with an ack `{ok: true, ...}` or `{ok: false, error: {code, message}}`."""
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 import time
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from db.streams import UUID
 from live.auth.principal import ANONYMOUS, Principal
 from live.config import Settings
-from live.errors import DomainError, unauthorized
+from live.errors import DomainError, UnknownUser, unauthorized
 from live.logging import get_logger
 from live.rooms.broker import encode_event
 from live.rooms.sio import LeanManager, LeanPacket, LiveSocketServer, OrjsonShim
@@ -96,6 +97,8 @@ class Conn:
     rooms: set[str] = field(default_factory=set)
     tat: float = 0.0  # the socket's event bucket: when it is full again (GCRA), time.monotonic()
     refused: int = 0  # events refused since the bucket was last full
+    unknown: bool = False  # its user was found not to exist: every write is refused without asking again
+    lookup: asyncio.Lock | None = None  # at its first write: one lookup of its user at a time (events stay in order)
 
 
 def _err(code: str, message: str) -> dict:
@@ -267,6 +270,31 @@ class Gateway:
             raise unauthorized("sign in first")
         return conn.principal
 
+    async def _acting(self, conn: Conn, *, anonymous: bool = False) -> Principal:
+        """The signed-in principal (or any, with `anonymous`: the service refuses it in its own words) of an event
+        that writes on its user's behalf (chat, moderation, the seller's events), whose user must exist. A connect
+        does not look the user up (a join storm costs no query); this is one primary-key query per user and
+        worker, remembered KNOWN_SECONDS (AuthStates.ensure_known), and a connection whose user was not found is
+        refused from then on without asking. Cart events find unknown users in their statement instead."""
+        principal = conn.principal if anonymous else self._signed_in(conn)
+        if not principal.authenticated:
+            return principal
+        if conn.lookup is None:
+            conn.lookup = asyncio.Lock()
+        # while a lookup is at the database, the connection's next events wait behind it and go on in arrival
+        # order (a sender's messages keep their order); a remembered user takes the lock without waiting
+        async with conn.lookup:
+            if conn.unknown:
+                raise UnknownUser()
+            try:
+                await self.services.auth.ensure_known(principal.user_id)
+            except DomainError as exc:
+                if exc.code != "unauthorized":
+                    raise
+                conn.unknown = True
+                raise UnknownUser() from None
+        return principal
+
     # ---- events ----
 
     async def join(self, conn: Conn, p: JoinIn) -> dict:
@@ -294,21 +322,22 @@ class Gateway:
         return {"stream_id": state.id}
 
     async def chat_send(self, conn: Conn, p: ChatIn) -> dict:
-        return {"message": await self.services.chat.send(conn.principal, self._stream(conn, p), p.text)}
+        principal = await self._acting(conn, anonymous=True)
+        return {"message": await self.services.chat.send(principal, self._stream(conn, p), p.text)}
 
     async def chat_delete(self, conn: Conn, p: DeleteIn) -> None:
-        await self.services.chat.delete(self._signed_in(conn), self._stream(conn, p), p.message_id)
+        await self.services.chat.delete(await self._acting(conn), self._stream(conn, p), p.message_id)
 
     async def user_mute(self, conn: Conn, p: MuteIn) -> dict:
-        until = await self.services.chat.mute(self._signed_in(conn), self._stream(conn, p), p.user_id, p.seconds)
+        until = await self.services.chat.mute(await self._acting(conn), self._stream(conn, p), p.user_id, p.seconds)
         return {"until": until}
 
     async def user_ban(self, conn: Conn, p: BanIn) -> None:
-        state = await self.services.chat.ban(self._signed_in(conn), self._stream(conn, p), p.user_id, p.reason)
+        state = await self.services.chat.ban(await self._acting(conn), self._stream(conn, p), p.user_id, p.reason)
         self.kick_banned(state.room, p.user_id)
 
     async def user_unban(self, conn: Conn, p: UserIn) -> None:
-        await self.services.chat.unban(self._signed_in(conn), self._stream(conn, p), p.user_id)
+        await self.services.chat.unban(await self._acting(conn), self._stream(conn, p), p.user_id)
 
     def kick_banned(self, room: str, user_id: str) -> None:
         """A user was banned from a room, on this worker or another one (RoomService.on_banned): their sockets
@@ -347,12 +376,13 @@ class Gateway:
                 await sock.close(wait=False, abort=True)
 
     async def slowmode(self, conn: Conn, p: SlowIn) -> None:
-        await self.services.chat.slow_mode(self._signed_in(conn), self._stream(conn, p), p.seconds)
+        await self.services.chat.slow_mode(await self._acting(conn), self._stream(conn, p), p.seconds)
 
     async def moderator(self, conn: Conn, p: UserIn, *, on: bool) -> None:
-        await self.services.chat.set_moderator(self._signed_in(conn), self._stream(conn, p), p.user_id, on)
+        await self.services.chat.set_moderator(await self._acting(conn), self._stream(conn, p), p.user_id, on)
 
     async def reaction(self, conn: Conn, p: ReactionIn) -> None:
+        """Allowed to a user who does not exist (no query): a reaction only adds to the room's totals."""
         principal = self._signed_in(conn)
         stream = self._stream(conn, p)
         state = await self.services.rooms.streams.get(stream)
@@ -363,12 +393,12 @@ class Gateway:
         self.services.rooms.react(state, p.kind)
 
     async def stream_status(self, conn: Conn, p: In, *, status: str) -> dict:
-        state = await self.services.rooms.set_status(self._signed_in(conn), self._stream(conn, p), status)
+        state = await self.services.rooms.set_status(await self._acting(conn), self._stream(conn, p), status)
         return {"status": state.status}
 
     async def highlight(self, conn: Conn, p: HighlightIn) -> dict:
-        product = await self.services.rooms.highlight(self._signed_in(conn), self._stream(conn, p), p.product_id)
+        product = await self.services.rooms.highlight(await self._acting(conn), self._stream(conn, p), p.product_id)
         return {"product": product}
 
     async def unhighlight(self, conn: Conn, p: In) -> None:
-        await self.services.rooms.highlight(self._signed_in(conn), self._stream(conn, p), None)
+        await self.services.rooms.highlight(await self._acting(conn), self._stream(conn, p), None)
