@@ -23,6 +23,8 @@ from typing import Any, Callable
 from prometheus_client import CollectorRegistry, Counter as PromCounter, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from live.rooms.wsconn import REFUSALS
+
 # events whose results also get a named counter (the rest are in live_socket_events_total only):
 # event -> (family, help); the samples are named family + "_total"
 NAMED = {"join": ("live_joins", "Room joins by result (ok, or the error code of the ack)"),
@@ -106,6 +108,12 @@ class LiveCollector:
                 named[event].add_metric([worker, result], n)
         yield events
         yield from named.values()
+        refusals = CounterMetricFamily(
+            "live_door_refusals", "Connections the front door refused or closed, by reason (too_many_connections, "
+            "request_timeout, close_<websocket close code>)", labels=["worker", "reason"])
+        for reason, n in sorted(REFUSALS.items()):
+            refusals.add_metric([worker, reason], n)
+        yield refusals
         if services is None:
             return
         hub = services.hub

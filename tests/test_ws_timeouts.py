@@ -124,3 +124,24 @@ async def test_an_idle_keep_alive_connection_is_closed(tmp_path, dsn):
         server.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await server
+
+
+def _refusals(text: str) -> dict[str, float]:
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("live_door_refusals_total{"):
+            labels, value = line.rsplit(" ", 1)
+            out[labels.split('reason="')[1].split('"')[0]] = float(value)
+    return out
+
+
+async def test_refused_and_closed_connections_are_counted_in_metrics(quick):
+    """An operator sees the front door turning connections away: by reason, in /metrics."""
+    before = _refusals(await (await quick.client.get("/metrics")).text())
+    reader, _writer = await asyncio.open_connection(*_hostport(quick))
+    assert (await _refused_with(reader))[0] == 408
+    ws = await RawWs.connect(*_hostport(quick))
+    assert await _closed_with(ws.reader) == 1008
+    after = _refusals(await (await quick.client.get("/metrics")).text())
+    assert after.get("request_timeout", 0) == before.get("request_timeout", 0) + 1
+    assert after.get("close_1008", 0) == before.get("close_1008", 0) + 1

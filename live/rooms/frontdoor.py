@@ -32,7 +32,7 @@ from aiohttp import web
 from engineio import packet as eio_packet
 
 from live.rooms.transport import LeanSocket, ws_text_frame
-from live.rooms.wsconn import WsConnection
+from live.rooms.wsconn import REFUSALS, WsConnection
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEAD = 8192  # request heads beyond this go to aiohttp, which answers 431/400
@@ -114,6 +114,7 @@ class FrontDoor(asyncio.Protocol):
 
 def _refuse(transport: asyncio.Transport, status: int, code: str, message: str) -> None:
     """Answer an HTTP error with the usual JSON body and hang up."""
+    REFUSALS[code] += 1
     body = orjson.dumps({"error": {"code": code, "message": message}})
     reason = {408: b"Request Timeout", 429: b"Too Many Requests"}[status]
     transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nConnection: close\r\n"

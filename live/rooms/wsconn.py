@@ -4,12 +4,16 @@ lean socket, so every write (pongs and close frames included) counts against its
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 from engineio import packet as eio_packet
 
 from live.rooms.transport import LeanSocket, ws_close_frame
 from live.rooms.wsframes import BINARY, CLOSE, FAIL, NO_STATUS, PING, TEXT, FrameReader
 
+# connections the front door turned away or closed for a protocol error or a limit, by reason (`too_many_connections`,
+# `request_timeout`, `close_1002`, `close_1007`, `close_1008`, `close_1009`, ...): read by /metrics
+REFUSALS: Counter = Counter()
 LINGER_SECONDS = 2.0  # after our close frame, how long the client's leftover bytes are read and dropped
 
 
@@ -108,6 +112,7 @@ class WsConnection(asyncio.Protocol):
 
     def fail(self, code: int) -> bool:
         """A protocol error (or a connection that stayed pending too long): close with `code`."""
+        REFUSALS[f"close_{code}"] += 1
         self._settled()
         return self.close(code)
 
