@@ -28,6 +28,12 @@ STREAM_REF = r"^[0-9A-Za-z][0-9A-Za-z-]{0,119}$"  # a stream's id (uuid) or slug
 # text PostgreSQL cannot store (NUL), that no client means to send (C0 controls but tab, newline and carriage
 # return; DEL) or that is not text at all (a lone UTF-16 surrogate: half an emoji)
 _BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+# events that write on the user's behalf: the user must exist (Gateway._known: a token's user is not looked up at
+# connect), and a connection's are handled one at a time, in arrival order. Not: join, leave, reaction (totals
+# only) and the cart events (their statement refuses an unknown buyer: no query per add).
+WRITES = frozenset({"chat:send", "chat:delete", "user:mute", "user:ban", "user:unban", "chat:slowmode",
+                    "moderator:add", "moderator:remove", "stream:start", "stream:end", "product:highlight",
+                    "product:unhighlight"})
 
 
 # ---- payloads ----
@@ -98,7 +104,7 @@ class Conn:
     tat: float = 0.0  # the socket's event bucket: when it is full again (GCRA), time.monotonic()
     refused: int = 0  # events refused since the bucket was last full
     unknown: bool = False  # its user was found not to exist: every write is refused without asking again
-    lookup: asyncio.Lock | None = None  # at its first write: one lookup of its user at a time (events stay in order)
+    turn: asyncio.Lock | None = None  # made at its first write (WRITES): one at a time, in arrival order
 
 
 def _err(code: str, message: str) -> dict:
@@ -184,7 +190,13 @@ class Gateway:
                                        f"character or half of a surrogate pair)")
             try:
                 payload = model.model_validate(data)
-                result = await fn(conn, payload)
+                if event in WRITES:  # waiting for a lookup must not let the connection's next message pass it
+                    conn.turn = conn.turn or asyncio.Lock()
+                    async with conn.turn:
+                        await self._known(conn)
+                        result = await fn(conn, payload)
+                else:
+                    result = await fn(conn, payload)
                 return {"ok": True, **(result or {})}
             except ValidationError as exc:
                 first = exc.errors()[0]
@@ -270,30 +282,22 @@ class Gateway:
             raise unauthorized("sign in first")
         return conn.principal
 
-    async def _acting(self, conn: Conn, *, anonymous: bool = False) -> Principal:
-        """The signed-in principal (or any, with `anonymous`: the service refuses it in its own words) of an event
-        that writes on its user's behalf (chat, moderation, the seller's events), whose user must exist. A connect
-        does not look the user up (a join storm costs no query); this is one primary-key query per user and
-        worker, remembered KNOWN_SECONDS (AuthStates.ensure_known), and a connection whose user was not found is
-        refused from then on without asking. Cart events find unknown users in their statement instead."""
-        principal = conn.principal if anonymous else self._signed_in(conn)
+    async def _known(self, conn: Conn) -> None:
+        """The user of a WRITES event must exist: one primary-key query per user and worker, remembered
+        KNOWN_SECONDS (AuthStates.ensure_known); a connection whose user was not found is refused from then on
+        without asking. Anonymous principals pass: the handlers refuse them in their own words."""
+        principal = conn.principal
         if not principal.authenticated:
-            return principal
-        if conn.lookup is None:
-            conn.lookup = asyncio.Lock()
-        # while a lookup is at the database, the connection's next events wait behind it and go on in arrival
-        # order (a sender's messages keep their order); a remembered user takes the lock without waiting
-        async with conn.lookup:
-            if conn.unknown:
-                raise UnknownUser()
-            try:
-                await self.services.auth.ensure_known(principal.user_id)
-            except DomainError as exc:
-                if exc.code != "unauthorized":
-                    raise
-                conn.unknown = True
-                raise UnknownUser() from None
-        return principal
+            return
+        if conn.unknown:
+            raise UnknownUser()
+        try:
+            await self.services.auth.ensure_known(principal.user_id)
+        except DomainError as exc:
+            if exc.code != "unauthorized":
+                raise
+            conn.unknown = True
+            raise UnknownUser() from None
 
     # ---- events ----
 
@@ -322,22 +326,21 @@ class Gateway:
         return {"stream_id": state.id}
 
     async def chat_send(self, conn: Conn, p: ChatIn) -> dict:
-        principal = await self._acting(conn, anonymous=True)
-        return {"message": await self.services.chat.send(principal, self._stream(conn, p), p.text)}
+        return {"message": await self.services.chat.send(conn.principal, self._stream(conn, p), p.text)}
 
     async def chat_delete(self, conn: Conn, p: DeleteIn) -> None:
-        await self.services.chat.delete(await self._acting(conn), self._stream(conn, p), p.message_id)
+        await self.services.chat.delete(self._signed_in(conn), self._stream(conn, p), p.message_id)
 
     async def user_mute(self, conn: Conn, p: MuteIn) -> dict:
-        until = await self.services.chat.mute(await self._acting(conn), self._stream(conn, p), p.user_id, p.seconds)
+        until = await self.services.chat.mute(self._signed_in(conn), self._stream(conn, p), p.user_id, p.seconds)
         return {"until": until}
 
     async def user_ban(self, conn: Conn, p: BanIn) -> None:
-        state = await self.services.chat.ban(await self._acting(conn), self._stream(conn, p), p.user_id, p.reason)
+        state = await self.services.chat.ban(self._signed_in(conn), self._stream(conn, p), p.user_id, p.reason)
         self.kick_banned(state.room, p.user_id)
 
     async def user_unban(self, conn: Conn, p: UserIn) -> None:
-        await self.services.chat.unban(await self._acting(conn), self._stream(conn, p), p.user_id)
+        await self.services.chat.unban(self._signed_in(conn), self._stream(conn, p), p.user_id)
 
     def kick_banned(self, room: str, user_id: str) -> None:
         """A user was banned from a room, on this worker or another one (RoomService.on_banned): their sockets
@@ -376,13 +379,12 @@ class Gateway:
                 await sock.close(wait=False, abort=True)
 
     async def slowmode(self, conn: Conn, p: SlowIn) -> None:
-        await self.services.chat.slow_mode(await self._acting(conn), self._stream(conn, p), p.seconds)
+        await self.services.chat.slow_mode(self._signed_in(conn), self._stream(conn, p), p.seconds)
 
     async def moderator(self, conn: Conn, p: UserIn, *, on: bool) -> None:
-        await self.services.chat.set_moderator(await self._acting(conn), self._stream(conn, p), p.user_id, on)
+        await self.services.chat.set_moderator(self._signed_in(conn), self._stream(conn, p), p.user_id, on)
 
     async def reaction(self, conn: Conn, p: ReactionIn) -> None:
-        """Allowed to a user who does not exist (no query): a reaction only adds to the room's totals."""
         principal = self._signed_in(conn)
         stream = self._stream(conn, p)
         state = await self.services.rooms.streams.get(stream)
@@ -393,12 +395,12 @@ class Gateway:
         self.services.rooms.react(state, p.kind)
 
     async def stream_status(self, conn: Conn, p: In, *, status: str) -> dict:
-        state = await self.services.rooms.set_status(await self._acting(conn), self._stream(conn, p), status)
+        state = await self.services.rooms.set_status(self._signed_in(conn), self._stream(conn, p), status)
         return {"status": state.status}
 
     async def highlight(self, conn: Conn, p: HighlightIn) -> dict:
-        product = await self.services.rooms.highlight(await self._acting(conn), self._stream(conn, p), p.product_id)
+        product = await self.services.rooms.highlight(self._signed_in(conn), self._stream(conn, p), p.product_id)
         return {"product": product}
 
     async def unhighlight(self, conn: Conn, p: In) -> None:
-        await self.services.rooms.highlight(await self._acting(conn), self._stream(conn, p), None)
+        await self.services.rooms.highlight(self._signed_in(conn), self._stream(conn, p), None)
