@@ -196,3 +196,16 @@ async def test_a_writer_is_looked_up_once_and_an_unknown_one_once_per_connection
                                 g.call("user:mute", {"stream_id": "demo", "user_id": talker.user_id, "seconds": 5}))
     assert acks == [UNKNOWN] * 4
     assert asked == [talker.user_id, g.user_id]
+
+
+async def test_rest_cart_of_a_user_deleted_within_the_remembered_minute_is_401(live, dsn):
+    """REST looks users up and remembers them KNOWN_SECONDS: a user deleted within that time reaches the cart
+    statement, which refuses them the same way (401 `unknown user`, not a 500)."""
+    user_id, token = await live.user("uu-rest")
+    variant = (await live.demo_state()).spotlight["variants"][0]["id"]
+    status, body = await live.api("GET", "/me/cart", token)
+    assert status == 200, body  # remembered from now on
+    await owner_execute(dsn, "DELETE FROM users WHERE id = $1::uuid", user_id)
+    status, body = await live.api("POST", "/me/cart/items", token, json={"variant_id": variant, "qty": 1})
+    assert (status, body) == (401, {"error": {"code": "unauthorized", "message": "unknown user"}})
+    assert await cart_writes(live, user_id) == 0
