@@ -11,7 +11,9 @@ suspended user (`AuthStates`): checking a token is one dict lookup. The map stay
 * after Redis comes back the worker polls at once.
 
 REST also needs the user to exist (`ensure_known`): one primary-key query per user and worker, remembered for
-`KNOWN_SECONDS`. Sockets skip it: a join storm of thousands of viewers costs no query.
+`KNOWN_SECONDS`. A socket's connect skips it (a join storm of thousands of viewers costs no query); its chat,
+moderation and seller events ask it once per connection (live/rooms/gateway.py), and its cart events learn of an
+unknown user from the cart statement's foreign key, without a query of their own (live/commerce/stock.py).
 """
 from __future__ import annotations
 
