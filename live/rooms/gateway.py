@@ -4,95 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 import socketio
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
-from db.streams import UUID
 from live.auth.principal import ANONYMOUS, Principal
 from live.config import Settings
 from live.errors import DomainError, UnknownUser, unauthorized
 from live.logging import get_logger
 from live.rooms.broker import encode_event
+from live.rooms.payloads import (BanIn, ChatIn, DeleteIn, HighlightIn, In, JoinIn, MuteIn, ReactionIn, SlowIn,
+                                 UserIn, bad_text)
 from live.rooms.sio import LeanManager, LeanPacket, LiveSocketServer, OrjsonShim
 from live.rooms.transport import LeanSocket, ws_close_frame, ws_text_frame
 
 log = get_logger("live.gateway")
 MAX_ROOMS_PER_SOCKET = 3
-STREAM_REF = r"^[0-9A-Za-z][0-9A-Za-z-]{0,119}$"  # a stream's id (uuid) or slug: nothing else is looked up
-# text PostgreSQL cannot store (NUL), that no client means to send (C0 controls but tab, newline and carriage
-# return; DEL) or that is not text at all (a lone UTF-16 surrogate: half an emoji)
-_BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 # events that write on the user's behalf: the user must exist (Gateway._known: a token's user is not looked up at
 # connect), and a connection's are handled one at a time, in arrival order. Not: join, leave, reaction (totals
 # only) and the cart events (their statement refuses an unknown buyer: no query per add).
 WRITES = frozenset({"chat:send", "chat:delete", "user:mute", "user:ban", "user:unban", "chat:slowmode",
                     "moderator:add", "moderator:remove", "stream:start", "stream:end", "product:highlight",
                     "product:unhighlight"})
-
-
-# ---- payloads ----
-
-class In(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-    stream_id: str | None = Field(default=None, pattern=STREAM_REF)
-
-
-def _bad_text(data: dict) -> str | None:
-    """The first field of a payload whose text holds a character that is not allowed, or None. Every event's
-    fields are plain values (strict models), so the top level is all there is to look at."""
-    for key, value in data.items():
-        if isinstance(value, str) and _BAD_CHARS.search(value) is not None:
-            return str(key)[:64]
-    return None
-
-
-class JoinIn(In):
-    stream_id: str = Field(pattern=STREAM_REF)
-    last_seq: int | None = Field(default=None, ge=0, le=2**53)
-    epoch: str | None = Field(default=None, max_length=64)
-
-
-class ChatIn(In):
-    text: str = Field(max_length=2000)
-
-
-class DeleteIn(In):
-    message_id: int = Field(ge=1, le=2**63 - 1)
-
-
-class UserIn(In):
-    user_id: str = Field(pattern=UUID)
-
-    @field_validator("user_id")
-    @classmethod
-    def _one_spelling(cls, value: str) -> str:
-        return value.lower()  # as the database spells ids: room state and sockets are keyed by that text
-
-
-class MuteIn(UserIn):
-    seconds: int = Field(ge=1, le=7 * 24 * 3600)
-
-
-class BanIn(UserIn):
-    reason: str | None = Field(default=None, max_length=500)
-
-
-class SlowIn(In):
-    seconds: int = Field(ge=0, le=3600)
-
-
-class ReactionIn(In):
-    kind: str = Field(max_length=16)
-
-
-class HighlightIn(In):
-    product_id: str = Field(pattern=UUID)
 
 
 @dataclass(slots=True)
@@ -185,7 +122,7 @@ class Gateway:
                 return await self._limited(conn, wait)
             if not isinstance(data, dict):
                 return _err("invalid", f"{event} expects an object payload")
-            if (bad := _bad_text(data)) is not None:
+            if (bad := bad_text(data)) is not None:
                 return _err("invalid", f"{bad!r}: text holds a character that is not allowed (NUL, a control "
                                        f"character or half of a surrogate pair)")
             try:
