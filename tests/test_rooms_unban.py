@@ -4,9 +4,7 @@
 PostgreSQL, real Redis."""
 from __future__ import annotations
 
-import pytest
 
-from live.redis_support import EmbeddedRedis
 from tests.rooms_fixtures import SELLER, err, errors_logged, live, start_live  # noqa: F401  (fixtures)
 from tests.test_socket_fuzz import BAD_VALUES, CODES
 
@@ -241,14 +239,6 @@ async def test_unban_is_in_the_openapi_document(live):
 
 
 # ---------------------------------------------------------------- two workers sharing Redis
-
-
-@pytest.fixture
-def redis_url(tmp_path):
-    server = EmbeddedRedis(tmp_path / "redis")
-    server.start()
-    yield server.url
-    server.stop()
 
 
 async def test_an_unban_on_one_worker_holds_on_the_other(tmp_path, dsn, aiohttp_client, redis_url):

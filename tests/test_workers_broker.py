@@ -8,20 +8,12 @@ import orjson
 import pytest
 
 from live.ratelimit import RedisRateLimiter
-from live.redis_support import EmbeddedRedis, RedisLink
+from live.redis_support import RedisLink
 from live.rooms.broker import Envelope, encode_event
 from live.rooms.presence import RedisPresence
 from live.rooms.redis_broker import LOCAL_JUMP, RedisBroker
 
 ROOM = "room-1"
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    server = EmbeddedRedis(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
 
 
 class Worker:
