@@ -114,7 +114,7 @@ async def test_suspension_cuts_tokens_and_sockets_at_once_and_is_audited(client,
         await viewer.close()
     err = await error_of(await client.get(ME, headers=auth(token)), 403)
     assert err["code"] == "suspended"
-    assert (await socket_refusal(client, token))["code"] == "unauthorized"
+    assert (await socket_refusal(client, token))["code"] == "suspended"  # as REST says it
     # no new token either
     fresh = services.tokens.issue(user_id, "customer", "adm-suspended")
     await error_of(await client.get(ME, headers=auth(fresh)), 403)

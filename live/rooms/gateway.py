@@ -185,7 +185,7 @@ class Gateway:
                 principal = await self.services.principal_for_token(str(token))
             except DomainError as exc:  # the client's connect_error: message, and data {code, message}
                 raise socketio.exceptions.ConnectionRefusedError(
-                    exc.message, {"code": "unauthorized", "message": exc.message}) from None
+                    exc.message, {"code": exc.code, "message": exc.message}) from None
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         sock = self.sio.eio.sockets.get(eio_sid)
         if sock is None:
