@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from db import Database
-from db import audit
-from db import orders as orders_db
+from db import Database, audit
+from db import payments as payments_db
 from db import refunds as refunds_db
 from live.auth.principal import Principal
 from live.commerce.orders import Changes, OrderService
@@ -55,7 +54,7 @@ class AdminDesk:
         _admin(principal)
         before = tuple(decode_cursor(cursor, "ts", "uuid")) if cursor else None
         async with self.db.tx(principal) as conn:
-            rows = await orders_db.flagged_payments(conn, issue, before, limit + 1)
+            rows = await payments_db.flagged_payments(conn, issue, before, limit + 1)
         page = rows[:limit]
         last = page[-1] if len(rows) > limit else None
         return {"items": page,
@@ -65,12 +64,12 @@ class AdminDesk:
         """Clear the payment's flag with the human's note (the flag and its details stay in the audit row)."""
         _admin(principal)
         async with self.db.tx(principal) as conn:
-            pay = await orders_db.payment(conn, payment_id, lock=True)
+            pay = await payments_db.payment(conn, payment_id, lock=True)
             if pay is None:
                 raise not_found("payment")
             if pay["issue"] is None:
                 raise DomainError("conflict", "this payment is not flagged")
-            await orders_db.set_payment(conn, payment_id, issue=None, issue_details=None)
+            await payments_db.set_payment(conn, payment_id, issue=None, issue_details=None)
             await audit.record(conn, principal.user_id, "payment.resolve", "payment", payment_id,
                                before={"issue": pay["issue"], "issue_details": pay["issue_details"]},
                                after={"issue": None}, note=note)
@@ -96,7 +95,7 @@ class AdminDesk:
                 raise DomainError("conflict", "the provider took this refund already: settle it (mark-refunded)")
             await refunds_db.reopen(conn, refund_id)
             if pay["issue"] == "refund_due":
-                await orders_db.set_payment(conn, pay["id"], issue=None, issue_details=None)
+                await payments_db.set_payment(conn, pay["id"], issue=None, issue_details=None)
             await audit.record(conn, principal.user_id, "refund.retry", "refund", refund_id,
                                before={"status": "failed", "attempts": refund["attempts"], "error": refund["error"]},
                                after={"status": "requested", "attempts": 0}, note=note, payment_id=pay["id"])
@@ -114,10 +113,10 @@ class AdminDesk:
             if due == 0 and pay["issue"] in ("refund_due", "paid_after_cancel"):
                 fields.update(issue=None, issue_details=None)
             full = await refunds_db.refunded_total(conn, pay["id"]) >= (
-                await orders_db.payment(conn, pay["id"]))["amount_minor"]
+                await payments_db.payment(conn, pay["id"]))["amount_minor"]
             if full and pay["status"] == "succeeded":
                 fields["status"] = "refunded"
-            await orders_db.set_payment(conn, pay["id"], **fields)
+            await payments_db.set_payment(conn, pay["id"], **fields)
             await audit.record(conn, principal.user_id, "refund.mark_refunded", "refund", refund_id,
                                before={"status": "failed", "payment_refund_due_minor": pay["refund_due_minor"]},
                                after={"status": "succeeded", "payment_refund_due_minor": due}, note=note,
@@ -129,14 +128,14 @@ class AdminDesk:
 
     async def _payment(self, principal: Principal, payment_id: str) -> dict:
         async with self.db.tx(principal) as conn:
-            pay = await orders_db.payment(conn, payment_id)
+            pay = await payments_db.payment(conn, payment_id)
         return {k: pay[k] for k in ("id", "provider", "status", "amount_minor", "currency", "issue", "issue_details",
                                     "refund_due_minor")}
 
     async def _refund(self, principal: Principal, refund_id: str) -> dict:
         async with self.db.tx(principal) as conn:
             row = await refunds_db.lock(conn, refund_id, for_update=False)
-            pay = await orders_db.payment(conn, row["payment_id"])
+            pay = await payments_db.payment(conn, row["payment_id"])
         keys = ("id", "payment_id", "order_id", "status", "amount_minor", "currency", "attempts", "error",
                 "provider_ref", "created_at", "succeeded_at")
         return {"refund": {k: row[k] for k in keys},

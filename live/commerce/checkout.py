@@ -19,15 +19,17 @@ import orjson
 from db import Database
 from db import addresses as addresses_db
 from db import cart as cart_db
+from db import checkouts as checkouts_db
 from db import inventory as inventory_db
 from db import orders as orders_db
+from db import payments as payments_db
 from db import users as users_db
 from live.auth.principal import SYSTEM, Principal
 from live.commerce import coupons
-from live.commerce.stock import StockBoard
 from live.commerce.orders import OrderService, payment_out
 from live.commerce.payments import PaymentProviders
 from live.commerce.payments.base import PaymentRequest
+from live.commerce.stock import StockBoard
 from live.errors import DomainError, unauthorized
 from live.logging import get_logger
 
@@ -56,12 +58,12 @@ class CheckoutService:
         provider = self.payments.get(provider_name)  # provider_unavailable before anything is written
         digest = request_hash(body)
         async with self.db.tx(SYSTEM) as conn:
-            if not await orders_db.claim_checkout(conn, user, key, digest):
-                prior = await orders_db.checkout_request(conn, user, key)
+            if not await checkouts_db.claim_checkout(conn, user, key, digest):
+                prior = await checkouts_db.checkout_request(conn, user, key)
             else:
                 prior = None
                 created = await self._create(conn, user, key, body)
-                await orders_db.store_checkout(conn, user, key, "processing", created["response"])
+                await checkouts_db.store_checkout(conn, user, key, "processing", created["response"])
         if prior is not None:
             return await self._replay(principal, key, digest, prior, body)
         await self.board.seen(created["levels"])
@@ -135,12 +137,12 @@ class CheckoutService:
                                             "nothing to pay")
             order_ids.append(order_id)
         payment_id = str(uuid.uuid4())
-        await orders_db.insert_payment(conn, payment_id=payment_id, user_id=user, provider=body["provider"],
+        await payments_db.insert_payment(conn, payment_id=payment_id, user_id=user, provider=body["provider"],
                                        amount=amount, currency=currency,
                                        status="requires_action" if amount > 0 else "succeeded", order_ids=order_ids)
         await cart_db.mark_converted(conn, cart_id)
         orders = await orders_db.orders_json(conn, order_ids)
-        pay = await orders_db.payment(conn, payment_id)
+        pay = await payments_db.payment(conn, payment_id)
         response = {"orders": [order for order, _ in orders], "payment": payment_out(pay, buyer=True),
                     "coupon_code": discount.code if discount else None}
         return {"response": response, "orders": orders, "levels": levels}
@@ -156,7 +158,7 @@ class CheckoutService:
     async def _start_payment(self, user: str, key: str, response: dict, provider, body: dict) -> dict:
         payment = response["payment"]
         async with self.db.tx(SYSTEM) as conn:
-            pay = await orders_db.payment(conn, payment["id"])
+            pay = await payments_db.payment(conn, payment["id"])
             starts = pay["status"] == "requires_action" and not pay["provider_ref"]
             email = (await users_db.get(conn, user))["email"] if starts else None
         if starts:
@@ -172,20 +174,20 @@ class CheckoutService:
                 log.warning("payment_start_failed", payment_id=pay["id"], provider=pay["provider"], error=str(exc))
                 message = exc.message if isinstance(exc, DomainError) else "the payment provider did not answer"
                 async with self.db.tx(SYSTEM) as conn:
-                    await orders_db.set_payment(conn, pay["id"], start_error=message[:500])
-                    pay = await orders_db.payment(conn, pay["id"])
+                    await payments_db.set_payment(conn, pay["id"], start_error=message[:500])
+                    pay = await payments_db.payment(conn, pay["id"])
                     out = {**response, "payment": {**payment_out(pay, buyer=True), "started": False,
                                                    "error": message,
                                                    "retry": "repeat this request with the same Idempotency-Key"}}
-                    await orders_db.store_checkout(conn, user, key, "failed", out)
+                    await checkouts_db.store_checkout(conn, user, key, "failed", out)
                 return out
             async with self.db.tx(SYSTEM) as conn:
-                await orders_db.record_start(conn, pay["id"], started.provider_ref, started.client_secret,
+                await payments_db.record_start(conn, pay["id"], started.provider_ref, started.client_secret,
                                              started.authorization_url,
-                                             started.status if started.status in orders_db.OPEN_PAYMENT
+                                             started.status if started.status in payments_db.OPEN
                                              else "requires_action")
         async with self.db.tx(SYSTEM) as conn:
-            pay = await orders_db.payment(conn, payment["id"])
+            pay = await payments_db.payment(conn, payment["id"])
             out = {**response, "payment": {**payment_out(pay, buyer=True), "started": True}}
-            await orders_db.store_checkout(conn, user, key, "completed", out)
+            await checkouts_db.store_checkout(conn, user, key, "completed", out)
         return out

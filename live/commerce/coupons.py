@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import asyncpg
 
 from db import audit
-from db import orders as orders_db
+from db import coupons as coupons_db
 from db import users as users_db
 from live.auth.principal import Principal
 from live.errors import DomainError, forbidden, not_found
@@ -73,7 +73,7 @@ def _discounts(c, subtotals: dict[str, int]) -> dict[str, int]:
 
 async def take(conn: asyncpg.Connection, code: str, subtotals: dict[str, int], currency: str) -> Discount:
     """Validate the code for this checkout (subtotal per seller) and take one use of it atomically."""
-    candidates = await orders_db.coupons_by_code(conn, code, list(subtotals))
+    candidates = await coupons_db.coupons_by_code(conn, code, list(subtotals))
     if not candidates:
         raise invalid_coupon("unknown coupon code")
     now = datetime.now(timezone.utc)
@@ -92,7 +92,7 @@ async def take(conn: asyncpg.Connection, code: str, subtotals: dict[str, int], c
             raise DomainError("coupon_exhausted", reason, status=409)
         raise invalid_coupon(reason or "this coupon does not apply")
     coupon, off = best
-    if not await orders_db.take_coupon(conn, coupon["id"]):
+    if not await coupons_db.take_coupon(conn, coupon["id"]):
         raise DomainError("coupon_exhausted", "this coupon has been used up", status=409)
     return Discount(coupon["id"], coupon["code"], off)
 
@@ -132,7 +132,7 @@ class CouponService:
                 raise DomainError("invalid", "admins without a shop create platform coupons (platform: true)")
             try:
                 async with conn.transaction():
-                    row = await orders_db.insert_coupon(conn, seller_id, fields)
+                    row = await coupons_db.insert_coupon(conn, seller_id, fields)
             except asyncpg.UniqueViolationError:
                 raise DomainError("conflict", "you already have a coupon with this code") from None
             except asyncpg.CheckViolationError:
@@ -144,7 +144,7 @@ class CouponService:
 
     async def update(self, principal: Principal, coupon_id: str, fields: dict) -> dict:
         async with self.db.tx(principal) as conn:
-            row = await orders_db.coupon(conn, coupon_id)
+            row = await coupons_db.coupon(conn, coupon_id)
             if row is None:
                 raise not_found("coupon")
             if not principal.is_admin:
@@ -153,7 +153,7 @@ class CouponService:
                     raise forbidden("not your coupon")
             try:
                 async with conn.transaction():
-                    updated = await orders_db.update_coupon(conn, coupon_id, fields)
+                    updated = await coupons_db.update_coupon(conn, coupon_id, fields)
             except asyncpg.CheckViolationError:
                 raise DomainError("validation_failed", "inconsistent coupon (usage limit below uses, or "
                                   "starts_at after ends_at)") from None
@@ -166,5 +166,5 @@ class CouponService:
     async def mine(self, principal: Principal, platform: bool) -> dict:
         async with self.db.tx(principal) as conn:
             seller_id = await self._owner(conn, principal, platform, "only admins see platform coupons")
-            rows = await orders_db.seller_coupons(conn, seller_id)
+            rows = await coupons_db.seller_coupons(conn, seller_id)
         return {"items": [coupon_out(r) for r in rows]}

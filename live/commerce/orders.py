@@ -11,21 +11,23 @@ from typing import Callable
 
 import asyncpg
 
-from db import Database
-from db import audit
+from db import Database, audit
+from db import checkouts as checkouts_db
+from db import coupons as coupons_db
 from db import inventory as inventory_db
 from db import orders as orders_db
+from db import payments as payments_db
 from db import refunds as refunds_db
 from live.auth.principal import SYSTEM, Principal
 from live.commerce.payments import PaymentProviders
+from live.commerce.payments.base import PaymentEvent
 from live.commerce.refunds import RefundService
 from live.commerce.stock import StockBoard
-from live.commerce.payments.base import PaymentEvent
 from live.errors import DomainError, forbidden, not_found
 from live.logging import get_logger
 
 log = get_logger("live.commerce.orders")
-OPEN = orders_db.OPEN_PAYMENT
+OPEN = payments_db.OPEN
 PAID_LIKE = ("paid", "processing", "shipped", "delivered")
 SELLER_MOVES = {"paid": ("processing", "shipped"), "processing": ("shipped",), "shipped": ("delivered",)}
 SELLER_CANCELABLE = ("pending_payment", "paid", "processing")
@@ -113,9 +115,9 @@ class OrderService:
             async with self.db.tx(SYSTEM) as conn:
                 pay = None
                 if event.provider_ref:
-                    pay = await orders_db.payment_by_ref(conn, event.provider, event.provider_ref)
+                    pay = await payments_db.payment_by_ref(conn, event.provider, event.provider_ref)
                 if pay is None and event.payment_id:
-                    pay = await orders_db.payment(conn, event.payment_id, lock=True)
+                    pay = await payments_db.payment(conn, event.payment_id, lock=True)
                     if pay is not None and pay["provider"] != event.provider:
                         pay = None
                 if pay is None:
@@ -134,7 +136,7 @@ class OrderService:
         if event.kind == "succeeded":
             if (event.amount_minor != pay["amount_minor"]
                     or (event.currency or "").upper() != pay["currency"]):
-                await orders_db.set_payment(conn, pay["id"], issue="amount_mismatch", issue_details={
+                await payments_db.set_payment(conn, pay["id"], issue="amount_mismatch", issue_details={
                     "expected": {"amount_minor": pay["amount_minor"], "currency": pay["currency"]},
                     "received": {"amount_minor": event.amount_minor, "currency": event.currency},
                     "event_key": event.event_key})
@@ -143,7 +145,7 @@ class OrderService:
                 return "amount_mismatch"
             if pay["status"] in ("succeeded", "refunded"):
                 return "ignored"
-            orders = await orders_db.payment_orders(conn, pay["id"])
+            orders = await payments_db.payment_orders(conn, pay["id"])
             pending = [o for o in orders if o["status"] == "pending_payment"]
             canceled = [o for o in orders if o["status"] == "canceled"]
             fields: dict = {"status": "succeeded", "provider_ref": pay["provider_ref"] or event.provider_ref}
@@ -152,7 +154,7 @@ class OrderService:
                 # flag it, and refund them (sent once this transaction has committed)
                 fields.update(issue="paid_after_cancel", issue_details={
                     "orders": [o["id"] for o in canceled], "event_key": event.event_key})
-            await orders_db.set_payment(conn, pay["id"], **fields)
+            await payments_db.set_payment(conn, pay["id"], **fields)
             if canceled:
                 changes.refunds += await self.refunds.owe(conn, pay, canceled, "paid after the order was canceled")
                 changes.add([o["id"] for o in canceled])
@@ -161,7 +163,7 @@ class OrderService:
         if event.kind in ("failed", "canceled"):
             if pay["status"] not in OPEN:
                 return "ignored"  # e.g. a failure arriving after the success: never move backwards
-            orders = await orders_db.payment_orders(conn, pay["id"])
+            orders = await payments_db.payment_orders(conn, pay["id"])
             await self._close_unpaid(conn, pay, orders, event.kind, changes, actor_id=None, actor_kind="webhook",
                                      reason=why)
             return "applied"
@@ -182,19 +184,19 @@ class OrderService:
             due = pay["refund_due_minor"]
             if amount <= due:
                 left = due - amount
-                await orders_db.set_payment(conn, pay["id"], refund_due_minor=left,
+                await payments_db.set_payment(conn, pay["id"], refund_due_minor=left,
                                             issue=pay["issue"] if left else None)
                 if ours is not None:
                     await self.refunds.settle(conn, ours, event)
                     changes.add([ours["order_id"]])
                     if await refunds_db.refunded_total(conn, pay["id"]) >= pay["amount_minor"]:
-                        await orders_db.set_payment(conn, pay["id"], status="refunded")  # all of it, in parts
+                        await payments_db.set_payment(conn, pay["id"], status="refunded")  # all of it, in parts
                 return "applied"
-            await orders_db.set_payment(conn, pay["id"], issue="refund_due", issue_details={
+            await payments_db.set_payment(conn, pay["id"], issue="refund_due", issue_details={
                 "partial_refund_minor": amount, "event_key": event.event_key})
             return "partial_refund"
-        orders = await orders_db.payment_orders(conn, pay["id"])
-        await orders_db.set_payment(conn, pay["id"], status="refunded", refund_due_minor=0, issue=None)
+        orders = await payments_db.payment_orders(conn, pay["id"])
+        await payments_db.set_payment(conn, pay["id"], status="refunded", refund_due_minor=0, issue=None)
         changes.add(await self.refunds.settle_all(conn, pay["id"]))
         restock = [o for o in orders if o["status"] in RESTOCK_ON_REFUND]
         keep = [o for o in orders if o["status"] in ("shipped", "delivered")]
@@ -215,8 +217,8 @@ class OrderService:
         checkout's coupon use given back (once per checkout)."""
         await self._cancel_unpaid(conn, orders, changes, actor_id=actor_id, actor_kind=actor_kind, reason=reason)
         if pay is not None and pay["status"] in OPEN:
-            await orders_db.set_payment(conn, pay["id"], status=status)
-            await orders_db.release_coupons(conn, {o["coupon_id"] for o in orders if o["coupon_id"]})
+            await payments_db.set_payment(conn, pay["id"], status=status)
+            await coupons_db.release_coupons(conn, {o["coupon_id"] for o in orders if o["coupon_id"]})
 
     # ---- unpaid orders ----
 
@@ -225,19 +227,17 @@ class OrderService:
         provider first, when it can say, whether the payment went through after all). Returns how many
         payments were closed."""
         async with self.db.tx(SYSTEM) as conn:
-            payment_ids = await orders_db.stale_unpaid(conn, self.payment_timeout, 100)
+            payment_ids = await payments_db.stale_unpaid(conn, self.payment_timeout, 100)
         closed = 0
         for payment_id in payment_ids:
             if await self._verify_with_provider(payment_id):
                 continue
             changes = Changes()
             async with self.db.tx(SYSTEM) as conn:
-                pay = await conn.fetchrow(
-                    "SELECT id::text AS id, status FROM payments WHERE id = $1::uuid FOR UPDATE SKIP LOCKED",
-                    payment_id)
+                pay = await payments_db.lock_unless_locked(conn, payment_id)
                 if pay is None:
                     continue  # a webhook is working on it right now
-                orders = await orders_db.payment_orders(conn, payment_id)
+                orders = await payments_db.payment_orders(conn, payment_id)
                 await self._close_unpaid(conn, pay, orders, "canceled", changes, actor_id=None,
                                          actor_kind="system", reason="payment not completed in time")
             await self.publish(changes)
@@ -247,7 +247,7 @@ class OrderService:
     async def _verify_with_provider(self, payment_id: str) -> bool:
         """True when the provider reports the payment settled (and it was applied)."""
         async with self.db.tx(SYSTEM) as conn:
-            pay = await orders_db.payment(conn, payment_id)
+            pay = await payments_db.payment(conn, payment_id)
         if pay is None or not pay["provider_ref"] or pay["status"] not in OPEN:
             return False
         try:
@@ -264,7 +264,7 @@ class OrderService:
         """Idempotency keys are kept CHECKOUT_KEY_SECONDS (24 h, like Stripe's); a retry after that finds the
         cart already checked out (empty) and is refused, so nothing is bought twice."""
         async with self.db.tx(SYSTEM) as conn:
-            return await orders_db.purge_checkouts(conn, CHECKOUT_KEY_SECONDS)
+            return await checkouts_db.purge_checkouts(conn, CHECKOUT_KEY_SECONDS)
 
     async def sweep(self) -> None:
         """The orders sweeper's round: old checkout keys forgotten, unpaid orders canceled."""
@@ -281,7 +281,7 @@ class OrderService:
             order, pay, payment_id = await self._lock_own(conn, principal, order_id, as_seller=False)
             why = reason or "canceled by the buyer"
             if order["status"] == "pending_payment":
-                orders = await orders_db.payment_orders(conn, payment_id) if payment_id else [order]
+                orders = await payments_db.payment_orders(conn, payment_id) if payment_id else [order]
                 await self._close_unpaid(conn, pay, orders, "canceled", changes, actor_id=principal.user_id,
                                          actor_kind="user", reason=why)
             elif order["status"] == "paid":
@@ -313,7 +313,7 @@ class OrderService:
                     # only this seller's order; the payment closes when none of its orders is left to pay
                     await self._cancel_unpaid(conn, [order], changes, actor_id=principal.user_id,
                                               actor_kind="seller", reason=why)
-                    others = await orders_db.payment_orders(conn, payment_id) if payment_id else []
+                    others = await payments_db.payment_orders(conn, payment_id) if payment_id else []
                     if others and all(o["status"] == "canceled" for o in others):
                         await self._close_unpaid(conn, pay, others, "canceled", changes, actor_id=principal.user_id,
                                                  actor_kind="seller", reason=why)
@@ -334,17 +334,15 @@ class OrderService:
     async def _lock_own(self, conn, principal: Principal, order_id: str, *, as_seller: bool) -> tuple:
         """(order, payment, payment id), locked payment first, once the caller is found to be the order's buyer
         (as_seller: its seller) or an admin."""
-        row = await conn.fetchrow(
-            """SELECT o.user_id::text AS user_id, s.user_id::text AS seller_user_id
-               FROM orders o JOIN sellers s ON s.id = o.seller_id WHERE o.id = $1::uuid""", order_id)
+        row = await orders_db.parties(conn, order_id)
         if row is None:
             raise not_found("order")
         party = row["seller_user_id"] if as_seller else row["user_id"]
         if not principal.is_admin and party != principal.user_id:
             raise (forbidden("only the seller moves an order along")
                    if as_seller and row["user_id"] == principal.user_id else not_found("order"))
-        payment_id = await orders_db.payment_of_order(conn, order_id)
-        pay = await orders_db.payment(conn, payment_id, lock=True) if payment_id else None
+        payment_id = await payments_db.payment_of_order(conn, order_id)
+        pay = await payments_db.payment(conn, payment_id, lock=True) if payment_id else None
         return await orders_db.lock_order(conn, order_id), pay, payment_id
 
     # ---- reading ----
@@ -357,8 +355,8 @@ class OrderService:
             order["history"] = await orders_db.history(conn, order_id)
             order["shipments"] = await orders_db.shipments(conn, order_id)
         async with self.db.tx(SYSTEM) as conn:  # the seller may not read the buyer's payment row
-            payment_id = await orders_db.payment_of_order(conn, order_id)
-            pay = await orders_db.payment(conn, payment_id) if payment_id else None
+            payment_id = await payments_db.payment_of_order(conn, order_id)
+            pay = await payments_db.payment(conn, payment_id) if payment_id else None
             refunded = await refunds_db.refunded_total(conn, payment_id) if payment_id else 0
         order["payment"] = payment_out(pay, buyer=order["user_id"] == principal.user_id,
                                        refunded_minor=refunded) if pay else None

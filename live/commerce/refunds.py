@@ -18,9 +18,8 @@ from __future__ import annotations
 import asyncio
 from typing import Awaitable, Callable
 
-from db import Database
-from db import audit
-from db import orders as orders_db
+from db import Database, audit
+from db import payments as payments_db
 from db import refunds as refunds_db
 from live.auth.principal import SYSTEM
 from live.commerce.payments import PaymentProviders
@@ -175,7 +174,7 @@ class RefundService:
         log.error("refund_failed", refund_id=refund["id"], payment_id=refund["payment_id"], error=error,
                   attempts=row["attempts"])
         if pay is not None:
-            await orders_db.set_payment(conn, pay["id"], issue="refund_due", issue_details={
+            await payments_db.set_payment(conn, pay["id"], issue="refund_due", issue_details={
                 "refund_id": refund["id"], "order_id": refund["order_id"], "amount_minor": refund["amount_minor"],
                 "attempts": row["attempts"], "error": error})
         return True

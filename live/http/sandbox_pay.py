@@ -18,8 +18,8 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
+from db import payments as payments_db
 from db import webhooks as webhooks_db
-from db.orders import OPEN_PAYMENT
 from live.auth.principal import SYSTEM
 from live.commerce.payments.sandbox import SandboxProvider, payment_id_for
 from live.errors import DomainError, not_found
@@ -141,7 +141,7 @@ async def confirm_page(request: web.Request) -> web.Response:
         return json_response({"reference": reference, **summary})
     amount = html.escape(money(summary["amount_minor"], summary["currency"]))
     inner = f'<div class="amount">{amount}</div>{_orders_table(summary)}'
-    if summary["status"] in OPEN_PAYMENT:
+    if summary["status"] in payments_db.OPEN:
         hidden = ""
         return_url, sig = request.query.get("return_url"), request.query.get("sig")
         if provider.return_url_ok(reference, return_url, sig):
@@ -170,7 +170,7 @@ async def submit(request: web.Request) -> web.Response:
             raise DomainError("validation_failed", "outcome must be succeeded or failed")
         return_url, sig = form.get("return_url"), form.get("sig")
     summary = await _payment(request, reference)
-    if summary["status"] not in OPEN_PAYMENT:
+    if summary["status"] not in payments_db.OPEN:
         if as_json:
             raise DomainError("conflict", f"payment is already {summary['status']}")
         return _page("Payment", f'<p class="result">{html.escape(closed_text(summary["status"]))}</p>', status=409)
