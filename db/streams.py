@@ -1,4 +1,4 @@
-"""Queries on livestreams, their products, moderators, bans and mutes."""
+"""Queries on livestreams, their products and spotlights, moderators, bans and mutes."""
 from __future__ import annotations
 
 import re
@@ -66,6 +66,16 @@ async def set_spotlight(conn: asyncpg.Connection, stream_id: str, product_id: st
     if product_id is not None:
         await conn.execute("""UPDATE livestream_products SET highlighted_at = now()
                               WHERE livestream_id = $1::uuid AND product_id = $2::uuid""", stream_id, product_id)
+
+
+async def streams_spotlighting(conn: asyncpg.Connection, variant_id: str) -> list[tuple[str, str]]:
+    """(stream id, product id) of every stream not ended whose spotlighted product has this variant (for stock
+    updates when several workers share the rooms)."""
+    rows = await conn.fetch(
+        """SELECT l.id::text, l.spotlight_product_id::text FROM livestreams l
+           JOIN product_variants v ON v.product_id = l.spotlight_product_id
+           WHERE v.id = $1::uuid AND l.status <> 'ended'""", variant_id)
+    return [(r[0], r[1]) for r in rows]
 
 
 async def raise_peak(conn: asyncpg.Connection, stream_id: str, viewers: int) -> None:

@@ -1,5 +1,6 @@
-"""The email outbox: mail is written in the caller's transaction and delivered by a background task
-(SMTP when SMTP_URL is set, otherwise printed to the log). Safe with several workers (SKIP LOCKED)."""
+"""The email outbox's sender: mail is written in the caller's transaction (db/outbox.py `enqueue`) and delivered
+by a background task (SMTP when SMTP_URL is set, otherwise printed to the log). Safe with several workers (SKIP
+LOCKED)."""
 from __future__ import annotations
 
 import asyncio
@@ -8,17 +9,12 @@ import ssl
 from email.message import EmailMessage
 from urllib.parse import unquote, urlparse
 
-import asyncpg
-
 from db import Database
+from db import outbox as outbox_db
 from live.auth.principal import SYSTEM
 from live.logging import get_logger
 
 log = get_logger("live.outbox")
-
-
-async def enqueue_email(conn: asyncpg.Connection, to: str, subject: str, body: str) -> None:
-    await conn.execute("INSERT INTO email_outbox (to_address, subject, body) VALUES ($1, $2, $3)", to, subject, body)
 
 
 def _send_smtp(url: str, sender: str, to: str, subject: str, body: str) -> None:
@@ -58,9 +54,7 @@ class OutboxSender:
 
     async def deliver_batch(self, limit: int = 20) -> int:
         async with self._db.tx(SYSTEM) as conn:
-            rows = await conn.fetch(
-                """SELECT id, to_address, subject, body FROM email_outbox
-                   WHERE sent_at IS NULL AND attempts < 5 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""", limit)
+            rows = await outbox_db.take_due(conn, limit)
             for row in rows:
                 try:
                     if self._smtp:
@@ -68,10 +62,7 @@ class OutboxSender:
                                                 row["subject"], row["body"])
                     else:
                         log.info("email", to=row["to_address"], subject=row["subject"], body=row["body"])
-                    await conn.execute("UPDATE email_outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = $1",
-                                       row["id"])
+                    await outbox_db.mark_sent(conn, row["id"])
                 except (OSError, smtplib.SMTPException) as exc:
-                    await conn.execute(
-                        "UPDATE email_outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
-                        row["id"], str(exc))
+                    await outbox_db.mark_failed(conn, row["id"], str(exc))
         return len(rows)

@@ -6,6 +6,7 @@ past show (its slug becomes `demo-<ended at>`) and makes a fresh live `demo` str
 from __future__ import annotations
 
 from db import Database
+from db import demo as demo_db
 from db import users as users_db
 from live.auth.principal import SYSTEM
 
@@ -30,14 +31,12 @@ DEMO_PRODUCTS = [
 
 async def is_empty(db: Database) -> bool:
     async with db.tx(SYSTEM) as conn:
-        return not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM sellers)")
+        return not await demo_db.has_seller(conn)
 
 
 async def demo_ended(db: Database) -> bool:
     async with db.tx(SYSTEM) as conn:
-        return bool(await conn.fetchval(
-            """SELECT EXISTS (SELECT 1 FROM livestreams s JOIN sellers se ON se.id = s.seller_id
-                              WHERE s.slug = 'demo' AND s.status = 'ended' AND se.slug = 'demo-seller')"""))
+        return await demo_db.demo_ended(conn)
 
 
 async def seed_if_empty(services) -> bool:
@@ -49,59 +48,26 @@ async def seed_if_empty(services) -> bool:
     return False
 
 
-async def _retire_ended_demo(conn) -> None:
-    """Rename an ended `demo` stream to `demo-<ended at>` (its history stays), freeing the slug for a new show."""
-    await conn.execute(
-        """UPDATE livestreams SET slug = 'demo-' || to_char(ended_at, 'YYYYMMDD-HH24MISS') || '-' || left(id::text, 4),
-                                  livekit_room = 'live-demo-' || id::text
-           WHERE slug = 'demo' AND status = 'ended'""")
-
-
 async def seed(services) -> dict:
     """Create the demo data if missing; returns ids of what the demo uses. Safe to run any number of times."""
     async with services.db.tx(SYSTEM) as conn:
         user = await users_db.find_or_create_by_name(conn, "demo-seller", "seller")
         seller = await users_db.ensure_seller(conn, user["id"], "Demo Seller", "demo-seller")
-        category = await conn.fetchval(
-            """INSERT INTO categories (name, slug) VALUES ('Demo', 'demo')
-               ON CONFLICT (slug) DO UPDATE SET name = categories.name RETURNING id""")
-        await _retire_ended_demo(conn)
-        stream_id = await conn.fetchval(
-            """INSERT INTO livestreams (seller_id, slug, title, description, status, started_at, livekit_room)
-               VALUES ($1::uuid, 'demo', 'Demo live shopping show', 'Six products, live stock, real checkout.',
-                       'live', now(), 'live-demo')
-               ON CONFLICT (slug) DO UPDATE SET slug = livestreams.slug RETURNING id""", seller["id"])
+        category = await demo_db.category(conn)
+        await demo_db.retire_ended_demo(conn)
+        stream_id = await demo_db.live_stream(conn, seller["id"])
         product_ids = []
         for position, (title, description, variants) in enumerate(DEMO_PRODUCTS):
             slug = variants[0][0].rsplit("-", 1)[0].lower()
-            product_id = await conn.fetchval(
-                "SELECT p.id FROM products p JOIN product_variants v ON v.product_id = p.id WHERE v.sku = $1",
-                variants[0][0])
+            product_id = await demo_db.product_with_sku(conn, variants[0][0])
             if product_id is None:
-                product_id = await conn.fetchval(
-                    """INSERT INTO products (seller_id, category_id, title, description, image_urls, status)
-                       VALUES ($1::uuid, $2, $3, $4, $5, 'active') RETURNING id""",
-                    seller["id"], category, title, description,
-                    [f"https://picsum.photos/seed/live-{slug}/600/600"])
+                product_id = await demo_db.insert_product(conn, seller["id"], category, title, description,
+                                                          [f"https://picsum.photos/seed/live-{slug}/600/600"])
             for sku, color, size, price, stock in variants:
-                variant_id = await conn.fetchval(
-                    """INSERT INTO product_variants (product_id, sku, color, size, price_minor, currency, on_hand)
-                       VALUES ($1, $2, $3, $4, $5, 'USD', $6)
-                       ON CONFLICT (sku) DO NOTHING RETURNING id""", product_id, sku, color, size, price, stock)
-                if variant_id is not None:
-                    await conn.execute(
-                        """INSERT INTO inventory_events (variant_id, kind, quantity, reason, idempotency_key)
-                           VALUES ($1, 'adjustment', $2, 'initial stock (demo seed)', $3)""",
-                        variant_id, stock, f"seed:{sku}")
-            await conn.execute(
-                """INSERT INTO livestream_products (livestream_id, product_id, position) VALUES ($1, $2, $3)
-                   ON CONFLICT DO NOTHING""", stream_id, product_id, position)
+                await demo_db.insert_variant(conn, product_id, sku, color, size, price, stock)
+            await demo_db.attach_product(conn, stream_id, product_id, position)
             product_ids.append(str(product_id))
-        await conn.execute(
-            """UPDATE livestreams SET spotlight_product_id = $2 WHERE id = $1 AND spotlight_product_id IS NULL""",
-            stream_id, product_ids[0])
-        await conn.execute(
-            """INSERT INTO coupons (seller_id, code, kind, value, usage_limit)
-               VALUES ($1::uuid, 'DEMO10', 'percent', 10, 1000) ON CONFLICT DO NOTHING""", seller["id"])
+        await demo_db.spotlight_if_none(conn, stream_id, product_ids[0])
+        await demo_db.coupon(conn, seller["id"])
     return {"seller_user_id": user["id"], "seller_id": seller["id"], "stream_id": str(stream_id),
             "product_ids": product_ids}

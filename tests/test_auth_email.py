@@ -10,15 +10,14 @@ import re
 import pytest
 
 from db import Database
+from db.outbox import enqueue as enqueue_email
 from live.auth.email_codes import MAX_ATTEMPTS, MAX_CODES_PER_HOUR
-from live.ratelimit import DEFAULT_LIMITS
 from live.auth.principal import SYSTEM
-from live.outbox import OutboxSender, enqueue_email
+from live.outbox import OutboxSender
+from live.ratelimit import DEFAULT_LIMITS
 from live.services import Services
-from tests.auth_helpers import (  # noqa: F401  (dsn: the module's database)
-    ME, auth, dsn, error_of, owner_execute, owner_fetchval)
+from tests.auth_helpers import ME, auth, dsn, error_of, owner_execute, owner_fetchval  # noqa: F401  (dsn: the module's database)
 from tests.conftest import make_settings, owner_connection, scratch_database
-
 
 GUESSES = DEFAULT_LIMITS["email_guess_per_address"].count  # per requester and address
 STARTS = DEFAULT_LIMITS["email_code_per_address"].count

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Awaitable, Callable
 
 from db import Database
+from db import analytics as analytics_db
 from db import streams as streams_db
 from live.auth.principal import SYSTEM, Principal
 from live.commerce.orders import PAID_LIKE
@@ -47,28 +48,8 @@ class Analytics:
             await self._flush_chat()
         sid = stream["id"]
         async with self.db.tx(SYSTEM) as conn:
-            row = await conn.fetchrow(
-                """SELECT
-                     (SELECT reaction_totals FROM livestreams WHERE id = $1::uuid) AS reactions,
-                     (SELECT count(*) FROM chat_messages WHERE livestream_id = $1::uuid AND deleted_at IS NULL)
-                        AS chat_messages,
-                     e.add_to_carts, e.add_to_cart_buyers, e.units_added,
-                     o.orders, o.paid_orders, o.buyers
-                   FROM (SELECT count(*) AS add_to_carts, count(DISTINCT actor_id) AS add_to_cart_buyers,
-                                coalesce(sum(quantity), 0) AS units_added
-                         FROM inventory_events WHERE livestream_id = $1::uuid AND kind = 'reservation') e,
-                        (SELECT count(DISTINCT o.id) AS orders,
-                                count(DISTINCT o.id) FILTER (WHERE o.status = ANY($2::text[])) AS paid_orders,
-                                count(DISTINCT o.user_id) FILTER (WHERE o.status = ANY($2::text[])) AS buyers
-                         FROM orders o WHERE EXISTS (SELECT 1 FROM order_items i
-                                                     WHERE i.order_id = o.id AND i.livestream_id = $1::uuid)) o""",
-                sid, PAID_LIKE)
-            revenue = await conn.fetch(
-                """SELECT i.currency, sum(i.quantity * i.unit_price_minor)::bigint AS amount_minor,
-                          sum(i.quantity)::bigint AS units
-                   FROM order_items i JOIN orders o ON o.id = i.order_id
-                   WHERE i.livestream_id = $1::uuid AND o.status = ANY($2::text[])
-                   GROUP BY i.currency ORDER BY i.currency""", sid, PAID_LIKE)
+            row = await analytics_db.stream_counters(conn, sid, PAID_LIKE)
+            revenue = await analytics_db.stream_revenue(conn, sid, PAID_LIKE)
         persisted = row["reactions"] or {}
         live = self._live_reactions(sid) or {}
         reactions = {k: max(int(persisted.get(k, 0)), int(live.get(k, 0))) for k in REACTION_KINDS}

@@ -19,7 +19,6 @@ import orjson
 
 from db import Database
 from db import audit
-from db import spotlights as spotlights_db
 from db import streams as streams_db
 from live.auth.principal import SYSTEM, Principal
 from live.errors import DomainError, forbidden, not_found
@@ -330,7 +329,7 @@ class RoomService:
         worker that has the room's state applies the event to its spotlight, see `apply`)."""
         if self.broker.shared:  # other workers may hold rooms this one never loaded: ask the database
             async with self.db.tx(SYSTEM) as conn:
-                spotlit = await spotlights_db.streams_spotlighting(conn, variant_id)
+                spotlit = await streams_db.streams_spotlighting(conn, variant_id)
         else:  # rooms nobody watches too: their snapshots must not go stale
             spotlit = [(s.room, s.spotlight["id"]) for s in self.streams.states()
                        if s.spotlight is not None and any(v["id"] == variant_id for v in s.spotlight["variants"])]
