@@ -10,12 +10,17 @@
   each) and finds a socket's rooms on disconnect by scanning all rooms: 10,000 viewers leaving cost 10,000²
   lookups. Rooms are the hub's business in this server; the manager keeps the sid rooms implicit and remembers
   which other rooms a socket entered, so connect and disconnect cost O(1).
+
+These overrides, and live/rooms/transport.py's, reach into both libraries' internals: importing this module
+refuses any python-socketio or python-engineio release but the ones they were written for (`WRITTEN_FOR`, the
+pins of pyproject.toml).
 """
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Coroutine
+from importlib.metadata import version
+from typing import Callable, Coroutine
 
 import orjson
 import socketio
@@ -26,6 +31,21 @@ from live.rooms.transport import LeanEngineServer, LeanSocket
 
 log = get_logger("live.gateway")
 MAX_ATTACHMENTS = 4  # binary attachments in one packet (each at most max_http_buffer_size)
+WRITTEN_FOR = {"python-socketio": "5.18.1", "python-engineio": "4.15.1"}
+
+
+def check_versions(installed: Callable[[str], str] = version) -> None:
+    """Raise ImportError unless the installed python-socketio and python-engineio are `WRITTEN_FOR`'s."""
+    found = {name: installed(name) for name in WRITTEN_FOR}
+    if found != WRITTEN_FOR:
+        def both(versions: dict[str, str]) -> str:
+            return " and ".join(f"{name} {v}" for name, v in versions.items())
+        raise ImportError(f"live/rooms/sio.py and transport.py were written for {both(WRITTEN_FOR)}, but "
+                          f"{both(found)} are installed: install the pins of pyproject.toml (pip install -e .), "
+                          "or check the overrides against the new releases before moving the pins")
+
+
+check_versions()
 
 
 class LeanPacket(sio_packet.Packet):
