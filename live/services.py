@@ -21,6 +21,7 @@ from live.media.livekit import LiveKitTokens
 from live.outbox import OutboxSender
 from live.ratelimit import Limits
 from live.rooms.hub import Hub
+from live.rooms.livestreams import Livestreams
 from live.rooms.wiring import build_rooms
 from live.tasks import cancel_all
 
@@ -45,7 +46,8 @@ class Services:
         self.email_codes = EmailCodes(db, settings.jwt_secret, self.limits)
         domain = (settings.public_url or f"{settings.host}:{settings.port}").split("://")[-1]
         self.wallet = WalletSignIn(db, domain, self.limits)
-        self.chat = ChatService(db, self.rooms, self.chat_writer, self.limiter)
+        self.livestreams = Livestreams(db, self.rooms)  # streams as records (REST), slow mode however set
+        self.chat = ChatService(db, self.rooms, self.livestreams, self.chat_writer, self.limiter)
         self.payments = PaymentProviders(settings, db)  # Stripe / Paystack / sandbox, and the webhook inbox
         # catalog, cart, checkout, orders, coupons, analytics; stock changes reach the rooms as stock:update
         self.commerce = Commerce(settings, db, self.rooms, self.payments, self.chat_writer.flush)

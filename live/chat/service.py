@@ -17,11 +17,12 @@ from db import audit
 from db import chat as chat_db
 from db import streams as streams_db
 from db import users as users_db
-from live.auth.principal import SYSTEM, Principal
+from live.auth.principal import Principal
 from live.chat.writer import ChatWriter
 from live.cursors import decode_cursor, encode_cursor
 from live.errors import DomainError, forbidden, not_found, unauthorized
 from live.ratelimit import RateLimiter
+from live.rooms.livestreams import Livestreams
 from live.rooms.service import RoomService
 from live.rooms.state import StreamState
 
@@ -40,9 +41,9 @@ async def _known_user():
 
 
 class ChatService:
-    def __init__(self, db: Database, rooms: RoomService, writer: ChatWriter, limiter: RateLimiter, *,
-                 rate: int = 5, per: float = 10.0):
-        self.db, self.rooms, self.writer, self.limiter = db, rooms, writer, limiter
+    def __init__(self, db: Database, rooms: RoomService, streams: Livestreams, writer: ChatWriter,
+                 limiter: RateLimiter, *, rate: int = 5, per: float = 10.0):
+        self.db, self.rooms, self.streams, self.writer, self.limiter = db, rooms, streams, writer, limiter
         self.rate, self.per = rate, per
 
     async def send(self, principal: Principal, id_or_slug: str, text: str) -> dict:
@@ -143,15 +144,18 @@ class ChatService:
                 "next_cursor": encode_cursor(last["created_at"].isoformat(), last["user"]["id"]) if last else None}
 
     async def slow_mode(self, principal: Principal, id_or_slug: str, seconds: int) -> None:
+        """A moderator's chat:slowmode: the same change as REST PATCH slow_mode_seconds (Livestreams.change)."""
         state = await self._moderated(principal, id_or_slug)
-        # moderators may set it too, but row-level security lets only the seller update the stream's row:
-        # the permission was checked just above, so the write goes as the system
-        async with self.db.tx(SYSTEM) as conn:
-            row = await streams_db.update(conn, state.id, {"slow_mode_seconds": seconds})
-            await audit.record(conn, principal.user_id, "stream.slow_mode", "livestream", state.id,
-                               before={"slow_mode_seconds": state.slow_mode}, after={"slow_mode_seconds": seconds})
-        self.rooms.streams.refresh_row(state, row)
-        await self.rooms.publish(state, "chat:slowmode", {"stream_id": state.id, "seconds": seconds})
+        await self.streams.change(principal, state, {"slow_mode_seconds": seconds}, by_moderator=True)
+
+    async def history(self, principal: Principal, id_or_slug: str, limit: int, before: int | None) -> list:
+        """A page of the stream's chat, newest last, messages still being written included."""
+        await self.writer.flush()
+        async with self.db.tx(principal) as conn:
+            row = await streams_db.get(conn, id_or_slug)
+            if row is None:
+                raise not_found("stream")
+            return await chat_db.recent(conn, row["id"], limit, before)
 
     async def set_moderator(self, principal: Principal, id_or_slug: str, user_id: str, on: bool) -> None:
         state = await self.rooms.owned(principal, id_or_slug)

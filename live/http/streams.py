@@ -8,12 +8,9 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from db import audit
-from db import chat as chat_db
 from db import streams as streams_db
-from db import users as users_db
 from db.streams import UUID
-from live.errors import DomainError, forbidden, not_found
+from live.errors import not_found
 from live.http.api import API, MAX_BIGINT, Api, Call, patchable
 from live.rooms.state import message_out
 
@@ -72,33 +69,11 @@ def stream_out(row) -> dict:
             "seller": {"id": row["seller_id"], "name": row["seller_name"], "slug": row["seller_slug"]}}
 
 
-async def _stream(call: Call, conn) -> dict:
-    """The stream of the path's id or slug, or 404."""
-    row = await streams_db.get(conn, call.param("id"))
-    if row is None:
-        raise not_found("stream")
-    return row
-
-
-async def _own_stream(call: Call, conn) -> dict:
-    row = await _stream(call, conn)
-    p = call.principal
-    if p.role != "admin" and row["seller_user_id"] != p.user_id:
-        raise forbidden("only the stream's seller can change it")
-    return row
-
-
-def _check_ids(ids: list[str]) -> None:
-    if not all(map(streams_db.is_uuid, ids)):
-        raise DomainError("invalid", "product_ids must be uuids")
-
-
 @api.route("GET", f"{API}/livestreams", summary="List live, upcoming (scheduled) or ended streams",
            tag="livestreams", query=ListQuery)
 async def list_streams(call: Call):
     q = call.query
-    async with call.services.db.tx(call.principal) as conn:
-        rows = await streams_db.list_by_status(conn, q.status, q.limit, q.seller_id)
+    rows = await call.services.livestreams.listing(call.principal, q.status, q.limit, q.seller_id)
     return {"items": [stream_out(r) for r in rows]}
 
 
@@ -106,58 +81,21 @@ async def list_streams(call: Call):
            auth="user", roles=SELLERS, body=StreamCreate, status=201, errors=(409,))
 async def create_stream(call: Call):
     b = call.body
-    _check_ids(b.product_ids)
-    async with call.services.db.tx(call.principal) as conn:
-        seller = await users_db.seller_for_user(conn, call.principal.user_id)
-        if seller is None:
-            raise forbidden("create your seller profile first")
-        if await streams_db.get(conn, b.slug) is not None:
-            raise DomainError("conflict", "a stream with this slug exists")
-        row = await streams_db.create(conn, seller["id"], b.model_dump())
-        if b.product_ids:
-            await _attach(conn, row, b.product_ids)
-    return stream_out(row)
-
-
-async def _attach(conn, row, product_ids: list[str]) -> None:
-    if await streams_db.count_owned_products(conn, row["seller_id"], product_ids) != len(set(product_ids)):
-        raise DomainError("invalid", "every product must be one of your own")
-    await streams_db.attach_products(conn, row["id"], product_ids)
+    return stream_out(await call.services.livestreams.create(call.principal, b.model_dump(), b.product_ids))
 
 
 @api.route("GET", f"{API}/livestreams/{{id}}", summary="One stream, by id or slug", tag="livestreams",
            errors=(404,))
 async def get_stream(call: Call):
-    async with call.services.db.tx(call.principal) as conn:
-        row = await _stream(call, conn)
-    out = stream_out(row)
-    state = call.services.rooms.streams.cached(row["id"])
-    out["viewers"] = state.viewers if state else 0
-    return out
+    row, viewers = await call.services.livestreams.get(call.principal, call.param("id"))
+    return {**stream_out(row), "viewers": viewers}
 
 
 @api.route("PATCH", f"{API}/livestreams/{{id}}", summary="Update or reschedule a stream", tag="livestreams",
            auth="user", roles=SELLERS, body=StreamPatch, errors=(404,))
 async def patch_stream(call: Call):
-    async with call.services.db.tx(call.principal) as conn:
-        before = await _own_stream(call, conn)
-        fields = call.body.model_dump(exclude_unset=True)
-        row = await streams_db.update(conn, before["id"], fields)
-        was, now = audit.changed({k: before[k] for k in fields}, {k: row[k] for k in fields})
-        if now:
-            await audit.record(conn, call.principal.user_id, "stream.update", "livestream", row["id"],
-                               before=was, after=now)
-        if "slow_mode_seconds" in now:  # the same change as a moderator's chat:slowmode, found under its name
-            await audit.record(conn, call.principal.user_id, "stream.slow_mode", "livestream", row["id"],
-                               before={"slow_mode_seconds": was["slow_mode_seconds"]},
-                               after={"slow_mode_seconds": now["slow_mode_seconds"]})
-    # loaded (not only looked up in the cache) so the change reaches the other workers' copies of the room
-    state = await call.services.rooms.streams.get(row["id"])
-    call.services.rooms.streams.refresh_row(state, row)
-    if row["slow_mode_seconds"] != before["slow_mode_seconds"]:  # the room hears it as if a moderator had used chat:slowmode
-        await call.services.rooms.publish(state, "chat:slowmode",
-                                          {"stream_id": state.id, "seconds": row["slow_mode_seconds"]})
-    return stream_out(row)
+    fields = call.body.model_dump(exclude_unset=True)
+    return stream_out(await call.services.livestreams.update(call.principal, call.param("id"), fields))
 
 
 @api.route("POST", f"{API}/livestreams/{{id}}/start", summary="Go live", tag="livestreams", auth="user",
@@ -177,30 +115,21 @@ async def end_stream(call: Call):
 @api.route("GET", f"{API}/livestreams/{{id}}/products", summary="The stream's products with live stock",
            tag="livestreams", errors=(404,))
 async def stream_products(call: Call):
-    async with call.services.db.tx(call.principal) as conn:
-        row = await _stream(call, conn)
-        products = await streams_db.products_json(conn, await streams_db.product_ids(conn, row["id"]))
+    row, products = await call.services.livestreams.products(call.principal, call.param("id"))
     return {"items": products, "spotlight_product_id": row["spotlight_product_id"]}
 
 
 @api.route("POST", f"{API}/livestreams/{{id}}/products", summary="Attach products to the stream",
            tag="livestreams", auth="user", roles=SELLERS, body=ProductIds, errors=(404,))
 async def attach_products(call: Call):
-    _check_ids(call.body.product_ids)
-    async with call.services.db.tx(call.principal) as conn:
-        row = await _own_stream(call, conn)
-        await _attach(conn, row, call.body.product_ids)
-        ids = await streams_db.product_ids(conn, row["id"])
+    ids = await call.services.livestreams.attach(call.principal, call.param("id"), call.body.product_ids)
     return {"product_ids": ids}
 
 
 @api.route("GET", f"{API}/livestreams/{{id}}/chat", summary="Chat history, newest last; page with ?before=",
            tag="livestreams", query=ChatQuery, errors=(404,))
 async def chat_history(call: Call):
-    await call.services.chat_writer.flush()
-    async with call.services.db.tx(call.principal) as conn:
-        row = await _stream(call, conn)
-        rows = await chat_db.recent(conn, row["id"], call.query.limit, call.query.before)
+    rows = await call.services.chat.history(call.principal, call.param("id"), call.query.limit, call.query.before)
     items = [message_out(r) for r in rows]
     return {"items": items, "next_before": items[0]["id"] if len(items) == call.query.limit else None}
 
