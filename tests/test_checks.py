@@ -67,10 +67,6 @@ def handler_problems(path: Path) -> list[str]:
     return problems
 
 
-# Today (issue 12 under way): SQL and transactions in live/http/account.py (addresses, profile), orders.py,
-# sandbox_pay.py, checkout.py, streams.py (stream updates, slow mode) and webhooks.py, moving into services and
-# db/. Remove the mark once they have.
-@pytest.mark.xfail(strict=False, reason="SQL and transactions still in REST handlers (issue 12 item 2, 3)")
 def test_handlers_hold_no_sql_or_transactions():
     problems = [p for path in HANDLERS for p in handler_problems(path)]
     assert problems == [], "\n".join(problems)

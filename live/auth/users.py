@@ -1,4 +1,5 @@
-"""Sign-out and the administration of users: roles (grant/revoke seller, admin) and suspension.
+"""The caller's own profile, sign-out, and the administration of users: roles (grant/revoke seller, admin)
+and suspension.
 
 Every change is one transaction as the caller (RLS), with its audit row written in it (`user.role`,
 `user.suspend`, `user.unsuspend`). After the commit the change reaches every worker at once
@@ -42,6 +43,22 @@ class Users:
         if row is None:
             raise not_found("user")
         await self._states.changed(row)
+
+    async def profile(self, principal: Principal):
+        """The caller's own user row."""
+        async with self._db.tx(principal) as conn:
+            row = await users_db.get(conn, principal.user_id)
+        if row is None:
+            raise not_found("user")
+        return row
+
+    async def update_profile(self, principal: Principal, fields: dict):
+        """The caller's name or avatar changed; their user row after."""
+        async with self._db.tx(principal) as conn:
+            row = await users_db.update_profile(conn, principal.user_id, fields)
+        if row is None:
+            raise not_found("user")
+        return row
 
     async def list(self, admin: Principal, *, q: str | None, role: str | None, suspended: bool | None,
                    limit: int, offset: int) -> list:

@@ -18,11 +18,13 @@ from db import inventory as inventory_db
 from db import orders as orders_db
 from db import payments as payments_db
 from db import refunds as refunds_db
+from db import streams as streams_db
 from live.auth.principal import SYSTEM, Principal
 from live.commerce.payments import PaymentProviders
 from live.commerce.payments.base import PaymentEvent
 from live.commerce.refunds import RefundService
 from live.commerce.stock import StockBoard
+from live.cursors import decode_cursor, encode_cursor
 from live.errors import DomainError, forbidden, not_found
 from live.logging import get_logger
 
@@ -346,6 +348,22 @@ class OrderService:
         return await orders_db.lock_order(conn, order_id), pay, payment_id
 
     # ---- reading ----
+
+    async def listing(self, principal: Principal, *, status: str | None, cursor: str | None, limit: int,
+                      stream: str | None = None, **filters) -> dict:
+        """A page of orders newest first, as the caller may see them (row-level security), with the cursor of
+        the next; filters as db/orders.py list_orders, and `stream` an id or slug (404 when unknown)."""
+        before = tuple(decode_cursor(cursor, "ts", "uuid")) if cursor else None
+        async with self.db.tx(principal) as conn:
+            if stream:
+                row = await streams_db.get(conn, stream)
+                if row is None:
+                    raise not_found("stream")
+                filters["stream_id"] = row["id"]
+            rows = await orders_db.list_orders(conn, status=status, before=before, limit=limit + 1, **filters)
+        last = rows[limit - 1] if len(rows) > limit else None
+        return {"items": [r["j"] for r in rows[:limit]],
+                "next_cursor": encode_cursor(last["created_at"].isoformat(), last["id"]) if last else None}
 
     async def detail(self, principal: Principal, order_id: str) -> dict:
         async with self.db.tx(principal) as conn:

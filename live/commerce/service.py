@@ -1,10 +1,11 @@
-"""The commerce facade on Services (`services.commerce`): catalog, cart, checkout, orders, coupons and
-analytics share one StockBoard (live availability -> the rooms' stock:update) and run three sweepers."""
+"""The commerce facade on Services (`services.commerce`): catalog, cart, checkout, orders, coupons, saved
+addresses and analytics share one StockBoard (live availability -> the rooms' stock:update) and run three sweepers."""
 from __future__ import annotations
 
 import asyncio
 
 from db import Database
+from live.commerce.addresses import AddressBook
 from live.commerce.admin import AdminDesk
 from live.commerce.analytics import Analytics
 from live.commerce.cart import CartService
@@ -51,6 +52,7 @@ class Commerce:
         self.checkout = CheckoutService(db, self.board, self.orders, payments)
         self.catalog = CatalogService(db, self.board)
         self.coupons = CouponService(db)
+        self.addresses = AddressBook(db)
         self.analytics = Analytics(db, live_reactions, flush_chat)
         self.admin = AdminDesk(db, self.orders)
         self._tasks: list[asyncio.Task] = []

@@ -4,8 +4,6 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from db import users as users_db
-from live.errors import not_found
 from live.http.api import API, Api, Call
 from live.http.limits import client_address
 
@@ -103,19 +101,11 @@ async def sign_out(call: Call):
 
 @api.route("GET", f"{API}/me", summary="The caller's profile", tag="account", auth="user", response=User)
 async def get_me(call: Call):
-    async with call.services.db.tx(call.principal) as conn:
-        row = await users_db.get(conn, call.principal.user_id)
-    if row is None:
-        raise not_found("user")
-    return user_out(row)
+    return user_out(await call.services.users.profile(call.principal))
 
 
 @api.route("PATCH", f"{API}/me", summary="Update the caller's name or avatar", tag="account", auth="user",
            body=ProfilePatch, response=User)
 async def patch_me(call: Call):
     fields = call.body.model_dump(exclude_unset=True, exclude_none=True)
-    async with call.services.db.tx(call.principal) as conn:
-        row = await users_db.update_profile(conn, call.principal.user_id, fields)
-    if row is None:
-        raise not_found("user")
-    return user_out(row)
+    return user_out(await call.services.users.update_profile(call.principal, fields))

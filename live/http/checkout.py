@@ -8,8 +8,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from db import addresses as addresses_db
-from live.errors import DomainError, not_found
+from live.errors import DomainError
 from live.http.api import API, Api, Call, json_response, patchable
 from live.http.catalog import SELLERS, UUID, uuid_param
 
@@ -132,23 +131,18 @@ async def my_coupons(call: Call):
 @api.route("GET", f"{API}/me/addresses", summary="Your saved shipping addresses (default first)", tag="checkout",
            auth="user")
 async def my_addresses(call: Call):
-    async with call.services.db.tx(call.principal) as conn:
-        return {"items": await addresses_db.list_for(conn, call.principal.user_id)}
+    return {"items": await call.services.commerce.addresses.mine(call.principal)}
 
 
 @api.route("POST", f"{API}/me/addresses", summary="Save a shipping address (checkout takes its id)",
            tag="checkout", auth="user", body=SavedAddressIn, status=201)
 async def add_address(call: Call):
     fields = call.body.model_dump(exclude={"default"})
-    async with call.services.db.tx(call.principal) as conn:
-        return await addresses_db.create(conn, call.principal.user_id, fields, call.body.default)
+    return await call.services.commerce.addresses.add(call.principal, fields, call.body.default)
 
 
 @api.route("DELETE", f"{API}/me/addresses/{{id}}", summary="Delete a saved address", tag="checkout",
            auth="user", status=204, errors=(404,))
 async def delete_address(call: Call):
-    address_id = uuid_param(call, what="address")
-    async with call.services.db.tx(call.principal) as conn:
-        if not await addresses_db.delete(conn, call.principal.user_id, address_id):
-            raise not_found("address")
+    await call.services.commerce.addresses.delete(call.principal, uuid_param(call, what="address"))
     return web.Response(status=204)

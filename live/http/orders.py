@@ -7,10 +7,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from db import orders as orders_db
-from db import streams as streams_db
-from live.auth.principal import Principal
-from live.cursors import decode_cursor, encode_cursor
 from live.errors import not_found
 from live.http.api import API, Api, Call
 from live.http.catalog import SELLERS, uuid_param
@@ -42,24 +38,12 @@ class StatusIn(BaseModel):
     reason: str | None = Field(default=None, max_length=500)
 
 
-async def _page(call: Call, principal: Principal, q, **filters) -> dict:
-    before = tuple(decode_cursor(q.cursor, "ts", "uuid")) if q.cursor else None
-    async with call.services.db.tx(principal) as conn:
-        if filters.get("stream_id"):
-            stream = await streams_db.get(conn, filters["stream_id"])
-            if stream is None:
-                raise not_found("stream")
-            filters["stream_id"] = stream["id"]
-        rows = await orders_db.list_orders(conn, status=q.status, before=before, limit=q.limit + 1, **filters)
-    items = [r["j"] for r in rows[:q.limit]]
-    last = rows[q.limit - 1] if len(rows) > q.limit else None
-    return {"items": items, "next_cursor": encode_cursor(last["created_at"].isoformat(), last["id"]) if last else None}
-
-
 @api.route("GET", f"{API}/me/orders", summary="Your orders, newest first", tag="orders", auth="user",
            query=MyOrdersQuery)
 async def my_orders(call: Call):
-    return await _page(call, call.principal, call.query, user_id=call.principal.user_id)
+    q = call.query
+    return await call.services.commerce.orders.listing(call.principal, status=q.status, cursor=q.cursor,
+                                                       limit=q.limit, user_id=call.principal.user_id)
 
 
 @api.route("GET", f"{API}/me/orders/{{id}}", summary="One of your orders: items, history, payment, refund, shipping",
@@ -85,8 +69,9 @@ async def cancel_my_order(call: Call):
 async def seller_orders(call: Call):
     q = call.query
     p = call.principal
-    return await _page(call, p, q, sellers_of=None if p.is_admin else p.user_id, stream_id=q.stream_id,
-                       since=q.since, until=q.until)
+    return await call.services.commerce.orders.listing(p, status=q.status, cursor=q.cursor, limit=q.limit,
+                                                       stream=q.stream_id, since=q.since, until=q.until,
+                                                       sellers_of=None if p.is_admin else p.user_id)
 
 
 @api.route("GET", f"{API}/seller/orders/{{id}}", summary="One of your shop's orders", tag="orders",

@@ -19,9 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from db import payments as payments_db
-from db import webhooks as webhooks_db
-from live.auth.principal import SYSTEM
-from live.commerce.payments.sandbox import SandboxProvider, payment_id_for
+from live.commerce.payments.sandbox import SandboxProvider
 from live.errors import DomainError, not_found
 from live.http.api import json_response, parse_body, read_body
 
@@ -56,17 +54,6 @@ def _provider(request: web.Request) -> SandboxProvider:
         return request.app["services"].payments.get("sandbox")
     except DomainError:
         raise not_found("sandbox payment page") from None
-
-
-async def _payment(request: web.Request, reference: str) -> dict:
-    payment_id = payment_id_for(reference)
-    if payment_id is None:
-        raise not_found("payment")
-    async with request.app["services"].db.tx(SYSTEM) as conn:
-        summary = await webhooks_db.payment_summary(conn, payment_id)
-    if summary is None or summary["provider"] != "sandbox":
-        raise not_found("payment")
-    return summary
 
 
 def _self_base(request: web.Request) -> str:
@@ -136,7 +123,7 @@ def _orders_table(summary: dict) -> str:
 async def confirm_page(request: web.Request) -> web.Response:
     reference = request.match_info["reference"]
     provider = _provider(request)
-    summary = await _payment(request, reference)
+    summary = await provider.payment_summary(reference)
     if wants_json(request):
         return json_response({"reference": reference, **summary})
     amount = html.escape(money(summary["amount_minor"], summary["currency"]))
@@ -169,7 +156,7 @@ async def submit(request: web.Request) -> web.Response:
         if outcome not in ("succeeded", "failed"):
             raise DomainError("validation_failed", "outcome must be succeeded or failed")
         return_url, sig = form.get("return_url"), form.get("sig")
-    summary = await _payment(request, reference)
+    summary = await provider.payment_summary(reference)
     if summary["status"] not in payments_db.OPEN:
         if as_json:
             raise DomainError("conflict", f"payment is already {summary['status']}")

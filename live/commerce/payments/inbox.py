@@ -13,17 +13,21 @@ Flow for one delivery (after the provider verified the signature and normalised 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+import orjson
+
 from db import webhooks as webhooks_db
 from live.auth.principal import SYSTEM
-from live.commerce.payments.base import PaymentEvent, PaymentProvider
+from live.commerce.payments.base import InvalidPayload, PaymentEvent, PaymentProvider
 from live.errors import DomainError
 from live.logging import get_logger
 
 log = get_logger("live.payments")
 Apply = Callable[[PaymentEvent], Awaitable[Any]]
+MAX_STORED_REJECT = 64 * 1024  # of a rejected body that is not a storable JSON object, this much text is kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,18 @@ class WebhookInbox:
         # processing holds two pooled connections (the event row lock and commerce's own transaction);
         # bounding concurrent processing keeps a burst of webhooks from exhausting the pool
         self._slots = asyncio.Semaphore(concurrency)
+
+    async def reject(self, provider: str, body: bytes, exc: InvalidPayload) -> None:
+        """Store an event refused for its content once, as rejected (never applied). Its key is the event's own id
+        when it could be read, else a digest of the body (so the provider's retries of it are one row)."""
+        key = exc.event_key or "invalid:" + hashlib.sha256(body).hexdigest()
+        payload = exc.payload
+        if not isinstance(payload, dict) or b"\\u0000" in orjson.dumps(payload):
+            payload = {"rejected_body": body[:MAX_STORED_REJECT].decode("utf-8", "replace").replace("\x00", "\ufffd")}
+        async with self.db.tx(SYSTEM) as conn:
+            await webhooks_db.reject(conn, provider, key, exc.event_type, payload,
+                                     f"{webhooks_db.REJECTED}: {exc.message}"[:2000])
+        log.warning("webhook_invalid_payload", provider=provider, event_key=key, error=exc.message)
 
     async def receive(self, provider: PaymentProvider, event: PaymentEvent, apply: Apply) -> Receipt:
         async with self._slots:

@@ -28,7 +28,7 @@ from live.commerce.payments.base import (
     PaymentEvent, PaymentProvider, PaymentRequest, PaymentStart, RefundRequest, RefundResult, invalid_signature,
     payload_fields, provider_unreachable, upper,
 )
-from live.errors import DomainError
+from live.errors import DomainError, not_found
 
 Outcome = Literal["succeeded", "failed"]
 OUTCOME_KINDS = {"payment.succeeded": "succeeded", "payment.failed": "failed", "refund.succeeded": "refunded"}
@@ -158,6 +158,18 @@ class SandboxProvider(PaymentProvider):
             raise DomainError("invalid", "webhook body is not a sandbox event") from None
         with payload_fields(payload):
             return _event(payload["id"], payload["type"], payload, (payload.get("data") or {}).get("reference"))
+
+    async def payment_summary(self, reference: str) -> dict:
+        """What the confirm page shows of the sandbox payment a reference stands for (amount, status, orders);
+        not_found when the reference is not one of ours or names another provider's payment."""
+        payment_id = payment_id_for(reference)
+        if payment_id is None or self._db is None:
+            raise not_found("payment")
+        async with self._db.tx(SYSTEM) as conn:
+            summary = await webhooks_db.payment_summary(conn, payment_id)
+        if summary is None or summary["provider"] != self.name:
+            raise not_found("payment")
+        return summary
 
     async def verify(self, provider_ref: str) -> PaymentEvent | None:
         """The sandbox's state of a payment is the last event it sent us (None if none yet)."""

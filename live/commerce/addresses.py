@@ -1,0 +1,25 @@
+"""A buyer's saved shipping addresses (checkout takes one by id): listed default first, added, deleted."""
+from __future__ import annotations
+
+from db import Database
+from db import addresses as addresses_db
+from live.auth.principal import Principal
+from live.errors import not_found
+
+
+class AddressBook:
+    def __init__(self, db: Database):
+        self.db = db
+
+    async def mine(self, principal: Principal) -> list[dict]:
+        async with self.db.tx(principal) as conn:
+            return await addresses_db.list_for(conn, principal.user_id)
+
+    async def add(self, principal: Principal, fields: dict, make_default: bool) -> dict:
+        async with self.db.tx(principal) as conn:
+            return await addresses_db.create(conn, principal.user_id, fields, make_default)
+
+    async def delete(self, principal: Principal, address_id: str) -> None:
+        async with self.db.tx(principal) as conn:
+            if not await addresses_db.delete(conn, principal.user_id, address_id):
+                raise not_found("address")
