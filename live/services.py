@@ -1,14 +1,23 @@
-"""The service container: one place that builds the domain services an app (or a CLI command) uses."""
+"""The composition root: the one place that builds the object graph of a worker (or of a CLI command), in
+dependency order, each object given its collaborators in its constructor.
+
+Two registrations close the cycles, once each, here: the room service is the broker's handler (it applies and
+delivers the events the broker hands it) and the control channel's (pushes to users, row reloads). The transport
+(the Socket.IO gateway, made before the services because it is attached to the aiohttp app) is passed in as the
+room layer's listener, the order pushes' sender and the sign-in changes' follower; a CLI command has none.
+"""
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 
 from db import Database
 from db import users as users_db
 from live.auth.email_codes import EmailCodes
 from live.auth.principal import ANONYMOUS, SYSTEM, Principal
 from live.auth.sessions import AuthStates, suspended_error
+from live.auth.sockets import follow_sockets
 from live.auth.tokens import TokenService, bearer
 from live.auth.users import Users
 from live.auth.wallet import WalletSignIn
@@ -19,17 +28,26 @@ from live.commerce.payments import PaymentProviders
 from live.commerce.service import Commerce
 from live.media.livekit import LiveKitTokens
 from live.outbox import OutboxSender
-from live.ratelimit import Limits
+from live.ratelimit import Limits, MemoryRateLimiter, RedisRateLimiter
+from live.redis_support import RedisLink
+from live.rooms.broker import MemoryBroker
+from live.rooms.control import MemoryControl, RedisControl
 from live.rooms.hub import Hub
 from live.rooms.livestreams import Livestreams
-from live.rooms.wiring import build_rooms
+from live.rooms.presence import LocalPresence, RedisPresence
+from live.rooms.redis_broker import RedisBroker
+from live.rooms.service import RoomService
+from live.rooms.state import StreamRegistry
 from live.tasks import cancel_all
+
+if TYPE_CHECKING:
+    from live.rooms.gateway import Gateway
 
 _EXTERNAL_CACHE_SECONDS = 60.0
 
 
 class Services:
-    def __init__(self, settings: Settings, db: Database):
+    def __init__(self, settings: Settings, db: Database, gateway: Gateway | None = None):
         self.settings = settings
         self.db = db
         self.tokens = TokenService(settings.jwt_secret, ttl=settings.jwt_ttl_seconds, issuer=settings.jwt_issuer,
@@ -37,11 +55,22 @@ class Services:
                                    external_audience=settings.jwt_external_audience)
         self.outbox = OutboxSender(db, settings.smtp_url, settings.email_from)
         self._external: dict[str, tuple[float, Principal]] = {}
-        # live rooms: in-process broker, presence and limits; with REDIS_URL the Redis ones over one link
+        # live rooms: in-process broker, control, presence and limits; with REDIS_URL the Redis ones over one link
         self.hub = Hub()
         self.media = LiveKitTokens(settings)
         self.chat_writer = ChatWriter(db)
-        self.redis, self.broker, self.limiter, self.rooms = build_rooms(settings, db, self.hub, self.media)
+        self.redis = link = RedisLink(settings.redis_url) if settings.redis_url else None
+        if link is None:
+            self.broker, self.control, presence, self.limiter = (MemoryBroker(), MemoryControl(), LocalPresence(),
+                                                                 MemoryRateLimiter())
+        else:
+            self.broker, self.control, presence, self.limiter = (RedisBroker(link), RedisControl(link),
+                                                                 RedisPresence(link), RedisRateLimiter(link))
+        # a stream's row changed by PATCH, status or slow mode: the other workers read it again
+        streams = StreamRegistry(db, self.broker.follows, self.control.announce)
+        self.rooms = RoomService(db, self.hub, presence, streams, self.media, self.broker, gateway)
+        self.broker.register(self.rooms)
+        self.control.register(self.rooms)
         self.limits = Limits(self.limiter, settings.rate_limits)  # REST and sign-in limits (RATE_LIMITS)
         self.email_codes = EmailCodes(db, settings.jwt_secret, self.limits)
         domain = (settings.public_url or f"{settings.host}:{settings.port}").split("://")[-1]
@@ -49,11 +78,14 @@ class Services:
         self.livestreams = Livestreams(db, self.rooms)  # streams as records (REST), slow mode however set
         self.chat = ChatService(db, self.rooms, self.livestreams, self.chat_writer, self.limiter)
         self.payments = PaymentProviders(settings, db)  # Stripe / Paystack / sandbox, and the webhook inbox
-        # catalog, cart, checkout, orders, coupons, analytics; stock changes reach the rooms as stock:update
-        self.commerce = Commerce(settings, db, self.rooms, self.payments, self.chat_writer.flush)
-        # who may still use their tokens (sign-out, suspension, role changes), kept in memory on every worker
+        # catalog, cart, checkout, orders, coupons, analytics; stock changes reach the rooms as stock:update,
+        # order changes the buyer's and seller's sockets as order:update
+        self.commerce = Commerce(settings, db, self.rooms, self.payments, self.chat_writer.flush,
+                                 gateway.send_to_user if gateway is not None else None)
+        # who may still use their tokens (sign-out, suspension, role changes), kept in memory on every worker;
+        # a suspended or signed-out user's open sockets are cut
         self.auth = AuthStates(db, token_ttl=settings.jwt_ttl_seconds, refresh_seconds=settings.auth_refresh_seconds,
-                               link=self.redis)
+                               link=link, on_change=follow_sockets(gateway) if gateway is not None else None)
         self.users = Users(db, self.auth)  # sign-out, admin roles and suspension
         self._tasks: list = []
 

@@ -10,6 +10,7 @@ import pytest
 from live.ratelimit import RedisRateLimiter
 from live.redis_support import RedisLink
 from live.rooms.broker import Envelope, encode_event
+from live.rooms.control import RedisControl
 from live.rooms.presence import RedisPresence
 from live.rooms.redis_broker import LOCAL_JUMP, RedisBroker
 
@@ -17,10 +18,20 @@ ROOM = "room-1"
 
 
 class Worker:
+    """One worker's link, broker and control channel; it is the broker's handler (it keeps what it gets)."""
+
     def __init__(self, url: str, name: str, **kw):
         self.link = RedisLink(url, name=name)
         self.got: list[tuple[str, Envelope]] = []
-        self.broker = RedisBroker(self.link, lambda room, env: self.got.append((room, env)), **kw)
+        self.broker = RedisBroker(self.link, **kw)
+        self.broker.register(self)
+        self.control = RedisControl(self.link)
+
+    def on_event(self, room: str, env: Envelope) -> None:
+        self.got.append((room, env))
+
+    async def on_follow(self, room: str, history: list[Envelope]) -> None:
+        return None
 
     async def start(self):
         await self.link.start()
@@ -286,13 +297,26 @@ async def test_rate_limits_and_spacing_are_global(redis_server):
             await link.stop()
 
 
+class Pushes:
+    """A control handler keeping the user pushes it gets."""
+
+    def __init__(self, got: list):
+        self.got = got
+
+    def on_user_push(self, user_id: str, packet: bytes) -> None:
+        self.got.append((user_id, packet))
+
+    def on_reload(self, stream_id: str) -> None:
+        return None
+
+
 async def test_a_push_to_a_user_reaches_the_other_workers(workers):
     a, b, c = await workers("a"), await workers("b"), await workers("c")
     got: dict[str, list] = {"a": [], "b": [], "c": []}
     for name, w in (("a", a), ("b", b), ("c", c)):
-        w.broker.on_user = lambda user, packet, name=name: got[name].append((user, packet))
+        w.control.register(Pushes(got[name]))
     packet = encode_event("order:update", {"order": {"id": "o-1", "status": "paid"}, "note": "line\nbreak"})
-    a.broker.push_user("user-42", packet)
+    a.control.push_user("user-42", packet)
     await until(lambda: got["b"] and got["c"])
     assert got["b"] == got["c"] == [("user-42", packet)]  # the bytes travel as they are
     await asyncio.sleep(0.1)

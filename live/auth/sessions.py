@@ -56,7 +56,8 @@ OnChange = Callable[[str, "AuthState | None", AuthState], None]
 
 
 class AuthStates:
-    def __init__(self, db: Database, *, token_ttl: int, refresh_seconds: float, link: RedisLink | None = None):
+    def __init__(self, db: Database, *, token_ttl: int, refresh_seconds: float, link: RedisLink | None = None,
+                 on_change: OnChange | None = None):
         self._db = db
         self._ttl = token_ttl
         self._refresh = refresh_seconds
@@ -66,16 +67,9 @@ class AuthStates:
         self._since: float | None = None  # database clock of the last poll, minus OVERLAP
         self._task: asyncio.Task | None = None
         self._poll_lock = asyncio.Lock()
-        self.on_change: list[OnChange] = []  # (user_id, old, new): open sockets follow (live/auth/sockets.py)
+        self._on_change = on_change  # (user_id, old, new): open sockets follow (live/auth/sockets.py)
         if link is not None:
-            forward = link.on_message
-
-            def on_message(channel: bytes, data: bytes) -> None:
-                if channel == CHANNEL:
-                    self._on_message(data)
-                else:
-                    forward(channel, data)
-            link.on_message = on_message
+            link.listen(CHANNEL, self._on_message)
             link.on_up.append(self._poll_quietly)  # messages may have been missed while Redis was away
 
     # ---- the hot path ----
@@ -125,9 +119,9 @@ class AuthStates:
         if old is not None and (old == state or old.changed > state.changed):
             return
         self._states[user_id] = state
-        for hook in self.on_change:
+        if self._on_change is not None:
             try:
-                hook(user_id, old, state)
+                self._on_change(user_id, old, state)
             except Exception:
                 log.exception("auth_change_hook_failed", user_id=user_id)
 

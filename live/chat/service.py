@@ -23,6 +23,7 @@ from live.cursors import decode_cursor, encode_cursor
 from live.errors import DomainError, forbidden, not_found, unauthorized
 from live.ratelimit import RateLimiter
 from live.rooms.livestreams import Livestreams
+from live.rooms import events
 from live.rooms.service import RoomService
 from live.rooms.state import StreamState
 
@@ -75,7 +76,7 @@ class ChatService:
         msg_id = await self.writer.next_id()
         message = {"id": msg_id, "stream_id": state.id,
                    "user": {"id": uid, "name": principal.name, "role": principal.role}, "text": text, "ts": now}
-        env = await self.rooms.publish(state, "chat:new", message)  # the room's state takes it from the event
+        env = await self.rooms.publish(state, events.CHAT_NEW, message)  # the room's state takes it from the event
         message["seq"] = env.seq
         self.writer.add(msg_id, state.id, uid, text, env.seq, datetime.fromtimestamp(now, timezone.utc))
         return message
@@ -86,8 +87,7 @@ class ChatService:
             async with self.db.tx(principal) as conn:
                 if not await chat_db.mark_deleted(conn, state.id, message_id, principal.user_id):
                     raise not_found("message")
-        state.drop_message(message_id)
-        await self.rooms.publish(state, "chat:deleted", {"stream_id": state.id, "id": message_id})
+        await self.rooms.publish(state, events.CHAT_DELETED, {"stream_id": state.id, "id": message_id})
 
     async def mute(self, principal: Principal, id_or_slug: str, user_id: str, seconds: int) -> float:
         state = await self._moderated(principal, id_or_slug)
@@ -99,8 +99,8 @@ class ChatService:
             await streams_db.mute(conn, state.id, user_id, principal.user_id, seconds)
             await audit.record(conn, principal.user_id, "stream.mute", "livestream", state.id, user_id=user_id,
                                before={"muted_until": before}, after={"muted_until": until, "seconds": seconds})
-        state.mutes[user_id] = until
-        await self.rooms.publish(state, "user:muted", {"stream_id": state.id, "user_id": user_id, "seconds": seconds})
+        await self.rooms.publish(state, events.USER_MUTED,
+                                 {"stream_id": state.id, "user_id": user_id, "seconds": seconds})
         return until
 
     async def ban(self, principal: Principal, id_or_slug: str, user_id: str, reason: str | None) -> StreamState:
@@ -111,8 +111,7 @@ class ChatService:
             await streams_db.ban(conn, state.id, user_id, principal.user_id, reason)
             await audit.record(conn, principal.user_id, "stream.ban", "livestream", state.id, user_id=user_id,
                                before={"banned": user_id in state.bans}, after={"banned": True, "reason": reason})
-        state.bans.add(user_id)
-        await self.rooms.publish(state, "user:banned", {"stream_id": state.id, "user_id": user_id})
+        await self.rooms.publish(state, events.USER_BANNED, {"stream_id": state.id, "user_id": user_id})
         return state
 
     async def unban(self, principal: Principal, id_or_slug: str, user_id: str) -> bool:
@@ -126,10 +125,8 @@ class ChatService:
             if lifted:
                 await audit.record(conn, principal.user_id, "stream.unban", "livestream", state.id, user_id=user_id,
                                    before={"banned": True}, after={"banned": False})
-        stale = user_id in state.bans
-        state.bans.discard(user_id)
-        if lifted or stale:  # every worker's room state drops the ban (RoomService.apply)
-            await self.rooms.publish(state, "user:unbanned", {"stream_id": state.id, "user_id": user_id})
+        if lifted or user_id in state.bans:  # every worker's room state drops the ban (live/rooms/events.py)
+            await self.rooms.publish(state, events.USER_UNBANNED, {"stream_id": state.id, "user_id": user_id})
         return lifted
 
     async def bans(self, principal: Principal, id_or_slug: str, cursor: str | None, limit: int) -> dict:
@@ -163,8 +160,7 @@ class ChatService:
             await streams_db.set_moderator(conn, state.id, user_id, principal.user_id, on)
             await audit.record(conn, principal.user_id, "stream.moderator", "livestream", state.id, user_id=user_id,
                                before={"moderator": user_id in state.moderators}, after={"moderator": on})
-        (state.moderators.add if on else state.moderators.discard)(user_id)
-        await self.rooms.publish(state, "moderator:added" if on else "moderator:removed",
+        await self.rooms.publish(state, events.MODERATOR_ADDED if on else events.MODERATOR_REMOVED,
                                  {"stream_id": state.id, "user_id": user_id})
 
     async def _moderated(self, principal: Principal, id_or_slug: str) -> StreamState:

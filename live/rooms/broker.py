@@ -34,6 +34,18 @@ def encode_event(event: str, data: dict) -> bytes:
 Subscriber = Callable[[str, Envelope], None]
 
 
+class BrokerHandler(Protocol):
+    """Who a broker hands its room events to (RoomService), registered once by the container."""
+
+    def on_event(self, room: str, env: Envelope) -> None:
+        """Every event of a room this worker follows, in seq order, whoever published it."""
+        ...
+
+    async def on_follow(self, room: str, history: list[Envelope]) -> None:
+        """A shared broker starts (again) receiving a room's events, `history` its latest ones."""
+        ...
+
+
 # (field name, increments, the caller's last known totals): running totals of a room, e.g. reactions. A shared
 # broker keeps them itself (the known totals are its fallback); the memory broker adds to the known totals.
 Counters = tuple[str, dict[str, int], dict[str, int]]
@@ -50,7 +62,10 @@ def with_totals(data: dict, counters: Counters | None) -> dict:
 class Broker(Protocol):
     epoch: str
     shared: bool  # True when other workers publish into the same rooms
-    on_user: Callable[[str, bytes], int] | None  # (user_id, packet): another worker pushed an event to a user
+
+    def register(self, handler: BrokerHandler) -> None:
+        """Hand every room event to `handler` (once, before the first subscribe or publish)."""
+        ...
 
     async def publish(self, room: str, event: str, data: dict, *, latest_key: str | None = None,
                       counters: Counters | None = None, guard: tuple[str, str] | None = None) -> Envelope | None:
@@ -58,10 +73,6 @@ class Broker(Protocol):
         increments are added to the room's running totals and the event carries the totals as data[name].
         `guard` is what Presence.announce_guard gave (None with one worker): a shared broker publishes nothing
         and returns None when it no longer holds."""
-        ...
-
-    def push_user(self, user_id: str, packet: bytes) -> None:
-        """Send an encoded event to one user's sockets on the other workers (none with one worker)."""
         ...
 
     async def subscribe(self, room: str) -> None: ...
@@ -82,16 +93,18 @@ class Broker(Protocol):
 
 
 class MemoryBroker:
-    def __init__(self, deliver: Subscriber, *, size: int = HISTORY_SIZE, max_age: float = HISTORY_SECONDS):
+    def __init__(self, *, size: int = HISTORY_SIZE, max_age: float = HISTORY_SECONDS):
         self.epoch = uuid.uuid4().hex[:12]
-        self._deliver = deliver
+        self._deliver: Subscriber = lambda room, env: None
         self._size = size
         self._max_age = max_age
         self._seq: dict[str, int] = {}
         self._history: dict[str, deque[Envelope]] = {}
 
     shared = False
-    on_user = None  # one worker: no pushes come from elsewhere
+
+    def register(self, handler: BrokerHandler) -> None:
+        self._deliver = handler.on_event
 
     async def publish(self, room: str, event: str, data: dict, *, latest_key: str | None = None,
                       counters: Counters | None = None, guard: None = None) -> Envelope:
@@ -120,9 +133,6 @@ class MemoryBroker:
 
     def follows(self, room: str) -> bool:
         return True  # one worker: every event of every room is published here
-
-    def push_user(self, user_id: str, packet: bytes) -> None:
-        return None  # one worker: the gateway has delivered it already
 
 
 def history_since(hist, last_seq: int, current: int, max_age: float) -> tuple[list[Envelope] | None, int]:

@@ -82,7 +82,6 @@ class Gateway:
             "product:highlight": (HighlightIn, self.highlight), "product:unhighlight": (In, self.unhighlight),
         }
         self.add_events(handlers)
-        app.on_startup.append(self._bind)  # runs after the app's lifecycle has made the services
         app.on_shutdown.append(self._drain)  # SIGTERM: after the listening sockets closed
 
     def add_events(self, handlers: dict[str, tuple[type[BaseModel], Callable]]) -> None:
@@ -92,14 +91,15 @@ class Gateway:
             self.sio.on(event, self._wrap(event, model, fn))
 
     def send_to_user(self, user_id: str, event: str, data: dict) -> int:
-        """Push one event to every socket of a user (order updates): here, and through the broker on the other
-        workers when there are several. The number of sockets reached on this worker."""
+        """Push one event to every socket of a user (order updates): here, and through the control channel on the
+        other workers when there are several. The number of sockets reached on this worker."""
         packet = encode_event(event, data)
-        self.services.broker.push_user(user_id, packet)
+        self.services.control.push_user(user_id, packet)
         return self.deliver_to_user(user_id, packet)
 
     def deliver_to_user(self, user_id: str, packet: bytes) -> int:
-        """Write one encoded event to the sockets a user has on this worker."""
+        """Write one encoded event to the sockets a user has on this worker (RoomListener: also the pushes made
+        on other workers, through the control channel)."""
         sids = self.by_user.get(user_id)
         if not sids:
             return 0
@@ -280,8 +280,8 @@ class Gateway:
         await self.services.chat.unban(self._signed_in(conn), self._stream(conn, p), p.user_id)
 
     def kick_banned(self, room: str, user_id: str) -> None:
-        """A user was banned from a room, on this worker or another one (RoomService.on_banned): their sockets
-        here are told and leave the room."""
+        """A user was banned from a room, on this worker or another one (RoomListener, called by RoomService as
+        it applies `user:banned`): their sockets here are told and leave the room."""
         # the room's own `user:banned` is flushed after the banned sockets have left, so tell them directly
         packet = encode_event("user:banned", {"stream_id": room, "user_id": user_id})
         for sid in list(self.by_user.get(user_id, ())):
@@ -290,10 +290,6 @@ class Gateway:
                 target.sock.push(packet)
                 target.rooms.discard(room)
                 self.services.rooms.leave(room, sid)
-
-    async def _bind(self, _app: web.Application) -> None:
-        self.services.rooms.on_banned = self.kick_banned
-        self.services.broker.on_user = self.deliver_to_user  # pushes made on other workers
 
     def stop(self) -> None:
         """The app is stopping: no more pings."""

@@ -24,19 +24,17 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Awaitable, Callable
 
 import orjson
 from redis.exceptions import NoScriptError, ResponseError
 
 from live.logging import get_logger
 from live.redis_support import FAILURES, RedisLink
-from live.rooms.broker import (HISTORY_SECONDS, HISTORY_SIZE, Counters, Envelope, Subscriber, encode_event,
-                               history_since, with_totals)
+from live.rooms.broker import (HISTORY_SECONDS, HISTORY_SIZE, BrokerHandler, Counters, Envelope, Subscriber,
+                               encode_event, history_since, with_totals)
 
 log = get_logger("live.rooms.redis")
 EPOCH_KEY = "live:epoch"
-CONTROL = b"live:control"
 LOCAL_JUMP = 1_000_000  # local seqs during an outage start this far above the last global seq
 KEY_TTL = 7 * 24 * 3600  # a room's seq, history and totals expire after a week without events
 MAX_QUEUED = 20_000  # events held for a room while it resyncs
@@ -87,8 +85,11 @@ return new
 """
 
 
+ROOM_PREFIX = b"live:room:"
+
+
 def room_channel(room: str) -> bytes:
-    return b"live:room:" + room.encode()
+    return ROOM_PREFIX + room.encode()
 
 
 def room_key(room: str, part: str) -> str:
@@ -119,32 +120,30 @@ class Feed:
         self.sync: asyncio.Future | None = None
 
 
-OnFollow = Callable[[str, list[Envelope]], Awaitable[None]]
-
-
 class RedisBroker:
     shared = True
 
-    def __init__(self, link: RedisLink, deliver: Subscriber, *, size: int = HISTORY_SIZE,
-                 max_age: float = HISTORY_SECONDS, ttl: int = KEY_TTL):
+    def __init__(self, link: RedisLink, *, size: int = HISTORY_SIZE, max_age: float = HISTORY_SECONDS,
+                 ttl: int = KEY_TTL):
         self.link = link
         self.epoch = "local-" + os.urandom(4).hex()  # until Redis says
-        self._deliver = deliver
+        self._deliver: Subscriber = lambda room, env: None
+        self._handler: BrokerHandler | None = None
         self._size, self._max_age, self._ttl = size, max_age, ttl
         self._feeds: dict[str, Feed] = {}
         self._offline: dict[str, int] = {}  # local seqs of rooms published to without a feed, during outages
         self._since: dict[tuple[str, int, int], asyncio.Future] = {}
         self._batch: list[tuple[list, list, asyncio.Future]] = []
         self._sha: dict[str, str] = {}
-        self.on_follow: OnFollow | None = None  # a room (re)starts being followed: reload its state
-        self.on_control: Callable[[str], None] | None = None  # another worker changed a stream: reload it
-        self.on_user: Callable[[str, bytes], int] | None = None  # another worker pushed an event to a user
-        link.on_message = self._on_message
+        link.route(ROOM_PREFIX, self._on_message)
         link.on_up.append(self._resync)
         link.on_down.append(self._down)
-        link._channels.add(CONTROL)
 
     # ---- Broker interface ----
+
+    def register(self, handler: BrokerHandler) -> None:
+        self._handler = handler
+        self._deliver = handler.on_event
 
     def follows(self, room: str) -> bool:
         feed = self._feeds.get(room)
@@ -231,28 +230,7 @@ class RedisBroker:
         raw = await self.link.client.hgetall(room_key(room, "c:" + name))
         return {k.decode(): int(v) for k, v in raw.items()}
 
-    def push_user(self, user_id: str, packet: bytes) -> None:
-        """Send an encoded event to one user's sockets on the other workers (order updates); best effort: a
-        worker cut off from Redis does not get it, and the order page shows the state anyway."""
-        if self.link.up:
-            asyncio.get_running_loop().create_task(
-                self._control(b"user\n" + self.link.name.encode() + b"\n" + user_id.encode() + b"\n" + packet))
-
-    def announce(self, stream_id: str) -> None:
-        """Tell the other workers that a stream's row changed (they reload it from the database)."""
-        if self.link.up:
-            asyncio.get_running_loop().create_task(self._announce(stream_id))
-
     # ---- internals ----
-
-    async def _announce(self, stream_id: str) -> None:
-        await self._control(b"reload\n" + self.link.name.encode() + b"\n" + stream_id.encode())
-
-    async def _control(self, message: bytes) -> None:
-        try:
-            await self.link.client.publish(CONTROL, message)
-        except FAILURES as exc:
-            self.link.failed(exc)
 
     async def _read_since(self, room: str, last_seq: int, current: int) -> tuple[list[Envelope] | None, int]:
         entries = await self.link.client.xrange(room_key(room, "hist"), f"{last_seq + 1}-0", f"{current}-0")
@@ -310,16 +288,6 @@ class RedisBroker:
         self._sha = {"publish": await client.script_load(PUBLISH), "bump": await client.script_load(BUMP)}
 
     def _on_message(self, channel: bytes, data: bytes) -> None:
-        if channel == CONTROL:
-            op, sender, arg = data.split(b"\n", 2)
-            if sender == self.link.name.encode():
-                return
-            if op == b"reload" and self.on_control is not None:
-                self.on_control(arg.decode())
-            elif op == b"user" and self.on_user is not None:
-                user_id, packet = arg.split(b"\n", 1)
-                self.on_user(user_id.decode(), packet)
-            return
         feed = self._feeds.get(channel[10:].decode())
         if feed is None:
             return  # unsubscribed a moment ago
@@ -364,13 +332,13 @@ class RedisBroker:
                 base = int(await self.link.client.evalsha(self._sha["bump"], 1, room_key(feed.room, "seq"),
                                                           feed.seq, self._ttl))
             history = []
-            if self.on_follow is not None:
+            if self._handler is not None:
                 if base:
                     entries = await self.link.client.xrevrange(room_key(feed.room, "hist"), f"{base}-0", "-",
                                                                count=200)
                     history = [_entry(e) for e in reversed(entries)]
                 try:
-                    await self.on_follow(feed.room, history)
+                    await self._handler.on_follow(feed.room, history)
                 except FAILURES:
                     raise
                 except Exception:

@@ -12,8 +12,6 @@ may predate the change) reads the row once more after it."""
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Callable
 
 import orjson
 
@@ -24,7 +22,9 @@ from live.auth.principal import SYSTEM, Principal
 from live.errors import DomainError, forbidden, not_found
 from live.logging import get_logger
 from live.media.livekit import LiveKitTokens
+from live.rooms import events
 from live.rooms.broker import Broker, Envelope
+from live.rooms.events import RoomListener
 from live.rooms.hub import Hub
 from live.rooms.presence import Presence
 from live.rooms.state import REACTION_KINDS, StreamRegistry, StreamState
@@ -37,24 +37,22 @@ REACTION_INTERVAL = 0.25
 REACTION_SAVE_INTERVAL = 5.0  # seconds between stores of the cumulative reaction totals
 UNSUBSCRIBE_DELAY = 5.0
 RECOVERY_TRIES = 5
-# room events that change what a worker knows about the room
 STATUS_FIELDS = ("status", "started_at", "ended_at", "spotlight_product_id")  # what start and end change
-_STATEFUL = frozenset({"chat:new", "chat:deleted", "user:muted", "user:banned", "user:unbanned",
-                       "moderator:added", "moderator:removed", "chat:slowmode", "stream:status", "product:highlighted",
-                       "product:unhighlighted", "stock:update", "reactions", "viewer:count"})
 
 
 class RoomService:
-    def __init__(self, db: Database, hub: Hub, presence: Presence, streams: StreamRegistry, media: LiveKitTokens):
+    def __init__(self, db: Database, hub: Hub, presence: Presence, streams: StreamRegistry, media: LiveKitTokens,
+                 broker: Broker, listener: RoomListener | None = None):
+        """`listener` is the transport (the gateway) told about what it must do on this worker; a process
+        without sockets (the CLI) has none. The container registers this service as the broker's handler."""
         self.db, self.hub, self.presence, self.streams, self.media = db, hub, presence, streams, media
-        self.broker: Broker  # set by build_rooms (live/rooms/wiring.py): the broker delivers to on_event
+        self.broker, self.listener = broker, listener
         self._reactions: dict[str, dict[str, int]] = {}
         self._unsubscribe: dict[str, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task] = []
         self._reloads: dict[str, asyncio.Task] = {}  # room -> its row being read again (reload_soon)
         self._reload_again: set[str] = set()  # rooms asked to reload while their read was in flight
         self._applied: dict[str, list[Envelope]] = {}  # room -> room events applied while its row is read
-        self.on_banned: Callable[[str, str], None] | None = None  # (room, user_id): the gateway kicks locally
 
     # ---- lifecycle ----
 
@@ -71,7 +69,7 @@ class RoomService:
 
     def on_event(self, room: str, env: Envelope) -> None:
         """The broker's subscriber: update the room's state, then deliver to local viewers."""
-        if env.event in _STATEFUL:
+        if env.event in events.STATEFUL:
             state = self.streams.cached(room)
             if state is not None:
                 self._apply_logged(state, env)
@@ -85,6 +83,15 @@ class RoomService:
             self.apply(state, env)
         except Exception:
             log.exception("room_event_apply_failed", room_event=env.event)
+
+    # ---- the control channel's handler (live/rooms/control.py) ----
+
+    def on_user_push(self, user_id: str, packet: bytes) -> None:
+        if self.listener is not None:
+            self.listener.deliver_to_user(user_id, packet)
+
+    def on_reload(self, stream_id: str) -> None:
+        self.reload_soon(stream_id)
 
     def reload_soon(self, room: str) -> asyncio.Task | None:
         """Another worker changed this stream's row (the broker's control message): read it again, if it is
@@ -119,43 +126,12 @@ class RoomService:
             self._reload_again.discard(room)
 
     def apply(self, state: StreamState, env: Envelope) -> None:
-        ev, d = env.event, orjson.loads(env.packet[2:])[1]
-        if ev == "chat:new":
-            if not any(m["id"] == d["id"] for m in state.recent):
-                state.recent.append(d)
-        elif ev == "chat:deleted":
-            state.drop_message(d["id"])
-        elif ev == "user:muted":
-            state.mutes[d["user_id"]] = time.time() + d["seconds"]
-        elif ev == "user:banned":
-            state.bans.add(d["user_id"])
-            if self.on_banned is not None:
-                self.on_banned(state.room, d["user_id"])
-        elif ev == "user:unbanned":
-            state.bans.discard(d["user_id"])
-        elif ev == "moderator:added":
-            state.moderators.add(d["user_id"])
-        elif ev == "moderator:removed":
-            state.moderators.discard(d["user_id"])
-        elif ev == "chat:slowmode":
-            state.slow_mode = d["seconds"]
-        elif ev == "stream:status":
-            state.status = d["status"]
-            if state.status == "ended":
-                state.spotlight = None
-        elif ev == "product:highlighted":
-            state.spotlight = d["product"]
-        elif ev == "product:unhighlighted":
-            state.spotlight = None
-        elif ev == "stock:update":
-            if state.spotlight is not None and state.spotlight["id"] == d["product_id"]:
-                for v in state.spotlight["variants"]:
-                    if v["id"] == d["variant_id"]:
-                        v["available"] = d["available"]
-        elif ev == "reactions":
-            state.reaction_totals.update(d["totals"])
-        elif ev == "viewer:count":
-            state.viewers = d["count"]
+        """Apply a room event to the room's state (live/rooms/events.py); a ban also makes the listener (the
+        gateway) take the banned user's sockets here out of the room."""
+        data = orjson.loads(env.packet[2:])[1]
+        events.apply(state, env.event, data)
+        if env.event == events.USER_BANNED and self.listener is not None:
+            self.listener.kick_banned(state.room, data["user_id"])
 
     async def on_follow(self, room: str, history: list[Envelope]) -> None:
         """A shared broker starts (again) receiving this room's events: what this worker knew may be stale.
@@ -166,7 +142,7 @@ class RoomService:
             return
         await self.streams.reload(state)
         for env in history:
-            if env.event in ("chat:new", "chat:deleted"):
+            if env.event in (events.CHAT_NEW, events.CHAT_DELETED):
                 self.apply(state, env)
         state.recent = type(state.recent)(sorted(state.recent, key=lambda m: (m["ts"], m["id"])),
                                           maxlen=state.recent.maxlen)
@@ -232,7 +208,12 @@ class RoomService:
             asyncio.get_running_loop().create_task(self.broker.unsubscribe(room))
 
     async def publish(self, state: StreamState, event: str, data: dict, *, latest_key: str | None = None):
-        return await self.broker.publish(state.room, event, data, latest_key=latest_key)
+        """Publish a room event; the state takes it when the broker delivers it (`on_event`), and the events of
+        events.AT_ONCE also here and now (a shared broker delivers them when Redis sends them back)."""
+        env = await self.broker.publish(state.room, event, data, latest_key=latest_key)
+        if env is not None and event in events.AT_ONCE and self.broker.shared:
+            self._apply_logged(state, env)
+        return env
 
     # ---- viewer counts and reactions (timers, not per event) ----
 
@@ -247,8 +228,8 @@ class RoomService:
             if not announce:
                 continue
             # a shared broker drops it if another worker announced a newer total meanwhile (presence.py)
-            await self.broker.publish(room, "viewer:count", {"stream_id": room, "count": count}, latest_key="viewers",
-                                      guard=self.presence.announce_guard(room, count))
+            await self.broker.publish(room, events.VIEWER_COUNT, {"stream_id": room, "count": count},
+                                      latest_key="viewers", guard=self.presence.announce_guard(room, count))
             if count > state.peak_viewers:
                 state.peak_viewers = count
                 async with self.db.tx(SYSTEM) as conn:
@@ -267,7 +248,8 @@ class RoomService:
             if state is None:
                 continue
             increments = {k: counts.get(k, 0) for k in REACTION_KINDS}  # every kind: totals list them all
-            await self.broker.publish(room, "reactions", {"stream_id": room, "counts": counts}, latest_key="reactions",
+            await self.broker.publish(room, events.REACTIONS, {"stream_id": room, "counts": counts},
+                                      latest_key="reactions",
                                       counters=("totals", increments, dict(state.reaction_totals)))
 
     async def save_reactions(self) -> None:
@@ -299,9 +281,7 @@ class RoomService:
             await audit.record(conn, principal.user_id, "stream.start" if status == "live" else "stream.end",
                                "livestream", state.id, before=was, after=now)
         self.streams.refresh_row(state, row)
-        if status == "ended":
-            state.spotlight = None
-        await self.publish(state, "stream:status", {"stream_id": state.id, "status": state.status})
+        await self.publish(state, events.STREAM_STATUS, {"stream_id": state.id, "status": state.status})
         return state
 
     async def highlight(self, principal: Principal, id_or_slug: str, product_id: str | None) -> dict | None:
@@ -317,11 +297,10 @@ class RoomService:
                 product = found[0]
                 await streams_db.attach_product(conn, state.id, product_id)
             await streams_db.set_spotlight(conn, state.id, product_id)
-        state.spotlight = product
         if product is None:
-            await self.publish(state, "product:unhighlighted", {"stream_id": state.id})
+            await self.publish(state, events.PRODUCT_UNHIGHLIGHTED, {"stream_id": state.id})
         else:
-            await self.publish(state, "product:highlighted", {"stream_id": state.id, "product": product})
+            await self.publish(state, events.PRODUCT_HIGHLIGHTED, {"stream_id": state.id, "product": product})
         return product
 
     async def stock_changed(self, variant_id: str, available: int) -> None:
@@ -334,6 +313,6 @@ class RoomService:
             spotlit = [(s.room, s.spotlight["id"]) for s in self.streams.states()
                        if s.spotlight is not None and any(v["id"] == variant_id for v in s.spotlight["variants"])]
         for stream_id, product_id in spotlit:
-            await self.broker.publish(stream_id, "stock:update", {
+            await self.broker.publish(stream_id, events.STOCK_UPDATE, {
                 "stream_id": stream_id, "product_id": product_id, "variant_id": variant_id,
                 "available": available}, latest_key=f"stock:{variant_id}")

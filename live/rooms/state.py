@@ -80,13 +80,15 @@ class StreamState:
 
 
 class StreamRegistry:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, follows: Callable[[str], bool], on_row_changed: Callable[[str], None]):
+        """`follows(room)`: whether this worker receives every event of the room (Broker.follows);
+        `on_row_changed(stream_id)`: tell the other workers that a stream's row changed (Control.announce)."""
         self._db = db
         self._by_id: dict[str, StreamState] = {}
         self._alias: dict[str, str] = {}  # slug -> id
         self._loading: dict[str, asyncio.Future] = {}
-        self.follows: Callable[[str], bool] = lambda _room: True  # one worker: every change happens here
-        self.on_row_changed: Callable[[str], None] | None = None  # tell other workers (shared broker)
+        self.follows = follows
+        self._on_row_changed = on_row_changed
 
     def cached(self, stream_id: str) -> StreamState | None:
         return self._by_id.get(stream_id)
@@ -175,8 +177,7 @@ class StreamRegistry:
         state.title, state.description, state.status = row["title"], row["description"], row["status"]
         state.slow_mode = row["slow_mode_seconds"]
         state.blocked_words = frozenset(w.lower() for w in row["blocked_words"])
-        if self.on_row_changed is not None:
-            self.on_row_changed(state.id)
+        self._on_row_changed(state.id)
 
     def forget(self, stream_id: str) -> None:
         state = self._by_id.pop(stream_id, None)
