@@ -53,12 +53,13 @@ class Changes:
 
 
 class OrderService:
-    def __init__(self, db: Database, board: StockBoard, payment_timeout: int, providers: PaymentProviders):
+    def __init__(self, db: Database, board: StockBoard, payment_timeout: int, providers: PaymentProviders,
+                 push: Push | None = None):
         self.db = db
         self.board = board
         self.payment_timeout = payment_timeout
         self.providers = providers
-        self.push: Push | None = None  # Gateway.send_to_user, set by the app
+        self.push = push  # Gateway.send_to_user; None in a process without sockets (the CLI)
         self.refunds = RefundService(db, providers, self._refund_changed)
         providers.order_side = self.apply_payment_event  # the sandbox's refund webhooks are received in process
 

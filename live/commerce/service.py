@@ -13,7 +13,7 @@ from live.commerce.stock import StockBoard
 from live.commerce.catalog import CatalogService
 from live.commerce.checkout import CheckoutService
 from live.commerce.coupons import CouponService
-from live.commerce.orders import OrderService
+from live.commerce.orders import OrderService, Push
 from live.commerce.payments import PaymentProviders
 from live.commerce.payments.base import PaymentEvent
 from live.config import Settings
@@ -34,7 +34,7 @@ REFUND_SWEEP_SECONDS = 30.0  # refunds whose call failed or was interrupted are 
 
 class Commerce:
     def __init__(self, settings: Settings, db: Database, rooms: RoomService, payments: PaymentProviders,
-                 flush_chat=None):
+                 flush_chat=None, push_to_user: Push | None = None):
         self.settings = settings
         self.board = StockBoard(rooms.stock_changed)
 
@@ -48,7 +48,7 @@ class Commerce:
         self.cart = CartService(db, settings.cart_reservation_seconds, self.board, stream_id,
                                 max_per_buyer=settings.cart_max_per_buyer,
                                 hold_cooldown_seconds=settings.cart_hold_cooldown_seconds)
-        self.orders = OrderService(db, self.board, settings.order_payment_timeout_seconds, payments)
+        self.orders = OrderService(db, self.board, settings.order_payment_timeout_seconds, payments, push_to_user)
         self.checkout = CheckoutService(db, self.board, self.orders, payments)
         self.catalog = CatalogService(db, self.board)
         self.coupons = CouponService(db)
