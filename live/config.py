@@ -1,8 +1,10 @@
 """Configuration from the environment, validated once at start-up.
 
-Every variable is listed in `.env.example`. A bad value stops the start with one line naming the variable
-(`ConfigError`). Unset optional integrations fall back to safe local defaults (embedded PostgreSQL, in-process
-pub/sub, LiveKit dev keys, the sandbox payment provider, emails printed to the log).
+`Settings` is a pydantic-settings model: each field is read from the environment variable of its name in
+capitals (`port` from PORT), except `data_dir` (LIVE_DATA_DIR). Every variable is listed in `.env.example`. A bad
+value stops the start with one line naming the variable (`ConfigError`). Unset optional integrations fall back to
+safe local defaults (embedded PostgreSQL, in-process pub/sub, LiveKit dev keys, the sandbox payment provider,
+emails printed to the log).
 """
 from __future__ import annotations
 
@@ -10,18 +12,19 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Mapping
+from typing import Annotated, Mapping
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
-
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 
 class ConfigError(Exception):
     """A configuration value is missing or invalid; str(self) is one line naming the variable."""
 
 
-def _url(value: str | None, schemes: tuple[str, ...], name: str) -> str | None:
+def _url(value: str | None, schemes: tuple[str, ...]) -> str | None:
     if value is None or value == "":
         return None
     parsed = urlparse(value)
@@ -32,13 +35,14 @@ def _url(value: str | None, schemes: tuple[str, ...], name: str) -> str | None:
     return value
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+class Settings(BaseSettings):
+    # a field's alias is its variable; comma-separated lists arrive as text (NoDecode), not as JSON
+    model_config = SettingsConfigDict(alias_generator=str.upper, case_sensitive=True, extra="ignore", frozen=True)
 
     live_env: str = "development"
     host: str = "127.0.0.1"
     port: int = 8080
-    data_dir: Path = Path(".live")
+    data_dir: Path = Field(Path(".live"), alias="LIVE_DATA_DIR")
     log_level: str = "info"
     database_url: str | None = None
     redis_url: str | None = None
@@ -57,30 +61,28 @@ class Settings(BaseModel):
     paystack_secret_key: str | None = None
     paystack_api_base: str = "https://api.paystack.co"
     cart_reservation_seconds: int = 600
-    cart_max_per_buyer: int = 5  # units of one variant a buyer's cart may hold, unless the seller set the variant's own
-    cart_hold_cooldown_seconds: int = 3600  # after a hold ends, the same cart may hold that variant again only after this
+    cart_max_per_buyer: int = 5  # units of one variant a buyer's cart may hold, unless the seller set the variant's
+    cart_hold_cooldown_seconds: int = 3600  # after a hold ends, the same cart may hold the variant again after this
     order_payment_timeout_seconds: int = 1800
-    shippo_api_key: str | None = None
-    shippo_api_base: str = "https://api.goshippo.com"
     smtp_url: str | None = None
     email_from: str = "live <no-reply@localhost>"
-    cors_origins: tuple[str, ...] = ()
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     public_url: str = ""
     seed_demo: bool = True
-    gc_thresholds: tuple[int, int, int] | None = (10_000, 50, 100)
+    gc_thresholds: Annotated[tuple[int, int, int] | None, NoDecode] = (10_000, 50, 100)
     auth_refresh_seconds: float = 10.0  # how often each worker polls sign-in changes (live/auth/sessions.py)
     rate_limits: str = ""  # overrides of the named limits, `name=COUNT/SECONDS` or `name=off` (live/ratelimit.py)
     trusted_proxy_header: str | None = None  # client address from this header (rightmost entry), e.g. X-Forwarded-For
     http_head_timeout_seconds: float = 10.0  # a new connection's first request head must arrive within this: else 408
-    http_keepalive_seconds: float = 30.0  # an idle keep-alive HTTP connection (or a later head never finished) is closed
+    http_keepalive_seconds: float = 30.0  # an idle keep-alive HTTP connection (or a later unfinished head) is closed
     http_body_timeout_seconds: float = 30.0  # a REST or webhook body must arrive whole within this: else 408
-    ws_connect_timeout_seconds: float = 10.0  # a front-door websocket must send its Socket.IO CONNECT within this: else 1008
+    ws_connect_timeout_seconds: float = 10.0  # a front-door websocket sends its Socket.IO CONNECT within this: else 1008
     max_pending_connections_per_ip: int = 256  # connections of one IP not past their handshake (0: no cap): else 429
     socket_event_rate: float = 20.0  # Socket.IO events per second per socket (token bucket, live/rooms/gateway.py)
     socket_event_burst: int = 40  # events a socket may send at once before the rate applies
     socket_flood_disconnect: int = 100  # refused events (bucket never refilled meanwhile) before a disconnect
     http_max_body_bytes: int = 64 * 1024  # a REST JSON body over this (as read, however framed) is refused: 413
-    metrics_token: str | None = None  # GET /metrics needs `Authorization: Bearer <it>` (unset: loopback only, not in production)
+    metrics_token: str | None = None  # GET /metrics needs `Authorization: Bearer <it>` (unset: loopback, not production)
 
     @field_validator("live_env")
     @classmethod
@@ -114,29 +116,29 @@ class Settings(BaseModel):
     @field_validator("database_url")
     @classmethod
     def _db(cls, v: str | None) -> str | None:
-        return _url(v, ("postgres", "postgresql"), "DATABASE_URL")
+        return _url(v, ("postgres", "postgresql"))
 
     @field_validator("redis_url")
     @classmethod
     def _redis(cls, v: str | None) -> str | None:
-        return _url(v, ("redis", "rediss", "unix"), "REDIS_URL")
+        return _url(v, ("redis", "rediss", "unix"))
 
     @field_validator("smtp_url")
     @classmethod
     def _smtp(cls, v: str | None) -> str | None:
-        return _url(v, ("smtp", "smtps"), "SMTP_URL")
+        return _url(v, ("smtp", "smtps"))
 
     @field_validator("livekit_url")
     @classmethod
     def _lk(cls, v: str) -> str:
-        return _url(v, ("ws", "wss", "http", "https"), "LIVEKIT_URL") or "ws://127.0.0.1:7880"
+        return _url(v, ("ws", "wss", "http", "https")) or "ws://127.0.0.1:7880"
 
-    @field_validator("public_url", "stripe_api_base", "paystack_api_base", "shippo_api_base", "jwt_jwks_url")
+    @field_validator("public_url", "stripe_api_base", "paystack_api_base", "jwt_jwks_url")
     @classmethod
     def _http(cls, v: str | None) -> str | None:
         if v in (None, ""):
             return v
-        _url(v, ("http", "https"), "")
+        _url(v, ("http", "https"))
         return v.rstrip("/")
 
     @field_validator("cors_origins", mode="before")
@@ -269,36 +271,43 @@ class Settings(BaseModel):
                 raise ValueError("LIVEKIT_API_KEY: dev keys are not allowed when LIVE_ENV=production")
         return self
 
-    @property
-    def livekit_dev(self) -> bool:
-        return self.livekit_api_key == "devkey"
-
     def base_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
 
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **_other_sources):
+        # only what load_settings passes: it reads the environment itself (os.environ, or the tests' mapping)
+        return (init_settings,)
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of os.environ."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self._environ = environ
+        super().__init__(Settings)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
 
 # environment variable name -> Settings field
-FIELDS = {name.upper(): name for name in Settings.model_fields}
-FIELDS["LIVE_DATA_DIR"] = "data_dir"
-FIELDS.pop("DATA_DIR")
-VAR_FOR = {field: var for var, field in FIELDS.items()}
+FIELDS = {field.alias: name for name, field in Settings.model_fields.items()}
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-    """Read settings from `env` (default os.environ); overrides win. Raises ConfigError with one line."""
-    env = os.environ if env is None else env
-    raw: dict[str, object] = {field: env[var] for var, field in FIELDS.items() if var in env}
-    raw.update({k: v for k, v in overrides.items() if v is not None})
+    """Read settings from `env` (default os.environ); overrides (by field name) win. Raises ConfigError with one
+    line."""
+    values = _Environment(os.environ if env is None else env)()
+    fields = Settings.model_fields
+    values.update({fields[k].alias if k in fields else k: v for k, v in overrides.items() if v is not None})
     try:
-        settings = Settings(**raw)
+        settings = Settings(**values)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = err.get("loc") or ()
         msg = err.get("msg", "invalid value").removeprefix("Value error, ")
-        if loc:
-            var = VAR_FOR.get(str(loc[0]), str(loc[0]).upper())
-            raise ConfigError(f"configuration error: {var} {msg}") from None
-        raise ConfigError(f"configuration error: {msg}") from None
+        raise ConfigError(f"configuration error: {loc[0]} {msg}" if loc else f"configuration error: {msg}") from None
     if not settings.jwt_secret:
         settings = settings.model_copy(update={"jwt_secret": _dev_secret(settings.data_dir)})
     return settings
