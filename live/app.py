@@ -6,6 +6,7 @@ from aiohttp import web
 from db import Database
 from db.migrate import migrate
 from live import seed
+from live.appkeys import GATEWAY, ROUTES, SERVICES
 from live.commerce import events as cart_events
 from live.config import Settings
 from live.http import (
@@ -41,14 +42,14 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
     quiet_parse_errors()  # a request aiohttp's parser refuses is one warning line, not a traceback
     api = build_api()
     rest_limits.declare(api)  # 429 in the OpenAPI document of every rate-limited operation
-    app["api"] = api
+    app[ROUTES] = api
     api.register(app)
     system.register_root(app)
     webhooks.register(app)  # POST /webhooks/{stripe,paystack,sandbox}: raw body, signature-checked
     sandbox_pay.register(app)  # the sandbox provider's confirm page /pay/sandbox/{reference}
     metrics.register(app)  # GET /metrics (Prometheus), counts socket events from start-up on
-    app["gateway"] = Gateway(app, settings)
-    cart_events.register(app["gateway"])  # cart:add, cart:update, cart:remove
+    app[GATEWAY] = Gateway(app, settings)
+    cart_events.register(app[GATEWAY])  # cart:add, cart:update, cart:remove
 
     async def lifecycle(app: web.Application):
         if run_migrations:
@@ -56,14 +57,14 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
             if applied:
                 log.info("migrations_applied", migrations=applied)
         db = await Database.connect(dsn)
-        services = Services(settings, db, app["gateway"])  # the gateway: the room layer's listener (services.py)
-        app["services"] = services
+        services = Services(settings, db, app[GATEWAY])  # the gateway: the room layer's listener (services.py)
+        app[SERVICES] = services
         if await seed.seed_if_empty(services):
             log.info("demo_data_seeded")
         await services.start()
         log.info("started", url=settings.base_url())
         yield
-        app["gateway"].stop()
+        app[GATEWAY].stop()
         await services.stop()
         await db.close()
 

@@ -23,6 +23,7 @@ from typing import Any, Callable
 from prometheus_client import CollectorRegistry, Counter as PromCounter, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from live.appkeys import GATEWAY, SERVICES
 from live.rooms.wsconn import REFUSALS
 
 # events whose results also get a named counter (the rest are in live_socket_events_total only):
@@ -89,8 +90,8 @@ class LiveCollector:
 
     def collect(self):
         worker = str(os.getpid())
-        gateway = self.app.get("gateway")
-        services = self.app.get("services")
+        gateway = self.app.get(GATEWAY)
+        services = self.app.get(SERVICES)
         conns = GaugeMetricFamily("live_socket_connections", "Socket.IO connections open now", labels=["worker"])
         conns.add_metric([worker], len(gateway.conns) if gateway is not None else 0)
         yield conns

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from db import inventory as inventory_db
+from live.appkeys import SERVICES
 from live.auth.principal import SYSTEM
 from tests.conftest import make_settings
 from tests.rooms_fixtures import make_user
@@ -35,7 +36,7 @@ class Shop:
 
     @property
     def services(self):
-        return self.client.app["services"]
+        return self.client.app[SERVICES]
 
     @property
     def base(self) -> str:

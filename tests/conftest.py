@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from db.migrate import migrate
+from live.appkeys import GATEWAY, SERVICES
 from live.config import load_settings
 
 TEMPLATE = "live_template"
@@ -154,12 +155,12 @@ class FrontDoorTestServer(TestServer):
     async def _make_runner(self, **kwargs):
         from live.rooms.frontdoor import FrontDoorRunner
 
-        return FrontDoorRunner(self.app, self.app["gateway"].sio.eio, **kwargs)
+        return FrontDoorRunner(self.app, self.app[GATEWAY].sio.eio, **kwargs)
 
 
 @pytest.fixture
 def services(client):
-    return client.app["services"]
+    return client.app[SERVICES]
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import uuid
 import orjson
 import pytest
 
+from live.appkeys import GATEWAY, SERVICES
 from tests.conftest import make_settings
 from tests.rooms_helpers import Viewer
 
@@ -111,11 +112,11 @@ class Live(ViewerSet):
 
     @property
     def services(self):
-        return self.client.app["services"]
+        return self.client.app[SERVICES]
 
     @property
     def gateway(self):
-        return self.client.app["gateway"]
+        return self.client.app[GATEWAY]
 
     @property
     def base(self) -> str:

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from live.appkeys import GATEWAY
 from tests.auth_helpers import (  # noqa: F401  (dsn: the module's database)
     ME, auth, dsn, error_of, make_account, socket_for, socket_refusal)
 from tests.conftest import owner_connection
@@ -61,7 +62,7 @@ async def test_grant_and_revoke_seller_audited_and_applied_at_once(client, servi
     seller_only = "/api/v1/seller/orders"
     await error_of(await client.get(seller_only, headers=auth(token)), 403)
     viewer = await socket_for(client, token)
-    gateway = client.app["gateway"]
+    gateway = client.app[GATEWAY]
 
     def socket_roles():
         return [c.principal.role for c in gateway.conns.values() if c.principal.user_id == user_id]

@@ -12,6 +12,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from live.app import create_app
+from live.appkeys import SERVICES
 from tests.auth_helpers import ME, auth, dsn, error_of, make_account  # noqa: F401  (dsn: the module's database)
 from tests.conftest import make_settings
 
@@ -41,7 +42,7 @@ async def test_external_tokens_follow_sign_out_and_suspension(tmp_path, dsn, idp
     jwks_url, token = idp
     client = await aiohttp_client(create_app(make_settings(tmp_path, jwt_jwks_url=jwks_url,
                                                            jwt_external_issuer=ISSUER), dsn, run_migrations=False))
-    services = client.app["services"]
+    services = client.app[SERVICES]
     sub = str(uuid.uuid4())
     first = token(sub)
     resp = await client.get(ME, headers=auth(first))

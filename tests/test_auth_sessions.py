@@ -7,6 +7,7 @@ import uuid
 
 
 from live.app import create_app
+from live.appkeys import SERVICES
 from live.auth import sessions
 from tests.auth_helpers import (  # noqa: F401  (dsn: the module's database)
     ME, auth, dsn, error_of, make_account, owner_execute, socket_for,
@@ -87,7 +88,7 @@ async def test_sign_out_on_one_worker_applies_on_another_at_once(tmp_path, dsn, 
     apps = [create_app(make_settings(tmp_path / name, redis_url=redis_url, auth_refresh_seconds=300), dsn,
                        run_migrations=False) for name in ("w1", "w2")]
     one, two = [await aiohttp_client(app) for app in apps]
-    user_id, token = await make_account(one.app["services"], "sess-two-workers")
+    user_id, token = await make_account(one.app[SERVICES], "sess-two-workers")
     assert (await two.get(ME, headers=auth(token))).status == 200
     viewer = await socket_for(two, token)
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from db import users as users_db
+from live.appkeys import SERVICES
 from live.auth.principal import SYSTEM
 from tests.commerce_fixtures import API, ADDRESS, make_client
 from tests.rooms_helpers import Viewer
@@ -14,7 +15,7 @@ from tests.rooms_helpers import Viewer
 
 async def test_viewer_buys_from_the_live_room(tmp_path, dsn, aiohttp_client):
     client = await make_client(tmp_path, dsn, aiohttp_client, seed_demo="true")
-    services = client.app["services"]
+    services = client.app[SERVICES]
     base = str(client.make_url("/")).rstrip("/")
     async with services.db.tx(SYSTEM) as conn:
         buyer = await users_db.find_or_create_by_name(conn, "live-buyer", "customer")

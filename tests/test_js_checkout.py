@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from db import users as users_db
+from live.appkeys import SERVICES
 from live.auth.principal import SYSTEM
 from tests.commerce_fixtures import make_client
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.skipif(shutil.which("node") is None or not (JS / "node_
 
 async def test_checkout_from_the_room_with_official_client(tmp_path, dsn, aiohttp_client):
     client = await make_client(tmp_path, dsn, aiohttp_client, seed_demo="true")
-    services = client.app["services"]
+    services = client.app[SERVICES]
     async with services.db.tx(SYSTEM) as conn:
         buyer = await users_db.find_or_create_by_name(conn, "js-buyer", "customer")
     base = str(client.make_url("/")).rstrip("/")

@@ -15,6 +15,7 @@ from pathlib import Path
 import jwt
 import pytest
 
+from live.appkeys import GATEWAY, SERVICES
 from loadtests.probe import samples
 from tests.conftest import SECRET, make_settings
 from tests.workers_cluster import free_port
@@ -36,7 +37,7 @@ async def real_users(live, tmp_path, prefix: str, n: int) -> Path:
     from db import users as users_db
     from live.auth.principal import SYSTEM
 
-    services = live.app["services"]
+    services = live.app[SERVICES]
     tokens = []
     async with services.db.tx(SYSTEM) as conn:
         for i in range(n):
@@ -169,9 +170,9 @@ async def test_reconnect_recovers_without_gap_or_duplicate(live, tmp_path):
 
 
 async def test_flash_sale_sells_exactly_the_stock(live, tmp_path):
-    if "cart:add" not in live.app["gateway"].sio.handlers["/"]:
+    if "cart:add" not in live.app[GATEWAY].sio.handlers["/"]:
         pytest.skip("cart:add is not registered on this server yet (commerce)")
-    services = live.app["services"]
+    services = live.app[SERVICES]
     from live.auth.principal import SYSTEM
 
     async with services.db.tx(SYSTEM) as conn:

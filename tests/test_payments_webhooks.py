@@ -7,6 +7,7 @@ import uuid
 import orjson
 import pytest
 
+from live.appkeys import SERVICES
 from live.auth.principal import SYSTEM
 from live.commerce.payments import PaymentProviders
 from live.errors import DomainError
@@ -169,7 +170,7 @@ async def test_stripe_and_paystack_wrong_types_are_400(tmp_path, dsn, aiohttp_cl
         resp = await client.post("/webhooks/paystack", data=body,
                                  headers={"x-paystack-signature": paystack_sign(body, "sk_test_p")})
         assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_payload", payload
-    services = client.app["services"]
+    services = client.app[SERVICES]
     async with services.db.tx(SYSTEM) as conn:
         rows = await conn.fetch("SELECT provider, error FROM webhook_events ORDER BY id")
     assert [r["provider"] for r in rows] == ["stripe"] * 4 + ["paystack"] * 3

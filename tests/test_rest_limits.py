@@ -9,6 +9,7 @@ import nacl.signing
 import pytest
 
 from live.app import create_app
+from live.appkeys import SERVICES
 from live.config import ConfigError, load_settings
 from tests.auth_helpers import auth, dsn, error_of, make_account  # noqa: F401  (dsn: the module's database)
 from tests.conftest import make_settings
@@ -31,7 +32,7 @@ async def refused(resp) -> int:
 
 async def test_cart_writes_are_limited_per_user_and_a_refused_one_changes_nothing(tmp_path, dsn, aiohttp_client):
     client = await serve(tmp_path, dsn, aiohttp_client, rate_limits="cart=2/60")
-    services = client.app["services"]
+    services = client.app[SERVICES]
     _, buyer = await make_account(services, "lim-buyer")
     _, other = await make_account(services, "lim-other")
     missing = {"variant_id": "00000000-0000-0000-0000-000000000000", "qty": 1}
@@ -48,7 +49,7 @@ async def test_cart_writes_are_limited_per_user_and_a_refused_one_changes_nothin
 
 async def test_checkout_limit_and_the_default_write_limit(tmp_path, dsn, aiohttp_client):
     client = await serve(tmp_path, dsn, aiohttp_client, rate_limits="checkout=1/60, write=1/60")
-    services = client.app["services"]
+    services = client.app[SERVICES]
     _, buyer = await make_account(services, "lim-checkout")
     first = await client.post(f"{API}/checkout", json={}, headers=auth(buyer))
     assert first.status != 429
@@ -111,7 +112,7 @@ async def test_wallet_sign_in_creates_few_accounts_per_client_address(tmp_path, 
         assert resp.status == 200, await resp.text()
     await refused(await wallet_sign_in(client, keys[2]))
     address = base58.b58encode(bytes(keys[2].verify_key)).decode()
-    count = await client.app["services"].db.pool.fetchval(
+    count = await client.app[SERVICES].db.pool.fetchval(
         "SELECT count(*) FROM users WHERE wallet_address = $1", address)
     assert count == 0  # no account was made
     assert (await wallet_sign_in(client, keys[0])).status == 200  # an existing account still signs in

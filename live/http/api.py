@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
+from live.appkeys import SERVICES
 from live.auth.principal import ANONYMOUS, Principal
 from live.errors import DomainError, forbidden, unauthorized
 
@@ -140,7 +141,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         raise _too_large(limit)
     chunks, size = [], 0
     try:
-        async with asyncio.timeout(request.app["services"].settings.http_body_timeout_seconds):
+        async with asyncio.timeout(request.app[SERVICES].settings.http_body_timeout_seconds):
             async for chunk in request.content.iter_any():
                 size += len(chunk)
                 if size > limit:
@@ -157,7 +158,7 @@ def _too_large(limit: int) -> DomainError:
 
 async def authenticate(request: web.Request) -> Principal:
     """The caller of the request's Authorization header (a bad token is 401 "invalid token": live/auth/tokens.py)."""
-    return await request.app["services"].authenticate(request.headers.get("Authorization"))
+    return await request.app[SERVICES].authenticate(request.headers.get("Authorization"))
 
 
 @dataclass
@@ -169,7 +170,7 @@ class Call:
 
     @property
     def services(self):
-        return self.request.app["services"]
+        return self.request.app[SERVICES]
 
     def param(self, name: str) -> str:
         return self.request.match_info[name]
@@ -232,7 +233,7 @@ def wrap(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]
                 raise DomainError("invalid", "invalid query parameters", details=validation_details(exc)) from None
             call.query = _in_range(query, "invalid", "invalid query parameters")
         if op.body is not None:
-            raw = await read_body(request, request.app["services"].settings.http_max_body_bytes)
+            raw = await read_body(request, request.app[SERVICES].settings.http_max_body_bytes)
             if not raw:
                 raise DomainError("invalid", "a JSON body is required")
             call.body = parse_body(op.body, raw)

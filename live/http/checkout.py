@@ -8,6 +8,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from live.appkeys import HTTP_METRICS
 from live.errors import DomainError
 from live.http.api import API, Api, Call, json_response, patchable
 from live.http.catalog import SELLERS, UUID, uuid_param
@@ -95,7 +96,7 @@ class CouponQuery(BaseModel):
                                   "schema": {"type": "string", "maxLength": 200},
                                   "description": "a retry with the same key returns the first result"}]})
 async def checkout(call: Call):
-    metrics = call.request.app["http_metrics"]
+    metrics = call.request.app[HTTP_METRICS]
     try:
         key = call.request.headers.get("Idempotency-Key", "")
         if not _KEY.match(key):

@@ -13,6 +13,7 @@ import ipaddress
 
 from aiohttp import web
 
+from live.appkeys import SERVICES
 from live.errors import DomainError
 from live.http.api import API, Api
 from live.http.middleware import error_response
@@ -36,7 +37,7 @@ WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 def client_address(request: web.Request) -> str:
     """The client's address: the rightmost entry of TRUSTED_PROXY_HEADER when that is set (the address your
     proxy saw), else the peer of the connection. IPv6 addresses count by their /64 network."""
-    header = request.app["services"].settings.trusted_proxy_header
+    header = request.app[SERVICES].settings.trusted_proxy_header
     raw = None
     if header:
         value = request.headers.get(header)
@@ -78,7 +79,7 @@ def _caller_key(request: web.Request, name: str) -> str:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             try:
-                return "user:" + request.app["services"].tokens.decode(token.strip())[0].user_id
+                return "user:" + request.app[SERVICES].tokens.decode(token.strip())[0].user_id
             except DomainError:
                 pass  # not a valid token of ours: the route refuses it, or it is an external one
     return "ip:" + client_address(request)
@@ -89,7 +90,7 @@ async def rate_limit_middleware(request: web.Request, handler):
     try:
         name = limit_for(request)
         if name is not None:
-            await request.app["services"].limits.check(name, _caller_key(request, name))
+            await request.app[SERVICES].limits.check(name, _caller_key(request, name))
         return await handler(request)
     except RateLimited as exc:
         response = error_response(429, exc.code, exc.message)

@@ -13,6 +13,7 @@ import ipaddress
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from live.appkeys import GATEWAY, HTTP_METRICS, METRICS_REGISTRY, SERVICES
 from live.errors import DomainError
 from live.metrics import EventCounters, HttpMetrics, make_registry
 
@@ -25,7 +26,7 @@ def _loopback(remote: str | None) -> bool:
 
 
 def check_access(request: web.Request) -> None:
-    settings = request.app["services"].settings
+    settings = request.app[SERVICES].settings
     if settings.metrics_token:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
@@ -38,15 +39,15 @@ def check_access(request: web.Request) -> None:
 def register(app: web.Application) -> None:
     """Add the route, and count socket events once the app has started (when every handler is registered)."""
     counters = EventCounters()
-    app["metrics_registry"] = make_registry(app, counters)
-    app["http_metrics"] = HttpMetrics(app["metrics_registry"])
+    app[METRICS_REGISTRY] = make_registry(app, counters)
+    app[HTTP_METRICS] = HttpMetrics(app[METRICS_REGISTRY])
 
     async def instrument(app: web.Application) -> None:
-        counters.instrument(app["gateway"].sio)
+        counters.instrument(app[GATEWAY].sio)
 
     async def metrics(request: web.Request) -> web.Response:
         check_access(request)
-        body = generate_latest(request.app["metrics_registry"])
+        body = generate_latest(request.app[METRICS_REGISTRY])
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app.on_startup.append(instrument)

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.log import server_logger
 
+from live.appkeys import HTTP_METRICS
 from live.errors import DomainError
 from live.http.api import NUL_MESSAGE, json_response
 from live.logging import get_logger, request_id_var
@@ -119,7 +120,7 @@ def route_label(request: web.Request) -> str:
 @web.middleware
 async def metrics_middleware(request: web.Request, handler):
     """Requests by method, route template and status, and their latency (live/metrics.HttpMetrics)."""
-    metrics = request.app.get("http_metrics")
+    metrics = request.app.get(HTTP_METRICS)
     if metrics is None:
         return await handler(request)
     start = time.perf_counter()

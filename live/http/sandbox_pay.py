@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from db import payments as payments_db
+from live.appkeys import SERVICES
 from live.commerce.payments.sandbox import SandboxProvider
 from live.errors import DomainError, not_found
 from live.http.api import json_response, parse_body, read_body
@@ -51,7 +52,7 @@ def wants_json(request: web.Request) -> bool:
 
 def _provider(request: web.Request) -> SandboxProvider:
     try:
-        return request.app["services"].payments.get("sandbox")
+        return request.app[SERVICES].payments.get("sandbox")
     except DomainError:
         raise not_found("sandbox payment page") from None
 
@@ -65,7 +66,7 @@ def _self_base(request: web.Request) -> str:
         if host in ("0.0.0.0", "::"):
             host = "127.0.0.1"
         return f"http://[{host}]:{sock[1]}" if ":" in host else f"http://{host}:{sock[1]}"
-    return request.app["services"].settings.base_url()
+    return request.app[SERVICES].settings.base_url()
 
 
 async def send_webhook(request: web.Request, provider: SandboxProvider, reference: str, outcome: str,
@@ -148,7 +149,7 @@ async def submit(request: web.Request) -> web.Response:
     as_json = wants_json(request)
     return_url = sig = None
     if request.content_type == "application/json":
-        limit = request.app["services"].settings.http_max_body_bytes
+        limit = request.app[SERVICES].settings.http_max_body_bytes
         outcome = parse_body(OutcomeBody, await read_body(request, limit)).outcome
     else:
         form = await request.post()

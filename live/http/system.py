@@ -7,6 +7,7 @@ from importlib import resources
 from aiohttp import web
 
 from live import __version__
+from live.appkeys import OPENAPI, ROUTES, SERVICES
 from live.http.api import API, Api, Call, json_response, openapi_document, wrap
 
 api = Api()
@@ -37,19 +38,19 @@ async def readyz(call: Call):
 
 @api.route("GET", f"{API}/openapi.json", summary="This API's OpenAPI 3 document", tag="system")
 async def openapi(call: Call):
-    return call.request.app["openapi"]
+    return call.request.app[OPENAPI]
 
 
 async def index(request: web.Request) -> web.Response:
     html = resources.files("live.web").joinpath("index.html").read_text()
-    services = request.app["services"]
+    services = request.app[SERVICES]
     html = html.replace("{{version}}", __version__).replace(
         "{{database}}", "external PostgreSQL" if services.settings.database_url else "embedded PostgreSQL")
     return web.Response(text=html, content_type="text/html")
 
 
 def register_root(app: web.Application) -> None:
-    app["openapi"] = openapi_document(app["api"], title="live", version=__version__)  # built once, before start
+    app[OPENAPI] = openapi_document(app[ROUTES], title="live", version=__version__)  # built once, before start
     app.router.add_get("/", index)
     # Load balancers expect the probes at the root too.
     for op in api.operations:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from live.appkeys import HTTP_METRICS, SERVICES
 from live.commerce.payments import KNOWN
 from live.commerce.payments.base import InvalidPayload, check_event
 from live.errors import DomainError
@@ -21,7 +22,7 @@ PATH = "/webhooks/{provider}"
 
 
 async def receive_webhook(request: web.Request) -> web.Response:
-    services = request.app["services"]
+    services = request.app[SERVICES]
     name = request.match_info["provider"]
     label = name if name in KNOWN else "unknown"
     try:
@@ -39,9 +40,9 @@ async def receive_webhook(request: web.Request) -> web.Response:
             raise
         receipt = await services.payments.inbox.receive(provider, event, services.commerce.apply_payment_event)
     except DomainError as exc:
-        request.app["http_metrics"].webhook(label, exc.code)
+        request.app[HTTP_METRICS].webhook(label, exc.code)
         raise
-    request.app["http_metrics"].webhook(label, _result(receipt))
+    request.app[HTTP_METRICS].webhook(label, _result(receipt))
     return json_response(receipt.body, receipt.status)
 
 

@@ -31,6 +31,7 @@ import orjson
 from aiohttp import web
 from engineio import packet as eio_packet
 
+from live.appkeys import GATEWAY, SERVICES
 from live.rooms.transport import LeanSocket, ws_text_frame
 from live.rooms.wsconn import REFUSALS, WsConnection
 
@@ -251,7 +252,7 @@ def _environ(req: dict[str, Any], transport: asyncio.Transport) -> dict[str, Any
 
 class FrontDoorRunner(web.AppRunner):
     """aiohttp's AppRunner whose listening sockets open front doors. The door's limits come from the app's
-    settings (`app["services"].settings`, there once the app has started) unless given."""
+    settings (`app[SERVICES].settings`, there once the app has started) unless given."""
 
     def __init__(self, app: web.Application, eio_server, limits: DoorLimits | None = None, **kwargs):
         super().__init__(app, **kwargs)
@@ -267,7 +268,7 @@ class FrontDoorRunner(web.AppRunner):
         if self.front is None or self.front.http is not http:
             limits = self._limits
             if limits is None:
-                services = self.app.get("services")
+                services = self.app.get(SERVICES)
                 limits = DoorLimits.of(services.settings) if services is not None else DoorLimits()
             self.front = FrontDoorServer(http, self._eio, limits=limits)
         return self.front
@@ -279,7 +280,7 @@ async def serve(app: web.Application, *, host: str, port: int, reuse_port: bool 
     """Run `app` on host:port (and on the bound socket `sock` if given) through the front door until cancelled
     (or SIGINT/SIGTERM, which aiohttp's runner turns into GracefulExit). `serving()` is called once the app has
     started and listens. `keepalive_timeout`: seconds an idle keep-alive HTTP connection is kept."""
-    runner = FrontDoorRunner(app, app["gateway"].sio.eio, handle_signals=handle_signals, access_log=None,
+    runner = FrontDoorRunner(app, app[GATEWAY].sio.eio, handle_signals=handle_signals, access_log=None,
                              shutdown_timeout=shutdown_timeout, keepalive_timeout=keepalive_timeout)
     await runner.setup()
     try:

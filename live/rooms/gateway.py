@@ -12,6 +12,7 @@ import socketio
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from live.appkeys import SERVICES
 from live.auth.principal import ANONYMOUS, Principal
 from live.config import Settings
 from live.errors import DomainError, UnknownUser, unauthorized
@@ -108,7 +109,7 @@ class Gateway:
 
     @property
     def services(self):
-        return self.app["services"]
+        return self.app[SERVICES]
 
     # ---- plumbing ----
 
