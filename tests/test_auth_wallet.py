@@ -69,7 +69,7 @@ async def test_wallet_bad_signature_is_401(client):
     challenge = await get_nonce(client, address)
     wrong = sign(key, challenge["message"].replace("Sign in to live.", "Send all my funds."))
     err = await error_of(await wallet_verify(client, address, challenge["nonce"], wrong), 401)
-    assert err["code"] == "invalid_signature"
+    assert err["code"] == "signature_mismatch"
 
 
 async def test_wallet_signature_by_another_key_is_401(client):
@@ -78,7 +78,7 @@ async def test_wallet_signature_by_another_key_is_401(client):
     challenge = await get_nonce(client, address)
     resp = await wallet_verify(client, address, challenge["nonce"], sign(other_key, challenge["message"]))
     err = await error_of(resp, 401)
-    assert err["code"] == "invalid_signature"
+    assert err["code"] == "signature_mismatch"
 
 
 async def test_wallet_nonce_of_another_address_is_rejected(client):

@@ -274,7 +274,7 @@ async def test_archived_product_in_cart_blocks_checkout_until_removed(shop):
     assert lines[gone["variants"][0]["id"]]["purchasable"] is False  # still shown, so it can be removed
     assert lines[keep["variants"][0]["id"]]["purchasable"] is True
     status, body, _ = await shop.checkout(buyer, "arch", provider="sandbox", expect=None)
-    assert status == 409 and body["error"]["code"] == "unavailable"
+    assert status == 409 and body["error"]["code"] == "product_unavailable"
     assert body["error"]["details"] == [{"variant_id": gone["variants"][0]["id"], "sku": gone["variants"][0]["sku"],
                                          "title": "Discontinued"}]
     await shop.call("DELETE", f"/me/cart/items/{gone['variants'][0]['id']}", buyer)

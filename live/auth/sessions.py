@@ -49,7 +49,7 @@ class AuthState:
 
 
 def suspended_error() -> DomainError:
-    return DomainError("suspended", "this account is suspended", status=403)
+    return DomainError("suspended", "this account is suspended")
 
 
 OnChange = Callable[[str, "AuthState | None", AuthState], None]

@@ -14,17 +14,13 @@ import time
 from db import audit
 from db import users as users_db
 from db import Database
+from live.auth import policy
 from live.auth.principal import ROLES, Principal
 from live.auth.sessions import AuthStates
-from live.errors import DomainError, forbidden, not_found
+from live.errors import DomainError, not_found
 
 MAX_PAGE = 100
 MAX_OFFSET = 10_000
-
-
-def _admin(principal: Principal) -> None:
-    if not principal.is_admin:
-        raise forbidden("requires role admin")
 
 
 def _slug(name: str, user_id: str) -> str:
@@ -62,13 +58,13 @@ class Users:
 
     async def list(self, admin: Principal, *, q: str | None, role: str | None, suspended: bool | None,
                    limit: int, offset: int) -> list:
-        _admin(admin)
+        policy.admin(admin)
         async with self._db.tx(admin) as conn:
             return await users_db.search(conn, q=q, role=role, suspended=suspended,
                                          limit=min(limit, MAX_PAGE), offset=min(offset, MAX_OFFSET))
 
     async def get(self, admin: Principal, user_id: str):
-        _admin(admin)
+        policy.admin(admin)
         async with self._db.tx(admin) as conn:
             row = await users_db.get(conn, user_id)
         if row is None:
@@ -78,7 +74,7 @@ class Users:
     async def set_role(self, admin: Principal, user_id: str, role: str):
         """Grant or revoke seller (or admin). A new seller gets a seller profile (kept when the role is
         revoked: their products and orders stay theirs). Setting the role a user already has changes nothing."""
-        _admin(admin)
+        policy.admin(admin)
         if role not in ROLES:
             raise DomainError("invalid", f"role must be one of {', '.join(ROLES)}")
         async with self._db.tx(admin) as conn:
@@ -97,7 +93,7 @@ class Users:
     async def suspend(self, admin: Principal, user_id: str, reason: str | None):
         """Suspend: no sign-in, every token stops working, open sockets are cut. Suspending again changes
         nothing."""
-        _admin(admin)
+        policy.admin(admin)
         async with self._db.tx(admin) as conn:
             before = await self._target(conn, admin, user_id, "suspend yourself")
             if before["suspended_at"] is not None:
@@ -111,7 +107,7 @@ class Users:
 
     async def unsuspend(self, admin: Principal, user_id: str):
         """Lift a suspension: the user may sign in again (tokens from before the suspension stay void)."""
-        _admin(admin)
+        policy.admin(admin)
         async with self._db.tx(admin) as conn:
             before = await self._target(conn, admin, user_id, "lift your own suspension")
             if before["suspended_at"] is None:

@@ -71,7 +71,7 @@ class WalletSignIn:
         try:
             nacl.signing.VerifyKey(key).verify(row["message"].encode(), sig)
         except nacl.exceptions.BadSignatureError:
-            raise DomainError("invalid_signature", "the signature does not match the address") from None
+            raise DomainError("signature_mismatch", "the signature does not match the address") from None
         async with self._db.tx(SYSTEM) as conn:
             user = await users_db.by_wallet(conn, address)
         if user is not None:

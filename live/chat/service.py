@@ -17,10 +17,11 @@ from db import audit
 from db import chat as chat_db
 from db import streams as streams_db
 from db import users as users_db
+from live.auth import policy
 from live.auth.principal import Principal
 from live.chat.writer import ChatWriter
 from live.cursors import decode_cursor, encode_cursor
-from live.errors import DomainError, forbidden, not_found, unauthorized
+from live.errors import DomainError, forbidden, not_found
 from live.ratelimit import RateLimiter
 from live.rooms.livestreams import Livestreams
 from live.rooms import events
@@ -48,8 +49,7 @@ class ChatService:
         self.rate, self.per = rate, per
 
     async def send(self, principal: Principal, id_or_slug: str, text: str) -> dict:
-        if not principal.authenticated:
-            raise unauthorized("sign in to chat")
+        policy.signed_in(principal, "sign in to chat")
         text = text.strip()
         if not 1 <= len(text) <= MAX_LEN:
             raise DomainError("invalid", f"text must be 1 to {MAX_LEN} characters")
@@ -62,7 +62,7 @@ class ChatService:
         until = state.muted_until(uid)
         if until is not None:
             raise DomainError("muted", f"you are muted for {int(until - time.time()) + 1} more seconds")
-        staff = state.can_moderate(principal)
+        staff = policy.moderates(principal, state)
         words = {w.lower() for w in _WORD.findall(text)}
         if words & DEFAULT_BLOCKED or words & state.blocked_words:
             raise DomainError("invalid", "the message contains a blocked word")
@@ -164,11 +164,9 @@ class ChatService:
                                  {"stream_id": state.id, "user_id": user_id})
 
     async def _moderated(self, principal: Principal, id_or_slug: str) -> StreamState:
-        if not principal.authenticated:
-            raise unauthorized()
+        policy.signed_in(principal)
         state = await self.rooms.streams.get(id_or_slug)
-        if not state.can_moderate(principal):
-            raise forbidden("only the seller, an admin or a moderator of this stream can do that")
+        policy.stream_moderator(principal, state)
         return state
 
     @staticmethod
@@ -179,7 +177,7 @@ class ChatService:
     @staticmethod
     async def _not_admin_target(conn, principal: Principal, user_id: str) -> None:
         """Nobody below admin mutes or bans an admin (the target's role as stored, in the change's transaction)."""
-        if principal.role == "admin":
+        if principal.is_admin:
             return
         target = await users_db.get(conn, user_id)
         if target is not None and target["role"] == "admin":

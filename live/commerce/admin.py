@@ -19,15 +19,11 @@ from datetime import datetime
 from db import Database, audit
 from db import payments as payments_db
 from db import refunds as refunds_db
+from live.auth import policy
 from live.auth.principal import Principal
 from live.commerce.orders import Changes, OrderService
 from live.cursors import decode_cursor, encode_cursor
-from live.errors import DomainError, forbidden, not_found
-
-
-def _admin(principal: Principal) -> None:
-    if not principal.is_admin:
-        raise forbidden("admins only")
+from live.errors import DomainError, not_found
 
 
 class AdminDesk:
@@ -40,7 +36,7 @@ class AdminDesk:
     async def audit_log(self, principal: Principal, *, actor_id: str | None, action: str | None,
                         entity: str | None, entity_id: str | None, since: datetime | None, until: datetime | None,
                         cursor: str | None, limit: int) -> dict:
-        _admin(principal)
+        policy.admin(principal)
         before_id = decode_cursor(cursor, "bigint")[0] if cursor else None
         async with self.db.tx(principal) as conn:
             rows = await audit.listing(conn, actor_id=actor_id, action=action, entity=entity, entity_id=entity_id,
@@ -51,7 +47,7 @@ class AdminDesk:
     # ---- flagged payments ----
 
     async def flagged(self, principal: Principal, issue: str | None, cursor: str | None, limit: int) -> dict:
-        _admin(principal)
+        policy.admin(principal)
         before = tuple(decode_cursor(cursor, "ts", "uuid")) if cursor else None
         async with self.db.tx(principal) as conn:
             rows = await payments_db.flagged_payments(conn, issue, before, limit + 1)
@@ -62,7 +58,7 @@ class AdminDesk:
 
     async def resolve(self, principal: Principal, payment_id: str, note: str) -> dict:
         """Clear the payment's flag with the human's note (the flag and its details stay in the audit row)."""
-        _admin(principal)
+        policy.admin(principal)
         async with self.db.tx(principal) as conn:
             pay = await payments_db.payment(conn, payment_id, lock=True)
             if pay is None:
@@ -88,7 +84,7 @@ class AdminDesk:
         return pay, refund
 
     async def retry_refund(self, principal: Principal, refund_id: str, note: str) -> dict:
-        _admin(principal)
+        policy.admin(principal)
         async with self.db.tx(principal) as conn:
             pay, refund = await self._locked_refund(conn, refund_id)
             if refund["provider_ref"] is not None:
@@ -104,7 +100,7 @@ class AdminDesk:
         return await self._refund(principal, refund_id)
 
     async def mark_refunded(self, principal: Principal, refund_id: str, note: str) -> dict:
-        _admin(principal)
+        policy.admin(principal)
         async with self.db.tx(principal) as conn:
             pay, refund = await self._locked_refund(conn, refund_id)
             await refunds_db.settle_by_hand(conn, refund_id)

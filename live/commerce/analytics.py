@@ -20,9 +20,10 @@ from typing import Awaitable, Callable
 from db import Database
 from db import analytics as analytics_db
 from db import streams as streams_db
+from live.auth import policy
 from live.auth.principal import SYSTEM, Principal
 from live.commerce.orders import PAID_LIKE
-from live.errors import forbidden, not_found
+from live.errors import not_found
 from live.rooms.state import REACTION_KINDS
 
 
@@ -42,8 +43,7 @@ class Analytics:
             stream = await streams_db.get(conn, id_or_slug)
         if stream is None:
             raise not_found("stream")
-        if not principal.is_admin and stream["seller_user_id"] != principal.user_id:
-            raise forbidden("only the stream's seller sees its analytics")
+        policy.stream_seller(principal, stream["seller_user_id"], "only the stream's seller sees its analytics")
         if self._flush_chat is not None:
             await self._flush_chat()
         sid = stream["id"]

@@ -21,9 +21,10 @@ from db import cart as cart_db
 from db import inventory as inventory_db
 from db.inventory import CartChange, CartLimits, StockLevel
 from db.streams import is_uuid
+from live.auth import policy
 from live.auth.principal import SYSTEM, Principal
 from live.commerce.stock import Batches, StockBoard, out_of_stock
-from live.errors import DomainError, UnknownUser, not_found, unauthorized
+from live.errors import DomainError, UnknownUser, not_found
 from live.logging import get_logger
 
 log = get_logger("live.commerce.cart")
@@ -73,9 +74,7 @@ class CartService:
 
     @staticmethod
     def _buyer(principal: Principal) -> str:
-        if not principal.authenticated:
-            raise unauthorized("sign in to use a cart")
-        return principal.user_id
+        return policy.signed_in(principal, "sign in to use a cart").user_id
 
     async def get(self, principal: Principal) -> dict:
         user = self._buyer(principal)
@@ -169,10 +168,10 @@ class CartService:
         if status == "currency_mismatch":
             raise DomainError("conflict", f"your cart is in {r['detail']}: check it out or empty it first")
         if status == "too_many":
-            raise DomainError("limit_exceeded", f"at most {r['detail']} of this item per buyer", status=409)
+            raise DomainError("limit_exceeded", f"at most {r['detail']} of this item per buyer")
         if status == "hold_expired":
             raise DomainError("hold_expired", "your hold on this item has ended: check out to buy it if it is still "
-                              f"available, or hold it again after {r['detail']}", status=409)
+                              f"available, or hold it again after {r['detail']}")
         raise RuntimeError(f"unexpected cart change status {status!r}")
 
     # ---- expiry ----

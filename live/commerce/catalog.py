@@ -12,6 +12,7 @@ from db import audit
 from db import catalog as catalog_db
 from db import inventory as inventory_db
 from db import users as users_db
+from live.auth import policy
 from live.auth.principal import Principal
 from live.commerce.stock import StockBoard
 from live.cursors import cursor_value, decode_cursor, encode_cursor
@@ -95,9 +96,7 @@ class CatalogService:
             if not await catalog_db.seller_exists(conn, wanted):
                 raise not_found("seller")
             return wanted
-        seller = await users_db.seller_for_user(conn, principal.user_id)
-        if seller is None:
-            raise forbidden("create your seller profile first")
+        seller = policy.has_shop(await users_db.seller_for_user(conn, principal.user_id))
         if wanted and wanted != seller["id"]:
             raise forbidden("you can only sell as yourself")
         return seller["id"]
@@ -106,8 +105,7 @@ class CatalogService:
         row = await catalog_db.product(conn, product_id)
         if row is None:
             raise not_found("product")
-        if not principal.is_admin and row["seller_user_id"] != principal.user_id:
-            raise forbidden("only the product's seller can change it")
+        policy.owner_or_admin(principal, row["seller_user_id"], "only the product's seller can change it")
         return row
 
     async def _own_variant(self, conn, principal: Principal, variant_id: str):
@@ -123,7 +121,7 @@ class CatalogService:
         row = await catalog_db.product(conn, product_id)
         if row is None:
             raise not_found("product")
-        owner = principal.is_admin or row["seller_user_id"] == principal.user_id
+        owner = policy.owns(principal, row["seller_user_id"])
         variants = (await catalog_db.variants_of(conn, [product_id]))[product_id]
         return product_out(row, variants, owner=owner)
 

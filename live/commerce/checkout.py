@@ -24,13 +24,14 @@ from db import inventory as inventory_db
 from db import orders as orders_db
 from db import payments as payments_db
 from db import users as users_db
+from live.auth import policy
 from live.auth.principal import SYSTEM, Principal
 from live.commerce import coupons
 from live.commerce.orders import OrderService, payment_out
 from live.commerce.payments import PaymentProviders
 from live.commerce.payments.base import PaymentRequest
 from live.commerce.stock import StockBoard
-from live.errors import DomainError, unauthorized
+from live.errors import DomainError
 from live.logging import get_logger
 
 log = get_logger("live.commerce.checkout")
@@ -50,9 +51,7 @@ class CheckoutService:
 
     async def checkout(self, principal: Principal, key: str, body: dict) -> tuple[dict, bool]:
         """(response, replayed). body: address or address_id, provider, coupon_code, email, return_url."""
-        if not principal.authenticated:
-            raise unauthorized()
-        user = principal.user_id
+        user = policy.signed_in(principal).user_id
         provider_name = body.get("provider") or self.payments.default_name()
         body = {**body, "provider": provider_name}
         provider = self.payments.get(provider_name)  # provider_unavailable before anything is written
@@ -74,12 +73,11 @@ class CheckoutService:
     async def _replay(self, principal: Principal, key: str, digest: str, prior, body: dict) -> tuple[dict, bool]:
         if prior["request_hash"] != digest:
             raise DomainError("idempotency_key_reused",
-                              "this Idempotency-Key was used with a different request", status=422)
+                              "this Idempotency-Key was used with a different request")
         if prior["status"] == "completed":
             return prior["response"], True
         if prior["status"] == "processing" and prior["age"] < STALE_PROCESSING:
-            raise DomainError("in_progress", "a checkout with this Idempotency-Key is in progress; retry shortly",
-                              status=409)
+            raise DomainError("in_progress", "a checkout with this Idempotency-Key is in progress; retry shortly")
         # the payment start failed (or the process died before it): try the provider again
         response = prior["response"]
         provider = self.payments.get(response["payment"]["provider"])
@@ -89,12 +87,12 @@ class CheckoutService:
         cart_id = await cart_db.lock_active(conn, user)
         lines = await cart_db.lines_for_checkout(conn, cart_id) if cart_id else []
         if not lines:
-            raise DomainError("cart_empty", "your cart is empty", status=409)
+            raise DomainError("cart_empty", "your cart is empty")
         gone = [ln for ln in lines if ln["product_status"] != "active"]
         if gone:
-            raise DomainError("unavailable", "some products are no longer sold: remove them from your cart",
-                              status=409, details=[{"variant_id": ln["variant_id"], "sku": ln["sku"],
-                                                    "title": ln["title"]} for ln in gone])
+            raise DomainError("product_unavailable", "some products are no longer sold: remove them from your cart",
+                              details=[{"variant_id": ln["variant_id"], "sku": ln["sku"], "title": ln["title"]}
+                                       for ln in gone])
         currencies = {ln["currency"] for ln in lines}
         if len(currencies) != 1:
             raise DomainError("conflict", "one currency per checkout: your cart mixes " + ", ".join(sorted(currencies)))

@@ -14,8 +14,9 @@ import asyncpg
 from db import audit
 from db import coupons as coupons_db
 from db import users as users_db
+from live.auth import policy
 from live.auth.principal import Principal
-from live.errors import DomainError, forbidden, not_found
+from live.errors import DomainError, not_found
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Discount:
 
 
 def invalid_coupon(message: str) -> DomainError:
-    return DomainError("invalid_coupon", message, status=422)
+    return DomainError("invalid_coupon", message)
 
 
 def percent_of(amount: int, percent: int) -> int:
@@ -89,11 +90,11 @@ async def take(conn: asyncpg.Connection, code: str, subtotals: dict[str, int], c
             best, best_off = (c, off), sum(off.values())
     if best is None:
         if reason == "this coupon has been used up":
-            raise DomainError("coupon_exhausted", reason, status=409)
+            raise DomainError("coupon_exhausted", reason)
         raise invalid_coupon(reason or "this coupon does not apply")
     coupon, off = best
     if not await coupons_db.take_coupon(conn, coupon["id"]):
-        raise DomainError("coupon_exhausted", "this coupon has been used up", status=409)
+        raise DomainError("coupon_exhausted", "this coupon has been used up")
     return Discount(coupon["id"], coupon["code"], off)
 
 
@@ -112,16 +113,15 @@ class CouponService:
 
     async def _seller(self, conn, principal: Principal) -> str | None:
         seller = await users_db.seller_for_user(conn, principal.user_id)
-        if seller is None and not principal.is_admin:
-            raise forbidden("create your seller profile first")
-        return seller["id"] if seller else None
+        if principal.is_admin:
+            return seller["id"] if seller else None
+        return policy.has_shop(seller)["id"]
 
     async def _owner(self, conn, principal: Principal, platform: bool, refused: str) -> str | None:
         """Whose coupons: the caller's shop, or (platform, admins only) None for the platform's."""
         if not platform:
             return await self._seller(conn, principal)
-        if not principal.is_admin:
-            raise forbidden(refused)
+        policy.admin(principal, refused)
         return None
 
     async def create(self, principal: Principal, fields: dict) -> dict:
@@ -147,10 +147,8 @@ class CouponService:
             row = await coupons_db.coupon(conn, coupon_id)
             if row is None:
                 raise not_found("coupon")
-            if not principal.is_admin:
-                mine = await self._seller(conn, principal)
-                if row["seller_id"] != mine:
-                    raise forbidden("not your coupon")
+            mine = None if principal.is_admin else await self._seller(conn, principal)
+            policy.owner_or_admin(principal, row["seller_id"], "not your coupon", shop=mine)
             try:
                 async with conn.transaction():
                     updated = await coupons_db.update_coupon(conn, coupon_id, fields)

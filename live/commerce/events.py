@@ -9,8 +9,9 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from db.streams import UUID
+from live.auth import policy
 from live.commerce.cart import MAX_LINE_QTY
-from live.errors import UnknownUser, unauthorized
+from live.errors import UnknownUser
 
 
 class CartIn(BaseModel):
@@ -33,8 +34,7 @@ def register(gateway) -> None:
         return gateway.services.commerce.cart
 
     def signed_in(conn):
-        if not conn.principal.authenticated:
-            raise unauthorized("sign in to add to your cart")
+        policy.signed_in(conn.principal, "sign in to add to your cart")
         if conn.unknown:
             raise UnknownUser()
         return conn.principal

@@ -19,6 +19,7 @@ from db import orders as orders_db
 from db import payments as payments_db
 from db import refunds as refunds_db
 from db import streams as streams_db
+from live.auth import policy
 from live.auth.principal import SYSTEM, Principal
 from live.commerce.payments import PaymentProviders
 from live.commerce.payments.base import PaymentEvent
@@ -341,7 +342,7 @@ class OrderService:
         if row is None:
             raise not_found("order")
         party = row["seller_user_id"] if as_seller else row["user_id"]
-        if not principal.is_admin and party != principal.user_id:
+        if not policy.owns(principal, party):
             raise (forbidden("only the seller moves an order along")
                    if as_seller and row["user_id"] == principal.user_id else not_found("order"))
         payment_id = await payments_db.payment_of_order(conn, order_id)

@@ -17,8 +17,9 @@ from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from live.appkeys import SERVICES
+from live.auth import policy
 from live.auth.principal import ANONYMOUS, Principal
-from live.errors import DomainError, forbidden, unauthorized
+from live.errors import Code, DomainError
 
 API = "/api/v1"
 MAX_BODY = 64 * 1024  # default of HTTP_MAX_BODY_BYTES: a JSON body larger than this is refused (413)
@@ -221,10 +222,10 @@ def wrap(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]
         principal = ANONYMOUS
         if op.auth != "none":
             principal = await authenticate(request)
-            if op.auth == "user" and not principal.authenticated:
-                raise unauthorized()
-            if op.roles and principal.role not in op.roles:
-                raise forbidden(f"requires role {' or '.join(op.roles)}")
+            if op.auth == "user":
+                policy.signed_in(principal)
+            if op.roles:
+                policy.has_role(principal, op.roles)
         call = Call(request, principal)
         if op.query is not None:
             try:
@@ -266,7 +267,9 @@ def openapi_document(api: Api, *, title: str, version: str, server_url: str = "/
         "Error": {
             "type": "object", "required": ["error"],
             "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-                "code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}},
+                "code": {"type": "string", "enum": [c.value for c in Code],
+                         "description": "; ".join(f"{c.value}: {c.status}" for c in Code)},
+                "message": {"type": "string"}, "details": {}}}},
         }
     }
     paths: dict[str, dict] = {}

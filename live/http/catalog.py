@@ -8,9 +8,9 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from db.streams import UUID, is_uuid
+from live.auth.policy import SELLERS
 from live.errors import DomainError, not_found
 from live.http.api import API, MAX_BIGINT, Api, Call, patchable
-from live.http.streams import SELLERS
 
 api = Api()
 MAX_PRICE = 10**12

@@ -9,9 +9,10 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from live.appkeys import HTTP_METRICS
+from live.auth.policy import SELLERS
 from live.errors import DomainError
 from live.http.api import API, Api, Call, json_response, patchable
-from live.http.catalog import SELLERS, UUID, uuid_param
+from live.http.catalog import UUID, uuid_param
 
 api = Api()
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")

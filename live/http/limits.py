@@ -93,6 +93,6 @@ async def rate_limit_middleware(request: web.Request, handler):
             await request.app[SERVICES].limits.check(name, _caller_key(request, name))
         return await handler(request)
     except RateLimited as exc:
-        response = error_response(429, exc.code, exc.message)
+        response = error_response(exc)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response

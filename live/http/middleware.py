@@ -13,22 +13,21 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.log import server_logger
 
 from live.appkeys import HTTP_METRICS
-from live.errors import DomainError
+from live.errors import Code, DomainError
 from live.http.api import NUL_MESSAGE, json_response
 from live.logging import get_logger, request_id_var
 
 log = get_logger("live.http")
 _RID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_CODE_FOR_STATUS = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-                    415: "unsupported_media_type", 422: "validation_failed", 429: "rate_limited"}
+# the code of an error aiohttp raised (no route, a method the route lacks, ...), by its status
+_CODE_FOR_STATUS = {c.status: c for c in (Code.INVALID, Code.UNAUTHORIZED, Code.FORBIDDEN, Code.NOT_FOUND,
+                                          Code.METHOD_NOT_ALLOWED, Code.CONFLICT, Code.PAYLOAD_TOO_LARGE,
+                                          Code.UNSUPPORTED_MEDIA_TYPE, Code.VALIDATION_FAILED, Code.RATE_LIMITED)}
 
 
-def error_response(status: int, code: str, message: str, details: object = None) -> web.Response:
-    err: dict = {"code": code, "message": message}
-    if details is not None:
-        err["details"] = details
-    return json_response({"error": err}, status)
+def error_response(error: DomainError) -> web.Response:
+    """`{"error": {code, message, details?}}` with the code's status (live/errors.py)."""
+    return json_response({"error": error.body()}, error.status)
 
 
 @web.middleware
@@ -53,12 +52,12 @@ async def error_middleware(request: web.Request, handler):
     try:
         return await handler(request)
     except DomainError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return error_response(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _CODE_FOR_STATUS.get(exc.status, "error")
-        resp = error_response(exc.status, code, exc.reason if exc.status != 404 else "no such route")
+        code = _CODE_FOR_STATUS.get(exc.status, Code.INVALID if exc.status < 500 else Code.INTERNAL)
+        resp = error_response(DomainError(code, exc.reason if exc.status != 404 else "no such route"))
         for k in ("Allow", "Retry-After"):
             if k in exc.headers:
                 resp.headers[k] = exc.headers[k]
@@ -67,7 +66,7 @@ async def error_middleware(request: web.Request, handler):
         raise
     except Exception:
         log.exception("unhandled_error", method=request.method, path=request.path)
-        return error_response(500, "internal", "internal server error")
+        return error_response(DomainError("internal"))
 
 
 def cors_middleware(origins: tuple[str, ...]):

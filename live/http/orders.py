@@ -7,9 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from live.auth.policy import SELLERS
 from live.errors import not_found
 from live.http.api import API, Api, Call
-from live.http.catalog import SELLERS, uuid_param
+from live.http.catalog import uuid_param
 
 api = Api()
 STATUSES = Literal["pending_payment", "paid", "processing", "shipped", "delivered", "canceled", "refunded"]

@@ -84,8 +84,7 @@ async def send_webhook(request: web.Request, provider: SandboxProvider, referenc
                 except ValueError:
                     reply = {}
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise DomainError("webhook_failed", f"could not deliver the sandbox webhook: {type(exc).__name__}",
-                          status=502) from None
+        raise DomainError("webhook_failed", f"could not deliver the sandbox webhook: {type(exc).__name__}") from None
     return orjson.loads(body)["id"], status, reply if isinstance(reply, dict) else {}
 
 
@@ -165,7 +164,7 @@ async def submit(request: web.Request) -> web.Response:
     event_id, status, reply = await send_webhook(request, provider, reference, outcome, summary)
     if as_json:
         if status != 200:
-            raise DomainError("webhook_failed", f"our webhook answered {status}", status=502, details=reply)
+            raise DomainError("webhook_failed", f"our webhook answered {status}", details=reply)
         return json_response({"reference": reference, "outcome": outcome, "event_id": event_id,
                               "webhook": {"status": status, "body": reply}})
     if status != 200:

@@ -10,12 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from db import streams as streams_db
 from db.streams import UUID
+from live.auth.policy import SELLERS
 from live.errors import not_found
 from live.http.api import API, MAX_BIGINT, Api, Call, patchable
 from live.rooms.state import message_out
 
 api = Api()
-SELLERS = ("seller", "admin")
 
 
 class StreamCreate(BaseModel):

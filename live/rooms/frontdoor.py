@@ -24,6 +24,7 @@ import asyncio
 import base64
 import hashlib
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,6 +33,7 @@ from aiohttp import web
 from engineio import packet as eio_packet
 
 from live.appkeys import GATEWAY, SERVICES
+from live.errors import DomainError
 from live.rooms.transport import LeanSocket, ws_text_frame
 from live.rooms.wsconn import REFUSALS, WsConnection
 
@@ -60,7 +62,7 @@ class FrontDoor(asyncio.Protocol):
         door = self.door
         self.release = door.admit(transport)
         if self.release is None:  # too many pending connections from this IP
-            _refuse(transport, 429, "too_many_connections", "too many connections from your address are opening")
+            _refuse(transport, "too_many_connections", "too many connections from your address are opening")
             return
         self.deadline = asyncio.get_running_loop().call_later(door.limits.head_timeout, self._too_slow)
 
@@ -86,7 +88,7 @@ class FrontDoor(asyncio.Protocol):
 
     def _too_slow(self) -> None:
         self._settled()
-        _refuse(self.transport, 408, "request_timeout", "the request head did not arrive in time")
+        _refuse(self.transport, "request_timeout", "the request head did not arrive in time")
 
     def _settled(self) -> None:
         if self.deadline is not None:
@@ -113,13 +115,14 @@ class FrontDoor(asyncio.Protocol):
         self.buf = b""
 
 
-def _refuse(transport: asyncio.Transport, status: int, code: str, message: str) -> None:
-    """Answer an HTTP error with the usual JSON body and hang up."""
+def _refuse(transport: asyncio.Transport, code: str, message: str) -> None:
+    """Answer an HTTP error with the usual JSON body and the code's status, and hang up."""
     REFUSALS[code] += 1
-    body = orjson.dumps({"error": {"code": code, "message": message}})
-    reason = {408: b"Request Timeout", 429: b"Too Many Requests"}[status]
+    error = DomainError(code, message)
+    body = orjson.dumps({"error": error.body()})
+    reason = HTTPStatus(error.status).phrase.encode()
     transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                    b"Content-Length: %d\r\n\r\n%s" % (status, reason, len(body), body))
+                    b"Content-Length: %d\r\n\r\n%s" % (error.status, reason, len(body), body))
     transport.close()
 
 

@@ -13,9 +13,10 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from live.appkeys import SERVICES
+from live.auth import policy
 from live.auth.principal import ANONYMOUS, Principal
 from live.config import Settings
-from live.errors import DomainError, UnknownUser, unauthorized
+from live.errors import DomainError, UnknownUser, error_body
 from live.logging import get_logger
 from live.rooms.broker import encode_event
 from live.rooms.payloads import (BanIn, ChatIn, DeleteIn, HighlightIn, In, JoinIn, MuteIn, ReactionIn, SlowIn,
@@ -45,8 +46,9 @@ class Conn:
     turn: asyncio.Lock | None = None  # made at its first write (WRITES): one at a time, in arrival order
 
 
-def _err(code: str, message: str) -> dict:
-    return {"ok": False, "error": {"code": code, "message": message}}
+def _err(code: str, message: str, **extra: Any) -> dict:
+    """A refused event's ack: `{ok: false, error}`, the error object REST answers too (live/errors.py)."""
+    return {"ok": False, "error": {**error_body(code, message), **extra}}
 
 
 class Gateway:
@@ -141,7 +143,7 @@ class Gateway:
                 where = ".".join(str(p) for p in first["loc"]) or "payload"
                 return _err("invalid", f"{where}: {first['msg']}")
             except DomainError as exc:
-                return _err(exc.code, exc.message)
+                return {"ok": False, "error": exc.body()}
             except Exception:
                 log.exception("event_failed", socket_event=event)
                 return _err("internal", "internal error")
@@ -175,8 +177,7 @@ class Gateway:
             log.warning("socket_flood_disconnect", user_id=conn.principal.user_id, refused=conn.refused)
             await self.sio.disconnect(conn.sid)
             await conn.sock.close(wait=False)
-        return {"ok": False, "error": {"code": "rate_limited", "message": "too many events on this connection",
-                                       "retry_after": round(max(wait, 0.001), 3)}}
+        return _err("rate_limited", "too many events on this connection", retry_after=round(max(wait, 0.001), 3))
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
@@ -186,11 +187,11 @@ class Gateway:
                 principal = await self.services.principal_for_token(str(token))
             except DomainError as exc:  # the client's connect_error: message, and data {code, message}
                 raise socketio.exceptions.ConnectionRefusedError(
-                    exc.message, {"code": exc.code, "message": exc.message}) from None
+                    exc.message, exc.body()) from None
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         sock = self.sio.eio.sockets.get(eio_sid)
         if sock is None:
-            raise socketio.exceptions.ConnectionRefusedError("no transport", {"code": "invalid", "message": "no transport"})
+            raise socketio.exceptions.ConnectionRefusedError("no transport", error_body("invalid", "no transport"))
         self.conns[sid] = Conn(sid, principal, sock)
         if principal.user_id:
             self.by_user.setdefault(principal.user_id, set()).add(sid)
@@ -216,9 +217,7 @@ class Gateway:
         raise DomainError("invalid", "stream_id is required")
 
     def _signed_in(self, conn: Conn) -> Principal:
-        if not conn.principal.authenticated:
-            raise unauthorized("sign in first")
-        return conn.principal
+        return policy.signed_in(conn.principal, "sign in first")
 
     async def _known(self, conn: Conn) -> None:
         """The user of a WRITES event must exist: one primary-key query per user and worker, remembered

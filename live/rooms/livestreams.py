@@ -9,8 +9,10 @@ from asyncpg import Record
 from db import Database, audit
 from db import streams as streams_db
 from db import users as users_db
+from live.auth import policy
 from live.auth.principal import SYSTEM, Principal
-from live.errors import DomainError, forbidden, not_found
+from live.errors import DomainError, not_found
+from live.rooms import events
 from live.rooms.service import RoomService
 from live.rooms.state import StreamState
 
@@ -36,9 +38,7 @@ class Livestreams:
         """A stream of the caller's shop (a 409 conflict when the slug is taken), with its first products."""
         _check_ids(product_ids)
         async with self.db.tx(principal) as conn:
-            seller = await users_db.seller_for_user(conn, principal.user_id)
-            if seller is None:
-                raise forbidden("create your seller profile first")
+            seller = policy.has_shop(await users_db.seller_for_user(conn, principal.user_id))
             if await streams_db.get(conn, fields["slug"]) is not None:
                 raise DomainError("conflict", "a stream with this slug exists")
             row = await streams_db.create(conn, seller["id"], fields)
@@ -63,8 +63,7 @@ class Livestreams:
     async def update(self, principal: Principal, id_or_slug: str, fields: dict) -> Record:
         """REST PATCH by the stream's seller or an admin."""
         state = await self.rooms.streams.get(id_or_slug)  # loaded, so the change reaches the other workers' copies
-        if not state.is_owner(principal):
-            raise forbidden("only the stream's seller can change it")
+        policy.stream_seller(principal, state.seller_user_id, "only the stream's seller can change it")
         return await self.change(principal, state, fields)
 
     async def change(self, principal: Principal, state: StreamState, fields: dict, *,
@@ -87,7 +86,7 @@ class Livestreams:
                                    before={SLOW_MODE: before[SLOW_MODE]}, after={SLOW_MODE: row[SLOW_MODE]})
         self.rooms.streams.refresh_row(state, row)
         if slow_mode:
-            await self.rooms.publish(state, "chat:slowmode", {"stream_id": state.id, "seconds": row[SLOW_MODE]})
+            await self.rooms.publish(state, events.CHAT_SLOWMODE, {"stream_id": state.id, "seconds": row[SLOW_MODE]})
         return row
 
 
@@ -101,8 +100,7 @@ async def _row(conn, id_or_slug: str) -> Record:
 
 async def _own(conn, principal: Principal, id_or_slug: str) -> Record:
     row = await _row(conn, id_or_slug)
-    if principal.role != "admin" and row["seller_user_id"] != principal.user_id:
-        raise forbidden("only the stream's seller can change it")
+    policy.stream_seller(principal, row["seller_user_id"], "only the stream's seller can change it")
     return row
 
 

@@ -19,6 +19,8 @@ from aiohttp import web
 from engineio import packet as eio_packet
 from engineio import payload as eio_payload
 
+from live.errors import DomainError
+
 # what engineio's socket accepts from a client (anything else made it drop the session and hang the POST)
 CLIENT_PACKETS = frozenset((eio_packet.MESSAGE, eio_packet.PONG, eio_packet.CLOSE, eio_packet.UPGRADE))
 
@@ -39,19 +41,19 @@ async def refuse_post(server, request: web.BaseRequest) -> web.Response | None:
     length = request.content_length
     if length is None:
         if request.body_exists:
-            return refused(411, "length_required", "a long-polling POST needs a Content-Length")
+            return refused("length_required", "a long-polling POST needs a Content-Length")
         return None
     sid = request.query.get("sid", "")
     if length > server.max_http_buffer_size:
         await _drop(server, sid)
-        return refused(413, "payload_too_large",
+        return refused("payload_too_large",
                        f"a long-polling POST may carry at most {server.max_http_buffer_size} bytes")
     sock = server.sockets.get(sid)
     if sock is None or not sock.connected or sock.upgraded or not length:
         return None  # engineio's own answers (400 for an unknown session or after an upgrade)
     if packets(await request.read()) is None:  # aiohttp keeps the body: engineio's read gets it again
         await _drop(server, sid)
-        return refused(400, "invalid", "not an Engine.IO payload a client may send")
+        return refused("invalid", "not an Engine.IO payload a client may send")
     return None
 
 
@@ -61,9 +63,10 @@ async def _drop(server, sid: str) -> None:
         await sock.close(wait=False, reason=server.reason.TRANSPORT_ERROR)
 
 
-def refused(status: int, code: str, message: str) -> web.Response:
-    """An HTTP error with the usual JSON body, after which the connection is closed (a body left unread is
-    not read)."""
-    resp = web.json_response({"error": {"code": code, "message": message}}, status=status)
+def refused(code: str, message: str) -> web.Response:
+    """An HTTP error with the usual JSON body and the code's status, after which the connection is closed (a
+    body left unread is not read)."""
+    error = DomainError(code, message)
+    resp = web.json_response({"error": error.body()}, status=error.status)
     resp.force_close()
     return resp

@@ -18,8 +18,9 @@ import orjson
 from db import Database
 from db import audit
 from db import streams as streams_db
+from live.auth import policy
 from live.auth.principal import SYSTEM, Principal
-from live.errors import DomainError, forbidden, not_found
+from live.errors import DomainError, not_found
 from live.logging import get_logger
 from live.media.livekit import LiveKitTokens
 from live.rooms import events
@@ -186,7 +187,7 @@ class RoomService:
             ack.update(self.snapshot(state))
         identity = principal.user_id or f"anon-{sid}"
         ack["media"] = self.media.media_for(state.livekit_room, identity, principal.name or "viewer",
-                                            publisher=state.is_owner(principal))
+                                            publisher=policy.owns(principal, state.seller_user_id))
         return ack
 
     def snapshot(self, state: StreamState) -> dict:
@@ -266,8 +267,7 @@ class RoomService:
 
     async def owned(self, principal: Principal, id_or_slug: str) -> StreamState:
         state = await self.streams.get(id_or_slug)
-        if not state.is_owner(principal):
-            raise forbidden("only the stream's seller can do that")
+        policy.stream_seller(principal, state.seller_user_id)
         return state
 
     async def set_status(self, principal: Principal, id_or_slug: str, status: str) -> StreamState:

@@ -14,7 +14,7 @@ from typing import Callable
 from db import Database
 from db import chat as chat_db
 from db import streams as streams_db
-from live.auth.principal import SYSTEM, Principal
+from live.auth.principal import SYSTEM
 from live.errors import not_found
 
 RECENT_CHAT = 50
@@ -55,12 +55,6 @@ class StreamState:
                 "status": self.status, "seller": {"id": self.seller_id, "name": self.seller_name,
                                                   "user_id": self.seller_user_id},
                 "slow_mode_seconds": self.slow_mode, "peak_viewers": self.peak_viewers}
-
-    def is_owner(self, p: Principal) -> bool:
-        return p.user_id is not None and (p.user_id == self.seller_user_id or p.role == "admin")
-
-    def can_moderate(self, p: Principal) -> bool:
-        return self.is_owner(p) or (p.user_id is not None and p.user_id in self.moderators)
 
     def drop_message(self, message_id: int) -> None:
         """A deleted message leaves the recent chat."""

@@ -98,4 +98,7 @@ async def insert_payment(services, *, provider: str = "sandbox", amount_minor: i
 
 
 def domain_error(code: str, status: int) -> DomainError:
-    return DomainError(code, f"test {code}", status=status)
+    """A DomainError of `code`, whose registered status is `status` (live/errors.py Code)."""
+    error = DomainError(code, f"test {code}")
+    assert error.status == status
+    return error

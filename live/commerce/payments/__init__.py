@@ -56,9 +56,9 @@ class PaymentProviders:
         if name in KNOWN:
             hint = ("is not offered in production" if name == "sandbox"
                     else f"is not configured (set {name.upper()}_SECRET_KEY)")
-            raise DomainError("provider_unavailable", f"payment provider {name} {hint}", status=422)
+            raise DomainError("provider_unavailable", f"payment provider {name} {hint}")
         raise DomainError("provider_unavailable", f"unknown payment provider {name!r}; use one of "
-                          f"{', '.join(self.names()) or 'none'}", status=422)
+                          f"{', '.join(self.names()) or 'none'}")
 
     async def receive(self, name: str, body: bytes, headers: Mapping[str, str]) -> Receipt:
         """A provider's webhook handed over in process (the sandbox's refunds): verified by the provider, stored

@@ -109,18 +109,18 @@ class PaymentProvider(Protocol):
 
 def invalid_signature(message: str) -> DomainError:
     """A webhook whose signature does not verify: 400 (not 401: the caller is a provider, not a user)."""
-    return DomainError("invalid_signature", message, status=400)
+    return DomainError("invalid_signature", message)
 
 
 def refund_refused(message: str) -> DomainError:
     """The provider will not make this refund (already refunded, more than is left, ...): retrying cannot help."""
-    return DomainError("refund_refused", message, status=422)
+    return DomainError("refund_refused", message)
 
 
 def provider_unreachable(message: str) -> DomainError:
     """The provider could not be reached, failed, or would not start or verify a payment (502 to our caller); a
     refund call that ends so is tried again later (one it refused ends with refund_refused)."""
-    return DomainError("payment_provider_error", message, status=502)
+    return DomainError("payment_provider_error", message)
 
 
 def upper(currency: Any) -> str | None:
@@ -140,7 +140,7 @@ class InvalidPayload(DomainError):
     `event_key`/`event_type` are the event's own when they could be read."""
 
     def __init__(self, message: str, payload: Any = None, event_key: Any = None, event_type: Any = None):
-        super().__init__("invalid_payload", message, status=400)
+        super().__init__("invalid_payload", message)
         self.payload = payload
         self.event_key = event_key if _short_text(event_key) else None
         self.event_type = event_type if _short_text(event_type) else None

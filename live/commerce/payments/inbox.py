@@ -83,5 +83,5 @@ class WebhookInbox:
                              kind=event.kind, result=str(result))
                     return Receipt(200, {"received": True, "result": None if result is None else str(result)})
                 await webhooks_db.mark_failed(conn, row["id"], error[:2000])
-        return Receipt(500, {"error": {"code": "processing_failed",
-                                       "message": "the event is stored but could not be processed; retry later"}})
+        failed = DomainError("processing_failed")  # the event is stored but could not be processed; retry later
+        return Receipt(failed.status, {"error": failed.body()})

@@ -181,7 +181,7 @@ class PaystackProvider(PaymentProvider):
         checked = await self.verify(event.provider_ref)
         if checked is None or checked.kind != "succeeded":
             raise DomainError("unavailable", f"paystack verify does not confirm {event.provider_ref} "
-                              f"({checked.event_type if checked else 'not found'})", status=503)
+                              f"({checked.event_type if checked else 'not found'})")
         return replace(event, amount_minor=checked.amount_minor, currency=checked.currency,
                        payment_id=event.payment_id or checked.payment_id)
 

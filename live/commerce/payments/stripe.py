@@ -92,8 +92,7 @@ class StripeProvider(PaymentProvider):
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
         if not self._webhook_secret:
-            raise DomainError("unavailable", "STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks cannot be verified",
-                              status=503)
+            raise DomainError("unavailable", "STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks cannot be verified")
         try:
             event = self.client.construct_event(body, headers.get("Stripe-Signature"), self._webhook_secret,
                                                 tolerance=self._tolerance)
