@@ -367,10 +367,12 @@ class OrderService:
         return {"items": [r["j"] for r in rows[:limit]],
                 "next_cursor": encode_cursor(last["created_at"].isoformat(), last["id"]) if last else None}
 
-    async def detail(self, principal: Principal, order_id: str) -> dict:
+    async def detail(self, principal: Principal, order_id: str, *, own: bool = False) -> dict:
+        """The order as its buyer, its seller or an admin sees it (row-level security). own (GET /me/orders/{id}):
+        only an order the caller bought; any other is not_found, for admins and sellers too."""
         async with self.db.tx(principal) as conn:
             order = await orders_db.order_json(conn, order_id)
-            if order is None:
+            if order is None or (own and order["user_id"] != principal.user_id):
                 raise not_found("order")
             order["history"] = await orders_db.history(conn, order_id)
             order["shipments"] = await orders_db.shipments(conn, order_id)

@@ -8,7 +8,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from live.auth.policy import SELLERS
-from live.errors import not_found
 from live.http.api import API, Api, Call
 from live.http.catalog import uuid_param
 
@@ -50,11 +49,7 @@ async def my_orders(call: Call):
 @api.route("GET", f"{API}/me/orders/{{id}}", summary="One of your orders: items, history, payment, refund, shipping",
            tag="orders", auth="user", errors=(404,))
 async def my_order(call: Call):
-    order_id = uuid_param(call, what="order")
-    order = await call.services.commerce.orders.detail(call.principal, order_id)
-    if order["user_id"] != call.principal.user_id:
-        raise not_found("order")
-    return order
+    return await call.services.commerce.orders.detail(call.principal, uuid_param(call, what="order"), own=True)
 
 
 @api.route("POST", f"{API}/me/orders/{{id}}/cancel",
