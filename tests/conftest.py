@@ -143,7 +143,7 @@ def aiohttp_client(aiohttp_client):
     """pytest-aiohttp's client factory, serving our apps through the front door on the listening socket, as
     `live serve` does (so every test's websocket viewers take the lean path and everything else aiohttp's)."""
     async def make(app_or_server, *args, **kwargs):
-        if isinstance(app_or_server, web.Application) and "gateway" in app_or_server:
+        if isinstance(app_or_server, web.Application) and GATEWAY in app_or_server:
             app_or_server = FrontDoorTestServer(app_or_server)
         return await aiohttp_client(app_or_server, *args, **kwargs)
     return make
