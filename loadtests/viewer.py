@@ -18,25 +18,11 @@ import time
 
 import orjson
 
-CHAT = b'42["chat:new"'
-STOCK = b'42["stock:update"'
+from live.rooms import packets
+from live.rooms.wsframes import PONG, TEXT, masked_frame
 
-
-def client_frame(payload: bytes, opcode: int = 1) -> bytes:
-    """A masked, final websocket frame (client to server)."""
-    n = len(payload)
-    first = 0x80 | opcode
-    if n < 126:
-        header = bytes((first, 0x80 | n))
-    elif n < 65536:
-        header = bytes((first, 0xFE)) + n.to_bytes(2, "big")
-    else:
-        header = bytes((first, 0xFF)) + n.to_bytes(8, "big")
-    mask = os.urandom(4)
-    if not n:
-        return header + mask
-    key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
-    return header + mask + (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big")
+CHAT = packets.event_prefix("chat:new")
+STOCK = packets.event_prefix("stock:update")
 
 
 class Frames:
@@ -181,7 +167,7 @@ class Viewer(asyncio.Protocol):
 
     def send(self, text: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(client_frame(text))
+            self.transport.write(masked_frame(TEXT, text))
 
     def emit(self, event: str, data: dict, cb=None) -> None:
         """Send an event with an ack id; `cb(ack)` gets the ack payload (None if the socket closed)."""
@@ -189,7 +175,7 @@ class Viewer(asyncio.Protocol):
         self.next_ack += 1
         self.acks[ack_id] = (time.monotonic(), event, cb)
         self.stats.sent += 1
-        self.send(b"42" + str(ack_id).encode() + orjson.dumps([event, data]))
+        self.send(packets.encode_emit(ack_id, event, data))
 
     def expire_acks(self, now: float, timeout: float) -> None:
         for ack_id, (t, event, cb) in list(self.acks.items()):
@@ -232,7 +218,7 @@ class Viewer(asyncio.Protocol):
             elif opcode == 8:
                 self.transport.close()
             elif opcode == 9:
-                self.transport.write(client_frame(data[start:end], 0xA))
+                self.transport.write(masked_frame(PONG, data[start:end]))
         if chunk.used < len(data):
             self.buf = data[chunk.used:]
 
@@ -255,9 +241,9 @@ class Viewer(asyncio.Protocol):
                 pass
 
     def on_packet(self, p: bytes) -> None:
-        if p == b"2":  # Engine.IO ping
-            self.send(b"3")
-        elif p.startswith(b"42"):  # a room event other than chat:new
+        if p == packets.PING:
+            self.send(packets.PONG)
+        elif p.startswith(packets.EVENT):  # a room event other than chat:new
             tracked, stock = self.seqs is not None, self.watch and p.startswith(STOCK)
             if tracked or stock:
                 data = orjson.loads(p[2:])[1]
@@ -266,20 +252,17 @@ class Viewer(asyncio.Protocol):
                     self.last_seq = seq
                 if stock:
                     self.stock[data["variant_id"]] = data["available"]
-        elif p.startswith(b"43"):  # ack: 43<id>[data]
-            i = 2
-            while i < len(p) and 48 <= p[i] <= 57:
-                i += 1
-            entry = self.acks.pop(int(p[2:i]), None)
+        elif p.startswith(packets.ACK):
+            ack_id, payload = packets.decode_ack(p)
+            entry = self.acks.pop(ack_id, None)
             if entry is not None:
-                payload = orjson.loads(p[i:])
                 ack = payload[0] if payload else None
                 self.stats.ack(entry[1], (time.monotonic() - entry[0]) * 1000, ack)
                 if entry[2] is not None:
                     entry[2](ack)
-        elif p.startswith(b"0{"):  # Engine.IO open
-            self.send(b"40" + (orjson.dumps({"token": self.token}) if self.token else b""))
-        elif p.startswith(b"40"):  # Socket.IO connected
+        elif p.startswith(packets.OPEN):  # Engine.IO open
+            self.send(packets.encode_connect({"token": self.token} if self.token else None))
+        elif p.startswith(packets.CONNECT):  # Socket.IO connected
             self.stats.connected += 1
             self.stats.open += 1
             self.state = "open"
@@ -287,13 +270,13 @@ class Viewer(asyncio.Protocol):
             if self.rejoin:
                 payload.update(last_seq=self.last_seq, epoch=self.epoch)
             self.emit("join", payload, self._joined)
-        elif p.startswith(b"44"):  # connect_error
+        elif p.startswith(packets.CONNECT_ERROR):
             try:
                 code = orjson.loads(p[2:]).get("data", {}).get("code", "refused")
             except (orjson.JSONDecodeError, AttributeError):
                 code = "refused"
             self._refused(f"connect_{code}")
-        elif p.startswith(b"41"):
+        elif p.startswith(packets.DISCONNECT):
             self.stats.error("server_disconnect")
 
     def _joined(self, ack) -> None:

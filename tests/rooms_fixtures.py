@@ -13,10 +13,11 @@ import os
 import socket
 import uuid
 
-import orjson
 import pytest
 
 from live.appkeys import GATEWAY, SERVICES
+from live.rooms import packets
+from live.rooms.wsframes import BINARY, CLOSE, TEXT, masked_frame
 from tests.conftest import make_settings
 from tests.rooms_helpers import Viewer
 
@@ -235,20 +236,6 @@ async def live(tmp_path, dsn, aiohttp_client):
 # ---------------------------------------------------------------- a raw websocket client
 
 
-def masked_frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
-    """One masked websocket frame (client to server)."""
-    n = len(payload)
-    head = bytes(((0x80 if fin else 0) | opcode,))
-    if n < 126:
-        head += bytes((0x80 | n,))
-    elif n < 65536:
-        head += bytes((0x80 | 126,)) + n.to_bytes(2, "big")
-    else:
-        head += bytes((0x80 | 127,)) + n.to_bytes(8, "big")
-    mask = os.urandom(4)
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
 async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     """(opcode, payload) of the next frame from the server (unmasked)."""
     b0, b1 = await reader.readexactly(2)
@@ -287,7 +274,7 @@ class RawWs:
         return ws
 
     def send(self, text: str | bytes, *, binary: bool = False) -> None:
-        self.send_frame(0x2 if binary else 0x1, text if isinstance(text, bytes) else text.encode())
+        self.send_frame(BINARY if binary else TEXT, text if isinstance(text, bytes) else text.encode())
 
     def send_frame(self, opcode: int, payload: bytes) -> None:
         """One final, masked frame (client to server)."""
@@ -298,10 +285,10 @@ class RawWs:
         async def read() -> str:
             while True:
                 opcode, data = await read_frame(self.reader)
-                if opcode == 0x1:
+                if opcode == TEXT:
                     return data.decode()
-                if opcode == 0x8:  # the server closes: answer as a client does, then report it
-                    self.send_frame(0x8, data[:2])
+                if opcode == CLOSE:  # the server closes: answer as a client does, then report it
+                    self.send_frame(CLOSE, data[:2])
                     raise ConnectionResetError("closed by the server")
         return await asyncio.wait_for(read(), timeout)
 
@@ -309,23 +296,23 @@ class RawWs:
         async def loop() -> str:
             while True:
                 text = await self.recv(timeout)
-                if text == "2":  # Engine.IO ping
-                    self.send("3")
+                if text == packets.PING.decode():  # Engine.IO ping
+                    self.send(packets.PONG)
                     continue
                 if pred(text):
                     return text
         return await asyncio.wait_for(loop(), timeout)
 
     async def open_namespace(self) -> None:
-        self.send("40")
-        await self.recv_until(lambda t: t.startswith("40"))
+        self.send(packets.encode_connect())
+        await self.recv_until(lambda t: t.startswith(packets.CONNECT.decode()))
 
     async def call(self, ack_id: int, event: str, data) -> object:
         """Send a Socket.IO event with an ack id and return the ack's first argument."""
-        self.send(f"42{ack_id}" + orjson.dumps([event, data]).decode())
-        prefix = f"43{ack_id}["
+        self.send(packets.encode_emit(ack_id, event, data))
+        prefix = (packets.ACK_HEAD % ack_id + b"[").decode()
         text = await self.recv_until(lambda t: t.startswith(prefix))
-        return orjson.loads(text[len(prefix) - 1:])[0]
+        return packets.decode_ack(text.encode())[1][0]
 
     async def drained_to_eof(self, timeout: float = 10) -> bool:
         """Read everything left until the server closes the connection; True when it did."""

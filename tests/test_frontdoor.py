@@ -12,7 +12,8 @@ import orjson
 import pytest
 
 from live.rooms.transport import PingWheel
-from tests.rooms_fixtures import RawWs, live, masked_frame, read_frame  # noqa: F401  (fixture)
+from live.rooms.wsframes import masked_frame
+from tests.rooms_fixtures import RawWs, live, read_frame  # noqa: F401  (fixture)
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 

@@ -8,10 +8,10 @@ import math
 import multiprocessing
 import random
 
-import orjson
 import pytest
 
-from live.rooms.transport import ws_text_frame
+from live.rooms.packets import encode_event
+from live.rooms.wsframes import text_frame, unmask
 from loadtests.scenarios import delivery_summary
 from loadtests.stats import Hist
 from loadtests.viewer import Viewer, split_frames
@@ -103,8 +103,7 @@ async def _read_client_frame(reader: asyncio.StreamReader) -> bytes:
     elif n == 127:
         n = int.from_bytes(await reader.readexactly(8), "big")
     mask = await reader.readexactly(4)
-    data = await reader.readexactly(n)
-    return bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+    return unmask(await reader.readexactly(n), mask)
 
 
 class Ctx:
@@ -126,18 +125,18 @@ async def test_viewer_parses_frames_cut_into_tiny_pieces():
         request = await reader.readuntil(b"\r\n\r\n")
         seen["request"] = request
         writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-        writer.write(ws_text_frame(b'0{"sid":"s","pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}'))
+        writer.write(text_frame(b'0{"sid":"s","pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}'))
         seen["connect"] = await _read_client_frame(reader)
-        writer.write(ws_text_frame(b'40{"sid":"x"}'))
+        writer.write(text_frame(b'40{"sid":"x"}'))
         seen["join"] = await _read_client_frame(reader)
-        stream = ws_text_frame(b'431[{"ok":true,"seq":10,"epoch":"e1"}]')
+        stream = text_frame(b'431[{"ok":true,"seq":10,"epoch":"e1"}]')
         for i, text in enumerate(texts):
             msg = {"id": i, "stream_id": "demo", "user": {"id": "u", "name": "n", "role": "customer"}, "text": text,
                    "ts": 1.0, "seq": 11 + i}
-            stream += ws_text_frame(b"42" + orjson.dumps(["chat:new", msg]))
+            stream += text_frame(encode_event("chat:new", msg))
             if i == 1:
-                stream += ws_text_frame(b"2")
-                stream += ws_text_frame(b'42["viewer:count",{"stream_id":"demo","count":1,"seq":99}]')
+                stream += text_frame(b"2")
+                stream += text_frame(b'42["viewer:count",{"stream_id":"demo","count":1,"seq":99}]')
         pos = 0
         while pos < len(stream):
             step = rng.randint(1, 7) if pos < 2000 else rng.randint(500, 5000)
@@ -185,9 +184,9 @@ class FakeTransport:
 async def test_viewers_given_the_same_chunk_share_its_cut():
     """Two viewers of one process get equal chunks (as the server's room writes make them): the frames are cut
     once, and each viewer still counts, decodes, answers the ping and keeps the unfinished frame's bytes."""
-    chats = [ws_text_frame(b"42" + orjson.dumps(["chat:new", {"seq": seq, "text": "hi"}])) for seq in (5, 6, 7)]
-    tail = ws_text_frame(b"42" + orjson.dumps(["chat:new", {"seq": 8, "text": "later"}]))
-    chunk = b"".join(chats) + ws_text_frame(b"2") + tail[:9]
+    chats = [text_frame(encode_event("chat:new", {"seq": seq, "text": "hi"})) for seq in (5, 6, 7)]
+    tail = text_frame(encode_event("chat:new", {"seq": 8, "text": "later"}))
+    chunk = b"".join(chats) + text_frame(b"2") + tail[:9]
     ctx = Ctx(1)
     plain, tracked = Viewer(ctx, 0, None), Viewer(ctx, 1, None, track=True)
     for v in (plain, tracked):

@@ -9,8 +9,9 @@ import pytest
 
 from live.ratelimit import RedisRateLimiter
 from live.redis_support import RedisLink
-from live.rooms.broker import Envelope, encode_event
+from live.rooms.broker import Envelope
 from live.rooms.control import RedisControl
+from live.rooms.packets import encode_event
 from live.rooms.presence import RedisPresence
 from live.rooms.redis_broker import LOCAL_JUMP, RedisBroker
 

@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-import orjson
+from live.rooms.packets import encode_event
 
 HISTORY_SIZE = 1000
 HISTORY_SECONDS = 300.0
@@ -25,10 +25,6 @@ class Envelope:
     packet: bytes  # Socket.IO EVENT packet text: 42["event",{...}]
     latest_key: str | None  # events with the same key supersede each other (counts, reactions, stock)
     ts: float
-
-
-def encode_event(event: str, data: dict) -> bytes:
-    return b"42" + orjson.dumps([event, data])
 
 
 Subscriber = Callable[[str, Envelope], None]

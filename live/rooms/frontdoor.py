@@ -34,8 +34,9 @@ from engineio import packet as eio_packet
 
 from live.appkeys import GATEWAY, SERVICES
 from live.errors import DomainError
-from live.rooms.transport import LeanSocket, ws_text_frame
+from live.rooms.transport import LeanSocket
 from live.rooms.wsconn import REFUSALS, WsConnection
+from live.rooms.wsframes import text_frame
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEAD = 8192  # request heads beyond this go to aiohttp, which answers 431/400
@@ -228,7 +229,7 @@ class FrontDoorServer:
             "pingInterval": int(eio.ping_interval + eio.ping_interval_grace_period) * 1000,
             "maxPayload": eio.max_http_buffer_size}).encode()
         transport.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n" + ws_text_frame(open_packet.encode()))
+                        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n" + text_frame(open_packet.encode()))
         loop = asyncio.get_running_loop()
         loop.create_task(self._connected(sock, conn, environ))
         if rest:

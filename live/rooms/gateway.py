@@ -18,11 +18,13 @@ from live.auth.principal import ANONYMOUS, Principal
 from live.config import Settings
 from live.errors import DomainError, UnknownUser, error_body
 from live.logging import get_logger
-from live.rooms.broker import encode_event
+from live.rooms import events
+from live.rooms.packets import encode_event
 from live.rooms.payloads import (BanIn, ChatIn, DeleteIn, HighlightIn, In, JoinIn, MuteIn, ReactionIn, SlowIn,
                                  UserIn, bad_text)
 from live.rooms.sio import LeanManager, LeanPacket, LiveSocketServer, OrjsonShim
-from live.rooms.transport import LeanSocket, ws_close_frame, ws_text_frame
+from live.rooms.transport import LeanSocket
+from live.rooms.wsframes import close_frame, text_frame
 
 log = get_logger("live.gateway")
 MAX_ROOMS_PER_SOCKET = 3
@@ -106,7 +108,7 @@ class Gateway:
         sids = self.by_user.get(user_id)
         if not sids:
             return 0
-        frame = ws_text_frame(packet)
+        frame = text_frame(packet)
         return sum(conn.sock.push(packet, frame) for sid in list(sids) if (conn := self.conns.get(sid)))
 
     @property
@@ -283,7 +285,7 @@ class Gateway:
         """A user was banned from a room, on this worker or another one (RoomListener, called by RoomService as
         it applies `user:banned`): their sockets here are told and leave the room."""
         # the room's own `user:banned` is flushed after the banned sockets have left, so tell them directly
-        packet = encode_event("user:banned", {"stream_id": room, "user_id": user_id})
+        packet = encode_event(events.USER_BANNED, {"stream_id": room, "user_id": user_id})
         for sid in list(self.by_user.get(user_id, ())):
             target = self.conns.get(sid)
             if target is not None and room in target.rooms:
@@ -299,8 +301,8 @@ class Gateway:
         """Graceful shutdown: tell every client to reconnect and close its connection (websocket close 1012,
         service restart). Socket.IO clients reconnect by themselves after a transport close, land on another
         worker and join again with their last_seq (docs/protocol.md)."""
-        packet = encode_event("server:reconnect", {"reason": "shutdown"})
-        frames = ws_text_frame(packet) + ws_close_frame(1012)
+        packet = encode_event(events.SERVER_RECONNECT, {"reason": "shutdown"})
+        frames = text_frame(packet) + close_frame(1012)
         for conn in list(self.conns.values()):
             sock = conn.sock
             transport = sock.transport

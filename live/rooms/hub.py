@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 from live.rooms.broker import Envelope, collapse
-from live.rooms.transport import MAX_PENDING_BYTES, LeanSocket, ws_text_frame
+from live.rooms.transport import MAX_PENDING_BYTES, LeanSocket
+from live.rooms.wsframes import text_frame
 
 MIN_TICK = 0.02
 MAX_TICK = 0.2
@@ -89,7 +90,7 @@ class Hub:
             return
         pending = collapse(pending)
         started = time.monotonic()
-        buf = b"".join(ws_text_frame(e.packet) for e in pending)
+        buf = b"".join(text_frame(e.packet) for e in pending)
         floors = room.floors
         slow: list[tuple[str, LeanSocket]] = []
         # the hot loop of a busy room: LeanSocket.write_raw inlined; anything unusual (polling, closing, a
@@ -116,7 +117,7 @@ class Hub:
         floor = room.floors.pop(sid, None)
         items = pending if floor is None else [e for e in pending if e.seq > floor]
         if sock.transport is not None:
-            data = buf if items is pending else b"".join(ws_text_frame(e.packet) for e in items)
+            data = buf if items is pending else b"".join(text_frame(e.packet) for e in items)
             if items and not sock.write_raw(data):
                 self._drop(room, sid, sock)
             return

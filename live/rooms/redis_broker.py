@@ -31,7 +31,8 @@ from redis.exceptions import NoScriptError, ResponseError
 from live.logging import get_logger
 from live.redis_support import FAILURES, RedisLink
 from live.rooms.broker import (HISTORY_SECONDS, HISTORY_SIZE, BrokerHandler, Counters, Envelope, Subscriber,
-                               encode_event, history_since, with_totals)
+                               history_since, with_totals)
+from live.rooms.packets import EVENT, encode_event
 
 log = get_logger("live.rooms.redis")
 EPOCH_KEY = "live:epoch"
@@ -100,7 +101,7 @@ def packet_parts(event: str, data: dict, splice: str | None = None) -> tuple[byt
     """The packet 42[event, {**data, (splice: <totals>,) "seq": <seq>}] as (head, mid, tail) around the values
     Redis inserts; with no splice, mid is empty and the packet is head + seq + tail."""
     body = orjson.dumps(data)
-    head = b"42[" + orjson.dumps(event) + b"," + body[:-1] + (b"," if len(body) > 2 else b"")
+    head = EVENT + b"[" + orjson.dumps(event) + b"," + body[:-1] + (b"," if len(body) > 2 else b"")
     if splice is None:
         return head + b'"seq":', b"", b"}]"
     return head + orjson.dumps(splice) + b":", b',"seq":', b"}]"

@@ -27,6 +27,7 @@ import socketio
 from socketio import packet as sio_packet
 
 from live.logging import get_logger
+from live.rooms.packets import ACK_HEAD
 from live.rooms.transport import LeanEngineServer, LeanSocket
 
 log = get_logger("live.gateway")
@@ -183,7 +184,7 @@ class LiveSocketServer(socketio.AsyncServer):
             return
         sock = self.eio.sockets.get(eio_sid)
         if sock is not None:
-            sock.push(b"43%d" % ack_id + orjson.dumps([] if r is None else list(r) if isinstance(r, tuple) else [r]))
+            sock.push(ACK_HEAD % ack_id + orjson.dumps([] if r is None else list(r) if isinstance(r, tuple) else [r]))
 
     async def _handle_eio_message(self, eio_sid, data):
         # python-socketio 5.18's dispatch, with each text packet decoded once and vetted first

@@ -22,24 +22,11 @@ from engineio import packet as eio_packet
 from engineio.async_drivers.aiohttp import WebSocket as _EioAiohttpWebSocket
 from engineio.async_socket import AsyncSocket
 
-from live.rooms import polling
+from live.rooms import packets, polling
+from live.rooms.wsframes import text_frame
 
 MAX_PENDING_BYTES = 512 * 1024
-
-
-def ws_text_frame(payload: bytes) -> bytes:
-    """An unmasked, final websocket text frame (server to client)."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 65536:
-        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
-    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
-
-
-def ws_close_frame(code: int) -> bytes:
-    """A websocket close frame with a status code (server to client)."""
-    return b"\x88\x02" + code.to_bytes(2, "big")
+PING_FRAME = text_frame(packets.PING)  # Engine.IO PING in one websocket text frame
 
 
 def pre_encoded(text: str) -> eio_packet.Packet:
@@ -124,7 +111,7 @@ class LeanSocket(AsyncSocket):
         """Send one pre-encoded Socket.IO packet (42[...]), on websocket or long-polling; `frame` is its websocket
         frame if the caller built it already (one event to several sockets). False if the socket is gone."""
         if self.transport is not None:
-            return self.write_raw(frame or ws_text_frame(packet))
+            return self.write_raw(frame or text_frame(packet))
         if self.closed or self.closing:
             return False
         self.queue.put_nowait(pre_encoded(packet.decode()))
@@ -158,7 +145,7 @@ class LeanSocket(AsyncSocket):
                 return
             encoded = pkt.encode()
             if isinstance(encoded, str):
-                self.write_raw(ws_text_frame(encoded.encode()))
+                self.write_raw(text_frame(encoded.encode()))
             return  # we never send binary packets
         await super().send(pkt)
 
@@ -173,7 +160,7 @@ class LeanSocket(AsyncSocket):
         if not self.closing and not self.closed:
             self.last_ping = time.time()
             if self.transport is not None:
-                self.write_raw(b"\x81\x012")  # Engine.IO PING ("2") in one text frame
+                self.write_raw(PING_FRAME)
             else:
                 self.queue.put_nowait(eio_packet.Packet(eio_packet.PING))
             self.server.ping_wheel.expect_pong(self)

@@ -8,8 +8,8 @@ from collections import Counter
 
 from engineio import packet as eio_packet
 
-from live.rooms.transport import LeanSocket, ws_close_frame
-from live.rooms.wsframes import BINARY, CLOSE, FAIL, NO_STATUS, PING, TEXT, FrameReader
+from live.rooms.transport import LeanSocket
+from live.rooms.wsframes import BINARY, CLOSE, FAIL, NO_STATUS, PING, TEXT, FrameReader, close_frame
 
 # connections the front door turned away or closed for a protocol error or a limit, by reason (`too_many_connections`,
 # `request_timeout`, `close_1002`, `close_1007`, `close_1008`, `close_1009`, ...): read by /metrics
@@ -97,7 +97,7 @@ class WsConnection(asyncio.Protocol):
         for at most `LINGER_SECONDS` (closing with unread bytes would reset it and lose the close frame)."""
         transport = self.transport
         if not transport.is_closing():
-            if self.sock.write_raw(ws_close_frame(code)):
+            if self.sock.write_raw(close_frame(code)):
                 self.reader.done = True  # nothing more is read
                 self._detach()
                 self._settled()

@@ -1,6 +1,9 @@
-"""RFC 6455 client frames, sans-IO: bytes in, messages and control events out.
+"""RFC 6455 frames, sans-IO: the one websocket codec of the server, the load tester and the tests.
 
-`FrameReader` is the front door's websocket codec with no socket in it (the aiohttp style: codec apart from
+Encoders: `text_frame` and `close_frame` (server to client: unmasked, final), `masked_frame` (client to server:
+the load tester's viewers and the tests' raw clients).
+
+`FrameReader` reads client frames, bytes in, messages and control events out. It is the front door's websocket codec with no socket in it (the aiohttp style: codec apart from
 glue), so the tests feed it bytes directly and compare it with wsproto. Its costs are bounded per frame: a
 frame's header is checked once, when it is complete, and the size and fragment count of a message being
 assembled are running totals, so a flood of tiny continuation frames costs O(1) each and is cut at
@@ -22,6 +25,7 @@ for a message in more than `max_fragments` frames.
 from __future__ import annotations
 
 import codecs
+import os
 from typing import Any
 
 TEXT, BINARY, CLOSE, PING, PONG, FAIL = 0x1, 0x2, 0x8, 0x9, 0xA, -1
@@ -39,6 +43,36 @@ def unmask(payload: bytes | bytearray, mask: bytes | bytearray) -> bytes:
         return b""
     key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
     return (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big")
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, final websocket text frame (server to client)."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
+def close_frame(code: int) -> bytes:
+    """A websocket close frame with a status code (server to client)."""
+    return b"\x88\x02" + code.to_bytes(2, "big")
+
+
+def masked_frame(opcode: int, payload: bytes, *, fin: bool = True, mask: bytes | None = None) -> bytes:
+    """A masked websocket frame (client to server), final unless `fin=False`; a random mask unless given."""
+    n = len(payload)
+    first = (0x80 if fin else 0) | opcode
+    if n < 126:
+        header = bytes((first, 0x80 | n))
+    elif n < 65536:
+        header = bytes((first, 0xFE)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((first, 0xFF)) + n.to_bytes(8, "big")
+    if mask is None:
+        mask = os.urandom(4)
+    return header + mask + unmask(payload, mask)  # masking and unmasking are the same XOR
 
 
 def close_event(payload: bytes) -> tuple[int, tuple[int, str]]:
