@@ -1,8 +1,9 @@
 """The composition root: the one place that builds the object graph of a worker (or of a CLI command), in
 dependency order, each object given its collaborators in its constructor.
 
-Two registrations close the cycles, once each, here: the room service is the broker's handler (it applies and
-delivers the events the broker hands it) and the control channel's (pushes to users, row reloads). The transport
+Registrations close the three cycles, once each, here: the room service is the broker's handler (it applies and
+delivers the events the broker hands it) and the control channel's (pushes to users, row reloads), and the payment
+providers take the order side that applies the sandbox's refund webhooks, received in process. The transport
 (the Socket.IO gateway, made before the services because it is attached to the aiohttp app) is passed in as the
 room layer's listener, the order pushes' sender and the sign-in changes' follower; a CLI command has none.
 """
@@ -82,6 +83,7 @@ class Services:
         # order changes the buyer's and seller's sockets as order:update
         self.commerce = Commerce(settings, db, self.rooms, self.payments, self.chat_writer.flush,
                                  gateway.send_to_user if gateway is not None else None)
+        self.payments.register(self.commerce.apply_payment_event)  # the sandbox's refund webhooks, in process
         # who may still use their tokens (sign-out, suspension, role changes), kept in memory on every worker;
         # a suspended or signed-out user's open sockets are cut
         self.auth = AuthStates(db, token_ttl=settings.jwt_ttl_seconds, refresh_seconds=settings.auth_refresh_seconds,

@@ -62,7 +62,6 @@ class OrderService:
         self.providers = providers
         self.push = push  # Gateway.send_to_user; None in a process without sockets (the CLI)
         self.refunds = RefundService(db, providers, self._refund_changed)
-        providers.order_side = self.apply_payment_event  # the sandbox's refund webhooks are received in process
 
     # ---- the one place statuses change ----
 

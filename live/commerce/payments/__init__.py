@@ -27,7 +27,7 @@ __all__ = ["PaymentEvent", "PaymentProvider", "PaymentProviders", "PaymentReques
 class PaymentProviders:
     def __init__(self, settings: Settings, db=None):
         self.inbox = WebhookInbox(db)  # stores and processes verified webhook events once
-        self.order_side: Apply | None = None  # commerce's apply_payment_event, for webhooks received in process
+        self._order_side: Apply | None = None  # commerce's apply_payment_event (register)
         self._providers: dict[str, PaymentProvider] = {}
         if settings.stripe_secret_key:
             self._providers["stripe"] = StripeProvider(settings.stripe_secret_key, settings.stripe_webhook_secret,
@@ -38,6 +38,12 @@ class PaymentProviders:
             self._providers["sandbox"] = SandboxProvider(settings.base_url(), settings.jwt_secret, db,
                                                          receive=lambda body, headers: self.receive("sandbox", body,
                                                                                                     headers))
+
+    def register(self, order_side: Apply) -> None:
+        """The order side that applies the payment events received in process (the sandbox's refund webhooks):
+        commerce's apply_payment_event, registered once by the composition root (live/services.py), since the
+        providers are built before the orders that use them."""
+        self._order_side = order_side
 
     def names(self) -> list[str]:
         """The providers a checkout may use, in order of preference."""
@@ -63,10 +69,10 @@ class PaymentProviders:
     async def receive(self, name: str, body: bytes, headers: Mapping[str, str]) -> Receipt:
         """A provider's webhook handed over in process (the sandbox's refunds): verified by the provider, stored
         once and applied once by the order side, as `POST /webhooks/{name}` does."""
-        if self.order_side is None:
+        if self._order_side is None:
             raise RuntimeError("no order side to apply payment events to")
         provider = self.get(name)
-        return await self.inbox.receive(provider, provider.parse_webhook(body, headers), self.order_side)
+        return await self.inbox.receive(provider, provider.parse_webhook(body, headers), self._order_side)
 
     async def close(self) -> None:
         for provider in self._providers.values():
