@@ -28,6 +28,7 @@ from live.commerce.stock import StockBoard
 from live.cursors import decode_cursor, encode_cursor
 from live.errors import DomainError, forbidden, not_found
 from live.logging import get_logger
+from live.rooms import events
 
 log = get_logger("live.commerce.orders")
 OPEN = payments_db.OPEN
@@ -104,7 +105,7 @@ class OrderService:
             return
         for order, seller_user in orders:
             for user in {order["user_id"], seller_user}:
-                self.push(user, "order:update", {"order": order})
+                self.push(user, events.ORDER_UPDATE, {"order": order})
 
     # ---- payments (webhooks) ----
 
