@@ -135,8 +135,7 @@ class LiveSocketServer(socketio.AsyncServer):
     sent where text is expected get an `invalid` ack."""
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.eio.fast_event = self.fast_event
+        super().__init__(*args, fast_event=self.fast_event, **kwargs)  # handed to LeanEngineServer
 
     def _engineio_server_class(self):
         return LeanEngineServer

@@ -267,12 +267,13 @@ class PingWheel:
 class LeanEngineServer(engineio.AsyncServer):
     """engineio's server with LeanSocket sockets, the lean websocket wrapper and the ping wheel."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, fast_event=None, **kwargs):
+        """`fast_event`: LiveSocketServer's (sid, Socket.IO packet) -> coroutine | None, or None."""
         super().__init__(*args, **kwargs)
         self._async = dict(self._async, websocket=LeanWebSocket)
         self.ping_wheel = PingWheel(self.ping_interval, self.ping_timeout)
         self.start_service_task = False  # the ping wheel finds clients that stopped answering
-        self.fast_event = None  # set by LiveSocketServer: (sid, socket.io packet) -> coroutine | None
+        self.fast_event = fast_event
 
     async def handle_request(self, *args, **kwargs):
         """engineio's entry point for HTTP (long-polling); a POST it would mishandle is answered here first
