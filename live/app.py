@@ -7,7 +7,7 @@ from db import Database
 from db.migrate import migrate
 from live import seed
 from live.appkeys import GATEWAY, ROUTES, SERVICES
-from live.commerce import events as cart_events
+from live.commerce import cart_socket
 from live.config import Settings
 from live.http import (
     account, admin, admin_users, cart, catalog, checkout, metrics, orders, sandbox_pay, streams, system, webhooks,
@@ -20,7 +20,7 @@ from live.http.middleware import (
 )
 from live.logging import get_logger
 from live.rooms.gateway import Gateway
-from live.services import Services
+from live.container import Services
 
 log = get_logger("live.app")
 
@@ -49,7 +49,7 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
     sandbox_pay.register(app)  # the sandbox provider's confirm page /pay/sandbox/{reference}
     metrics.register(app)  # GET /metrics (Prometheus), counts socket events from start-up on
     app[GATEWAY] = Gateway(app, settings)
-    cart_events.register(app[GATEWAY])  # cart:add, cart:update, cart:remove
+    cart_socket.register(app[GATEWAY])  # cart:add, cart:update, cart:remove
 
     async def lifecycle(app: web.Application):
         if run_migrations:
@@ -57,7 +57,7 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
             if applied:
                 log.info("migrations_applied", migrations=applied)
         db = await Database.connect(dsn)
-        services = Services(settings, db, app[GATEWAY])  # the gateway: the room layer's listener (services.py)
+        services = Services(settings, db, app[GATEWAY])  # the gateway: the room layer's listener (container.py)
         app[SERVICES] = services
         if await seed.seed_if_empty(services):
             log.info("demo_data_seeded")

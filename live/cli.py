@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
-import signal
 import sys
 
 from live.config import ConfigError, Settings, load_settings
@@ -19,27 +17,16 @@ def _settings(args: argparse.Namespace) -> Settings:
         raise SystemExit(2) from None
 
 
-def _run_worker(settings: Settings, dsn: str, reuse_port: bool, migrate_first: bool,
-                own_port: int | None = None) -> None:
-    import socket
+def database_dsn(settings: Settings):
+    """Where the database is: DATABASE_URL, or an embedded PostgreSQL (db/embedded.py) with its data under the
+    data dir; returns the DSN and the embedded server, if one was started (it stops when the process ends)."""
+    if settings.database_url:
+        return settings.database_url, None
+    from db.embedded import EmbeddedPostgres
 
-    import uvloop
-
-    from live import gcpolicy
-    from live.app import create_app
-    from live.rooms import frontdoor
-
-    setup_logging(settings.log_level)
-    uvloop.install()
-    app = create_app(settings, dsn, run_migrations=migrate_first)
-    sock = None
-    if own_port is not None:  # this worker alone also listens here (per-worker health checks, tests)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((settings.host, own_port))
-    frontdoor.run(app, host=settings.host, port=settings.port, reuse_port=reuse_port, sock=sock, backlog=4096,
-                  shutdown_timeout=10, keepalive_timeout=settings.http_keepalive_seconds,
-                  serving=lambda: gcpolicy.settle(settings.gc_thresholds))
+    pg = EmbeddedPostgres(settings.data_dir.resolve() / "pgdata")
+    pg.create_database("live")
+    return pg.uri("live"), pg
 
 
 def _port_free(host: str, port: int, reuse_port: bool) -> str | None:
@@ -79,92 +66,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"live: {busy}", file=sys.stderr)
         return 1
     setup_logging(settings.log_level)
-    from live.runtime import database_dsn
+    from live import runner
 
     dsn, _pg = database_dsn(settings)
     log = get_logger("live.cli")
     print(f"live: serving on http://{settings.host}:{settings.port} (Ctrl-C to stop)", file=sys.stderr)
     if args.workers <= 1:
-        _run_worker(settings, dsn, False, True, args.worker_ports)
+        runner.run_worker(settings, dsn, False, True, args.worker_ports)
         return 0
     from live import seed
 
     asyncio.run(_with_services(settings, seed.seed_if_empty, dsn))  # migrate and seed once, here, not raced by the workers
     redis = None
     if not settings.redis_url:  # the workers share rooms through an embedded Redis that lives with us
-        from live.redis_support import EmbeddedRedis
+        from live.redis.embedded import EmbeddedRedis
 
         redis = EmbeddedRedis(settings.data_dir.resolve() / "redis")
         settings = settings.model_copy(update={"redis_url": redis.start()})
         log.info("embedded_redis_started", url=settings.redis_url)
     try:
-        _supervise(settings, dsn, args.workers, args.worker_ports, log)
+        runner.supervise(settings, dsn, args.workers, args.worker_ports, log)
     finally:
         if redis is not None:
             redis.stop()
     return 0
 
 
-def _supervise(settings: Settings, dsn: str, n: int, port_base: int | None, log) -> None:
-    """Run n workers; restart one that dies (kill -9, crash) with a growing delay; on SIGTERM/SIGINT stop them
-    all (each shuts down gracefully: its viewers reconnect to the others) and return when they are gone."""
-    import time
-    from multiprocessing.connection import wait
-
-    ctx = multiprocessing.get_context("spawn")
-    procs: dict[int, multiprocessing.Process] = {}
-    started: dict[int, float] = {}
-    delay = dict.fromkeys(range(n), 1.0)
-    due: dict[int, float] = {}  # worker index -> when to restart it
-    stopping = False
-
-    def spawn(i: int) -> None:
-        own = port_base + i if port_base else None
-        p = ctx.Process(target=_run_worker, args=(settings, dsn, True, False, own), name=f"live-worker-{i}")
-        p.start()
-        procs[i], started[i] = p, time.monotonic()
-
-    for i in range(n):
-        spawn(i)
-    log.info("workers_started", workers=[p.pid for p in procs.values()])
-
-    def stop(signum, _frame):
-        nonlocal stopping
-        stopping = True
-        for p in procs.values():
-            if p.is_alive():
-                p.terminate()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    while procs or (due and not stopping):
-        if procs:
-            wait([p.sentinel for p in procs.values()], timeout=0.5)
-        else:
-            time.sleep(0.2)
-        for i, p in list(procs.items()):
-            if p.is_alive():
-                continue
-            del procs[i]
-            if stopping:
-                continue
-            lived = time.monotonic() - started[i]
-            delay[i] = 1.0 if lived > 60 else min(30.0, delay[i] * 2)
-            due[i] = time.monotonic() + delay[i]
-            log.warning("worker_exited", worker=i, pid=p.pid, exitcode=p.exitcode, restart_in=delay[i])
-        if stopping:
-            due.clear()
-        for i, when in list(due.items()):
-            if time.monotonic() >= when:
-                del due[i]
-                spawn(i)
-                log.info("worker_restarted", worker=i, pid=procs[i].pid)
-
-
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     from db.migrate import migrate
-    from live.runtime import database_dsn
 
     dsn, _pg = database_dsn(settings)
     applied = asyncio.run(migrate(dsn))
@@ -176,8 +106,7 @@ async def _with_services(settings: Settings, fn, dsn: str | None = None):
     """Migrate, then `fn(services)` on a small pool (`dsn`: the database when the caller has it already)."""
     from db import Database
     from db.migrate import migrate
-    from live.runtime import database_dsn
-    from live.services import Services
+    from live.container import Services
 
     if dsn is None:
         dsn, _pg = database_dsn(settings)

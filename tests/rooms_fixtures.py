@@ -221,7 +221,7 @@ def errors_logged(caplog, monkeypatch):
 @pytest.fixture
 def fast_counts(monkeypatch):
     """Viewer counts published every 0.1 s instead of every second (the loop reads the interval each turn)."""
-    import live.rooms.service as room_service
+    import live.rooms.node as room_service
 
     monkeypatch.setattr(room_service, "COUNT_INTERVAL", 0.1)
 

@@ -15,7 +15,7 @@ from live.auth.email_codes import MAX_ATTEMPTS, MAX_CODES_PER_HOUR
 from live.auth.principal import SYSTEM
 from live.outbox import OutboxSender
 from live.ratelimit import DEFAULT_LIMITS
-from live.services import Services
+from live.container import Services
 from tests.auth_helpers import ME, auth, dsn, error_of, owner_execute, owner_fetchval  # noqa: F401  (dsn: the module's database)
 from tests.conftest import make_settings, owner_connection, scratch_database
 

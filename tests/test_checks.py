@@ -21,7 +21,7 @@ PACKAGES = ("live", "db", "loadtests")
 
 # the REST handlers, the socket room handlers and the socket cart handlers
 HANDLERS = sorted((ROOT / "live" / "http").glob("*.py")) + [ROOT / "live/rooms/gateway.py",
-                                                           ROOT / "live/commerce/events.py"]
+                                                           ROOT / "live/commerce/cart_socket.py"]
 SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM)\b", re.S)
 
 

@@ -146,9 +146,9 @@ async def test_expired_reservations_return_to_stock_and_room_sees_it(tmp_path, d
 
 
 async def test_sweeper_runs_by_itself(tmp_path, dsn, aiohttp_client, monkeypatch):
-    from live.commerce import service as commerce_service
+    from live.commerce import shop as commerce_shop
 
-    monkeypatch.setattr(commerce_service, "reservation_sweep_interval", lambda s: 0.05)
+    monkeypatch.setattr(commerce_shop, "reservation_sweep_interval", lambda s: 0.05)
     shop = Shop(await make_client(tmp_path, dsn, aiohttp_client))
     seller, buyer = await shop.seller(), await shop.user()
     vid = (await shop.product(seller, stock=2))["variants"][0]["id"]

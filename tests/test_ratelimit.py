@@ -7,7 +7,7 @@ import pytest
 
 import live.ratelimit as ratelimit
 from live.ratelimit import MemoryRateLimiter, RedisRateLimiter
-from live.redis_support import RedisLink
+from live.redis.link import RedisLink
 
 
 class Clock:

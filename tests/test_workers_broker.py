@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from live.ratelimit import RedisRateLimiter
-from live.redis_support import RedisLink
+from live.redis.link import RedisLink
 from live.rooms.broker import Envelope
 from live.rooms.control import RedisControl
 from live.rooms.packets import encode_event

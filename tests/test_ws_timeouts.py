@@ -10,7 +10,7 @@ import socket
 import orjson
 import pytest
 
-from live.rooms import frontdoor
+from live import runner
 from tests.rooms_fixtures import RawWs, start_live
 from tests.test_frontdoor import _closed_with, _hostport
 
@@ -100,7 +100,7 @@ async def test_pending_connections_per_ip_are_capped(quick):
 
 
 async def test_an_idle_keep_alive_connection_is_closed(tmp_path, dsn):
-    """`frontdoor.serve` (what `live serve` runs, with HTTP_KEEPALIVE_SECONDS) closes an idle connection."""
+    """`runner.serve` (what `live serve` runs, with HTTP_KEEPALIVE_SECONDS) closes an idle connection."""
     from live.app import create_app
     from tests.conftest import make_settings
 
@@ -108,7 +108,7 @@ async def test_an_idle_keep_alive_connection_is_closed(tmp_path, dsn):
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     up = asyncio.Event()
-    server = asyncio.create_task(frontdoor.serve(app, host="127.0.0.1", port=0, sock=listener, keepalive_timeout=0.5,
+    server = asyncio.create_task(runner.serve(app, host="127.0.0.1", port=0, sock=listener, keepalive_timeout=0.5,
                                                  handle_signals=False, serving=up.set))
     try:
         await asyncio.wait_for(up.wait(), 30)

@@ -121,7 +121,7 @@ def start_nodes(tmp: Path, dsn: str, redis_url: str, names: str) -> list[Node]:
 async def _seed(tmp: Path, dsn: str) -> None:
     from db import Database
     from live import seed
-    from live.services import Services
+    from live.container import Services
 
     db = await Database.connect(dsn, min_size=1, max_size=2)
     try:
@@ -169,7 +169,7 @@ async def viewers(dsn):
 @contextlib.contextmanager
 def redis_and_nodes(tmp: Path, dsn: str, names: str):
     """The demo data, a real Redis and one node per letter of `names`: (redis, nodes), all stopped after."""
-    from live.redis_support import EmbeddedRedis
+    from live.redis.embedded import EmbeddedRedis
 
     seed_demo(tmp, dsn)
     redis = EmbeddedRedis(tmp / "redis")

@@ -31,7 +31,7 @@ from db import users as users_db
 from live.auth.principal import SYSTEM, Principal
 from live.errors import DomainError, unauthorized
 from live.logging import get_logger
-from live.redis_support import FAILURES, RedisLink
+from live.redis.link import FAILURES, RedisLink
 
 log = get_logger("live.auth")
 CHANNEL = b"live:auth"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from live.redis_support import FAILURES, RedisLink
+from live.redis.link import FAILURES, RedisLink
 
 CHANNEL = b"live:control"
 

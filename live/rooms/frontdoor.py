@@ -32,7 +32,7 @@ import orjson
 from aiohttp import web
 from engineio import packet as eio_packet
 
-from live.appkeys import GATEWAY, SERVICES
+from live.appkeys import SERVICES
 from live.errors import DomainError
 from live.rooms.transport import LeanSocket
 from live.rooms.wsconn import REFUSALS, WsConnection
@@ -276,50 +276,3 @@ class FrontDoorRunner(web.AppRunner):
                 limits = DoorLimits.of(services.settings) if services is not None else DoorLimits()
             self.front = FrontDoorServer(http, self._eio, limits=limits)
         return self.front
-
-
-async def serve(app: web.Application, *, host: str, port: int, reuse_port: bool = False, sock=None,
-                backlog: int = 4096, shutdown_timeout: float = 10.0, handle_signals: bool = True,
-                keepalive_timeout: float = 30.0, serving: Callable[[], None] | None = None) -> None:
-    """Run `app` on host:port (and on the bound socket `sock` if given) through the front door until cancelled
-    (or SIGINT/SIGTERM, which aiohttp's runner turns into GracefulExit). `serving()` is called once the app has
-    started and listens. `keepalive_timeout`: seconds an idle keep-alive HTTP connection is kept."""
-    runner = FrontDoorRunner(app, app[GATEWAY].sio.eio, handle_signals=handle_signals, access_log=None,
-                             shutdown_timeout=shutdown_timeout, keepalive_timeout=keepalive_timeout)
-    await runner.setup()
-    try:
-        sites = [web.TCPSite(runner, host, port, backlog=backlog, reuse_port=reuse_port or None)]
-        if sock is not None:
-            sites.append(web.SockSite(runner, sock, backlog=backlog))
-        for site in sites:
-            await site.start()
-        if serving is not None:
-            serving()
-        while True:
-            await asyncio.sleep(3600)
-    finally:
-        await runner.cleanup()
-
-
-def run(app: web.Application, **kwargs: Any) -> None:
-    """`web.run_app` for the front door: a fresh event loop, Ctrl-C and SIGTERM end it cleanly."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    task = loop.create_task(serve(app, **kwargs))
-    try:
-        loop.run_until_complete(task)
-    except (web.GracefulExit, KeyboardInterrupt):
-        pass
-    finally:
-        if not task.done():
-            task.cancel()
-            try:
-                loop.run_until_complete(task)
-            except (asyncio.CancelledError, web.GracefulExit):
-                pass
-        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        for t in pending:
-            t.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.close()

@@ -13,7 +13,7 @@ from live.auth import policy
 from live.auth.principal import SYSTEM, Principal
 from live.errors import DomainError, not_found
 from live.rooms import events
-from live.rooms.service import RoomService
+from live.rooms.node import RoomService
 from live.rooms.state import StreamState
 
 SLOW_MODE = "slow_mode_seconds"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from live.logging import get_logger
-from live.redis_support import FAILURES, LUA_NOW_MS, RedisLink
+from live.redis.link import FAILURES, LUA_NOW_MS, RedisLink
 from live.rooms.redis_broker import room_key
 
 log = get_logger("live.rooms.presence")

@@ -29,7 +29,7 @@ import orjson
 from redis.exceptions import NoScriptError, ResponseError
 
 from live.logging import get_logger
-from live.redis_support import FAILURES, RedisLink
+from live.redis.link import FAILURES, RedisLink
 from live.rooms.broker import (HISTORY_SECONDS, HISTORY_SIZE, BrokerHandler, Counters, Envelope, Subscriber,
                                history_since, with_totals)
 from live.rooms.packets import EVENT, encode_event

@@ -41,7 +41,7 @@ class PaymentProviders:
 
     def register(self, order_side: Apply) -> None:
         """The order side that applies the payment events received in process (the sandbox's refund webhooks):
-        commerce's apply_payment_event, registered once by the composition root (live/services.py), since the
+        commerce's apply_payment_event, registered once by the composition root (live/container.py), since the
         providers are built before the orders that use them."""
         self._order_side = order_side
 

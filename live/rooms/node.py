@@ -1,5 +1,6 @@
-"""Room domain service: join with snapshot or recovery, leave, viewer counts, reactions, stream control,
-spotlight and stock updates. Transport-independent: the Socket.IO gateway and REST routes call it.
+"""The room node (`RoomService`, the room layer's orchestrator, as Centrifuge's node.go): join with snapshot or
+recovery, leave, viewer counts, reactions, stream control, spotlight and stock updates. Transport-independent: the
+Socket.IO gateway and REST routes call it.
 
 The broker hands every room event this worker receives to `on_event`, which applies it to the cached room
 state (so the state of a followed room is current on every worker, whoever published) and then to the hub.

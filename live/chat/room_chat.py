@@ -25,7 +25,7 @@ from live.errors import DomainError, forbidden, not_found
 from live.ratelimit import RateLimiter
 from live.rooms.livestreams import Livestreams
 from live.rooms import events
-from live.rooms.service import RoomService
+from live.rooms.node import RoomService
 from live.rooms.state import StreamState
 
 MAX_LEN = 500

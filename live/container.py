@@ -23,21 +23,21 @@ from live.auth.tokens import TokenService, bearer
 from live.auth.users import Users
 from live.auth.wallet import WalletSignIn
 from live.config import Settings
-from live.chat.service import ChatService
+from live.chat.room_chat import ChatService
 from live.chat.writer import ChatWriter
 from live.commerce.payments import PaymentProviders
-from live.commerce.service import Commerce
+from live.commerce.shop import Commerce
 from live.media.livekit import LiveKitTokens
 from live.outbox import OutboxSender
 from live.ratelimit import Limits, MemoryRateLimiter, RedisRateLimiter
-from live.redis_support import RedisLink
+from live.redis.link import RedisLink
 from live.rooms.broker import MemoryBroker
 from live.rooms.control import MemoryControl, RedisControl
 from live.rooms.hub import Hub
 from live.rooms.livestreams import Livestreams
 from live.rooms.presence import LocalPresence, RedisPresence
 from live.rooms.redis_broker import RedisBroker
-from live.rooms.service import RoomService
+from live.rooms.node import RoomService
 from live.rooms.state import StreamRegistry
 from live.tasks import cancel_all
 

