@@ -4,7 +4,7 @@
 means the same status over REST, in a socket ack (`ack=True`: docs/protocol.md lists these) and in a webhook's
 answer. A raise site names a code (`DomainError("conflict", "...")`) and never a status; `error_body` builds the
 `{code, message, details?}` object that REST answers as `{"error": ...}` and acks as `{ok: false, error: ...}`.
-tests/test_errors_registry.py checks that every code used under live/ is here, and that docs/protocol.md and the
+tests/http/test_errors_registry.py checks that every code used under live/ is here, and that docs/protocol.md and the
 OpenAPI document agree with this table."""
 from __future__ import annotations
 

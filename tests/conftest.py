@@ -1,29 +1,23 @@
-"""Shared fixtures: a real PostgreSQL (embedded via pgserver, or TEST_DATABASE_URL), one migrated template
-database per run, a fresh database per test cloned from it, and the app served on a real port."""
+"""Fixtures every test package uses: a real PostgreSQL (embedded via pgserver, or TEST_DATABASE_URL), one migrated
+template database per run, a fresh database per test cloned from it, a real Redis, the app served on a real port
+through the front door, and the two served apps the packages share: `live` (the demo room, tests/rooms/harness.py)
+and `shop` (the commerce API, tests/commerce/harness.py). A package's own fixtures are in its conftest.py; helpers
+that are not fixtures are in tests/helpers.py and each package's harness or helpers module."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import uuid
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from db.migrate import migrate
 from live.appkeys import GATEWAY, SERVICES
-from live.config import load_settings
-
-TEMPLATE = "live_template"
-SECRET = "test-secret-" + "x" * 40
-
-
-def with_database(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path="/" + name))
+from tests.commerce.harness import Shop, make_client
+from tests.helpers import TEMPLATE, admin_sql, make_settings, scratch_database, with_database
+from tests.rooms.harness import make_user, start_live
 
 
 @pytest.fixture(scope="session")
@@ -39,25 +33,9 @@ def pg_admin_dsn(tmp_path_factory):
     server.cleanup()
 
 
-@contextlib.asynccontextmanager
-async def owner_connection(dsn: str):
-    """A plain asyncpg connection to `dsn` as the database's owner (not the RLS role live_app), closed after."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-async def _admin(dsn: str, *sql: str) -> None:
-    async with owner_connection(dsn) as conn:
-        for statement in sql:
-            await conn.execute(statement)
-
-
 @pytest.fixture(scope="session")
 def template_dsn(pg_admin_dsn):
-    asyncio.run(_admin(pg_admin_dsn, f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE}"))
+    asyncio.run(admin_sql(pg_admin_dsn, f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE}"))
     dsn = with_database(pg_admin_dsn, TEMPLATE)
     asyncio.run(migrate(dsn))
     return dsn
@@ -67,20 +45,9 @@ def template_dsn(pg_admin_dsn):
 async def dsn(pg_admin_dsn, template_dsn):
     """A fresh, migrated database for one test."""
     name = "t_" + uuid.uuid4().hex[:12]
-    await _admin(pg_admin_dsn, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    await admin_sql(pg_admin_dsn, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
     yield with_database(pg_admin_dsn, name)
-    await _admin(pg_admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-@contextlib.contextmanager
-def scratch_database(admin_dsn: str, prefix: str, template: str | None = TEMPLATE):
-    """The URL of a new database (a clone of `template`, or empty), dropped at the end (for sync fixtures)."""
-    name = prefix + uuid.uuid4().hex[:12]
-    asyncio.run(_admin(admin_dsn, f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else "")))
-    try:
-        yield with_database(admin_dsn, name)
-    finally:
-        asyncio.run(_admin(admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    await admin_sql(pg_admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture(scope="module")
@@ -95,13 +62,6 @@ def empty_dsn(pg_admin_dsn):
     """A fresh database with no schema at all."""
     with scratch_database(pg_admin_dsn, "e_", template=None) as url:
         yield url
-
-
-def make_settings(tmp_path, **overrides):
-    env = {"LIVE_ENV": "test", "JWT_SECRET": SECRET, "LIVE_DATA_DIR": str(tmp_path / "data"),
-           "SEED_DEMO": "false", "LOG_LEVEL": "warning"}
-    env.update({k.upper(): str(v) for k, v in overrides.items()})
-    return load_settings(env)
 
 
 @pytest.fixture
@@ -167,7 +127,6 @@ def services(client):
 def token_for(services):
     """Create a user (and a seller row for sellers) and return (user_id, bearer token)."""
     from live.auth.principal import SYSTEM
-    from tests.rooms_fixtures import make_user
 
     async def make(name: str, role: str = "customer"):
         async with services.db.tx(SYSTEM) as conn:
@@ -175,3 +134,16 @@ def token_for(services):
         return user["id"], services.token_for(user)
 
     return make
+
+
+@pytest.fixture
+async def live(tmp_path, dsn, aiohttp_client):
+    """The app seeded with the demo data (stream 'demo', seller 'demo-seller'), served on a real port."""
+    lv = await start_live(tmp_path, dsn, aiohttp_client)
+    yield lv
+    await lv.close_viewers()
+
+
+@pytest.fixture
+async def shop(tmp_path, dsn, aiohttp_client) -> Shop:
+    return Shop(await make_client(tmp_path, dsn, aiohttp_client))
