@@ -9,18 +9,34 @@ from live import seed
 from live.appkeys import GATEWAY, ROUTES, SERVICES
 from live.commerce import cart_socket
 from live.config import Settings
+from live.container import Services
 from live.http import (
-    account, admin, admin_users, cart, catalog, checkout, metrics, orders, sandbox_pay, streams, system, webhooks,
+    account,
+    admin,
+    admin_users,
+    cart,
+    catalog,
+    checkout,
+    metrics,
+    orders,
+    sandbox_pay,
+    streams,
+    system,
+    webhooks,
 )
 from live.http import limits as rest_limits
 from live.http.api import Api
 from live.http.middleware import (
-    cors_middleware, error_middleware, input_middleware, metrics_middleware, quiet_parse_errors, request_id_middleware,
+    cors_middleware,
+    error_middleware,
+    input_middleware,
+    metrics_middleware,
+    quiet_parse_errors,
+    request_id_middleware,
     security_headers,
 )
 from live.logging import get_logger
 from live.rooms.gateway import Gateway
-from live.container import Services
 
 log = get_logger("live.app")
 

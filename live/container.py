@@ -22,11 +22,11 @@ from live.auth.sockets import follow_sockets
 from live.auth.tokens import TokenService, bearer
 from live.auth.users import Users
 from live.auth.wallet import WalletSignIn
-from live.config import Settings
 from live.chat.room_chat import ChatService
 from live.chat.writer import ChatWriter
 from live.commerce.payments import PaymentProviders
 from live.commerce.shop import Commerce
+from live.config import Settings
 from live.media.livekit import LiveKitTokens
 from live.outbox import OutboxSender
 from live.ratelimit import Limits, MemoryRateLimiter, RedisRateLimiter
@@ -35,9 +35,9 @@ from live.rooms.broker import MemoryBroker
 from live.rooms.control import MemoryControl, RedisControl
 from live.rooms.hub import Hub
 from live.rooms.livestreams import Livestreams
+from live.rooms.node import RoomService
 from live.rooms.presence import LocalPresence, RedisPresence
 from live.rooms.redis_broker import RedisBroker
-from live.rooms.node import RoomService
 from live.rooms.state import StreamRegistry
 from live.tasks import cancel_all
 

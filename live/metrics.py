@@ -20,7 +20,8 @@ import os
 from collections import Counter
 from typing import Any, Callable
 
-from prometheus_client import CollectorRegistry, Counter as PromCounter, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
+from prometheus_client import Counter as PromCounter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from live.appkeys import GATEWAY, SERVICES

@@ -11,9 +11,8 @@ from __future__ import annotations
 import re
 import time
 
-from db import audit
+from db import Database, audit
 from db import users as users_db
-from db import Database
 from live.auth import policy
 from live.auth.principal import ROLES, Principal
 from live.auth.sessions import AuthStates

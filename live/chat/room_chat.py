@@ -12,8 +12,7 @@ from datetime import datetime, timezone
 
 import asyncpg
 
-from db import Database
-from db import audit
+from db import Database, audit
 from db import chat as chat_db
 from db import streams as streams_db
 from db import users as users_db
@@ -23,8 +22,8 @@ from live.chat.writer import ChatWriter
 from live.cursors import decode_cursor, encode_cursor
 from live.errors import DomainError, forbidden, not_found
 from live.ratelimit import RateLimiter
-from live.rooms.livestreams import Livestreams
 from live.rooms import events
+from live.rooms.livestreams import Livestreams
 from live.rooms.node import RoomService
 from live.rooms.state import StreamState
 

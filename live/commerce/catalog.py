@@ -7,8 +7,7 @@ from datetime import datetime
 
 import asyncpg
 
-from db import Database
-from db import audit
+from db import Database, audit
 from db import catalog as catalog_db
 from db import inventory as inventory_db
 from db import users as users_db

@@ -9,13 +9,13 @@ from live.commerce.addresses import AddressBook
 from live.commerce.admin import AdminDesk
 from live.commerce.analytics import Analytics
 from live.commerce.cart import CartService
-from live.commerce.stock import StockBoard
 from live.commerce.catalog import CatalogService
 from live.commerce.checkout import CheckoutService
 from live.commerce.coupons import CouponService
 from live.commerce.orders import OrderService, Push
 from live.commerce.payments import PaymentProviders
 from live.commerce.payments.base import PaymentEvent
+from live.commerce.stock import StockBoard
 from live.config import Settings
 from live.rooms.node import RoomService
 from live.tasks import cancel_all, every

@@ -20,8 +20,19 @@ from live.errors import DomainError, UnknownUser, error_body
 from live.logging import get_logger
 from live.rooms import events
 from live.rooms.packets import encode_event
-from live.rooms.payloads import (BanIn, ChatIn, DeleteIn, HighlightIn, In, JoinIn, MuteIn, ReactionIn, SlowIn,
-                                 UserIn, bad_text)
+from live.rooms.payloads import (
+    BanIn,
+    ChatIn,
+    DeleteIn,
+    HighlightIn,
+    In,
+    JoinIn,
+    MuteIn,
+    ReactionIn,
+    SlowIn,
+    UserIn,
+    bad_text,
+)
 from live.rooms.sio import LeanManager, LeanPacket, LiveSocketServer, OrjsonShim
 from live.rooms.transport import LeanSocket
 from live.rooms.wsframes import close_frame, text_frame

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+
 from live.rooms.broker import Envelope, collapse
 from live.rooms.transport import MAX_PENDING_BYTES, LeanSocket
 from live.rooms.wsframes import text_frame

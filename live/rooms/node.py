@@ -16,8 +16,7 @@ import asyncio
 
 import orjson
 
-from db import Database
-from db import audit
+from db import Database, audit
 from db import streams as streams_db
 from live.auth import policy
 from live.auth.principal import SYSTEM, Principal

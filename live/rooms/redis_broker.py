@@ -30,8 +30,16 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from live.logging import get_logger
 from live.redis.link import FAILURES, RedisLink
-from live.rooms.broker import (HISTORY_SECONDS, HISTORY_SIZE, BrokerHandler, Counters, Envelope, Subscriber,
-                               history_since, with_totals)
+from live.rooms.broker import (
+    HISTORY_SECONDS,
+    HISTORY_SIZE,
+    BrokerHandler,
+    Counters,
+    Envelope,
+    Subscriber,
+    history_since,
+    with_totals,
+)
 from live.rooms.packets import EVENT, encode_event
 
 log = get_logger("live.rooms.redis")

@@ -9,7 +9,12 @@ from __future__ import annotations
 from typing import Mapping
 
 from live.commerce.payments.base import (
-    PaymentEvent, PaymentProvider, PaymentRequest, PaymentStart, RefundRequest, RefundResult,
+    PaymentEvent,
+    PaymentProvider,
+    PaymentRequest,
+    PaymentStart,
+    RefundRequest,
+    RefundResult,
 )
 from live.commerce.payments.inbox import Apply, Receipt, WebhookInbox
 from live.commerce.payments.paystack import PaystackProvider

@@ -21,8 +21,17 @@ import aiohttp
 import orjson
 
 from live.commerce.payments.base import (
-    PaymentEvent, PaymentProvider, PaymentRequest, PaymentStart, RefundRequest, RefundResult, invalid_signature,
-    payload_fields, provider_unreachable, refund_refused, upper,
+    PaymentEvent,
+    PaymentProvider,
+    PaymentRequest,
+    PaymentStart,
+    RefundRequest,
+    RefundResult,
+    invalid_signature,
+    payload_fields,
+    provider_unreachable,
+    refund_refused,
+    upper,
 )
 from live.errors import DomainError
 from live.logging import get_logger

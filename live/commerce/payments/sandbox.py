@@ -25,8 +25,16 @@ import orjson
 from db import webhooks as webhooks_db
 from live.auth.principal import SYSTEM
 from live.commerce.payments.base import (
-    PaymentEvent, PaymentProvider, PaymentRequest, PaymentStart, RefundRequest, RefundResult, invalid_signature,
-    payload_fields, provider_unreachable, upper,
+    PaymentEvent,
+    PaymentProvider,
+    PaymentRequest,
+    PaymentStart,
+    RefundRequest,
+    RefundResult,
+    invalid_signature,
+    payload_fields,
+    provider_unreachable,
+    upper,
 )
 from live.errors import DomainError, not_found
 

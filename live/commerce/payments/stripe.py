@@ -16,8 +16,17 @@ import orjson
 import stripe as stripe_lib
 
 from live.commerce.payments.base import (
-    PaymentEvent, PaymentProvider, PaymentRequest, PaymentStart, RefundRequest, RefundResult, invalid_signature,
-    payload_fields, provider_unreachable, refund_refused, upper,
+    PaymentEvent,
+    PaymentProvider,
+    PaymentRequest,
+    PaymentStart,
+    RefundRequest,
+    RefundResult,
+    invalid_signature,
+    payload_fields,
+    provider_unreachable,
+    refund_refused,
+    upper,
 )
 from live.errors import DomainError
 
