@@ -8,7 +8,8 @@ MSG_COLS = """m.id, m.seq, m.livestream_id::text AS stream_id, m.text, m.created
 
 
 async def reserve_ids(conn: asyncpg.Connection, n: int) -> list[int]:
-    rows = await conn.fetch("SELECT nextval(pg_get_serial_sequence('chat_messages', 'id')) FROM generate_series(1, $1)", n)
+    rows = await conn.fetch(
+        "SELECT nextval(pg_get_serial_sequence('chat_messages', 'id')) FROM generate_series(1, $1)", n)
     return [r[0] for r in rows]
 
 

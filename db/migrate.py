@@ -58,7 +58,8 @@ async def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
                        checksum text NOT NULL,
                        applied_at timestamptz NOT NULL DEFAULT now())"""
             )
-            done = {r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")}
+            done = {r["version"]: r["checksum"]
+                    for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")}
             for mig in migrations:
                 if mig.version in done:
                     if done[mig.version] != mig.checksum:

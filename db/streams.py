@@ -28,7 +28,8 @@ async def get(conn: asyncpg.Connection, id_or_slug: str) -> asyncpg.Record | Non
 
 
 async def list_by_status(conn: asyncpg.Connection, status: str, limit: int, seller_id: str | None = None):
-    order = {"live": "s.started_at DESC", "scheduled": "s.scheduled_at ASC NULLS LAST", "ended": "s.ended_at DESC"}[status]
+    order = {"live": "s.started_at DESC", "scheduled": "s.scheduled_at ASC NULLS LAST",
+             "ended": "s.ended_at DESC"}[status]
     return await conn.fetch(
         f"""SELECT {STREAM_COLS} {_FROM} WHERE s.status = $1 AND ($3::uuid IS NULL OR s.seller_id = $3::uuid)
             ORDER BY {order} LIMIT $2""", status, limit, seller_id)

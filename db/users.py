@@ -39,7 +39,8 @@ async def upsert_by_wallet(conn: asyncpg.Connection, address: str) -> asyncpg.Re
 async def ensure_with_id(conn: asyncpg.Connection, user_id: str, email: str | None, name: str | None) -> asyncpg.Record:
     """A user known by an external identity provider's id (e.g. Supabase Auth's uuid)."""
     return await conn.fetchrow(
-        f"""INSERT INTO users (id, email, name) VALUES ($1::uuid, $2, coalesce($3, split_part(coalesce($2, 'user'), '@', 1)))
+        f"""INSERT INTO users (id, email, name)
+            VALUES ($1::uuid, $2, coalesce($3, split_part(coalesce($2, 'user'), '@', 1)))
             ON CONFLICT (id) DO UPDATE SET id = users.id
             RETURNING {USER_COLS}""", user_id, email, name)
 
@@ -49,8 +50,9 @@ async def find_or_create_by_name(conn: asyncpg.Connection, name: str, role: str)
     if row is None:
         row = await conn.fetchrow(f"INSERT INTO users (name, role) VALUES ($1, $2) RETURNING {USER_COLS}", name, role)
     elif row["role"] != role and role != "customer":
-        row = await conn.fetchrow(f"UPDATE users SET role = $2, updated_at = now() WHERE id = $1::uuid RETURNING {USER_COLS}",
-                                  row["id"], role)
+        row = await conn.fetchrow(
+            f"UPDATE users SET role = $2, updated_at = now() WHERE id = $1::uuid RETURNING {USER_COLS}",
+            row["id"], role)
     return row
 
 

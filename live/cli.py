@@ -76,7 +76,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
     from live import seed
 
-    asyncio.run(_with_services(settings, seed.seed_if_empty, dsn))  # migrate and seed once, here, not raced by the workers
+    # migrate and seed once, here, not raced by the workers
+    asyncio.run(_with_services(settings, seed.seed_if_empty, dsn))
     redis = None
     if not settings.redis_url:  # the workers share rooms through an embedded Redis that lives with us
         from live.redis.embedded import EmbeddedRedis

@@ -76,13 +76,15 @@ class Settings(BaseSettings):
     http_head_timeout_seconds: float = 10.0  # a new connection's first request head must arrive within this: else 408
     http_keepalive_seconds: float = 30.0  # an idle keep-alive HTTP connection (or a later unfinished head) is closed
     http_body_timeout_seconds: float = 30.0  # a REST or webhook body must arrive whole within this: else 408
-    ws_connect_timeout_seconds: float = 10.0  # a front-door websocket sends its Socket.IO CONNECT within this: else 1008
+    # a front-door websocket sends its Socket.IO CONNECT within this: else 1008
+    ws_connect_timeout_seconds: float = 10.0
     max_pending_connections_per_ip: int = 256  # connections of one IP not past their handshake (0: no cap): else 429
     socket_event_rate: float = 20.0  # Socket.IO events per second per socket (token bucket, live/rooms/gateway.py)
     socket_event_burst: int = 40  # events a socket may send at once before the rate applies
     socket_flood_disconnect: int = 100  # refused events (bucket never refilled meanwhile) before a disconnect
     http_max_body_bytes: int = 64 * 1024  # a REST JSON body over this (as read, however framed) is refused: 413
-    metrics_token: str | None = None  # GET /metrics needs `Authorization: Bearer <it>` (unset: loopback, not production)
+    # GET /metrics needs `Authorization: Bearer <it>` (unset: loopback, not production)
+    metrics_token: str | None = None
 
     @field_validator("live_env")
     @classmethod

@@ -1,6 +1,7 @@
 """Rate limits: `RateLimiter.hit(key, limit, window)` says whether one more action is allowed: `limit` at once,
 then one every `window / limit` seconds (a token bucket, kept as GCRA's "theoretical arrival time": one number
-per key). "5 per 10 s" thus lets a viewer chat steadily every 2 s, jitter included, and burst 5; `spaced(key, seconds)` allows one action per `seconds` and says how long is left otherwise.
+per key). "5 per 10 s" thus lets a viewer chat steadily every 2 s, jitter included, and burst 5;
+`spaced(key, seconds)` allows one action per `seconds` and says how long is left otherwise.
 `MemoryRateLimiter` keeps them in this process; `RedisRateLimiter` makes them global across workers and
 machines (one Lua script per check, on Redis's clock), and falls back to this process's limits while Redis is
 unreachable. `wait` is `hit` that also says how long until the next action is allowed (Retry-After).

@@ -217,7 +217,8 @@ def row(scenario: str, target: str, r: dict, scale: str = "") -> str:
     if scenario == "join-storm":
         j = r["latency_ms"]["join"]
         after = r["viewers"]["all_joined_s"]
-        return (f"| {today} | {target} | {scale} | {r['viewers']['joined']:,} | {'-' if after is None else f'{after:.1f} s'} | "
+        return (f"| {today} | {target} | {scale} | {r['viewers']['joined']:,} | "
+                f"{'-' if after is None else f'{after:.1f} s'} | "
                 f"{_ms(j['p50'])} / {_ms(j['p99'])} | {server.get('kb_per_connection', '-')} KB | "
                 f"{_pct(server.get('cpu_pct_join'))} | {_pct(joingen)}{sat} |")
     if scenario == "flash-sale":

@@ -104,7 +104,8 @@ def validate(p: argparse.ArgumentParser, args, tokens: list[str]) -> int:
             p.error("--rate needs --chatters (and their tokens in --tokens)")
         if args.rate > 0 and args.rate / actors > CHAT_LIMIT_PER_USER:
             print(f"warning: {args.rate / actors:.2f} messages/s per chatter is over the server's default limit "
-                  f"(5 per 10 s): expect rate_limited refusals; use --chatters >= {args.rate / CHAT_LIMIT_PER_USER:.0f}",
+                  f"(5 per 10 s): expect rate_limited refusals; "
+                  f"use --chatters >= {args.rate / CHAT_LIMIT_PER_USER:.0f}",
                   file=sys.stderr)
     elif args.scenario == "flash-sale":
         actors = args.buyers if args.buyers is not None else min(args.viewers, len(tokens))

@@ -181,7 +181,8 @@ class Coordinator:
             return
         now = max(s["t"] for s in snaps)
         prev = {k: self.ticks.get(now - 1, {}).get(k) for k in self.latest}
-        rate_in = sum(s["received"] - (prev[k] or {}).get("received", 0) for k, s in self.latest.items() if s["t"] == now)
+        rate_in = sum(s["received"] - (prev[k] or {}).get("received", 0)
+                      for k, s in self.latest.items() if s["t"] == now)
         rate_out = sum(s["sent"] - (prev[k] or {}).get("sent", 0) for k, s in self.latest.items() if s["t"] == now)
         p99 = self.lat_total.percentile(0.99)
         cpu = [round(100 * (s["cpu"] - ((prev[k] or {}).get("cpu", s["cpu"]))), 0) for k, s in self.latest.items()]
@@ -212,7 +213,8 @@ class Coordinator:
                 "errors": sum(s["errors"] for s in cur.values()),
                 "p50": h.percentile(.5) if h else None, "p95": h.percentile(.95) if h else None,
                 "p99": h.percentile(.99) if h else None, "max": h.hi if h and h.n else None,
-                "gen_cpu": [round(100 * (s["cpu"] - last.get(k, {}).get("cpu", 0.0)), 1) for k, s in sorted(cur.items())],
+                "gen_cpu": [round(100 * (s["cpu"] - last.get(k, {}).get("cpu", 0.0)), 1)
+                            for k, s in sorted(cur.items())],
                 "server_cpu": round(self.server_by_second[t], 1) if t in self.server_by_second else None,
             })
             last = cur

@@ -26,7 +26,8 @@ def build(args, coord, out: dict, scenario, metrics_before: dict | None) -> dict
         "params": {k: getattr(args, k, None) for k in PARAMS},
         "viewers": {"requested": args.viewers, "joined": merged["joined"], "failed": args.viewers - merged["joined"],
                     "connections": merged["connected"],
-                    "all_joined_s": round(last_join - t0, 2) if last_join and merged["joined"] == args.viewers else None,
+                    "all_joined_s": (round(last_join - t0, 2)
+                                     if last_join and merged["joined"] == args.viewers else None),
                     "last_join_s": round(last_join - t0, 2) if last_join else None},
         "latency_ms": {"delivery": merged["delivery"].summary(), "join": merged["join"].summary(),
                        "ack": {ev: h.summary() for ev, h in sorted(merged["acks"].items())}},
@@ -186,7 +187,8 @@ def table(r: dict) -> str:
     lines.append(f"  {'latency (ms)':<18}{'n':>10}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}")
     for name, s in latency_rows(r):
         if name != "ack join":  # the table keeps the join row (connect start to ack) only
-            lines.append(f"  {name:<18}{_n(s['n']):>10}" + "".join(f"{_n(s[k]):>9}" for k in ("p50", "p95", "p99", "max")))
+            lines.append(f"  {name:<18}{_n(s['n']):>10}"
+                         + "".join(f"{_n(s[k]):>9}" for k in ("p50", "p95", "p99", "max")))
     lines.append(f"  errors       {', '.join(f'{k} {n:,}' for k, n in r['errors'].items()) or 'none'}")
     s = r["server"]
     if s is not None:
@@ -203,8 +205,9 @@ def table(r: dict) -> str:
                       for q in g["procs"])
     if len(g["procs"]) > 1:
         procs += f"; total {_n(g['total_run_cpu_pct'])} % running, {_n(g['total_join_cpu_pct'])} % joining"
-    lines.append(f"  generator    {procs}" + (f"  GENERATOR SATURATED ({g['busiest_pct']:.0f} % of a core): "
-                                               "numbers may be the generator's, not the server's" if g["saturated"] else ""))
+    lines.append(f"  generator    {procs}"
+                 + (f"  GENERATOR SATURATED ({g['busiest_pct']:.0f} % of a core): "
+                    "numbers may be the generator's, not the server's" if g["saturated"] else ""))
     for t in r["thresholds"] + r["checks"]:
         if "limit" in t or not t["passed"]:
             limit = f" (limit {t['limit']})" if "limit" in t else ""

@@ -219,7 +219,8 @@ class FlashSale(Scenario):
                 "unanswered": report["errors"].get("ack_timeout:cart:add", 0),
                 "oversold": initial is not None and units > initial,
                 "expected_successes": None if initial is None else min(initial // args.qty, buyers),
-                "stock_zero_seen_by": saw_zero, "watchers": watchers, "lowest_available_seen": min(lows) if lows else None,
+                "stock_zero_seen_by": saw_zero, "watchers": watchers,
+                "lowest_available_seen": min(lows) if lows else None,
                 "fire_spread_ms": max((r["ran"].get("fire_spread_ms", 0) for r in results), default=None),
                 "fire_late_ms": max((r["ran"].get("fire_late_ms", 0) for r in results), default=None)}}
 
@@ -258,7 +259,8 @@ class Reconnect(Audience):
         for v in gen.rejoins:
             if v.rejoin_ms is not None:
                 h.add(v.rejoin_ms)
-        return {"dropped": getattr(gen, "dropped", 0), "rejoined": sum(1 for v in gen.rejoins if v.recovered is not None),
+        return {"dropped": getattr(gen, "dropped", 0),
+                "rejoined": sum(1 for v in gen.rejoins if v.recovered is not None),
                 "recovered": sum(1 for v in gen.rejoins if v.recovered), "rejoin": h.dump(),
                 "not_recovered": sum(1 for v in gen.rejoins if v.recovered is False)}
 

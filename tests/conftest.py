@@ -35,7 +35,8 @@ def pg_admin_dsn(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def template_dsn(pg_admin_dsn):
-    asyncio.run(admin_sql(pg_admin_dsn, f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE}"))
+    asyncio.run(admin_sql(pg_admin_dsn, f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)",
+                          f"CREATE DATABASE {TEMPLATE}"))
     dsn = with_database(pg_admin_dsn, TEMPLATE)
     asyncio.run(migrate(dsn))
     return dsn

@@ -121,7 +121,8 @@ class CheckoutService:
         order_ids = []
         for seller_id in sorted(by_seller):
             group = by_seller[seller_id]
-            streams = [ln["livestream_id"] for ln in sorted(group, key=lambda ln: ln["created_at"]) if ln["livestream_id"]]
+            streams = [ln["livestream_id"] for ln in sorted(group, key=lambda ln: ln["created_at"])
+                       if ln["livestream_id"]]
             off = discount.by_seller.get(seller_id, 0) if discount else 0
             order_id = await orders_db.insert_order(
                 conn, user_id=user, seller_id=seller_id, livestream_id=streams[0] if streams else None,

@@ -251,7 +251,8 @@ def wrap(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 _STATUS_TEXT = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad request",
                 401: "Missing or invalid token", 403: "Not allowed", 404: "Not found", 408: "Request body too slow",
-                409: "Conflict", 413: "Payload too large", 422: "Validation failed", 429: "Rate limited", 503: "Unavailable"}
+                409: "Conflict", 413: "Payload too large", 422: "Validation failed", 429: "Rate limited",
+                503: "Unavailable"}
 
 
 def _schema(model: type[BaseModel], components: dict) -> dict:

@@ -110,8 +110,10 @@ class SearchQuery(BaseModel):
     q: str | None = Field(default=None, max_length=200, description="full-text search over title and description")
     category_id: str | None = Field(default=None, pattern=UUID, description="this category and its subcategories")
     seller_id: str | None = Field(default=None, pattern=UUID)
-    min_price: int | None = Field(default=None, ge=0, le=MAX_PRICE, description="minor units; some variant costs at least this")
-    max_price: int | None = Field(default=None, ge=0, le=MAX_PRICE, description="minor units; some variant costs at most this")
+    min_price: int | None = Field(default=None, ge=0, le=MAX_PRICE,
+                                  description="minor units; some variant costs at least this")
+    max_price: int | None = Field(default=None, ge=0, le=MAX_PRICE,
+                                  description="minor units; some variant costs at most this")
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     sort: Literal["newest", "relevance", "price_asc", "price_desc"] | None = Field(
         default=None, description="newest (default), relevance (default with q), price_asc, price_desc")

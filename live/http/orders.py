@@ -22,7 +22,8 @@ class MyOrdersQuery(BaseModel):
 
 
 class SellerOrdersQuery(MyOrdersQuery):
-    stream_id: str | None = Field(default=None, max_length=120, description="orders attributed to this stream (id or slug)")
+    stream_id: str | None = Field(default=None, max_length=120,
+                                  description="orders attributed to this stream (id or slug)")
     since: datetime | None = Field(default=None, alias="from", description="created at or after (ISO 8601)")
     until: datetime | None = Field(default=None, alias="to", description="created before (ISO 8601)")
 

@@ -73,7 +73,8 @@ else
   packet = ARGV[3] .. seq .. ARGV[4]
 end
 local id = seq .. '-0'
-local ok = redis.pcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], id, 'p', packet, 'e', ARGV[5], 'k', ARGV[6], 't', ARGV[7])
+local ok = redis.pcall('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], id, 'p', packet, 'e', ARGV[5], 'k', ARGV[6],
+                       't', ARGV[7])
 if type(ok) == 'table' and ok.err then
   redis.call('DEL', KEYS[3])  -- the history outlived its counter (evicted): start it again
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], id, 'p', packet, 'e', ARGV[5], 'k', ARGV[6], 't', ARGV[7])

@@ -3,7 +3,8 @@
 Encoders: `text_frame` and `close_frame` (server to client: unmasked, final), `masked_frame` (client to server:
 the load tester's viewers and the tests' raw clients).
 
-`FrameReader` reads client frames, bytes in, messages and control events out. It is the front door's websocket codec with no socket in it (the aiohttp style: codec apart from
+`FrameReader` reads client frames, bytes in, messages and control events out. It is the front door's websocket
+codec with no socket in it (the aiohttp style: codec apart from
 glue), so the tests feed it bytes directly and compare it with wsproto. Its costs are bounded per frame: a
 frame's header is checked once, when it is complete, and the size and fragment count of a message being
 assembled are running totals, so a flood of tiny continuation frames costs O(1) each and is cut at

@@ -154,8 +154,8 @@ async def test_patch_me_requires_a_token(client):
 # ---------------------------------------------------------------- fuzz: any token is a clear 401, never a 500
 
 CLAIM = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70), st.floats(),
-                  st.text(max_size=60), st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5),
-                                                                                              st.integers(), max_size=2))
+                  st.text(max_size=60), st.lists(st.integers(), max_size=3),
+                  st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
 
 
 @pytest.mark.parametrize("path", [ME, "/api/v1/me/cart/items"])

@@ -1,6 +1,7 @@
 """Email one-time codes over real HTTP (the codes read from the real outbox table): sign-in, expiry, attempt and
 hourly limits, also under parallel requests, counted per requester so that nobody can lock another person out;
-and the outbox sender. Requesters are told apart by X-Forwarded-For (TRUSTED_PROXY_HEADER in this module). The tests of this module share one migrated
+and the outbox sender. Requesters are told apart by X-Forwarded-For (TRUSTED_PROXY_HEADER in this module).
+The tests of this module share one migrated
 database (see tests/auth/conftest.py); the outbox tests, which count pending mail, get databases of their own."""
 from __future__ import annotations
 

@@ -69,6 +69,7 @@ def test_env_example_lists_every_variable():
 
     from live.config import FIELDS
 
-    listed = {line.split("=", 1)[0] for line in Path(__file__).parents[2].joinpath(".env.example").read_text().splitlines()
+    listed = {line.split("=", 1)[0]
+              for line in Path(__file__).parents[2].joinpath(".env.example").read_text().splitlines()
               if line and not line.startswith("#")}
     assert listed == set(FIELDS)

@@ -24,8 +24,10 @@ async def test_catalog_changes_are_audited_with_before_after_and_request_id(shop
     vid = p["variants"][0]["id"]
     await shop.call("PATCH", f"/products/{p['id']}", seller, json={"title": "Desk lamp", "description": None})
     await shop.call("PATCH", f"/variants/{vid}", seller, json={"price_minor": 1200, "max_per_buyer": 3})
-    await shop.call("POST", f"/variants/{vid}/stock", seller, json={"delta": 6, "reason": "restock", "idempotency_key": "r1"})
-    await shop.call("POST", f"/variants/{vid}/stock", seller, json={"delta": 6, "reason": "restock", "idempotency_key": "r1"})
+    await shop.call("POST", f"/variants/{vid}/stock", seller,
+                    json={"delta": 6, "reason": "restock", "idempotency_key": "r1"})
+    await shop.call("POST", f"/variants/{vid}/stock", seller,
+                    json={"delta": 6, "reason": "restock", "idempotency_key": "r1"})
     await shop.call("DELETE", f"/products/{p['id']}", seller)
     refused = await shop.call("PATCH", f"/variants/{vid}", seller, json={"price_minor": -1}, expect=422)
     assert refused["error"]["code"] == "validation_failed"

@@ -165,7 +165,8 @@ async def test_search_filters_and_cursor_pages(shop):
     # category filter includes subcategories
     assert set(await all_pages(f"&category_id={fashion['id']}")) == set(sneakers) | {"Leather boot"}
     assert set(await all_pages(f"&category_id={kitchen['id']}&currency=NGN")) == {"Naira kettle"}
-    assert set(await all_pages(f"&seller_id={made[-1]['seller']['id']}")) == {"Leather boot", "Copper kettle", "Naira kettle"}
+    assert set(await all_pages(f"&seller_id={made[-1]['seller']['id']}")) == {
+        "Leather boot", "Copper kettle", "Naira kettle"}
     assert set(await all_pages("&min_price=1200&max_price=1400&currency=USD")) == {
         "Trail sneaker 2", "Trail sneaker 3", "Trail sneaker 4"}
     assert await all_pages("&q=nothingmatchesthis") == []

@@ -131,7 +131,8 @@ async def test_checkout_revalidates_released_reservations(shop):
 
 
 async def test_coupons(shop):
-    admin, alice, bob, buyer = await shop.user(role="admin"), await shop.seller(), await shop.seller(), await shop.user()
+    admin, alice, bob, buyer = (await shop.user(role="admin"), await shop.seller(), await shop.seller(),
+                                await shop.user())
     a = (await shop.product(alice, price=3000, stock=10))["variants"][0]["id"]
     b = (await shop.product(bob, price=1000, stock=10))["variants"][0]["id"]
     await shop.call("POST", "/coupons", alice, json={"code": "ALICE5", "kind": "amount", "value": 500,
@@ -193,7 +194,8 @@ async def test_checkout_input_errors(shop):
     status, body, _ = await shop.checkout(buyer, provider="sandbox", expect=None)
     assert status == 409 and body["error"]["code"] == "cart_empty"
     await shop.call("POST", "/me/cart/items", buyer, json={"variant_id": vid})
-    for bad in ({}, {"address": {**ADDRESS, "country": "Nigeria"}}, {"address": ADDRESS, "address_id": str(uuid.uuid4())},
+    for bad in ({}, {"address": {**ADDRESS, "country": "Nigeria"}},
+                {"address": ADDRESS, "address_id": str(uuid.uuid4())},
                 {"address": ADDRESS, "provider": "paypal"}, {"address": ADDRESS, "coupon_code": "no spaces"}):
         status, body, _ = await shop.call("POST", "/checkout", buyer, json=bad,
                                           headers={"Idempotency-Key": uuid.uuid4().hex}, expect=None)

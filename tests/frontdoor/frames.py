@@ -1,4 +1,5 @@
-"""Helpers of the websocket frame tests (tests/frontdoor/test_ws_*.py): client frames built byte by byte, hypothesis strategies
+"""Helpers of the websocket frame tests (tests/frontdoor/test_ws_*.py): client frames built byte by byte,
+hypothesis strategies
 of frame sequences, and wsproto as the reference parser."""
 from __future__ import annotations
 

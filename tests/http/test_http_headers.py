@@ -69,7 +69,8 @@ async def test_the_pages_work_under_their_policy(shop):
         html = await resp.text()
         csp = resp.headers["Content-Security-Policy"]
         assert "<script" not in html and "<style>" in html
-        assert "style-src 'self' 'unsafe-inline'" in csp and "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
+        assert ("style-src 'self' 'unsafe-inline'" in csp
+                and "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0])
 
 
 async def test_signed_in_json_is_not_stored(shop):

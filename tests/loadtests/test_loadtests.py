@@ -91,8 +91,10 @@ async def test_audience_numbers_match_the_server_over_two_processes_with_html(li
     assert r["passed"] and not r["errors"] and not r["failures"]
     # what the server recorded during the run
     joins = counted(after, "live_joins_total", result="ok") - counted(before, "live_joins_total", result="ok")
-    chats = counted(after, "live_chat_messages_total", result="ok") - counted(before, "live_chat_messages_total", result="ok")
-    reactions = counted(after, "live_reactions_total", result="ok") - counted(before, "live_reactions_total", result="ok")
+    chats = (counted(after, "live_chat_messages_total", result="ok")
+             - counted(before, "live_chat_messages_total", result="ok"))
+    reactions = (counted(after, "live_reactions_total", result="ok")
+                 - counted(before, "live_reactions_total", result="ok"))
     assert r["viewers"]["joined"] == joins == 50
     d = r["delivery"]
     assert d["messages_sent"] == chats == r["events"]["ok"]["chat:send"] >= 4
@@ -161,11 +163,13 @@ async def test_reconnect_recovers_without_gap_or_duplicate(live, tmp_path):
     assert c["dropped"] == round(0.3 * 36) == c["rejoined"] == c["recovered"] and c["not_recovered"] == 0
     assert c["missing_after_rejoin"] == 0 and c["duplicates_after_rejoin"] == 0
     d = r["delivery"]
-    chats = counted(after, "live_chat_messages_total", result="ok") - counted(before, "live_chat_messages_total", result="ok")
+    chats = (counted(after, "live_chat_messages_total", result="ok")
+             - counted(before, "live_chat_messages_total", result="ok"))
     assert d["messages_sent"] == chats >= 4
     assert d["deliveries"] == d["deliveries_expected"] == 40 * chats
     # first joins and rejoins, as the server counted them
-    assert counted(after, "live_joins_total", result="ok") - counted(before, "live_joins_total", result="ok") == 40 + c["dropped"]
+    assert (counted(after, "live_joins_total", result="ok")
+            - counted(before, "live_joins_total", result="ok")) == 40 + c["dropped"]
     assert d["tracked_viewers"] >= c["dropped"]
 
 
@@ -219,7 +223,8 @@ async def test_node_reference_server_runs_the_audience(tmp_path):
         assert code == 0, stdout + stderr
         assert r["viewers"]["joined"] == 30 and r["delivery"]["delivered_ratio"] == 1.0
         assert r["server_metrics"]["joins"] == {"ok": 30}
-        assert r["server_metrics"]["chat_messages"] == {"ok": r["delivery"]["messages_sent"]} and r["delivery"]["messages_sent"] >= 2
+        assert (r["server_metrics"]["chat_messages"] == {"ok": r["delivery"]["messages_sent"]}
+                and r["delivery"]["messages_sent"] >= 2)
         assert r["server"]["cpu_pct_run"] is not None
         # a forged token is refused, as by live
         code, r, _, _ = await loadtest(tmp_path, url, "join-storm", "--viewers", "3", "--duration", "0",

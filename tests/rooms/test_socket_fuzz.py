@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from tests.rooms.harness import BAD_VALUES, CODES, SELLER, RawWs, err, start_live
 
-EVENTS = ("join", "leave", "chat:send", "chat:delete", "user:mute", "user:ban", "user:unban", "chat:slowmode", "moderator:add",
-          "moderator:remove", "reaction", "stream:start", "stream:end", "product:highlight", "product:unhighlight",
-          "cart:add", "cart:update", "cart:remove")
+EVENTS = ("join", "leave", "chat:send", "chat:delete", "user:mute", "user:ban", "user:unban", "chat:slowmode",
+          "moderator:add", "moderator:remove", "reaction", "stream:start", "stream:end", "product:highlight",
+          "product:unhighlight", "cart:add", "cart:update", "cart:remove")
 RESERVED = {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
 WHO = ("anon", "customer", "seller", "admin", "raw")
 

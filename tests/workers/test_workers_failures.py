@@ -109,7 +109,8 @@ async def test_graceful_shutdown_moves_viewers_to_another_worker(two_nodes, view
         assert acks[0]["ok"] and acks[0]["recovered"] is False
         for i in range(3):
             assert (await seller.say(f"move {i}"))["ok"]
-        await until(lambda: sum(1 for e, d in got if e == "chat:new" and d["text"].startswith("move")) == 3, 15, step=0.2, in_thread=True)
+        await until(lambda: sum(1 for e, d in got if e == "chat:new" and d["text"].startswith("move")) == 3,
+                    15, step=0.2, in_thread=True)
 
         stopping = asyncio.create_task(asyncio.to_thread(a.stop, signal.SIGTERM))
         await until(lambda: any(e == "server:reconnect" for e, _ in got), 15, step=0.2, in_thread=True)
@@ -119,7 +120,8 @@ async def test_graceful_shutdown_moves_viewers_to_another_worker(two_nodes, view
         await until(lambda: len(acks) == 2, 20, step=0.2, in_thread=True)
         assert acks[1]["ok"] and acks[1]["recovered"] is True, acks[1]  # landed on B, recovered
         assert (await seller.say("move 6"))["ok"]
-        await until(lambda: sum(1 for e, d in got if e == "chat:new" and d["text"] == "move 6") == 1, 15, step=0.2, in_thread=True)
+        await until(lambda: sum(1 for e, d in got if e == "chat:new" and d["text"] == "move 6") == 1,
+                    15, step=0.2, in_thread=True)
         chat = [d["text"] for e, d in got if e == "chat:new" and d["text"].startswith("move")]
         assert chat == [f"move {i}" for i in range(7)]  # every message once, in order
         assert dict(got)["server:reconnect"] == {"reason": "shutdown"}
