@@ -1,11 +1,10 @@
 """Queries on livestreams, their products and spotlights, moderators, bans and mutes."""
 from __future__ import annotations
 
-import re
-
 import asyncpg
 
 from db.pool import update_columns
+from live.ids import is_uuid
 
 STREAM_COLS = """s.id::text AS id, s.slug, s.title, s.description, s.status, s.scheduled_at, s.started_at,
     s.ended_at, s.livekit_room, s.thumbnail_url, s.spotlight_product_id::text AS spotlight_product_id,
@@ -13,14 +12,6 @@ STREAM_COLS = """s.id::text AS id, s.slug, s.title, s.description, s.status, s.s
     s.seller_id::text AS seller_id, se.user_id::text AS seller_user_id, se.display_name AS seller_name,
     se.slug AS seller_slug"""
 _FROM = "FROM livestreams s JOIN sellers se ON se.id = s.seller_id"
-UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-_UUID = re.compile(UUID)
-
-
-def is_uuid(value: str) -> bool:
-    return _UUID.match(value) is not None
-
-
 async def get(conn: asyncpg.Connection, id_or_slug: str) -> asyncpg.Record | None:
     if is_uuid(id_or_slug):
         return await conn.fetchrow(f"SELECT {STREAM_COLS} {_FROM} WHERE s.id = $1::uuid", id_or_slug)

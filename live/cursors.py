@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from db.streams import is_uuid
 from live.errors import DomainError
+from live.ids import is_uuid
 
 MAX_BIGINT = 2**63 - 1
 

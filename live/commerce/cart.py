@@ -20,11 +20,11 @@ from db import Database
 from db import cart as cart_db
 from db import inventory as inventory_db
 from db.inventory import CartChange, CartLimits, StockLevel
-from db.streams import is_uuid
 from live.auth import policy
 from live.auth.principal import SYSTEM, Principal
 from live.commerce.stock import Batches, StockBoard, out_of_stock
 from live.errors import DomainError, UnknownUser, not_found
+from live.ids import is_uuid
 from live.logging import get_logger
 
 log = get_logger("live.commerce.cart")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from db.streams import UUID
 from live.auth import policy
 from live.commerce.cart import MAX_LINE_QTY
 from live.errors import UnknownUser
+from live.ids import UUID
 
 
 class CartIn(BaseModel):

@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from db.streams import UUID
 from live.http.api import API, Api, Call
 from live.http.catalog import uuid_param
+from live.ids import UUID
 
 api = Api()
 ADMIN = {"tag": "admin", "auth": "user", "roles": ("admin",)}

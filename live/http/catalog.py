@@ -7,10 +7,10 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from db.streams import UUID, is_uuid
 from live.auth.policy import SELLERS
 from live.errors import DomainError, not_found
 from live.http.api import API, MAX_BIGINT, Api, Call, patchable
+from live.ids import UUID, is_uuid
 
 api = Api()
 MAX_PRICE = 10**12

@@ -18,7 +18,6 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from db import payments as payments_db
 from live.appkeys import SERVICES
 from live.commerce.payments.sandbox import SandboxProvider
 from live.errors import DomainError, not_found
@@ -128,7 +127,7 @@ async def confirm_page(request: web.Request) -> web.Response:
         return json_response({"reference": reference, **summary})
     amount = html.escape(money(summary["amount_minor"], summary["currency"]))
     inner = f'<div class="amount">{amount}</div>{_orders_table(summary)}'
-    if summary["status"] in payments_db.OPEN:
+    if provider.still_open(summary):
         hidden = ""
         return_url, sig = request.query.get("return_url"), request.query.get("sig")
         if provider.return_url_ok(reference, return_url, sig):
@@ -157,7 +156,7 @@ async def submit(request: web.Request) -> web.Response:
             raise DomainError("validation_failed", "outcome must be succeeded or failed")
         return_url, sig = form.get("return_url"), form.get("sig")
     summary = await provider.payment_summary(reference)
-    if summary["status"] not in payments_db.OPEN:
+    if not provider.still_open(summary):
         if as_json:
             raise DomainError("conflict", f"payment is already {summary['status']}")
         return _page("Payment", f'<p class="result">{html.escape(closed_text(summary["status"]))}</p>', status=409)

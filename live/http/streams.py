@@ -8,11 +8,10 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from db import streams as streams_db
-from db.streams import UUID
 from live.auth.policy import SELLERS
 from live.errors import not_found
 from live.http.api import API, MAX_BIGINT, Api, Call, patchable
+from live.ids import UUID, is_uuid
 from live.rooms.state import message_out
 
 api = Api()
@@ -145,7 +144,7 @@ async def list_bans(call: Call):
            status=204, errors=(403, 404))
 async def delete_ban(call: Call):
     user_id = call.param("user_id")
-    if not streams_db.is_uuid(user_id):
+    if not is_uuid(user_id):
         raise not_found("user")
     await call.services.chat.unban(call.principal, call.param("id"), user_id.lower())
     return web.Response(status=204)

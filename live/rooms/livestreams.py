@@ -12,6 +12,7 @@ from db import users as users_db
 from live.auth import policy
 from live.auth.principal import SYSTEM, Principal
 from live.errors import DomainError, not_found
+from live.ids import is_uuid
 from live.rooms import events
 from live.rooms.node import RoomService
 from live.rooms.state import StreamState
@@ -105,7 +106,7 @@ async def _own(conn, principal: Principal, id_or_slug: str) -> Record:
 
 
 def _check_ids(ids: list[str]) -> None:
-    if not all(map(streams_db.is_uuid, ids)):
+    if not all(map(is_uuid, ids)):
         raise DomainError("invalid", "product_ids must be uuids")
 
 

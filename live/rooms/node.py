@@ -21,6 +21,7 @@ from db import streams as streams_db
 from live.auth import policy
 from live.auth.principal import SYSTEM, Principal
 from live.errors import DomainError, not_found
+from live.ids import is_uuid
 from live.logging import get_logger
 from live.media.livekit import LiveKitTokens
 from live.rooms import events
@@ -289,7 +290,7 @@ class RoomService:
         async with self.db.tx(principal) as conn:
             product = None
             if product_id is not None:
-                if not streams_db.is_uuid(product_id):
+                if not is_uuid(product_id):
                     raise not_found("product")
                 found = await streams_db.products_json(conn, [product_id])
                 if not found or found[0]["seller_id"] != state.seller_id:

@@ -6,7 +6,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from db.streams import UUID
+from live.ids import UUID
 
 STREAM_REF = r"^[0-9A-Za-z][0-9A-Za-z-]{0,119}$"  # a stream's id (uuid) or slug: nothing else is looked up
 # text PostgreSQL cannot store (NUL), that no client means to send (C0 controls but tab, newline and carriage

@@ -17,8 +17,8 @@ from typing import Any, Iterator, Literal, Mapping, Protocol
 
 import orjson
 
-from db.streams import is_uuid
 from live.errors import DomainError
+from live.ids import is_uuid
 
 EventKind = Literal["succeeded", "failed", "canceled", "refunded", "ignored"]
 

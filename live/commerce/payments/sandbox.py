@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 import orjson
 
+from db import payments as payments_db
 from db import webhooks as webhooks_db
 from live.auth.principal import SYSTEM
 from live.commerce.payments.base import (
@@ -166,6 +167,11 @@ class SandboxProvider(PaymentProvider):
             raise DomainError("invalid", "webhook body is not a sandbox event") from None
         with payload_fields(payload):
             return _event(payload["id"], payload["type"], payload, (payload.get("data") or {}).get("reference"))
+
+    @staticmethod
+    def still_open(summary: dict) -> bool:
+        """Whether the buyer may still pay or decline the payment a summary describes."""
+        return summary["status"] in payments_db.OPEN
 
     async def payment_summary(self, reference: str) -> dict:
         """What the confirm page shows of the sandbox payment a reference stands for (amount, status, orders);
