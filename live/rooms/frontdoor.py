@@ -35,7 +35,7 @@ from engineio import packet as eio_packet
 from live.appkeys import SERVICES
 from live.errors import DomainError
 from live.rooms.transport import LeanSocket
-from live.rooms.wsconn import REFUSALS, WsConnection
+from live.rooms.wsconn import REFUSALS, Pending, WsConnection
 from live.rooms.wsframes import text_frame
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -45,7 +45,7 @@ _KEEP_HEADERS = {b"origin": "HTTP_ORIGIN", b"host": "HTTP_HOST", b"user-agent": 
                  b"x-forwarded-host": "HTTP_X_FORWARDED_HOST"}
 
 
-class FrontDoor(asyncio.Protocol):
+class FrontDoor(Pending, asyncio.Protocol):
     """The protocol of every new connection until its first request head is read. It is pending until then:
     closed (408) if the head does not come within the head timeout, counted against its IP's pending cap."""
 
@@ -90,14 +90,6 @@ class FrontDoor(asyncio.Protocol):
     def _too_slow(self) -> None:
         self._settled()
         _refuse(self.transport, "request_timeout", "the request head did not arrive in time")
-
-    def _settled(self) -> None:
-        if self.deadline is not None:
-            self.deadline.cancel()
-            self.deadline = None
-        if self.release is not None:
-            self.release()
-            self.release = None
 
     def _to_aiohttp(self) -> None:
         self._settled()

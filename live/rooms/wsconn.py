@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import Callable
 
 from engineio import packet as eio_packet
 
@@ -17,7 +18,25 @@ REFUSALS: Counter = Counter()
 LINGER_SECONDS = 2.0  # after our close frame, how long the client's leftover bytes are read and dropped
 
 
-class WsConnection(asyncio.Protocol):
+class Pending:
+    """A connection not past its handshake yet: a `deadline` timer and the `release` of its slot in its IP's
+    pending count (both None once settled). Shared by the front door's head reader and the websocket's wait for
+    its Socket.IO CONNECT."""
+
+    __slots__ = ()
+    deadline: asyncio.TimerHandle | None
+    release: Callable[[], None] | None
+
+    def _settled(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+        if self.release is not None:
+            self.release()
+            self.release = None
+
+
+class WsConnection(Pending, asyncio.Protocol):
     """The protocol of a websocket viewer. Until its client sends its first Socket.IO CONNECT (`40...`) the
     connection is pending: `deadline` closes it (1008) when that does not come in time, and `release` gives
     its slot back to the front door's count of pending connections of its IP."""
@@ -115,14 +134,6 @@ class WsConnection(asyncio.Protocol):
         REFUSALS[f"close_{code}"] += 1
         self._settled()
         return self.close(code)
-
-    def _settled(self) -> None:
-        if self.deadline is not None:
-            self.deadline.cancel()
-            self.deadline = None
-        if self.release is not None:
-            self.release()
-            self.release = None
 
     def pause_writing(self) -> None:  # the pending-bytes cap in write_raw bounds the buffer
         pass
