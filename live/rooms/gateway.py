@@ -286,8 +286,8 @@ class Gateway:
         return {"until": until}
 
     async def user_ban(self, conn: Conn, p: BanIn) -> None:
-        state = await self.services.chat.ban(self._signed_in(conn), self._stream(conn, p), p.user_id, p.reason)
-        self.kick_banned(state.room, p.user_id)
+        # the published user:banned makes RoomService.apply kick the user's sockets here (and on every worker)
+        await self.services.chat.ban(self._signed_in(conn), self._stream(conn, p), p.user_id, p.reason)
 
     async def user_unban(self, conn: Conn, p: UserIn) -> None:
         await self.services.chat.unban(self._signed_in(conn), self._stream(conn, p), p.user_id)

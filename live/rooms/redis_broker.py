@@ -96,6 +96,7 @@ return new
 
 
 ROOM_PREFIX = b"live:room:"
+_PREFIX_LEN = len(ROOM_PREFIX)
 
 
 def room_channel(room: str) -> bytes:
@@ -298,7 +299,7 @@ class RedisBroker:
         self._sha = {"publish": await client.script_load(PUBLISH), "bump": await client.script_load(BUMP)}
 
     def _on_message(self, channel: bytes, data: bytes) -> None:
-        feed = self._feeds.get(channel[10:].decode())
+        feed = self._feeds.get(channel[_PREFIX_LEN:].decode())
         if feed is None:
             return  # unsubscribed a moment ago
         seq, ts, event, key, packet = data.split(b"\n", 4)

@@ -10,7 +10,7 @@ from typing import Callable
 from engineio import packet as eio_packet
 
 from live.rooms.transport import LeanSocket
-from live.rooms.wsframes import BINARY, CLOSE, FAIL, NO_STATUS, PING, TEXT, FrameReader, close_frame
+from live.rooms.wsframes import BINARY, CLOSE, FAIL, NO_STATUS, PING, TEXT, FrameReader, close_frame, pong_frame
 
 # connections the front door turned away or closed for a protocol error or a limit, by reason (`too_many_connections`,
 # `request_timeout`, `close_1002`, `close_1007`, `close_1008`, `close_1009`, ...): read by /metrics
@@ -62,7 +62,7 @@ class WsConnection(Pending, asyncio.Protocol):
                 if not self.message(value):
                     return
             elif kind == PING:
-                pong = bytes((0x8A, len(value))) + value
+                pong = pong_frame(value)
                 if pongs is None:
                     pongs = [pong]
                 else:

@@ -56,6 +56,12 @@ def text_frame(payload: bytes) -> bytes:
     return b"\x81\x7f" + n.to_bytes(8, "big") + payload
 
 
+def pong_frame(payload: bytes) -> bytes:
+    """A websocket PONG answering a PING with `payload` (a control payload: at most 125 bytes, as the reader
+    enforces)."""
+    return bytes((0x8A, len(payload))) + payload
+
+
 def close_frame(code: int) -> bytes:
     """A websocket close frame with a status code (server to client)."""
     return b"\x88\x02" + code.to_bytes(2, "big")
