@@ -29,7 +29,7 @@ from db import Database
 from db import auth as auth_db
 from db import users as users_db
 from live.auth.principal import SYSTEM, Principal
-from live.errors import DomainError, unauthorized
+from live.errors import DomainError, UnknownUser, unauthorized
 from live.logging import get_logger
 from live.redis.link import FAILURES, RedisLink
 
@@ -97,11 +97,11 @@ class AuthStates:
         try:
             uuid.UUID(user_id)
         except ValueError:
-            raise unauthorized("unknown user") from None
+            raise UnknownUser() from None
         async with self._db.tx(SYSTEM) as conn:
             found = await users_db.exists(conn, user_id)
         if not found:
-            raise unauthorized("unknown user")
+            raise UnknownUser()
         self.remember(user_id)
 
     def remember(self, user_id: str) -> None:

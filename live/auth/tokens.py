@@ -43,10 +43,6 @@ class TokenService:
                   "iat": now, "exp": int(now) + (ttl if ttl is not None else self.ttl)}
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
-    def verify(self, token: str) -> Principal:
-        """Verify one of our own tokens; raises DomainError('unauthorized')."""
-        return self.decode(token)[0]
-
     def decode(self, token: str) -> tuple[Principal, float | None]:
         """Verify one of our own tokens: its principal (as the token says) and issue time (`iat`, epoch s)."""
         try:

@@ -21,7 +21,7 @@ from db import payments as payments_db
 from db import refunds as refunds_db
 from live.auth import policy
 from live.auth.principal import Principal
-from live.commerce.orders import Changes, OrderService
+from live.commerce.orders import OrderService
 from live.cursors import decode_cursor, encode_cursor
 from live.errors import DomainError, not_found
 
@@ -96,7 +96,7 @@ class AdminDesk:
                                before={"status": "failed", "attempts": refund["attempts"], "error": refund["error"]},
                                after={"status": "requested", "attempts": 0}, note=note, payment_id=pay["id"])
         await self.orders.refunds.send([refund_id])  # after the commit, never inside a transaction
-        await self.orders.publish(_changed(refund["order_id"]))
+        await self.orders.publish_orders([refund["order_id"]])
         return await self._refund(principal, refund_id)
 
     async def mark_refunded(self, principal: Principal, refund_id: str, note: str) -> dict:
@@ -117,7 +117,7 @@ class AdminDesk:
                                before={"status": "failed", "payment_refund_due_minor": pay["refund_due_minor"]},
                                after={"status": "succeeded", "payment_refund_due_minor": due}, note=note,
                                payment_id=pay["id"], order_id=refund["order_id"], amount_minor=refund["amount_minor"])
-        await self.orders.publish(_changed(refund["order_id"]))
+        await self.orders.publish_orders([refund["order_id"]])
         return await self._refund(principal, refund_id)
 
     # ---- reading back ----
@@ -136,9 +136,3 @@ class AdminDesk:
                 "provider_ref", "created_at", "succeeded_at")
         return {"refund": {k: row[k] for k in keys},
                 "payment": {k: pay[k] for k in ("id", "status", "issue", "refund_due_minor")}}
-
-
-def _changed(order_id: str) -> Changes:
-    changes = Changes()
-    changes.add([order_id])
-    return changes

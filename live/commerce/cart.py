@@ -66,7 +66,6 @@ class CartService:
                  hold_cooldown_seconds: int = 3600):
         self._keys = RecentKeys(ttl=max(600.0, reservation_seconds))
         self.db = db
-        self.reservation_seconds = reservation_seconds
         self.limits = CartLimits(reservation_seconds, MAX_LINE_QTY, max_per_buyer, hold_cooldown_seconds)
         self.board = board
         self._resolve_stream = resolve_stream

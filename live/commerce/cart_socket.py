@@ -39,13 +39,6 @@ def register(gateway) -> None:
             raise UnknownUser()
         return conn.principal
 
-    async def known(conn, change):
-        try:
-            return await change
-        except UnknownUser:
-            conn.unknown = True
-            raise
-
     def stream_of(conn, p: CartIn) -> str | None:
         """Where the buyer is shopping from: the stream named, else the one stream the socket is in."""
         if p.stream_id:
@@ -53,15 +46,14 @@ def register(gateway) -> None:
         return next(iter(conn.rooms)) if len(conn.rooms) == 1 else None
 
     async def add(conn, p: CartAddIn) -> dict:
-        return await known(conn, cart().add(signed_in(conn), p.variant_id.lower(), p.qty, stream=stream_of(conn, p),
-                                            key=p.idempotency_key))
+        return await cart().add(signed_in(conn), p.variant_id.lower(), p.qty, stream=stream_of(conn, p),
+                                key=p.idempotency_key)
 
     async def update(conn, p: CartUpdateIn) -> dict:
-        return await known(conn, cart().set_quantity(signed_in(conn), p.variant_id.lower(), p.qty,
-                                                     stream=stream_of(conn, p)))
+        return await cart().set_quantity(signed_in(conn), p.variant_id.lower(), p.qty, stream=stream_of(conn, p))
 
     async def remove(conn, p: CartIn) -> dict:
-        return await known(conn, cart().remove(signed_in(conn), p.variant_id.lower()))
+        return await cart().remove(signed_in(conn), p.variant_id.lower())
 
     gateway.add_events({"cart:add": (CartAddIn, add), "cart:update": (CartUpdateIn, update),
                         "cart:remove": (CartIn, remove)})

@@ -62,7 +62,7 @@ class OrderService:
         self.payment_timeout = payment_timeout
         self.providers = providers
         self.push = push  # Gateway.send_to_user; None in a process without sockets (the CLI)
-        self.refunds = RefundService(db, providers, self._refund_changed)
+        self.refunds = RefundService(db, providers, self.publish_orders)
 
     # ---- the one place statuses change ----
 
@@ -94,7 +94,9 @@ class OrderService:
             orders = await orders_db.orders_json(conn, changes.order_ids)
         self.push_orders(orders)
 
-    async def _refund_changed(self, order_ids: list[str]) -> None:
+    async def publish_orders(self, order_ids: list[str]) -> None:
+        """Push the current state of these orders (after a change made elsewhere: a refund, an admin's
+        resolution)."""
         changes = Changes()
         changes.add(order_ids)
         await self.publish(changes)

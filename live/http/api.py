@@ -22,7 +22,6 @@ from live.auth.principal import ANONYMOUS, Principal
 from live.errors import Code, DomainError
 
 API = "/api/v1"
-MAX_BODY = 64 * 1024  # default of HTTP_MAX_BODY_BYTES: a JSON body larger than this is refused (413)
 MAX_BIGINT = 2**63 - 1  # the largest id or number a bigint column holds
 NUL_MESSAGE = "must not contain a NUL byte (\\u0000)"
 

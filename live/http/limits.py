@@ -14,6 +14,7 @@ import ipaddress
 from aiohttp import web
 
 from live.appkeys import SERVICES
+from live.auth.tokens import bearer
 from live.errors import DomainError
 from live.http.api import API, Api
 from live.http.middleware import error_response
@@ -76,12 +77,12 @@ def declare(api: Api) -> None:
 
 def _caller_key(request: web.Request, name: str) -> str:
     if name not in PER_ADDRESS:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            try:
-                return "user:" + request.app[SERVICES].tokens.decode(token.strip())[0].user_id
-            except DomainError:
-                pass  # not a valid token of ours: the route refuses it, or it is an external one
+        try:
+            token = bearer(request.headers.get("Authorization"))
+            if token:
+                return "user:" + request.app[SERVICES].tokens.decode(token)[0].user_id
+        except DomainError:
+            pass  # a malformed header or not a valid token of ours: the route refuses it, or it is an external one
     return "ip:" + client_address(request)
 
 

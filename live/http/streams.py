@@ -9,9 +9,9 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from live.auth.policy import SELLERS
-from live.errors import not_found
 from live.http.api import API, MAX_BIGINT, Api, Call, patchable
-from live.ids import UUID, is_uuid
+from live.http.catalog import uuid_param
+from live.ids import UUID
 from live.rooms.state import message_out
 
 api = Api()
@@ -143,8 +143,5 @@ async def list_bans(call: Call):
            summary="Lift a ban (succeeds as well when the user is not banned)", tag="livestreams", auth="user",
            status=204, errors=(403, 404))
 async def delete_ban(call: Call):
-    user_id = call.param("user_id")
-    if not is_uuid(user_id):
-        raise not_found("user")
-    await call.services.chat.unban(call.principal, call.param("id"), user_id.lower())
+    await call.services.chat.unban(call.principal, call.param("id"), uuid_param(call, "user_id", what="user"))
     return web.Response(status=204)

@@ -156,6 +156,8 @@ class Gateway:
                 where = ".".join(str(p) for p in first["loc"]) or "payload"
                 return _err("invalid", f"{where}: {first['msg']}")
             except DomainError as exc:
+                if isinstance(exc, UnknownUser):  # its later writes are refused without asking again
+                    conn.unknown = True
                 return {"ok": False, "error": exc.body()}
             except Exception:
                 log.exception("event_failed", socket_event=event)
@@ -241,13 +243,7 @@ class Gateway:
             return
         if conn.unknown:
             raise UnknownUser()
-        try:
-            await self.services.auth.ensure_known(principal.user_id)
-        except DomainError as exc:
-            if exc.code != "unauthorized":
-                raise
-            conn.unknown = True
-            raise UnknownUser() from None
+        await self.services.auth.ensure_known(principal.user_id)  # UnknownUser: flagged by _wrap
 
     # ---- events ----
 

@@ -160,6 +160,11 @@ def payload_fields(payload: Any) -> Iterator[None]:
         raise InvalidPayload(f"webhook fields of the wrong type ({type(exc).__name__})", payload) from None
 
 
+def storable(payload: Any) -> bool:
+    """Whether a payload can be stored as a webhook row's jsonb: an object with no NUL anywhere in it."""
+    return isinstance(payload, dict) and b"\\u0000" not in orjson.dumps(payload)
+
+
 def check_event(event: PaymentEvent) -> PaymentEvent:
     """Every field of a normalised event has the type and range the order side and the database expect, and the
     payload can be stored (jsonb holds no NUL). Fields an ignored event never uses are not checked."""
@@ -168,7 +173,7 @@ def check_event(event: PaymentEvent) -> PaymentEvent:
         bad.append("event id")
     if not _short_text(event.event_type):
         bad.append("event type")
-    if not isinstance(event.payload, dict) or b"\\u0000" in orjson.dumps(event.payload):
+    if not storable(event.payload):
         bad.append("payload")
     if event.kind != "ignored":
         if event.provider_ref is not None and not _short_text(event.provider_ref):

@@ -17,11 +17,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-import orjson
-
 from db import webhooks as webhooks_db
 from live.auth.principal import SYSTEM
-from live.commerce.payments.base import InvalidPayload, PaymentEvent, PaymentProvider
+from live.commerce.payments.base import InvalidPayload, PaymentEvent, PaymentProvider, storable
 from live.errors import DomainError
 from live.logging import get_logger
 
@@ -48,7 +46,7 @@ class WebhookInbox:
         when it could be read, else a digest of the body (so the provider's retries of it are one row)."""
         key = exc.event_key or "invalid:" + hashlib.sha256(body).hexdigest()
         payload = exc.payload
-        if not isinstance(payload, dict) or b"\\u0000" in orjson.dumps(payload):
+        if not storable(payload):
             payload = {"rejected_body": body[:MAX_STORED_REJECT].decode("utf-8", "replace").replace("\x00", "\ufffd")}
         async with self.db.tx(SYSTEM) as conn:
             await webhooks_db.reject(conn, provider, key, exc.event_type, payload,
