@@ -30,9 +30,9 @@ async def request(conn: asyncpg.Connection, payment_id: str, provider: str, curr
 
 
 async def lock_payment_of(conn: asyncpg.Connection, refund_id: str) -> asyncpg.Record | None:
-    """The refund's payment, locked (status, reference at the provider, what it still owes)."""
+    """The refund's payment, locked (status, reference at the provider, amount, what it still owes)."""
     return await conn.fetchrow(
-        """SELECT id::text AS id, status, provider_ref, refund_due_minor, issue FROM payments
+        """SELECT id::text AS id, status, provider_ref, amount_minor, refund_due_minor, issue FROM payments
            WHERE id = (SELECT payment_id FROM payment_refunds WHERE id = $1::uuid) FOR UPDATE""", refund_id)
 
 
@@ -125,10 +125,10 @@ async def refunded_total(conn: asyncpg.Connection, payment_id: str) -> int:
 
 # ---- a human's resolution (admins) ----
 
-async def lock(conn: asyncpg.Connection, refund_id: str, *, for_update: bool = True) -> asyncpg.Record | None:
-    """The refund, locked (take its payment's lock first: lock_payment_of)."""
+async def refund(conn: asyncpg.Connection, refund_id: str, *, lock: bool = False) -> asyncpg.Record | None:
+    """One refund; with lock=True locked FOR UPDATE (take its payment's lock first: lock_payment_of)."""
     return await conn.fetchrow(f"SELECT {COLS} FROM payment_refunds r WHERE r.id = $1::uuid"
-                               + (" FOR UPDATE" if for_update else ""), refund_id)
+                               + (" FOR UPDATE" if lock else ""), refund_id)
 
 
 async def reopen(conn: asyncpg.Connection, refund_id: str) -> asyncpg.Record:

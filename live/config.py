@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Mapping
 from urllib.parse import urlparse
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
@@ -33,6 +33,23 @@ def _url(value: str | None, schemes: tuple[str, ...]) -> str | None:
     if parsed.scheme not in ("unix",) and not (parsed.hostname or parsed.path):
         raise ValueError("has no host")
     return value
+
+
+# Numeric settings that must lie in a range: (low, high, the message naming it), one validator for all of them.
+_RANGES: dict[str, tuple[float, float, str]] = {
+    "port": (0, 65535, "must be between 0 and 65535"),
+    "cart_reservation_seconds": (10, 7 * 24 * 3600, "must be between 10 seconds and 7 days"),
+    "order_payment_timeout_seconds": (10, 7 * 24 * 3600, "must be between 10 seconds and 7 days"),
+    "cart_max_per_buyer": (1, 99, "must be between 1 and 99"),
+    "cart_hold_cooldown_seconds": (0, 7 * 24 * 3600, "must be between 0 and 7 days"),
+    **dict.fromkeys(("http_head_timeout_seconds", "http_keepalive_seconds", "ws_connect_timeout_seconds",
+                     "http_body_timeout_seconds"), (0.05, 3600, "must be between 0.05 and 3600 seconds")),
+    "max_pending_connections_per_ip": (0, 1_000_000, "must be between 0 (no cap) and 1000000"),
+    "http_max_body_bytes": (1024, 1024 * 1024, "must be between 1024 and 1048576 bytes"),
+    "socket_event_rate": (0.1, 10_000, "must be between 0.1 and 10000 events per second"),
+    **dict.fromkeys(("socket_event_burst", "socket_flood_disconnect"), (1, 100_000, "must be between 1 and 100000")),
+    "auth_refresh_seconds": (0.05, 300, "must be between 0.05 and 300 seconds"),
+}
 
 
 class Settings(BaseSettings):
@@ -86,18 +103,19 @@ class Settings(BaseSettings):
     # GET /metrics needs `Authorization: Bearer <it>` (unset: loopback, not production)
     metrics_token: str | None = None
 
+    @field_validator(*_RANGES)
+    @classmethod
+    def _in_range(cls, v: float, info: ValidationInfo) -> float:
+        low, high, message = _RANGES[info.field_name]
+        if not low <= v <= high:
+            raise ValueError(message)
+        return v
+
     @field_validator("live_env")
     @classmethod
     def _env(cls, v: str) -> str:
         if v not in ("development", "test", "production"):
             raise ValueError("must be development, test or production")
-        return v
-
-    @field_validator("port")
-    @classmethod
-    def _port(cls, v: int) -> int:
-        if not 0 <= v <= 65535:
-            raise ValueError("must be between 0 and 65535")
         return v
 
     @field_validator("log_level")
@@ -155,42 +173,6 @@ class Settings(BaseSettings):
                 raise ValueError(f"{o!r} is not an origin like https://shop.example")
         return tuple(items)
 
-    @field_validator("cart_reservation_seconds", "order_payment_timeout_seconds")
-    @classmethod
-    def _positive_window(cls, v: int) -> int:
-        if not 10 <= v <= 7 * 24 * 3600:
-            raise ValueError("must be between 10 seconds and 7 days")
-        return v
-
-    @field_validator("cart_max_per_buyer")
-    @classmethod
-    def _per_buyer(cls, v: int) -> int:
-        if not 1 <= v <= 99:
-            raise ValueError("must be between 1 and 99")
-        return v
-
-    @field_validator("cart_hold_cooldown_seconds")
-    @classmethod
-    def _cooldown(cls, v: int) -> int:
-        if not 0 <= v <= 7 * 24 * 3600:
-            raise ValueError("must be between 0 and 7 days")
-        return v
-
-    @field_validator("http_head_timeout_seconds", "http_keepalive_seconds", "ws_connect_timeout_seconds",
-                     "http_body_timeout_seconds")
-    @classmethod
-    def _door_timeout(cls, v: float) -> float:
-        if not 0.05 <= v <= 3600:
-            raise ValueError("must be between 0.05 and 3600 seconds")
-        return v
-
-    @field_validator("max_pending_connections_per_ip")
-    @classmethod
-    def _pending_per_ip(cls, v: int) -> int:
-        if not 0 <= v <= 1_000_000:
-            raise ValueError("must be between 0 (no cap) and 1000000")
-        return v
-
     @field_validator("gc_thresholds", mode="before")
     @classmethod
     def _gc(cls, v: object) -> object:
@@ -205,40 +187,12 @@ class Settings(BaseSettings):
             raise ValueError("must be three numbers above 0")
         return v
 
-    @field_validator("http_max_body_bytes")
-    @classmethod
-    def _body_limit(cls, v: int) -> int:
-        if not 1024 <= v <= 1024 * 1024:
-            raise ValueError("must be between 1024 and 1048576 bytes")
-        return v
-
     @field_validator("metrics_token")
     @classmethod
     def _metrics_token(cls, v: str | None) -> str | None:
         if v is not None and v != "" and (len(v) < 16 or not v.isprintable() or " " in v):
             raise ValueError("must be at least 16 printable characters without spaces")
         return v or None
-
-    @field_validator("socket_event_rate")
-    @classmethod
-    def _event_rate(cls, v: float) -> float:
-        if not 0.1 <= v <= 10_000:
-            raise ValueError("must be between 0.1 and 10000 events per second")
-        return v
-
-    @field_validator("socket_event_burst", "socket_flood_disconnect")
-    @classmethod
-    def _event_count(cls, v: int) -> int:
-        if not 1 <= v <= 100_000:
-            raise ValueError("must be between 1 and 100000")
-        return v
-
-    @field_validator("auth_refresh_seconds")
-    @classmethod
-    def _auth_refresh(cls, v: float) -> float:
-        if not 0.05 <= v <= 300:
-            raise ValueError("must be between 0.05 and 300 seconds")
-        return v
 
     @field_validator("rate_limits")
     @classmethod

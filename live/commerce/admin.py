@@ -75,7 +75,7 @@ class AdminDesk:
 
     async def _locked_refund(self, conn, refund_id: str):
         pay = await refunds_db.lock_payment_of(conn, refund_id)
-        refund = await refunds_db.lock(conn, refund_id) if pay is not None else None
+        refund = await refunds_db.refund(conn, refund_id, lock=True) if pay is not None else None
         if refund is None:
             raise not_found("refund")
         if refund["status"] != "failed":
@@ -108,8 +108,7 @@ class AdminDesk:
             fields: dict = {"refund_due_minor": due}
             if due == 0 and pay["issue"] in ("refund_due", "paid_after_cancel"):
                 fields.update(issue=None, issue_details=None)
-            full = await refunds_db.refunded_total(conn, pay["id"]) >= (
-                await payments_db.payment(conn, pay["id"]))["amount_minor"]
+            full = await refunds_db.refunded_total(conn, pay["id"]) >= pay["amount_minor"]
             if full and pay["status"] == "succeeded":
                 fields["status"] = "refunded"
             await payments_db.set_payment(conn, pay["id"], **fields)
@@ -130,7 +129,7 @@ class AdminDesk:
 
     async def _refund(self, principal: Principal, refund_id: str) -> dict:
         async with self.db.tx(principal) as conn:
-            row = await refunds_db.lock(conn, refund_id, for_update=False)
+            row = await refunds_db.refund(conn, refund_id)
             pay = await payments_db.payment(conn, row["payment_id"])
         keys = ("id", "payment_id", "order_id", "status", "amount_minor", "currency", "attempts", "error",
                 "provider_ref", "created_at", "succeeded_at")
