@@ -28,6 +28,7 @@ from live.commerce.payments import PaymentProviders
 from live.commerce.shop import Commerce
 from live.config import Settings
 from live.media.livekit import LiveKitTokens
+from live.jobs import Jobs
 from live.outbox import OutboxSender
 from live.ratelimit import Limits, MemoryRateLimiter, RedisRateLimiter
 from live.redis.link import RedisLink
@@ -79,9 +80,12 @@ class Services:
         self.livestreams = Livestreams(db, self.rooms)  # streams as records (REST), slow mode however set
         self.chat = ChatService(db, self.rooms, self.livestreams, self.chat_writer, self.limiter)
         self.payments = PaymentProviders(settings, db)  # Stripe / Paystack / sandbox, and the webhook inbox
+        # durable background jobs (live/jobs): handlers are registered here and by the services below; this
+        # process runs them unless it only serves (docs/jobs.md)
+        self.jobs = Jobs(db.dsn)
         # catalog, cart, checkout, orders, coupons, analytics; stock changes reach the rooms as stock:update,
         # order changes the buyer's and seller's sockets as order:update
-        self.commerce = Commerce(settings, db, self.rooms, self.payments, self.chat_writer.flush,
+        self.commerce = Commerce(settings, db, self.rooms, self.payments, self.jobs, self.chat_writer.flush,
                                  gateway.send_to_user if gateway is not None else None)
         self.payments.register(self.commerce.apply_payment_event)  # the sandbox's refund webhooks, in process
         # who may still use their tokens (sign-out, suspension, role changes), kept in memory on every worker;
@@ -126,9 +130,11 @@ class Services:
             await self.redis.start()  # waits a few seconds for Redis, then serves degraded if it is away
         self.rooms.start()
         self.commerce.start()  # reservation-expiry and unpaid-order sweepers
+        await self.jobs.start()
 
     async def stop(self) -> None:
         """Stop background parts; pending chat is written before the pool closes."""
+        await self.jobs.stop()
         await self.commerce.stop()
         await self.rooms.stop()
         await cancel_all(self._tasks)

@@ -17,6 +17,7 @@ from live.commerce.payments import PaymentProviders
 from live.commerce.payments.base import PaymentEvent
 from live.commerce.stock import StockBoard
 from live.config import Settings
+from live.jobs import Jobs
 from live.rooms.node import RoomService
 from live.tasks import cancel_all, every
 
@@ -34,8 +35,9 @@ REFUND_SWEEP_SECONDS = 30.0  # refunds whose call failed or was interrupted are 
 
 class Commerce:
     def __init__(self, settings: Settings, db: Database, rooms: RoomService, payments: PaymentProviders,
-                 flush_chat=None, push_to_user: Push | None = None):
+                 jobs: Jobs, flush_chat=None, push_to_user: Push | None = None):
         self.settings = settings
+        self.jobs = jobs
         self.board = StockBoard(rooms.stock_changed)
 
         async def stream_id(id_or_slug: str) -> str:
