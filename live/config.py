@@ -49,6 +49,7 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "socket_event_rate": (0.1, 10_000, "must be between 0.1 and 10000 events per second"),
     **dict.fromkeys(("socket_event_burst", "socket_flood_disconnect"), (1, 100_000, "must be between 1 and 100000")),
     "auth_refresh_seconds": (0.05, 300, "must be between 0.05 and 300 seconds"),
+    "sandbox_carrier_pace_seconds": (0.05, 86_400, "must be between 0.05 and 86400 seconds"),
 }
 
 
@@ -77,6 +78,12 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = None
     paystack_secret_key: str | None = None
     paystack_api_base: str = "https://api.paystack.co"
+    shippo_api_key: str | None = None  # set: Shippo is the carrier (else the sandbox carrier); docs/shipping.md
+    shippo_api_base: str = "https://api.goshippo.com"
+    shippo_webhook_token: str | None = None  # POST /webhooks/shippo?token=<it>; unset: every Shippo webhook is refused
+    shippo_webhook_hmac_secret: str | None = None  # set: Shippo webhooks must also carry a valid Shippo-Auth-Signature
+    sandbox_carrier_secret: str | None = None  # signs the sandbox carrier's webhooks (unset: derived from JWT_SECRET)
+    sandbox_carrier_pace_seconds: float = 20.0  # between two events of a sandbox shipment's tracking timeline
     cart_reservation_seconds: int = 600
     cart_max_per_buyer: int = 5  # units of one variant a buyer's cart may hold, unless the seller set the variant's
     cart_hold_cooldown_seconds: int = 3600  # after a hold ends, the same cart may hold the variant again after this
@@ -153,7 +160,7 @@ class Settings(BaseSettings):
     def _lk(cls, v: str) -> str:
         return _url(v, ("ws", "wss", "http", "https")) or "ws://127.0.0.1:7880"
 
-    @field_validator("public_url", "stripe_api_base", "paystack_api_base", "jwt_jwks_url")
+    @field_validator("public_url", "stripe_api_base", "paystack_api_base", "jwt_jwks_url", "shippo_api_base")
     @classmethod
     def _http(cls, v: str | None) -> str | None:
         if v in (None, ""):
@@ -218,6 +225,34 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters")
         return v
 
+    @field_validator("shippo_webhook_token")
+    @classmethod
+    def _shippo_token(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        # it travels in the webhook URL's query: letters, digits, - _ . ~ only
+        if len(v) < 16 or not re.fullmatch(r"[A-Za-z0-9._~-]+", v):
+            raise ValueError("must be at least 16 characters of letters, digits, '-', '_', '.' or '~'")
+        return v
+
+    @field_validator("shippo_webhook_hmac_secret", "sandbox_carrier_secret")
+    @classmethod
+    def _carrier_secret(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if len(v) < 16 or not v.isprintable() or " " in v:
+            raise ValueError("must be at least 16 printable characters without spaces")
+        return v
+
+    @field_validator("shippo_api_key")
+    @classmethod
+    def _shippo_key(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not re.fullmatch(r"shippo_(test|live)_[A-Za-z0-9]{8,}", v):
+            raise ValueError("must look like shippo_test_... or shippo_live_...")
+        return v
+
     @model_validator(mode="after")
     def _production(self) -> "Settings":
         if self.live_env == "production":
@@ -225,6 +260,8 @@ class Settings(BaseSettings):
                 raise ValueError("JWT_SECRET: is required when LIVE_ENV=production")
             if self.livekit_api_key == "devkey":
                 raise ValueError("LIVEKIT_API_KEY: dev keys are not allowed when LIVE_ENV=production")
+            if self.shippo_api_key and not self.shippo_webhook_token:
+                raise ValueError("SHIPPO_WEBHOOK_TOKEN: is required with SHIPPO_API_KEY when LIVE_ENV=production")
         return self
 
     def base_url(self) -> str:
