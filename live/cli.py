@@ -1,4 +1,4 @@
-"""The `live` command: serve, migrate, seed, token."""
+"""The `live` command: serve, worker, migrate, seed, token."""
 from __future__ import annotations
 
 import argparse
@@ -93,6 +93,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run only the durable jobs (docs/jobs.md): for `live serve` with JOBS_IN_PROCESS=false, or more job workers
+    beside the servers. Needs the same database (DATABASE_URL; else this data dir's embedded PostgreSQL)."""
+    settings = _settings(args)
+    setup_logging(settings.log_level)
+    from live import runner
+
+    dsn, _pg = database_dsn(settings)
+    print("live: running jobs (no HTTP server; SIGTERM or Ctrl-C to stop)", file=sys.stderr)
+    runner.run_jobs(settings, dsn)
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     from db.migrate import migrate
@@ -171,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--worker-ports", type=int, default=None, metavar="BASE",
                        help="worker i also listens alone on BASE+i (per-worker health checks)")
     serve.set_defaults(fn=cmd_serve)
+    sub.add_parser("worker", help="run only the durable jobs (no HTTP server)").set_defaults(fn=cmd_worker)
     sub.add_parser("migrate", help="apply pending database migrations").set_defaults(fn=cmd_migrate)
     sub.add_parser("seed", help="create the demo data (idempotent)").set_defaults(fn=cmd_seed)
     token = sub.add_parser("token", help="create a user if needed and print a bearer token")

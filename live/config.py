@@ -50,6 +50,8 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     **dict.fromkeys(("socket_event_burst", "socket_flood_disconnect"), (1, 100_000, "must be between 1 and 100000")),
     "auth_refresh_seconds": (0.05, 300, "must be between 0.05 and 300 seconds"),
     "sandbox_carrier_pace_seconds": (0.05, 86_400, "must be between 0.05 and 86400 seconds"),
+    "jobs_concurrency": (2, 256, "must be between 2 and 256"),
+    "jobs_heartbeat_seconds": (1, 3600, "must be between 1 and 3600 seconds"),
 }
 
 
@@ -109,6 +111,9 @@ class Settings(BaseSettings):
     http_max_body_bytes: int = 64 * 1024  # a REST JSON body over this (as read, however framed) is refused: 413
     # GET /metrics needs `Authorization: Bearer <it>` (unset: loopback, not production)
     metrics_token: str | None = None
+    jobs_in_process: bool = True  # `live serve` runs the durable jobs too (false: it only serves; run `live worker`)
+    jobs_concurrency: int = 8  # jobs one process runs at a time (docs/jobs.md)
+    jobs_heartbeat_seconds: float = 30.0  # a picked job whose worker is silent this long is picked again
 
     @field_validator(*_RANGES)
     @classmethod

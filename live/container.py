@@ -27,8 +27,8 @@ from live.chat.writer import ChatWriter
 from live.commerce.payments import PaymentProviders
 from live.commerce.shop import Commerce
 from live.config import Settings
-from live.media.livekit import LiveKitTokens
 from live.jobs import Jobs
+from live.media.livekit import LiveKitTokens
 from live.outbox import OutboxSender
 from live.ratelimit import Limits, MemoryRateLimiter, RedisRateLimiter
 from live.redis.link import RedisLink
@@ -81,8 +81,9 @@ class Services:
         self.chat = ChatService(db, self.rooms, self.livestreams, self.chat_writer, self.limiter)
         self.payments = PaymentProviders(settings, db)  # Stripe / Paystack / sandbox, and the webhook inbox
         # durable background jobs (live/jobs): handlers are registered here and by the services below; this
-        # process runs them unless it only serves (docs/jobs.md)
-        self.jobs = Jobs(db.dsn)
+        # process runs them unless it only serves (JOBS_IN_PROCESS=false; then `live worker` does, docs/jobs.md)
+        self.jobs = Jobs(db.dsn, heartbeat_seconds=settings.jobs_heartbeat_seconds,
+                         concurrency=settings.jobs_concurrency)
         # catalog, cart, checkout, orders, coupons, analytics; stock changes reach the rooms as stock:update,
         # order changes the buyer's and seller's sockets as order:update
         self.commerce = Commerce(settings, db, self.rooms, self.payments, self.jobs, self.chat_writer.flush,
@@ -130,7 +131,20 @@ class Services:
             await self.redis.start()  # waits a few seconds for Redis, then serves degraded if it is away
         self.rooms.start()
         self.commerce.start()  # reservation-expiry and unpaid-order sweepers
+        if self.settings.jobs_in_process:
+            await self.jobs.start()
+
+    async def start_jobs_only(self) -> None:
+        """`live worker`: the durable jobs, and Redis for what their handlers publish (no rooms, no sweepers)."""
+        if self.redis is not None:
+            await self.redis.start()
         await self.jobs.start()
+
+    async def stop_jobs_only(self) -> None:
+        await self.jobs.stop()
+        await self.payments.close()
+        if self.redis is not None:
+            await self.redis.stop()
 
     async def stop(self) -> None:
         """Stop background parts; pending chat is written before the pool closes."""

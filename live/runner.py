@@ -1,6 +1,6 @@
-"""The process runner: a worker serves the app through the front door (`run_worker` -> `run` -> `serve`), and
-`supervise` keeps N workers alive (`live serve --workers N`). The front door itself (the protocol, its limits, the
-runner class that installs it) is live/rooms/frontdoor.py."""
+"""The process runner: a worker serves the app through the front door (`run_worker` -> `run` -> `serve`),
+`supervise` keeps N workers alive (`live serve --workers N`), and `run_jobs` is `live worker` (jobs only). The
+front door itself (the protocol, its limits, the runner class that installs it) is live/rooms/frontdoor.py."""
 from __future__ import annotations
 
 import asyncio
@@ -38,6 +38,44 @@ def run_worker(settings: Settings, dsn: str, reuse_port: bool, migrate_first: bo
     run(app, host=settings.host, port=settings.port, reuse_port=reuse_port, sock=sock, backlog=4096,
         shutdown_timeout=10, keepalive_timeout=settings.http_keepalive_seconds,
         serving=lambda: settle_gc(settings.gc_thresholds))
+
+
+def run_jobs(settings: Settings, dsn: str) -> None:
+    """`live worker`: run the durable jobs only (no HTTP server) until SIGTERM or SIGINT, which stops picking
+    jobs and waits for the running ones (live/jobs/worker.py STOP_GRACE_SECONDS at most)."""
+    import uvloop
+
+    setup_logging(settings.log_level)
+    uvloop.install()
+    asyncio.run(_jobs_main(settings, dsn))
+
+
+async def _jobs_main(settings: Settings, dsn: str) -> None:
+    import os
+
+    from db import Database
+    from db.migrate import migrate
+    from live.container import Services
+
+    log = get_logger("live.worker")
+    await migrate(dsn)
+    # the handlers' transactions: at most one per running job, plus a few for what they call
+    db = await Database.connect(dsn, min_size=1, max_size=settings.jobs_concurrency + 2)
+    services = Services(settings, db)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await services.start_jobs_only()
+        log.info("worker_started", pid=os.getpid(), kinds=services.jobs.kinds(),
+                 concurrency=settings.jobs_concurrency, heartbeat_seconds=settings.jobs_heartbeat_seconds)
+        await stop.wait()
+        log.info("worker_stopping", pid=os.getpid())
+    finally:
+        await services.stop_jobs_only()
+        await db.close()
+        log.info("worker_stopped", pid=os.getpid())
 
 
 def supervise(settings: Settings, dsn: str, n: int, port_base: int | None, log) -> None:

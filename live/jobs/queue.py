@@ -1,22 +1,41 @@
 """Putting a job on the queue: one row in pgqueuer's table, written in the caller's transaction so the job exists
-exactly when the state change that needs it commits."""
+exactly when the state change that needs it commits.
+
+`enqueue` runs inside hot transactions (a payment's, a webhook's), so it is one prepared statement and nothing
+else: pgqueuer's enqueue statement is rendered once per process (`Queries.enqueue` builds a driver, a query builder
+and the SQL text on every call, and its json headers would go through the pool's own jsonb codec twice)."""
 from __future__ import annotations
 
 from datetime import timedelta
 
 import asyncpg
 import orjson
-from pgqueuer.queries import Queries
+from pgqueuer.adapters.persistence.qb import QueryQueueBuilder
+
+_SQL: str | None = None
+_NOW = timedelta(0)
+MAX_KIND = 100  # characters of a job kind
+MAX_KEY = 200  # characters of a dedupe key
 
 
 class Permanent(Exception):
     """Raised by a handler for a failure that no retry can mend: the job is held (dead) at once."""
 
 
+def _sql() -> str:
+    global _SQL
+    if _SQL is None:
+        _SQL = QueryQueueBuilder().build_enqueue_query("skip")
+    return _SQL
+
+
 async def enqueue(conn: asyncpg.Connection, kind: str, payload: dict, *, key: str | None = None,
                   delay: float = 0.0) -> int | None:
     """Queue job `kind` with `payload` (a JSON object) in `conn`'s transaction, to run after `delay` seconds.
-    With `key`, at most one job of that key is queued or running: a second enqueue is skipped (None)."""
-    ids = await Queries.from_asyncpg_connection(conn).enqueue(
-        kind, orjson.dumps(payload), 0, timedelta(seconds=delay) if delay > 0 else None, key, on_conflict="skip")
-    return ids[0]
+    With `key`, at most one job of that key is queued or running: a second enqueue is skipped (None).
+    Returns the job's id."""
+    if not kind or len(kind) > MAX_KIND or (key is not None and len(key) > MAX_KEY):
+        raise ValueError(f"job kind or key too long: {kind!r} {key!r}")
+    row = await conn.fetchrow(_sql(), [0], [kind], [orjson.dumps(payload)],
+                              [timedelta(seconds=delay) if delay > 0 else _NOW], [key], [None])
+    return None if row is None else row["id"]
