@@ -55,6 +55,8 @@ class Code(StrEnum):
     IN_PROGRESS = "in_progress", 409, "a checkout with this Idempotency-Key is in progress; retry shortly"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict", 409, "the payment provider refused the idempotency key"
     COUPON_EXHAUSTED = "coupon_exhausted", 409, "this coupon has been used up"
+    RATE_EXPIRED = "rate_expired", 409, "the shipping rate has expired or no longer fits the cart; choose a fresh one"
+    NOT_RETURNABLE = "not_returnable", 409, "this order cannot be returned (details.reason says why)"
     # 411, 413, 415
     LENGTH_REQUIRED = "length_required", 411, "a Content-Length is required"
     PAYLOAD_TOO_LARGE = "payload_too_large", 413, "body too large"
@@ -72,6 +74,7 @@ class Code(StrEnum):
     INTERNAL = "internal", 500, "internal server error", True
     PROCESSING_FAILED = "processing_failed", 500, "the event is stored but could not be processed; retry later"
     PAYMENT_PROVIDER_ERROR = "payment_provider_error", 502, "the payment provider failed"
+    CARRIER_ERROR = "carrier_error", 502, "the shipping carrier failed"
     WEBHOOK_FAILED = "webhook_failed", 502, "the webhook could not be delivered"
     UNAVAILABLE = "unavailable", 503, "temporarily unavailable"
 
