@@ -142,6 +142,30 @@ async def unsell(conn: asyncpg.Connection, lines: list[tuple[str, int]], actor_i
     return [StockLevel(r[0], r[1], r[2]) for r in rows]
 
 
+async def restock(conn: asyncpg.Connection, lines: list[tuple[str, int]], actor_id: str | None,
+                  reason: str) -> list[StockLevel]:
+    """Returned units back on the shelf: on_hand += qty per (variant_id, qty), with `return` ledger rows (the sale
+    stays a sale: the units were sold, came back and are sellable again)."""
+    per: dict[str, int] = {}
+    for vid, q in lines:
+        if q > 0:
+            per[vid] = per.get(vid, 0) + q
+    if not per:
+        return []
+    ids = sorted(per)
+    await lock_variants(conn, ids)
+    rows = await conn.fetch(
+        """WITH x AS (SELECT * FROM unnest($1::uuid[], $2::int[]) AS t(vid, q))
+           UPDATE product_variants v SET on_hand = v.on_hand + x.q FROM x WHERE v.id = x.vid
+           RETURNING v.id::text, v.on_hand - v.reserved - v.sold, v.stock_version""",
+        ids, [per[v] for v in ids])
+    await conn.execute(
+        """INSERT INTO inventory_events (variant_id, kind, quantity, reason, actor_id)
+           SELECT t.vid, 'return', t.q, $3, $4::uuid FROM unnest($1::uuid[], $2::int[]) AS t(vid, q)""",
+        ids, [per[v] for v in ids], reason, actor_id)
+    return [StockLevel(r[0], r[1], r[2]) for r in rows]
+
+
 async def initial_stock(conn: asyncpg.Connection, variant_id: str, qty: int, actor_id: str | None) -> None:
     """The ledger row of a new variant's units on hand (db.catalog.insert_variant sets the counter)."""
     await conn.execute(

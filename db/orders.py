@@ -14,7 +14,8 @@ ORDER_JSON = """jsonb_build_object(
     'coupon_code', (SELECT c.code FROM coupons c WHERE c.id = o.coupon_id),
     'shipping_address', o.shipping_address, 'created_at', o.created_at, 'updated_at', o.updated_at,
     'refund', (SELECT jsonb_build_object('status', r.status, 'amount_minor', r.amount_minor, 'currency', r.currency,
-        'requested_at', r.created_at, 'refunded_at', r.succeeded_at) FROM payment_refunds r WHERE r.order_id = o.id),
+        'requested_at', r.created_at, 'refunded_at', r.succeeded_at) FROM payment_refunds r
+        WHERE r.order_id = o.id AND r.return_id IS NULL),
     'items', coalesce((SELECT jsonb_agg(jsonb_build_object(
         'id', i.id, 'product_id', i.product_id, 'variant_id', i.variant_id, 'title', i.title, 'sku', i.sku,
         'quantity', i.quantity, 'unit_price_minor', i.unit_price_minor, 'currency', i.currency,

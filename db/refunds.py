@@ -20,13 +20,42 @@ async def request(conn: asyncpg.Connection, payment_id: str, provider: str, curr
     rows = await conn.fetch(
         """INSERT INTO payment_refunds (payment_id, order_id, provider, amount_minor, currency, reason)
            SELECT $1::uuid, o, $2, a, $3, $6 FROM unnest($4::uuid[], $5::bigint[]) AS t(o, a) WHERE a > 0
-           ON CONFLICT (order_id) DO NOTHING RETURNING id::text AS id, order_id::text AS order_id, amount_minor""",
+           ON CONFLICT (order_id) WHERE return_id IS NULL DO NOTHING
+           RETURNING id::text AS id, order_id::text AS order_id, amount_minor""",
         payment_id, provider, currency, [o for o, _ in orders], [a for _, a in orders], reason)
     added = sum(r["amount_minor"] for r in rows)
     if added:
         await conn.execute("UPDATE payments SET refund_due_minor = refund_due_minor + $2 WHERE id = $1::uuid",
                            payment_id, added)
     return rows
+
+
+async def request_for_return(conn: asyncpg.Connection, payment_id: str, provider: str, currency: str,
+                             order_id: str, return_id: str, amount: int, reason: str | None) -> asyncpg.Record | None:
+    """The `requested` refund of a return (amount above 0), and the payment's debt grown by it. A return that
+    already has its refund gets no second one (None)."""
+    row = await conn.fetchrow(
+        """INSERT INTO payment_refunds (payment_id, order_id, return_id, provider, amount_minor, currency, reason)
+           VALUES ($1::uuid, $2::uuid, $3::uuid, $4, $5, $6, $7)
+           ON CONFLICT (return_id) WHERE return_id IS NOT NULL DO NOTHING
+           RETURNING id::text AS id, order_id::text AS order_id, amount_minor""",
+        payment_id, order_id, return_id, provider, amount, currency, reason)
+    if row is not None:
+        await conn.execute("UPDATE payments SET refund_due_minor = refund_due_minor + $2 WHERE id = $1::uuid",
+                           payment_id, amount)
+    return row
+
+
+async def owed_for_order(conn: asyncpg.Connection, order_id: str) -> int:
+    """What the order's refunds add up to, not counting failed ones (requested or paid back)."""
+    return await conn.fetchval("SELECT coalesce(sum(amount_minor), 0)::bigint FROM payment_refunds "
+                               "WHERE order_id = $1::uuid AND status <> 'failed'", order_id)
+
+
+async def owed_for_payment(conn: asyncpg.Connection, payment_id: str) -> int:
+    """What the payment's refunds add up to, not counting failed ones."""
+    return await conn.fetchval("SELECT coalesce(sum(amount_minor), 0)::bigint FROM payment_refunds "
+                               "WHERE payment_id = $1::uuid AND status <> 'failed'", payment_id)
 
 
 async def lock_payment_of(conn: asyncpg.Connection, refund_id: str) -> asyncpg.Record | None:

@@ -59,6 +59,21 @@ class RefundService:
                 order_id=r["order_id"], payment_id=pay["id"], reason=reason)
         return [r["id"] for r in rows]
 
+    @staticmethod
+    async def owe_return(conn, pay, *, order_id: str, return_id: str, amount_minor: int, reason: str | None,
+                         actor_id: str | None = None) -> list[str]:
+        """Record the refund of a received return (`amount_minor` > 0, at most what is left of the order and the
+        payment: the caller checks) of the locked payment `pay`, like `owe`: one refund per return, in the audit
+        log. Returns the new refund's id (none when the return already has its refund), to `send` after commit."""
+        row = await refunds_db.request_for_return(conn, pay["id"], pay["provider"], pay["currency"], order_id,
+                                                  return_id, amount_minor, reason)
+        if row is None:
+            return []
+        await audit.record(conn, actor_id, "refund.request", "refund", row["id"], after={
+            "status": "requested", "amount_minor": amount_minor, "currency": pay["currency"]},
+            order_id=order_id, return_id=return_id, payment_id=pay["id"], reason=reason)
+        return [row["id"]]
+
     # ---- inside the transaction that applies a provider's refund event ----
 
     @staticmethod
