@@ -1,23 +1,23 @@
-"""Queries on the email outbox: mail written in the caller's transaction, then taken in batches (SKIP LOCKED, so
-several workers share the queue) and marked sent or failed."""
+"""Queries on the email outbox: a mail written in the caller's transaction (live/outbox.py `enqueue` adds the
+`email.send` job that delivers it), read by that job, then marked sent or failed."""
 from __future__ import annotations
 
 import asyncpg
 
 
-async def enqueue(conn: asyncpg.Connection, to: str, subject: str, body: str) -> None:
-    await conn.execute("INSERT INTO email_outbox (to_address, subject, body) VALUES ($1, $2, $3)", to, subject, body)
+async def insert(conn: asyncpg.Connection, to: str, subject: str, body: str) -> int:
+    return await conn.fetchval(
+        "INSERT INTO email_outbox (to_address, subject, body) VALUES ($1, $2, $3) RETURNING id", to, subject, body)
 
 
-async def take_due(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    """Up to `limit` unsent mails with fewer than 5 attempts, oldest first, locked (others' locked ones skipped)."""
-    return await conn.fetch(
-        """SELECT id, to_address, subject, body FROM email_outbox
-           WHERE sent_at IS NULL AND attempts < 5 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""", limit)
+async def get(conn: asyncpg.Connection, mail_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT id, to_address, subject, body, sent_at, attempts FROM email_outbox WHERE id = $1", mail_id)
 
 
 async def mark_sent(conn: asyncpg.Connection, mail_id: int) -> None:
-    await conn.execute("UPDATE email_outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = $1", mail_id)
+    await conn.execute("UPDATE email_outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = $1 "
+                       "AND sent_at IS NULL", mail_id)
 
 
 async def mark_failed(conn: asyncpg.Connection, mail_id: int, error: str) -> None:

@@ -28,8 +28,9 @@ from live.commerce.payments import PaymentProviders
 from live.commerce.shop import Commerce
 from live.config import Settings
 from live.jobs import Jobs
+from live.jobs.desk import JobsDesk
 from live.media.livekit import LiveKitTokens
-from live.outbox import OutboxSender
+from live.outbox import Mailer
 from live.ratelimit import Limits, MemoryRateLimiter, RedisRateLimiter
 from live.redis.link import RedisLink
 from live.rooms.broker import MemoryBroker
@@ -55,7 +56,6 @@ class Services:
         self.tokens = TokenService(settings.jwt_secret, ttl=settings.jwt_ttl_seconds, issuer=settings.jwt_issuer,
                                    jwks_url=settings.jwt_jwks_url, external_issuer=settings.jwt_external_issuer,
                                    external_audience=settings.jwt_external_audience)
-        self.outbox = OutboxSender(db, settings.smtp_url, settings.email_from)
         self._external: dict[str, tuple[float, Principal]] = {}
         # live rooms: in-process broker, control, presence and limits; with REDIS_URL the Redis ones over one link
         self.hub = Hub()
@@ -84,6 +84,8 @@ class Services:
         # process runs them unless it only serves (JOBS_IN_PROCESS=false; then `live worker` does, docs/jobs.md)
         self.jobs = Jobs(db.dsn, heartbeat_seconds=settings.jobs_heartbeat_seconds,
                          concurrency=settings.jobs_concurrency)
+        self.outbox = Mailer(db, self.jobs, settings.smtp_url, settings.email_from)  # the `email.send` jobs
+        self.jobs_desk = JobsDesk(db, self.jobs.kinds)  # the admins' view of the queue, and its /metrics gauges
         # catalog, cart, checkout, orders, coupons, analytics; stock changes reach the rooms as stock:update,
         # order changes the buyer's and seller's sockets as order:update
         self.commerce = Commerce(settings, db, self.rooms, self.payments, self.jobs, self.chat_writer.flush,
@@ -124,8 +126,7 @@ class Services:
 
     async def start(self) -> None:
         """Start background parts (called once the app is up)."""
-        self._tasks = [asyncio.create_task(self.outbox.run(), name="outbox"),
-                       asyncio.create_task(self.chat_writer.run(), name="chat-writer")]
+        self._tasks = [asyncio.create_task(self.chat_writer.run(), name="chat-writer")]
         await self.auth.start()  # loads the users whose sign-in state changed; subscribes before Redis connects
         if self.redis is not None:
             await self.redis.start()  # waits a few seconds for Redis, then serves degraded if it is away

@@ -142,6 +142,32 @@ class LiveCollector:
             yield family
 
 
+class JobsCollector:
+    """The durable job queue's gauges, from the counts the /metrics route read just before (JobsDesk.refresh: one
+    bounded query): jobs per kind and state (queued, running, retrying = waiting for a retry after a failure, dead)
+    and the age of the oldest due queued job per kind. The queue is shared: every worker reports the same."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def collect(self):
+        services = self.app.get(SERVICES)
+        desk = getattr(services, "jobs_desk", None)
+        if desk is None:
+            return
+        jobs = GaugeMetricFamily("live_jobs", "Durable jobs by kind and state (queued, running, retrying, dead)",
+                                 labels=["kind", "state"])
+        oldest = GaugeMetricFamily("live_jobs_oldest_due_seconds",
+                                   "Seconds since the oldest queued job of a kind became due (0: none waiting)",
+                                   labels=["kind"])
+        for row in desk.snapshot:
+            for state in ("queued", "running", "retrying", "dead"):
+                jobs.add_metric([row["kind"], state], row[state])
+            oldest.add_metric([row["kind"]], row["oldest_due"])
+        yield jobs
+        yield oldest
+
+
 # request latency buckets (seconds): a REST call takes ~1-20 ms on a quiet server; the top buckets catch stalls
 HTTP_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -177,5 +203,6 @@ class HttpMetrics:
 def make_registry(app, counters: EventCounters) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LiveCollector(app, counters))
+    registry.register(JobsCollector(app))
     ProcessCollector(registry=registry)
     return registry

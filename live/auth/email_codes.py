@@ -15,8 +15,8 @@ from datetime import timedelta
 
 from db import Database
 from db import auth as auth_db
-from db import outbox as outbox_db
 from db import users as users_db
+from live import outbox
 from live.auth.principal import SYSTEM
 from live.errors import DomainError
 from live.ratelimit import Limits, RateLimited
@@ -48,7 +48,7 @@ class EmailCodes:
             if recent >= MAX_CODES_PER_HOUR:
                 raise RateLimited("too many codes requested for this address; try again later", wait)
             await auth_db.add_code(conn, email, self._hash(email, code), CODE_TTL)
-            await outbox_db.enqueue(conn, email, "Your sign-in code",
+            await outbox.enqueue(conn, email, "Your sign-in code",
                                 f"Your live sign-in code is {code}. It expires in {CODE_TTL.seconds // 60} minutes.")
 
     async def verify(self, email: str, code: str, requester: str):

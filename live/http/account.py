@@ -67,7 +67,6 @@ def user_out(row) -> dict:
            body=EmailStart, status=202, errors=(429,))
 async def email_start(call: Call):
     await call.services.email_codes.start(call.body.email, client_address(call.request))
-    call.services.outbox.wake()
     return {"sent": True}
 
 

@@ -15,7 +15,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from live.appkeys import GATEWAY, HTTP_METRICS, METRICS_REGISTRY, SERVICES
 from live.errors import DomainError
+from live.logging import get_logger
 from live.metrics import EventCounters, HttpMetrics, make_registry
+
+log = get_logger("live.metrics")
 
 
 def _loopback(remote: str | None) -> bool:
@@ -47,6 +50,10 @@ def register(app: web.Application) -> None:
 
     async def metrics(request: web.Request) -> web.Response:
         check_access(request)
+        try:
+            await request.app[SERVICES].jobs_desk.refresh()  # the job gauges: one bounded query per scrape
+        except Exception as exc:  # the database is away: the other families are still served
+            log.warning("metrics_jobs_unavailable", error=repr(exc)[:200])
         body = generate_latest(request.app[METRICS_REGISTRY])
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

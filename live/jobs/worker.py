@@ -19,7 +19,7 @@ import asyncpg
 import orjson
 from pgqueuer.core.executors import DatabaseRetryEntrypointExecutor, EntrypointExecutorParameters
 from pgqueuer.core.qm import QueueManager
-from pgqueuer.domain import errors, models, types
+from pgqueuer.domain import errors, models
 from pgqueuer.queries import Queries
 
 from live.jobs.queue import Permanent
@@ -179,13 +179,26 @@ class Jobs:
         log.info("jobs_stopped")
 
     async def drain(self) -> None:
-        """Run every job that is due until none is left (tests)."""
+        """Run the jobs of the registered kinds that are due (and those left by a dead worker) in this process
+        until none is left; a retry pushed into the future is not waited for (tests)."""
         conn = await asyncpg.connect(self.dsn)
+        qm = self._manager(conn)
+        task = asyncio.create_task(qm.run(dequeue_timeout=timedelta(seconds=0.2), **self._run_args()))
         try:
-            await self._manager(conn).run(mode=types.QueueExecutionMode.drain, dequeue_timeout=timedelta(seconds=0.2),
-                                          **self._run_args())
+            while not task.done():
+                await asyncio.sleep(0.05)
+                left = await qm.queries.driver.fetch(_LEFT, self.kinds(), qm.queue_manager_id, self.heartbeat)
+                if left[0]["n"] == 0 and not qm.job_context:
+                    break
         finally:
-            await conn.close()
+            qm.shutdown.set()
+            await task
+
+
+# jobs a drain waits for: due ones, its own in flight (until their end is written), those of a dead worker
+_LEFT = """SELECT count(*) AS n FROM pgqueuer WHERE entrypoint = ANY($1::text[]) AND (
+    (status = 'queued' AND execute_after <= now()) OR (status = 'picked' AND queue_manager_id = $2::uuid)
+    OR (status = 'picked' AND heartbeat < now() - $3::interval))"""
 
 
 async def _never(job: models.Job) -> None:  # pgqueuer's executor wants a function; _Retrying calls the handler

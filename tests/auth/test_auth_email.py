@@ -1,8 +1,8 @@
 """Email one-time codes over real HTTP (the codes read from the real outbox table): sign-in, expiry, attempt and
-hourly limits, also under parallel requests, counted per requester so that nobody can lock another person out;
-and the outbox sender. Requesters are told apart by X-Forwarded-For (TRUSTED_PROXY_HEADER in this module).
-The tests of this module share one migrated
-database (see tests/auth/conftest.py); the outbox tests, which count pending mail, get databases of their own."""
+hourly limits, also under parallel requests, counted per requester so that nobody can lock another person out
+(the outbox's delivery is tests/jobs/test_email_jobs.py). Requesters are told apart by X-Forwarded-For
+(TRUSTED_PROXY_HEADER in this module). The tests of this module share one migrated database (see
+tests/auth/conftest.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -10,15 +10,10 @@ import re
 
 import pytest
 
-from db import Database
-from db.outbox import enqueue as enqueue_email
 from live.auth.email_codes import MAX_ATTEMPTS, MAX_CODES_PER_HOUR
-from live.auth.principal import SYSTEM
-from live.container import Services
-from live.outbox import OutboxSender
 from live.ratelimit import DEFAULT_LIMITS
 from tests.auth.helpers import ME, auth, error_of, owner_execute, owner_fetchval
-from tests.helpers import make_settings, owner_connection, scratch_database
+from tests.helpers import make_settings
 
 GUESSES = DEFAULT_LIMITS["email_guess_per_address"].count  # per requester and address
 STARTS = DEFAULT_LIMITS["email_code_per_address"].count
@@ -27,12 +22,6 @@ STARTS = DEFAULT_LIMITS["email_code_per_address"].count
 @pytest.fixture
 def settings(tmp_path):
     return make_settings(tmp_path, trusted_proxy_header="X-Forwarded-For")
-
-
-@pytest.fixture
-def fresh_dsn(pg_admin_dsn, template_dsn):
-    with scratch_database(pg_admin_dsn, "a_") as url:
-        yield url
 
 
 async def latest_code(dsn: str, email: str) -> str:
@@ -177,27 +166,6 @@ async def test_email_verify_without_pending_code_is_401(client):
     assert err["code"] == "invalid_code"
 
 
-async def test_outbox_marks_mail_sent_without_smtp(fresh_dsn, tmp_path):
-    settings = make_settings(tmp_path)
-    assert settings.smtp_url is None
-    db = await Database.connect(fresh_dsn, min_size=1, max_size=2)
-    try:
-        services = Services(settings, db)
-        await services.email_codes.start("mia@example.com", "192.0.2.1")
-        async with owner_connection(fresh_dsn) as owner:
-            pending = await owner.fetch("SELECT id FROM email_outbox WHERE sent_at IS NULL")
-            assert len(pending) == 1
-            assert await services.outbox.deliver_batch() == 1
-            row = await owner.fetchrow("SELECT sent_at, attempts, last_error FROM email_outbox WHERE id = $1",
-                                       pending[0]["id"])
-        assert row["sent_at"] is not None
-        assert row["attempts"] == 1
-        assert row["last_error"] is None
-        assert await services.outbox.deliver_batch() == 0
-    finally:
-        await db.close()
-
-
 # ---------------------------------------------------------------- concurrency: limits hold under parallel requests
 
 
@@ -225,46 +193,3 @@ async def test_parallel_starts_respect_the_hourly_limit(client):
                                        for i in range(MAX_CODES_PER_HOUR + 5)))
     assert sorted(r.status for r in responses) == [202] * MAX_CODES_PER_HOUR + [429] * 5
     assert all(3000 < int(r.headers["Retry-After"]) <= 3600 for r in responses if r.status == 429)
-
-
-class ObservedOutbox(OutboxSender):
-    """The real sender, with events telling the test when a delivery attempt has finished."""
-
-    def __init__(self, *args, **kw):
-        super().__init__(*args, **kw)
-        self.failed = asyncio.Event()
-        self.delivered = asyncio.Event()
-
-    async def deliver_batch(self, limit: int = 20) -> int:
-        try:
-            sent = await super().deliver_batch(limit)
-        except BaseException:
-            self.failed.set()
-            raise
-        if sent:
-            self.delivered.set()
-        return sent
-
-
-async def test_outbox_sender_survives_a_database_error(fresh_dsn):
-    broken = await Database.connect(fresh_dsn, min_size=1, max_size=1)
-    await broken.close()  # every acquire now raises asyncpg.InterfaceError
-    working = await Database.connect(fresh_dsn, min_size=1, max_size=2)
-    sender = ObservedOutbox(broken, None, "live <no-reply@localhost>", interval=3600)
-    task = asyncio.create_task(sender.run())
-    try:
-        await sender.failed.wait()
-        # run() handled the error in the same step that raised it: the task is now idle, not dead
-        await asyncio.sleep(0)
-        assert not task.done(), task.exception()
-        sender._db = working  # the database is back
-        async with working.tx(SYSTEM) as conn:
-            await enqueue_email(conn, "quinn@example.com", "hello", "body")
-        sender.wake()
-        await asyncio.wait_for(sender.delivered.wait(), 30)  # a guard against hanging, not a timing assertion
-        assert await owner_fetchval(fresh_dsn, "SELECT sent_at IS NOT NULL FROM email_outbox WHERE to_address = $1",
-                                    "quinn@example.com")
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await working.close()
