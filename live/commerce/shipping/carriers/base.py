@@ -85,6 +85,14 @@ class Label:
     tracking_url: str | None
 
 
+# ISO 4217 currencies without minor units (amounts in them are whole units); all others here have 2 digits
+ZERO_DECIMAL = frozenset("BIF CLP DJF GNF ISK JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
+
+
+def minor_digits(currency: str) -> int:
+    return 0 if currency.upper() in ZERO_DECIMAL else 2
+
+
 TRACKING_STATUSES = ("pre_transit", "transit", "out_for_delivery", "delivered", "returned", "failure", "unknown")
 
 
