@@ -5,7 +5,10 @@ from datetime import datetime
 
 import asyncpg
 
-ORDER_JSON = """jsonb_build_object(
+from db import shipments as shipments_db
+from db.shipments import SHIPMENT_JSON
+
+ORDER_JSON = f"""jsonb_build_object(
     'id', o.id, 'number', o.number, 'status', o.status, 'user_id', o.user_id,
     'seller', jsonb_build_object('id', s.id, 'name', s.display_name),
     'livestream_id', o.livestream_id,
@@ -20,7 +23,9 @@ ORDER_JSON = """jsonb_build_object(
         'id', i.id, 'product_id', i.product_id, 'variant_id', i.variant_id, 'title', i.title, 'sku', i.sku,
         'quantity', i.quantity, 'unit_price_minor', i.unit_price_minor, 'currency', i.currency,
         'line_total_minor', i.unit_price_minor * i.quantity, 'livestream_id', i.livestream_id) ORDER BY i.sku)
-        FROM order_items i WHERE i.order_id = o.id), '[]'::jsonb))"""
+        FROM order_items i WHERE i.order_id = o.id), '[]'::jsonb),
+    'shipment', (SELECT {SHIPMENT_JSON} FROM shipments sh WHERE sh.order_id = o.id AND sh.kind = 'outbound'
+        ORDER BY (sh.status IN ('voided', 'purchase_failed')), sh.created_at DESC LIMIT 1))"""
 _FROM = "FROM orders o JOIN sellers s ON s.id = o.seller_id"
 
 
@@ -102,11 +107,9 @@ async def history(conn: asyncpg.Connection, order_id: str) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-async def shipments(conn: asyncpg.Connection, order_id: str) -> list[dict]:
-    rows = await conn.fetch(
-        """SELECT id::text AS id, carrier, service, tracking_number, label_url, status, created_at, updated_at
-           FROM shipments WHERE order_id = $1::uuid ORDER BY created_at""", order_id)
-    return [dict(r) for r in rows]
+async def shipments(conn: asyncpg.Connection, order_id: str, limit: int = 50) -> list[dict]:
+    """The order's shipments with their tracking timelines and status histories (db/shipments.py)."""
+    return await shipments_db.for_order(conn, order_id, limit=limit)
 
 
 async def list_orders(conn: asyncpg.Connection, *, user_id: str | None = None, sellers_of: str | None = None,

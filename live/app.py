@@ -14,12 +14,14 @@ from live.http import (
     account,
     admin,
     admin_users,
+    carrier_webhooks,
     cart,
     catalog,
     checkout,
     metrics,
     orders,
     sandbox_pay,
+    shipments,
     streams,
     system,
     webhooks,
@@ -43,7 +45,7 @@ log = get_logger("live.app")
 
 def build_api() -> Api:
     api = Api()
-    for module in (system, account, admin_users, admin, streams, catalog, cart, checkout, orders):
+    for module in (system, account, admin_users, admin, streams, catalog, cart, checkout, orders, shipments):
         api.include(module.api)
     return api
 
@@ -61,6 +63,7 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
     app[ROUTES] = api
     api.register(app)
     system.register_root(app)
+    carrier_webhooks.register(app)  # POST /webhooks/shippo, /webhooks/sandbox-carrier (before /webhooks/{provider})
     webhooks.register(app)  # POST /webhooks/{stripe,paystack,sandbox}: raw body, signature-checked
     sandbox_pay.register(app)  # the sandbox provider's confirm page /pay/sandbox/{reference}
     metrics.register(app)  # GET /metrics (Prometheus), counts socket events from start-up on

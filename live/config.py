@@ -51,6 +51,7 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "auth_refresh_seconds": (0.05, 300, "must be between 0.05 and 300 seconds"),
     "shipping_rate_ttl_seconds": (30, 24 * 3600, "must be between 30 seconds and 24 hours"),
     "sandbox_carrier_pace_seconds": (0.05, 86_400, "must be between 0.05 and 86400 seconds"),
+    "tracking_webhook_concurrency": (1, 64, "must be between 1 and 64"),
     "jobs_concurrency": (2, 256, "must be between 2 and 256"),
     "jobs_heartbeat_seconds": (1, 3600, "must be between 1 and 3600 seconds"),
 }
@@ -87,6 +88,7 @@ class Settings(BaseSettings):
     shippo_webhook_hmac_secret: str | None = None  # set: Shippo webhooks must also carry a valid Shippo-Auth-Signature
     sandbox_carrier_secret: str | None = None  # signs the sandbox carrier's webhooks (unset: derived from JWT_SECRET)
     sandbox_carrier_pace_seconds: float = 20.0  # between two events of a sandbox shipment's tracking timeline
+    tracking_webhook_concurrency: int = 4  # carrier webhooks applied at once per worker (one pooled connection each)
     shipping_rate_ttl_seconds: int = 900  # a quoted shipping rate is charged at most this long after the quote
     cart_reservation_seconds: int = 600
     cart_max_per_buyer: int = 5  # units of one variant a buyer's cart may hold, unless the seller set the variant's

@@ -91,6 +91,7 @@ class Services:
         self.commerce = Commerce(settings, db, self.rooms, self.payments, self.jobs, self.chat_writer.flush,
                                  gateway.send_to_user if gateway is not None else None)
         self.payments.register(self.commerce.apply_payment_event)  # the sandbox's refund webhooks, in process
+        self.commerce.shipping.register_jobs(self.jobs)  # label purchase and void, tracking, the sandbox timeline
         # who may still use their tokens (sign-out, suspension, role changes), kept in memory on every worker;
         # a suspended or signed-out user's open sockets are cut
         self.auth = AuthStates(db, token_ttl=settings.jwt_ttl_seconds, refresh_seconds=settings.auth_refresh_seconds,

@@ -56,6 +56,7 @@ class Code(StrEnum):
     IDEMPOTENCY_CONFLICT = "idempotency_conflict", 409, "the payment provider refused the idempotency key"
     COUPON_EXHAUSTED = "coupon_exhausted", 409, "this coupon has been used up"
     RATE_EXPIRED = "rate_expired", 409, "the shipping rate has expired or no longer fits the cart; choose a fresh one"
+    LABEL_EXISTS = "label_exists", 409, "the order already has a live label (void it first)"
     NOT_RETURNABLE = "not_returnable", 409, "this order cannot be returned (details.reason says why)"
     # 411, 413, 415
     LENGTH_REQUIRED = "length_required", 411, "a Content-Length is required"

@@ -3,8 +3,10 @@ to the buyer's and the seller's sockets), buyer and seller cancellation, the sel
 payment events from the providers' webhooks, and the sweep of orders left unpaid. A canceled paid order is
 refunded by itself (live/commerce/refunds.py): recorded in the cancel's transaction, sent after it commits.
 
-Status flow: pending_payment -> paid -> processing -> shipped -> delivered; canceled and refunded end it.
-Locks are taken payment first, then its orders (id order), then variants (id order), everywhere."""
+Status flow: pending_payment -> paid (-> processing) -> label_created -> shipped -> in_transit -> out_for_delivery
+-> delivered (or delivery_failed, returned_to_sender); canceled and refunded end it. After payment the carrier moves
+the order (live/commerce/shipping, docs/shipping.md); the hooks below are where shipping joins in (`self.shipping`).
+Locks are taken payment first, then its orders (id order), then shipments, then variants (id order), everywhere."""
 from __future__ import annotations
 
 from typing import Callable
@@ -32,10 +34,13 @@ from live.rooms import events
 
 log = get_logger("live.commerce.orders")
 OPEN = payments_db.OPEN
-PAID_LIKE = ("paid", "processing", "shipped", "delivered")
-SELLER_MOVES = {"paid": ("processing", "shipped"), "processing": ("shipped",), "shipped": ("delivered",)}
-SELLER_CANCELABLE = ("pending_payment", "paid", "processing")
-RESTOCK_ON_REFUND = ("paid", "processing")  # not shipped yet: the units never left
+PAID_LIKE = ("paid", "processing", "label_created", "shipped", "in_transit", "out_for_delivery", "delivered",
+             "delivery_failed", "returned_to_sender")
+# "shipped" takes a tracking number (POST .../tracking) or a carrier scan; "delivered" by hand: manual tracking only
+SELLER_MOVES = {"paid": ("processing",), "shipped": ("delivered",), "in_transit": ("delivered",),
+                "out_for_delivery": ("delivered",)}
+SELLER_CANCELABLE = ("pending_payment", "paid", "processing", "label_created")  # before the first scan
+RESTOCK_ON_REFUND = ("paid", "processing", "label_created")  # not shipped yet: the units never left
 CHECKOUT_KEY_SECONDS = 24 * 3600
 
 Push = Callable[[str, str, dict], int]
@@ -63,6 +68,7 @@ class OrderService:
         self.providers = providers
         self.push = push  # Gateway.send_to_user; None in a process without sockets (the CLI)
         self.refunds = RefundService(db, providers, self.publish_orders)
+        self.shipping = None  # live.commerce.shipping.Shipping, set by Commerce: auto-labels, voids, manual delivery
 
     # ---- the one place statuses change ----
 
@@ -106,8 +112,10 @@ class OrderService:
         if self.push is None:
             return
         for order, seller_user in orders:
+            payload = {"order": order, "shipment": order.get("shipment"),
+                       "tracking": (order.get("shipment") or {}).get("last_event")}
             for user in {order["user_id"], seller_user}:
-                self.push(user, events.ORDER_UPDATE, {"order": order})
+                self.push(user, events.ORDER_UPDATE, payload)
 
     # ---- payments (webhooks) ----
 
@@ -165,6 +173,8 @@ class OrderService:
                 changes.refunds += await self.refunds.owe(conn, pay, canceled, "paid after the order was canceled")
                 changes.add([o["id"] for o in canceled])
             await self._move(conn, pending, "paid", changes, actor_id=None, actor_kind="webhook", reason=why)
+            if self.shipping is not None:  # labels bought on payment, where the seller says so
+                await self.shipping.labels.on_paid(conn, [o["id"] for o in pending])
             return "paid_after_cancel" if canceled else "applied"
         if event.kind in ("failed", "canceled"):
             if pay["status"] not in OPEN:
@@ -205,7 +215,7 @@ class OrderService:
         await payments_db.set_payment(conn, pay["id"], status="refunded", refund_due_minor=0, issue=None)
         changes.add(await self.refunds.settle_all(conn, pay["id"]))
         restock = [o for o in orders if o["status"] in RESTOCK_ON_REFUND]
-        keep = [o for o in orders if o["status"] in ("shipped", "delivered")]
+        keep = [o for o in orders if o["status"] in PAID_LIKE and o["status"] not in RESTOCK_ON_REFUND]
         await self._move(conn, restock, "refunded", changes, actor_id=None, actor_kind="webhook", reason=why,
                          restock=True)
         await self._move(conn, keep, "refunded", changes, actor_id=None, actor_kind="webhook", reason=why)
@@ -301,6 +311,8 @@ class OrderService:
         return await self.detail(principal, order_id)
 
     async def _cancel_paid(self, conn, order, pay, changes: Changes, actor_id, actor_kind, why) -> None:
+        if self.shipping is not None:  # a label bought or being bought is voided (a job asks the carrier)
+            await self.shipping.voids.on_order_canceled(conn, order["id"], actor_kind, actor_id, why)
         await self._move(conn, [order], "canceled", changes, actor_id=actor_id, actor_kind=actor_kind, reason=why,
                          restock=True)
         if pay is not None:
@@ -328,6 +340,8 @@ class OrderService:
             else:
                 if to not in SELLER_MOVES.get(current, ()):
                     raise DomainError("conflict", f"a {current} order cannot become {to}")
+                if to == "delivered" and self.shipping is not None:  # only a manually tracked parcel
+                    await self.shipping.voids.delivered_by_seller(conn, order_id, principal)
                 await self._move(conn, [order], to, changes, actor_id=principal.user_id, actor_kind="seller",
                                  reason=reason)
             await audit.record(conn, principal.user_id, "order.status", "order", order_id,

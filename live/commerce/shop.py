@@ -15,6 +15,7 @@ from live.commerce.coupons import CouponService
 from live.commerce.orders import OrderService, Push
 from live.commerce.payments import PaymentProviders
 from live.commerce.payments.base import PaymentEvent
+from live.commerce.shipping import Shipping
 from live.commerce.stock import StockBoard
 from live.config import Settings
 from live.jobs import Jobs
@@ -57,6 +58,9 @@ class Commerce:
         self.addresses = AddressBook(db)
         self.analytics = Analytics(db, live_reactions, flush_chat)
         self.admin = AdminDesk(db, self.orders)
+        # labels (bought by jobs), voids, manual tracking, carrier tracking webhooks; the orders' shipping hooks
+        self.shipping = Shipping(settings, db, self.orders.publish_orders)
+        self.orders.shipping = self.shipping
         self._tasks: list[asyncio.Task] = []
 
     async def apply_payment_event(self, event: PaymentEvent) -> str:

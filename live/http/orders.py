@@ -12,7 +12,8 @@ from live.http.api import API, Api, Call
 from live.http.catalog import uuid_param
 
 api = Api()
-STATUSES = Literal["pending_payment", "paid", "processing", "shipped", "delivered", "canceled", "refunded"]
+STATUSES = Literal["pending_payment", "paid", "processing", "label_created", "shipped", "in_transit",
+                   "out_for_delivery", "delivered", "delivery_failed", "returned_to_sender", "canceled", "refunded"]
 
 
 class MyOrdersQuery(BaseModel):
@@ -35,7 +36,8 @@ class CancelIn(BaseModel):
 
 class StatusIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    status: Literal["processing", "shipped", "delivered", "canceled"]
+    # shipped: POST /seller/orders/{id}/tracking (or the carrier's first scan); delivered: manual tracking only
+    status: Literal["processing", "delivered", "canceled"]
     reason: str | None = Field(default=None, max_length=500)
 
 
@@ -78,7 +80,7 @@ async def seller_order(call: Call):
 
 
 @api.route("POST", f"{API}/seller/orders/{{id}}/status",
-           summary="Move an order along (processing, shipped, delivered) or cancel it before shipping",
+           summary="Move an order along (processing; delivered if tracked by hand) or cancel it before the first scan",
            tag="orders", auth="user", roles=SELLERS, body=StatusIn, errors=(404, 409))
 async def seller_order_status(call: Call):
     b = call.body
