@@ -9,10 +9,13 @@ from db.pool import update_columns
 
 PRODUCT_COLS = """p.id::text AS id, p.seller_id::text AS seller_id, s.display_name AS seller_name,
     s.user_id::text AS seller_user_id, p.category_id::text AS category_id, p.title, p.description, p.image_urls,
-    p.status, p.created_at, p.updated_at"""
+    p.status, p.created_at, p.updated_at, p.weight_g, p.length_cm::float8 AS length_cm,
+    p.width_cm::float8 AS width_cm, p.height_cm::float8 AS height_cm"""
 VARIANT_COLS = """v.id::text AS id, v.product_id::text AS product_id, v.sku, v.color, v.size, v.price_minor,
     v.currency, v.on_hand, v.reserved, v.sold, v.on_hand - v.reserved - v.sold AS available, v.stock_version,
-    v.max_per_buyer"""
+    v.max_per_buyer, v.weight_g, v.length_cm::float8 AS length_cm, v.width_cm::float8 AS width_cm,
+    v.height_cm::float8 AS height_cm"""
+DIMENSIONS = ("weight_g", "length_cm", "width_cm", "height_cm")  # of products and variants (null: inherited)
 
 
 # ---- categories ----
@@ -64,28 +67,31 @@ async def variant(conn: asyncpg.Connection, variant_id: str) -> asyncpg.Record |
 
 async def insert_product(conn: asyncpg.Connection, seller_id: str, fields: dict) -> str:
     return await conn.fetchval(
-        """INSERT INTO products (seller_id, category_id, title, description, image_urls, status)
-           VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6) RETURNING id::text""",
+        """INSERT INTO products (seller_id, category_id, title, description, image_urls, status, weight_g, length_cm,
+                                width_cm, height_cm)
+           VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id::text""",
         seller_id, fields.get("category_id"), fields["title"], fields.get("description"),
-        fields.get("image_urls") or [], fields.get("status") or "draft")
+        fields.get("image_urls") or [], fields.get("status") or "draft", *(fields.get(k) for k in DIMENSIONS))
 
 
 async def insert_variant(conn: asyncpg.Connection, product_id: str, v: dict) -> str:
     return await conn.fetchval(
-        """INSERT INTO product_variants (product_id, sku, color, size, price_minor, currency, on_hand, max_per_buyer)
-           VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8) RETURNING id::text""",
+        """INSERT INTO product_variants (product_id, sku, color, size, price_minor, currency, on_hand, max_per_buyer,
+                                        weight_g, length_cm, width_cm, height_cm)
+           VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id::text""",
         product_id, v["sku"], v.get("color"), v.get("size"), v["price_minor"], v["currency"], v.get("stock", 0),
-        v.get("max_per_buyer"))
+        v.get("max_per_buyer"), *(v.get(k) for k in DIMENSIONS))
 
 
 async def update_product(conn: asyncpg.Connection, product_id: str, fields: dict) -> None:
     await update_columns(conn, "products", product_id, fields,
-                         ("title", "description", "image_urls", "status", "category_id"), {"category_id": "::uuid"})
+                         ("title", "description", "image_urls", "status", "category_id", *DIMENSIONS),
+                         {"category_id": "::uuid"})
 
 
 async def update_variant(conn: asyncpg.Connection, variant_id: str, fields: dict) -> None:
     await update_columns(conn, "product_variants", variant_id, fields,
-                         ("sku", "color", "size", "price_minor", "max_per_buyer"))
+                         ("sku", "color", "size", "price_minor", "max_per_buyer", *DIMENSIONS))
 
 
 async def seller_products(conn: asyncpg.Connection, seller_id: str, status: str | None, limit: int,

@@ -80,6 +80,20 @@ async def spotlight_if_none(conn: asyncpg.Connection, stream_id, product_id: str
         stream_id, product_id)
 
 
+async def shipping(conn: asyncpg.Connection, seller_id: str, ship_from: dict) -> None:
+    """The seller's shipping settings (ship-from address, so checkout quotes sandbox rates), if missing."""
+    await conn.execute(
+        """INSERT INTO seller_shipping (seller_id, ship_from, free_shipping_over_minor, return_window_days)
+           VALUES ($1::uuid, $2, 25000, 30) ON CONFLICT (seller_id) DO NOTHING""", seller_id, ship_from)
+
+
+async def product_parcel(conn: asyncpg.Connection, product_id, weight_g: int, dims: tuple[float, float, float]) -> None:
+    """The product's weight and size, where not set yet (a seller's own values stay)."""
+    await conn.execute(
+        """UPDATE products SET weight_g = $2, length_cm = $3, width_cm = $4, height_cm = $5
+           WHERE id = $1 AND weight_g IS NULL""", product_id, weight_g, *dims)
+
+
 async def coupon(conn: asyncpg.Connection, seller_id: str) -> None:
     """The seller's DEMO10 coupon (10 % off, 1000 uses), if missing."""
     await conn.execute(

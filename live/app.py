@@ -13,6 +13,7 @@ from live.container import Services
 from live.http import (
     account,
     admin,
+    admin_jobs,
     admin_users,
     carrier_webhooks,
     cart,
@@ -20,8 +21,10 @@ from live.http import (
     checkout,
     metrics,
     orders,
+    returns,
     sandbox_pay,
     shipments,
+    shipping,
     streams,
     system,
     webhooks,
@@ -45,7 +48,8 @@ log = get_logger("live.app")
 
 def build_api() -> Api:
     api = Api()
-    for module in (system, account, admin_users, admin, streams, catalog, cart, checkout, orders, shipments):
+    for module in (system, account, admin_users, admin, admin_jobs, streams, catalog, cart, checkout, orders,
+                   shipping, shipments, returns):
         api.include(module.api)
     return api
 

@@ -1,4 +1,5 @@
-"""Idempotent demo data: a seller `demo-seller`, a live stream `demo`, six products with variants, a coupon.
+"""Idempotent demo data: a seller `demo-seller` (shipping from San Francisco, free shipping over $250), a live
+stream `demo`, six products with variants, weights and sizes (so checkout quotes sandbox rates), a coupon.
 
 Ending a stream is final (see docs/protocol.md), so when the `demo` stream has ended the seed keeps it as a
 past show (its slug becomes `demo-<ended at>`) and makes a fresh live `demo` stream with the same products:
@@ -10,6 +11,14 @@ from db import demo as demo_db
 from db import users as users_db
 from live.auth.principal import SYSTEM
 
+DEMO_SHIP_FROM = {"name": "Demo Seller", "line1": "1 Market St", "city": "San Francisco", "state": "CA",
+                  "postal_code": "94105", "country": "US", "phone": "+14155550100"}
+# title -> (weight in grams, (length, width, height) in cm) of one unit
+DEMO_PARCELS = {
+    "Aurora Running Sneaker": (900, (33.0, 21.0, 12.0)), "Canvas Weekender Bag": (1400, (50.0, 30.0, 10.0)),
+    "Ceramic Pour-Over Set": (1100, (25.0, 20.0, 15.0)), "Merino Crew Sweater": (350, (30.0, 25.0, 4.0)),
+    "Wireless Earbuds Pro": (150, (12.0, 10.0, 5.0)), "Linen Throw Blanket": (800, (35.0, 25.0, 8.0)),
+}
 DEMO_PRODUCTS = [
     # title, description, [(sku, color, size, price_minor, stock)]
     ("Aurora Running Sneaker", "Lightweight knit runner with a recycled sole.",
@@ -63,11 +72,13 @@ async def seed(services) -> dict:
             if product_id is None:
                 product_id = await demo_db.insert_product(conn, seller["id"], category, title, description,
                                                           [f"https://picsum.photos/seed/live-{slug}/600/600"])
+            await demo_db.product_parcel(conn, product_id, *DEMO_PARCELS[title])
             for sku, color, size, price, stock in variants:
                 await demo_db.insert_variant(conn, product_id, sku, color, size, price, stock)
             await demo_db.attach_product(conn, stream_id, product_id, position)
             product_ids.append(str(product_id))
         await demo_db.spotlight_if_none(conn, stream_id, product_ids[0])
         await demo_db.coupon(conn, seller["id"])
+        await demo_db.shipping(conn, seller["id"], DEMO_SHIP_FROM)
     return {"seller_user_id": user["id"], "seller_id": seller["id"], "stream_id": str(stream_id),
             "product_ids": product_ids}

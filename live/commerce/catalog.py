@@ -22,7 +22,8 @@ _CURSOR_KIND = {"newest": "ts", "relevance": "float", "price_asc": "bigint", "pr
 
 def variant_out(v, *, owner: bool) -> dict:
     out = {"id": v["id"], "sku": v["sku"], "color": v["color"], "size": v["size"], "price_minor": v["price_minor"],
-           "currency": v["currency"], "available": v["available"], "max_per_buyer": v["max_per_buyer"]}
+           "currency": v["currency"], "available": v["available"], "max_per_buyer": v["max_per_buyer"],
+           **{k: v[k] for k in catalog_db.DIMENSIONS}}
     if owner:
         out["stock"] = {"on_hand": v["on_hand"], "reserved": v["reserved"], "sold": v["sold"]}
     return out
@@ -32,11 +33,12 @@ def product_out(p, variants, *, owner: bool = False) -> dict:
     return {"id": p["id"], "seller": {"id": p["seller_id"], "name": p["seller_name"]},
             "category_id": p["category_id"], "title": p["title"], "description": p["description"],
             "image_urls": list(p["image_urls"]), "status": p["status"], "created_at": p["created_at"],
-            "updated_at": p["updated_at"], "variants": [variant_out(v, owner=owner) for v in variants]}
+            "updated_at": p["updated_at"], **{k: p[k] for k in catalog_db.DIMENSIONS},
+            "variants": [variant_out(v, owner=owner) for v in variants]}
 
 
-PRODUCT_AUDITED = ("title", "description", "image_urls", "status", "category_id")
-VARIANT_AUDITED = ("sku", "color", "size", "price_minor", "currency", "max_per_buyer")
+PRODUCT_AUDITED = ("title", "description", "image_urls", "status", "category_id", *catalog_db.DIMENSIONS)
+VARIANT_AUDITED = ("sku", "color", "size", "price_minor", "currency", "max_per_buyer", *catalog_db.DIMENSIONS)
 
 
 def _product_fields(p) -> dict:

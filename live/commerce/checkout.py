@@ -7,7 +7,14 @@ by seller, apply the coupon (one use taken atomically), write orders, lines, his
 links, and close the cart. Any failure rolls everything back, the key included, so the buyer can fix the
 cause and retry with the same key. The provider is called after the commit, with an idempotency key derived
 from the payment, so repeating the call never charges twice; when it fails, the orders stay pending_payment,
-the response says so, and a retry with the same key calls the provider again."""
+the response says so, and a retry with the same key calls the provider again.
+
+Shipping (docs/shipping.md, Rates): before the transaction, the address is checked (an inline one through the
+carrier) and the sellers the buyer chose no rate for get fresh rates (the carrier is never called inside the
+transaction); inside it, each seller order takes its chosen rate (`shipping: {seller_id: rate_id}`) or the
+cheapest fresh one, for exactly the locked lines and this address. A chosen rate that expired or belongs to
+another cart or address rolls everything back and answers 409 `rate_expired` with the seller's fresh rates; a
+default one that went stale meanwhile is re-quoted and the checkout tried once more."""
 from __future__ import annotations
 
 import hashlib
@@ -17,12 +24,12 @@ from datetime import timedelta
 import orjson
 
 from db import Database
-from db import addresses as addresses_db
 from db import cart as cart_db
 from db import checkouts as checkouts_db
 from db import inventory as inventory_db
 from db import orders as orders_db
 from db import payments as payments_db
+from db import shipping as shipping_db
 from db import users as users_db
 from live.auth import policy
 from live.auth.principal import SYSTEM, Principal
@@ -30,6 +37,7 @@ from live.commerce import coupons
 from live.commerce.orders import OrderService, payment_out
 from live.commerce.payments import PaymentProviders
 from live.commerce.payments.base import PaymentRequest
+from live.commerce.shipping.quotes import Quotes, RateStale
 from live.commerce.stock import StockBoard
 from live.errors import DomainError
 from live.logging import get_logger
@@ -43,26 +51,50 @@ def request_hash(body: dict) -> str:
 
 
 class CheckoutService:
-    def __init__(self, db: Database, board: StockBoard, orders: OrderService, payments: PaymentProviders):
+    def __init__(self, db: Database, board: StockBoard, orders: OrderService, payments: PaymentProviders,
+                 quotes: Quotes):
         self.db = db
         self.board = board
         self.orders = orders
         self.payments = payments
+        self.quotes = quotes
 
     async def checkout(self, principal: Principal, key: str, body: dict) -> tuple[dict, bool]:
-        """(response, replayed). body: address or address_id, provider, coupon_code, email, return_url."""
+        """(response, replayed). body: address or address_id, provider, coupon_code, email, return_url, shipping
+        ({seller_id: rate_id})."""
         user = policy.signed_in(principal).user_id
         provider_name = body.get("provider") or self.payments.default_name()
         body = {**body, "provider": provider_name}
         provider = self.payments.get(provider_name)  # provider_unavailable before anything is written
         digest = request_hash(body)
-        async with self.db.tx(SYSTEM) as conn:
-            if not await checkouts_db.claim_checkout(conn, user, key, digest):
-                prior = await checkouts_db.checkout_request(conn, user, key)
-            else:
-                prior = None
-                created = await self._create(conn, user, key, body)
-                await checkouts_db.store_checkout(conn, user, key, "processing", created["response"])
+        for attempt in range(2):
+            address = None
+            async with self.db.tx(SYSTEM) as conn:
+                known = await checkouts_db.checkout_request(conn, user, key) is not None
+            if not known:  # a first request: the address and the rates, outside the transaction
+                address = await self.quotes.destination(user, body.get("address"), body.get("address_id"))
+                await self.quotes.ensure(user, address, skip=set(body.get("shipping") or {}))
+            try:
+                async with self.db.tx(SYSTEM) as conn:
+                    if not await checkouts_db.claim_checkout(conn, user, key, digest):
+                        prior = await checkouts_db.checkout_request(conn, user, key)
+                    else:
+                        prior = None
+                        if address is None:  # claimed by a request that rolled back since: start over
+                            raise RateStale("", None)
+                        created = await self._create(conn, user, key, body, address)
+                        await checkouts_db.store_checkout(conn, user, key, "processing", created["response"])
+                break
+            except RateStale as stale:
+                if stale.chosen_id is None and attempt == 0:
+                    continue  # the cart or the rates changed between the quote and the lock: quote again
+                if not stale.seller_id:
+                    raise DomainError("in_progress", "a checkout with this Idempotency-Key is in progress; "
+                                      "retry shortly") from None
+                rates = await self.quotes.requote(user, stale.seller_id, address)
+                raise DomainError("rate_expired", "the shipping rate you chose has expired or no longer fits your "
+                                  "cart and address: choose one of these", details={
+                                      "seller_id": stale.seller_id, "rates": rates}) from None
         if prior is not None:
             return await self._replay(principal, key, digest, prior, body)
         await self.board.seen(created["levels"])
@@ -83,7 +115,7 @@ class CheckoutService:
         provider = self.payments.get(response["payment"]["provider"])
         return await self._start_payment(principal.user_id, key, response, provider, body), True  # same body
 
-    async def _create(self, conn, user: str, key: str, body: dict) -> dict:
+    async def _create(self, conn, user: str, key: str, body: dict, address: dict) -> dict:
         cart_id = await cart_db.lock_active(conn, user)
         lines = await cart_db.lines_for_checkout(conn, cart_id) if cart_id else []
         if not lines:
@@ -97,7 +129,6 @@ class CheckoutService:
         if len(currencies) != 1:
             raise DomainError("conflict", "one currency per checkout: your cart mixes " + ", ".join(sorted(currencies)))
         currency = currencies.pop()
-        address = await self._address(conn, user, body)
 
         levels, missing = await inventory_db.sell(
             conn, [(ln["variant_id"], ln["quantity"], ln["quantity"] if ln["held"] else 0) for ln in lines],
@@ -116,7 +147,9 @@ class CheckoutService:
         if body.get("coupon_code"):
             discount = await coupons.take(conn, body["coupon_code"], subtotals, currency)
         totals = {s: subtotals[s] - (discount.by_seller.get(s, 0) if discount else 0) for s in subtotals}
-        amount = sum(totals.values())
+        rates = await self._shipping(conn, user, body.get("shipping") or {}, by_seller, address, totals, currency)
+        shipping = {s: rates[s]["amount_minor"] if rates[s] else 0 for s in by_seller}
+        amount = sum(totals.values()) + sum(shipping.values())
         status = "pending_payment" if amount > 0 else "paid"
         order_ids = []
         for seller_id in sorted(by_seller):
@@ -129,6 +162,8 @@ class CheckoutService:
                 subtotal=subtotals[seller_id], discount=off, total=totals[seller_id], currency=currency,
                 coupon_id=discount.coupon_id if discount and off else None, address=address, checkout_key=key,
                 status=status)
+            if rates[seller_id] is not None:
+                await shipping_db.set_order_shipping(conn, order_id, shipping[seller_id], rates[seller_id])
             await orders_db.insert_items(conn, order_id, group)
             await orders_db.add_history(conn, [order_id], None, "pending_payment", user, "user", "checkout")
             if status == "paid":
@@ -146,13 +181,17 @@ class CheckoutService:
                     "coupon_code": discount.code if discount else None}
         return {"response": response, "orders": orders, "levels": levels}
 
-    async def _address(self, conn, user: str, body: dict) -> dict:
-        if body.get("address_id"):
-            address = await addresses_db.shipping(conn, user, body["address_id"])
-            if address is None:
-                raise DomainError("not_found", "address not found")
-            return address
-        return body["address"]
+    async def _shipping(self, conn, user: str, choices: dict, by_seller: dict, address: dict, totals: dict,
+                        currency: str) -> dict:
+        """seller id -> the rate its order is charged (None: the seller ships without a carrier)."""
+        strangers = sorted(set(choices) - set(by_seller))
+        if strangers:
+            raise DomainError("validation_failed", "shipping names sellers your cart has nothing from",
+                              details=[{"field": f"shipping.{s}", "message": "no order for this seller in your cart"}
+                                       for s in strangers])
+        return {s: await self.quotes.choose(conn, user, s, choices.get(s), by_seller[s], address,
+                                            subtotal_minor=totals[s], currency=currency)
+                for s in sorted(by_seller)}
 
     async def _start_payment(self, user: str, key: str, response: dict, provider, body: dict) -> dict:
         payment = response["payment"]

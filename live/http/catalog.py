@@ -40,8 +40,16 @@ class CategoryIn(BaseModel):
     position: int = Field(default=0, ge=0, le=10_000)
 
 
-class VariantIn(BaseModel):
+class Dimensions(BaseModel):
+    """A unit's shipping weight and size (null: the product's, then the seller's parcel defaults; docs/shipping.md)."""
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    weight_g: int | None = Field(default=None, ge=1, le=70_000, description="grams")
+    length_cm: float | None = Field(default=None, ge=0.1, le=300, description="centimetres (one decimal kept)")
+    width_cm: float | None = Field(default=None, ge=0.1, le=300)
+    height_cm: float | None = Field(default=None, ge=0.1, le=300)
+
+
+class VariantIn(Dimensions):
     sku: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
     color: str | None = Field(default=None, max_length=50)
     size: str | None = Field(default=None, max_length=50)
@@ -52,8 +60,7 @@ class VariantIn(BaseModel):
         "units one buyer's cart may hold (null: the platform default, CART_MAX_PER_BUYER)"))
 
 
-class ProductIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class ProductIn(Dimensions):
     title: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
     category_id: str | None = Field(default=None, pattern=UUID)
@@ -75,8 +82,7 @@ class ProductIn(BaseModel):
         return v
 
 
-class ProductPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class ProductPatch(Dimensions):
     title: str = patchable(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
     category_id: str | None = Field(default=None, pattern=UUID)
@@ -89,8 +95,7 @@ class ProductPatch(BaseModel):
         return _check_urls(v)
 
 
-class VariantPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class VariantPatch(Dimensions):
     sku: str = patchable(pattern=r"^[A-Za-z0-9._-]{1,64}$")
     color: str | None = Field(default=None, max_length=50)
     size: str | None = Field(default=None, max_length=50)
@@ -185,7 +190,8 @@ async def add_variant(call: Call):
     return await _catalog(call).add_variant(call.principal, uuid_param(call), call.body.model_dump())
 
 
-@api.route("PATCH", f"{API}/variants/{{id}}", summary="Change a variant's sku, color, size, price or per-buyer cap",
+@api.route("PATCH", f"{API}/variants/{{id}}", summary="Change a variant's sku, color, size, price, per-buyer cap, "
+           "weight or dimensions",
            tag="catalog", auth="user", roles=SELLERS, body=VariantPatch, errors=(404, 409))
 async def patch_variant(call: Call):
     return await _catalog(call).update_variant(call.principal, uuid_param(call),

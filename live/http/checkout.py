@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from live.appkeys import HTTP_METRICS
 from live.auth.policy import SELLERS
@@ -16,6 +16,7 @@ from live.http.catalog import UUID, uuid_param
 
 api = Api()
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+MAX_SHIPPING_CHOICES = 20  # seller orders one checkout may name a rate for (quotes.MAX_SELLERS_PER_QUOTE)
 
 
 class AddressIn(BaseModel):
@@ -41,6 +42,15 @@ class CheckoutIn(BaseModel):
                               description="receipt address when your account has none")
     return_url: str | None = Field(default=None, max_length=2048, pattern=r"^https?://",
                                    description="where the provider sends the buyer back")
+    shipping: dict[Annotated[str, StringConstraints(pattern=UUID)], Annotated[str, StringConstraints(pattern=UUID)]] \
+        | None = Field(default=None, max_length=MAX_SHIPPING_CHOICES, description=(
+            "the shipping rate chosen per seller order: {seller_id: rate id from POST /cart/shipping-rates}; a "
+            "seller left out ships at its cheapest fresh rate"))
+
+    @field_validator("shipping")
+    @classmethod
+    def _lower(cls, v: dict | None) -> dict | None:
+        return {k.lower(): r.lower() for k, r in v.items()} if v else None
 
     @model_validator(mode="after")
     def _one_address(self) -> "CheckoutIn":
@@ -92,7 +102,7 @@ class CouponQuery(BaseModel):
 
 @api.route("POST", f"{API}/checkout",
            summary="Check out your cart: one order per seller, one payment (needs an Idempotency-Key header)",
-           tag="checkout", auth="user", body=CheckoutIn, status=201, errors=(404, 409, 503),
+           tag="checkout", auth="user", body=CheckoutIn, status=201, errors=(404, 409, 502, 503),
            extra={"parameters": [{"name": "Idempotency-Key", "in": "header", "required": True,
                                   "schema": {"type": "string", "maxLength": 200},
                                   "description": "a retry with the same key returns the first result"}]})
@@ -136,8 +146,8 @@ async def my_addresses(call: Call):
     return {"items": await call.services.commerce.addresses.mine(call.principal)}
 
 
-@api.route("POST", f"{API}/me/addresses", summary="Save a shipping address (checkout takes its id)",
-           tag="checkout", auth="user", body=SavedAddressIn, status=201)
+@api.route("POST", f"{API}/me/addresses", summary="Save a shipping address, validated (checkout takes its id)",
+           tag="checkout", auth="user", body=SavedAddressIn, status=201, errors=(502,))
 async def add_address(call: Call):
     fields = call.body.model_dump(exclude={"default"})
     return await call.services.commerce.addresses.add(call.principal, fields, call.body.default)
