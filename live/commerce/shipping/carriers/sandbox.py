@@ -36,6 +36,7 @@ from live.commerce.shipping.carriers.base import (
     Rate,
     TrackingEvent,
     WebhookRejected,
+    minor_digits,
 )
 
 NAME = "sandbox"
@@ -55,14 +56,14 @@ SERVICES: dict[str, tuple[str, dict[int, tuple[int, int, int]]]] = {
     "overnight": ("Sandbox Overnight", {1: (1900, 200, 1), 2: (2600, 260, 1)}),  # within a country only
 }
 
-# currency -> (units of it for one US dollar: fixed sandbox figures, not exchange rates; minor-unit digits).
-# A currency not listed is priced 1:1 with the US dollar in 2-digit minor units.
-CURRENCIES: dict[str, tuple[Decimal, int]] = {
-    "USD": (Decimal(1), 2), "EUR": (Decimal("0.92"), 2), "GBP": (Decimal("0.79"), 2), "CAD": (Decimal("1.36"), 2),
-    "AUD": (Decimal("1.52"), 2), "NZD": (Decimal("1.65"), 2), "CHF": (Decimal("0.88"), 2),
-    "NGN": (Decimal(1500), 2), "GHS": (Decimal(15), 2), "KES": (Decimal(130), 2), "ZAR": (Decimal("18.5"), 2),
-    "INR": (Decimal(83), 2), "BRL": (Decimal(5), 2), "MXN": (Decimal(17), 2), "JPY": (Decimal(150), 0),
-    "KRW": (Decimal(1350), 0), "XOF": (Decimal(600), 0), "UGX": (Decimal(3800), 0), "RWF": (Decimal(1300), 0),
+# currency -> units of it for one US dollar: fixed sandbox figures, not exchange rates. A currency not listed is
+# priced 1:1 with the US dollar. Minor-unit digits: base.minor_digits (0 for JPY, KRW, XOF, ...; else 2).
+CURRENCIES: dict[str, Decimal] = {
+    "USD": Decimal(1), "EUR": Decimal("0.92"), "GBP": Decimal("0.79"), "CAD": Decimal("1.36"),
+    "AUD": Decimal("1.52"), "NZD": Decimal("1.65"), "CHF": Decimal("0.88"), "NGN": Decimal(1500),
+    "GHS": Decimal(15), "KES": Decimal(130), "ZAR": Decimal("18.5"), "INR": Decimal(83), "BRL": Decimal(5),
+    "MXN": Decimal(17), "JPY": Decimal(150), "KRW": Decimal(1350), "XOF": Decimal(600), "UGX": Decimal(3800),
+    "RWF": Decimal(1300),
 }
 
 # (status, substatus, message, where: "from" | "hub" | "to") of each step of a sandbox parcel's journey
@@ -117,8 +118,7 @@ def price(service: str, zone_: int, grams: int, currency: str) -> int:
     base, per_step, _ = SERVICES[service][1][zone_]
     steps = max(1, math.ceil(grams / WEIGHT_STEP_G))
     usd_cents = base + per_step * (steps - 1)
-    per_usd, digits = CURRENCIES.get(currency, (Decimal(1), 2))
-    minor = Decimal(usd_cents) / 100 * per_usd * (10 ** digits)
+    minor = Decimal(usd_cents) / 100 * CURRENCIES.get(currency, Decimal(1)) * (10 ** minor_digits(currency))
     return int(minor.to_integral_value(ROUND_CEILING))
 
 
