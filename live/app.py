@@ -13,7 +13,6 @@ from live.container import Services
 from live.http import (
     account,
     admin,
-    admin_jobs,
     admin_users,
     carrier_webhooks,
     cart,
@@ -21,7 +20,6 @@ from live.http import (
     checkout,
     metrics,
     orders,
-    returns,
     sandbox_pay,
     shipments,
     shipping,
@@ -48,8 +46,8 @@ log = get_logger("live.app")
 
 def build_api() -> Api:
     api = Api()
-    for module in (system, account, admin_users, admin, admin_jobs, streams, catalog, cart, checkout, orders,
-                   shipping, shipments, returns):
+    for module in (system, account, admin_users, admin, streams, catalog, cart, checkout, orders, shipments,
+                   shipping):
         api.include(module.api)
     return api
 

@@ -18,7 +18,6 @@ from live.commerce.payments.base import PaymentEvent
 from live.commerce.shipping import Shipping
 from live.commerce.shipping.carriers import carrier_for
 from live.commerce.shipping.quotes import Quotes
-from live.commerce.shipping.returns import ReturnService
 from live.commerce.shipping.settings import SellerShippingSettings
 from live.commerce.stock import StockBoard
 from live.config import Settings
@@ -35,6 +34,7 @@ def unpaid_sweep_interval(seconds: int) -> float:
     return max(2.0, min(60.0, seconds / 10))
 
 
+REFUND_SWEEP_SECONDS = 30.0  # refunds whose call failed or was interrupted are retried (with backoff) from here
 RATE_SWEEP_SECONDS = 300.0  # expired shipping rates of every buyer are deleted this often
 
 
@@ -56,7 +56,6 @@ class Commerce:
                                 max_per_buyer=settings.cart_max_per_buyer,
                                 hold_cooldown_seconds=settings.cart_hold_cooldown_seconds)
         self.orders = OrderService(db, self.board, settings.order_payment_timeout_seconds, payments, push_to_user)
-        self.orders.refunds.register(jobs)  # refund.send: the provider calls of the refunds, retried with backoff
         # the process's one carrier (Shippo with SHIPPO_API_KEY, else the sandbox): quotes, address checks, labels
         self.carrier = carrier_for(settings)
         self.quotes = Quotes(db, self.carrier, settings.shipping_rate_ttl_seconds)
@@ -70,7 +69,6 @@ class Commerce:
         # labels (bought by jobs), voids, manual tracking, carrier tracking webhooks; the orders' shipping hooks
         self.shipping = Shipping(settings, db, self.orders.publish_orders, self.carrier)
         self.orders.shipping = self.shipping
-        self.shipping.returns = ReturnService(db, self.orders, self.shipping.labels, jobs)  # requests, labels, refunds
         self._tasks: list[asyncio.Task] = []
 
     async def apply_payment_event(self, event: PaymentEvent) -> str:
@@ -83,11 +81,13 @@ class Commerce:
         unpaid = unpaid_sweep_interval(self.settings.order_payment_timeout_seconds)
         self._tasks = [every(lambda: reservations, self.cart.release_expired, "reservation-sweeper"),
                        every(lambda: unpaid, self.orders.sweep, "unpaid-order-sweeper"),
+                       every(lambda: REFUND_SWEEP_SECONDS, self.orders.refunds.sweep, "refund-sweeper"),
                        every(lambda: RATE_SWEEP_SECONDS, self.quotes.sweep, "shipping-rate-sweeper")]
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)
         self._tasks = []
+        await self.orders.refunds.stop()
         await self.cart.batches.stop()
         close = getattr(self.carrier, "close", None)  # Shippo's HTTP session
         if close is not None:
