@@ -162,6 +162,9 @@ class SandboxCarrier:
         self._key = key
         self.pace_seconds = pace_seconds
 
+    async def close(self) -> None:
+        """Nothing to close (Shippo's carrier closes its HTTP session): callers may close any carrier."""
+
     # ---- addresses and rates ----
 
     async def validate_address(self, addr: Address) -> list[dict]:
