@@ -62,6 +62,7 @@ class FakeShippo(FakeServer):
         self._lose = 0
         self._queue = 0
         self._seq = itertools.count(1)
+        self.pad_shipments = 0                     # bytes of filler added to each shipment answer (big answers)
         r = self.app.router
         r.add_post("/addresses/", self._addresses)
         r.add_post("/shipments/", self._shipments)
@@ -172,7 +173,8 @@ class FakeShippo(FakeServer):
             rates.append(rate)
         return web.json_response({"object_id": shipment_id, "status": "SUCCESS", "address_from": p["address_from"],
                                   "address_to": p["address_to"], "parcels": parcels, "rates": rates,
-                                  "messages": [], "metadata": p.get("metadata", "")}, status=201)
+                                  "messages": [], "metadata": p.get("metadata", ""),
+                                  **({"filler": "x" * self.pad_shipments} if self.pad_shipments else {})}, status=201)
 
     async def _buy(self, request: web.Request) -> web.Response:
         p = request[PARAMS]

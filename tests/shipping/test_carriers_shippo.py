@@ -165,6 +165,15 @@ async def test_errors_mapped(shippo, fake):
     assert err.value.retryable
 
 
+async def test_big_answers_read_whole_and_bounded(shippo, fake):
+    fake.pad_shipments = 1024 * 1024          # many chunks: read to the end
+    assert len(await shippo.rates(SF, NYC, BOX, "USD")) == 3
+    fake.pad_shipments = 3 * 1024 * 1024      # over the 2 MiB bound: refused, retryable
+    with pytest.raises(CarrierError) as err:
+        await shippo.rates(SF, NYC, BOX, "USD")
+    assert err.value.retryable and "over 2097152 bytes" in err.value.message
+
+
 def test_error_fields_shapes():
     assert error_fields({"address_from": {"street1": ["This field is required."]}, "detail": "x"}) == [
         {"field": "from.line1", "message": "This field is required."}, {"field": "shippo", "message": "x"}]

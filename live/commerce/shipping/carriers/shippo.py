@@ -125,12 +125,10 @@ class ShippoCarrier:
         try:
             async with self._session.request(method, self._base + path, data=data, params=params, headers=headers,
                                              timeout=self._timeout) as resp:
-                raw = await resp.content.read(MAX_RESPONSE_BYTES + 1)
                 status = resp.status
+                raw = await _read(resp, f"{method} {path}")
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise CarrierError(f"shippo: {method} {path} failed: {type(exc).__name__} {exc}".strip()) from None
-        if len(raw) > MAX_RESPONSE_BYTES:
-            raise CarrierError(f"shippo: {method} {path} answered over {MAX_RESPONSE_BYTES} bytes")
         try:
             payload = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:
@@ -222,6 +220,20 @@ class ShippoCarrier:
                       query: Mapping[str, str]) -> list[TrackingEvent]:
         shippo_webhook.verify(body, headers, query, token=self._webhook_token, hmac_secret=self._hmac_secret)
         return shippo_webhook.events(body)
+
+
+async def _read(resp: aiohttp.ClientResponse, what: str) -> bytes:
+    """The whole answer, refused (CarrierError) past MAX_RESPONSE_BYTES without reading the rest."""
+    if (resp.content_length or 0) > MAX_RESPONSE_BYTES:
+        raise CarrierError(f"shippo: {what} answered over {MAX_RESPONSE_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise CarrierError(f"shippo: {what} answered over {MAX_RESPONSE_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _rate(r: dict, currency: str) -> Rate | None:
