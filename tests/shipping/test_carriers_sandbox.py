@@ -66,6 +66,17 @@ def test_zone_table():
     assert zone(ACCRA, KUMASI) == 2
 
 
+def test_postal_prefix():
+    london_sw = Address.of({**SF.as_dict(), "country": "GB", "state": None, "postal_code": "SW1A 1AA"})
+    london_se = Address.of({**london_sw.as_dict(), "postal_code": "SE1 9SG"})
+    sheffield = Address.of({**london_sw.as_dict(), "postal_code": "S1 2HE"})
+    assert zone(london_sw, sheffield) == 2 and zone(london_sw, london_se) == 2
+    assert zone(london_sw, Address.of({**london_sw.as_dict(), "postal_code": "sw7 2az"})) == 1
+    riga = Address.of({**SF.as_dict(), "country": "LV", "state": None, "postal_code": "LV-1050"})
+    assert zone(riga, Address.of({**riga.as_dict(), "postal_code": "LV-5401"})) == 2
+    assert zone(riga, Address.of({**riga.as_dict(), "postal_code": "1010"})) == 1
+
+
 def test_billable_weight_is_the_larger_of_actual_and_volumetric():
     assert billable_grams(Parcel(400, 20, 15, 5)) == 400          # 1500 cm3 -> 300 g volumetric
     assert billable_grams(Parcel(400, 50, 40, 30)) == 12_000      # 60000 cm3 -> 12 kg volumetric

@@ -195,8 +195,14 @@ def _state(code: str, state: str | None) -> list[dict]:
 
 
 def postal_prefix(country: str, postal: str | None) -> str | None:
-    """The sandbox carrier's zone-1 key within a country: the first character of the normalized postal code
-    (US/DE/FR...: the first digit; GB/CA/NL: the first letter or digit); None without a code."""
+    """The sandbox carrier's zone-1 key within a country: of the normalized postal code (a leading "LV-" style
+    country prefix dropped), its leading letters when it starts with a letter (GB SW / S / EC, CA K, AR C), else
+    its first digit (US 9, DE 1, NL 1); None without a code."""
     if not postal:
         return None
-    return normalize_postal(postal)[:1] or None
+    code = normalize_postal(postal)
+    code = code.removeprefix(f"{country.upper()}-")
+    if code[:1].isalpha():
+        letters = len(code) - len(code.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+        return code[:letters]
+    return code[:1] or None

@@ -95,8 +95,9 @@ def region(country: str) -> str | None:
 
 
 def zone(from_: Address, to: Address) -> int:
-    """1: same country and same postal prefix (the first character of the postal code; without postal codes,
-    the same city); 2: same country; 3: same region (COUNTRIES' region: EU, NA, WAF, ...); 4: elsewhere."""
+    """1: same country and same postal prefix (addresses.postal_prefix: first digit or leading letters; without
+    postal codes, the same city); 2: same country; 3: same region (COUNTRIES' region: EU, NA, WAF, ...); 4:
+    elsewhere."""
     if from_.country == to.country:
         a, b = postal_prefix(from_.country, from_.postal_code), postal_prefix(to.country, to.postal_code)
         if a and b:
