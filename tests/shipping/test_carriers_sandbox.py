@@ -9,6 +9,9 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 
 from live.commerce.shipping.carriers import (
     Address,
@@ -221,3 +224,27 @@ def test_price_table_is_complete():
         for z in zones:
             assert price(service, z, 500, "USD") == zones[z][0]
             assert price(service, z, 501, "USD") == zones[z][0] + zones[z][1]
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(max_size=30),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                                                  max_size=4), max_leaves=12)
+_FIELDS = st.fixed_dictionaries({}, optional={
+    "tracking_number": st.text(max_size=70) | _JSON, "carrier": st.sampled_from(["sandbox", "usps"]) | _JSON,
+    "status": st.sampled_from(["transit", "delivered", "Transit", ""]) | _JSON,
+    "status_date": st.sampled_from(["2026-01-02T03:04:05+00:00", "2026-01-02", "2026-13-40T99:99:99Z"]) | _JSON,
+    "substatus": _JSON, "message": _JSON, "location": _JSON, "metadata": _JSON})
+
+
+@given(payload=_FIELDS | _JSON)
+@examples(max_examples=150, deadline=None, derandomize=True, database=None)
+def test_any_signed_body_is_events_or_rejected(payload):
+    """Whatever a signed body holds, parse_webhook answers events or WebhookRejected, nothing else."""
+    carrier = SandboxCarrier(SECRET.encode())
+    body = orjson.dumps(payload)
+    try:
+        events = carrier.parse_webhook(body, carrier.sign(body), {})
+    except WebhookRejected as exc:
+        assert exc.code == "invalid_payload"
+    else:
+        assert len(events) == 1 and events[0].status_date.tzinfo is not None

@@ -9,6 +9,9 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 
 from live.commerce.shipping.carriers import Address, CarrierError, Parcel, WebhookRejected, carrier_for
 from live.commerce.shipping.carriers.shippo import ShippoCarrier, error_fields
@@ -264,3 +267,30 @@ async def test_carrier_for_picks_shippo(tmp_path, fake):
     assert isinstance(carrier, ShippoCarrier) and carrier.name == "shippo"
     assert (await carrier.rates(SF, NYC, BOX, "USD"))[0].provider == "shippo"
     await carrier.close()
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(max_size=30),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                                                  max_size=4), max_leaves=12)
+_STATUS = st.fixed_dictionaries({}, optional={
+    "status": st.sampled_from(["TRANSIT", "DELIVERED", "UNKNOWN", "transit"]) | _JSON,
+    "substatus": st.fixed_dictionaries({"code": st.sampled_from(["out_for_delivery", "delayed"]) | _JSON}) | _JSON,
+    "status_date": st.sampled_from(["2026-01-02T03:04:05Z", "2026-01-02T03:04:05", None]) | _JSON,
+    "status_details": _JSON, "location": _JSON})
+_DATA = st.fixed_dictionaries({}, optional={
+    "tracking_number": st.text(max_size=70) | _JSON, "carrier": _JSON, "metadata": _JSON,
+    "tracking_status": _STATUS | _JSON, "tracking_history": st.lists(_STATUS | _JSON, max_size=3) | _JSON})
+
+
+@given(payload=st.fixed_dictionaries({"event": st.sampled_from(["track_updated", "other"]) | _JSON,
+                                      "data": _DATA | _JSON}) | _JSON)
+@examples(max_examples=150, deadline=None, derandomize=True, database=None)
+def test_any_body_with_the_token_is_events_or_rejected(payload):
+    """Whatever a body with the right token holds, parse_webhook answers events or WebhookRejected."""
+    carrier = ShippoCarrier(API_KEY, "http://127.0.0.1:9", webhook_token=TOKEN)
+    try:
+        events = carrier.parse_webhook(orjson.dumps(payload), {}, {"token": TOKEN})
+    except WebhookRejected as exc:
+        assert exc.code == "invalid_payload"
+    else:
+        assert all(e.status_date.tzinfo is not None and e.provider == "shippo" for e in events)
