@@ -3,6 +3,9 @@ states for US/CA/AU, one clear message per field; the sandbox carrier's validate
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 
 from live.commerce.shipping.addresses import COUNTRIES, MAX_LENGTHS, check_address, normalize_postal
 from live.commerce.shipping.carriers.base import Address
@@ -116,3 +119,14 @@ async def test_sandbox_validate_address_is_these_rules():
     assert await sandbox.validate_address(Address.of(addr("US", postal_code="9410", state="CA"))) == [
         {"field": "postal_code", "message": "'9410' is not a postal code of United States (like 94105 or "
                                             "94105-1234)"}]
+
+
+_VALUE = st.none() | st.integers() | st.text(max_size=40) | st.sampled_from(["US", "GB", "94105", "CA", "K1A 0B1"])
+
+
+@given(d=st.dictionaries(st.sampled_from([*MAX_LENGTHS, "other"]), _VALUE | st.lists(_VALUE, max_size=2)))
+@examples(max_examples=200, deadline=None, derandomize=True, database=None)
+def test_any_dict_gets_messages_not_an_error(d):
+    problems = check_address(d)
+    assert all(set(p) == {"field", "message"} and p["field"] in MAX_LENGTHS and p["message"] for p in problems)
+    assert len({p["field"] for p in problems}) == len(problems)   # one message per field

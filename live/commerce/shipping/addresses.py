@@ -158,9 +158,11 @@ def check_address(d: Mapping) -> list[dict]:
         if country is None:
             problems.append(_problem("country", f"{text['country']!r} is not a country we ship to (ISO 3166-1 "
                                      "alpha-2 code such as US, GB, NG; docs/shipping.md lists them)"))
-        else:
-            problems.extend(_postal(code, country, text.get("postal_code")))
-            problems.extend(_state(code, text.get("state")))
+        else:  # a postal code or state refused above (not text, too long) gets no second message
+            if "postal_code" not in seen:
+                problems.extend(_postal(code, country, text.get("postal_code")))
+            if "state" not in seen:
+                problems.extend(_state(code, text.get("state")))
     if "phone" in text and not _PHONE.fullmatch(text["phone"]):
         problems.append(_problem("phone", "must be a phone number: digits, spaces, +, -, ( ) and ."))
     if "email" in text and not _EMAIL.fullmatch(text["email"]):
