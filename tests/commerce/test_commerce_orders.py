@@ -229,8 +229,13 @@ async def test_seller_moves_orders_along(shop):
         await shop.call("POST", path, buyer, json={"status": "processing"}, expect=403)
         await shop.call("POST", path, seller, json={"status": "delivered"}, expect=409)
         await shop.call("POST", path, seller, json={"status": "paid"}, expect=422)
+        await shop.call("POST", path, seller, json={"status": "shipped"}, expect=422)  # needs a tracking number
         for to in ("processing", "shipped", "delivered"):
-            moved = await shop.call("POST", path, seller, json={"status": to, "reason": f"now {to}"})
+            if to == "shipped":  # shipped by the seller: carrier and tracking number (docs/shipping.md)
+                moved = await shop.call("POST", f"/seller/orders/{order_id}/tracking", seller,
+                                        json={"carrier": "ups", "tracking_number": "1Z999AA10123456784"}, expect=201)
+            else:
+                moved = await shop.call("POST", path, seller, json={"status": to, "reason": f"now {to}"})
             assert moved["status"] == to
             got = await buyer_socket.wait_for("order:update", lambda d, to=to: d["order"]["status"] == to)
             assert got["order"]["id"] == order_id
