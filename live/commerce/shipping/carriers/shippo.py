@@ -164,8 +164,8 @@ class ShippoCarrier:
     async def rates(self, from_: Address, to: Address, parcel: Parcel, currency: str) -> list[Rate]:
         answer = await self._call("POST", "/shipments/", {
             "address_from": shippo_address(from_), "address_to": shippo_address(to),
-            "parcels": [{"length": f"{parcel.length_cm:g}", "width": f"{parcel.width_cm:g}",
-                         "height": f"{parcel.height_cm:g}", "distance_unit": "cm",
+            "parcels": [{"length": _number(parcel.length_cm), "width": _number(parcel.width_cm),
+                         "height": _number(parcel.height_cm), "distance_unit": "cm",
                          "weight": str(parcel.weight_g), "mass_unit": "g"}],
             "async": False})
         offered = [r for r in answer.get("rates") or [] if isinstance(r, dict)]
@@ -220,6 +220,11 @@ class ShippoCarrier:
                       query: Mapping[str, str]) -> list[TrackingEvent]:
         shippo_webhook.verify(body, headers, query, token=self._webhook_token, hmac_secret=self._hmac_secret)
         return shippo_webhook.events(body)
+
+
+def _number(x: float) -> str:
+    """A dimension as Shippo's decimal string: 30 -> "30", 12.5 -> "12.5", never an exponent."""
+    return format(Decimal(str(x)).normalize(), "f")
 
 
 async def _read(resp: aiohttp.ClientResponse, what: str) -> bytes:
