@@ -91,7 +91,8 @@ async def lock(conn: asyncpg.Connection, return_id: str) -> asyncpg.Record | Non
     return await conn.fetchrow(
         """SELECT r.id::text AS id, r.order_id::text AS order_id, r.status, r.user_id::text AS user_id,
                   r.seller_id::text AS seller_id, s.user_id::text AS seller_user_id, r.currency,
-                  r.return_label_id::text AS return_label_id
+                  r.return_label_id::text AS return_label_id,
+                  (SELECT sh.status FROM shipments sh WHERE sh.id = r.return_label_id) AS label_status
            FROM returns r JOIN sellers s ON s.id = r.seller_id WHERE r.id = $1::uuid FOR UPDATE OF r""", return_id)
 
 

@@ -37,6 +37,7 @@ MAX_LINES = 100         # lines in one return request, and in one receipt's rest
 MAX_QUANTITY = 10_000   # units of one line (an order line holds fewer anyway)
 NOTE_MAX = 1000         # characters of a buyer's note or a seller's decision note
 RECEIVABLE = ("approved", "in_transit", "delivered")
+RELABEL = ("purchase_failed", "voided")  # an approved return whose label ended so is approved again: a new label
 CARRIER_MOVES = {"in_transit": "in_transit", "out_for_delivery": "in_transit", "delivered": "delivered"}
 RANK = {"approved": 0, "in_transit": 1, "delivered": 2}  # never backwards: a late in_transit after delivered is kept
 PUSH_JOB = "returns.push"
@@ -59,7 +60,7 @@ def default_refund(order, items) -> int:
 
 
 class ReturnService:
-    def __init__(self, db: Database, orders: OrderService, labels=None, jobs=None):
+    def __init__(self, db: Database, orders: OrderService, labels, jobs=None):
         self.db = db
         self.orders = orders
         self.labels = labels  # Labels: create(conn, order_id=, kind='return', from_address=, to_address=, ...)
@@ -104,9 +105,12 @@ class ReturnService:
     # ---- the seller (or an admin) ----
 
     async def approve(self, principal: Principal, return_id: str, note: str | None) -> dict:
+        """requested -> approved with a return label; an approved return whose label could not be bought (or was
+        voided) gets a new one."""
         async with self.db.tx(SYSTEM) as conn:
             ret = await self._lock(conn, return_id, seller=principal)
-            if ret["status"] != "requested":
+            relabel = ret["status"] == "approved" and ret["label_status"] in RELABEL
+            if ret["status"] != "requested" and not relabel:
                 raise DomainError("conflict", f"a {ret['status']} return cannot be approved")
             order = await returns_db.lock_order(conn, ret["order_id"])
             settings = await shipping_db.seller_settings(conn, ret["seller_id"])
@@ -115,8 +119,6 @@ class ReturnService:
                                   "the return label goes there")
             if not order["shipping_address"]:
                 raise DomainError("conflict", "the order has no address to send the return label from")
-            if self.labels is None:
-                raise DomainError("unavailable", "return labels are not available in this process")
             lines = await returns_db.items(conn, return_id)
             dims = await shipping_db.dimensions(conn, [ln["variant_id"] for ln in lines])
             parcel = parcel_for(lines, dims, settings, ret["seller_id"])
@@ -124,11 +126,17 @@ class ReturnService:
                 conn, order_id=ret["order_id"], kind="return", from_address=order["shipping_address"],
                 to_address=settings["ship_from"], parcel=parcel_dict(parcel), rate=None, actor=principal,
                 reason="return label")
-            await returns_db.update(conn, return_id, status="approved", decided_by=principal.user_id,
-                                    decided_at=datetime.now(timezone.utc), decision_note=note,
-                                    return_label_id=shipment_id)
-            await self._moved(conn, principal, return_id, "requested", "approved", self._kind(principal), note,
-                              extra={"return_label_id": shipment_id})
+            if relabel:
+                await returns_db.update(conn, return_id, return_label_id=shipment_id)
+                await audit.record(conn, principal.user_id, "return.relabel", "return", return_id,
+                                   before={"return_label_id": ret["return_label_id"]},
+                                   after={"return_label_id": shipment_id}, reason=note)
+            else:
+                await returns_db.update(conn, return_id, status="approved", decided_by=principal.user_id,
+                                        decided_at=datetime.now(timezone.utc), decision_note=note,
+                                        return_label_id=shipment_id)
+                await self._moved(conn, principal, return_id, "requested", "approved", self._kind(principal), note,
+                                  extra={"return_label_id": shipment_id})
         await self.publish(return_id)
         return await self.detail(principal, return_id)
 
