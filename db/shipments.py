@@ -103,6 +103,19 @@ async def order_for_label(conn: asyncpg.Connection, order_id: str) -> asyncpg.Re
            WHERE o.id = $1::uuid""", order_id)
 
 
+async def order_currency(conn: asyncpg.Connection, order_id: str) -> str | None:
+    return await conn.fetchval("SELECT currency FROM orders WHERE id = $1::uuid", order_id)
+
+
+async def quoted_rate(conn: asyncpg.Connection, rate_id: str, *, seller_id: str, user_id: str) -> dict | None:
+    """A rate quoted for this buyer and seller, as a label is bought from it (at what the carrier charges)."""
+    row = await conn.fetchrow(
+        """SELECT carrier, service, service_name, carrier_amount_minor AS amount_minor, currency, estimated_days,
+                  provider, provider_rate_id, expires_at FROM shipping_rates
+           WHERE id = $1::uuid AND seller_id = $2::uuid AND user_id = $3::uuid""", rate_id, seller_id, user_id)
+    return {**dict(row), "expires_at": row["expires_at"].isoformat()} if row else None
+
+
 async def auto_purchase_orders(conn: asyncpg.Connection, order_ids: list[str]) -> list[str]:
     """Of these orders, those whose seller buys labels on payment."""
     rows = await conn.fetch(

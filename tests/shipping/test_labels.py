@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from live.auth.principal import SYSTEM
 from live.commerce.shipping.carriers import sandbox_for
 from live.commerce.shipping.carriers.base import TrackingEvent
 from tests.shipping.labels_harness import (
@@ -87,6 +88,18 @@ async def test_auto_purchase_on_payment_and_another_service(shop):
     await shop.call("POST", f"/seller/orders/{other}/label", seller, json={"service": "express"}, expect=202)
     row = await wait_shipment(shop, other, "label_created")
     assert row["service"] == "express" and row["rate"]["service"] == "express"
+
+
+async def test_a_label_from_a_quoted_rate_id(shop):
+    _, seller, order_id = await paid_order(shop)
+    async with shop.services.db.tx(SYSTEM) as conn:
+        chosen = await conn.fetchval("SELECT shipping_rate FROM orders WHERE id = $1::uuid", order_id)
+    path = f"/seller/orders/{order_id}/label"
+    await shop.call("POST", path, seller, json={"rate_id": "00000000-0000-4000-8000-000000000000"}, expect=404)
+    await shop.call("POST", path, seller, json={"rate_id": chosen["rate_id"]}, expect=202)
+    row = await wait_shipment(shop, order_id, "label_created")
+    assert row["rate"]["provider_rate_id"] == chosen["provider_rate_id"]
+    assert row["rate_minor"] == chosen["carrier_amount_minor"]
 
 
 async def scan(shop, tracking_number: str, status: str = "transit", minutes: int = 1) -> dict:

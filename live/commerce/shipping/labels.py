@@ -64,6 +64,8 @@ class Labels:
         """A `pending` shipment and its buy job, in the caller's transaction (the returns flow's entry point).
         rate None: the job quotes and takes the cheapest. DomainError label_exists when the order already has a
         live shipment of this kind."""
+        if rate is None:  # quoted by the job, in the order's currency
+            rate = {"currency": await shipments_db.order_currency(conn, order_id)}
         sid = await shipments_db.insert(
             conn, order_id=order_id, kind=kind, provider=self.carrier.name, status="pending",
             carrier=(rate or {}).get("carrier"), service=(rate or {}).get("service"), rate=rate,
@@ -101,14 +103,10 @@ class Labels:
     async def _chosen_rate(self, conn, info, service: str | None, rate_id: str | None) -> dict | None:
         chosen = info["shipping_rate"]
         if rate_id:
-            row = await conn.fetchrow(
-                """SELECT carrier, service, service_name, carrier_amount_minor AS amount_minor, currency,
-                          estimated_days, provider, provider_rate_id, expires_at FROM shipping_rates
-                   WHERE id = $1::uuid AND seller_id = $2::uuid AND user_id = $3::uuid""",
-                rate_id, info["seller_id"], info["user_id"])
+            row = await shipments_db.quoted_rate(conn, rate_id, seller_id=info["seller_id"], user_id=info["user_id"])
             if row is None:
                 raise not_found("rate")
-            return {**dict(row), "expires_at": row["expires_at"].isoformat()}
+            return row
         if service and (chosen or {}).get("service") != service:
             return {"service": service, "currency": info["currency"]}  # quoted by the job for this service
         if chosen:
