@@ -57,6 +57,10 @@ async def test_seller_buys_a_sandbox_label_and_prints_it(shop):
         [ship] = detail["shipments"]
         assert ship["tracking_number"] == row["tracking_number"] and ship["label"] is True
         assert [h["to"] for h in ship["history"]] == ["pending", "purchasing", "label_created"]
+        one = await shop.call("GET", f"/shipments/{out['id']}", buyer)
+        assert (one["id"], one["order_id"], one["status"]) == (out["id"], order_id, "label_created")
+        await shop.call("GET", f"/shipments/{out['id']}", stranger, expect=404)
+        await shop.call("GET", "/shipments/not-a-uuid", buyer, expect=404)
         listing = await shop.call("GET", "/seller/orders", seller)
         assert listing["items"][0]["shipment"]["status"] == "label_created"
     finally:

@@ -157,3 +157,17 @@ async def test_forged_unreadable_and_unknown(shop):
     # no Shippo key: no Shippo webhooks
     resp = await shop.client.post("/webhooks/shippo?token=whatever", data=b"{}")
     assert resp.status == 404
+
+
+async def test_odd_but_signed_content_is_kept_or_refused_never_a_500(shop):
+    _, _, order_id, row = await labeled(shop)
+    event = timeline(shop, row)[1]
+    nul = TrackingEvent(**{**_fields(event), "message": "left\x00at the door", "location": "A\x00B"})
+    status, out = await send(shop, nul)
+    assert status == 200 and out["stored"] == 1
+    assert await order_status(shop, order_id) == "shipped"
+    ancient = TrackingEvent(**{**_fields(event), "status": "delivered",
+                               "status_date": datetime(1990, 1, 1, tzinfo=timezone.utc)})
+    status, out = await send(shop, ancient)
+    assert status == 400 and out["error"]["code"] == "invalid_payload"
+    assert [e[0] for e in await stored(shop, row["tracking_number"])] == ["transit"]

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from db import orders as orders_db
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 log = get_logger("live.shipping.tracking")
 MAX_EVENTS_PER_WEBHOOK = 100  # of a longer tracking history in one delivery, the latest this many are kept
 MAX_REPLAY_EVENTS = 1000  # a shipment's events replayed (the first this many by status date)
+FIRST_DATE = datetime(2000, 1, 1, tzinfo=timezone.utc)  # a tracking event dated outside these is refused
+LAST_DATE = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
 
 class Tracking:
@@ -62,7 +66,7 @@ class Tracking:
             if provider == "shippo":  # a wrong ?token= is a wrong credential
                 raise DomainError("unauthorized", exc.message) from None
             raise DomainError("invalid_signature", exc.message) from None
-        events = sorted(events, key=lambda e: e.status_date)[-MAX_EVENTS_PER_WEBHOOK:]
+        events = sorted((_storable(e) for e in events), key=lambda e: e.status_date)[-MAX_EVENTS_PER_WEBHOOK:]
         async with self._slots:
             return await self.apply(events)
 
@@ -143,6 +147,21 @@ class Tracking:
             changed |= await history.move_order(conn, ship["order_id"], target, actor_kind="carrier",
                                                 reason=why[:500]) is not None
         return changed
+
+
+def _storable(event: TrackingEvent) -> TrackingEvent:
+    """The event as PostgreSQL can keep it: a status date between FIRST_DATE and LAST_DATE (else the whole delivery
+    is refused as invalid_payload before anything is stored), text without NUL bytes."""
+    try:
+        when = event.status_date.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        when = None
+    if when is None or not FIRST_DATE <= when <= LAST_DATE:
+        raise DomainError("invalid_payload", "status_date is out of range")
+    clean = {f: getattr(event, f).replace("\x00", "") for f in ("tracking_number", "carrier", "substatus", "message",
+                                                                "location", "metadata")
+             if isinstance(getattr(event, f), str) and "\x00" in getattr(event, f)}
+    return replace(event, **clean) if clean else event
 
 
 async def _by_metadata(conn, event: TrackingEvent) -> str | None:
