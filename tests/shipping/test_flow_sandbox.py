@@ -5,7 +5,9 @@ sign and deliver its webhooks in process) takes the parcel to `delivered`; the b
 `order:update` with the shipment and its latest tracking event, and the label PDF opens."""
 from __future__ import annotations
 
-from tests.commerce.harness import Shop, make_client
+from db import users as users_db
+from live.auth.principal import SYSTEM
+from tests.commerce.harness import Actor, Shop, make_client
 from tests.shipping.labels_harness import US_BUYER, order_history, order_status, seller_ships
 
 
@@ -57,5 +59,33 @@ async def test_from_cart_add_in_a_room_to_delivered(tmp_path, dsn, aiohttp_clien
         resp = await shop.client.get(f"/api/v1/shipments/{ship['id']}/label.pdf", headers=seller.headers)
         assert resp.status == 200 and (await resp.read()).startswith(b"%PDF")
         assert await order_status(shop, order["id"]) == "delivered"
+    finally:
+        await viewer.close()
+
+
+async def test_the_seeded_demo_ships_as_make_run_does(tmp_path, dsn, aiohttp_client):
+    """`make run`'s data: the demo seller (seeded ship-from, labels bought by hand) and the demo stream."""
+    shop = Shop(await make_client(tmp_path, dsn, aiohttp_client, seed_demo="true",
+                                  sandbox_carrier_pace_seconds="0.1"))
+    async with shop.services.db.tx(SYSTEM) as conn:
+        seller_row = await users_db.find_or_create_by_name(conn, "demo-seller", "seller")
+    seller = Actor(seller_row["id"], shop.services.token_for(seller_row), "demo-seller")
+    buyer = await shop.user()
+    viewer = await shop.viewer(buyer)
+    try:
+        joined = await viewer.call("join", {"stream_id": "demo"})
+        variant = joined["spotlight"]["variants"][0]
+        assert (await viewer.call("cart:add", {"variant_id": variant["id"], "qty": 1}))["ok"]
+        out = await shop.checkout(buyer, provider="sandbox", address=US_BUYER)  # the cheapest rate by default
+        [order] = out["orders"]
+        page = "/" + out["payment"]["authorization_url"].split("://", 1)[1].split("/", 1)[1]
+        assert (await shop.client.post(page, json={"outcome": "succeeded"})).status == 200
+        await viewer.wait_for("order:update", lambda d: d["order"]["status"] == "paid", 30)
+        ship = await shop.call("POST", f"/seller/orders/{order['id']}/label", seller, json={}, expect=202)
+        await viewer.wait_for("order:update", lambda d: d["order"]["status"] == "label_created", 30)
+        resp = await shop.client.get(f"/api/v1/shipments/{ship['id']}/label.pdf", headers=seller.headers)
+        assert resp.status == 200 and (await resp.read()).startswith(b"%PDF")
+        done = await viewer.wait_for("order:update", lambda d: d["order"]["status"] == "delivered", 30)
+        assert done["tracking"]["status"] == "delivered"
     finally:
         await viewer.close()
