@@ -16,7 +16,8 @@ from tests.payments.fakes.stripe_api import FakeStripe
 from tests.payments.fakes.stripe_api import sign as stripe_sign
 
 WHSEC = "whsec_orders_" + "w" * 24
-ADDRESS = {"name": "Ada Lovelace", "line1": "1 Analytical St", "city": "London", "country": "GB"}
+ADDRESS = {"name": "Ada Lovelace", "line1": "1 Analytical St", "city": "London", "postal_code": "N1 9GU",
+           "country": "GB"}
 _names = itertools.count()
 
 
