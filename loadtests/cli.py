@@ -6,6 +6,7 @@
   live-loadtest flash-sale --viewers 5000 --tokens buyers.txt --max-ack-p99-ms 500
   live-loadtest reconnect  --viewers 2000 --chatters 20 --rate 10 --drop 0.3 --tokens users.txt
   live-loadtest bench --help          (the documented benchmarks, server pinned to core 0)
+  live-loadtest fulfillment --help    (labels drain with a kill -9, tracking webhook storm: loadtests/fulfillment.py)
 
 Viewers are raw websockets (Engine.IO v4 / Socket.IO v5), so one process drives thousands; --procs K spreads
 them over K processes. Chatters and buyers must be real users: pass their tokens (`live token --user NAME
@@ -198,4 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         from loadtests.bench import main as bench
 
         return bench(argv[1:])
+    if argv[:1] == ["fulfillment"]:
+        from loadtests.fulfillment import main as fulfillment
+
+        return fulfillment(argv[1:])
     return run(argv)
