@@ -37,7 +37,7 @@ def summary(report: dict) -> str:
                   f"shipments ({s['distinct_events']:,} distinct + {s['duplicates']:,} duplicates, shuffled), "
                   f"{s['concurrency']} in flight",
                   f"  answers {s['answers']} errors {s['errors'] or 'none'}; {s['wall_s']} s, {s['per_s']} webhooks/s; "
-                  f"server CPU {s['server_cpu_pct']} %",
+                  f"server CPU {s['server_cpu_pct']} %, PostgreSQL CPU {s['postgres_cpu_pct']} %",
                   f"  latency p50 {_ms(lat['p50'])}, p95 {_ms(lat['p95'])}, p99 {_ms(lat['p99'])}, "
                   f"max {_ms(lat['max'])}",
                   f"  final: shipments {s['final']['shipments']}, orders {s['final']['orders']}, event rows "
@@ -65,5 +65,6 @@ def rows(report: dict) -> str:
         ok = all(x["passed"] for x in s["checks"])
         out.append(f"| {today} | {s['route']} | {s['shipments']:,} | {s['sent']:,} ({s['duplicates']:,} dup) | "
                    f"{s['concurrency']} | {s['answers']} | {_ms(lat['p50'])} / {_ms(lat['p99'])} / {_ms(lat['max'])} | "
-                   f"{s['per_s']} | {s['server_cpu_pct']} % | {'all correct' if ok else 'WRONG'} |")
+                   f"{s['per_s']} | {s['server_cpu_pct']} % / {s['postgres_cpu_pct']} % | "
+                   f"{'all correct' if ok else 'WRONG'} |")
     return "\n".join(out)
