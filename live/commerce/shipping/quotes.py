@@ -35,7 +35,7 @@ log = get_logger("live.shipping.quotes")
 MAX_RATES_PER_QUOTE = 10   # rates kept of one carrier answer (the cheapest)
 MAX_SELLERS_PER_QUOTE = 20  # seller orders one cart may quote (each is a carrier call)
 MAX_RATES_KEPT = MAX_RATES_PER_QUOTE * MAX_SELLERS_PER_QUOTE  # rates stored per buyer: a whole cart's quote fits
-CARRIER_CALLS = 4          # carrier calls of one quote at a time
+CARRIER_CALLS = 4          # carrier calls of one quote (one request) at a time
 
 
 def quote_key(seller_id: str, lines, address: dict) -> str:
@@ -82,7 +82,6 @@ class Quotes:
         self.db = db
         self.carrier = carrier
         self.ttl = timedelta(seconds=ttl_seconds)
-        self._calls = asyncio.Semaphore(CARRIER_CALLS)
 
     # ---- quoting (no transaction is open while the carrier answers) ----
 
@@ -118,14 +117,15 @@ class Quotes:
             raise DomainError("validation_failed", "your cart has too many sellers to quote at once",
                               details=[{"field": "cart", "message": f"at most {MAX_SELLERS_PER_QUOTE} sellers"}])
         currency = currencies.pop()
-        sellers = await asyncio.gather(*(self.seller_quote(user_id, s, by_seller[s], address, currency)
+        calls = asyncio.Semaphore(CARRIER_CALLS)
+        sellers = await asyncio.gather(*(self.seller_quote(user_id, s, by_seller[s], address, currency, calls=calls)
                                          for s in sorted(by_seller)))
         return {"currency": currency, "sellers": list(sellers)}
 
     async def seller_quote(self, user_id: str, seller_id: str, lines: list, address: dict, currency: str, *,
-                           fresh: bool = False) -> dict:
+                           fresh: bool = False, calls: asyncio.Semaphore | None = None) -> dict:
         """The rates of one seller's part of the cart; the stored ones when they have half their life left
-        (`fresh`: always ask the carrier)."""
+        (`fresh`: always ask the carrier). `calls` bounds the carrier calls of one request."""
         key = quote_key(seller_id, lines, address)
         now = datetime.now(timezone.utc)
         async with self.db.tx(SYSTEM) as conn:
@@ -137,14 +137,15 @@ class Quotes:
         parcel = parcel_for(lines, dims, settings, seller_id)
         free = is_free(settings, sum(ln["price_minor"] * ln["quantity"] for ln in lines))
         if not stored:
-            stored = await self._ask(user_id, seller_id, settings, address, parcel, currency, key)
+            stored = await self._ask(user_id, seller_id, settings, address, parcel, currency, key,
+                                     calls or asyncio.Semaphore(1))
         return {"seller_id": seller_id, "ships": True, "parcel": parcel_dict(parcel),
                 "rates": [rate_out(r, free) for r in stored], "free_shipping": free}
 
     async def _ask(self, user_id: str, seller_id: str, settings: dict, address: dict, parcel, currency: str,
-                   key: str) -> list[dict]:
+                   key: str, calls: asyncio.Semaphore) -> list[dict]:
         try:
-            async with self._calls:
+            async with calls:
                 got = await self.carrier.rates(Address.of(settings["ship_from"]), Address.of(address), parcel,
                                                currency)
         except CarrierError as exc:
@@ -181,7 +182,8 @@ class Quotes:
             raise DomainError("validation_failed", "your cart has too many sellers to check out at once",
                               details=[{"field": "cart", "message": f"at most {MAX_SELLERS_PER_QUOTE} sellers"}])
         currency = currencies.pop()
-        await asyncio.gather(*(self.seller_quote(user_id, s, by_seller[s], address, currency)
+        calls = asyncio.Semaphore(CARRIER_CALLS)
+        await asyncio.gather(*(self.seller_quote(user_id, s, by_seller[s], address, currency, calls=calls)
                                for s in sorted(by_seller) if s not in skip))
 
     async def requote(self, user_id: str, seller_id: str, address: dict) -> list[dict]:
