@@ -171,3 +171,18 @@ async def test_quote_input_errors(shop):
     assert status == 422
     status, body, _ = await shop.call("POST", "/cart/shipping-rates", None, json={"address": TO}, expect=None)
     assert status == 401
+
+
+async def test_the_demo_seller_quotes_and_ships(shop):
+    from live.seed import DEMO_PARCELS, seed
+
+    ids = await seed(shop.services)
+    await seed(shop.services)  # idempotent: the seller's own settings and product sizes are kept
+    product = await shop.call("GET", f"/products/{ids['product_ids'][0]}")
+    assert (product["weight_g"], product["length_cm"]) == (DEMO_PARCELS[product["title"]][0],
+                                                           DEMO_PARCELS[product["title"]][1][0])
+    buyer = await shop.user()
+    await add(shop, buyer, product["variants"][0]["id"], 2)
+    got = (await quote(shop, buyer))["sellers"][0]
+    assert got["seller_id"] == ids["seller_id"] and got["ships"] is True
+    assert got["parcel"]["weight_g"] == 2 * product["weight_g"] and [r["service"] for r in got["rates"]][0] == "ground"
