@@ -91,10 +91,14 @@ class CheckoutService:
                 if not stale.seller_id:
                     raise DomainError("in_progress", "a checkout with this Idempotency-Key is in progress; "
                                       "retry shortly") from None
-                rates = await self.quotes.requote(user, stale.seller_id, address)
+                fresh = await self.quotes.requote(user, stale.seller_id, address)
+                if not fresh["rates"]:
+                    raise DomainError("conflict", "the seller's carrier offers no shipping for this order: "
+                                      + (fresh["unavailable"] or "no rate"),
+                                      details={"seller_id": stale.seller_id}) from None
                 raise DomainError("rate_expired", "the shipping rate you chose has expired or no longer fits your "
                                   "cart and address: choose one of these", details={
-                                      "seller_id": stale.seller_id, "rates": rates}) from None
+                                      "seller_id": stale.seller_id, "rates": fresh["rates"]}) from None
         if prior is not None:
             return await self._replay(principal, key, digest, prior, body)
         await self.board.seen(created["levels"])

@@ -84,6 +84,7 @@ class SellerRatesOut(BaseModel):
     parcel: ParcelOut | None
     rates: list[RateOut] = Field(description="cheapest first")
     free_shipping: bool
+    unavailable: str | None = Field(description="why the carrier offers no rate (rates empty although ships)")
 
 
 class RatesOut(BaseModel):

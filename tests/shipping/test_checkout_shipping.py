@@ -195,5 +195,15 @@ async def test_rates_and_checkout_through_shippo(tmp_path, dsn, aiohttp_client):
                                           expect=None)
         assert status == 422 and body["error"]["code"] == "validation_failed", body
         assert body["error"]["details"][0]["field"]
+        # no rate in the cart's currency (Shippo quotes this route in USD only): none offered, checkout refused
+        euro = (await shop.product(seller, price=2500, stock=4, currency="EUR"))["variants"][0]["id"]
+        other = await shop.user()
+        await add(shop, other, euro)
+        got = (await quote(shop, other))["sellers"][0]
+        assert (got["ships"], got["rates"]) == (True, []) and "EUR" in got["unavailable"]
+        status, body, _ = await checkout(shop, other, expect=None)
+        assert status == 409 and body["error"]["code"] == "conflict", body
+        assert body["error"]["details"] == {"seller_id": seller_id}
+        assert len(await fetch(shop, "SELECT id FROM orders")) == 1
     finally:
         await fake.close()

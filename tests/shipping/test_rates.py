@@ -80,7 +80,8 @@ async def test_quote_shape_order_parcel_and_storage(shop):
         expires = datetime.fromisoformat(r["expires_at"])
         assert now < expires <= now + timedelta(seconds=900 + 5)
     other = by_seller[[s for s in by_seller if s != seller_id][0]]
-    assert (other["ships"], other["rates"], other["parcel"]) == (False, [], None)
+    assert (other["ships"], other["rates"], other["parcel"], other["unavailable"]) == (False, [], None, None)
+    assert mine["unavailable"] is None
     rows = await stored(shop, buyer.id)
     assert sorted(r["id"] for r in rows) == sorted(r["id"] for r in rates)
     # the same cart and address again: the same stored rates (the carrier is not asked again)

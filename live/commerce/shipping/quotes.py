@@ -131,19 +131,22 @@ class Quotes:
         async with self.db.tx(SYSTEM) as conn:
             settings = await shipping_db.seller_settings(conn, seller_id)
             if not settings["configured"]:
-                return {"seller_id": seller_id, "ships": False, "parcel": None, "rates": [], "free_shipping": False}
+                return {"seller_id": seller_id, "ships": False, "parcel": None, "rates": [], "free_shipping": False,
+                        "unavailable": None}
             dims = await shipping_db.dimensions(conn, [ln["variant_id"] for ln in lines])
             stored = [] if fresh else await shipping_db.fresh_rates(conn, user_id, seller_id, key, now + self.ttl / 2)
         parcel = parcel_for(lines, dims, settings, seller_id)
         free = is_free(settings, sum(ln["price_minor"] * ln["quantity"] for ln in lines))
+        unavailable = None
         if not stored:
-            stored = await self._ask(user_id, seller_id, settings, address, parcel, currency, key,
-                                     calls or asyncio.Semaphore(1))
+            stored, unavailable = await self._ask(user_id, seller_id, settings, address, parcel, currency, key,
+                                                  calls or asyncio.Semaphore(1))
         return {"seller_id": seller_id, "ships": True, "parcel": parcel_dict(parcel),
-                "rates": [rate_out(r, free) for r in stored], "free_shipping": free}
+                "rates": [rate_out(r, free) for r in stored], "free_shipping": free, "unavailable": unavailable}
 
     async def _ask(self, user_id: str, seller_id: str, settings: dict, address: dict, parcel, currency: str,
-                   key: str, calls: asyncio.Semaphore) -> list[dict]:
+                   key: str, calls: asyncio.Semaphore) -> tuple[list[dict], str | None]:
+        """The carrier's rates, stored; or none and why (the carrier refuses this parcel, route or currency)."""
         try:
             async with calls:
                 got = await self.carrier.rates(Address.of(settings["ship_from"]), Address.of(address), parcel,
@@ -152,6 +155,8 @@ class Quotes:
             if exc.fields:  # the parcel (too big for this carrier) or the address
                 raise DomainError("validation_failed", "the carrier cannot ship this parcel to this address",
                                   details=[_carrier_field(f, seller_id) for f in exc.fields]) from None
+            if not exc.retryable:  # a refusal no retry mends: no rate, and why
+                return [], exc.message[:300]
             log.warning("quote_failed", seller_id=seller_id, error=exc.message)
             raise DomainError("carrier_error", f"the carrier did not quote: {exc.message}") from None
         now = datetime.now(timezone.utc)
@@ -164,10 +169,13 @@ class Quotes:
                  "provider": r.provider, "provider_rate_id": r.provider_rate_id,
                  "expires_at": min(r.expires_at, limit) if r.expires_at else limit}
                 for r in usable[:MAX_RATES_PER_QUOTE] if r.expires_at is None or r.expires_at > now]
+        if not rows:
+            return [], (f"no rate in {currency}" if got else "the carrier offers no service for this parcel and "
+                        "address")
         async with self.db.tx(SYSTEM) as conn:
             new = await shipping_db.insert_rates(conn, user_id, seller_id, rows, parcel_dict(parcel), address, key)
             await shipping_db.prune_rates(conn, user_id, seller_id, key, MAX_RATES_KEPT, [r["id"] for r in new])
-            return new
+            return new, None
 
     async def ensure(self, user_id: str, address: dict, skip: set[str]) -> None:
         """Before a checkout's transaction: the sellers of the cart the buyer chose no rate for (not in `skip`)
@@ -186,14 +194,13 @@ class Quotes:
         await asyncio.gather(*(self.seller_quote(user_id, s, by_seller[s], address, currency, calls=calls)
                                for s in sorted(by_seller) if s not in skip))
 
-    async def requote(self, user_id: str, seller_id: str, address: dict) -> list[dict]:
-        """Fresh rates for the seller's part of the buyer's current cart (the details of `rate_expired`)."""
+    async def requote(self, user_id: str, seller_id: str, address: dict) -> dict:
+        """A fresh quote for the seller's part of the buyer's current cart (the details of `rate_expired`)."""
         async with self.db.tx(SYSTEM) as conn:
             lines = [ln for ln in await shipping_db.cart_lines(conn, user_id) if ln["seller_id"] == seller_id]
         if not lines:
-            return []
-        quote = await self.seller_quote(user_id, seller_id, lines, address, lines[0]["currency"], fresh=True)
-        return quote["rates"]
+            return {"rates": [], "unavailable": "your cart has nothing from this seller"}
+        return await self.seller_quote(user_id, seller_id, lines, address, lines[0]["currency"], fresh=True)
 
     # ---- inside the checkout's transaction ----
 
