@@ -37,7 +37,8 @@ def summary(report: dict) -> str:
                   f"shipments ({s['distinct_events']:,} distinct + {s['duplicates']:,} duplicates, shuffled), "
                   f"{s['concurrency']} in flight",
                   f"  answers {s['answers']} errors {s['errors'] or 'none'}; {s['wall_s']} s, {s['per_s']} webhooks/s; "
-                  f"server CPU {s['server_cpu_pct']} %, PostgreSQL CPU {s['postgres_cpu_pct']} %",
+                  f"server CPU {s['server_cpu_pct']} %, PostgreSQL CPU {s['postgres_cpu_pct']} %, "
+                  f"generator CPU {s['generator_cpu_pct']} %",
                   f"  latency p50 {_ms(lat['p50'])}, p95 {_ms(lat['p95'])}, p99 {_ms(lat['p99'])}, "
                   f"max {_ms(lat['max'])}",
                   f"  final: shipments {s['final']['shipments']}, orders {s['final']['orders']}, event rows "
