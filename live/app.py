@@ -20,6 +20,7 @@ from live.http import (
     checkout,
     metrics,
     orders,
+    returns,
     sandbox_pay,
     shipments,
     shipping,
@@ -47,7 +48,7 @@ log = get_logger("live.app")
 def build_api() -> Api:
     api = Api()
     for module in (system, account, admin_users, admin, streams, catalog, cart, checkout, orders, shipments,
-                   shipping):
+                   shipping, returns):
         api.include(module.api)
     return api
 

@@ -18,6 +18,7 @@ from live.commerce.payments.base import PaymentEvent
 from live.commerce.shipping import Shipping
 from live.commerce.shipping.carriers import carrier_for
 from live.commerce.shipping.quotes import Quotes
+from live.commerce.shipping.returns import ReturnService
 from live.commerce.shipping.settings import SellerShippingSettings
 from live.commerce.stock import StockBoard
 from live.config import Settings
@@ -69,6 +70,7 @@ class Commerce:
         # labels (bought by jobs), voids, manual tracking, carrier tracking webhooks; the orders' shipping hooks
         self.shipping = Shipping(settings, db, self.orders.publish_orders, self.carrier)
         self.orders.shipping = self.shipping
+        self.shipping.returns = ReturnService(db, self.orders, self.shipping.labels, jobs)  # requests, labels, refunds
         self._tasks: list[asyncio.Task] = []
 
     async def apply_payment_event(self, event: PaymentEvent) -> str:
