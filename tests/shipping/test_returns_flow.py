@@ -95,6 +95,9 @@ async def test_return_label_tracking_partial_refund_and_restock(shop, fake_strip
         assert [h["to"] for h in got["history"]] == ["requested", "approved", "in_transit", "delivered"]
         assert {h["actor_kind"] for h in got["history"][2:]} == {"carrier"}
         assert (await order_of(shop, oid))["status"] == "delivered"  # a return label never moves the order
+        for who, path in ((buyer, "/me/returns"), (seller, "/seller/returns?status=delivered")):  # as they may see
+            [listed] = (await shop.call("GET", path, who))["items"]
+            assert (listed["id"], listed["label"]["tracking_number"]) == (rid, got["label"]["tracking_number"])
         await buyer_sock.wait_for("order:update", lambda d: (d.get("return") or {}).get("status") == "delivered")
 
         # received: 1500 back of the 4500 the lines cost (no shipping), one unit of `a` back on the shelf
