@@ -11,8 +11,8 @@ async def claim(conn: asyncpg.Connection, provider: str, event_key: str, event_t
                 payload: dict[str, Any]) -> asyncpg.Record:
     """Store the event once and lock its row for this transaction.
 
-    A concurrent delivery of the same event waits here until this transaction ends, then sees `processed_at`
-    set: one of them processes, the other answers duplicate."""
+    A concurrent delivery of the same event waits here until this transaction ends: one of them enqueues its job,
+    the other finds it queued (or the event processed) and answers duplicate."""
     await conn.execute(
         """INSERT INTO webhook_events (provider, event_key, event_type, payload) VALUES ($1, $2, $3, $4)
            ON CONFLICT (provider, event_key) DO NOTHING""", provider, event_key, event_type, payload)
@@ -21,12 +21,21 @@ async def claim(conn: asyncpg.Connection, provider: str, event_key: str, event_t
            FOR UPDATE""", provider, event_key)
 
 
-async def mark_processed(conn: asyncpg.Connection, event_id: int, error: str | None = None) -> None:
-    await conn.execute("UPDATE webhook_events SET processed_at = now(), error = $2 WHERE id = $1", event_id, error)
+async def lock(conn: asyncpg.Connection, event_id: int) -> asyncpg.Record | None:
+    """A stored event by id, locked for this transaction (its `webhook.process` job)."""
+    return await conn.fetchrow(
+        """SELECT id, provider, event_key, event_type, payload, processed_at, error FROM webhook_events
+           WHERE id = $1 FOR UPDATE""", event_id)
+
+
+async def mark_processed(conn: asyncpg.Connection, event_id: int, error: str | None = None,
+                         result: str | None = None) -> None:
+    await conn.execute("UPDATE webhook_events SET processed_at = now(), error = $2, result = $3 WHERE id = $1",
+                       event_id, error, result)
 
 
 async def mark_failed(conn: asyncpg.Connection, event_id: int, error: str) -> None:
-    """Processing raised: keep it unprocessed (the provider's retry processes it again) and say why."""
+    """Processing raised: keep it unprocessed (its job tries again) and say why."""
     await conn.execute("UPDATE webhook_events SET processed_at = NULL, error = $2 WHERE id = $1", event_id, error)
 
 
@@ -45,7 +54,7 @@ async def reject(conn: asyncpg.Connection, provider: str, event_key: str, event_
 
 async def get(conn: asyncpg.Connection, provider: str, event_key: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        """SELECT id, provider, event_key, event_type, payload, received_at, processed_at, error
+        """SELECT id, provider, event_key, event_type, payload, received_at, processed_at, error, result
            FROM webhook_events WHERE provider = $1 AND event_key = $2""", provider, event_key)
 
 

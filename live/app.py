@@ -13,6 +13,7 @@ from live.container import Services
 from live.http import (
     account,
     admin,
+    admin_jobs,
     admin_users,
     carrier_webhooks,
     cart,
@@ -47,8 +48,8 @@ log = get_logger("live.app")
 
 def build_api() -> Api:
     api = Api()
-    for module in (system, account, admin_users, admin, streams, catalog, cart, checkout, orders, shipments,
-                   shipping, returns):
+    for module in (system, account, admin_users, admin, admin_jobs, streams, catalog, cart, checkout, orders,
+                   shipments, shipping, returns):
         api.include(module.api)
     return api
 

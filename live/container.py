@@ -90,7 +90,9 @@ class Services:
         # order changes the buyer's and seller's sockets as order:update
         self.commerce = Commerce(settings, db, self.rooms, self.payments, self.jobs, self.chat_writer.flush,
                                  gateway.send_to_user if gateway is not None else None)
-        self.payments.register(self.commerce.apply_payment_event)  # the sandbox's refund webhooks, in process
+        # the stored payment webhooks' jobs (webhook.process) apply them to the orders (self.commerce read at
+        # each call)
+        self.payments.register(self.jobs, lambda event: self.commerce.apply_payment_event(event))
         self.commerce.shipping.register_jobs(self.jobs)  # label purchase and void, tracking, the sandbox timeline
         # who may still use their tokens (sign-out, suspension, role changes), kept in memory on every worker;
         # a suspended or signed-out user's open sockets are cut

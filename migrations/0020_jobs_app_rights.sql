@@ -6,3 +6,7 @@
 GRANT SELECT, INSERT ON pgqueuer_log TO live_app;
 GRANT USAGE, SELECT ON SEQUENCE pgqueuer_log_id_seq TO live_app;
 GRANT UPDATE, DELETE ON pgqueuer TO live_app;
+
+-- Payment webhooks are processed by a `webhook.process` job after the route stored them and answered: what the
+-- order side made of the event ("applied", "ignored", "amount_mismatch", ...) is kept with it, beside `error`.
+ALTER TABLE webhook_events ADD COLUMN result text;

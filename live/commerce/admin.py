@@ -95,7 +95,7 @@ class AdminDesk:
             await audit.record(conn, principal.user_id, "refund.retry", "refund", refund_id,
                                before={"status": "failed", "attempts": refund["attempts"], "error": refund["error"]},
                                after={"status": "requested", "attempts": 0}, note=note, payment_id=pay["id"])
-        await self.orders.refunds.send([refund_id])  # after the commit, never inside a transaction
+            await self.orders.refunds.schedule(conn, [refund_id])  # its refund.send job, once this commits
         await self.orders.publish_orders([refund["order_id"]])
         return await self._refund(principal, refund_id)
 

@@ -52,7 +52,7 @@ class Changes:
     def __init__(self) -> None:
         self.order_ids: list[str] = []
         self.levels: list = []
-        self.refunds: list[str] = []  # refunds recorded, to send to the provider after the commit
+        self.refunds: list[str] = []  # refunds recorded (their refund.send jobs were enqueued with them)
 
     def add(self, order_ids: list[str], levels: list | None = None) -> None:
         self.order_ids += [o for o in order_ids if o not in self.order_ids]
@@ -141,7 +141,6 @@ class OrderService:
         except asyncpg.DataError:
             return "unknown_payment"  # e.g. a payment_id that is not a uuid
         await self.publish(changes)
-        self.refunds.send_soon(changes.refunds)  # in the background: the webhook inbox holds a transaction around us
         log.info("payment_event", provider=event.provider, kind=event.kind, key=event.event_key, result=result)
         return result
 
@@ -307,7 +306,6 @@ class OrderService:
             else:
                 raise DomainError("conflict", f"the order is {order['status']}: ask the seller to cancel it")
         await self.publish(changes)
-        await self.refunds.send(changes.refunds)
         return await self.detail(principal, order_id)
 
     async def _cancel_paid(self, conn, order, pay, changes: Changes, actor_id, actor_kind, why) -> None:
@@ -348,7 +346,6 @@ class OrderService:
                                before={"status": current}, after={"status": to}, reason=reason,
                                by="admin" if principal.is_admin else "seller")
         await self.publish(changes)
-        await self.refunds.send(changes.refunds)
         return await self.detail(principal, order_id)
 
     async def _lock_own(self, conn, principal: Principal, order_id: str, *, as_seller: bool) -> tuple:

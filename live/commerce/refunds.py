@@ -1,21 +1,21 @@
 """Automatic refunds: a paid order that is canceled (by the buyer, by the seller, or money that arrived for an order
 already canceled) is refunded through its payment's provider.
 
-1. The transaction that cancels the order records the refund (`payment_refunds`, status `requested`) and adds its
-   amount to the payment's `refund_due_minor` (`owe`). Nothing is sent yet.
-2. After that transaction commits, `send` calls the provider (never inside a transaction): a short transaction
-   claims the refund (attempts + 1; the next attempt pushed back, which is also the lease while the call is in
-   flight), then `provider.refund(...)` with an idempotency key derived from the record, then a short transaction
-   records the answer: accepted (the provider's refund id), or the error.
-3. A call that failed, or that a crash interrupted, is retried by the sweeper (`sweep`) with backoff: 2 min, 8 min,
-   32 min, ~2 h, 6 h. After MAX_ATTEMPTS, or at once when the provider refuses (already refunded, more than is
-   left), the refund is `failed` and the payment is flagged `refund_due` with the error, for a human.
+1. The transaction that cancels the order records the refund (`payment_refunds`, status `requested`), adds its
+   amount to the payment's `refund_due_minor` (`owe`) and enqueues its `refund.send` job (key `refund:<id>`): the
+   job exists exactly when the cancel commits. Nothing is sent inside that transaction.
+2. The job (`run`) calls the provider, never inside a transaction: a short transaction claims the refund
+   (attempts + 1), then `provider.refund(...)` with an idempotency key derived from the record (a second run of
+   the job, after a crash, asks for the same refund), then a short transaction records the answer: accepted (the
+   provider's refund id), or the error.
+3. A call that failed is tried again by the job queue with backoff (RETRY_*: ~2 min, 8 min, 32 min, ~2 h, 6 h). After
+   MAX_ATTEMPTS, or at once when the provider refuses (already refunded, more than is left), the refund is
+   `failed` and the payment is flagged `refund_due` with the error, for a human (who may retry it: `schedule`).
 4. The provider's refund webhook settles it (`settle`, called by the order side): `succeeded`, and the debt is paid
    off. A second notice of a settled refund changes nothing.
 """
 from __future__ import annotations
 
-import asyncio
 from typing import Awaitable, Callable
 
 from db import Database, audit
@@ -25,13 +25,20 @@ from live.auth.principal import SYSTEM
 from live.commerce.payments import PaymentProviders
 from live.commerce.payments.base import PaymentEvent, RefundRequest
 from live.errors import DomainError
+from live.jobs import Jobs, enqueue
 from live.logging import get_logger
 
 log = get_logger("live.commerce.refunds")
+KIND = "refund.send"
 MAX_ATTEMPTS = 6
 FIRST_RETRY_SECONDS = 120.0  # longer than one provider call with its own retries (Stripe: 3 x 30 s at most)
+RETRY_MULTIPLIER = 4.0
 MAX_RETRY_SECONDS = 6 * 3600.0
-SWEEP_BATCH = 50
+RETRY_JITTER = 0.2  # each wait is 80-100 % of the schedule's (retries of many refunds do not come at once)
+
+class RetryLater(Exception):
+    """A refund call failed (the message says how) and the refund waits for its next attempt (the job is retried)."""
+
 
 Published = Callable[[list[str]], Awaitable[None]]  # order:update for these orders (their refund changed)
 
@@ -41,7 +48,6 @@ class RefundService:
         self.db = db
         self.providers = providers
         self.published = published
-        self._tasks: set[asyncio.Task] = set()
 
     # ---- inside the transaction that cancels ----
 
@@ -57,7 +63,9 @@ class RefundService:
             await audit.record(conn, actor_id, "refund.request", "refund", r["id"], after={
                 "status": "requested", "amount_minor": r["amount_minor"], "currency": pay["currency"]},
                 order_id=r["order_id"], payment_id=pay["id"], reason=reason)
-        return [r["id"] for r in rows]
+        ids = [r["id"] for r in rows]
+        await RefundService.schedule(conn, ids)
+        return ids
 
     @staticmethod
     async def owe_return(conn, pay, *, order_id: str, return_id: str, amount_minor: int, reason: str | None,
@@ -72,6 +80,7 @@ class RefundService:
         await audit.record(conn, actor_id, "refund.request", "refund", row["id"], after={
             "status": "requested", "amount_minor": amount_minor, "currency": pay["currency"]},
             order_id=order_id, return_id=return_id, payment_id=pay["id"], reason=reason)
+        await RefundService.schedule(conn, [row["id"]])
         return [row["id"]]
 
     # ---- inside the transaction that applies a provider's refund event ----
@@ -92,58 +101,49 @@ class RefundService:
         """The whole payment came back: its unsettled refunds are done (the order ids, to push)."""
         return await refunds_db.settle_all(conn, payment_id)
 
-    # ---- after the commit ----
+    # ---- the refund.send job ----
+
+    @staticmethod
+    async def schedule(conn, refund_ids: list[str]) -> None:
+        """Enqueue the `refund.send` job of each refund in `conn`'s transaction (one queued or running job per
+        refund: a second schedule of it is skipped). `owe` and `owe_return` do; an admin's retry does."""
+        for refund_id in refund_ids:
+            await enqueue(conn, KIND, {"refund_id": refund_id}, key=f"refund:{refund_id}")
+
+    def register(self, jobs: Jobs) -> None:
+        jobs.register(KIND, self.run, max_attempts=MAX_ATTEMPTS, first_delay=FIRST_RETRY_SECONDS,
+                      max_delay=MAX_RETRY_SECONDS, multiplier=RETRY_MULTIPLIER, jitter=RETRY_JITTER)
 
     async def send(self, refund_ids: list[str]) -> None:
-        """Ask the provider for each refund (those not due, already accepted or settled are skipped)."""
-        for refund_id in refund_ids:
-            try:
-                await self._send(refund_id)
-            except Exception:  # the record stays requested; the sweeper tries again
-                log.exception("refund_send_error", refund_id=refund_id)
+        """After a commit that recorded refunds without their jobs: make sure each has one (a refund that is
+        already queued, accepted or settled is left alone). `owe` schedules its refunds already."""
+        if refund_ids:
+            async with self.db.tx(SYSTEM) as conn:
+                await self.schedule(conn, refund_ids)
 
-    def send_soon(self, refund_ids: list[str]) -> None:
-        """`send` in the background (the caller holds a transaction or must not wait: a webhook being processed)."""
-        if not refund_ids:
-            return
-        task = asyncio.create_task(self.send(refund_ids), name="refund-send")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def run(self, payload: dict) -> None:
+        """The job: one call to the provider. Raises (the job queue tries again later) while the refund stays
+        `requested` after a failed call; returns once it was accepted, failed for good, or is not ours to send."""
+        error = await self._send(str(payload["refund_id"]))
+        if error is not None:
+            raise RetryLater(error)
 
-    async def sweep(self) -> int:
-        """The sweeper's round: every refund whose (next) attempt is due. Returns how many were tried."""
-        async with self.db.tx(SYSTEM) as conn:
-            ids = await refunds_db.due(conn, SWEEP_BATCH)
-        await self.send(ids)
-        return len(ids)
-
-    async def drain(self) -> None:
-        """Wait for the background sends in flight (`send_soon`)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    async def stop(self) -> None:
-        """Cancel calls in flight: a claimed refund is tried again by a sweeper once its lease (next attempt) is up,
-        with the same idempotency key."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _send(self, refund_id: str) -> None:
+    async def _send(self, refund_id: str) -> str | None:
+        """The error of a failed call when the refund is to be tried again, else None."""
         async with self.db.tx(SYSTEM) as conn:
             pay = await refunds_db.lock_payment_of(conn, refund_id)
             if pay is None:
-                return
-            refund = await refunds_db.claim(conn, refund_id, FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS)
+                return None
+            # the job queue times the attempts (and runs one job per refund): no lease of our own
+            refund = await refunds_db.claim(conn, refund_id, 0.0, 0.0)
             if refund is None:
-                return  # not due, accepted, settled or failed
+                return None  # accepted, settled or failed already (a second run of the job)
             why = self._cannot_send(pay, refund)
             if why:
                 await self._failed(conn, pay, refund, why, final=True)
         if why:
             await self._publish([refund["order_id"]])
-            return
+            return None
         req = RefundRequest(refund_id=refund["id"], payment_id=refund["payment_id"], payment_ref=pay["provider_ref"],
                             amount_minor=refund["amount_minor"], currency=refund["currency"],
                             idempotency_key=refund["idempotency_key"], attempt=refund["attempts"],
@@ -158,14 +158,18 @@ class RefundService:
                         error=error)
             async with self.db.tx(SYSTEM) as conn:
                 pay = await refunds_db.lock_payment_of(conn, refund_id)
-                changed = await self._failed(conn, pay, refund, error, final=final)
-            if changed:
+                row = await refunds_db.attempt_failed(conn, refund_id, error, final=final, max_attempts=MAX_ATTEMPTS)
+                failed = row is not None and row["status"] == "failed"
+                if failed:
+                    await self._flag(conn, pay, refund, row, error)
+            if failed:
                 await self._publish([refund["order_id"]])
-            return
+            return error if row is not None and not failed else None
         async with self.db.tx(SYSTEM) as conn:
             await refunds_db.accepted(conn, refund_id, result.provider_ref, result.status)
         log.info("refund_requested", refund_id=refund_id, provider=refund["provider"], ref=result.provider_ref,
                  status=result.status, amount=refund["amount_minor"])
+        return None
 
     @staticmethod
     def _cannot_send(pay, refund) -> str | None:
@@ -186,13 +190,17 @@ class RefundService:
         row = await refunds_db.attempt_failed(conn, refund["id"], error, final=final, max_attempts=MAX_ATTEMPTS)
         if row is None or row["status"] != "failed":
             return False
+        await RefundService._flag(conn, pay, refund, row, error)
+        return True
+
+    @staticmethod
+    async def _flag(conn, pay, refund, row, error: str) -> None:
         log.error("refund_failed", refund_id=refund["id"], payment_id=refund["payment_id"], error=error,
                   attempts=row["attempts"])
         if pay is not None:
             await payments_db.set_payment(conn, pay["id"], issue="refund_due", issue_details={
                 "refund_id": refund["id"], "order_id": refund["order_id"], "amount_minor": refund["amount_minor"],
                 "attempts": row["attempts"], "error": error})
-        return True
 
     async def _publish(self, order_ids: list[str]) -> None:
         if self.published is not None and order_ids:

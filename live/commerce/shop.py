@@ -35,7 +35,6 @@ def unpaid_sweep_interval(seconds: int) -> float:
     return max(2.0, min(60.0, seconds / 10))
 
 
-REFUND_SWEEP_SECONDS = 30.0  # refunds whose call failed or was interrupted are retried (with backoff) from here
 RATE_SWEEP_SECONDS = 300.0  # expired shipping rates of every buyer are deleted this often
 
 
@@ -57,6 +56,7 @@ class Commerce:
                                 max_per_buyer=settings.cart_max_per_buyer,
                                 hold_cooldown_seconds=settings.cart_hold_cooldown_seconds)
         self.orders = OrderService(db, self.board, settings.order_payment_timeout_seconds, payments, push_to_user)
+        self.orders.refunds.register(jobs)  # refund.send: the provider calls of the refunds, retried with backoff
         # the process's one carrier (Shippo with SHIPPO_API_KEY, else the sandbox): quotes, address checks, labels
         self.carrier = carrier_for(settings)
         self.quotes = Quotes(db, self.carrier, settings.shipping_rate_ttl_seconds)
@@ -83,13 +83,11 @@ class Commerce:
         unpaid = unpaid_sweep_interval(self.settings.order_payment_timeout_seconds)
         self._tasks = [every(lambda: reservations, self.cart.release_expired, "reservation-sweeper"),
                        every(lambda: unpaid, self.orders.sweep, "unpaid-order-sweeper"),
-                       every(lambda: REFUND_SWEEP_SECONDS, self.orders.refunds.sweep, "refund-sweeper"),
                        every(lambda: RATE_SWEEP_SECONDS, self.quotes.sweep, "shipping-rate-sweeper")]
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)
         self._tasks = []
-        await self.orders.refunds.stop()
         await self.cart.batches.stop()
         close = getattr(self.carrier, "close", None)  # Shippo's HTTP session
         if close is not None:

@@ -2,7 +2,8 @@
 
 Raw body, no bearer auth (the provider's signature is the authentication), not under /api/v1. The provider
 verifies and normalises the event (forged -> 400 `invalid_signature`, nothing stored); the inbox stores it once
-and hands it to the order side once (live/commerce/payments/inbox.py). A verified event whose fields have the
+and enqueues its `webhook.process` job in the same transaction, and the route answers 200 at once; the job hands
+it to the order side once (live/commerce/payments/inbox.py). A verified event whose fields have the
 wrong type or range (base.check_event) -> 400 `invalid_payload`, stored once as rejected (WebhookInbox.reject)
 and never applied (a retry gets the same 400). Unknown or disabled provider -> 404, body over 1 MB -> 413. Every
 outcome is counted in `live_webhooks_total`. See docs/payments.md for the contract.
@@ -38,7 +39,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
         except InvalidPayload as exc:
             await services.payments.inbox.reject(name, body, exc)
             raise
-        receipt = await services.payments.inbox.receive(provider, event, services.commerce.apply_payment_event)
+        receipt = await services.payments.inbox.receive(event)
     except DomainError as exc:
         request.app[HTTP_METRICS].webhook(label, exc.code)
         raise
@@ -50,7 +51,7 @@ def _result(receipt) -> str:
     body = receipt.body
     if receipt.status != 200:
         return "failed"
-    for key in ("duplicate", "ignored"):
+    for key in ("duplicate", "ignored", "queued"):
         if body.get(key):
             return key
     return body.get("error") or "processed"

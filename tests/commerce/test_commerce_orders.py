@@ -38,9 +38,22 @@ async def bought(shop, *, sellers: int = 1, stock: int = 5, qty: int = 2, price:
     return buyer, made, out
 
 
+async def status_becomes(shop, order_id: str, status: str) -> None:
+    """Wait for the order's status (a payment webhook is applied by its job, after the answer)."""
+    async def reached() -> bool:
+        return await order_status(shop, order_id) == status
+    await until(reached, what=f"order {status}")
+
+
 async def order_status(shop, order_id: str) -> str:
     async with shop.services.db.tx(SYSTEM) as conn:
         return await conn.fetchval("SELECT status FROM orders WHERE id = $1::uuid", order_id)
+
+
+async def refunds_settled(shop, payment_id: str) -> None:
+    async def done() -> bool:
+        return (await payment_row(shop, payment_id))["refund_due_minor"] == 0
+    await until(done, what="the refunds settled")
 
 
 async def payment_row(shop, payment_id: str) -> dict:
@@ -107,7 +120,7 @@ async def test_failure_cancels_and_returns_stock_and_coupon_then_late_success_is
     # by itself (sent in the background once the event is applied; the sandbox's refund webhook closes it)
     assert await apply(event(out, "succeeded")) == "paid_after_cancel"
     assert await order_status(shop, order_id) == "canceled"
-    await shop.services.commerce.orders.refunds.drain()
+    await refunds_settled(shop, out["payment"]["id"])  # the refund.send job, then the sandbox's webhook job
     pay = await payment_row(shop, out["payment"]["id"])
     assert (pay["status"], pay["issue"], pay["refund_due_minor"]) == ("refunded", None, 0)
     assert pay["issue_details"]["orders"] == [order_id]
@@ -158,6 +171,7 @@ async def test_timeout_sweep_asks_the_provider_first(shop):
     # the buyer paid on the sandbox page: the webhook is in, so the sweep has nothing to cancel
     resp = await shop.client.post(f"/pay/sandbox/{out['payment']['provider_ref']}", json={"outcome": "succeeded"})
     assert resp.status == 200
+    await status_becomes(shop, out["orders"][0]["id"], "paid")  # once the webhook's job ran
     async with shop.services.db.tx(SYSTEM) as conn:
         await conn.execute("UPDATE orders SET created_at = now() - interval '1 day'")
     assert await shop.services.commerce.orders.cancel_unpaid() == 0
@@ -194,12 +208,13 @@ async def test_buyer_cancels(shop):
     assert (await shop.call("GET", "/me/coupons?platform=true", admin))["items"][0]["used_count"] == 0
     await shop.call("POST", f"/me/orders/{first['id']}/cancel", buyer, json={}, expect=409)
     await shop.call("POST", f"/me/orders/{first['id']}/cancel", await shop.user(), json={}, expect=404)
-    # paid, not yet being prepared: canceled, units back, refunded (the sandbox refunds at once)
+    # paid, not yet being prepared: canceled, units back, refunded (by its job; the sandbox refunds at once)
     buyer, [(seller, vid)], out = await bought(shop)
     assert await apply(event(out, "succeeded")) == "applied"
     canceled = await shop.call("POST", f"/me/orders/{out['orders'][0]['id']}/cancel", buyer, json={})
-    assert canceled["status"] == "canceled" and canceled["refund"]["status"] == "succeeded"
+    assert canceled["status"] == "canceled" and canceled["refund"]["status"] == "requested"
     assert await shop.counters(vid) == {"on_hand": 5, "reserved": 0, "sold": 0}
+    await refunds_settled(shop, out["payment"]["id"])  # its refund.send job, then the sandbox's webhook job
     pay = await payment_row(shop, out["payment"]["id"])
     assert (pay["status"], pay["issue"], pay["refund_due_minor"]) == ("refunded", None, 0)
     # being prepared: only the seller may cancel now
@@ -264,7 +279,7 @@ async def test_seller_cancels_own_order_of_a_shared_checkout(shop):
     # the buyer pays the full amount: Bob's order is paid, Alice's stays canceled and is refunded (in part)
     assert await apply(event(out, "succeeded")) == "paid_after_cancel"
     assert await order_status(shop, theirs["id"]) == "paid"
-    await shop.services.commerce.orders.refunds.drain()
+    await refunds_settled(shop, out["payment"]["id"])  # the refund.send job, then the sandbox's webhook job
     pay = await payment_row(shop, out["payment"]["id"])
     assert (pay["status"], pay["issue"], pay["refund_due_minor"]) == ("succeeded", None, 0)
     assert (await shop.call("GET", f"/seller/orders/{mine['id']}", alice))["refund"]["status"] == "succeeded"
@@ -272,6 +287,8 @@ async def test_seller_cancels_own_order_of_a_shared_checkout(shop):
     moved = await shop.call("POST", f"/seller/orders/{theirs['id']}/status", bob,
                             json={"status": "canceled", "reason": "lost"})
     assert moved["refund"]["amount_minor"] == theirs["total_minor"]
+    await refunds_settled(shop, out["payment"]["id"])
+    moved = await shop.call("GET", f"/seller/orders/{theirs['id']}", bob)
     assert moved["payment"]["refunded_minor"] == mine["total_minor"] + theirs["total_minor"]
     pay = await payment_row(shop, out["payment"]["id"])
     assert (pay["status"], pay["refund_due_minor"]) == ("refunded", 0)

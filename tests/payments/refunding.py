@@ -1,9 +1,12 @@
 """Helpers of the refund tests (test_payments_refunds.py, test_admin_payments.py): orders bought and paid through
-each provider's real flow, signed webhooks, the refund and payment rows, time made to pass for the sweeper."""
+each provider's real flow, signed webhooks (answered once their job processed them), the refund and payment rows,
+the refund jobs (waited for; their retries made due at once)."""
 from __future__ import annotations
 
 from live.auth.principal import SYSTEM
 from tests.commerce.harness import Shop
+from tests.helpers import until
+from tests.payments.fakes.payments import settled
 from tests.payments.fakes.paystack_api import FakePaystack
 from tests.payments.fakes.paystack_api import sign as paystack_sign
 from tests.payments.fakes.stripe_api import FakeStripe
@@ -30,14 +33,14 @@ async def bought(shop: Shop, provider: str, *, sellers: int = 1, price: int = 15
 async def stripe_webhook(shop: Shop, body: bytes) -> dict:
     resp = await shop.client.post("/webhooks/stripe", data=body, headers={"Stripe-Signature": stripe_sign(body, WHSEC)})
     assert resp.status == 200, await resp.text()
-    return await resp.json()
+    return await settled(shop.services, await resp.json())
 
 
 async def paystack_webhook(shop: Shop, fake: FakePaystack, body: bytes) -> dict:
     resp = await shop.client.post("/webhooks/paystack", data=body,
                                   headers={"x-paystack-signature": paystack_sign(body, fake.secret_key)})
     assert resp.status == 200, await resp.text()
-    return await resp.json()
+    return await settled(shop.services, await resp.json())
 
 
 async def paid_with_stripe(shop: Shop, fake: FakeStripe, out: dict) -> str:
@@ -68,10 +71,29 @@ async def payment_row(shop: Shop, payment_id: str) -> dict:
                                         "WHERE id = $1::uuid", payment_id))
 
 
-async def time_passes(shop: Shop) -> None:
-    """Every refund's next attempt is due now (instead of waiting out the backoff)."""
+async def refund_jobs_done(shop: Shop) -> None:
+    """Wait until no refund.send job is running or due: each refund's call was made (a retry waits for later)."""
+    async def idle() -> bool:
+        async with shop.services.db.tx(SYSTEM) as conn:
+            return not await conn.fetchval(
+                """SELECT count(*) FROM pgqueuer WHERE entrypoint = 'refund.send'
+                   AND (status = 'picked' OR (status = 'queued' AND execute_after <= now()))""")
+    await until(idle, what="the refund jobs")
+
+
+async def refund_jobs(shop: Shop) -> list[dict]:
+    """The refund.send jobs still in the queue (waiting for a retry, or held dead)."""
     async with shop.services.db.tx(SYSTEM) as conn:
-        await conn.execute("UPDATE payment_refunds SET next_attempt_at = now() - interval '1 second'")
+        return [dict(r) for r in await conn.fetch(
+            "SELECT status::text AS status, attempts FROM pgqueuer WHERE entrypoint = 'refund.send' ORDER BY id")]
+
+
+async def time_passes(shop: Shop) -> None:
+    """Every refund job waiting for its retry is due now (instead of waiting out the backoff), and has run."""
+    async with shop.services.db.tx(SYSTEM) as conn:
+        await conn.execute("UPDATE pgqueuer SET execute_after = now() - interval '1 second' "
+                           "WHERE entrypoint = 'refund.send' AND status = 'queued'")
+    await refund_jobs_done(shop)
 
 
 async def alice_cancels_while_stripe_is_down(shop: Shop, fake: FakeStripe) -> tuple[dict, dict, str]:
@@ -82,6 +104,7 @@ async def alice_cancels_while_stripe_is_down(shop: Shop, fake: FakeStripe) -> tu
     pi_id = await paid_with_stripe(shop, fake, out)
     fake.down = True
     await shop.call("POST", f"/seller/orders/{mine['id']}/status", alice, json={"status": "canceled"})
+    await refund_jobs_done(shop)
     return out, mine, pi_id
 
 

@@ -8,8 +8,10 @@ import itertools
 
 import pytest
 
+from live.appkeys import SERVICES
 from live.http.api import API
 from tests.helpers import Viewer, make_settings
+from tests.payments.fakes.payments import settled
 from tests.payments.fakes.paystack_api import FakePaystack
 from tests.payments.fakes.paystack_api import sign as paystack_sign
 from tests.payments.fakes.stripe_api import FakeStripe
@@ -81,7 +83,7 @@ async def stock(services, variant_id: str) -> tuple[int, int, int]:
 async def stripe_event(client, fake: FakeStripe, event_type: str, obj: dict, event_id: str | None = None):
     body = fake.event(event_type, obj, event_id)
     resp = await client.post("/webhooks/stripe", data=body, headers={"Stripe-Signature": stripe_sign(body, WHSEC)})
-    return resp.status, await resp.json()
+    return resp.status, await settled(client.app[SERVICES], await resp.json())
 
 
 async def test_stripe_checkout_paid_replayed_then_late_failure(client, services, token_for, fake_stripe):
@@ -149,7 +151,8 @@ async def test_stripe_partial_refund_leaves_the_order_paid(client, services, tok
     charge = fake_stripe.charge(pi_id, amount_refunded=1000)
     body = fake_stripe.event("charge.refunded", charge, previous={"amount_refunded": 0, "refunded": False})
     resp = await client.post("/webhooks/stripe", data=body, headers={"Stripe-Signature": stripe_sign(body, WHSEC)})
-    assert (await resp.json())["result"] == "partial_refund"  # nothing owed: recorded for a human
+    # nothing owed: recorded for a human
+    assert (await settled(services, await resp.json()))["result"] == "partial_refund"
     order = await order_of(client, bought)
     assert order["status"] == "paid" and order["payment"]["issue"] == "refund_due"
 
@@ -159,7 +162,7 @@ async def test_stripe_partial_refund_leaves_the_order_paid(client, services, tok
 async def paystack_event(client, fake: FakePaystack, body: bytes):
     resp = await client.post("/webhooks/paystack", data=body,
                              headers={"x-paystack-signature": paystack_sign(body, fake.secret_key)})
-    return resp.status, await resp.json()
+    return resp.status, await settled(client.app[SERVICES], await resp.json())
 
 
 async def test_paystack_checkout_paid_and_replayed(client, services, token_for, fake_paystack):
@@ -207,7 +210,8 @@ async def test_sandbox_checkout_confirm_page_pay_and_order_update_on_the_buyers_
     try:
         resp = await client.post(path.split("?")[0], json={"outcome": "succeeded"})
         assert resp.status == 200, await resp.text()
-        assert (await resp.json())["webhook"]["body"] == {"received": True, "result": "applied"}
+        assert await settled(services, (await resp.json())["webhook"]["body"]) == {"received": True,
+                                                                                  "result": "applied"}
         update = await viewer.wait_for("order:update", lambda d: d["order"]["status"] == "paid")
         assert update["order"]["id"] == bought["order_id"]
     finally:
@@ -224,7 +228,7 @@ async def test_sandbox_decline_cancels_and_releases_stock(client, services, toke
     assert await stock(services, bought["variant_id"]) == (5, 0, 3)
     reference = bought["payment"]["provider_ref"]
     resp = await client.post(f"/pay/sandbox/{reference}", json={"outcome": "failed"})
-    assert (await resp.json())["webhook"]["body"]["result"] == "applied"
+    assert (await settled(services, (await resp.json())["webhook"]["body"]))["result"] == "applied"
     assert (await order_of(client, bought))["status"] == "canceled"
     assert await stock(services, bought["variant_id"]) == (5, 0, 0)
     page = await (await client.get(f"/pay/sandbox/{reference}")).text()

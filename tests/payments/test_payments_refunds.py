@@ -2,14 +2,15 @@
 provider's real flow (the stripe library against the fake Stripe API, our Paystack client against the fake Paystack
 API, the sandbox's own page), canceled by the seller or the buyer, refunded through the provider, and settled by
 the provider's signed refund webhook. Also: retries never refund twice (same idempotency key; a duplicate webhook
-or a second notice changes nothing), a provider that is down (the refund stays requested, the sweeper retries with
-backoff and succeeds when it is back, gives up after MAX_ATTEMPTS and flags refund_due), a provider that refuses,
+or a second notice changes nothing), a provider that is down (the refund stays requested, its refund.send job retries
+with backoff and succeeds when it is back, gives up after MAX_ATTEMPTS and flags refund_due), a provider that refuses,
 Paystack's lost answer (found again by its merchant note), money taken after the cancel (paid_after_cancel), and a
 refund made by hand elsewhere (ours is not sent on top of it)."""
 from __future__ import annotations
 
 from live.auth.principal import SYSTEM
 from live.commerce import refunds as refunds_mod
+from tests.payments.fakes.payments import settled
 from tests.payments.refunding import (
     alice_cancels_while_stripe_is_down,
     bought,
@@ -17,6 +18,8 @@ from tests.payments.refunding import (
     paid_with_stripe,
     payment_row,
     paystack_webhook,
+    refund_jobs,
+    refund_jobs_done,
     refund_row,
     refunds_of,
     stripe_webhook,
@@ -40,6 +43,7 @@ async def test_seller_cancels_a_paid_stripe_order_refunded_once_and_settled_by_t
         pushed = await watcher.wait_for("order:update", lambda d: d["order"]["status"] == "canceled")
         assert pushed["order"]["refund"]["status"] == "requested"
 
+        await refund_jobs_done(shop)  # its refund.send job, enqueued with the cancel
         [sent] = fake_stripe.refund_requests()
         ours = await refund_row(shop, order_id)
         assert sent["params"]["payment_intent"] == pi_id and sent["params"]["amount"] == str(total)
@@ -48,12 +52,12 @@ async def test_seller_cancels_a_paid_stripe_order_refunded_once_and_settled_by_t
         [re_id] = fake_stripe.refunds
         assert (ours["status"], ours["provider_ref"], ours["attempts"]) == ("requested", re_id, 1)
 
-        # a retried cancel refunds nothing more; nor does the sweeper (the provider has accepted it)
+        # a retried cancel refunds nothing more; nor does a second run of its job (the provider has accepted it)
         await shop.call("POST", f"/seller/orders/{order_id}/status", seller, json={"status": "canceled"}, expect=409)
         await shop.call("POST", f"/me/orders/{order_id}/cancel", buyer, json={}, expect=409)
-        await time_passes(shop)
-        assert await refunds_of(shop).sweep() == 0
-        await refunds_of(shop).send([ours["id"]])  # e.g. a second worker's send: accepted refunds are not claimed
+        assert await refund_jobs(shop) == []
+        await refunds_of(shop).send([ours["id"]])  # a job again, e.g. a worker that died after the call
+        await refund_jobs_done(shop)
         assert len(fake_stripe.refund_requests()) == 1
 
         # Stripe's signed charge.refunded settles it: the whole payment came back
@@ -89,6 +93,7 @@ async def test_one_payment_for_two_sellers_is_refunded_in_parts(shop, fake_strip
     alice, bob = ((alice, bob) if mine["seller"]["name"] == alice.name else (bob, alice))
 
     await shop.call("POST", f"/seller/orders/{mine['id']}/status", alice, json={"status": "canceled"})
+    await refund_jobs_done(shop)
     [first] = fake_stripe.refunds.values()
     assert (first["amount"], first["payment_intent"]) == (mine["total_minor"], pi_id)
     # a current API version lists no refunds in the charge: the event is matched by its amount
@@ -106,6 +111,7 @@ async def test_one_payment_for_two_sellers_is_refunded_in_parts(shop, fake_strip
     # the buyer cancels the other one (paid, not yet prepared): the rest of the payment comes back
     canceled = await shop.call("POST", f"/me/orders/{theirs['id']}/cancel", buyer, json={})
     assert canceled["refund"]["status"] == "requested"
+    await refund_jobs_done(shop)
     second = [r for r in fake_stripe.refunds.values() if r["id"] != first["id"]]
     assert [r["amount"] for r in second] == [theirs["total_minor"]]
     keys = [r["headers"]["Idempotency-Key"] for r in fake_stripe.refund_requests()]
@@ -120,26 +126,28 @@ async def test_one_payment_for_two_sellers_is_refunded_in_parts(shop, fake_strip
         await shop.assert_ledger(vid)
 
 
-async def test_stripe_down_the_sweeper_retries_with_the_same_key_when_it_is_back(shop, fake_stripe):
+async def test_stripe_down_the_job_retries_with_the_same_key_when_it_is_back(shop, fake_stripe):
     buyer, [(seller, vid)], out = await bought(shop, "stripe")
     order_id, total = out["orders"][0]["id"], out["orders"][0]["total_minor"]
     await paid_with_stripe(shop, fake_stripe, out)
     fake_stripe.down = True
     canceled = await shop.call("POST", f"/me/orders/{order_id}/cancel", buyer, json={"reason": "too late"})
     assert canceled["status"] == "canceled" and canceled["refund"]["status"] == "requested"
+    await refund_jobs_done(shop)
     ours = await refund_row(shop, order_id)
     assert (ours["status"], ours["attempts"], ours["provider_ref"]) == ("requested", 1, None)
     assert "payment_provider_error" in ours["error"]
     assert len(fake_stripe.refund_requests()) == 1 and fake_stripe.refunds == {}
 
-    # not due yet (backoff): the sweeper leaves it alone, and so does a send (the claim is the lease)
-    assert await refunds_of(shop).sweep() == 0
+    # not due yet (backoff: ~2 min): its job waits, and a second send adds no job (one per refund)
+    assert await refund_jobs(shop) == [{"status": "queued", "attempts": 1}]
     await refunds_of(shop).send([ours["id"]])
-    assert len(fake_stripe.refund_requests()) == 1
+    await refund_jobs_done(shop)
+    assert len(fake_stripe.refund_requests()) == 1 and len(await refund_jobs(shop)) == 1
 
     fake_stripe.down = False
     await time_passes(shop)
-    assert await refunds_of(shop).sweep() == 1
+    assert await refund_jobs(shop) == []
     requests = fake_stripe.refund_requests()
     assert len(requests) == 2 and len(fake_stripe.refunds) == 1
     assert requests[0]["headers"]["Idempotency-Key"] == requests[1]["headers"]["Idempotency-Key"] == \
@@ -161,9 +169,11 @@ async def test_after_the_last_attempt_the_refund_fails_and_is_flagged_for_a_huma
     await paid_with_stripe(shop, fake_stripe, out)
     fake_stripe.down = True
     await shop.call("POST", f"/seller/orders/{order_id}/status", seller, json={"status": "canceled"})
-    for _ in range(refunds_mod.MAX_ATTEMPTS - 1):
+    await refund_jobs_done(shop)
+    for attempt in range(2, refunds_mod.MAX_ATTEMPTS + 1):
         await time_passes(shop)
-        assert await refunds_of(shop).sweep() == 1
+        assert len(fake_stripe.refund_requests()) == attempt
+    assert await refund_jobs(shop) == []  # the refund failed for good: its job ended (no dead job to requeue)
     ours = await refund_row(shop, order_id)
     assert (ours["status"], ours["attempts"]) == ("failed", refunds_mod.MAX_ATTEMPTS)
     assert len(fake_stripe.refund_requests()) == refunds_mod.MAX_ATTEMPTS
@@ -173,10 +183,9 @@ async def test_after_the_last_attempt_the_refund_fails_and_is_flagged_for_a_huma
     assert pay["issue_details"]["attempts"] == refunds_mod.MAX_ATTEMPTS
     assert "payment_provider_error" in pay["issue_details"]["error"]
     assert (await shop.call("GET", f"/me/orders/{order_id}", buyer))["refund"]["status"] == "failed"
-    # left for a human: the sweeper does not try again
+    # left for a human: nothing tries again
     fake_stripe.down = False
     await time_passes(shop)
-    assert await refunds_of(shop).sweep() == 0
     assert len(fake_stripe.refund_requests()) == refunds_mod.MAX_ATTEMPTS
 
 
@@ -186,6 +195,7 @@ async def test_a_refused_refund_fails_at_once_and_a_refund_made_elsewhere_settle
     pi_id = await paid_with_stripe(shop, fake_stripe, out)
     manual = fake_stripe.dashboard_refund(pi_id, total)  # refunded by hand; its webhook is still on its way
     await shop.call("POST", f"/me/orders/{order_id}/cancel", buyer, json={})
+    await refund_jobs_done(shop)
     ours = await refund_row(shop, order_id)
     assert (ours["status"], ours["attempts"]) == ("failed", 1)  # Stripe: more than is left to refund
     assert "refund_refused" in ours["error"]
@@ -209,7 +219,6 @@ async def test_a_refund_made_by_hand_while_ours_waits_is_not_sent_again(shop, fa
     assert (await refund_row(shop, mine["id"]))["status"] == "succeeded"
     fake_stripe.down = False
     await time_passes(shop)
-    assert await refunds_of(shop).sweep() == 0
     assert len(fake_stripe.refunds) == 1 and len(fake_stripe.refund_requests()) == 1
 
 
@@ -221,7 +230,6 @@ async def test_never_more_than_the_payment_owes(shop, fake_stripe):
     assert (await payment_row(shop, out["payment"]["id"]))["refund_due_minor"] == mine["total_minor"] - 600
     fake_stripe.down = False
     await time_passes(shop)
-    assert await refunds_of(shop).sweep() == 1
     ours = await refund_row(shop, mine["id"])
     assert ours["status"] == "failed" and "owes 400" in ours["error"]  # not sent: a human decides
     assert len(fake_stripe.refund_requests()) == 1 and len(fake_stripe.refunds) == 1
@@ -236,7 +244,7 @@ async def test_money_taken_after_the_cancel_is_refunded_in_the_background(shop, 
     # the buyer's card was charged anyway
     body = fake_stripe.event("payment_intent.succeeded", fake_stripe.succeed(pi_id))
     assert (await stripe_webhook(shop, body))["result"] == "paid_after_cancel"
-    await refunds_of(shop).drain()
+    await refund_jobs_done(shop)
     [sent] = fake_stripe.refund_requests()
     assert (sent["params"]["payment_intent"], sent["params"]["amount"]) == (pi_id, str(out["payment"]["amount_minor"]))
     [re_id] = fake_stripe.refunds
@@ -257,13 +265,13 @@ async def test_paystack_cancel_refund_webhook_and_a_provider_outage(shop, fake_p
     fake_paystack.down = True
     canceled = await shop.call("POST", f"/me/orders/{order_id}/cancel", buyer, json={})
     assert canceled["refund"]["status"] == "requested"
+    await refund_jobs_done(shop)
     ours = await refund_row(shop, order_id)
     assert (ours["status"], ours["attempts"], ours["provider_ref"]) == ("requested", 1, None)
     assert fake_paystack.refunds == []
 
     fake_paystack.down = False
     await time_passes(shop)
-    assert await refunds_of(shop).sweep() == 1
     [refund] = fake_paystack.refunds
     sent = fake_paystack.refund_requests()[-1]["params"]
     assert (sent["transaction"], sent["amount"], sent["currency"]) == (reference, 250000, "NGN")
@@ -287,12 +295,12 @@ async def test_paystack_lost_answer_is_found_by_its_note_instead_of_refunding_tw
     reference = await paid_with_paystack(shop, fake_paystack, out)
     fake_paystack.lose_refund_answers = 1  # Paystack makes the refund, the answer never reaches us
     await shop.call("POST", f"/seller/orders/{mine['id']}/status", alice, json={"status": "canceled"})
+    await refund_jobs_done(shop)
     ours = await refund_row(shop, mine["id"])
     assert (ours["status"], ours["provider_ref"]) == ("requested", None)
     assert len(fake_paystack.refunds) == 1
 
     await time_passes(shop)
-    assert await refunds_of(shop).sweep() == 1
     [refund] = fake_paystack.refunds  # still one: the retry listed the transaction's refunds and found ours
     assert len(fake_paystack.refund_requests()) == 1
     listed = [r for r in fake_paystack.requests if r["method"] == "GET" and r["path"] == "/refund"]
@@ -313,14 +321,16 @@ async def test_sandbox_cancel_refund_webhook_refunded_end_to_end(shop):
     order_id, total = out["orders"][0]["id"], out["orders"][0]["total_minor"]
     reference = out["payment"]["provider_ref"]
     resp = await shop.client.post(f"/pay/sandbox/{reference}", json={"outcome": "succeeded"})
-    assert (await resp.json())["webhook"]["body"]["result"] == "applied"
+    assert (await settled(shop.services, (await resp.json())["webhook"]["body"]))["result"] == "applied"
     watcher = await shop.viewer(buyer)
     try:
         canceled = await shop.call("POST", f"/me/orders/{order_id}/cancel", buyer, json={})
-        assert canceled["status"] == "canceled"
-        assert canceled["refund"]["status"] == "succeeded" and canceled["refund"]["amount_minor"] == total
-        assert canceled["payment"]["status"] == "refunded" and canceled["payment"]["refunded_minor"] == total
+        assert canceled["status"] == "canceled" and canceled["refund"]["amount_minor"] == total
+        # its refund.send job calls the sandbox, whose refund webhook's job settles it
         await watcher.wait_for("order:update", lambda d: (d["order"]["refund"] or {}).get("status") == "succeeded")
+        detail = await shop.call("GET", f"/me/orders/{order_id}", buyer)
+        assert detail["refund"]["status"] == "succeeded"
+        assert detail["payment"]["status"] == "refunded" and detail["payment"]["refunded_minor"] == total
     finally:
         await watcher.close()
     ours = await refund_row(shop, order_id)

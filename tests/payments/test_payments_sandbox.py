@@ -11,7 +11,7 @@ import pytest
 from live.commerce.payments.base import PaymentRequest
 from live.commerce.payments.sandbox import SandboxProvider, payment_id_for, sign, signing_key
 from tests.helpers import SECRET
-from tests.payments.fakes.payments import count_events, insert_payment, stored_event
+from tests.payments.fakes.payments import count_events, insert_payment, settled, stored_event
 
 
 @pytest.fixture
@@ -66,8 +66,8 @@ async def test_pay_sends_a_signed_webhook_to_ourselves_and_reaches_the_order_sid
     resp = await client.post(f"/pay/sandbox/{started.provider_ref}", json={"outcome": "succeeded"})
     assert resp.status == 200
     out = await resp.json()
-    assert out["outcome"] == "succeeded" and out["webhook"] == {
-        "status": 200, "body": {"received": True, "result": "recorded succeeded"}}
+    assert out["outcome"] == "succeeded" and out["webhook"]["status"] == 200
+    assert await settled(services, out["webhook"]["body"]) == {"received": True, "result": "recorded succeeded"}
     [event] = commerce.events
     assert (event.provider, event.kind, event.event_type) == ("sandbox", "succeeded", "payment.succeeded")
     assert (event.provider_ref, event.payment_id) == (started.provider_ref, payment["payment_id"])
@@ -88,7 +88,7 @@ async def test_decline_is_a_failed_payment(client, services, payment, commerce):
     started = await start(services, payment)
     resp = await client.post(f"/pay/sandbox/{started.provider_ref}", json={"outcome": "failed"})
     assert resp.status == 200
-    [event] = commerce.events
+    [event] = await commerce.wait()
     assert (event.kind, event.event_type) == ("failed", "payment.failed")
 
 
@@ -103,7 +103,7 @@ async def test_form_pay_redirects_to_the_signed_return_url(client, services, pay
     location = urlsplit(resp.headers["Location"])
     assert (location.scheme, location.netloc, location.path) == ("https", "shop.example", "/done")
     assert parse_qs(location.query) == {"x": ["1"], "payment": ["succeeded"], "reference": [started.provider_ref]}
-    assert len(commerce.events) == 1
+    assert len(await commerce.wait()) == 1
 
 
 async def test_form_with_a_forged_return_url_does_not_redirect(client, services, payment, commerce):
@@ -115,7 +115,7 @@ async def test_form_with_a_forged_return_url_does_not_redirect(client, services,
     resp = await client.post(f"/pay/sandbox/{started.provider_ref}", allow_redirects=False, data={
         "outcome": "failed", "return_url": "https://evil.example/", "sig": sig})
     assert resp.status == 200 and "Payment declined." in await resp.text()
-    assert commerce.events[0].kind == "failed"
+    assert (await commerce.wait())[0].kind == "failed"
 
 
 async def test_closed_payment_cannot_be_confirmed_again(client, services, commerce):
@@ -174,4 +174,4 @@ async def test_correctly_signed_sandbox_webhook_is_accepted(client, services, co
     body = sandbox_body("sbx_" + "1" * 32)
     resp = await client.post("/webhooks/sandbox", data=body, headers={"x-sandbox-signature": sign(signing_key(SECRET),
                                                                                                    body)})
-    assert resp.status == 200 and commerce.events[0].event_key == "evt_sbx_direct_succeeded"
+    assert resp.status == 200 and (await commerce.wait())[0].event_key == "evt_sbx_direct_succeeded"

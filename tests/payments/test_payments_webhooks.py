@@ -117,7 +117,7 @@ WRONG = {
 
 @pytest.mark.parametrize("case", list(WRONG))
 async def test_signed_webhook_with_wrong_types_is_400_and_stored_as_rejected(client, services, case):
-    from tests.payments.fakes.payments import insert_payment
+    from tests.payments.fakes.payments import insert_payment, settled
 
     payment = await insert_payment(services)
     body = orjson.dumps(WRONG[case](sandbox_event(payment)))
@@ -134,6 +134,7 @@ async def test_signed_webhook_with_wrong_types_is_400_and_stored_as_rejected(cli
     # the same payment still takes a well-formed event afterwards
     good = await sandbox_post(client, orjson.dumps(sandbox_event(payment)))
     assert good.status == 200, await good.text()
+    assert (await settled(services, await good.json()))["result"] == "applied"  # once its job ran
     async with services.db.tx(SYSTEM) as conn:
         assert await conn.fetchval("SELECT status FROM payments WHERE id = $1::uuid",
                                    payment["payment_id"]) == "succeeded"

@@ -22,6 +22,7 @@ from live.commerce.payments.sandbox import SandboxProvider
 from live.commerce.payments.stripe import StripeProvider
 from live.config import Settings
 from live.errors import DomainError
+from live.jobs import Jobs
 
 KNOWN = ("stripe", "paystack", "sandbox")
 
@@ -31,8 +32,7 @@ __all__ = ["PaymentEvent", "PaymentProvider", "PaymentProviders", "PaymentReques
 
 class PaymentProviders:
     def __init__(self, settings: Settings, db=None):
-        self.inbox = WebhookInbox(db)  # stores and processes verified webhook events once
-        self._order_side: Apply | None = None  # commerce's apply_payment_event (register)
+        self.inbox = WebhookInbox(db)  # stores verified webhook events once; their jobs process them once
         self._providers: dict[str, PaymentProvider] = {}
         if settings.stripe_secret_key:
             self._providers["stripe"] = StripeProvider(settings.stripe_secret_key, settings.stripe_webhook_secret,
@@ -44,11 +44,11 @@ class PaymentProviders:
                                                          receive=lambda body, headers: self.receive("sandbox", body,
                                                                                                     headers))
 
-    def register(self, order_side: Apply) -> None:
-        """The order side that applies the payment events received in process (the sandbox's refund webhooks):
-        commerce's apply_payment_event, registered once by the composition root (live/container.py), since the
-        providers are built before the orders that use them."""
-        self._order_side = order_side
+    def register(self, jobs: Jobs, order_side: Apply) -> None:
+        """The order side that applies the stored payment events (commerce's apply_payment_event), in their
+        `webhook.process` jobs: registered once by the composition root (live/container.py), since the providers
+        are built before the orders that use them."""
+        self.inbox.register(jobs, self.get, order_side)
 
     def names(self) -> list[str]:
         """The providers a checkout may use, in order of preference."""
@@ -73,11 +73,9 @@ class PaymentProviders:
 
     async def receive(self, name: str, body: bytes, headers: Mapping[str, str]) -> Receipt:
         """A provider's webhook handed over in process (the sandbox's refunds): verified by the provider, stored
-        once and applied once by the order side, as `POST /webhooks/{name}` does."""
-        if self._order_side is None:
-            raise RuntimeError("no order side to apply payment events to")
+        once and processed once by its job, as `POST /webhooks/{name}` does."""
         provider = self.get(name)
-        return await self.inbox.receive(provider, provider.parse_webhook(body, headers), self._order_side)
+        return await self.inbox.receive(provider.parse_webhook(body, headers))
 
     async def close(self) -> None:
         for provider in self._providers.values():

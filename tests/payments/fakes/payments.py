@@ -4,11 +4,13 @@ one order written straight into the database."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from db import webhooks as webhooks_db
 from live.auth.principal import SYSTEM
 from live.commerce.payments.base import PaymentEvent
 from live.errors import DomainError
+from tests.helpers import until
 
 
 class RecordingCommerce:
@@ -18,11 +20,78 @@ class RecordingCommerce:
         self.events: list[PaymentEvent] = []
         self.fail_with: Exception | None = None
 
+    async def wait(self, count: int = 1) -> list[PaymentEvent]:
+        """The events applied, once there are `count` (their webhooks' jobs ran)."""
+        await until(lambda: len(self.events) >= count, what=f"{count} events applied")
+        return self.events
+
     async def apply_payment_event(self, event: PaymentEvent) -> str:
         self.events.append(event)
         if self.fail_with is not None:
             raise self.fail_with
         return f"recorded {event.kind}"
+
+
+async def settled(services, reply: dict, timeout: float = 10.0) -> dict:
+    """A webhook's reply once its `webhook.process` job has run: a `queued` reply is waited on until the stored
+    event is processed (or its processing failed), then answered as {"received", "result"} (what the order side made
+    of it), {"received", "error": code} (refused for good) or {"received", "processing_error": message} (its job
+    is to try again); other replies (duplicate, ignored) as they are."""
+    if not reply.get("queued"):
+        return reply
+    row = None
+
+    async def done() -> bool:
+        nonlocal row
+        async with services.db.tx(SYSTEM) as conn:
+            row = await conn.fetchrow("SELECT processed_at, error, result FROM webhook_events WHERE id = $1",
+                                      reply["event_id"])
+        return row["processed_at"] is not None or row["error"] is not None
+
+    await until(done, timeout, what="the webhook's job")
+    if row["processed_at"] is None:
+        return {"received": True, "processing_error": row["error"]}
+    if row["error"]:
+        return {"received": True, "error": row["error"].split(":")[0]}
+    return {"received": True, "result": row["result"]}
+
+
+@dataclass
+class Answer:
+    """A webhook's HTTP answer whose body is what `settled` makes of it (read once the event's job has run)."""
+    status: int
+    body: dict
+
+    async def json(self) -> dict:
+        return self.body
+
+    async def text(self) -> str:
+        return str(self.body)
+
+
+async def answered(services, resp) -> Answer:
+    body = await resp.json()
+    return Answer(resp.status, await settled(services, body) if resp.status == 200 else body)
+
+
+async def retries_due(services, kind: str = "webhook.process") -> None:
+    """The jobs of `kind` waiting for a retry are due now (instead of waiting out their backoff)."""
+    async with services.db.tx(SYSTEM) as conn:
+        await conn.execute("UPDATE pgqueuer SET execute_after = now() WHERE entrypoint = $1 AND status = 'queued'",
+                           kind)
+
+
+async def processed(services, provider: str, event_key: str) -> dict:
+    """The stored event once its job has processed it."""
+    row = None
+
+    async def done() -> bool:
+        nonlocal row
+        row = await stored_event(services, provider, event_key)
+        return row is not None and row["processed_at"] is not None
+
+    await until(done, what=f"event {event_key} processed")
+    return dict(row)
 
 
 async def stored_event(services, provider: str, event_key: str):
