@@ -16,6 +16,7 @@ _SQL: str | None = None
 _NOW = timedelta(0)
 MAX_KIND = 100  # characters of a job kind
 MAX_KEY = 200  # characters of a dedupe key
+MAX_DELAY = 366 * 24 * 3600.0  # seconds a job may be put off
 
 
 class Permanent(Exception):
@@ -36,6 +37,8 @@ async def enqueue(conn: asyncpg.Connection, kind: str, payload: dict, *, key: st
     Returns the job's id."""
     if not kind or len(kind) > MAX_KIND or (key is not None and len(key) > MAX_KEY):
         raise ValueError(f"job kind or key too long: {kind!r} {key!r}")
+    if not 0 <= delay <= MAX_DELAY:  # NaN too
+        raise ValueError(f"job delay out of range: {delay!r}")
     row = await conn.fetchrow(_sql(), [0], [kind], [orjson.dumps(payload)],
                               [timedelta(seconds=delay) if delay > 0 else _NOW], [key], [None])
     return None if row is None else row["id"]
