@@ -337,3 +337,26 @@ async def test_missing_webhook_secret_answers_503_so_stripe_retries(tmp_path, ds
     body = orjson.dumps({"id": "evt_x", "type": "payment_intent.succeeded", "data": {"object": {}}})
     resp = await post_event(client, body)
     assert resp.status == 503 and (await resp.json())["error"]["code"] == "unavailable"
+
+
+async def test_the_route_answers_before_the_event_is_processed_by_its_job(client, services, fake_stripe, commerce):
+    intent = fake_stripe.succeed((await started_intent(services, fake_stripe))["id"])
+    body = fake_stripe.event("payment_intent.succeeded", intent, event_id="evt_later")
+    release = asyncio.Event()
+    held = RecordingCommerce()
+
+    async def apply_when_released(event):
+        await release.wait()
+        return await held.apply_payment_event(event)
+
+    commerce.apply_payment_event = apply_when_released
+    resp = await client.post("/webhooks/stripe", data=body,
+                             headers={"Content-Type": "application/json", "Stripe-Signature": sign(body, WHSEC)})
+    reply = await resp.json()
+    assert resp.status == 200 and reply["queued"] is True  # stored and answered; the order side has not run
+    row = await stored_event(services, "stripe", "evt_later")
+    assert row["processed_at"] is None and held.events == []
+    release.set()
+    row = await processed(services, "stripe", "evt_later")
+    assert row["id"] == reply["event_id"] and row["result"] == "recorded succeeded"
+    assert len(held.events) == 1
