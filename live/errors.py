@@ -73,7 +73,6 @@ class Code(StrEnum):
     TOO_MANY_CONNECTIONS = "too_many_connections", 429, "too many connections from your address are opening"
     # 5xx
     INTERNAL = "internal", 500, "internal server error", True
-    PROCESSING_FAILED = "processing_failed", 500, "the event is stored but could not be processed; retry later"
     PAYMENT_PROVIDER_ERROR = "payment_provider_error", 502, "the payment provider failed"
     CARRIER_ERROR = "carrier_error", 502, "the shipping carrier failed"
     WEBHOOK_FAILED = "webhook_failed", 502, "the webhook could not be delivered"

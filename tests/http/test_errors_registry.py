@@ -68,7 +68,7 @@ def used_codes() -> dict[str, list[str]]:
 def test_the_scan_sees_the_raise_sites():
     used = used_codes()
     assert {"invalid", "conflict", "out_of_stock", "unauthorized", "rate_limited", "too_many_connections",
-            "length_required", "processing_failed", "provider_unavailable", "invalid_payload"} <= set(used)
+            "length_required", "provider_unavailable", "invalid_payload"} <= set(used)
     assert len(used) >= 30
 
 
