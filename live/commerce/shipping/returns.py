@@ -2,8 +2,8 @@
 seller's return window; the seller approves (a return label is bought from the buyer's address to the seller's
 ship-from: `labels.create(kind='return')`) or refuses; the return follows its label's tracking (`on_shipment`,
 called by the tracking code in its transaction); the seller marks it received with the refund (recorded in the same
-transaction through the refund flow, sent to the provider after it) and the units that go back to stock
-(inventory `return` events, and the rooms' stock:update). The buyer may cancel a return not yet decided.
+transaction through the refund flow, sent to the provider by its job once that commits) and the units that go back
+to stock (inventory `return` events, and the rooms' stock:update). The buyer may cancel a return not yet decided.
 
 Status flow: requested -> approved -> in_transit -> delivered -> refunded (a refund) | received (none);
 requested -> refused | canceled. The seller may mark a return received from approved or in_transit too (a parcel
@@ -172,9 +172,8 @@ class ReturnService:
             if amount > left:
                 raise invalid([{"field": "refund_minor",
                                 "message": f"at most {left} is left to refund of this order and its payment"}])
-            refund_ids = []
-            if amount > 0:
-                refund_ids = await RefundService.owe_return(conn, pay, order_id=order_id, return_id=return_id,
+            if amount > 0:  # recorded, and its refund.send job enqueued, in this transaction
+                await RefundService.owe_return(conn, pay, order_id=order_id, return_id=return_id,
                                                             amount_minor=amount, reason=f"return of order {order_id}",
                                                             actor_id=principal.user_id)
             levels = await inventory_db.restock(conn, [(lines[i]["variant_id"], q) for i, q in restock],
@@ -188,7 +187,6 @@ class ReturnService:
                                                                          for i, q in restock]})
         await self.orders.board.seen(levels)
         await self.publish(return_id)
-        await self.orders.refunds.send(refund_ids)
         return await self.detail(principal, return_id)
 
     # ---- the return label's tracking (in the tracking code's transaction) ----
