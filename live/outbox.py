@@ -18,7 +18,7 @@ import asyncpg
 from db import Database
 from db import outbox as outbox_db
 from live.auth.principal import SYSTEM
-from live.jobs import Jobs
+from live.jobs import Jobs, Permanent
 from live.jobs import enqueue as enqueue_job
 from live.logging import get_logger
 
@@ -53,7 +53,10 @@ class Mailer:
                       max_delay=RETRY_MAX_SECONDS)
 
     async def send(self, payload: dict) -> None:
-        mail_id = int(payload["id"])
+        try:
+            mail_id = int(payload["id"])
+        except (KeyError, TypeError, ValueError):
+            raise Permanent(f"not an email.send payload: {payload!r}"[:300]) from None
         async with self._db.tx(SYSTEM) as conn:
             row = await outbox_db.get(conn, mail_id)
         if row is None or row["sent_at"] is not None:

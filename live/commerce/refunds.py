@@ -25,7 +25,8 @@ from live.auth.principal import SYSTEM
 from live.commerce.payments import PaymentProviders
 from live.commerce.payments.base import PaymentEvent, RefundRequest
 from live.errors import DomainError
-from live.jobs import Jobs, enqueue
+from live.ids import is_uuid
+from live.jobs import Jobs, Permanent, enqueue
 from live.logging import get_logger
 
 log = get_logger("live.commerce.refunds")
@@ -124,7 +125,10 @@ class RefundService:
     async def run(self, payload: dict) -> None:
         """The job: one call to the provider. Raises (the job queue tries again later) while the refund stays
         `requested` after a failed call; returns once it was accepted, failed for good, or is not ours to send."""
-        error = await self._send(str(payload["refund_id"]))
+        refund_id = payload.get("refund_id")
+        if not isinstance(refund_id, str) or not is_uuid(refund_id):
+            raise Permanent(f"not a refund.send payload: {payload!r}"[:300])
+        error = await self._send(refund_id)
         if error is not None:
             raise RetryLater(error)
 

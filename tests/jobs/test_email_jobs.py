@@ -13,6 +13,7 @@ from db import Database
 from live import outbox
 from live.auth.principal import SYSTEM
 from live.container import Services
+from live.jobs import enqueue
 from tests.helpers import make_settings, owner_connection
 
 
@@ -92,3 +93,15 @@ async def test_smtp_down_then_up_delivers_after_a_retry(mail_db, dsn, tmp_path):
     assert (mail["To"], mail["Subject"], mail["Message-ID"]) == ("ola@example.com", "Your code",
                                                                   f"<outbox-{mail_id}@live.example>")
     assert "123456" in mail.get_payload()
+
+
+async def test_a_job_with_a_payload_it_cannot_read_is_dead_at_once(mail_db, dsn, tmp_path):
+    services = Services(make_settings(tmp_path), mail_db)
+    async with owner_connection(dsn) as owner:
+        for kind, payload in (("email.send", {"id": "x"}), ("refund.send", {"refund_id": 5}),
+                              ("webhook.process", {"event_id": 1})):
+            await enqueue(owner, kind, payload)
+        await services.jobs.drain()
+        rows = await owner.fetch("SELECT entrypoint, status::text, attempts FROM pgqueuer ORDER BY id")
+    assert [(r["entrypoint"], r["status"], r["attempts"]) for r in rows] == [
+        ("email.send", "failed", 0), ("refund.send", "failed", 0), ("webhook.process", "failed", 0)]

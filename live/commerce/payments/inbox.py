@@ -23,7 +23,7 @@ from db import webhooks as webhooks_db
 from live.auth.principal import SYSTEM
 from live.commerce.payments.base import InvalidPayload, PaymentEvent, PaymentProvider, storable
 from live.errors import DomainError
-from live.jobs import Jobs, enqueue
+from live.jobs import Jobs, Permanent, enqueue
 from live.logging import get_logger
 
 log = get_logger("live.payments")
@@ -92,12 +92,15 @@ class WebhookInbox:
     async def process(self, payload: dict) -> None:
         """The `webhook.process` job of one stored event: safe to run twice (a processed event is skipped)."""
         assert self._provider is not None and self._apply is not None, "WebhookInbox.register was not called"
-        event_id = int(payload["event_id"])
+        try:
+            event_id, fields = int(payload["event_id"]), {f: payload["event"][f] for f in _EVENT_FIELDS}
+        except (KeyError, TypeError, ValueError):
+            raise Permanent(f"not a webhook.process payload: {payload!r}"[:300]) from None
         async with self.db.tx(SYSTEM) as conn:
             row = await webhooks_db.lock(conn, event_id)
             if row is None or row["processed_at"] is not None:
                 return
-            event = PaymentEvent(**payload["event"], payload=row["payload"])
+            event = PaymentEvent(**fields, payload=row["payload"])
             try:
                 result = await self._apply(await self._provider(event.provider).confirm(event))
             except DomainError as exc:
