@@ -184,7 +184,7 @@ class PaystackProvider(PaymentProvider):
 
     async def confirm(self, event: PaymentEvent) -> PaymentEvent:
         """A charge.success is applied with the amount and currency Paystack's verify reports. If verify does not
-        (yet) say success, raise: the webhook answers 500 and Paystack delivers it again later."""
+        (yet) say success, raise: the event's webhook.process job keeps it unprocessed and tries again later."""
         if event.kind != "succeeded" or not event.provider_ref:
             return event
         checked = await self.verify(event.provider_ref)

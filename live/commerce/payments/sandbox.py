@@ -8,7 +8,7 @@ provider's webhook. The event id is derived from (reference, outcome): pressing 
 
 `refund` makes the sandbox's refund webhook (`refund.succeeded`, signed the same way, its id derived from our
 refund record so a retried refund is one event) and hands it to `receive`, the same verify / store once / apply
-once path as `POST /webhooks/sandbox` (see PaymentProviders.receive): a refund may be sent by the sweeper, with no
+once path as `POST /webhooks/sandbox` (see PaymentProviders.receive): a refund is sent by its job, with no
 request whose socket would tell the server's own address.
 """
 from __future__ import annotations
