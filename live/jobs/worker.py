@@ -134,6 +134,8 @@ class Jobs:
                 delay = min(delay * 2, RECONNECT_MAX_SECONDS)
                 continue
             self._conn, self._qm = conn, self._manager(conn)
+            if self._stopping.is_set():  # `stop` came while this connected
+                self._qm.shutdown.set()
             began = time.monotonic()
             log.info("jobs_started", kinds=self.kinds(), concurrency=self.concurrency)
             self.connected.set()
