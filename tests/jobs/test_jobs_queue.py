@@ -1,17 +1,18 @@
 """The job queue's worker against real PostgreSQL: retries with backoff then held dead with the last error (and
 Permanent at once), two workers over 200 jobs run each exactly once, and a worker whose connection is cut from the
-server side connects again and goes on."""
+server side while the database refuses connections for a while connects again once it is back, and goes on."""
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from urllib.parse import urlsplit
 
 import pytest
 
 from db import jobs as jobs_db
 from live.jobs import Jobs, Permanent, enqueue
 from live.jobs.worker import backoff
-from tests.helpers import owner_connection, until
+from tests.helpers import owner_connection, until, with_database
 
 
 async def enqueue_now(dsn: str, kind: str, payloads: list[dict], key: str | None = None) -> list[int]:
@@ -86,7 +87,7 @@ async def test_two_workers_run_each_of_200_jobs_exactly_once(dsn):
     assert sum(by_worker.values()) == 200 and len(by_worker) == 2  # both took part
 
 
-async def test_a_worker_whose_connection_is_cut_connects_again(dsn):
+async def test_a_worker_whose_database_goes_away_and_comes_back_connects_again(dsn):
     seen: list[int] = []
     jobs = Jobs(dsn, heartbeat_seconds=5)
 
@@ -98,9 +99,18 @@ async def test_a_worker_whose_connection_is_cut_connects_again(dsn):
     try:
         await asyncio.wait_for(jobs.connected.wait(), 10)
         first = jobs._conn.get_server_pid()
-        async with owner_connection(dsn) as conn:
-            assert await conn.fetchval("SELECT pg_terminate_backend($1)", first)
-        # the worker notices within its poll interval, and connects again after its first backoff
+        # the database goes away for a while: the worker's connection is cut and no new one is accepted
+        name = urlsplit(dsn).path.lstrip("/")
+        async with owner_connection(with_database(dsn, "postgres")) as conn:
+            await conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            try:
+                assert await conn.fetchval("SELECT pg_terminate_backend($1)", first)
+                await until(lambda: not jobs.connected.is_set(), timeout=20, what="the loss noticed")
+                await asyncio.sleep(1.5)  # its tries fail (with a growing pause between them, logged)
+                assert not jobs.connected.is_set()
+            finally:
+                await conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        # back: the worker connects again after its current pause
         await until(lambda: jobs._conn is not None and jobs.connected.is_set()
                     and jobs._conn.get_server_pid() != first, timeout=20, what="a new connection")
         await enqueue_now(dsn, "t.record", [{"n": 7}])
