@@ -38,6 +38,7 @@ from live.rooms.control import MemoryControl, RedisControl
 from live.rooms.hub import Hub
 from live.rooms.livestreams import Livestreams
 from live.rooms.node import RoomService
+from live.rooms.packets import encode_event
 from live.rooms.presence import LocalPresence, RedisPresence
 from live.rooms.redis_broker import RedisBroker
 from live.rooms.state import StreamRegistry
@@ -89,7 +90,7 @@ class Services:
         # catalog, cart, checkout, orders, coupons, analytics; stock changes reach the rooms as stock:update,
         # order changes the buyer's and seller's sockets as order:update
         self.commerce = Commerce(settings, db, self.rooms, self.payments, self.jobs, self.chat_writer.flush,
-                                 gateway.send_to_user if gateway is not None else None)
+                                 gateway.send_to_user if gateway is not None else self._push_elsewhere)
         # the stored payment webhooks' jobs (webhook.process) apply them to the orders (self.commerce read at
         # each call)
         self.payments.register(self.jobs, lambda event: self.commerce.apply_payment_event(event))
@@ -100,6 +101,13 @@ class Services:
                                link=link, on_change=follow_sockets(gateway) if gateway is not None else None)
         self.users = Users(db, self.auth)  # sign-out, admin roles and suspension
         self._tasks: list = []
+
+    def _push_elsewhere(self, user_id: str, event: str, data: dict) -> int:
+        """A process with no sockets (`live worker`): a push to a user (order:update from a label or tracking job)
+        goes to the serving workers over the control channel (REDIS_URL; with no Redis there is no other worker
+        to reach). It reaches no socket here: 0."""
+        self.control.push_user(user_id, encode_event(event, data))
+        return 0
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The caller of an `Authorization` header (REST); ANONYMOUS without one; DomainError for a bad one, a
