@@ -12,6 +12,7 @@ from live.commerce.cart import CartService
 from live.commerce.catalog import CatalogService
 from live.commerce.checkout import CheckoutService
 from live.commerce.coupons import CouponService
+from live.commerce.order_payments import OrderPayments
 from live.commerce.orders import OrderService, Push
 from live.commerce.payments import PaymentProviders
 from live.commerce.payments.base import PaymentEvent
@@ -55,7 +56,9 @@ class Commerce:
         self.cart = CartService(db, settings.cart_reservation_seconds, self.board, stream_id,
                                 max_per_buyer=settings.cart_max_per_buyer,
                                 hold_cooldown_seconds=settings.cart_hold_cooldown_seconds)
-        self.orders = OrderService(db, self.board, settings.order_payment_timeout_seconds, payments, push_to_user)
+        self.orders = OrderService(db, self.board, payments, push_to_user)
+        # the providers' payment events applied to the orders, and the sweep of orders left unpaid
+        self.order_payments = OrderPayments(db, self.orders, payments, settings.order_payment_timeout_seconds)
         self.orders.refunds.register(jobs)  # refund.send: the provider calls of the refunds, retried with backoff
         # the process's one carrier (Shippo with SHIPPO_API_KEY, else the sandbox): quotes, address checks, labels
         self.carrier = carrier_for(settings)
@@ -74,15 +77,15 @@ class Commerce:
         self._tasks: list[asyncio.Task] = []
 
     async def apply_payment_event(self, event: PaymentEvent) -> str:
-        """For the payments webhooks: "applied", "ignored" or why it was not applied (see OrderService)."""
-        return await self.orders.apply_payment_event(event)
+        """For the payments webhooks: "applied", "ignored" or why it was not applied (see OrderPayments)."""
+        return await self.order_payments.apply_payment_event(event)
 
     def start(self) -> None:
         """The sweepers (an error is logged and the timer goes on)."""
         reservations = reservation_sweep_interval(self.settings.cart_reservation_seconds)
         unpaid = unpaid_sweep_interval(self.settings.order_payment_timeout_seconds)
         self._tasks = [every(lambda: reservations, self.cart.release_expired, "reservation-sweeper"),
-                       every(lambda: unpaid, self.orders.sweep, "unpaid-order-sweeper"),
+                       every(lambda: unpaid, self.order_payments.sweep, "unpaid-order-sweeper"),
                        every(lambda: RATE_SWEEP_SECONDS, self.quotes.sweep, "shipping-rate-sweeper")]
 
     async def stop(self) -> None:

@@ -290,7 +290,7 @@ async def test_idempotency_keys_are_forgotten_after_a_day(shop):
     vid = (await shop.product(seller, stock=3))["variants"][0]["id"]
     await shop.call("POST", "/me/cart/items", buyer, json={"variant_id": vid})
     await shop.checkout(buyer, "old-key", provider="sandbox")
-    orders = shop.services.commerce.orders
+    orders = shop.services.commerce.order_payments
     assert await orders.purge_checkout_keys() == 0
     async with shop.services.db.tx(SYSTEM) as conn:
         await conn.execute("UPDATE checkout_requests SET created_at = now() - interval '25 hours'")

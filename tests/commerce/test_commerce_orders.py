@@ -139,11 +139,11 @@ async def test_unpaid_orders_are_canceled_after_the_timeout(shop):
     watcher_buyer = await shop.viewer(buyer)
     watcher_seller = await shop.viewer(seller)
     try:
-        assert await shop.services.commerce.orders.cancel_unpaid() == 0  # nothing is old yet
+        assert await shop.services.commerce.order_payments.cancel_unpaid() == 0  # nothing is old yet
         async with shop.services.db.tx(SYSTEM) as conn:
             await conn.execute("UPDATE orders SET created_at = now() - interval '31 minutes' WHERE id = $1::uuid",
                                out["orders"][0]["id"])
-        assert await shop.services.commerce.orders.cancel_unpaid() == 1
+        assert await shop.services.commerce.order_payments.cancel_unpaid() == 1
         assert await order_status(shop, out["orders"][0]["id"]) == "canceled"
         assert await order_status(shop, fresh["orders"][0]["id"]) == "pending_payment"
         assert await shop.counters(vid) == {"on_hand": 4, "reserved": 0, "sold": 0}
@@ -174,7 +174,7 @@ async def test_timeout_sweep_asks_the_provider_first(shop):
     await status_becomes(shop, out["orders"][0]["id"], "paid")  # once the webhook's job ran
     async with shop.services.db.tx(SYSTEM) as conn:
         await conn.execute("UPDATE orders SET created_at = now() - interval '1 day'")
-    assert await shop.services.commerce.orders.cancel_unpaid() == 0
+    assert await shop.services.commerce.order_payments.cancel_unpaid() == 0
     assert await order_status(shop, out["orders"][0]["id"]) == "paid"
     # a payment the provider reports paid although our orders never moved (its webhook got lost on our side):
     # the sweep's verify call finds it and pays the orders instead of canceling them
@@ -186,7 +186,7 @@ async def test_timeout_sweep_asks_the_provider_first(shop):
         await conn.execute("""INSERT INTO webhook_events (provider, event_key, event_type, payload, processed_at)
                               VALUES ('sandbox', $1, $2, $3, now())""", payload["id"], payload["type"], payload)
         await conn.execute("UPDATE orders SET created_at = now() - interval '1 day'")
-    assert await shop.services.commerce.orders.cancel_unpaid() == 0
+    assert await shop.services.commerce.order_payments.cancel_unpaid() == 0
     assert await order_status(shop, out2["orders"][0]["id"]) == "paid"
     await shop.assert_ledger(vid2)
 
