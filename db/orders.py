@@ -14,6 +14,11 @@ ORDER_JSON = f"""jsonb_build_object(
     'livestream_id', o.livestream_id,
     'subtotal_minor', o.subtotal_minor, 'discount_minor', o.discount_minor, 'shipping_minor', o.shipping_minor,
     'total_minor', o.total_minor, 'currency', o.currency,
+    'shipping_rate', CASE WHEN jsonb_typeof(o.shipping_rate) = 'object' THEN jsonb_build_object(
+        'carrier', o.shipping_rate->'carrier', 'service', o.shipping_rate->'service',
+        'service_name', o.shipping_rate->'service_name', 'estimated_days', o.shipping_rate->'estimated_days',
+        'amount_minor', o.shipping_rate->'amount_minor', 'currency', o.shipping_rate->'currency',
+        'free_shipping', coalesce(o.shipping_rate->'free_shipping', 'false'::jsonb)) END,
     'coupon_code', (SELECT c.code FROM coupons c WHERE c.id = o.coupon_id),
     'shipping_address', o.shipping_address, 'created_at', o.created_at, 'updated_at', o.updated_at,
     'refund', (SELECT jsonb_build_object('status', r.status, 'amount_minor', r.amount_minor, 'currency', r.currency,

@@ -207,3 +207,34 @@ async def test_rates_and_checkout_through_shippo(tmp_path, dsn, aiohttp_client):
         assert len(await fetch(shop, "SELECT id FROM orders")) == 1
     finally:
         await fake.close()
+
+
+async def test_the_order_shows_its_chosen_rate_to_the_buyer_and_the_seller(shop):
+    seller, seller_id = await shipping_seller(shop)
+    hand = await shop.seller()  # no ship-from: no rate
+    vid = (await shop.product(seller, price=3000, stock=5))["variants"][0]["id"]
+    hid = (await shop.product(hand, price=500, stock=5))["variants"][0]["id"]
+    buyer = await shop.user()
+    await add(shop, buyer, vid, 1)
+    await add(shop, buyer, hid, 1)
+    express = next(r for r in (await quote(shop, buyer))["sellers"][0]["rates"] if r["service"] == "express")
+    want = {"carrier": express["carrier"], "service": "express", "service_name": express["service_name"],
+            "estimated_days": express["estimated_days"], "amount_minor": express["amount_minor"],
+            "currency": express["currency"], "free_shipping": False}
+    sock = await shop.viewer(buyer)
+    try:
+        out = await checkout(shop, buyer, shipping={seller_id: express["id"]})
+        [order] = [o for o in out["orders"] if o["seller"]["id"] == seller_id]
+        [other] = [o for o in out["orders"] if o["seller"]["id"] != seller_id]
+        assert order["shipping_rate"] == want and other["shipping_rate"] is None
+        assert want["amount_minor"] > 0 and want["estimated_days"] is not None
+        pushed = await sock.wait_for("order:update", lambda d: d["order"]["id"] == order["id"])
+        assert pushed["order"]["shipping_rate"] == want
+    finally:
+        await sock.close()
+    assert (await shop.call("GET", f"/me/orders/{order['id']}", buyer))["shipping_rate"] == want
+    assert (await shop.call("GET", f"/seller/orders/{order['id']}", seller))["shipping_rate"] == want
+    mine = {o["id"]: o["shipping_rate"] for o in (await shop.call("GET", "/me/orders", buyer))["items"]}
+    assert mine == {order["id"]: want, other["id"]: None}
+    [listed] = (await shop.call("GET", "/seller/orders", seller))["items"]
+    assert listed["shipping_rate"] == want  # the carrier's own ids and the parcel stay internal
