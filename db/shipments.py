@@ -185,8 +185,8 @@ async def detail(conn: asyncpg.Connection, shipment_id: str, *, limit: int) -> d
 
 
 async def label_parties(conn: asyncpg.Connection, shipment_id: str) -> asyncpg.Record | None:
-    """What serving a label needs: the shipment, its order's buyer and its seller's user (unlocked)."""
+    """What serving a label needs: the shipment, its order's number and buyer, and its seller's user (unlocked)."""
     return await conn.fetchrow(
-        f"""SELECT {_COLS}, o.user_id::text AS user_id, se.user_id::text AS seller_user_id
+        f"""SELECT {_COLS}, o.number AS order_number, o.user_id::text AS user_id, se.user_id::text AS seller_user_id
             FROM shipments s JOIN orders o ON o.id = s.order_id JOIN sellers se ON se.id = o.seller_id
             WHERE s.id = $1::uuid""", shipment_id)

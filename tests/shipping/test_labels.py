@@ -47,7 +47,9 @@ async def test_seller_buys_a_sandbox_label_and_prints_it(shop):
 
         resp = await shop.client.get(f"/api/v1/shipments/{out['id']}/label.pdf", headers=seller.headers)
         assert resp.status == 200 and resp.content_type == "application/pdf"
-        assert (await resp.read()).startswith(b"%PDF")
+        pdf = await resp.read()
+        number = (await shop.call("GET", f"/me/orders/{order_id}", buyer))["number"]
+        assert pdf.startswith(b"%PDF") and f"(Order {number}) Tj".encode() in pdf  # the order number is printed
         resp = await shop.client.get(f"/api/v1/shipments/{out['id']}/label.pdf", headers=buyer.headers)
         assert resp.status == 403
         resp = await shop.client.get(f"/api/v1/shipments/{out['id']}/label.pdf", headers=stranger.headers)

@@ -151,7 +151,7 @@ class Labels:
 
         return "pdf", render_label(label_of(ship), from_=Address.of(ship["from_address"]),
                                    to=Address.of(ship["to_address"]), parcel=parcel_of(ship["parcel"]),
-                                   service=ship["service"] or "")
+                                   service=ship["service"] or "", order_number=ship["order_number"])
 
     async def on_paid(self, conn, order_ids: list[str]) -> None:
         """In the payment's transaction: a label job for each newly paid order whose seller buys labels on payment
