@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import math
 import re
-import time
 import uuid
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
@@ -26,6 +25,7 @@ from typing import Mapping
 
 import orjson
 
+from live import signatures
 from live.commerce.shipping.addresses import COUNTRIES, check_address, postal_prefix
 from live.commerce.shipping.carriers.base import (
     TRACKING_STATUSES,
@@ -41,7 +41,6 @@ from live.commerce.shipping.carriers.base import (
 
 NAME = "sandbox"
 SIGNATURE_HEADER = "X-Sandbox-Carrier-Signature"
-TOLERANCE_SECONDS = 300
 MAX_WEBHOOK_BYTES = 16 * 1024
 MAX_WEIGHT_G = 70_000          # heavier parcels get no rate (a freight carrier's job)
 MAX_SIDE_CM = 150.0            # the longest side a parcel may have
@@ -253,8 +252,7 @@ class SandboxCarrier:
                              "message": event.message, "location": event.location, "metadata": event.metadata})
 
     def signature(self, body: bytes, timestamp: int | None = None) -> str:
-        t = int(time.time()) if timestamp is None else timestamp
-        return f"t={t},v1={_mac(self._key, t, body)}"
+        return signatures.sign(self._key, body, timestamp)
 
     def sign(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
         """The headers of a webhook request carrying `body`."""
@@ -264,39 +262,16 @@ class SandboxCarrier:
                       query: Mapping[str, str]) -> list[TrackingEvent]:
         if len(body) > MAX_WEBHOOK_BYTES:
             raise WebhookRejected("invalid_payload", f"body over {MAX_WEBHOOK_BYTES} bytes")
-        self._verify(body, _header(headers, SIGNATURE_HEADER))
+        try:
+            signatures.verify(self._key, body, signatures.header(headers, SIGNATURE_HEADER), SIGNATURE_HEADER)
+        except signatures.BadSignature as exc:
+            raise WebhookRejected("invalid_signature", str(exc)) from None
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise WebhookRejected("invalid_payload", "body is not JSON") from None
         return [_event(payload)]
 
-    def _verify(self, body: bytes, header: str | None) -> None:
-        parts: dict[str, list[str]] = {}
-        for item in (header or "").split(","):
-            k, _, v = item.strip().partition("=")
-            parts.setdefault(k, []).append(v)
-        try:
-            t = int(parts["t"][0])
-        except (KeyError, ValueError):
-            raise WebhookRejected("invalid_signature", f"{SIGNATURE_HEADER} missing or without a timestamp") from None
-        expected = _mac(self._key, t, body)
-        if not any(hmac.compare_digest(expected.encode(), v.encode()) for v in parts.get("v1", [])):
-            raise WebhookRejected("invalid_signature", f"{SIGNATURE_HEADER} does not verify")
-        if abs(time.time() - t) > TOLERANCE_SECONDS:
-            raise WebhookRejected("invalid_signature", f"{SIGNATURE_HEADER} timestamp is outside the tolerance")
-
-
-def _mac(key: bytes, t: int, body: bytes) -> str:
-    return hmac.new(key, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        lower = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lower), None)
-    return value
 
 
 def _place(addr: Address | None) -> str | None:
