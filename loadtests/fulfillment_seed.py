@@ -68,8 +68,8 @@ async def _parties(services: Services, tag: str, n: int) -> tuple[list[dict], li
         for i in range(min(BUYERS, n)):
             buyers.append(str((await users_db.find_or_create_by_name(conn, f"{tag}-buyer-{i}", "customer"))["id"]))
     for s in sellers:  # the seller's own call: the address is checked by the carrier
-        await services.commerce.shipping_settings.put(Principal(s["user_id"], "seller", s["name"]),
-                                                      {"ship_from": SHIP_FROM})
+        await services.commerce.shipping.seller_settings.put(Principal(s["user_id"], "seller", s["name"]),
+                                                             {"ship_from": SHIP_FROM})
     return sellers, buyers
 
 
@@ -79,7 +79,7 @@ def _destination(i: int) -> dict:
 
 async def _quotes(services: Services, n: int) -> list[dict]:
     """The cheapest rate for each order's destination, as orders.shipping_rate keeps it."""
-    carrier = services.commerce.carrier
+    carrier = services.commerce.shipping.carrier
     slots = asyncio.Semaphore(QUOTE_CONCURRENCY)
     origin = Address.of(SHIP_FROM)
 

@@ -1,5 +1,6 @@
-"""The commerce facade on Services (`services.commerce`): catalog, cart, checkout, orders, coupons, saved
-addresses and analytics share one StockBoard (live availability -> the rooms' stock:update) and run three sweepers."""
+"""The commerce facade on Services (`services.commerce`): catalog, cart, checkout, orders (and their payment side),
+coupons, saved addresses and analytics share one StockBoard (live availability -> the rooms' stock:update);
+fulfillment is `shipping` (live/commerce/shipping: carrier, rates, labels, tracking, returns). Three sweepers."""
 from __future__ import annotations
 
 import asyncio
@@ -17,10 +18,6 @@ from live.commerce.orders import OrderService, Push
 from live.commerce.payments import PaymentProviders
 from live.commerce.payments.base import PaymentEvent
 from live.commerce.shipping import Shipping
-from live.commerce.shipping.carriers import carrier_for
-from live.commerce.shipping.quotes import Quotes
-from live.commerce.shipping.returns import ReturnService
-from live.commerce.shipping.settings import SellerShippingSettings
 from live.commerce.stock import StockBoard
 from live.config import Settings
 from live.jobs import Jobs
@@ -60,20 +57,16 @@ class Commerce:
         # the providers' payment events applied to the orders, and the sweep of orders left unpaid
         self.order_payments = OrderPayments(db, self.orders, payments, settings.order_payment_timeout_seconds)
         self.orders.refunds.register(jobs)  # refund.send: the provider calls of the refunds, retried with backoff
-        # the process's one carrier (Shippo with SHIPPO_API_KEY, else the sandbox): quotes, address checks, labels
-        self.carrier = carrier_for(settings)
-        self.quotes = Quotes(db, self.carrier, settings.shipping_rate_ttl_seconds)
-        self.shipping_settings = SellerShippingSettings(db, self.carrier)
-        self.checkout = CheckoutService(db, self.board, self.orders, payments, self.quotes)
+        # fulfillment: the process's one carrier (quotes, address checks, labels), rates, seller settings, labels
+        # (bought by jobs), voids, manual and carrier tracking, returns; the orders' shipping hooks
+        self.shipping = Shipping(settings, db, self.orders)
+        self.orders.shipping = self.shipping
+        self.checkout = CheckoutService(db, self.board, self.orders, payments, self.shipping.quotes)
         self.catalog = CatalogService(db, self.board)
         self.coupons = CouponService(db)
-        self.addresses = AddressBook(db, self.carrier)
+        self.addresses = AddressBook(db, self.shipping.carrier)
         self.analytics = Analytics(db, live_reactions, flush_chat)
         self.admin = AdminDesk(db, self.orders)
-        # labels (bought by jobs), voids, manual tracking, carrier tracking webhooks; the orders' shipping hooks
-        self.shipping = Shipping(settings, db, self.orders.publish_orders, self.carrier)
-        self.orders.shipping = self.shipping
-        self.shipping.returns = ReturnService(db, self.orders, self.shipping.labels, jobs)  # requests, labels, refunds
         self._tasks: list[asyncio.Task] = []
 
     async def apply_payment_event(self, event: PaymentEvent) -> str:
@@ -86,12 +79,10 @@ class Commerce:
         unpaid = unpaid_sweep_interval(self.settings.order_payment_timeout_seconds)
         self._tasks = [every(lambda: reservations, self.cart.release_expired, "reservation-sweeper"),
                        every(lambda: unpaid, self.order_payments.sweep, "unpaid-order-sweeper"),
-                       every(lambda: RATE_SWEEP_SECONDS, self.quotes.sweep, "shipping-rate-sweeper")]
+                       every(lambda: RATE_SWEEP_SECONDS, self.shipping.quotes.sweep, "shipping-rate-sweeper")]
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)
         self._tasks = []
         await self.cart.batches.stop()
-        close = getattr(self.carrier, "close", None)  # Shippo's HTTP session
-        if close is not None:
-            await close()
+        await self.shipping.close()  # Shippo's HTTP session

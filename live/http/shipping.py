@@ -93,7 +93,7 @@ class RatesOut(BaseModel):
 
 
 def _settings(call: Call):
-    return call.services.commerce.shipping_settings
+    return call.services.commerce.shipping.seller_settings
 
 
 @api.route("GET", f"{API}/seller/shipping", summary="Your shop's shipping settings (admins: any seller's)",
@@ -119,4 +119,4 @@ async def put_seller_shipping(call: Call):
 async def cart_shipping_rates(call: Call):
     body = call.body
     address = body.address.model_dump(exclude_none=True) if body.address else None
-    return await call.services.commerce.quotes.for_buyer(call.principal, address, body.address_id)
+    return await call.services.commerce.shipping.quotes.for_buyer(call.principal, address, body.address_id)

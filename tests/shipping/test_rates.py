@@ -152,7 +152,7 @@ async def test_bounds_too_heavy_cart_and_rates_kept(shop, monkeypatch):
     # the sweeper deletes every buyer's expired rates
     async with shop.services.db.tx(SYSTEM) as conn:
         await conn.execute("UPDATE shipping_rates SET expires_at = now() - interval '1 second'")
-    assert await shop.services.commerce.quotes.sweep() > 0
+    assert await shop.services.commerce.shipping.quotes.sweep() > 0
     assert await stored(shop, buyer2.id) == []
 
 

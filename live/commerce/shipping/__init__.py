@@ -1,41 +1,43 @@
 """Fulfillment: carriers (Shippo, the sandbox carrier), rates at checkout, labels bought by jobs, carrier tracking,
 the shipment and order status history, and returns. docs/shipping.md.
 
-`Shipping` is the facade `Commerce` builds (`commerce.shipping`): one carrier for the process, and the services
-that use it. Its job handlers are registered on the process's `Jobs` by `register_jobs` (live/container.py)."""
+`Shipping` is the one home of fulfillment that `Commerce` builds (`commerce.shipping`): the process's one carrier
+(Shippo with SHIPPO_API_KEY, else the sandbox) and every service that uses it. Its job handlers are registered on
+the process's `Jobs` by `register_jobs` (live/container.py); `close` (Commerce.stop) closes the carrier's HTTP
+session."""
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from db import Database
+from live.commerce.orders import OrderService
 from live.commerce.shipping.carriers import carrier_for
 from live.commerce.shipping.labels import Labels
+from live.commerce.shipping.returns import PUSH_JOB, ReturnService
 from live.commerce.shipping.sandbox_run import SandboxRun
 from live.commerce.shipping.tracking import Tracking
 from live.commerce.shipping.voids import Voids
 from live.config import Settings
 
-Publish = Callable[[list[str]], Awaitable[None]]  # OrderService.publish_orders: order:update after a commit
-
-
-class NoReturns:
-    """The returns hook until returns are wired: a return shipment's status change moves nothing else."""
-
-    async def on_shipment(self, conn, shipment, status: str) -> None:
-        return None
-
 
 class Shipping:
-    def __init__(self, settings: Settings, db: Database, publish: Publish, carrier: Any = None):
+    def __init__(self, settings: Settings, db: Database, orders: OrderService, carrier: Any = None):
+        # imported here: quotes and settings use live.commerce.addresses, which imports this package (its
+        # shipping.addresses rules) and would find itself half imported
+        from live.commerce.shipping.quotes import Quotes
+        from live.commerce.shipping.settings import SellerShippingSettings
+
         self.settings = settings
         self.db = db
-        self.publish = publish
+        self.publish = orders.publish_orders  # order:update after a commit
         self.carrier = carrier if carrier is not None else carrier_for(settings)
-        self.returns: Any = NoReturns()  # the returns service once built: on_shipment(conn, row, status)
+        self.quotes = Quotes(db, self.carrier, settings.shipping_rate_ttl_seconds)  # rates for carts, checkout
+        self.seller_settings = SellerShippingSettings(db, self.carrier)  # ship-from, parcel, free shipping, ...
         self.labels = Labels(self)  # buy (route, auto-purchase on payment, returns), the buy job
         self.voids = Voids(self)  # void before the first scan, cancel -> void, manual tracking
         self.tracking = Tracking(self)  # carrier webhooks -> events -> shipment and order statuses
         self.sandbox_run = SandboxRun(self)  # the sandbox carrier's timeline, delivered in process
+        self.returns = ReturnService(db, orders, self.labels)  # requests, return labels, receipts and refunds
 
     def register_jobs(self, jobs) -> None:
         """The shipping job kinds on the process's Jobs (docs/jobs.md)."""
@@ -45,8 +47,10 @@ class Shipping:
                       first_delay=5.0, max_delay=3600.0)
         jobs.register("sandbox_carrier.advance", self.sandbox_run.advance_job, max_attempts=5, first_delay=1.0,
                       max_delay=60.0)
+        jobs.register(PUSH_JOB, self.returns.push_job, max_attempts=5, first_delay=1.0, max_delay=60.0)
 
     async def close(self) -> None:
+        """The carrier's HTTP session (Shippo's), at shutdown."""
         close = getattr(self.carrier, "close", None)
         if close is not None:
             await close()

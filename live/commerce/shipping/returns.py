@@ -60,12 +60,11 @@ def default_refund(order, items) -> int:
 
 
 class ReturnService:
-    def __init__(self, db: Database, orders: OrderService, labels, jobs=None):
+    def __init__(self, db: Database, orders: OrderService, labels):
+        """Built by Shipping, which registers `push_job` as PUSH_JOB with the other shipping jobs."""
         self.db = db
         self.orders = orders
         self.labels = labels  # Labels: create(conn, order_id=, kind='return', from_address=, to_address=, ...)
-        if jobs is not None:
-            jobs.register(PUSH_JOB, self.push_job, max_attempts=5, first_delay=1.0, max_delay=60.0)
 
     # ---- the buyer ----
 
