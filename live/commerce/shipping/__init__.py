@@ -13,8 +13,10 @@ from db import Database
 from live.commerce.orders import OrderService
 from live.commerce.shipping.carriers import carrier_for
 from live.commerce.shipping.labels import Labels
+from live.commerce.shipping.quotes import Quotes
 from live.commerce.shipping.returns import PUSH_JOB, ReturnService
 from live.commerce.shipping.sandbox_run import SandboxRun
+from live.commerce.shipping.settings import SellerShippingSettings
 from live.commerce.shipping.tracking import Tracking
 from live.commerce.shipping.voids import Voids
 from live.config import Settings
@@ -22,11 +24,6 @@ from live.config import Settings
 
 class Shipping:
     def __init__(self, settings: Settings, db: Database, orders: OrderService, carrier: Any = None):
-        # imported here: quotes and settings use live.commerce.addresses, which imports this package (its
-        # shipping.addresses rules) and would find itself half imported
-        from live.commerce.shipping.quotes import Quotes
-        from live.commerce.shipping.settings import SellerShippingSettings
-
         self.settings = settings
         self.db = db
         self.publish = orders.publish_orders  # order:update after a commit

@@ -3,12 +3,17 @@ alpha-2), each with its postal-code pattern (or none), and the state/province co
 
 `check_address(d)` returns one {field, message} per problem ([] when the address is fine); the sandbox carrier's
 `validate_address` is this, and Shippo's adds its own verdict. `COUNTRIES` is the table docs/shipping.md prints.
+`verified(carrier, d)` is the one address check of saved addresses, checkout's inline address and a seller's
+ship-from: these rules, then the carrier's validation, as a 422 with one {field, message} per problem.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from typing import Mapping
+
+from live.commerce.shipping.carriers.base import Address, Carrier, CarrierError
+from live.errors import DomainError
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,3 +213,22 @@ def postal_prefix(country: str, postal: str | None) -> str | None:
         letters = len(code) - len(code.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
         return code[:letters]
     return code[:1] or None
+
+
+async def verified(carrier: Carrier, fields: dict, prefix: str = "") -> None:
+    """Refuse an address that fails the rules or the carrier's validation: 422 `validation_failed` with one
+    {field, message} per problem (`prefix` names where it sits in the body, e.g. "address."). Runs outside any
+    transaction (the carrier may be a remote call). A carrier that cannot be reached is 502 `carrier_error`."""
+    problems = check_address(fields)
+    if not problems:
+        try:
+            problems = await carrier.validate_address(Address.of(fields))
+        except CarrierError as exc:
+            if not exc.fields:
+                raise DomainError("carrier_error", f"the carrier could not check the address: {exc.message}") \
+                    from None
+            problems = exc.fields
+    if problems:
+        raise DomainError("validation_failed", "the address is not valid",
+                          details=[{"field": prefix + (p.get("field") or "address"), "message": p["message"]}
+                                   for p in problems])

@@ -25,7 +25,7 @@ from db import addresses as addresses_db
 from db import shipping as shipping_db
 from live.auth import policy
 from live.auth.principal import SYSTEM, Principal
-from live.commerce.addresses import verified
+from live.commerce.shipping.addresses import verified
 from live.commerce.shipping.carriers.base import Address, Carrier, CarrierError
 from live.commerce.shipping.parcels import parcel_dict, parcel_for
 from live.errors import DomainError

@@ -10,7 +10,7 @@ from db import shipping as shipping_db
 from db import users as users_db
 from live.auth import policy
 from live.auth.principal import Principal
-from live.commerce.addresses import verified
+from live.commerce.shipping.addresses import verified
 from live.commerce.shipping.carriers.base import Carrier
 from live.errors import forbidden, not_found
 
