@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from live.auth.policy import SELLERS
 from live.http.api import API, Api, Call
 from live.http.catalog import uuid_param
-from live.http.shipments import ShipmentOut
+from live.http.shipments import OrderShipmentOut, ShipmentOut
 
 api = Api()
 STATUSES = Literal["pending_payment", "paid", "processing", "label_created", "shipped", "in_transit",
@@ -69,26 +69,6 @@ class ShippingRateOut(BaseModel):
     amount_minor: int = Field(description="what the buyer pays for shipping (0 with free shipping)")
     currency: str
     free_shipping: bool
-
-
-class OrderShipmentOut(BaseModel):
-    id: str
-    kind: Literal["outbound", "return"]
-    status: str
-    provider: str | None
-    carrier: str | None
-    service: str | None
-    tracking_number: str | None
-    tracking_url: str | None
-    label: bool
-    eta: str | None
-    last_event: dict | None
-    last_error: str | None
-    purchased_at: datetime | None
-    shipped_at: datetime | None
-    delivered_at: datetime | None
-    voided_at: datetime | None
-    created_at: datetime
 
 
 class OrderOut(BaseModel):

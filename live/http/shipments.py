@@ -1,6 +1,7 @@
 """Labels, voids, manual tracking and shipments over REST (docs/shipping.md: Labels, Tracking)."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from aiohttp import web
@@ -29,7 +30,9 @@ class TrackingIn(BaseModel):
     tracking_number: str = Field(min_length=5, max_length=64, description="as the carrier printed it")
 
 
-class ShipmentOut(BaseModel):
+class OrderShipmentOut(BaseModel):
+    """A shipment as an order carries it."""
+
     id: str
     kind: Literal["outbound", "return"]
     status: str
@@ -42,6 +45,16 @@ class ShipmentOut(BaseModel):
     eta: str | None
     last_event: dict | None
     last_error: str | None
+    purchased_at: datetime | None
+    shipped_at: datetime | None
+    delivered_at: datetime | None
+    voided_at: datetime | None
+    created_at: datetime
+
+
+class ShipmentOut(OrderShipmentOut):
+    """One shipment with its tracking timeline and status history (orders carry the shipment without them)."""
+
     events: list[dict] = Field(description="the tracking timeline, in status-date order (the latest 50)")
     history: list[dict] = Field(description="status changes: from, to, actor_kind, actor_id, reason, at")
 
