@@ -194,8 +194,15 @@ class Labels:
         """The label bought for this shipment before (find_label), else bought now; None when the order was
         canceled and nothing had been bought."""
         sid = ship["id"]
+        stored = ship["rate"] or {}
+        if stored.get("provider") == self.carrier.name and stored.get("provider_rate_id"):
+            # a run before this one may have bought from the stored rate and lost the answer: look under that rate
+            # first, even if it has expired since (a fresh quote would look under another rate and buy again)
+            label = await self.carrier.find_label(Rate.of(stored), shipment_id=sid)
+            if label is not None:
+                return Rate.of(stored), label
         rate, requoted = await self._rate_for(ship), False
-        label = await self.carrier.find_label(rate, shipment_id=sid)
+        label = await self.carrier.find_label(rate, shipment_id=sid) if rate.as_dict() != stored else None
         while label is None:
             if canceled:
                 return None
