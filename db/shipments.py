@@ -65,6 +65,14 @@ async def by_tracking(conn: asyncpg.Connection, tracking_number: str) -> str | N
            ORDER BY (status = 'voided'), created_at DESC LIMIT 1""", tracking_number)
 
 
+async def lock_order_of(conn: asyncpg.Connection, shipment_id: str) -> asyncpg.Record | None:
+    """Lock the shipment's order (FOR UPDATE; take it before the shipment's own lock) and return its id and status;
+    None when the shipment does not exist."""
+    return await conn.fetchrow(
+        """SELECT o.id::text AS id, o.status FROM orders o
+           WHERE o.id = (SELECT order_id FROM shipments WHERE id = $1::uuid) FOR UPDATE""", shipment_id)
+
+
 _SETTABLE = {"status", "carrier", "service", "tracking_number", "tracking_url", "label_url", "provider_ref", "rate",
              "rate_minor", "currency", "last_event", "eta", "last_error", "purchased_at", "shipped_at",
              "delivered_at", "voided_at"}

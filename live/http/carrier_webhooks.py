@@ -4,8 +4,9 @@ Raw body, no bearer auth, not under /api/v1 (like the payment webhooks, live/htt
 and reads the body (Shippo: `?token=` = SHIPPO_WEBHOOK_TOKEN, and `Shippo-Auth-Signature` when
 SHIPPO_WEBHOOK_HMAC_SECRET is set; the sandbox carrier: `X-Sandbox-Carrier-Signature`); forged -> 401 (Shippo) or
 400 `invalid_signature` (sandbox), unreadable -> 400 `invalid_payload`, nothing stored either way. Verified events
-are stored once and applied (live/commerce/shipping/tracking.py): 200 `{received, stored, unknown}`, also for
-duplicates and tracking numbers we do not know. Shippo's route is 404 when SHIPPO_API_KEY is not set; a body over
+are stored once and answered at once; each shipment with a new event gets a `shipping.apply_tracking` job that
+applies them (live/commerce/shipping/tracking.py): 200 `{received: true, events, stored, duplicates, unknown}`, also
+for duplicates and tracking numbers we do not know. Shippo's route is 404 when SHIPPO_API_KEY is not set; a body over
 MAX_BODY is 413. Every outcome is counted in `live_webhooks_total` (provider `shippo` / `sandbox-carrier`)."""
 from __future__ import annotations
 

@@ -82,3 +82,13 @@ async def order_history(shop, order_id: str) -> list[str]:
         rows = await conn.fetch("SELECT to_status FROM order_status_history WHERE order_id = $1::uuid ORDER BY id",
                                 order_id)
     return [r[0] for r in rows]
+
+
+async def tracked(shop, timeout: float = 10.0) -> None:
+    """Wait until every `shipping.apply_tracking` job is done (tracking webhooks are answered before they apply;
+    the app's in-process worker runs the jobs)."""
+    async def none_left() -> bool:
+        async with shop.services.db.tx(SYSTEM) as conn:
+            return await conn.fetchval(
+                "SELECT count(*) FROM pgqueuer WHERE entrypoint = 'shipping.apply_tracking'") == 0
+    await until(none_left, timeout=timeout, what="tracking applied")

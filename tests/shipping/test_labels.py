@@ -15,6 +15,7 @@ from tests.shipping.labels_harness import (
     paid_order,
     shipment_history,
     shipment_row,
+    tracked,
     wait_order,
     wait_shipment,
 )
@@ -117,7 +118,9 @@ async def scan(shop, tracking_number: str, status: str = "transit", minutes: int
     body = sandbox.event_body(event)
     resp = await shop.client.post("/webhooks/sandbox-carrier", data=body, headers=sandbox.sign(body))
     assert resp.status == 200, await resp.text()
-    return await resp.json()
+    answer = await resp.json()
+    await tracked(shop)  # answered before applied: wait for its apply job
+    return answer
 
 
 async def test_void_before_the_first_scan_and_not_after(shop):

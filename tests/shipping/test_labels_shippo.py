@@ -11,7 +11,7 @@ from live.auth.principal import SYSTEM
 from tests.commerce.harness import Shop, make_client
 from tests.helpers import until
 from tests.shipping.fake_shippo import API_KEY, FakeShippo, send_track_webhook, track_body
-from tests.shipping.labels_harness import order_status, paid_order, shipment_history, wait_order, wait_shipment
+from tests.shipping.labels_harness import order_status, paid_order, shipment_history, tracked, wait_order, wait_shipment
 
 TOKEN = "shippo-webhook-token-0123456789"
 
@@ -125,14 +125,18 @@ async def test_shippo_webhooks_move_the_order_and_the_token_is_checked(shop, fak
     body = track_body(row["tracking_number"], "TRANSIT", metadata=f"shipment:{row['sid']}")
     for token in (None, "wrong-token-0123456789"):
         status, _ = await send_track_webhook(url, body, token=token)
+        await tracked(shop)
         assert status == 401
     assert await order_status(shop, order_id) == "label_created"
     status, answer = await send_track_webhook(url, body, token=TOKEN)
+    await tracked(shop)
     assert status == 200, answer
     assert await order_status(shop, order_id) == "shipped"
     status, _ = await send_track_webhook(url, track_body(row["tracking_number"], "DELIVERED"), token=TOKEN)
+    await tracked(shop)
     assert status == 200 and await order_status(shop, order_id) == "delivered"
     status, answer = await send_track_webhook(url, body, token=TOKEN)  # Shippo sends it again: nothing moves back
+    await tracked(shop)
     assert status == 200 and await order_status(shop, order_id) == "delivered"
 
 
@@ -146,6 +150,8 @@ async def test_manual_tracking_is_registered_with_shippo_and_tracked(shop, fake)
     assert [t["metadata"] for t in fake.tracks] == [f"shipment:{sid}"]
     url = str(shop.client.make_url("/webhooks/shippo"))
     status, _ = await send_track_webhook(url, track_body(number, "TRANSIT", metadata=f"shipment:{sid}"), token=TOKEN)
+    await tracked(shop)
     assert status == 200 and await order_status(shop, order_id) == "in_transit"  # shipped by hand, then a scan
     status, _ = await send_track_webhook(url, track_body(number, "DELIVERED"), token=TOKEN)
+    await tracked(shop)
     assert status == 200 and await order_status(shop, order_id) == "delivered"

@@ -17,6 +17,7 @@ from live.commerce.shipping.quotes import Quotes
 from live.commerce.shipping.returns import PUSH_JOB, ReturnService
 from live.commerce.shipping.sandbox_run import SandboxRun
 from live.commerce.shipping.settings import SellerShippingSettings
+from live.commerce.shipping.tracking import JOB as TRACKING_JOB
 from live.commerce.shipping.tracking import Tracking
 from live.commerce.shipping.voids import Voids
 from live.config import Settings
@@ -44,6 +45,7 @@ class Shipping:
                       first_delay=5.0, max_delay=3600.0)
         jobs.register("sandbox_carrier.advance", self.sandbox_run.advance_job, max_attempts=5, first_delay=1.0,
                       max_delay=60.0)
+        jobs.register(TRACKING_JOB, self.tracking.apply_job, max_attempts=8, first_delay=1.0, max_delay=300.0)
         jobs.register(PUSH_JOB, self.returns.push_job, max_attempts=5, first_delay=1.0, max_delay=60.0)
 
     async def close(self) -> None:

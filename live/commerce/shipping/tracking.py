@@ -1,19 +1,26 @@
-"""Carrier tracking: verified webhook events stored once, then the shipment's state re-derived from all its events
-and the order moved after it, pushed as `order:update` once committed.
+"""Carrier tracking: verified webhook events stored once and answered at once; a `shipping.apply_tracking` job per
+shipment then re-derives the shipment's state from all its events, moves the order after it, and pushes
+`order:update` once committed.
 
-For each event (Carrier.parse_webhook has verified and read it):
-1. Find the shipment by tracking number (else by the "shipment:<id>" metadata we attached); lock its order, then
-   the shipment (locks: payment, order, shipment, everywhere), so concurrent deliveries of one parcel's events
-   apply one after the other.
-2. Store the event once per (tracking number, status, status date) (Shippo sends no event id); an event for a
+The webhook (`receive`, one SYSTEM transaction for the whole delivery):
+1. Carrier.parse_webhook verifies and reads it (forged or unreadable: DomainError, nothing stored).
+2. Each event is stored once per (tracking number, status, status date) (Shippo sends no event id), with its
+   shipment found by tracking number (else by the "shipment:<id>" metadata we attached), or none: an event for a
    number we do not know is stored with no shipment and answered 200.
-3. Replay the shipment's events in status-date order from its state before any scan; an event applies only if its
-   rank (history.SHIPMENT_RANK) is >= the current one, so duplicates and any arrival order end the same.
-4. Write the shipment (status with a history row, last_event, shipped_at, delivered_at) and move the order forward
-   (history.order_status_for); a return shipment calls the returns hook instead of moving the order.
+3. For each shipment that got a new event, a `shipping.apply_tracking` job (payload: the shipment id, no dedupe
+   key) is enqueued in the same transaction; the answer is `{received: true, events, stored, duplicates, unknown}`.
+   No key on purpose: pgqueuer's dedupe covers queued and picked jobs alike, so a keyed enqueue while the
+   shipment's job runs would be skipped and the new event missed. Several jobs for one shipment are fine: each
+   replays everything stored before it became visible (its event committed with it).
 
-A burst is bounded: at most TRACKING_WEBHOOK_CONCURRENCY deliveries apply at once (each holds one pooled
-connection), the others wait their turn."""
+The job (`apply_job`): lock the order, then the shipment (locks: payment, order, shipment, everywhere); replay the
+shipment's events in status-date order from its state before any scan, an event applying only if its rank
+(history.SHIPMENT_RANK) is >= the current one, so duplicates and any arrival order end the same; write the shipment
+(status with a history row, last_event, shipped_at, delivered_at) and move the order forward
+(history.order_status_for); a return shipment calls the returns hook instead. Safe to run twice.
+
+A burst is bounded: at most TRACKING_WEBHOOK_CONCURRENCY deliveries store at once per worker (each holds one pooled
+connection), the others wait their turn; the applies are bounded by the job workers' concurrency."""
 from __future__ import annotations
 
 import asyncio
@@ -28,12 +35,14 @@ from live.auth.principal import SYSTEM
 from live.commerce.shipping import history
 from live.commerce.shipping.carriers.base import TrackingEvent, WebhookRejected
 from live.errors import DomainError
+from live.jobs import Permanent, enqueue
 from live.logging import get_logger
 
 if TYPE_CHECKING:
     from live.commerce.shipping import Shipping
 
 log = get_logger("live.shipping.tracking")
+JOB = "shipping.apply_tracking"
 MAX_EVENTS_PER_WEBHOOK = 100  # of a longer tracking history in one delivery, the latest this many are kept
 MAX_REPLAY_EVENTS = 1000  # a shipment's events replayed (the first this many by status date)
 FIRST_DATE = datetime(2000, 1, 1, tzinfo=timezone.utc)  # a tracking event dated outside these is refused
@@ -66,48 +75,59 @@ class Tracking:
             if provider == "shippo":  # a wrong ?token= is a wrong credential
                 raise DomainError("unauthorized", exc.message) from None
             raise DomainError("invalid_signature", exc.message) from None
-        events = sorted((_storable(e) for e in events), key=lambda e: e.status_date)[-MAX_EVENTS_PER_WEBHOOK:]
+        # a stable order (date, then status and number) so two deliveries sharing events lock their keys alike
+        events = sorted((_storable(e) for e in events),
+                        key=lambda e: (e.status_date, e.status, e.tracking_number))[-MAX_EVENTS_PER_WEBHOOK:]
         async with self._slots:
-            return await self.apply(events)
+            return await self.store(events)
 
-    async def apply(self, events: list[TrackingEvent]) -> dict:
-        stored = unknown = 0
-        moved: list[str] = []
-        for event in events:
-            new, order_id, known = await self._one(event)
-            stored += new
-            unknown += not known
-            if order_id and order_id not in moved:
-                moved.append(order_id)
-        if moved:
-            await self.shipping.publish(moved)
-        return {"received": len(events), "stored": stored, "unknown": unknown}
-
-    async def _one(self, event: TrackingEvent) -> tuple[bool, str | None, bool]:
-        """(stored as new, the order to push, known shipment)."""
-        details = {"message": event.message, "location": event.location, "metadata": event.metadata,
-                   "carrier": event.carrier}
+    async def store(self, events: list[TrackingEvent]) -> dict:
+        """Store the events once each and enqueue the apply job of every shipment that got a new one, in one
+        transaction (the job exists iff its events do)."""
+        stored = duplicates = unknown = 0
+        to_apply: list[str] = []
         async with self.db.tx(SYSTEM) as conn:
-            sid = await shipments_db.by_tracking(conn, event.tracking_number) or await _by_metadata(conn, event)
-            ship = None
-            if sid is not None:
-                first = await shipments_db.get(conn, sid)
-                await orders_db.lock_order(conn, first["order_id"])
-                ship = await shipments_db.get(conn, sid, lock=True)
-            new = await shipments_db.store_event(
-                conn, shipment_id=sid, provider=event.provider, carrier=event.carrier,
-                tracking_number=event.tracking_number, status=event.status, substatus=event.substatus,
-                status_date=event.status_date, details=details)
-            if ship is None:
-                log.info("tracking_unknown_number", provider=event.provider, tracking_number=event.tracking_number)
-                return new, None, False
-            if not new:
-                return False, None, True  # a duplicate: the state already includes it
-            changed = await self.replay(conn, ship)
-        return True, ship["order_id"] if changed else None, True
+            found: dict[str, str | None] = {}
+            for event in events:
+                if event.tracking_number not in found:
+                    found[event.tracking_number] = (await shipments_db.by_tracking(conn, event.tracking_number)
+                                                    or await _by_metadata(conn, event))
+                sid = found[event.tracking_number]
+                new = await shipments_db.store_event(
+                    conn, shipment_id=sid, provider=event.provider, carrier=event.carrier,
+                    tracking_number=event.tracking_number, status=event.status, substatus=event.substatus,
+                    status_date=event.status_date, details={"message": event.message, "location": event.location,
+                                                            "metadata": event.metadata, "carrier": event.carrier})
+                stored += new
+                duplicates += not new
+                if sid is None:
+                    unknown += 1
+                    log.info("tracking_unknown_number", provider=event.provider, tracking_number=event.tracking_number)
+                elif new and sid not in to_apply:
+                    to_apply.append(sid)
+            for sid in to_apply:
+                await enqueue(conn, JOB, {"shipment_id": sid})
+        return {"received": True, "events": len(events), "stored": stored, "duplicates": duplicates,
+                "unknown": unknown}
 
-    async def replay(self, conn, ship) -> bool:
-        """Re-derive the (locked) shipment's state from its events; True when the shipment or its order changed."""
+    async def apply_job(self, payload: dict) -> None:
+        """The `shipping.apply_tracking` job of one shipment: replay its events (safe to run twice), push after."""
+        try:
+            sid = str(uuid.UUID(str(payload["shipment_id"])))
+        except (KeyError, TypeError, ValueError):
+            raise Permanent(f"not a {JOB} payload: {payload!r}"[:300]) from None
+        async with self.db.tx(SYSTEM) as conn:
+            order = await shipments_db.lock_order_of(conn, sid)  # the order first, then the shipment
+            ship = await shipments_db.get(conn, sid, lock=True) if order is not None else None
+            if ship is None:
+                return
+            changed = await self.replay(conn, ship, order)
+        if changed:
+            await self.shipping.publish([ship["order_id"]])
+
+    async def replay(self, conn, ship, order) -> bool:
+        """Re-derive the (locked) shipment's state from its events, `order` its locked order (status); True when
+        the shipment or its order changed."""
         if ship["status"] not in history.TRACKABLE:
             return False  # pending, purchasing, voiding, voided, failed: the events are kept, nothing moves
         manual = ship["provider"] == "manual"
@@ -143,9 +163,12 @@ class Tracking:
                 await self.shipping.returns.on_shipment(conn, await shipments_db.get(conn, ship["id"]), status)
             return changed
         target = history.order_status_for(status, scans)
-        if target is not None:
-            changed |= await history.move_order(conn, ship["order_id"], target, actor_kind="carrier",
-                                                reason=why[:500]) is not None
+        if target is not None and history.order_may_move(order["status"], target):
+            # history.move_order without its second lock: the order is locked (and read) above
+            await orders_db.set_status(conn, [ship["order_id"]], target)
+            await orders_db.add_history(conn, [ship["order_id"]], order["status"], target, None, "carrier",
+                                        why[:500])
+            changed = True
         return changed
 
 
