@@ -11,9 +11,11 @@ The killed worker's jobs wait for JOBS_HEARTBEAT_SECONDS (--heartbeat) before th
 
 tracking-storm: four carrier events per labelled shipment plus --duplicates of them again, shuffled, POSTed to
 `live serve` at --concurrency (tracking_storm.py) on each route (`shippo`: the drain's shipments; `sandbox`:
-shipments labelled by the sandbox carrier in a seeding step). Checks: every answer 200, each distinct event stored
-once and applied, every shipment and order `delivered`; numbers: answer latency p50/p99/max (threshold
---target-p99-ms), webhooks/s, the server's CPU.
+shipments labelled by the sandbox carrier in a seeding step), whose job workers run in process (JOBS_IN_PROCESS=true:
+the webhooks are answered once stored, their `shipping.apply_tracking` jobs apply them on the same core). Checks,
+once no apply job is left: every answer 200, each distinct event stored once and applied, every shipment and order
+`delivered`; numbers: answer latency p50/p99/max (threshold --target-p99-ms), webhooks/s, the server's CPU, the
+seconds from the last answer until every apply job ran (given up after --drain-timeout).
 
 The database (embedded PostgreSQL under --out unless --database-url) and the servers (`live worker`, `live serve`)
 run on --server-cpus, the fake Shippo, the seeding and the webhook generator on --generator-cpus (taskset).
@@ -151,10 +153,12 @@ class Run:
             SANDBOX_CARRIER_PACE_SECONDS=PACE_FAR))
 
     def serve(self) -> tuple[subprocess.Popen, str]:
+        """The storm's server, with its job workers in process (JOBS_IN_PROCESS=true): the webhooks are answered once
+        stored and their `shipping.apply_tracking` jobs compete for the same core, as in `live serve`'s default."""
         port = self.args.port or free_port()
         proc = self.spawn("live-serve", [sys.executable, "-m", "live", "serve", "--port", str(port)],
                           self.args.server_cpus,
-                          self.env(JOBS_IN_PROCESS="false", SANDBOX_CARRIER_PACE_SECONDS=PACE_FAR))
+                          self.env(JOBS_IN_PROCESS="true", SANDBOX_CARRIER_PACE_SECONDS=PACE_FAR))
         url = f"http://127.0.0.1:{port}"
         wait_healthy(f"{url}/api/v1/healthz", proc)
         return proc, url
@@ -197,7 +201,8 @@ class Run:
         pg.mark("start")
         result = asyncio.run(tracking_storm.run(
             target, self.dsn, shipments, route, duplicates=self.args.duplicates, concurrency=self.args.concurrency,
-            seed=self.args.seed, signer=signer, target_p99_ms=self.args.target_p99_ms))
+            seed=self.args.seed, signer=signer, target_p99_ms=self.args.target_p99_ms,
+            drain_timeout=self.args.drain_timeout))
         probe.mark("end")
         pg.mark("end")
         result["server_cpu_pct"] = probe.cpu_pct("start", "end")

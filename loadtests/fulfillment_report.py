@@ -41,6 +41,7 @@ def summary(report: dict) -> str:
                   f"generator CPU {s['generator_cpu_pct']} %",
                   f"  latency p50 {_ms(lat['p50'])}, p95 {_ms(lat['p95'])}, p99 {_ms(lat['p99'])}, "
                   f"max {_ms(lat['max'])}",
+                  f"  applied (no shipping.apply_tracking job left) {s.get('apply_drain_s')} s after the last answer",
                   f"  final: shipments {s['final']['shipments']}, orders {s['final']['orders']}, event rows "
                   f"{s['final']['event_rows']:,} ({s['final']['events_applied']:,} applied)", *_checks(s)]
     lines.append(f"\n{'PASSED' if report['passed'] else 'FAILED'}")
@@ -67,5 +68,7 @@ def rows(report: dict) -> str:
         out.append(f"| {today} | {s['route']} | {s['shipments']:,} | {s['sent']:,} ({s['duplicates']:,} dup) | "
                    f"{s['concurrency']} | {s['answers']} | {_ms(lat['p50'])} / {_ms(lat['p99'])} / {_ms(lat['max'])} | "
                    f"{s['per_s']} | {s['server_cpu_pct']} % / {s['postgres_cpu_pct']} % | "
-                   f"{'all correct' if ok else 'WRONG'} |")
+                   f"{'all correct' if ok else 'WRONG'}"
+                   + (f", applied {s['apply_drain_s']} s after the last answer" if s.get("apply_drain_s") is not None
+                      else "") + " |")
     return "\n".join(out)

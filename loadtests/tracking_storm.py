@@ -98,6 +98,21 @@ async def send(url: str, bodies: list[bytes], concurrency: int, signer: SandboxC
             "generator_cpu_pct": round(100 * cpu / wall, 1) if wall else None}
 
 
+async def applied(dsn: str, timeout: float) -> float | None:
+    """Seconds from the last answer until no `shipping.apply_tracking` job is left (the server's job workers apply
+    the stored events after answering); None when some are still left after `timeout` (the checks then fail)."""
+    conn = await asyncpg.connect(dsn)
+    start = time.perf_counter()
+    try:
+        while time.perf_counter() - start < timeout:
+            if not await conn.fetchval("SELECT count(*) FROM pgqueuer WHERE entrypoint = 'shipping.apply_tracking'"):
+                return round(time.perf_counter() - start, 2)
+            await asyncio.sleep(0.05)
+        return None
+    finally:
+        await conn.close()
+
+
 async def final_state(dsn: str, shipment_ids: list[str]) -> dict:
     """What the database says after the storm about these shipments, their orders and their events."""
     conn = await asyncpg.connect(dsn)
@@ -139,13 +154,16 @@ def checks(n: int, unique: int, sent: dict, state: dict) -> list[dict]:
 
 
 async def run(url: str, dsn: str, shipments: list[tuple[str, str]], route: str, *, duplicates: float,
-              concurrency: int, seed: int, signer: SandboxCarrier | None, target_p99_ms: float) -> dict:
+              concurrency: int, seed: int, signer: SandboxCarrier | None, target_p99_ms: float,
+              drain_timeout: float = 600.0) -> dict:
     bodies, unique = plan(shipments, route, duplicates, seed)
     sent = await send(url, bodies, concurrency, signer)
+    drain_s = await applied(dsn, drain_timeout)  # the answers come before the apply jobs: wait for them
     state = await final_state(dsn, [sid for sid, _ in shipments])
     p99 = sent["latency_ms"].get("p99")
     result = {"route": route, "url": url.split("?")[0], "shipments": len(shipments), "distinct_events": unique,
-              "duplicates": len(bodies) - unique, "concurrency": concurrency, **sent, "final": state,
+              "duplicates": len(bodies) - unique, "concurrency": concurrency, **sent,
+              "apply_drain_s": drain_s, "final": state,
               "checks": checks(len(shipments), unique, sent, state),
               "thresholds": [{"name": "answer p99 ms", "limit": target_p99_ms, "value": p99,
                               "passed": p99 is not None and p99 <= target_p99_ms}]}
