@@ -21,22 +21,24 @@ async def claim(conn: asyncpg.Connection, provider: str, event_key: str, event_t
            FOR UPDATE""", provider, event_key)
 
 
-async def lock(conn: asyncpg.Connection, event_id: int) -> asyncpg.Record | None:
-    """A stored event by id, locked for this transaction (its `webhook.process` job)."""
+async def read(conn: asyncpg.Connection, event_id: int) -> asyncpg.Record | None:
+    """A stored event by id (its `webhook.process` job; not locked: the job's key keeps its runs apart)."""
     return await conn.fetchrow(
         """SELECT id, provider, event_key, event_type, payload, processed_at, error FROM webhook_events
-           WHERE id = $1 FOR UPDATE""", event_id)
+           WHERE id = $1""", event_id)
 
 
 async def mark_processed(conn: asyncpg.Connection, event_id: int, error: str | None = None,
                          result: str | None = None) -> None:
-    await conn.execute("UPDATE webhook_events SET processed_at = now(), error = $2, result = $3 WHERE id = $1",
-                       event_id, error, result)
+    """Processed (once: an event already processed keeps its first outcome)."""
+    await conn.execute("""UPDATE webhook_events SET processed_at = now(), error = $2, result = $3
+                          WHERE id = $1 AND processed_at IS NULL""", event_id, error, result)
 
 
 async def mark_failed(conn: asyncpg.Connection, event_id: int, error: str) -> None:
-    """Processing raised: keep it unprocessed (its job tries again) and say why."""
-    await conn.execute("UPDATE webhook_events SET processed_at = NULL, error = $2 WHERE id = $1", event_id, error)
+    """Processing raised: keep it unprocessed (its job tries again) and say why; an event processed meanwhile (by
+    an earlier run of its job) stays processed."""
+    await conn.execute("UPDATE webhook_events SET error = $2 WHERE id = $1 AND processed_at IS NULL", event_id, error)
 
 
 REJECTED = "invalid_payload"  # the error prefix of an event refused for its content (stored, never processed)

@@ -6,8 +6,12 @@ Flow for one delivery (after the provider verified the signature and normalised 
    marked processed without calling the order side. Else its `webhook.process` job is enqueued (key
    `webhook:<row id>`: one queued or running job per event; a delivery that finds one queued -> `duplicate`, nothing
    enqueued) in the same transaction, and the route answers 200 at once.
-2. The job (`process`) locks the row again, skips it if processed, then `provider.confirm(event)` and
-   `apply(event)` (commerce's `apply_payment_event`, idempotent and monotonic). Success -> processed, with what the
+2. The job (`process`) reads the row in a short transaction and skips it if processed; then, with no connection
+   held (no transaction spans a network call or the order side's own transaction, so jobs beyond the pool's size
+   cannot hang it), `provider.confirm(event)` (Paystack: its verify API) and `apply(event)` (commerce's
+   `apply_payment_event`, in its own transaction); then a second short transaction writes the outcome. No row lock
+   is needed: two runs of one event at once are excluded by the job key, and a rerun (a worker that died after the
+   apply) is harmless because the apply is idempotent and monotonic. Success -> processed, with what the
    order side made of it (`result`). A DomainError below 500 (e.g. unknown payment) is final: processed, with the
    error kept. Anything else -> left unprocessed with the error, and the job is retried (RETRY_* below); after the
    last attempt it is held dead for an admin (GET /api/v1/admin/jobs?state=dead) and a new delivery of the event
@@ -96,26 +100,30 @@ class WebhookInbox:
             event_id, fields = int(payload["event_id"]), {f: payload["event"][f] for f in _EVENT_FIELDS}
         except (KeyError, TypeError, ValueError):
             raise Permanent(f"not a webhook.process payload: {payload!r}"[:300]) from None
-        async with self.db.tx(SYSTEM) as conn:
-            row = await webhooks_db.lock(conn, event_id)
-            if row is None or row["processed_at"] is not None:
-                return
-            event = PaymentEvent(**fields, payload=row["payload"])
-            try:
-                result = await self._apply(await self._provider(event.provider).confirm(event))
-            except DomainError as exc:
-                error = f"{exc.code}: {exc.message}"
-                if exc.status < 500:
-                    await webhooks_db.mark_processed(conn, event_id, error[:2000])
-                    log.warning("webhook_rejected", provider=event.provider, event_key=event.event_key, error=error)
-                    return
-            except Exception as exc:  # unexpected: kept with the event, and the job tries again
-                error = f"{type(exc).__name__}: {exc}"
-                log.warning("webhook_failed", provider=event.provider, event_key=event.event_key, error=error)
-            else:
+        async with self.db.tx(SYSTEM) as conn:  # short: read the event, nothing held while it is applied
+            row = await webhooks_db.read(conn, event_id)
+        if row is None or row["processed_at"] is not None:
+            return
+        event = PaymentEvent(**fields, payload=row["payload"])
+        try:  # no connection and no transaction held here: confirm may call the provider, apply opens its own
+            result = await self._apply(await self._provider(event.provider).confirm(event))
+        except DomainError as exc:
+            error, final = f"{exc.code}: {exc.message}", exc.status < 500
+        except Exception as exc:  # unexpected: kept with the event, and the job tries again
+            error, final = f"{type(exc).__name__}: {exc}", False
+        else:
+            async with self.db.tx(SYSTEM) as conn:
                 await webhooks_db.mark_processed(conn, event_id, result=None if result is None else str(result)[:200])
-                log.info("webhook_processed", provider=event.provider, event_key=event.event_key, kind=event.kind,
-                         result=str(result))
-                return
-            await webhooks_db.mark_failed(conn, event_id, error[:2000])
+            log.info("webhook_processed", provider=event.provider, event_key=event.event_key, kind=event.kind,
+                     result=str(result))
+            return
+        async with self.db.tx(SYSTEM) as conn:
+            if final:
+                await webhooks_db.mark_processed(conn, event_id, error[:2000])
+            else:
+                await webhooks_db.mark_failed(conn, event_id, error[:2000])
+        if final:
+            log.warning("webhook_rejected", provider=event.provider, event_key=event.event_key, error=error)
+            return
+        log.warning("webhook_failed", provider=event.provider, event_key=event.event_key, error=error)
         raise ProcessingFailed(error[:2000])
