@@ -15,6 +15,7 @@ from live.auth.principal import SYSTEM
 from live.commerce.orders import OPEN, PAID_LIKE, RESTOCK_ON_REFUND, Changes, OrderService
 from live.commerce.payments import PaymentProviders
 from live.commerce.payments.base import PaymentEvent
+from live.errors import DomainError
 from live.logging import get_logger
 
 log = get_logger("live.commerce.order_payments")
@@ -127,10 +128,25 @@ class OrderPayments:
         changes.add(await self.refunds.settle_all(conn, pay["id"]))
         restock = [o for o in orders if o["status"] in RESTOCK_ON_REFUND]
         keep = [o for o in orders if o["status"] in PAID_LIKE and o["status"] not in RESTOCK_ON_REFUND]
+        await self._void_labels(conn, restock, why)
         await self.orders.move(conn, restock, "refunded", changes, actor_id=None, actor_kind="webhook", reason=why,
                                restock=True)
         await self.orders.move(conn, keep, "refunded", changes, actor_id=None, actor_kind="webhook", reason=why)
         return "applied"
+
+    async def _void_labels(self, conn, orders: list, why: str) -> None:
+        """The whole payment came back before these (locked) orders shipped: like a cancel (OrderService.
+        _cancel_paid), a label bought or being bought is voided (its job asks the carrier; an in-flight purchase
+        only looks the label up, then voids it). A label the carrier no longer takes back is kept: the refund
+        still applies."""
+        if self.orders.shipping is None:
+            return
+        for order in orders:
+            try:
+                await self.orders.shipping.voids.on_order_canceled(conn, order["id"], "webhook", None,
+                                                                   f"payment refunded ({why})")
+            except DomainError as exc:  # refused before anything was written (e.g. a manually tracked parcel)
+                log.warning("refund_label_kept", order_id=order["id"], why=exc.message)
 
     # ---- unpaid orders ----
 
