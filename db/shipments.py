@@ -58,13 +58,6 @@ async def active(conn: asyncpg.Connection, order_id: str, kind: str = "outbound"
             ORDER BY s.created_at DESC LIMIT 1""" + (" FOR UPDATE" if lock else ""), order_id, kind)
 
 
-async def by_tracking(conn: asyncpg.Connection, tracking_number: str) -> str | None:
-    """The shipment with this tracking number (the newest when a voided one shares it)."""
-    return await conn.fetchval(
-        """SELECT id::text FROM shipments WHERE tracking_number = $1
-           ORDER BY (status = 'voided'), created_at DESC LIMIT 1""", tracking_number)
-
-
 async def lock_order_of(conn: asyncpg.Connection, shipment_id: str) -> asyncpg.Record | None:
     """Lock the shipment's order (FOR UPDATE; take it before the shipment's own lock) and return its id and status;
     None when the shipment does not exist."""
@@ -134,17 +127,31 @@ async def auto_purchase_orders(conn: asyncpg.Connection, order_ids: list[str]) -
 
 # ---- tracking events ----
 
-async def store_event(conn: asyncpg.Connection, *, shipment_id: str | None, provider: str, carrier: str | None,
-                      tracking_number: str, status: str, substatus: str | None, status_date: datetime,
-                      details: dict) -> bool:
-    """Store a tracking event once per (tracking number, status, status date); False when it was already there."""
-    row = await conn.fetchval(
-        """INSERT INTO shipping_events (shipment_id, provider, carrier, tracking_number, status, substatus,
-                                        status_date, details)
-           VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8)
-           ON CONFLICT (tracking_number, status, status_date) DO NOTHING RETURNING id""",
-        shipment_id, provider, carrier, tracking_number, status, substatus, status_date, details)
-    return row is not None
+async def store_event_by_number(conn: asyncpg.Connection, *, provider: str, carrier: str | None,
+                                tracking_number: str, status: str, substatus: str | None, status_date: datetime,
+                                details: dict) -> tuple[str | None, bool]:
+    """Store a tracking event once per (tracking number, status, status date) for the shipment with that number (the
+    newest when a voided one shares it; none: stored with no shipment), in one statement. Returns (the shipment's
+    id or None, stored as new)."""
+    row = await conn.fetchrow(
+        """WITH s AS (SELECT id FROM shipments WHERE tracking_number = $3
+                      ORDER BY (status = 'voided'), created_at DESC LIMIT 1),
+                ins AS (INSERT INTO shipping_events (shipment_id, provider, carrier, tracking_number, status,
+                                                     substatus, status_date, details)
+                        SELECT (SELECT id FROM s), $1, $2, $3, $4, $5, $6, $7
+                        ON CONFLICT (tracking_number, status, status_date) DO NOTHING RETURNING id)
+           SELECT (SELECT id::text FROM s) AS sid, EXISTS (SELECT 1 FROM ins) AS new""",
+        provider, carrier, tracking_number, status, substatus, status_date, details)
+    return row["sid"], row["new"]
+
+
+async def attach_event(conn: asyncpg.Connection, shipment_id: str, tracking_number: str, status: str,
+                       status_date: datetime) -> None:
+    """Give a stored event with no shipment its shipment (found by our metadata after the number did not match)."""
+    await conn.execute(
+        """UPDATE shipping_events SET shipment_id = $1::uuid
+           WHERE tracking_number = $2 AND status = $3 AND status_date = $4 AND shipment_id IS NULL""",
+        shipment_id, tracking_number, status, status_date)
 
 
 async def events(conn: asyncpg.Connection, shipment_id: str, limit: int) -> list[asyncpg.Record]:
@@ -198,3 +205,12 @@ async def label_parties(conn: asyncpg.Connection, shipment_id: str) -> asyncpg.R
         f"""SELECT {_COLS}, o.number AS order_number, o.user_id::text AS user_id, se.user_id::text AS seller_user_id
             FROM shipments s JOIN orders o ON o.id = s.order_id JOIN sellers se ON se.id = o.seller_id
             WHERE s.id = $1::uuid""", shipment_id)
+
+
+async def tracking_taken(conn: asyncpg.Connection, tracking_number: str, order_id: str) -> bool:
+    """Whether a live shipment (not voided, not failed) of another order has this tracking number. Takes a transaction
+    lock on the number first, so two orders given the same number at once are checked one after the other."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('tracking:' || $1, 0))", tracking_number)
+    return await conn.fetchval(
+        f"""SELECT EXISTS (SELECT 1 FROM shipments s WHERE s.tracking_number = $1 AND s.order_id <> $2::uuid
+                           AND {ACTIVE})""", tracking_number, order_id)

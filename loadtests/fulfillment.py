@@ -158,7 +158,8 @@ class Run:
         port = self.args.port or free_port()
         proc = self.spawn("live-serve", [sys.executable, "-m", "live", "serve", "--port", str(port)],
                           self.args.server_cpus,
-                          self.env(JOBS_IN_PROCESS="true", SANDBOX_CARRIER_PACE_SECONDS=PACE_FAR))
+                          self.env(JOBS_IN_PROCESS="true", JOBS_CONCURRENCY=str(self.args.storm_jobs_concurrency),
+                                   SANDBOX_CARRIER_PACE_SECONDS=PACE_FAR))
         url = f"http://127.0.0.1:{port}"
         wait_healthy(f"{url}/api/v1/healthz", proc)
         return proc, url
@@ -262,6 +263,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--drain-timeout", type=float, default=600.0, help="seconds before the drain is given up")
     p.add_argument("--storm-shipments", type=int, default=1000, help="shipments per storm route (default 1000: "
                                                                      "4,000 events + 20 %% duplicates = 5,000)")
+    p.add_argument("--storm-jobs-concurrency", type=int, default=8, help="JOBS_CONCURRENCY of the storm's server, "
+                                                                           "whose jobs apply the events (default 8)")
     p.add_argument("--duplicates", type=float, default=0.2, help="share of the webhooks that repeat one (0.2)")
     p.add_argument("--concurrency", type=int, default=16, help="webhooks in flight (default 16)")
     p.add_argument("--target-p99-ms", type=float, default=50.0, help="threshold on the answer p99 (default 50)")

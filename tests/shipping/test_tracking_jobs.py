@@ -75,3 +75,23 @@ async def test_a_payload_without_a_shipment_id_is_permanent(shop):
             await shop.services.commerce.shipping.tracking.apply_job(payload)
     # an unknown shipment id: nothing to do, no error (its shipment may have been deleted)
     await shop.services.commerce.shipping.tracking.apply_job({"shipment_id": "00000000-0000-0000-0000-000000000000"})
+
+
+async def test_a_number_spelled_otherwise_is_found_by_our_metadata(shop):
+    _, _, order_id, row = await labeled(shop)
+    event = timeline(shop, row)[1]
+    spelled = row["tracking_number"].lower()  # the carrier spells it otherwise
+    fields = {f: getattr(event, f) for f in event.__dataclass_fields__}
+    answer = await post(shop, type(event)(**{**fields, "tracking_number": spelled,
+                                             "metadata": f"shipment:{row['sid']}"}))
+    assert (answer["stored"], answer["unknown"]) == (1, 0)
+    await tracked(shop)
+    assert await order_status(shop, order_id) == "shipped"
+    assert [(e[0], e[2], e[3]) for e in await stored(shop, spelled)] == [("transit", True, row["sid"])]
+    # our metadata with a number that is not the shipment's: stored with no shipment, moves nothing
+    other = type(event)(**{**fields, "tracking_number": "SBX0000000000000002", "status": "delivered",
+                           "metadata": f"shipment:{row['sid']}"})
+    assert (await post(shop, other))["unknown"] == 1
+    await tracked(shop)
+    assert await order_status(shop, order_id) == "shipped"
+    assert [(e[0], e[3]) for e in await stored(shop, "SBX0000000000000002")] == [("delivered", None)]

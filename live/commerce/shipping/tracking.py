@@ -87,17 +87,16 @@ class Tracking:
         stored = duplicates = unknown = 0
         to_apply: list[str] = []
         async with self.db.tx(SYSTEM) as conn:
-            found: dict[str, str | None] = {}
             for event in events:
-                if event.tracking_number not in found:
-                    found[event.tracking_number] = (await shipments_db.by_tracking(conn, event.tracking_number)
-                                                    or await _by_metadata(conn, event))
-                sid = found[event.tracking_number]
-                new = await shipments_db.store_event(
-                    conn, shipment_id=sid, provider=event.provider, carrier=event.carrier,
-                    tracking_number=event.tracking_number, status=event.status, substatus=event.substatus,
-                    status_date=event.status_date, details={"message": event.message, "location": event.location,
-                                                            "metadata": event.metadata, "carrier": event.carrier})
+                # one statement: the shipment by number, and the event stored once with it
+                sid, new = await shipments_db.store_event_by_number(
+                    conn, provider=event.provider, carrier=event.carrier, tracking_number=event.tracking_number,
+                    status=event.status, substatus=event.substatus, status_date=event.status_date,
+                    details={"message": event.message, "location": event.location, "metadata": event.metadata,
+                             "carrier": event.carrier})
+                if sid is None and (sid := await _by_metadata(conn, event)) is not None and new:
+                    await shipments_db.attach_event(conn, sid, event.tracking_number, event.status,
+                                                    event.status_date)
                 stored += new
                 duplicates += not new
                 if sid is None:
