@@ -174,6 +174,10 @@ class CheckoutService:
                 await orders_db.add_history(conn, [order_id], "pending_payment", "paid", None, "system",
                                             "nothing to pay")
             order_ids.append(order_id)
+        if status == "paid" and self.orders.shipping is not None:
+            # nothing to pay: paid here, so the labels of sellers who buy on payment are queued here too (as the
+            # payment's success event does for a paid checkout)
+            await self.orders.shipping.labels.on_paid(conn, order_ids)
         payment_id = str(uuid.uuid4())
         await payments_db.insert_payment(conn, payment_id=payment_id, user_id=user, provider=body["provider"],
                                        amount=amount, currency=currency,
