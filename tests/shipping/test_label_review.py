@@ -57,6 +57,38 @@ async def queued_buy_jobs(shop, sid: str) -> int:
                                    f"label:{sid}")
 
 
+async def test_a_void_after_the_label_job_died_finds_the_label_and_voids_it(shop, fake):
+    seller, order_id, sid = await purchasing(shop, fake, bought=True)
+    out = await shop.call("POST", f"/seller/orders/{order_id}/label/void", seller, expect=202)
+    assert out["status"] == "voiding"
+    assert await queued_buy_jobs(shop, sid) == 1  # the buy job again, to look the label up
+    await shop.services.jobs.drain()  # finds the label (buys none), stores it, its void job refunds it
+    [tx] = fake.labels(metadata=f"shipment:{sid}")
+    row = await shipment_row(shop, order_id)
+    assert row["status"] == "voided" and row["provider_ref"] == tx["object_id"]
+    assert [r["transaction"] for r in fake.refunds.values()] == [tx["object_id"]]
+    assert await order_status(shop, order_id) == "paid"
+    assert (await shipment_history(shop, sid))[-2:] == [("purchasing", "voiding", "seller"),
+                                                         ("voiding", "voided", "carrier")]
+
+
+async def test_a_void_after_the_label_job_died_with_nothing_bought_ends_voided(shop, fake):
+    seller, order_id, sid = await purchasing(shop, fake, bought=False)
+    await shop.call("POST", f"/seller/orders/{order_id}/label/void", seller, expect=202)
+    # asked again while voiding: 202, the same one queued job (by its key)
+    again = await shop.call("POST", f"/seller/orders/{order_id}/label/void", seller, expect=202)
+    assert again["status"] == "voiding" and await queued_buy_jobs(shop, sid) == 1
+    since = len(fake.requests)
+    await shop.services.jobs.drain()
+    assert (await shipment_row(shop, order_id))["status"] == "voided"
+    assert fake.labels() == [] and fake.refunds == {}
+    # canceled: it looked under the stored rate only, and neither quoted nor bought
+    assert calls(fake, since, "GET", "/transactions/") == 1
+    assert calls(fake, since, "POST", "/shipments/") == 0 and calls(fake, since, "POST", "/transactions/") == 0
+    # a new label may be bought now
+    await shop.call("POST", f"/seller/orders/{order_id}/label", seller, json={}, expect=202)
+
+
 async def test_a_canceled_purchase_whose_rate_expired_is_not_quoted_again(shop, fake):
     seller, order_id, sid = await purchasing(shop, fake, bought=False)
     async with shop.services.db.tx(SYSTEM) as conn:  # the backoff outlived the rate

@@ -22,6 +22,9 @@ from live.commerce.shipping.tracking import Tracking
 from live.commerce.shipping.voids import Voids
 from live.config import Settings
 
+BUY_ATTEMPTS = 60         # runs of one shipping.buy_label job before it is dead (docs/jobs.md)
+BUY_MAX_DELAY = 1800.0    # seconds between two of its runs at most
+
 
 class Shipping:
     def __init__(self, settings: Settings, db: Database, orders: OrderService, carrier: Any = None):
@@ -39,7 +42,9 @@ class Shipping:
 
     def register_jobs(self, jobs) -> None:
         """The shipping job kinds on the process's Jobs (docs/jobs.md)."""
-        jobs.register("shipping.buy_label", self.labels.buy_job, max_attempts=10, first_delay=2.0, max_delay=600.0)
+        # a Shippo outage of up to about a day: 60 runs, 2 s doubling to 30 min apart (jitter 20 %): 20-25 h in all
+        jobs.register("shipping.buy_label", self.labels.buy_job, max_attempts=BUY_ATTEMPTS, first_delay=2.0,
+                      max_delay=BUY_MAX_DELAY, jitter=0.2)
         jobs.register("shipping.void_label", self.voids.void_job, max_attempts=10, first_delay=2.0, max_delay=600.0)
         jobs.register("shipping.register_tracking", self.voids.register_tracking_job, max_attempts=8,
                       first_delay=5.0, max_delay=3600.0)

@@ -3,8 +3,10 @@
 Void: only while the outbound shipment has no scan (`pending`, `purchasing`, `label_created`, `pre_transit`).
 Nothing bought yet (`pending`) -> `voided` at once; else `voiding` and a `shipping.void_label` job asks the carrier
 to refund the label -> `voided`, the order back to `paid` (unless it was canceled). A purchase still running when
-the void is asked finishes by storing its label and queueing the void (labels.py). Canceling an order with a label
-does the same by itself (`on_order_canceled`, in the cancel's transaction).
+the void is asked finishes by storing its label and queueing the void (labels.py); when its job has died (a carrier
+outage longer than its retries), the void queues a new buy job, which only looks the label up. A void asked again of
+a `voiding` shipment queues again the job that finishes it. Canceling an order with a label does the same by itself
+(`on_order_canceled`, in the cancel's transaction).
 
 Manual tracking: `{carrier, tracking_number}` validated against the carrier's pattern -> a `manual` shipment
 (`in_transit`: the seller has handed it over) and the order `shipped`; with Shippo configured the number is
@@ -20,7 +22,7 @@ from db import shipments as shipments_db
 from live.auth.principal import SYSTEM, Principal
 from live.commerce.shipping import history
 from live.commerce.shipping.carriers.base import CarrierError
-from live.commerce.shipping.labels import LABELABLE, actor_of, label_of
+from live.commerce.shipping.labels import BUY_JOB, LABELABLE, actor_of, label_of
 from live.errors import DomainError
 from live.jobs import enqueue
 from live.logging import get_logger
@@ -88,6 +90,9 @@ class Voids:
     async def _start(self, conn, ship, kind: str, actor_id: str | None, reason: str) -> None:
         if ship["provider"] == "manual":
             raise DomainError("conflict", "a manually tracked parcel has no label to void")
+        if ship["status"] == "voiding":  # asked again: queue again what finishes it (a no-op while it is queued)
+            await self._finish(conn, ship)
+            return
         if ship["status"] not in VOIDABLE:
             raise DomainError("conflict", f"the label cannot be voided: the parcel is {ship['status']}")
         if ship["status"] == "pending":  # nothing bought: the buy job finds it voided and stops
@@ -95,8 +100,18 @@ class Voids:
                                         voided_at=datetime.now(timezone.utc))
             return
         await history.move_shipment(conn, ship, "voiding", actor_kind=kind, actor_id=actor_id, reason=reason)
-        if ship["tracking_number"]:  # bought: ask the carrier (still purchasing: the buy job queues it)
+        await self._finish(conn, ship)
+
+    @staticmethod
+    async def _finish(conn, ship) -> None:
+        """The job that ends a `voiding` shipment: bought, the void job asks the carrier; not yet (purchasing), the
+        buy job, which then only looks the label up (found: stored and voided; none: voided). Queued by key: while
+        a running buy job holds the key it is skipped, and that job ends the void itself (labels.py); after a dead
+        one, this one runs."""
+        if ship["tracking_number"]:
             await enqueue(conn, VOID_JOB, {"shipment_id": ship["id"]}, key=f"void:{ship['id']}")
+        else:
+            await enqueue(conn, BUY_JOB, {"shipment_id": ship["id"]}, key=f"label:{ship['id']}")
 
     async def void_job(self, payload: dict) -> None:
         sid = payload["shipment_id"]
