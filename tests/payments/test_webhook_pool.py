@@ -10,7 +10,8 @@ from db import Database
 from db import webhooks as webhooks_db
 from live.auth.principal import SYSTEM
 from live.commerce.payments.base import PaymentEvent
-from live.commerce.payments.inbox import WebhookInbox
+from live.commerce.payments.inbox import ProcessingFailed, WebhookInbox
+from live.errors import DomainError
 from live.jobs import Jobs
 from tests.helpers import owner_connection, until
 
@@ -84,9 +85,6 @@ async def test_more_webhook_jobs_than_pool_connections_all_confirm_at_once_and_f
 async def test_a_failed_apply_is_kept_unprocessed_and_a_final_domain_error_is_processed(dsn):
     """The outcome is written by its own short transaction: a retryable failure keeps the event open with the
     error, a client-side DomainError closes it with the error (no row lock held across the calls)."""
-    from live.errors import DomainError
-    from live.commerce.payments.inbox import ProcessingFailed
-
     db = await Database.connect(dsn, min_size=1, max_size=2)
     outcomes = {"evt_boom": RuntimeError("provider away"), "evt_gone": DomainError("not_found", "no such payment")}
 
