@@ -114,3 +114,20 @@ async def test_a_purchase_looks_the_label_up_once(shop, fake):
     # the order's chosen rate is fresh: one lookup under it, one purchase, no quote
     assert calls(fake, since, "GET", "/transactions/") == 1 and calls(fake, since, "POST", "/transactions/") == 1
     assert calls(fake, since, "POST", "/shipments/") == 0
+
+
+async def test_a_manual_tracking_number_of_another_orders_parcel_is_refused(shop, fake):
+    _, seller, order_id = await paid_order(shop)
+    _, other_seller, other_order = await paid_order(shop)
+    number = {"carrier": "ups", "tracking_number": "1Z999AA10123456784"}
+    await shop.call("POST", f"/seller/orders/{order_id}/tracking", seller, json=number, expect=201)
+    status, body, _ = await shop.call("POST", f"/seller/orders/{other_order}/tracking", other_seller,
+                                      json={**number, "tracking_number": "1z999aa1 0123456784"}, expect=None)
+    assert status == 409 and body["error"]["code"] == "conflict", body
+    assert "1Z999AA10123456784" in body["error"]["message"] and "another order" in body["error"]["message"]
+    assert await shipment_row(shop, other_order) is None and await order_status(shop, other_order) == "paid"
+    # the number of a voided parcel is free again
+    async with shop.services.db.tx(SYSTEM) as conn:
+        await conn.execute("UPDATE shipments SET status = 'voided' WHERE order_id = $1::uuid", order_id)
+    await shop.call("POST", f"/seller/orders/{other_order}/tracking", other_seller, json=number, expect=201)
+    assert await order_status(shop, other_order) == "shipped"

@@ -10,7 +10,8 @@ a `voiding` shipment queues again the job that finishes it. Canceling an order w
 
 Manual tracking: `{carrier, tracking_number}` validated against the carrier's pattern -> a `manual` shipment
 (`in_transit`: the seller has handed it over) and the order `shipped`; with Shippo configured the number is
-registered for its tracking webhooks by a `shipping.register_tracking` job."""
+registered for its tracking webhooks by a `shipping.register_tracking` job. Tracking events are linked to shipments by
+their number alone, so a number a live shipment of another order already has is refused (409 conflict)."""
 from __future__ import annotations
 
 import re
@@ -156,6 +157,9 @@ class Voids:
             order = await orders_db.lock_order(conn, order_id)
             if order["status"] not in LABELABLE:
                 raise DomainError("conflict", f"a {order['status']} order cannot be marked shipped")
+            if await shipments_db.tracking_taken(conn, number, order_id):
+                raise DomainError("conflict", f"the tracking number {number} belongs to another order's parcel: "
+                                  "check the number on the carrier's receipt")
             now = datetime.now(timezone.utc)
             sid = await shipments_db.insert(conn, order_id=order_id, kind="outbound", provider="manual",
                                             status="in_transit", carrier=carrier, tracking_number=number,
