@@ -135,13 +135,14 @@ class Labels:
         return out
 
     async def label_file(self, principal: Principal, shipment_id: str) -> tuple[str, str | bytes]:
-        """("pdf", bytes) for a sandbox label, ("redirect", url) for a carrier's; the seller and admins only."""
+        """("pdf", bytes) for a sandbox label, ("redirect", url) for a carrier's: the seller and admins print an
+        outbound label, and the order's buyer too a return label (they send the parcel back)."""
         async with self.db.tx(SYSTEM) as conn:
             ship = await shipments_db.label_parties(conn, shipment_id)
-        if ship is None or not (policy.owns(principal, ship["seller_user_id"])
-                                or principal.user_id == ship["user_id"]):
+        buyer = ship is not None and principal.user_id is not None and principal.user_id == ship["user_id"]
+        if ship is None or not (policy.owns(principal, ship["seller_user_id"]) or buyer):
             raise not_found("shipment")
-        if not policy.owns(principal, ship["seller_user_id"]):
+        if not policy.owns(principal, ship["seller_user_id"]) and ship["kind"] != "return":
             raise forbidden("only the seller prints the label")
         if not ship["tracking_number"] or ship["provider"] == "manual" or ship["status"] in ("voiding", "voided"):
             raise DomainError("conflict", f"no label to print: the shipment is {ship['status']}")
