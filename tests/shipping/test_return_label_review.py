@@ -58,3 +58,32 @@ async def test_the_buyer_prints_the_return_label(shop, fake_stripe):
     status, body = await pdf(shop, seller, sid)
     assert status == 200 and body.startswith(b"%PDF")
     assert (await pdf(shop, await shop.user(), sid))[0] == 404
+
+
+async def test_a_return_received_without_a_scan_voids_its_label(shop, fake_stripe):
+    seller, buyer, order_id, return_id, sid = await approved(shop, fake_stripe)
+    # the parcel came back some other way: the label nobody scanned is voided
+    out = await shop.call("POST", f"/seller/returns/{return_id}/receive", seller, json={"refund_minor": 0})
+    assert out["status"] == "received"
+    row = await wait_voided(shop, order_id)
+    assert row["voided_at"] is not None
+    assert (await shipment_history(shop, sid))[-2:] == [("label_created", "voiding", "seller"),
+                                                         ("voiding", "voided", "carrier")]
+    assert (await pdf(shop, seller, sid))[0] == 409
+
+
+async def wait_voided(shop, order_id: str) -> dict:
+    async def voided() -> bool:
+        return (await shipment_row(shop, order_id, kind="return"))["status"] == "voided"
+    await until(voided, 10, what="the return label voided")
+    return await shipment_row(shop, order_id, kind="return")
+
+
+async def test_a_scanned_return_label_is_kept_on_receipt(shop, fake_stripe):
+    seller, _, order_id, return_id, sid = await approved(shop, fake_stripe)
+    async with shop.services.db.tx(SYSTEM) as conn:  # the carrier scanned it on its way back
+        await conn.execute("UPDATE shipments SET status = 'in_transit' WHERE id = $1::uuid", sid)
+        await conn.execute("UPDATE returns SET status = 'in_transit' WHERE id = $1::uuid", return_id)
+    await shop.call("POST", f"/seller/returns/{return_id}/receive", seller, json={"refund_minor": 0})
+    row = await shipment_row(shop, order_id, kind="return")
+    assert row["status"] == "in_transit" and row["voided_at"] is None

@@ -170,8 +170,9 @@ async def test_default_refund_is_capped_by_what_is_left_and_zero_is_received(sho
     assert (out["status"], out["refund_minor"]) == ("refunded", 2500)
     assert out["history"][-1]["actor_kind"] in ("admin", "seller")
     await until(lambda: len(fake_stripe.refund_requests()) == 1, 5, what="the refund sent")
-    # the label's tracking arriving late never moves a received return back
-    await until(lambda: _label_done(shop, first["id"]), 20, what="the return label's timeline done")
+    # the label's tracking arriving late never moves a received return back; a label not scanned yet at the receipt
+    # is voided instead (nobody will use it)
+    await until(lambda: _label_done(shop, first["id"]), 20, what="the return label's timeline done or voided")
     assert await return_status(shop, first["id"]) == "refunded"
 
     # the second return: more than is left of the order is refused per field; 0 is a receipt without a refund
@@ -191,5 +192,5 @@ async def test_default_refund_is_capped_by_what_is_left_and_zero_is_received(sho
 
 async def _label_done(shop, return_id: str) -> bool:
     async with shop.services.db.tx(SYSTEM) as conn:
-        return await conn.fetchval("SELECT s.status = 'delivered' FROM returns r JOIN shipments s "
+        return await conn.fetchval("SELECT s.status IN ('delivered', 'voided') FROM returns r JOIN shipments s "
                                    "ON s.id = r.return_label_id WHERE r.id = $1::uuid", return_id)

@@ -38,7 +38,7 @@ class Shipping:
         self.voids = Voids(self)  # void before the first scan, cancel -> void, manual tracking
         self.tracking = Tracking(self)  # carrier webhooks -> events -> shipment and order statuses
         self.sandbox_run = SandboxRun(self)  # the sandbox carrier's timeline, delivered in process
-        self.returns = ReturnService(db, orders, self.labels)  # requests, return labels, receipts and refunds
+        self.returns = ReturnService(db, orders, self.labels, self.voids)  # requests, return labels, receipts, refunds
 
     def register_jobs(self, jobs) -> None:
         """The shipping job kinds on the process's Jobs (docs/jobs.md)."""

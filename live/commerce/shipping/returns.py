@@ -7,8 +7,10 @@ to stock (inventory `return` events, and the rooms' stock:update). The buyer may
 
 Status flow: requested -> approved -> in_transit -> delivered -> refunded (a refund) | received (none);
 requested -> refused | canceled. The seller may mark a return received from approved or in_transit too (a parcel
-that arrived before its tracking said so). Every change writes a return_status_history row and an audit row in its
-transaction, and is pushed after the commit as `order:update` (`{"order", "return"}`) to the buyer and the seller."""
+that arrived before its tracking said so); received from approved, its return label, if nothing scanned it, is voided
+(voids.py: at the carrier by a job). A refusal or a cancellation comes before any label (only from requested).
+Every change writes a return_status_history row and an audit row in its transaction, and is pushed after the commit
+as `order:update` (`{"order", "return"}`) to the buyer and the seller."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -60,11 +62,12 @@ def default_refund(order, items) -> int:
 
 
 class ReturnService:
-    def __init__(self, db: Database, orders: OrderService, labels):
+    def __init__(self, db: Database, orders: OrderService, labels, voids):
         """Built by Shipping, which registers `push_job` as PUSH_JOB with the other shipping jobs."""
         self.db = db
         self.orders = orders
         self.labels = labels  # Labels: create(conn, order_id=, kind='return', from_address=, to_address=, ...)
+        self.voids = voids  # Voids: void_unscanned(conn, shipment_id, ...), a return label never used
 
     # ---- the buyer ----
 
@@ -184,6 +187,9 @@ class ReturnService:
             await self._moved(conn, principal, return_id, ret["status"], to, self._kind(principal), note,
                               extra={"refund_minor": amount, "restock": [{"order_item_id": i, "quantity": q}
                                                                          for i, q in restock]})
+            if ret["status"] == "approved" and ret["return_label_id"]:  # back without the label: void it if unscanned
+                await self.voids.void_unscanned(conn, ret["return_label_id"], self._kind(principal),
+                                                principal.user_id, "return received without this label")
         await self.orders.board.seen(levels)
         await self.publish(return_id)
         return await self.detail(principal, return_id)

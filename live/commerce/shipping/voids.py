@@ -88,6 +88,16 @@ class Voids:
         if ship is not None:
             await self._start(conn, ship, actor_kind, actor_id, f"order canceled: {reason}")
 
+    async def void_unscanned(self, conn, shipment_id: str, actor_kind: str, actor_id: str | None,
+                             reason: str) -> bool:
+        """In the caller's transaction (the order locked): void the shipment (a return label the buyer never used)
+        if nothing scanned it; False when there is nothing to void (scanned, voided, failed, manual)."""
+        ship = await shipments_db.get(conn, shipment_id, lock=True)
+        if ship is None or ship["provider"] == "manual" or ship["status"] not in VOIDABLE:
+            return False
+        await self._start(conn, ship, actor_kind, actor_id, reason)
+        return True
+
     async def _start(self, conn, ship, kind: str, actor_id: str | None, reason: str) -> None:
         if ship["provider"] == "manual":
             raise DomainError("conflict", "a manually tracked parcel has no label to void")
