@@ -2,11 +2,12 @@
 
 A quote asks the carrier (outside any transaction: a provider call never holds a connection or a lock) for the
 rates of each seller's parcel from the seller's ship-from address to the buyer's address, and stores them in
-`shipping_rates` under a quote key, the digest of (seller, lines with quantities, address): a changed cart or
-address is a new key, so rates of the old one are stale. A rate expires at the sooner of the provider's expiry
-and now + SHIPPING_RATE_TTL_SECONDS. Quoting again while the rates of the same key have more than half their
-life left returns them without asking the carrier. Each quote deletes the buyer's expired rates, the seller's
-rates of other keys and any beyond MAX_RATES_KEPT; a sweeper deletes every buyer's expired ones.
+`shipping_rates` under a quote key, the digest of (seller, lines with quantities, address, the seller's ship-from and
+parcel defaults): a changed cart, address or seller setting is a new key, so rates of the old one are stale. A rate
+expires at the sooner of the provider's expiry and now + SHIPPING_RATE_TTL_SECONDS. Quoting again while the rates
+of the same key have more than half their life left returns them without asking the carrier. Each quote deletes the
+buyer's expired rates, the seller's rates of other keys and any beyond MAX_RATES_KEPT; a sweeper deletes every
+buyer's expired ones.
 
 Free shipping: when the seller's order subtotal (after discounts, at checkout; before, at quote time) reaches
 the seller's `free_shipping_over_minor`, the buyer's `amount_minor` is 0 (the carrier's amount is kept).
@@ -38,10 +39,16 @@ MAX_RATES_KEPT = MAX_RATES_PER_QUOTE * MAX_SELLERS_PER_QUOTE  # rates stored per
 CARRIER_CALLS = 4          # carrier calls of one quote (one request) at a time
 
 
-def quote_key(seller_id: str, lines, address: dict) -> str:
-    """The digest of what a rate was quoted for: the seller, each variant with its quantity, the address."""
+PARCEL_DEFAULTS = ("default_weight_g", "default_length_cm", "default_width_cm", "default_height_cm")
+
+
+def quote_key(seller_id: str, lines, address: dict, settings: dict) -> str:
+    """The digest of what a rate was quoted for: the seller, each variant with its quantity, the address, and the
+    seller's ship-from and parcel defaults (a rate quoted before the seller changed them is stale)."""
     body = {"seller": seller_id, "lines": sorted([ln["variant_id"], int(ln["quantity"])] for ln in lines),
-            "to": Address.of(address).as_dict()}
+            "to": Address.of(address).as_dict(),
+            "from": Address.of(settings["ship_from"]).as_dict() if settings["ship_from"] else None,
+            "parcel": [float(settings[k]) for k in PARCEL_DEFAULTS]}
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -126,13 +133,13 @@ class Quotes:
                            fresh: bool = False, calls: asyncio.Semaphore | None = None) -> dict:
         """The rates of one seller's part of the cart; the stored ones when they have half their life left
         (`fresh`: always ask the carrier). `calls` bounds the carrier calls of one request."""
-        key = quote_key(seller_id, lines, address)
         now = datetime.now(timezone.utc)
         async with self.db.tx(SYSTEM) as conn:
             settings = await shipping_db.seller_settings(conn, seller_id)
             if not settings["configured"]:
                 return {"seller_id": seller_id, "ships": False, "parcel": None, "rates": [], "free_shipping": False,
                         "unavailable": None}
+            key = quote_key(seller_id, lines, address, settings)
             dims = await shipping_db.dimensions(conn, [ln["variant_id"] for ln in lines])
             stored = [] if fresh else await shipping_db.fresh_rates(conn, user_id, seller_id, key, now + self.ttl / 2)
         parcel = parcel_for(lines, dims, settings, seller_id)
@@ -212,7 +219,7 @@ class Quotes:
         settings = await shipping_db.seller_settings(conn, seller_id)
         if not settings["configured"]:
             return None
-        key = quote_key(seller_id, lines, address)
+        key = quote_key(seller_id, lines, address, settings)
         now = datetime.now(timezone.utc)
         if rate_id is not None:
             row = await shipping_db.rate(conn, user_id, rate_id)
