@@ -2,7 +2,8 @@
 of its timeline is enqueued in the label's transaction (step i runs SANDBOX_CARRIER_PACE_SECONDS x (i + 1) after
 it). Each job builds its event (SandboxCarrier.timeline), signs it like the carrier does, and hands it to the
 same verification and receive path as `POST /webhooks/sandbox-carrier` (in process, like the sandbox payment's
-refund webhooks: stored, then applied by its `shipping.apply_tracking` job), so `make run` shows a parcel go from label to `delivered` with no account anywhere."""
+refund webhooks: stored, then applied by its `shipping.apply_tracking` job), so `make run` shows a parcel go from
+label to `delivered` with no account anywhere."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
