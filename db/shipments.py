@@ -154,6 +154,25 @@ async def attach_event(conn: asyncpg.Connection, shipment_id: str, tracking_numb
         shipment_id, tracking_number, status, status_date)
 
 
+async def link_events(conn: asyncpg.Connection, shipment_id: str, tracking_number: str) -> int:
+    """Give the shipment the stored events of its tracking number that came before the number was ours (a label
+    whose purchase answer was late); the number of events the shipment has."""
+    return await conn.fetchval(
+        """WITH linked AS (UPDATE shipping_events SET shipment_id = $1::uuid
+                           WHERE tracking_number = $2 AND shipment_id IS NULL RETURNING id)
+           SELECT (SELECT count(*) FROM linked)
+                  + (SELECT count(*) FROM shipping_events WHERE shipment_id = $1::uuid)""",
+        shipment_id, tracking_number)
+
+
+async def scanned(conn: asyncpg.Connection, shipment_id: str) -> bool:
+    """Whether a carrier scan of the shipment is stored (applied or still waiting for its apply job)."""
+    return await conn.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM shipping_events WHERE shipment_id = $1::uuid
+                          AND status IN ('transit', 'out_for_delivery', 'delivered', 'failure', 'returned'))""",
+        shipment_id)
+
+
 async def events(conn: asyncpg.Connection, shipment_id: str, limit: int) -> list[asyncpg.Record]:
     """A shipment's events in status-date order (the first `limit`)."""
     return await conn.fetch(

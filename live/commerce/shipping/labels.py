@@ -18,6 +18,7 @@ from live.auth import policy
 from live.auth.principal import SYSTEM, Principal
 from live.commerce.shipping import history
 from live.commerce.shipping.carriers.base import Address, CarrierError, Label, Parcel, Rate
+from live.commerce.shipping.tracking import JOB as TRACKING_JOB
 from live.errors import DomainError, forbidden, not_found
 from live.jobs import enqueue
 from live.logging import get_logger
@@ -271,6 +272,9 @@ class Labels:
                     await history.move_order(conn, ship["order_id"], "label_created", actor_kind="system",
                                              reason=f"label bought: {label.carrier} {label.tracking_number}")
                 await self.shipping.sandbox_run.start(conn, sid, label)
+                # the carrier may have reported the parcel before we knew its number (a late purchase answer)
+                if await shipments_db.link_events(conn, sid, label.tracking_number):
+                    await enqueue(conn, TRACKING_JOB, {"shipment_id": sid})
                 order_id = ship["order_id"]
             elif ship["status"] == "voiding" and not ship["tracking_number"]:
                 await shipments_db.update(conn, sid, **fields)  # bought while being canceled: void it now

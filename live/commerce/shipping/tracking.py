@@ -75,9 +75,12 @@ class Tracking:
             if provider == "shippo":  # a wrong ?token= is a wrong credential
                 raise DomainError("unauthorized", exc.message) from None
             raise DomainError("invalid_signature", exc.message) from None
+        given = len(events)
+        events = [k for e in events if (k := _storable(e)) is not None]
+        if given and not events:
+            raise DomainError("invalid_payload", "no event has a status_date in range")
         # a stable order (date, then status and number) so two deliveries sharing events lock their keys alike
-        events = sorted((_storable(e) for e in events),
-                        key=lambda e: (e.status_date, e.status, e.tracking_number))[-MAX_EVENTS_PER_WEBHOOK:]
+        events = sorted(events, key=lambda e: (e.status_date, e.status, e.tracking_number))[-MAX_EVENTS_PER_WEBHOOK:]
         async with self._slots:
             return await self.store(events)
 
@@ -132,6 +135,8 @@ class Tracking:
         manual = ship["provider"] == "manual"
         status, scans = ("in_transit", 1) if manual else ("label_created", 0)
         shipped_at, delivered_at, last = ship["shipped_at"] if manual else None, None, None
+        if manual and ship["status"] == "delivered":  # the seller said so (no event): nothing moves it back
+            status, delivered_at = "delivered", ship["delivered_at"]
         applied, skipped = [], []
         for ev in await shipments_db.events(conn, ship["id"], MAX_REPLAY_EVENTS):
             to = history.FROM_TRACKING.get(ev["status"])
@@ -171,15 +176,17 @@ class Tracking:
         return changed
 
 
-def _storable(event: TrackingEvent) -> TrackingEvent:
-    """The event as PostgreSQL can keep it: a status date between FIRST_DATE and LAST_DATE (else the whole delivery
-    is refused as invalid_payload before anything is stored), text without NUL bytes."""
+def _storable(event: TrackingEvent) -> TrackingEvent | None:
+    """The event as PostgreSQL can keep it, text without NUL bytes; None for one dated outside FIRST_DATE and
+    LAST_DATE (dropped and logged: the delivery's other events still count; a delivery with none left is refused
+    as invalid_payload)."""
     try:
         when = event.status_date.astimezone(timezone.utc)
     except (OverflowError, ValueError):
         when = None
     if when is None or not FIRST_DATE <= when <= LAST_DATE:
-        raise DomainError("invalid_payload", "status_date is out of range")
+        log.warning("tracking_event_dropped", tracking_number=event.tracking_number[:64], why="status_date range")
+        return None
     clean = {f: getattr(event, f).replace("\x00", "") for f in ("tracking_number", "carrier", "substatus", "message",
                                                                 "location", "metadata")
              if isinstance(getattr(event, f), str) and "\x00" in getattr(event, f)}

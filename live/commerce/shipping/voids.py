@@ -106,6 +106,8 @@ class Voids:
             return
         if ship["status"] not in VOIDABLE:
             raise DomainError("conflict", f"the label cannot be voided: the parcel is {ship['status']}")
+        if await shipments_db.scanned(conn, ship["id"]):  # a scan stored whose apply job has not run yet
+            raise DomainError("conflict", "the label cannot be voided: the carrier has scanned the parcel")
         if ship["status"] == "pending":  # nothing bought: the buy job finds it voided and stops
             await history.move_shipment(conn, ship, "voided", actor_kind=kind, actor_id=actor_id, reason=reason,
                                         voided_at=datetime.now(timezone.utc))
