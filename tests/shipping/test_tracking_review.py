@@ -3,6 +3,7 @@ marked delivered by hand stays delivered when a late carrier scan arrives; scans
 purchase was recorded count once it is; one event dated out of range no longer sinks the delivery's others."""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -92,3 +93,17 @@ async def test_one_shippo_entry_out_of_range_is_dropped_and_the_others_count(tmp
     async with shop.services.db.tx(SYSTEM) as conn:
         assert await conn.fetchval("SELECT count(*) FROM shipping_events WHERE tracking_number = $1 "
                                    "AND status_date < '2000-01-01'", number) == 0
+
+
+async def test_deliveries_arriving_together_are_stored_together_and_each_answered_for_itself(shop):
+    """Group commit: 40 concurrent deliveries (20 events, each sent twice) share transactions; each answer counts
+    its own event, every event is stored once, and all are applied."""
+    rows = [(await labeled(shop))[3] for _ in range(5)]
+    events = [e for row in rows for e in timeline(shop, row)[:4]]
+    tracking = shop.services.commerce.shipping.tracking
+    answers = await asyncio.gather(*[tracking.store([e]) for e in events + events])
+    assert all(a["events"] == 1 and a["stored"] + a["duplicates"] == 1 for a in answers)
+    assert sum(a["stored"] for a in answers) == 20 and sum(a["duplicates"] for a in answers) == 20
+    await tracked(shop)
+    for row in rows:
+        assert (await shipment_row(shop, row["order_id"]))["status"] == "out_for_delivery"

@@ -2,7 +2,8 @@
 shipment then re-derives the shipment's state from all its events, moves the order after it, and pushes
 `order:update` once committed.
 
-The webhook (`receive`, one SYSTEM transaction for the whole delivery):
+The webhook (`receive`, one SYSTEM transaction for the whole delivery, shared with the deliveries that arrived while
+the previous one was written: group commit, see `store`):
 1. Carrier.parse_webhook verifies and reads it (forged or unreadable: DomainError, nothing stored).
 2. Each event is stored once per (tracking number, status, status date) (Shippo sends no event id), with its
    shipment found by tracking number (else by the "shipment:<id>" metadata we attached), or none: an event for a
@@ -19,8 +20,9 @@ shipment's events in status-date order from its state before any scan, an event 
 (status with a history row, last_event, shipped_at, delivered_at) and move the order forward
 (history.order_status_for); a return shipment calls the returns hook instead. Safe to run twice.
 
-A burst is bounded: at most TRACKING_WEBHOOK_CONCURRENCY deliveries store at once per worker (each holds one pooled
-connection), the others wait their turn; the applies are bounded by the job workers' concurrency."""
+A burst is bounded: at most TRACKING_WEBHOOK_CONCURRENCY transactions store deliveries at once per worker (each holds
+one pooled connection and carries up to MAX_BATCH deliveries); the applies are bounded by the job workers'
+concurrency."""
 from __future__ import annotations
 
 import asyncio
@@ -45,6 +47,7 @@ log = get_logger("live.shipping.tracking")
 JOB = "shipping.apply_tracking"
 MAX_EVENTS_PER_WEBHOOK = 100  # of a longer tracking history in one delivery, the latest this many are kept
 MAX_REPLAY_EVENTS = 1000  # a shipment's events replayed (the first this many by status date)
+MAX_BATCH = 64  # deliveries stored in one transaction (group commit)
 FIRST_DATE = datetime(2000, 1, 1, tzinfo=timezone.utc)  # a tracking event dated outside these is refused
 LAST_DATE = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
@@ -53,7 +56,10 @@ class Tracking:
     def __init__(self, shipping: Shipping):
         self.shipping = shipping
         self.db = shipping.db
-        self._slots = asyncio.Semaphore(shipping.settings.tracking_webhook_concurrency)
+        # group commit: deliveries wait here while a transaction is written, then go together in the next one
+        self._pending: list[tuple[list[TrackingEvent], asyncio.Future]] = []
+        self._writers: set[asyncio.Task] = set()
+        self._max_writers = shipping.settings.tracking_webhook_concurrency
 
     def _carrier(self, provider: str):
         if provider == "sandbox":
@@ -81,16 +87,51 @@ class Tracking:
             raise DomainError("invalid_payload", "no event has a status_date in range")
         # a stable order (date, then status and number) so two deliveries sharing events lock their keys alike
         events = sorted(events, key=lambda e: (e.status_date, e.status, e.tracking_number))[-MAX_EVENTS_PER_WEBHOOK:]
-        async with self._slots:
-            return await self.store(events)
+        return await self.store(events)
 
     async def store(self, events: list[TrackingEvent]) -> dict:
-        """Store the events once each and enqueue the apply job of every shipment that got a new one, in one
-        transaction (the job exists iff its events do)."""
-        stored = duplicates = unknown = 0
+        """Store one delivery's events once each and enqueue the apply job of every shipment that got a new one, in
+        one transaction (the job exists iff its events do). Deliveries that arrive while TRACKING_WEBHOOK_CONCURRENCY
+        transactions are being written wait and go together, up to MAX_BATCH in one transaction (group commit: the
+        transaction's fixed cost is paid once per batch); a batch that fails is written again one delivery at a
+        time, so one delivery cannot fail the others."""
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append((events, done))
+        if len(self._writers) < self._max_writers:
+            writer = asyncio.create_task(self._write_pending())
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
+        return await done
+
+    async def _write_pending(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            try:
+                results = await self._store_batch([events for events, _ in batch])
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0][1], error=exc)
+                    continue
+                for events, done in batch:
+                    try:
+                        [result] = await self._store_batch([events])
+                    except Exception as one:
+                        _settle(done, error=one)
+                    else:
+                        _settle(done, result)
+                continue
+            for (_, done), result in zip(batch, results):
+                _settle(done, result)
+
+    async def _store_batch(self, deliveries: list[list[TrackingEvent]]) -> list[dict]:
+        counts = [{"received": True, "events": len(d), "stored": 0, "duplicates": 0, "unknown": 0}
+                  for d in deliveries]
+        # one order for the whole batch (date, then status and number): two transactions lock their keys alike
+        events = sorted(((e, i) for i, d in enumerate(deliveries) for e in d),
+                        key=lambda p: (p[0].status_date, p[0].status, p[0].tracking_number))
         to_apply: list[str] = []
         async with self.db.tx(SYSTEM) as conn:
-            for event in events:
+            for event, i in events:
                 # one statement: the shipment by number, and the event stored once with it
                 sid, new = await shipments_db.store_event_by_number(
                     conn, provider=event.provider, carrier=event.carrier, tracking_number=event.tracking_number,
@@ -100,17 +141,15 @@ class Tracking:
                 if sid is None and (sid := await _by_metadata(conn, event)) is not None and new:
                     await shipments_db.attach_event(conn, sid, event.tracking_number, event.status,
                                                     event.status_date)
-                stored += new
-                duplicates += not new
+                counts[i]["stored" if new else "duplicates"] += 1
                 if sid is None:
-                    unknown += 1
+                    counts[i]["unknown"] += 1
                     log.info("tracking_unknown_number", provider=event.provider, tracking_number=event.tracking_number)
                 elif new and sid not in to_apply:
                     to_apply.append(sid)
             for sid in to_apply:
                 await enqueue(conn, JOB, {"shipment_id": sid})
-        return {"received": True, "events": len(events), "stored": stored, "duplicates": duplicates,
-                "unknown": unknown}
+        return counts
 
     async def apply_job(self, payload: dict) -> None:
         """The `shipping.apply_tracking` job of one shipment: replay its events (safe to run twice), push after."""
@@ -174,6 +213,15 @@ class Tracking:
                                         why[:500])
             changed = True
         return changed
+
+
+def _settle(done: asyncio.Future, result: dict | None = None, *, error: BaseException | None = None) -> None:
+    if done.done():  # the delivery's request went away
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(result)
 
 
 def _storable(event: TrackingEvent) -> TrackingEvent | None:
