@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     shippo_webhook_hmac_secret: str | None = None  # set: Shippo webhooks must also carry a valid Shippo-Auth-Signature
     sandbox_carrier_secret: str | None = None  # signs the sandbox carrier's webhooks (unset: derived from JWT_SECRET)
     sandbox_carrier_pace_seconds: float = 20.0  # between two events of a sandbox shipment's tracking timeline
-    tracking_webhook_concurrency: int = 4  # carrier webhooks stored at once per worker (one pooled connection each)
+    tracking_webhook_concurrency: int = 4  # transactions storing carrier webhooks at once per worker (group commit)
     shipping_rate_ttl_seconds: int = 900  # a quoted shipping rate is charged at most this long after the quote
     cart_reservation_seconds: int = 600
     cart_max_per_buyer: int = 5  # units of one variant a buyer's cart may hold, unless the seller set the variant's
