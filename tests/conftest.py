@@ -17,6 +17,7 @@ from db.migrate import migrate
 from live.appkeys import GATEWAY, SERVICES
 from tests.commerce.harness import Shop, make_client
 from tests.helpers import TEMPLATE, admin_sql, make_settings, scratch_database, with_database
+from tests.payments.fakes.stripe_api import FakeStripe
 from tests.rooms.harness import make_user, start_live
 
 
@@ -143,6 +144,14 @@ async def live(tmp_path, dsn, aiohttp_client):
     lv = await start_live(tmp_path, dsn, aiohttp_client)
     yield lv
     await lv.close_viewers()
+
+
+@pytest.fixture
+async def fake_stripe():
+    """The fake Stripe API server (tests/payments/fakes/stripe_api.py)."""
+    server = await FakeStripe().start()
+    yield server
+    await server.close()
 
 
 @pytest.fixture

@@ -7,15 +7,7 @@ import pytest
 from tests.commerce.harness import Shop, make_client
 from tests.payments.fakes.payments import RecordingCommerce
 from tests.payments.fakes.paystack_api import FakePaystack
-from tests.payments.fakes.stripe_api import FakeStripe
 from tests.payments.refunding import WHSEC
-
-
-@pytest.fixture
-async def fake_stripe():
-    server = await FakeStripe().start()
-    yield server
-    await server.close()
 
 
 @pytest.fixture

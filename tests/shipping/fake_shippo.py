@@ -60,6 +60,7 @@ class FakeShippo(FakeServer):
         self._fail: list[int] = []                 # statuses of the next calls to fail
         self._delay: list[float] = []
         self._lose = 0
+        self.refuse = False  # while set, every purchase is refused
         self._queue = 0
         self._seq = itertools.count(1)
         self.pad_shipments = 0                     # bytes of filler added to each shipment answer (big answers)
@@ -177,6 +178,11 @@ class FakeShippo(FakeServer):
                                   **({"filler": "x" * self.pad_shipments} if self.pad_shipments else {})}, status=201)
 
     async def _buy(self, request: web.Request) -> web.Response:
+        if self.refuse:  # as Shippo refuses a label: a transaction with status ERROR and its messages
+            return web.json_response({"object_id": "tx-refused", "status": "ERROR", "tracking_number": "",
+                                      "label_url": "", "messages": [{"source": "USPS", "code": "",
+                                                                     "text": "The address is not deliverable"}]},
+                                     status=201)
         p = request[PARAMS]
         rate = self.rates.get(str(p.get("rate")))
         if rate is None:

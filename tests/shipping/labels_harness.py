@@ -6,7 +6,25 @@ import uuid
 
 from live.auth.principal import SYSTEM
 from live.commerce.payments.base import PaymentEvent
+from tests.commerce.harness import Shop, make_client
 from tests.helpers import until
+from tests.payments.refunding import WHSEC
+from tests.shipping.fake_shippo import API_KEY
+
+SHIPPO_TOKEN = "shippo-webhook-token-0123456789"
+
+
+async def shippo_shop(tmp_path, dsn, aiohttp_client, fake, **settings) -> Shop:
+    """The app with Shippo (the fake Shippo server `fake`) as its carrier."""
+    return Shop(await make_client(tmp_path, dsn, aiohttp_client, shippo_api_key=API_KEY, shippo_api_base=fake.url,
+                                  shippo_webhook_token=SHIPPO_TOKEN, **settings))
+
+
+async def stripe_shop(tmp_path, dsn, aiohttp_client, fake_stripe, **settings) -> Shop:
+    """The app with Stripe (the fake Stripe server) and the sandbox carrier."""
+    return Shop(await make_client(tmp_path, dsn, aiohttp_client, stripe_secret_key=fake_stripe.api_key,
+                                  stripe_webhook_secret=WHSEC, stripe_api_base=fake_stripe.url, **settings))
+
 
 SHIP_FROM = {"name": "Ada's Shop", "line1": "1 Congress Ave", "city": "Austin", "state": "TX",
              "postal_code": "78701", "country": "US", "phone": "+15125550100"}

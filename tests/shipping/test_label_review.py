@@ -8,22 +8,13 @@ import pytest
 
 from live.auth.principal import SYSTEM
 from live.commerce.shipping.carriers.base import CarrierError
-from tests.commerce.harness import Shop, make_client
-from tests.shipping.fake_shippo import API_KEY, FakeShippo
-from tests.shipping.labels_harness import order_status, paid_order, shipment_history, shipment_row
-
-
-@pytest.fixture
-async def fake():
-    server = await FakeShippo(API_KEY).start()
-    yield server
-    await server.close()
+from tests.commerce.harness import Shop
+from tests.shipping.labels_harness import order_status, paid_order, shipment_history, shipment_row, shippo_shop
 
 
 @pytest.fixture
 async def shop(tmp_path, dsn, aiohttp_client, fake) -> Shop:
-    return Shop(await make_client(tmp_path, dsn, aiohttp_client, shippo_api_key=API_KEY, shippo_api_base=fake.url,
-                                  shippo_webhook_token="shippo-webhook-token-0123456789"))
+    return await shippo_shop(tmp_path, dsn, aiohttp_client, fake)
 
 
 def calls(fake, since: int, method: str, path: str) -> int:

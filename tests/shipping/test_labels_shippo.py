@@ -5,42 +5,28 @@ tracking registered for webhooks, and Shippo's tracking webhooks (token checked)
 from __future__ import annotations
 
 import pytest
-from aiohttp import web
 
 from live.auth.principal import SYSTEM
-from tests.commerce.harness import Shop, make_client
+from tests.commerce.harness import Shop
 from tests.helpers import until
-from tests.shipping.fake_shippo import API_KEY, FakeShippo, send_track_webhook, track_body
-from tests.shipping.labels_harness import order_status, paid_order, shipment_history, tracked, wait_order, wait_shipment
-
-TOKEN = "shippo-webhook-token-0123456789"
-
-
-class RefusingShippo(FakeShippo):
-    """Refuses every purchase the way Shippo does: a transaction with status ERROR and its messages."""
-
-    refuse = False
-
-    async def _buy(self, request: web.Request) -> web.Response:
-        if not self.refuse:
-            return await super()._buy(request)
-        return web.json_response({"object_id": "tx-refused", "status": "ERROR", "tracking_number": "",
-                                  "label_url": "", "messages": [{"source": "USPS", "code": "",
-                                                                 "text": "The recipient address is not deliverable"}]},
-                                 status=201)
-
-
-@pytest.fixture
-async def fake():
-    server = await RefusingShippo(API_KEY).start()
-    yield server
-    await server.close()
+from tests.shipping.fake_shippo import send_track_webhook, track_body
+from tests.shipping.labels_harness import (
+    SHIPPO_TOKEN as TOKEN,
+)
+from tests.shipping.labels_harness import (
+    order_status,
+    paid_order,
+    shipment_history,
+    shippo_shop,
+    tracked,
+    wait_order,
+    wait_shipment,
+)
 
 
 @pytest.fixture
 async def shop(tmp_path, dsn, aiohttp_client, fake) -> Shop:
-    return Shop(await make_client(tmp_path, dsn, aiohttp_client, shippo_api_key=API_KEY, shippo_api_base=fake.url,
-                                  shippo_webhook_token=TOKEN))
+    return await shippo_shop(tmp_path, dsn, aiohttp_client, fake)
 
 
 async def bought(shop, fake, order_id: str, seller) -> dict:

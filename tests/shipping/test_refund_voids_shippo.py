@@ -8,13 +8,11 @@ import asyncio
 import pytest
 from aiohttp import web
 
-from tests.commerce.harness import Shop, make_client
+from tests.commerce.harness import Shop
 from tests.helpers import until
 from tests.shipping.fake_shippo import API_KEY, FakeShippo
-from tests.shipping.labels_harness import paid_order, shipment_row, wait_order, wait_shipment
+from tests.shipping.labels_harness import paid_order, shipment_row, shippo_shop, wait_order, wait_shipment
 from tests.shipping.test_refund_voids import refunded_in_dashboard
-
-TOKEN = "shippo-webhook-token-0123456789"
 
 
 class HoldingShippo(FakeShippo):
@@ -42,8 +40,7 @@ async def fake():
 
 @pytest.fixture
 async def shop(tmp_path, dsn, aiohttp_client, fake) -> Shop:
-    return Shop(await make_client(tmp_path, dsn, aiohttp_client, shippo_api_key=API_KEY, shippo_api_base=fake.url,
-                                  shippo_webhook_token=TOKEN))
+    return await shippo_shop(tmp_path, dsn, aiohttp_client, fake)
 
 
 async def test_a_full_refund_during_the_purchase_voids_the_label_it_buys(shop, fake):

@@ -6,26 +6,15 @@ from __future__ import annotations
 import pytest
 
 from live.auth.principal import SYSTEM
-from tests.commerce.harness import Shop, make_client
+from tests.commerce.harness import Shop
 from tests.helpers import until
-from tests.payments.fakes.stripe_api import FakeStripe
-from tests.payments.refunding import WHSEC
-from tests.shipping.labels_harness import SHIP_FROM, shipment_history, shipment_row
+from tests.shipping.labels_harness import SHIP_FROM, shipment_history, shipment_row, stripe_shop
 from tests.shipping.test_returns import ask, line, sold
 
 
 @pytest.fixture
-async def fake_stripe():
-    server = await FakeStripe().start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
 async def shop(tmp_path, dsn, aiohttp_client, fake_stripe) -> Shop:
-    return Shop(await make_client(
-        tmp_path, dsn, aiohttp_client, stripe_secret_key=fake_stripe.api_key, stripe_webhook_secret=WHSEC,
-        stripe_api_base=fake_stripe.url, sandbox_carrier_pace_seconds=3600))
+    return await stripe_shop(tmp_path, dsn, aiohttp_client, fake_stripe, sandbox_carrier_pace_seconds=3600)
 
 
 async def approved(shop, fake_stripe):

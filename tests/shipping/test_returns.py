@@ -8,24 +8,16 @@ from __future__ import annotations
 import pytest
 
 from live.auth.principal import SYSTEM
-from tests.commerce.harness import Shop, make_client
+from tests.commerce.harness import Shop
 from tests.helpers import until
 from tests.payments.fakes.stripe_api import FakeStripe, sign
 from tests.payments.refunding import WHSEC
-
-
-@pytest.fixture
-async def fake_stripe():
-    server = await FakeStripe().start()
-    yield server
-    await server.close()
+from tests.shipping.labels_harness import stripe_shop
 
 
 @pytest.fixture
 async def shop(tmp_path, dsn, aiohttp_client, fake_stripe) -> Shop:
-    return Shop(await make_client(
-        tmp_path, dsn, aiohttp_client, stripe_secret_key=fake_stripe.api_key, stripe_webhook_secret=WHSEC,
-        stripe_api_base=fake_stripe.url, sandbox_carrier_pace_seconds=0.05))
+    return await stripe_shop(tmp_path, dsn, aiohttp_client, fake_stripe, sandbox_carrier_pace_seconds=0.05)
 
 
 PAID = ("paid", "label_created", "shipped", "in_transit", "out_for_delivery", "delivered")  # paid, maybe moved on

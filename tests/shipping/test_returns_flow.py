@@ -12,25 +12,16 @@ import asyncio
 import pytest
 
 from live.auth.principal import SYSTEM
-from tests.commerce.harness import Shop, make_client
+from tests.commerce.harness import Shop
 from tests.helpers import until
-from tests.payments.fakes.stripe_api import FakeStripe
-from tests.payments.refunding import WHSEC, payment_row
+from tests.payments.refunding import payment_row
+from tests.shipping.labels_harness import stripe_shop
 from tests.shipping.test_returns import ask, bought, line, status_of, stripe_says
 
 
 @pytest.fixture
-async def fake_stripe():
-    server = await FakeStripe().start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
 async def shop(tmp_path, dsn, aiohttp_client, fake_stripe) -> Shop:
-    return Shop(await make_client(
-        tmp_path, dsn, aiohttp_client, stripe_secret_key=fake_stripe.api_key, stripe_webhook_secret=WHSEC,
-        stripe_api_base=fake_stripe.url, sandbox_carrier_pace_seconds=0.05))
+    return await stripe_shop(tmp_path, dsn, aiohttp_client, fake_stripe, sandbox_carrier_pace_seconds=0.05)
 
 
 SHIP_FROM = {"name": "Shop Dock", "line1": "2 Broad St", "city": "Lagos", "postal_code": "100001", "country": "NG"}

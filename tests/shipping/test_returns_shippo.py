@@ -4,41 +4,17 @@ Shippo, with the new shipment's id in its metadata); a return with a live label 
 from __future__ import annotations
 
 import pytest
-from aiohttp import web
 
 from live.auth.principal import SYSTEM
-from tests.commerce.harness import Shop, make_client
+from tests.commerce.harness import Shop
 from tests.helpers import until
-from tests.shipping.fake_shippo import API_KEY, FakeShippo
-from tests.shipping.labels_harness import SHIP_FROM, US_BUYER, paid_order
+from tests.shipping.labels_harness import SHIP_FROM, US_BUYER, paid_order, shippo_shop
 from tests.shipping.test_returns import ask, line
-
-
-class RefusingShippo(FakeShippo):
-    """Refuses purchases while `refuse` is set, as Shippo does: a transaction with status ERROR and its messages."""
-
-    refuse = False
-
-    async def _buy(self, request: web.Request) -> web.Response:
-        if not self.refuse:
-            return await super()._buy(request)
-        return web.json_response({"object_id": "tx-refused", "status": "ERROR", "tracking_number": "",
-                                  "label_url": "", "messages": [{"source": "USPS", "code": "",
-                                                                 "text": "The sender address is not deliverable"}]},
-                                 status=201)
-
-
-@pytest.fixture
-async def fake():
-    server = await RefusingShippo(API_KEY).start()
-    yield server
-    await server.close()
 
 
 @pytest.fixture
 async def shop(tmp_path, dsn, aiohttp_client, fake) -> Shop:
-    return Shop(await make_client(tmp_path, dsn, aiohttp_client, shippo_api_key=API_KEY, shippo_api_base=fake.url,
-                                  shippo_webhook_token="shippo-webhook-token-0123456789"))
+    return await shippo_shop(tmp_path, dsn, aiohttp_client, fake)
 
 
 async def label_of(shop, return_id: str) -> dict | None:

@@ -6,18 +6,24 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 from live.auth.principal import SYSTEM
 from live.commerce.shipping.carriers.base import TrackingEvent
 from live.commerce.shipping.carriers.sandbox import tracking_number_for
-from tests.commerce.harness import Shop, make_client
-from tests.shipping.fake_shippo import API_KEY, FakeShippo, send_track_webhook, status_entry, track_body
-from tests.shipping.labels_harness import order_status, paid_order, shipment_row, tracked, wait_shipment
+from tests.shipping.fake_shippo import send_track_webhook, status_entry, track_body
+from tests.shipping.labels_harness import (
+    SHIPPO_TOKEN as TOKEN,
+)
+from tests.shipping.labels_harness import (
+    order_status,
+    paid_order,
+    shipment_row,
+    shippo_shop,
+    tracked,
+    wait_shipment,
+)
 from tests.shipping.test_tracking import labeled, send, timeline
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
-TOKEN = "shippo-webhook-token-0123456789"
 
 
 def scan(number: str, status: str, when: datetime) -> TrackingEvent:
@@ -70,16 +76,8 @@ async def test_scans_before_the_label_was_recorded_count_once_it_is(shop):
     assert await order_status(shop, order_id) == "shipped"
 
 
-@pytest.fixture
-async def fake():
-    server = await FakeShippo(API_KEY).start()
-    yield server
-    await server.close()
-
-
 async def test_one_shippo_entry_out_of_range_is_dropped_and_the_others_count(tmp_path, dsn, aiohttp_client, fake):
-    shop = Shop(await make_client(tmp_path, dsn, aiohttp_client, shippo_api_key=API_KEY, shippo_api_base=fake.url,
-                                  shippo_webhook_token=TOKEN))
+    shop = await shippo_shop(tmp_path, dsn, aiohttp_client, fake)
     _, seller, order_id = await paid_order(shop)
     await shop.call("POST", f"/seller/orders/{order_id}/label", seller, json={}, expect=202)
     number = (await wait_shipment(shop, order_id, "label_created"))["tracking_number"]
