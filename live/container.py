@@ -30,7 +30,7 @@ from live.config import Settings
 from live.jobs import Jobs
 from live.jobs.desk import JobsDesk
 from live.media.livekit import LiveKitTokens
-from live.outbox import Mailer
+from live.notify.mail import Mailer
 from live.ratelimit import Limits, MemoryRateLimiter, RedisRateLimiter
 from live.redis.link import RedisLink
 from live.rooms.broker import MemoryBroker

@@ -16,9 +16,9 @@ from datetime import timedelta
 from db import Database
 from db import auth as auth_db
 from db import users as users_db
-from live import outbox
 from live.auth.principal import SYSTEM
 from live.errors import DomainError
+from live.notify import mail as outbox
 from live.ratelimit import Limits, RateLimited
 
 CODE_TTL = timedelta(minutes=10)

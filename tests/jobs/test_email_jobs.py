@@ -10,10 +10,10 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from db import Database
-from live import outbox
 from live.auth.principal import SYSTEM
 from live.container import Services
 from live.jobs import enqueue
+from live.notify import mail as outbox
 from tests.helpers import make_settings, owner_connection
 
 

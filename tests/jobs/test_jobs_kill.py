@@ -13,8 +13,8 @@ import sys
 from aiosmtpd.controller import Controller
 
 from db import Database
-from live import outbox
 from live.auth.principal import SYSTEM
+from live.notify import mail as outbox
 from tests.helpers import SECRET, owner_connection, until
 from tests.jobs.test_email_jobs import Inbox, free_port
 
