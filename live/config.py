@@ -54,6 +54,10 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "tracking_webhook_concurrency": (1, 64, "must be between 1 and 64"),
     "jobs_concurrency": (2, 256, "must be between 2 and 256"),
     "jobs_heartbeat_seconds": (1, 3600, "must be between 1 and 3600 seconds"),
+    "follow_email_interval_seconds": (0, 7 * 24 * 3600, "must be between 0 and 7 days"),
+    "stream_reminder_minutes": (1, 7 * 24 * 60, "must be between 1 minute and 7 days"),
+    "cover_max_bytes": (1024, 32 * 1024 * 1024, "must be between 1024 and 33554432 bytes"),
+    "follow_max": (1, 1_000_000, "must be between 1 and 1000000"),
 }
 
 
@@ -118,6 +122,13 @@ class Settings(BaseSettings):
     jobs_in_process: bool = True  # `live serve` runs the durable jobs too (false: it only serves; run `live worker`)
     jobs_concurrency: int = 8  # jobs one process runs at a time (docs/jobs.md)
     jobs_heartbeat_seconds: float = 30.0  # a picked job whose worker is silent this long is picked again
+    # follows (docs/notifications.md): at most one email per seller per follower per this interval (live now and
+    # reminders alike); reminders this long before a scheduled start; a stream's cover image at most this large;
+    # at most this many sellers followed per user
+    follow_email_interval_seconds: int = 3600
+    stream_reminder_minutes: int = 15
+    cover_max_bytes: int = 2 * 1024 * 1024
+    follow_max: int = 5000
 
     @field_validator(*_RANGES)
     @classmethod
