@@ -1,0 +1,87 @@
+"""Queries on in-app notifications (migration 0024): one event's rows written for many users in one statement
+(`add`, through the SECURITY DEFINER function `notifications_add`), read and marked delivered by the
+`notify.deliver` job, listed, counted and marked read by their user (row-level security: a user sees only theirs).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import asyncpg
+
+from db.pool import warm
+
+UNREAD_MAX = 1000  # the unread count stops counting here (a badge says "1000"; the list still pages them all)
+
+_ITEM = """id, kind, data, created_at, read_at"""
+
+
+async def add(conn: asyncpg.Connection, kind: str, key: str, data: dict, user_ids: Sequence[str],
+              email_user_ids: Sequence[str] | None) -> int:
+    """One row per user (unknown users skipped, a (user, key) already there kept): the number of new rows."""
+    return await conn.fetchval(
+        "SELECT notifications_add($1, $2, $3::jsonb, $4::uuid[], $5::uuid[])",
+        kind, key, data, list(user_ids), None if email_user_ids is None else list(email_user_ids))
+
+
+async def undelivered(conn: asyncpg.Connection, key: str, limit: int) -> list[asyncpg.Record]:
+    """The event's rows not yet delivered, locked (a second run of the job waits, then sees them delivered):
+    id, user_id, email, created_at; oldest first, at most `limit`."""
+    return await conn.fetch(
+        """SELECT id, user_id::text AS user_id, email, created_at FROM notifications
+           WHERE key = $1 AND delivered_at IS NULL ORDER BY id LIMIT $2 FOR UPDATE""", key, limit)
+
+
+async def event(conn: asyncpg.Connection, key: str) -> asyncpg.Record | None:
+    """The kind and data of an event (every row of a key has the same)."""
+    return await conn.fetchrow("SELECT kind, data FROM notifications WHERE key = $1 LIMIT 1", key)
+
+
+async def mark_delivered(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
+    await conn.execute("UPDATE notifications SET delivered_at = now() WHERE id = ANY($1::bigint[])", list(ids))
+
+
+_UNREAD_MANY = warm(
+    """SELECT u AS user_id, (SELECT count(*) FROM (SELECT 1 FROM notifications n
+                                                     WHERE n.user_id = u::uuid AND n.read_at IS NULL
+                                                     LIMIT $2) c) AS n
+       FROM unnest($1::text[]) AS u""", [], UNREAD_MAX)
+
+
+async def unread_counts(conn: asyncpg.Connection, user_ids: Sequence[str]) -> dict[str, int]:
+    """Unread count of each user (each at most UNREAD_MAX), in one statement."""
+    rows = await conn.fetch(_UNREAD_MANY, list(user_ids), UNREAD_MAX)
+    return {r["user_id"]: r["n"] for r in rows}
+
+
+async def unread_count(conn: asyncpg.Connection, user_id: str) -> int:
+    return await conn.fetchval(
+        """SELECT count(*) FROM (SELECT 1 FROM notifications WHERE user_id = $1::uuid AND read_at IS NULL
+                                 LIMIT $2) c""", user_id, UNREAD_MAX)
+
+
+async def page(conn: asyncpg.Connection, user_id: str, *, limit: int, before_id: int | None,
+               unread_only: bool) -> list[asyncpg.Record]:
+    """A user's notifications, newest first, those with an id below `before_id` (the cursor); unread only on ask."""
+    return await conn.fetch(
+        f"""SELECT {_ITEM} FROM notifications
+            WHERE user_id = $1::uuid AND ($2::bigint IS NULL OR id < $2) AND (NOT $3 OR read_at IS NULL)
+            ORDER BY id DESC LIMIT $4""", user_id, before_id, unread_only, limit)
+
+
+async def by_ids(conn: asyncpg.Connection, ids: Sequence[int]) -> list[asyncpg.Record]:
+    return await conn.fetch(f"SELECT {_ITEM}, user_id::text AS user_id FROM notifications "
+                            "WHERE id = ANY($1::bigint[])", list(ids))
+
+
+async def mark_read(conn: asyncpg.Connection, user_id: str, ids: Sequence[int]) -> int:
+    """Mark the user's notifications of these ids read (others' ids and read ones are left): how many changed."""
+    status = await conn.execute(
+        """UPDATE notifications SET read_at = now()
+           WHERE user_id = $1::uuid AND id = ANY($2::bigint[]) AND read_at IS NULL""", user_id, list(ids))
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def mark_all_read(conn: asyncpg.Connection, user_id: str) -> int:
+    status = await conn.execute(
+        "UPDATE notifications SET read_at = now() WHERE user_id = $1::uuid AND read_at IS NULL", user_id)
+    return int(status.rsplit(" ", 1)[-1])

@@ -1,0 +1,150 @@
+"""Emitting a notification (`notify`, in the caller's transaction) and delivering it (the `notify.deliver` job).
+
+`notify` writes one `notifications` row per user in one statement (10,000 followers are one INSERT ... SELECT),
+unique per (user, key): an event replayed adds nothing. When it added rows it queues one `notify.deliver` job
+(key `notify:<key>`) in the same transaction, so the job exists exactly when the event commits.
+
+The job (`Deliverer.deliver`), in one transaction per batch of DELIVER_BATCH rows: locks the rows of the key not
+yet delivered, hands them to every channel (email: only the rows whose `email` flag is set; web push: all), marks
+them delivered, commits; then pushes `notification:new` to each user's sockets on every worker, PUSH_CHUNK users
+per control message. Safe to run twice: a second run finds the rows delivered (it waits on their row locks while
+the first runs) and does nothing; the channels' work is written in the same transaction as the mark, so a crash
+before the commit leaves nothing queued and the retry queues it once. A crash between the commit and the push
+loses only the live push (the REST list has the notification)."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable, Protocol, Sequence
+
+import asyncpg
+import orjson
+
+from db import Database
+from db import notifications as notifications_db
+from live.auth.principal import SYSTEM
+from live.jobs import Jobs, Permanent
+from live.jobs import enqueue as enqueue_job
+from live.logging import get_logger
+from live.notify.kinds import KINDS, Kind, title_for, url_for
+
+log = get_logger("live.notify")
+JOB = "notify.deliver"
+MAX_KEY = 190  # characters of an event key (the job key `notify:<key>` stays within the queue's 200)
+MAX_DATA_BYTES = 16 * 1024  # an event's data, as JSON
+MAX_USERS = 200_000  # users of one notify call
+DELIVER_BATCH = 10_000  # rows one deliver transaction takes (a bigger event: several transactions, one job)
+PUSH_CHUNK = 500  # users per bulk push (one control message); the loop yields between chunks
+# the job: tried again after ~1 s, 2 s, 4 s ... at most 5 min apart, 20 runs (about an hour in all)
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 300.0
+MAX_ATTEMPTS = 20
+
+# (user_id, data) pairs pushed as `notification:new` to each user's sockets on every worker
+Push = Callable[[list[tuple[str, dict]]], Any]
+
+
+class Channel(Protocol):
+    async def queue(self, conn: asyncpg.Connection, kind: Kind, user_ids: list[str], data: dict, key: str) -> int:
+        """Inside the deliver transaction: write this channel's durable work (outbox rows and their jobs, push
+        jobs) for those of `user_ids` its preferences allow; how many it queued."""
+        ...
+
+
+async def notify(conn: asyncpg.Connection, kind: str, user_ids: Sequence[str], data: dict, key: str, *,
+                 email_user_ids: Sequence[str] | None = None) -> int:
+    """Record event `key` of `kind` for `user_ids` in `conn`'s transaction and queue its delivery; how many rows
+    were new (0: the event was recorded before, or no user exists). `email_user_ids`: only these users may get
+    the email (None: all). ValueError for an unknown kind, an address kind (`queue_mail`), a bad key or data."""
+    k = KINDS.get(kind)
+    if k is None or k.audience == "address":
+        raise ValueError(f"notify: not a kind for users: {kind!r}")
+    if not key or len(key) > MAX_KEY:
+        raise ValueError(f"notify: bad event key {key!r}"[:300])
+    if len(user_ids) > MAX_USERS:
+        raise ValueError(f"notify: {len(user_ids)} users in one call (at most {MAX_USERS})")
+    if not isinstance(data, dict) or len(orjson.dumps(data)) > MAX_DATA_BYTES:
+        raise ValueError(f"notify: data of {key!r} is not an object of at most {MAX_DATA_BYTES} bytes"[:300])
+    if not user_ids:
+        return 0
+    added = await notifications_db.add(conn, kind, key, data, user_ids, email_user_ids)
+    if added:
+        await enqueue_job(conn, JOB, {"key": key}, key=f"notify:{key}")
+    return added
+
+
+def item(row: Any, kind: str, data: dict) -> dict:
+    """The REST and socket shape of one notification."""
+    return {"id": row["id"], "kind": kind, "title": title_for(kind, data), "url": url_for(kind, data), "data": data,
+            "created_at": row["created_at"].isoformat(),
+            "read_at": row["read_at"].isoformat() if row["read_at"] is not None else None}
+
+
+class Deliverer:
+    """The `notify.deliver` job's handler: channels (registered once by the container) and the push."""
+
+    def __init__(self, db: Database, push: Push | None = None):
+        self._db = db
+        self._push = push
+        self._channels: list[tuple[Channel, bool]] = []
+
+    def add_channel(self, channel: Channel, *, email: bool = False) -> None:
+        """A channel gets every delivered row's user; an `email` one only those whose `email` flag is set (the
+        follows' hourly cap)."""
+        self._channels.append((channel, email))
+
+    def set_push(self, push: Push | None) -> None:
+        self._push = push
+
+    def register(self, jobs: Jobs) -> None:
+        jobs.register(JOB, self.deliver, max_attempts=MAX_ATTEMPTS, first_delay=RETRY_FIRST_SECONDS,
+                      max_delay=RETRY_MAX_SECONDS)
+
+    async def deliver(self, payload: dict) -> None:
+        key = payload.get("key") if isinstance(payload, dict) else None
+        if not isinstance(key, str) or not key:
+            raise Permanent(f"not a notify.deliver payload: {payload!r}"[:300])
+        while True:
+            done = await self._batch(key)
+            if done is None:
+                return
+            await self._push_new(key, *done)
+            if len(done[2]) < DELIVER_BATCH:
+                return
+
+    async def _batch(self, key: str) -> tuple[str, dict, list] | None:
+        async with self._db.tx(SYSTEM) as conn:
+            rows = await notifications_db.undelivered(conn, key, DELIVER_BATCH)
+            if not rows:
+                return None
+            ev = await notifications_db.event(conn, key)
+            kind, data = ev["kind"], ev["data"]
+            spec = KINDS.get(kind)
+            if spec is None:  # a kind this version no longer knows: mark it, send nothing
+                log.warning("notify_unknown_kind", kind=kind, key=key)
+            else:
+                users = [r["user_id"] for r in rows]
+                emailed = [r["user_id"] for r in rows if r["email"]]
+                for channel, email_only in self._channels:
+                    targets = emailed if email_only else users
+                    if targets:
+                        await channel.queue(conn, spec, targets, data, key)
+            await notifications_db.mark_delivered(conn, [r["id"] for r in rows])
+        return kind, data, rows
+
+    async def _push_new(self, key: str, kind: str, data: dict, rows: list) -> None:
+        spec = KINDS.get(kind)
+        if self._push is None or spec is None or not spec.in_app:
+            return
+        base = item({"id": 0, "created_at": rows[0]["created_at"], "read_at": None}, kind, data)
+        for start in range(0, len(rows), PUSH_CHUNK):
+            chunk = rows[start:start + PUSH_CHUNK]
+            try:
+                async with self._db.tx(SYSTEM) as conn:
+                    unread = await notifications_db.unread_counts(conn, [r["user_id"] for r in chunk])
+            except (asyncpg.PostgresError, OSError) as exc:  # the rows are delivered; only the live push is lost
+                log.warning("notify_push_failed", key=key, error=repr(exc)[:300])
+                return
+            self._push([(r["user_id"], {"notification": {**base, "id": r["id"],
+                                                         "created_at": r["created_at"].isoformat()},
+                                        "unread": unread.get(r["user_id"], 0)}) for r in chunk])
+            await asyncio.sleep(0)
