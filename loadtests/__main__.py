@@ -1,5 +1,17 @@
-"""`python -m loadtests` = `live-loadtest` (see loadtests/cli.py)."""
-from loadtests.cli import main
+"""`python -m loadtests` = `live-loadtest` (see loadtests/cli.py; `notify`: loadtests/notify.py)."""
+import sys
+
+from loadtests.cli import main as cli_main
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["notify"]:
+        from loadtests.notify import main as notify
+
+        return notify(argv[1:])
+    return cli_main(argv)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""The notification benchmark's text: a summary per run and the markdown rows of docs/benchmarks.md."""
+from __future__ import annotations
+
+from datetime import date
+
+
+def _s(v) -> str:
+    return "-" if v is None else f"{v:.2f} s"
+
+
+def _ms(v) -> str:
+    return "-" if v is None else f"{v:,.0f} ms"
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v:.0f} %"
+
+
+def _run(r: dict) -> list[str]:
+    e, m, n, c = r["enqueue"], r["mail"], r["notices"], r["chat"]
+    lat = n["latency_ms"]
+    lines = [
+        f"run {r['run']}: {r['followers']:,} followers, {r['online']:,} online; start answered "
+        f"{r['start']['status']} in {r['start']['answer_ms']} ms",
+        f"  enqueued: notifications {_s(e['notifications_s'])}, outbox rows + email.send jobs {_s(e['outbox_s'])} "
+        f"({e.get('email_jobs_then', '-')} jobs)",
+        f"  mail: {m['messages']:,} at the sink ({m['distinct_message_ids']:,} distinct Message-IDs, at most "
+        f"{m['max_per_recipient']} per recipient), first {_s(m['first_s'])}, last {_s(m['last_s'])}; "
+        f"{m['per_s'] or '-'} /s first to last, {m['per_s_from_t0'] or '-'} /s from the start",
+        f"  notification:new: {n['received']:,} of {n['expected']:,} online; p50 {_ms(lat['p50'])}, "
+        f"p99 {_ms(lat['p99'])}, max {_ms(lat['max'])} after the start",
+        f"  room chat p99: before {_ms(c['before']['p99'])} (n {c['before']['n']}), during {_ms(c['during']['p99'])} "
+        f"(n {c['during']['n']}), after {_ms(c['after']['p99'])} (n {c['after']['n']}); delivered "
+        f"{c['delivery'].get('delivered_ratio')}" + (" [chat ended before the work did]" if c["during_truncated"]
+                                                     else ""),
+        f"  CPU over the {r['window_s']:.1f} s window: server {_pct(r['cpu_pct']['server'])}, worker "
+        f"{_pct(r['cpu_pct']['worker'])}, PostgreSQL {_pct(r['cpu_pct']['postgres'])}, sink {_pct(r['sink_cpu_pct'])}",
+    ]
+    for t in r["targets"]:
+        verdict = "" if t["passed"] is None else (" met" if t["passed"] else " MISSED")
+        lines.append(f"  target {t['name']}: {t['value']} (limit {t['limit']}){verdict}")
+    for c in r["checks"]:
+        if not c["passed"]:
+            lines.append(f"  CHECK FAILED {c['name']}: {c['value']}")
+    return lines
+
+
+def summary(report: dict, brief: bool = False) -> str:
+    lines = [] if brief else [f"live-loadtest notify, {report.get('started_at')}, load average "
+                              f"{report.get('machine', {}).get('load_average')}"]
+    for r in report["runs"]:
+        lines += _run(r)
+    if not brief:
+        lines.append("PASSED" if report.get("passed") else "FAILED (a check failed; see notify.json)")
+    return "\n".join(lines)
+
+
+def rows(report: dict) -> str:
+    """The table rows: date, jobs, followers / online, enqueued (notices / mails), mails at the sink, mails/s,
+    notification:new, chat p99 before / during / after, CPU server / worker / PostgreSQL / sink, load."""
+    mode = "live worker" if report["params"].get("worker") else "in process"
+    load = report.get("machine", {}).get("load_average", ["?"])[0]
+    out = []
+    for r in report["runs"]:
+        e, m, n, c, cpu = r["enqueue"], r["mail"], r["notices"], r["chat"], r["cpu_pct"]
+        lat = n["latency_ms"]
+        out.append(
+            f"| {date.today().isoformat()} | {mode} (concurrency {report['params'].get('jobs_concurrency')}) | "
+            f"{r['followers']:,} / {r['online']:,} | {_s(e['notifications_s'])} / {_s(e['outbox_s'])} | "
+            f"{m['messages']:,} ({m['distinct_message_ids']:,} ids) | {m['per_s'] or '-'} | "
+            f"{n['received']:,}: {_ms(lat['p50'])} / {_ms(lat['p99'])} / {_ms(lat['max'])} | "
+            f"{_ms(c['before']['p99'])} / {_ms(c['during']['p99'])} / {_ms(c['after']['p99'])} | "
+            f"{_pct(cpu['server'])} / {_pct(cpu['worker'])} / {_pct(cpu['postgres'])} / {_pct(r['sink_cpu_pct'])} | "
+            f"{load} |")
+    return "\n".join(out)
