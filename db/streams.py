@@ -7,7 +7,7 @@ from db.pool import update_columns
 from live.ids import is_uuid
 
 STREAM_COLS = """s.id::text AS id, s.slug, s.title, s.description, s.status, s.scheduled_at, s.started_at,
-    s.ended_at, s.livekit_room, s.thumbnail_url, s.spotlight_product_id::text AS spotlight_product_id,
+    s.ended_at, s.livekit_room, s.thumbnail_url, s.cover_url, s.spotlight_product_id::text AS spotlight_product_id,
     s.peak_viewers, s.blocked_words, s.slow_mode_seconds, s.created_at,
     s.seller_id::text AS seller_id, se.user_id::text AS seller_user_id, se.display_name AS seller_name,
     se.slug AS seller_slug"""

@@ -19,6 +19,7 @@ from live.http import (
     cart,
     catalog,
     checkout,
+    follows,
     metrics,
     orders,
     returns,
@@ -49,7 +50,7 @@ log = get_logger("live.app")
 def build_api() -> Api:
     api = Api()
     for module in (system, account, admin_users, admin, admin_jobs, streams, catalog, cart, checkout, orders,
-                   shipments, shipping, returns):
+                   shipments, shipping, returns, follows):
         api.include(module.api)
     return api
 

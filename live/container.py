@@ -30,7 +30,9 @@ from live.config import Settings
 from live.jobs import Jobs
 from live.jobs.desk import JobsDesk
 from live.media.livekit import LiveKitTokens
+from live.notify.follows import Follows
 from live.notify.mail import Mailer
+from live.notify.schedule import Schedule
 from live.ratelimit import Limits, MemoryRateLimiter, RedisRateLimiter
 from live.redis.link import RedisLink
 from live.rooms.broker import MemoryBroker
@@ -43,6 +45,7 @@ from live.rooms.presence import LocalPresence, RedisPresence
 from live.rooms.redis_broker import RedisBroker
 from live.rooms.state import StreamRegistry
 from live.tasks import cancel_all
+from live.uploads import Uploads
 
 if TYPE_CHECKING:
     from live.rooms.gateway import Gateway
@@ -78,7 +81,8 @@ class Services:
         self.email_codes = EmailCodes(db, settings.jwt_secret, self.limits)
         domain = (settings.public_url or f"{settings.host}:{settings.port}").split("://")[-1]
         self.wallet = WalletSignIn(db, domain, self.limits)
-        self.livestreams = Livestreams(db, self.rooms)  # streams as records (REST), slow mode however set
+        # streams as records (REST), slow mode however set; a scheduled one's followers get a reminder this early
+        self.livestreams = Livestreams(db, self.rooms, reminder_minutes=settings.stream_reminder_minutes)
         self.chat = ChatService(db, self.rooms, self.livestreams, self.chat_writer, self.limiter)
         self.payments = PaymentProviders(settings, db)  # Stripe / Paystack / sandbox, and the webhook inbox
         # durable background jobs (live/jobs): handlers are registered here and by the services below; this
@@ -86,6 +90,13 @@ class Services:
         self.jobs = Jobs(db.dsn, heartbeat_seconds=settings.jobs_heartbeat_seconds,
                          concurrency=settings.jobs_concurrency)
         self.outbox = Mailer(db, self.jobs, settings.smtp_url, settings.email_from)  # the `email.send` jobs
+        # follows: follow/unfollow and the sellers' profiles, the "live now" and reminder jobs (notify, under the
+        # email cap), the streams' cover images (stored under the data directory, served at /uploads/)
+        self.uploads = Uploads(settings.data_dir)
+        self.follows = Follows(db, self.jobs, max_follows=settings.follow_max,
+                               email_interval=settings.follow_email_interval_seconds, base_url=settings.base_url())
+        self.schedule = Schedule(db, self.jobs, self.uploads, email_interval=settings.follow_email_interval_seconds,
+                                 base_url=settings.base_url())
         self.jobs_desk = JobsDesk(db, self.jobs.kinds)  # the admins' view of the queue, and its /metrics gauges
         # catalog, cart, checkout, orders, coupons, analytics; stock changes reach the rooms as stock:update,
         # order changes the buyer's and seller's sockets as order:update

@@ -58,6 +58,7 @@ class Code(StrEnum):
     RATE_EXPIRED = "rate_expired", 409, "the shipping rate has expired or no longer fits the cart; choose a fresh one"
     LABEL_EXISTS = "label_exists", 409, "the order already has a live label (void it first)"
     NOT_RETURNABLE = "not_returnable", 409, "this order cannot be returned (details.reason says why)"
+    FOLLOW_LIMIT = "follow_limit", 409, "you follow as many sellers as one user may (FOLLOW_MAX); unfollow one first"
     # 411, 413, 415
     LENGTH_REQUIRED = "length_required", 411, "a Content-Length is required"
     PAYLOAD_TOO_LARGE = "payload_too_large", 413, "body too large"

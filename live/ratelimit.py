@@ -142,6 +142,7 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "checkout": Limit(20, 60),  # per user
     "cart": Limit(120, 60),  # cart writes per user
     "search": Limit(120, 60),  # product list/search per user (or client address)
+    "follow": Limit(30, 60),  # follows and unfollows per user
     "write": Limit(120, 60),  # any other POST/PUT/PATCH/DELETE under /api/ per user (or client address)
 }
 

@@ -30,6 +30,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("PATCH", f"{API}/me/cart/items/{{variant_id}}"): "cart",
     ("DELETE", f"{API}/me/cart/items/{{variant_id}}"): "cart",
     ("GET", f"{API}/products"): "search",
+    ("POST", f"{API}/sellers/{{id}}/follow"): "follow",
+    ("DELETE", f"{API}/sellers/{{id}}/follow"): "follow",
 }
 PER_ADDRESS = {"auth_email_start", "auth_email_verify", "auth_wallet_nonce", "auth_wallet_verify"}
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -62,7 +62,7 @@ class ChatQuery(BaseModel):
 def stream_out(row) -> dict:
     return {"id": row["id"], "slug": row["slug"], "title": row["title"], "description": row["description"],
             "status": row["status"], "scheduled_at": row["scheduled_at"], "started_at": row["started_at"],
-            "ended_at": row["ended_at"], "thumbnail_url": row["thumbnail_url"],
+            "ended_at": row["ended_at"], "thumbnail_url": row["thumbnail_url"], "cover_url": row["cover_url"],
             "spotlight_product_id": row["spotlight_product_id"], "peak_viewers": row["peak_viewers"],
             "slow_mode_seconds": row["slow_mode_seconds"],
             "seller": {"id": row["seller_id"], "name": row["seller_name"], "slug": row["seller_slug"]}}

@@ -13,6 +13,7 @@ from live.auth import policy
 from live.auth.principal import SYSTEM, Principal
 from live.errors import DomainError, not_found
 from live.ids import is_uuid
+from live.notify.schedule import enqueue_reminder
 from live.rooms import events
 from live.rooms.node import RoomService
 from live.rooms.state import StreamState
@@ -21,8 +22,9 @@ SLOW_MODE = "slow_mode_seconds"
 
 
 class Livestreams:
-    def __init__(self, db: Database, rooms: RoomService):
+    def __init__(self, db: Database, rooms: RoomService, *, reminder_minutes: int = 15):
         self.db, self.rooms = db, rooms
+        self.reminder_minutes = reminder_minutes  # followers reminded this long before a scheduled start
 
     async def listing(self, principal: Principal, status: str, limit: int, seller_id: str | None) -> list[Record]:
         async with self.db.tx(principal) as conn:
@@ -43,6 +45,7 @@ class Livestreams:
             if await streams_db.get(conn, fields["slug"]) is not None:
                 raise DomainError("conflict", "a stream with this slug exists")
             row = await streams_db.create(conn, seller["id"], fields)
+            await enqueue_reminder(conn, row, self.reminder_minutes)  # when scheduled in the future
             if product_ids:
                 await _attach(conn, row, product_ids)
         return row
@@ -77,6 +80,8 @@ class Livestreams:
         async with self.db.tx(SYSTEM if by_moderator else principal) as conn:
             before = await streams_db.get(conn, state.id)
             row = await streams_db.update(conn, state.id, fields)
+            if "scheduled_at" in fields and row["scheduled_at"] != before["scheduled_at"]:  # rescheduled
+                await enqueue_reminder(conn, row, self.reminder_minutes)
             was, now = audit.changed({k: before[k] for k in fields}, {k: row[k] for k in fields})
             if now and not by_moderator:
                 await audit.record(conn, principal.user_id, "stream.update", "livestream", row["id"],

@@ -24,6 +24,7 @@ from live.errors import DomainError, not_found
 from live.ids import is_uuid
 from live.logging import get_logger
 from live.media.livekit import LiveKitTokens
+from live.notify.follows import enqueue_live_now
 from live.rooms import events
 from live.rooms.broker import Broker, Envelope
 from live.rooms.events import RoomListener
@@ -281,6 +282,8 @@ class RoomService:
             was, now = audit.changed({f: before[f] for f in STATUS_FIELDS}, {f: row[f] for f in STATUS_FIELDS})
             await audit.record(conn, principal.user_id, "stream.start" if status == "live" else "stream.end",
                                "livestream", state.id, before=was, after=now)
+            if status == "live" and before["status"] != "live":  # followers told by a job (live/notify/follows.py)
+                await enqueue_live_now(conn, state.id)
         self.streams.refresh_row(state, row)
         await self.publish(state, events.STREAM_STATUS, {"stream_id": state.id, "status": state.status})
         return state
