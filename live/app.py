@@ -21,6 +21,7 @@ from live.http import (
     checkout,
     follows,
     metrics,
+    notifications,
     orders,
     returns,
     sandbox_pay,
@@ -50,7 +51,7 @@ log = get_logger("live.app")
 def build_api() -> Api:
     api = Api()
     for module in (system, account, admin_users, admin, admin_jobs, streams, catalog, cart, checkout, orders,
-                   shipments, shipping, returns, follows):
+                   shipments, shipping, returns, follows, notifications):
         api.include(module.api)
     return api
 

@@ -10,6 +10,7 @@ room layer's listener, the order pushes' sender and the sign-in changes' followe
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import TYPE_CHECKING
 
@@ -31,12 +32,14 @@ from live.jobs import Jobs
 from live.jobs.desk import JobsDesk
 from live.media.livekit import LiveKitTokens
 from live.notify.follows import Follows
+from live.notify import Notices
 from live.notify.mail import Mailer
 from live.notify.schedule import Schedule
 from live.ratelimit import Limits, MemoryRateLimiter, RedisRateLimiter
 from live.redis.link import RedisLink
 from live.rooms.broker import MemoryBroker
 from live.rooms.control import MemoryControl, RedisControl
+from live.rooms.events import NOTIFICATION_NEW
 from live.rooms.hub import Hub
 from live.rooms.livestreams import Livestreams
 from live.rooms.node import RoomService
@@ -97,6 +100,12 @@ class Services:
                                email_interval=settings.follow_email_interval_seconds, base_url=settings.base_url())
         self.schedule = Schedule(db, self.jobs, self.uploads, email_interval=settings.follow_email_interval_seconds,
                                  base_url=settings.base_url())
+        # in-app notifications: `notify` (every domain event) records them; the notify.deliver job hands each event
+        # to the channels (mail here; web push), then pushes notification:new to the users' sockets on every worker
+        self.notices = Notices(db, functools.partial(gateway.send_to_users, NOTIFICATION_NEW) if gateway is not None
+                               else self._push_many_elsewhere)
+        self.notices.add_channel(self.outbox, email=True)
+        self.notices.register_jobs(self.jobs)
         self.jobs_desk = JobsDesk(db, self.jobs.kinds)  # the admins' view of the queue, and its /metrics gauges
         # catalog, cart, checkout, orders, coupons, analytics; stock changes reach the rooms as stock:update,
         # order changes the buyer's and seller's sockets as order:update
@@ -119,6 +128,10 @@ class Services:
         to reach). It reaches no socket here: 0."""
         self.control.push_user(user_id, encode_event(event, data))
         return 0
+
+    def _push_many_elsewhere(self, pushes: list[tuple[str, dict]]) -> None:
+        """`live worker`: notification:new to many users goes to the serving workers over the control channel."""
+        self.control.push_users([(user_id, encode_event(NOTIFICATION_NEW, data)) for user_id, data in pushes])
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The caller of an `Authorization` header (REST); ANONYMOUS without one; DomainError for a bad one, a

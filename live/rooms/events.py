@@ -28,6 +28,7 @@ REACTIONS = "reactions"
 VIEWER_COUNT = "viewer:count"
 # sent to sockets, never applied to a room's state
 ORDER_UPDATE = "order:update"
+NOTIFICATION_NEW = "notification:new"  # a user's new in-app notification (live/notify), to every socket of theirs
 SERVER_RECONNECT = "server:reconnect"
 
 

@@ -113,6 +113,14 @@ class Gateway:
         self.services.control.push_user(user_id, packet)
         return self.deliver_to_user(user_id, packet)
 
+    def send_to_users(self, event: str, pushes: list[tuple[str, dict]]) -> int:
+        """Push one event to many users, each with its own data (`notification:new` to a seller's followers): to
+        their sockets here, and to the other workers in one control message per MAX_USERS_PER_MESSAGE users.
+        The number of sockets reached on this worker."""
+        packets = [(user_id, encode_event(event, data)) for user_id, data in pushes]
+        self.services.control.push_users(packets)
+        return sum(self.deliver_to_user(user_id, packet) for user_id, packet in packets if user_id in self.by_user)
+
     def deliver_to_user(self, user_id: str, packet: bytes) -> int:
         """Write one encoded event to the sockets a user has on this worker (RoomListener: also the pushes made
         on other workers, through the control channel)."""
