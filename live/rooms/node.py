@@ -93,6 +93,11 @@ class RoomService:
         if self.listener is not None:
             self.listener.deliver_to_user(user_id, packet)
 
+    def on_users_push(self, pushes: list[tuple[str, bytes]]) -> None:
+        if self.listener is not None:
+            for user_id, packet in pushes:
+                self.listener.deliver_to_user(user_id, packet)
+
     def on_reload(self, stream_id: str) -> None:
         self.reload_soon(stream_id)
 
