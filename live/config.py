@@ -54,6 +54,7 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "tracking_webhook_concurrency": (1, 64, "must be between 1 and 64"),
     "jobs_concurrency": (2, 256, "must be between 2 and 256"),
     "jobs_heartbeat_seconds": (1, 3600, "must be between 1 and 3600 seconds"),
+    "smtp_idle_seconds": (1, 3600, "must be between 1 and 3600 seconds"),
     "follow_email_interval_seconds": (0, 7 * 24 * 3600, "must be between 0 and 7 days"),
     "stream_reminder_minutes": (1, 7 * 24 * 60, "must be between 1 minute and 7 days"),
     "cover_max_bytes": (1024, 32 * 1024 * 1024, "must be between 1024 and 33554432 bytes"),
@@ -100,6 +101,8 @@ class Settings(BaseSettings):
     order_payment_timeout_seconds: int = 1800
     smtp_url: str | None = None
     email_from: str = "live <no-reply@localhost>"
+    shop_name: str = "live"  # the shop's name in every mail (layout, From name, subjects)
+    smtp_idle_seconds: float = 30.0  # the worker's SMTP connection is closed after this long without a message
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     public_url: str = ""
     seed_demo: bool = True
@@ -174,6 +177,14 @@ class Settings(BaseSettings):
     @classmethod
     def _smtp(cls, v: str | None) -> str | None:
         return _url(v, ("smtp", "smtps"))
+
+    @field_validator("shop_name")
+    @classmethod
+    def _shop_name(cls, v: str) -> str:
+        v = v.strip()
+        if not 1 <= len(v) <= 60 or not v.isprintable():
+            raise ValueError("must be 1 to 60 printable characters")
+        return v
 
     @field_validator("livekit_url")
     @classmethod

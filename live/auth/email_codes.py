@@ -18,7 +18,7 @@ from db import auth as auth_db
 from db import users as users_db
 from live.auth.principal import SYSTEM
 from live.errors import DomainError
-from live.notify import mail as outbox
+from live.notify.mail import queue_mail
 from live.ratelimit import Limits, RateLimited
 
 CODE_TTL = timedelta(minutes=10)
@@ -48,8 +48,9 @@ class EmailCodes:
             if recent >= MAX_CODES_PER_HOUR:
                 raise RateLimited("too many codes requested for this address; try again later", wait)
             await auth_db.add_code(conn, email, self._hash(email, code), CODE_TTL)
-            await outbox.enqueue(conn, email, "Your sign-in code",
-                                f"Your live sign-in code is {code}. It expires in {CODE_TTL.seconds // 60} minutes.")
+            # each request is its own event (its own mail): a random key
+            await queue_mail(conn, "auth.sign_in_code", email, {"code": code, "minutes": CODE_TTL.seconds // 60},
+                             f"auth.sign_in_code:{secrets.token_hex(16)}")
 
     async def verify(self, email: str, code: str, requester: str):
         """Consume the code and return the user row (created on first sign-in)."""

@@ -1,41 +1,54 @@
-"""The email outbox: a mail is written in the caller's transaction (`enqueue`: one `email_outbox` row and one
-`email.send` job for it) and delivered by that job (SMTP when SMTP_URL is set, otherwise printed to the log).
+"""Email: mails written in the caller's transaction, rendered and sent by durable `email.send` jobs.
 
-The job (`Mailer.send`) holds no transaction and no row lock while it talks SMTP: it reads the row, skips it if it
-was sent, sends, then marks it sent in a short transaction of its own. Safe to run twice: a second run of a sent
-mail does nothing; a crash between the SMTP answer and the mark sends it again with the same `Message-ID`
-(`<outbox-ID@DOMAIN>`, DOMAIN from EMAIL_FROM), which receivers use to drop the copy. A failed send is kept in
-the row (`attempts`, `last_error`) and tried again by the job queue (RETRY_* below); docs/jobs.md."""
+Writing: `queue_mail` (one mail of a kind to an address: the sign-in code, the contact form), `Mailer.queue` (the
+mail channel of `notify`: one mail per user who has an email address and has not turned the kind off, one
+INSERT ... SELECT for any number of users) and `enqueue` (a plain subject + body, no template). Each row has a
+unique key (the event: a mail queued twice for one key is one row) and a Message-ID derived from it
+(`<sha256(key)[:32]@DOMAIN>`, DOMAIN from EMAIL_FROM; plain mails without a key: `<outbox-ID@DOMAIN>`; stored in
+the row's `message_id` when sent). Each
+batch of at most BATCH rows gets one `email.send` job `{"ids": [...]}` (`{"id": n}` jobs of older releases are
+still read).
+
+Sending (`Mailer.send`, the job): one short transaction reads the batch's unsent rows and renders them (the order
+a template shows is read there); then, with no transaction and no lock held, each message goes over the worker's
+one SMTP connection (live/notify/smtp.py) and is marked sent in a short transaction of its own right after its
+SMTP answer. A sent row is never sent again; a crash between an SMTP answer and that commit sends that one
+message again with the same Message-ID, which receivers use to drop the copy. A failure is kept in the row
+(`attempts`, `last_error`); the job is tried again with backoff (RETRY_* below) and sends only what is still
+unsent. A message the server refuses outright (5xx) or that cannot be rendered is not tried again (row keeps the
+error). Without SMTP_URL mails are printed to the log."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+from collections.abc import Sequence
 from email.message import EmailMessage
-from email.utils import parseaddr
-from urllib.parse import unquote, urlparse
+from email.utils import formataddr, parseaddr
 
 import aiosmtplib
 import asyncpg
+from jinja2 import TemplateError
 
 from db import Database
 from db import outbox as outbox_db
 from live.auth.principal import SYSTEM
+from live.config import Settings
 from live.jobs import Jobs, Permanent
 from live.jobs import enqueue as enqueue_job
 from live.logging import get_logger
+from live.notify.kinds import KINDS, Kind
+from live.notify.render import Rendered, Renderer
+from live.notify.smtp import SmtpClient
+from live.notify.unsubscribe import UnsubscribeTokens
 
-log = get_logger("live.outbox")
-KIND = "email.send"
-SMTP_TIMEOUT_SECONDS = 15.0
+log = get_logger("live.notify.mail")
+JOB = "email.send"
+BATCH = 50  # mails per email.send job
+MAX_KEY = 300  # characters of a mail's key
 # a mail server that is away: tried again after ~30 s, 1 min, 2 min, ... at most 1 h apart, 12 runs (~5 h)
 RETRY_FIRST_SECONDS = 30.0
 RETRY_MAX_SECONDS = 3600.0
 MAX_ATTEMPTS = 12
-
-
-async def enqueue(conn: asyncpg.Connection, to: str, subject: str, body: str) -> int:
-    """Write a mail in `conn`'s transaction; it is sent once that commits. Returns its outbox id."""
-    mail_id = await outbox_db.insert(conn, to, subject, body)
-    await enqueue_job(conn, KIND, {"id": mail_id}, key=f"email:{mail_id}")
-    return mail_id
 
 
 def message_domain(sender: str) -> str:
@@ -43,48 +56,154 @@ def message_domain(sender: str) -> str:
     return address.rpartition("@")[2] or "localhost"
 
 
-class Mailer:
-    """The `email.send` job's handler."""
+def message_id(key: str | None, mail_id: int, domain: str) -> str:
+    """The Message-ID of a mail: derived from its key (the same for every resend), else from its row id."""
+    if key:
+        return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
+    return f"<outbox-{mail_id}@{domain}>"
 
-    def __init__(self, db: Database, jobs: Jobs, smtp_url: str | None, sender: str):
-        self._db, self._smtp, self._from = db, smtp_url, sender
-        self._domain = message_domain(sender)
-        jobs.register(KIND, self.send, max_attempts=MAX_ATTEMPTS, first_delay=RETRY_FIRST_SECONDS,
+
+async def _jobs_for(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
+    for i in range(0, len(ids), BATCH):
+        batch = list(ids[i:i + BATCH])
+        await enqueue_job(conn, JOB, {"ids": batch}, key=f"email:{batch[0]}")
+
+
+async def queue_mail(conn: asyncpg.Connection, kind: str, to: str, data: dict, key: str, *,
+                     user_id: str | None = None, reply_to: str | None = None) -> int | None:
+    """One mail of `kind` to address `to`, written in `conn`'s transaction (sent once it commits). `key` names the
+    event: a second call with the same key writes nothing and returns None; else the outbox id."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown mail kind {kind!r}")
+    if not key or len(key) > MAX_KEY:
+        raise ValueError(f"mail key empty or over {MAX_KEY} characters")
+    mail_id = await outbox_db.insert_kind(conn, kind=kind, to=to, data=data, key=key, user_id=user_id,
+                                          reply_to=reply_to)
+    if mail_id is not None:
+        await _jobs_for(conn, [mail_id])
+    return mail_id
+
+
+async def enqueue(conn: asyncpg.Connection, to: str, subject: str, body: str) -> int:
+    """A plain mail (subject and text body, no template), written in `conn`'s transaction. Returns its id."""
+    mail_id = await outbox_db.insert(conn, to, subject, body)
+    await _jobs_for(conn, [mail_id])
+    return mail_id
+
+
+@dataclasses.dataclass
+class _Out:
+    id: int
+    to: str
+    message: EmailMessage | None
+    error: str | None = None
+
+
+class Mailer:
+    """The `email.send` job's handler and the mail channel of `notify` (`queue`)."""
+
+    def __init__(self, db: Database, jobs: Jobs, settings: Settings):
+        self._db, self._from = db, settings.email_from
+        self.domain = message_domain(settings.email_from)
+        self.tokens = UnsubscribeTokens(settings.jwt_secret)
+        self.renderer = Renderer(settings.shop_name, settings.base_url(), self.tokens.path)
+        self.smtp = SmtpClient(settings.smtp_url, idle_seconds=settings.smtp_idle_seconds) \
+            if settings.smtp_url else None
+        jobs.register(JOB, self.send, max_attempts=MAX_ATTEMPTS, first_delay=RETRY_FIRST_SECONDS,
                       max_delay=RETRY_MAX_SECONDS)
 
-    async def send(self, payload: dict) -> None:
-        try:
-            mail_id = int(payload["id"])
-        except (KeyError, TypeError, ValueError):
-            raise Permanent(f"not an email.send payload: {payload!r}"[:300]) from None
-        async with self._db.tx(SYSTEM) as conn:
-            row = await outbox_db.get(conn, mail_id)
-        if row is None or row["sent_at"] is not None:
-            return
-        try:
-            await self._deliver(row)
-        except (OSError, TimeoutError, aiosmtplib.SMTPException) as exc:
-            async with self._db.tx(SYSTEM) as conn:
-                await outbox_db.mark_failed(conn, mail_id, f"{type(exc).__name__}: {exc}"[:2000])
-            raise  # the job queue tries again
-        async with self._db.tx(SYSTEM) as conn:
-            await outbox_db.mark_sent(conn, mail_id)
+    async def queue(self, conn: asyncpg.Connection, kind: Kind | str, user_ids: Sequence[str], data: dict,
+                    key: str) -> int:
+        """The mail channel: one mail of `kind` to each of `user_ids` that has an email address and (optional
+        kinds) has not turned its email off; key `<key>:<user_id>`. Returns how many mails were written."""
+        spec = kind if isinstance(kind, Kind) else KINDS[kind]
+        if not user_ids:
+            return 0
+        ids = await outbox_db.insert_for_users(conn, kind=spec.name, user_ids=list(user_ids), data=data, key=key,
+                                               check_prefs=not spec.transactional)
+        await _jobs_for(conn, ids)
+        return len(ids)
 
-    def message(self, row) -> EmailMessage:
+    async def send(self, payload: dict) -> None:
+        ids = payload.get("ids") if isinstance(payload, dict) else None
+        if ids is None and isinstance(payload, dict) and "id" in payload:
+            ids = [payload["id"]]
+        if not isinstance(ids, list) or not 0 < len(ids) <= BATCH or not all(
+                isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**63 for i in ids):
+            raise Permanent(f"not an email.send payload: {payload!r}"[:300])
+        async with self._db.tx(SYSTEM) as conn:
+            outs = [await self._prepare(conn, row) for row in await outbox_db.unsent(conn, ids)]
+        failed: Exception | None = None
+        for out in outs:
+            if out.message is None:  # could not be rendered: kept with its error, not tried again
+                await self._mark(out.id, out.error or "render failed")
+                continue
+            try:
+                await self._deliver(out)
+            except aiosmtplib.SMTPResponseException as exc:
+                await self._mark(out.id, f"{type(exc).__name__}: {exc}"[:2000])
+                if exc.code < 500:
+                    failed = exc
+                else:
+                    log.warning("email_refused", mail_id=out.id, code=exc.code)
+                continue
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                await self._mark(out.id, f"{type(exc).__name__}: {exc}"[:2000])
+                log.warning("email_refused", mail_id=out.id)
+                continue
+            except (OSError, TimeoutError, aiosmtplib.SMTPException) as exc:
+                await self._mark(out.id, f"{type(exc).__name__}: {exc}"[:2000])
+                failed = exc  # the server is away: the rest of the batch waits for the retry
+                break
+            async with self._db.tx(SYSTEM) as conn:
+                await outbox_db.mark_sent(conn, out.id, out.message["Message-ID"])
+        if failed is not None:
+            raise failed  # the job queue tries again; sent rows are skipped then
+
+    async def _mark(self, mail_id: int, error: str) -> None:
+        async with self._db.tx(SYSTEM) as conn:
+            await outbox_db.mark_failed(conn, mail_id, error)
+
+    async def _prepare(self, conn: asyncpg.Connection, row) -> _Out:
+        try:
+            return _Out(row["id"], row["to_address"], self.message(row, await self._rendered(conn, row)))
+        except (TemplateError, KeyError, TypeError, ValueError) as exc:
+            log.warning("email_render_failed", mail_id=row["id"], kind=row["kind"], error=repr(exc)[:300])
+            return _Out(row["id"], row["to_address"], None, f"render: {type(exc).__name__}: {exc}"[:2000])
+
+    async def _rendered(self, conn: asyncpg.Connection, row) -> Rendered:
+        if row["kind"] is None:
+            return Rendered(row["subject"], row["body"], "")
+        data = row["data"] or {}
+        extra = await self.renderer.load(conn, row["kind"], data)
+        return self.renderer.render(row["kind"], data, user_id=row["user_id"], recipient_name=row["user_name"],
+                                    extra=extra)
+
+    def message(self, row, rendered: Rendered) -> EmailMessage:
         msg = EmailMessage()
-        msg["From"], msg["To"], msg["Subject"] = self._from, row["to_address"], row["subject"]
-        msg["Message-ID"] = f"<outbox-{row['id']}@{self._domain}>"
-        msg.set_content(row["body"])
+        msg["From"], msg["To"], msg["Subject"] = self._from, row["to_address"], rendered.subject
+        msg["Message-ID"] = message_id(row["key"], row["id"], self.domain)
+        if row["reply_to"]:
+            msg["Reply-To"] = row["reply_to"]
+        if row["kind"] is not None:
+            msg["From"] = formataddr((self.renderer.shop_name, parseaddr(self._from)[1])) \
+                if not parseaddr(self._from)[0] else self._from
+            spec = KINDS[row["kind"]]
+            if not spec.transactional and row["user_id"]:
+                msg["List-Unsubscribe"] = f"<{self.renderer.link(self.tokens.path(row['user_id'], spec.name))}>"
+                msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        msg.set_content(rendered.text)
+        if rendered.html:
+            msg.add_alternative(rendered.html, subtype="html")
         return msg
 
-    async def _deliver(self, row) -> None:
-        if not self._smtp:
-            log.info("email", to=row["to_address"], subject=row["subject"], body=row["body"])
+    async def _deliver(self, out: _Out) -> None:
+        if self.smtp is None:
+            log.info("email", to=out.to, subject=out.message["Subject"], body=out.message.get_body(("plain",))
+                     .get_content())
             return
-        u = urlparse(self._smtp)
-        tls = u.scheme == "smtps"
-        await aiosmtplib.send(
-            self.message(row), hostname=u.hostname, port=u.port or (465 if tls else 25), use_tls=tls,
-            start_tls=True if (u.scheme == "smtp" and u.port == 587) else False,
-            username=unquote(u.username) if u.username else None,
-            password=unquote(u.password or "") if u.username else None, timeout=SMTP_TIMEOUT_SECONDS)
+        await self.smtp.send(out.message)
+
+    async def close(self) -> None:
+        if self.smtp is not None:
+            await self.smtp.close()

@@ -148,7 +148,8 @@ async def owner_fetch_code(dsn: str, email: str) -> str:
     import re
 
     async with owner_connection(dsn) as owner:
-        body = await owner.fetchval("SELECT body FROM email_outbox WHERE to_address = $1 ORDER BY id DESC LIMIT 1",
+        body = await owner.fetchval("SELECT coalesce(data->>'code', body) FROM email_outbox WHERE to_address = $1 "
+                                    "ORDER BY id DESC LIMIT 1",
                                     email)
     return re.search(r"\b(\d{6})\b", body).group(1)
 

@@ -26,7 +26,8 @@ def settings(tmp_path):
 
 async def latest_code(dsn: str, email: str) -> str:
     body = await owner_fetchval(
-        dsn, "SELECT body FROM email_outbox WHERE to_address = $1 ORDER BY id DESC LIMIT 1", email)
+        dsn, "SELECT coalesce(data->>'code', body) FROM email_outbox WHERE to_address = $1 ORDER BY id DESC LIMIT 1",
+        email)
     assert body is not None, f"no mail to {email}"
     match = re.search(r"\b(\d{6})\b", body)
     assert match, body

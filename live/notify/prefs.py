@@ -1,0 +1,78 @@
+"""Notification preferences: per user, per kind, per channel (email, push). Transactional kinds (an order paid,
+a sign-in code) are always sent and cannot be turned off; the others are on until the user turns them off, one by
+one or all at once (kind '*': the one-click unsubscribe of a mail's "all" link).
+
+For channels: `allowed(conn, kind, user_ids, channel)` filters a list of users (web push uses it), and
+db/prefs.py `allowed_sql` is the same rule as a SQL boolean for set-based statements (the mail channel's
+INSERT ... SELECT)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from db import prefs as prefs_db
+from live.errors import DomainError
+from live.notify.kinds import KINDS, Kind
+
+CHANNELS = prefs_db.CHANNELS
+MAX_ITEMS = len(KINDS) + 1  # entries of one PUT: every kind once, and '*'
+
+
+def optional_kinds() -> list[Kind]:
+    return [k for k in KINDS.values() if not k.transactional]
+
+
+async def allowed(conn: asyncpg.Connection, kind: str, user_ids: Sequence[str], channel: str) -> list[str]:
+    """The users of `user_ids` that get `kind` by `channel` (all of them for a transactional kind)."""
+    spec = KINDS[kind]
+    if spec.transactional or not user_ids:
+        return list(user_ids)
+    return await prefs_db.allowed_users(conn, channel, kind, list(user_ids))
+
+
+async def of_user(conn: asyncpg.Connection, user_id: str) -> dict:
+    """The preferences page: every kind a user can get (not the mails to a bare address), with its effective
+    email and push choice, and `all_optional` (false after an unsubscribe from all)."""
+    rows = await prefs_db.of_user(conn, user_id)
+    star = rows.get("*", {})
+    items = []
+    for k in KINDS.values():
+        if k.audience == "address":
+            continue
+        own = rows.get(k.name, {})
+        items.append({
+            "kind": k.name, "label": k.label, "transactional": k.transactional,
+            **{ch: True if k.transactional else _pick(own.get(ch), star.get(ch)) for ch in CHANNELS}})
+    return {"items": items, "all_optional": {ch: _pick(star.get(ch), None) for ch in CHANNELS}}
+
+
+def _pick(*values: bool | None) -> bool:
+    return next((v for v in values if v is not None), True)
+
+
+async def update(conn: asyncpg.Connection, user_id: str, items: Sequence[tuple[str, bool | None, bool | None]]):
+    """Set (kind, email, push) choices ('*' for every optional kind). A transactional kind turned off, or an
+    unknown kind: 422 naming it, and nothing is stored."""
+    details = []
+    for index, (kind, email, push) in enumerate(items):
+        if kind == "*":
+            continue
+        spec = KINDS.get(kind)
+        if spec is None or spec.audience == "address":
+            details.append({"field": f"items.{index}.kind", "message": f"unknown notification kind {kind!r}"})
+        elif spec.transactional and (email is False or push is False):
+            details.append({"field": f"items.{index}.kind",
+                            "message": f"{kind} is transactional and cannot be turned off"})
+    if details:
+        raise DomainError("validation_failed", "these preferences cannot be set", details=details)
+    stored = [(kind, email, push) for kind, email, push in items if kind == "*" or not KINDS[kind].transactional]
+    await prefs_db.upsert(conn, user_id, stored)
+
+
+async def unsubscribe(conn: asyncpg.Connection, user_id: str, kind: str) -> None:
+    """Turn the email of an optional kind off (`*`: of every optional kind)."""
+    if kind == "*":
+        await prefs_db.email_off_all(conn, user_id)
+    else:
+        await prefs_db.upsert(conn, user_id, [(kind, False, None)])
