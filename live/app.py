@@ -19,6 +19,8 @@ from live.http import (
     cart,
     catalog,
     checkout,
+    contact,
+    devmail,
     follows,
     metrics,
     notifications,
@@ -51,7 +53,7 @@ log = get_logger("live.app")
 def build_api() -> Api:
     api = Api()
     for module in (system, account, admin_users, admin, admin_jobs, streams, catalog, cart, checkout, orders,
-                   shipments, shipping, returns, follows, notifications):
+                   shipments, shipping, returns, follows, contact, devmail, notifications):
         api.include(module.api)
     return api
 
@@ -72,6 +74,7 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
     carrier_webhooks.register(app)  # POST /webhooks/shippo, /webhooks/sandbox-carrier (before /webhooks/{provider})
     webhooks.register(app)  # POST /webhooks/{stripe,paystack,sandbox}: raw body, signature-checked
     sandbox_pay.register(app)  # the sandbox provider's confirm page /pay/sandbox/{reference}
+    devmail.register(app)  # /dev/mailbox pages (development only: 404 JSON in production)
     metrics.register(app)  # GET /metrics (Prometheus), counts socket events from start-up on
     app[GATEWAY] = Gateway(app, settings)
     cart_socket.register(app[GATEWAY])  # cart:add, cart:update, cart:remove

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Mapping
 from urllib.parse import urlparse
@@ -54,7 +55,7 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "tracking_webhook_concurrency": (1, 64, "must be between 1 and 64"),
     "jobs_concurrency": (2, 256, "must be between 2 and 256"),
     "jobs_heartbeat_seconds": (1, 3600, "must be between 1 and 3600 seconds"),
-    "smtp_idle_seconds": (1, 3600, "must be between 1 and 3600 seconds"),
+    "mailbox_max_messages": (1, 100_000, "must be between 1 and 100000"),
     "follow_email_interval_seconds": (0, 7 * 24 * 3600, "must be between 0 and 7 days"),
     "stream_reminder_minutes": (1, 7 * 24 * 60, "must be between 1 minute and 7 days"),
     "cover_max_bytes": (1024, 32 * 1024 * 1024, "must be between 1024 and 33554432 bytes"),
@@ -101,8 +102,8 @@ class Settings(BaseSettings):
     order_payment_timeout_seconds: int = 1800
     smtp_url: str | None = None
     email_from: str = "live <no-reply@localhost>"
-    shop_name: str = "live"  # the shop's name in every mail (layout, From name, subjects)
-    smtp_idle_seconds: float = 30.0  # the worker's SMTP connection is closed after this long without a message
+    support_email: str = ""  # the contact form's mail goes here (unset: support@<the domain of EMAIL_FROM>)
+    mailbox_max_messages: int = 500  # the development mailbox keeps the newest this many (live/notify/devmail.py)
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     public_url: str = ""
     seed_demo: bool = True
@@ -178,12 +179,12 @@ class Settings(BaseSettings):
     def _smtp(cls, v: str | None) -> str | None:
         return _url(v, ("smtp", "smtps"))
 
-    @field_validator("shop_name")
+    @field_validator("support_email")
     @classmethod
-    def _shop_name(cls, v: str) -> str:
+    def _support_email(cls, v: str) -> str:
         v = v.strip()
-        if not 1 <= len(v) <= 60 or not v.isprintable():
-            raise ValueError("must be 1 to 60 printable characters")
+        if v and (len(v) > 320 or not re.fullmatch(r"[^@\s<>,;]{1,64}@[^@\s<>,;]+\.[^@\s<>,;]+", v)):
+            raise ValueError("must be one email address like support@shop.example")
         return v
 
     @field_validator("livekit_url")
@@ -294,6 +295,12 @@ class Settings(BaseSettings):
             if self.shippo_api_key and not self.shippo_webhook_token:
                 raise ValueError("SHIPPO_WEBHOOK_TOKEN: is required with SHIPPO_API_KEY when LIVE_ENV=production")
         return self
+
+    def support_address(self) -> str:
+        """SUPPORT_EMAIL, or support@ the domain of EMAIL_FROM."""
+        if self.support_email:
+            return self.support_email
+        return "support@" + (parseaddr(self.email_from)[1].rpartition("@")[2] or "localhost")
 
     def base_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"

@@ -28,11 +28,13 @@ from live.chat.writer import ChatWriter
 from live.commerce.payments import PaymentProviders
 from live.commerce.shop import Commerce
 from live.config import Settings
+from live.contact import ContactForm
 from live.jobs import Jobs
 from live.jobs.desk import JobsDesk
 from live.media.livekit import LiveKitTokens
 from live.notify.follows import Follows
 from live.notify import Notices
+from live.notify.devmail import Mailbox
 from live.notify.mail import Mailer
 from live.notify.schedule import Schedule
 from live.ratelimit import Limits, MemoryRateLimiter, RedisRateLimiter
@@ -92,7 +94,7 @@ class Services:
         # process runs them unless it only serves (JOBS_IN_PROCESS=false; then `live worker` does, docs/jobs.md)
         self.jobs = Jobs(db.dsn, heartbeat_seconds=settings.jobs_heartbeat_seconds,
                          concurrency=settings.jobs_concurrency)
-        self.outbox = Mailer(db, self.jobs, settings)  # the `email.send` jobs and the mail channel of `notify`
+        self.outbox = Mailer(db, self.jobs, settings.smtp_url, settings.email_from)  # the `email.send` jobs
         # follows: follow/unfollow and the sellers' profiles, the "live now" and reminder jobs (notify, under the
         # email cap), the streams' cover images (stored under the data directory, served at /uploads/)
         self.uploads = Uploads(settings.data_dir)
@@ -120,6 +122,11 @@ class Services:
         self.auth = AuthStates(db, token_ttl=settings.jwt_ttl_seconds, refresh_seconds=settings.auth_refresh_seconds,
                                link=link, on_change=follow_sockets(gateway) if gateway is not None else None)
         self.users = Users(db, self.auth)  # sign-out, admin roles and suspension
+        # the contact form and the admins' desk for its messages (mails through the outbox)
+        self.contact = ContactForm(db, self.limits, settings.support_address())
+        # the development mailbox's messages (live/notify/devmail.py), read by /dev/mailbox; none in production
+        self.devmail = (Mailbox(settings.data_dir / "mailbox", settings.mailbox_max_messages)
+                        if settings.live_env != "production" else None)
         self._tasks: list = []
 
     def _push_elsewhere(self, user_id: str, event: str, data: dict) -> int:
@@ -178,7 +185,6 @@ class Services:
 
     async def stop_jobs_only(self) -> None:
         await self.jobs.stop()
-        await self.outbox.close()  # the worker's SMTP connection
         await self.payments.close()
         if self.redis is not None:
             await self.redis.stop()
@@ -186,7 +192,6 @@ class Services:
     async def stop(self) -> None:
         """Stop background parts; pending chat is written before the pool closes."""
         await self.jobs.stop()
-        await self.outbox.close()  # the worker's SMTP connection
         await self.commerce.stop()
         await self.rooms.stop()
         await cancel_all(self._tasks)
