@@ -25,6 +25,7 @@ from live.http import (
     metrics,
     notifications,
     orders,
+    push,
     returns,
     sandbox_pay,
     shipments,
@@ -53,7 +54,7 @@ log = get_logger("live.app")
 def build_api() -> Api:
     api = Api()
     for module in (system, account, admin_users, admin, admin_jobs, streams, catalog, cart, checkout, orders,
-                   shipments, shipping, returns, follows, contact, devmail, notifications):
+                   shipments, shipping, returns, push, follows, contact, devmail, notifications):
         api.include(module.api)
     return api
 

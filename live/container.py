@@ -37,6 +37,7 @@ from live.notify import Notices
 from live.notify.devmail import Mailbox
 from live.notify.mail import Mailer
 from live.notify.schedule import Schedule
+from live.notify.webpush import WebPush
 from live.ratelimit import Limits, MemoryRateLimiter, RedisRateLimiter
 from live.redis.link import RedisLink
 from live.rooms.broker import MemoryBroker
@@ -95,6 +96,7 @@ class Services:
         self.jobs = Jobs(db.dsn, heartbeat_seconds=settings.jobs_heartbeat_seconds,
                          concurrency=settings.jobs_concurrency)
         self.outbox = Mailer(db, self.jobs, settings.smtp_url, settings.email_from)  # the `email.send` jobs
+        self.push = WebPush(settings, db, self.jobs)  # Web Push: subscriptions, the push.send jobs
         # follows: follow/unfollow and the sellers' profiles, the "live now" and reminder jobs (notify, under the
         # email cap), the streams' cover images (stored under the data directory, served at /uploads/)
         self.uploads = Uploads(settings.data_dir)
@@ -107,6 +109,7 @@ class Services:
         self.notices = Notices(db, functools.partial(gateway.send_to_users, NOTIFICATION_NEW) if gateway is not None
                                else self._push_many_elsewhere)
         self.notices.add_channel(self.outbox, email=True)
+        self.notices.add_channel(self.push)
         self.notices.register_jobs(self.jobs)
         self.jobs_desk = JobsDesk(db, self.jobs.kinds)  # the admins' view of the queue, and its /metrics gauges
         # catalog, cart, checkout, orders, coupons, analytics; stock changes reach the rooms as stock:update,
@@ -186,6 +189,7 @@ class Services:
     async def stop_jobs_only(self) -> None:
         await self.jobs.stop()
         await self.payments.close()
+        await self.push.close()
         if self.redis is not None:
             await self.redis.stop()
 
@@ -198,6 +202,7 @@ class Services:
         await self.auth.stop()
         await self.chat_writer.flush()
         await self.payments.close()
+        await self.push.close()
         if self.redis is not None:
             await self.redis.stop()
 

@@ -42,6 +42,7 @@ class Code(StrEnum):
     MUTED = "muted", 403, "you are muted", True
     # 404, 405, 408
     NOT_FOUND = "not_found", 404, "not found", True
+    PUSH_DISABLED = "push_disabled", 404, "Web Push is off on this server (no VAPID keys configured)"
     METHOD_NOT_ALLOWED = "method_not_allowed", 405, "method not allowed"
     REQUEST_TIMEOUT = "request_timeout", 408, "the request did not arrive in time"
     # 409: the request is fine, the state of things refuses it
