@@ -21,6 +21,7 @@ from live.logging import get_logger
 log = get_logger("live.follows")
 LIVE_NOW = "follows.live_now"
 PROFILE_UPCOMING = 10  # scheduled streams on a seller's public profile
+NOTIFY_CHUNK = 50_000  # followers per `notify` call (it takes at most 200,000 users)
 
 
 async def enqueue_live_now(conn: asyncpg.Connection, stream_id: str) -> int | None:
@@ -43,9 +44,13 @@ async def notify_followers(conn: asyncpg.Connection, kind: str, seller_id: str, 
     new notifications (0 when the event was notified already)."""
     emailable = await follows_db.claim_email(conn, seller_id, email_interval)
     everyone = await follows_db.follower_ids(conn, seller_id)
-    if not everyone:
-        return 0
-    return await notices.notify(conn, kind, everyone, data, key, email_user_ids=emailable)
+    if len(everyone) <= NOTIFY_CHUNK:
+        return await notices.notify(conn, kind, everyone, data, key, email_user_ids=emailable) if everyone else 0
+    mailed, new = set(emailable), 0  # a very large following: several calls of one event (same key, one job)
+    for i in range(0, len(everyone), NOTIFY_CHUNK):
+        chunk = everyone[i:i + NOTIFY_CHUNK]
+        new += await notices.notify(conn, kind, chunk, data, key, email_user_ids=[u for u in chunk if u in mailed])
+    return new
 
 
 class Follows:

@@ -1,0 +1,93 @@
+"""A stream's cover image over real HTTP: a real PNG (larger than the JSON body limit) stored content-addressed and
+served back with its type, a long cache and nosniff; the type told by the bytes, not the name or header (a text
+file called cover.png: 422); over COVER_MAX_BYTES: 413 however framed; only the stream's seller (403); unknown
+upload names: 404 without touching the disk outside the directory."""
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+
+from live.auth.principal import SYSTEM
+from live.uploads import sniff_image
+from tests.commerce.harness import API, Shop, make_client
+
+
+def png(extra: int = 0) -> bytes:
+    """A valid 1x1 PNG, with an ancillary text chunk of `extra` bytes to make it as large as wanted."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    text = chunk(b"tEXt", b"Comment\x00" + b"x" * extra) if extra else b""
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + text
+            + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
+
+
+def test_sniffing():
+    assert sniff_image(png()) == "png"
+    assert sniff_image(b"\xff\xd8\xff\xe0\x00\x10JFIF") == "jpg"
+    assert sniff_image(b"RIFF\x24\x00\x00\x00WEBPVP8 ") == "webp"
+    for bad in (b"", b"hello, I am a PNG", b"RIFF\x24\x00\x00\x00WAVEfmt ", b"\x89PNG", b"GIF89a"):
+        assert sniff_image(bad) is None, bad
+
+
+async def post_cover(shop: Shop, stream_id: str, actor, data, content_type: str = "image/png"):
+    headers = {"Content-Type": content_type, **(actor.headers if actor else {})}
+    resp = await shop.client.post(f"{API}/livestreams/{stream_id}/cover", data=data, headers=headers)
+    return resp.status, await resp.json()
+
+
+async def test_cover_upload(tmp_path, dsn, aiohttp_client):
+    shop = Shop(await make_client(tmp_path, dsn, aiohttp_client, cover_max_bytes=200_000))
+    seller, other, customer = await shop.seller("painter"), await shop.seller("rival"), await shop.user()
+    stream = await shop.call("POST", "/livestreams", seller, json={"title": "Paint", "slug": "paint"}, expect=201)
+    assert stream["cover_url"] is None
+    image = png(100_000)  # over the 64 KiB JSON body limit, under the cover's
+    # the header says JPEG, the bytes say PNG: stored as the PNG it is
+    status, body = await post_cover(shop, "paint", seller, image, "image/jpeg")
+    assert status == 200, body
+    name = hashlib.sha256(image).hexdigest() + ".png"
+    assert body["cover_url"] == f"/uploads/{name}" and body["id"] == stream["id"]
+    assert (tmp_path / "data" / "uploads" / name).read_bytes() == image
+    assert (await shop.call("GET", "/livestreams/paint"))["cover_url"] == f"/uploads/{name}"
+    assert (await shop.call("GET", "/sellers/painter"))["upcoming"][0]["cover_url"] == f"/uploads/{name}"
+    resp = await shop.client.get(f"/uploads/{name}")
+    assert resp.status == 200 and await resp.read() == image
+    assert resp.headers["Content-Type"] == "image/png" and resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert "max-age=31536000" in resp.headers["Cache-Control"] and "immutable" in resp.headers["Cache-Control"]
+    async with shop.services.db.tx(SYSTEM) as conn:
+        audit = await conn.fetchrow("SELECT actor_id::text, data FROM audit_log WHERE action = 'stream.cover'")
+    assert audit["actor_id"] == seller.id and audit["data"]["after"] == {"cover_url": f"/uploads/{name}"}
+
+    # the same bytes again: the same file, nothing new
+    assert (await post_cover(shop, stream["id"], seller, image))[0] == 200
+    assert [p.name for p in (tmp_path / "data" / "uploads").iterdir()] == [name]
+
+    # a text file named cover.png
+    status, body = await post_cover(shop, "paint", seller, b"just some text, honest\n" * 10)
+    assert status == 422 and body["error"]["code"] == "validation_failed"
+    assert body["error"]["details"][0]["field"] == "body"
+    status, body = await post_cover(shop, "paint", seller, b"")
+    assert status == 422
+    # too large, with a Content-Length and chunked (no length: refused as it is read)
+    big = png(250_000)
+    status, body = await post_cover(shop, "paint", seller, big)
+    assert status == 413 and body["error"]["code"] == "payload_too_large"
+
+    async def chunks():
+        for i in range(0, len(big), 16_384):
+            yield big[i:i + 16_384]
+    status, body = await post_cover(shop, "paint", seller, chunks())
+    assert status == 413 and body["error"]["code"] == "payload_too_large"
+    # not the stream's seller; not a seller; nobody; no such stream
+    for actor, code in ((other, 403), (customer, 403), (None, 401)):
+        status, body = await post_cover(shop, "paint", actor, png())
+        assert status == code, (actor, body)
+    assert (await post_cover(shop, "nope", seller, png()))[0] == 404
+    assert (await shop.call("GET", "/livestreams/paint"))["cover_url"] == f"/uploads/{name}"  # unchanged
+    assert len(list((tmp_path / "data" / "uploads").iterdir())) == 1  # refused uploads stored nothing
+
+    for bad in ("0" * 64 + ".png", "..%2Fjwt_secret", name.replace(".png", ".gif"), name.upper(), "x"):
+        resp = await shop.client.get(f"/uploads/{bad}")
+        assert resp.status == 404, bad
+        assert (await resp.json())["error"]["code"] == "not_found"
