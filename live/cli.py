@@ -66,11 +66,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"live: {busy}", file=sys.stderr)
         return 1
     setup_logging(settings.log_level)
-    from live import runner
-
     dsn, _pg = database_dsn(settings)
     log = get_logger("live.cli")
     print(f"live: serving on http://{settings.host}:{settings.port} (Ctrl-C to stop)", file=sys.stderr)
+    settings, mailbox = dev_mailbox(settings)
+    try:
+        return _serve(settings, dsn, args, log)
+    finally:
+        if mailbox is not None:
+            mailbox.stop()
+
+
+def _serve(settings: Settings, dsn: str, args: argparse.Namespace, log) -> int:
+    from live import runner
+
     if args.workers <= 1:
         runner.run_worker(settings, dsn, False, True, args.worker_ports)
         return 0
@@ -93,6 +102,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def dev_mailbox(settings: Settings):
+    """With SMTP_URL unset and LIVE_ENV not production: start the development mailbox (an SMTP server on a free
+    loopback port in a thread of this process, which keeps what it receives under LIVE_DATA_DIR/mailbox:
+    live/notify/devmail.py), print where to read it, and return the settings whose SMTP_URL points at it, with the
+    server (stop it at the end). Otherwise nothing is started: (settings, None)."""
+    if settings.smtp_url or settings.live_env == "production":
+        return settings, None
+    from live.notify.devmail import DevMailServer, Mailbox
+
+    server = DevMailServer(Mailbox(settings.data_dir.resolve() / "mailbox", settings.mailbox_max_messages))
+    url = server.start()
+    print(f"live: development mailbox on {settings.base_url()}/dev/mailbox (SMTP_URL unset: mail goes to {url})",
+          file=sys.stderr)
+    return settings.model_copy(update={"smtp_url": url}), server
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run only the durable jobs (docs/jobs.md): for `live serve` with JOBS_IN_PROCESS=false, or more job workers
     beside the servers. Needs the same database (DATABASE_URL; else this data dir's embedded PostgreSQL)."""
@@ -102,7 +127,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     dsn, _pg = database_dsn(settings)
     print("live: running jobs (no HTTP server; SIGTERM or Ctrl-C to stop)", file=sys.stderr)
-    runner.run_jobs(settings, dsn)
+    settings, mailbox = dev_mailbox(settings)
+    try:
+        runner.run_jobs(settings, dsn)
+    finally:
+        if mailbox is not None:
+            mailbox.stop()
     return 0
 
 
