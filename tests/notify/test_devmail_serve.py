@@ -54,7 +54,7 @@ def wait_until(pred, timeout: float, what: str):
 
 
 class Served:
-    def __init__(self, tmp_path: Path, dsn: str, **env: str):
+    def __init__(self, tmp_path: Path, dsn: str, *args: str, **env: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data = tmp_path / "data"
@@ -62,7 +62,8 @@ class Served:
         environ = {k: v for k, v in os.environ.items() if k not in ("SMTP_URL", "REDIS_URL", "SUPPORT_EMAIL")}
         environ.update({"DATABASE_URL": dsn, "LIVE_ENV": "test", "JWT_SECRET": SECRET, "LOG_LEVEL": "warning",
                         "SEED_DEMO": "false", "LIVE_DATA_DIR": str(self.data), **env})
-        self.proc = subprocess.Popen([sys.executable, "-m", "live", "serve", "--port", str(self.port)], cwd=ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "live", "serve", "--port", str(self.port), *args],
+                                     cwd=ROOT,
                                      env=environ, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=open(self.log, "wb"))
         try:
@@ -76,9 +77,11 @@ class Served:
     def stderr(self) -> str:
         return self.log.read_text()
 
-    def listening(self) -> set[int]:
+    def listening(self, children: bool = True) -> set[int]:
+        """The TCP ports the server process (and its children: workers, an embedded Redis) listen on."""
+        main = psutil.Process(self.proc.pid)
         ports = set()
-        for proc in [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]:
+        for proc in [main, *(main.children(recursive=True) if children else [])]:
             ports |= {c.laddr.port for c in proc.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
         return ports
 
@@ -96,8 +99,8 @@ class Served:
 def served(tmp_path, dsn):
     started: list[Served] = []
 
-    def start(**env: str) -> Served:
-        started.append(Served(tmp_path, dsn, **env))
+    def start(*args: str, **env: str) -> Served:
+        started.append(Served(tmp_path, dsn, *args, **env))
         return started[-1]
 
     yield start
@@ -105,12 +108,15 @@ def served(tmp_path, dsn):
         s.stop()
 
 
-def test_make_run_without_smtp_shows_the_sign_in_code_in_the_mailbox(served):
-    srv = served()
-    line = next(x for x in srv.stderr().splitlines() if "development mailbox" in x)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_make_run_without_smtp_shows_the_sign_in_code_in_the_mailbox(served, workers):
+    srv = served("--workers", str(workers))
+    [line] = [x for x in srv.stderr().splitlines() if "development mailbox" in x]  # one, whatever the workers
     assert f"{srv.url}/dev/mailbox" in line
     smtp_port = int(re.search(r"smtp://127\.0\.0\.1:(\d+)", line).group(1))
-    assert srv.listening() == {srv.port, smtp_port}
+    assert smtp_port in srv.listening(children=False)  # in the process that started the database and Redis
+    if workers == 1:
+        assert srv.listening() == {srv.port, smtp_port}
 
     status, _ = http("POST", srv.url + "/api/v1/auth/email/start", {"email": "newbie@example.org"})
     assert status == 202
