@@ -6,6 +6,7 @@ from datetime import datetime
 
 import asyncpg
 
+from db.prefs import allowed_sql
 from live.ids import is_uuid
 
 SELLER_COLS = "s.id::text AS id, s.user_id::text AS user_id, s.display_name, s.slug, s.bio, s.created_at"
@@ -73,16 +74,18 @@ async def follower_ids(conn: asyncpg.Connection, seller_id: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-async def claim_email(conn: asyncpg.Connection, seller_id: str, interval_seconds: float) -> list[str]:
-    """The followers who may be emailed about the seller now (not emailed about it for `interval_seconds`, and
-    with an email address), marked emailed in the same statement: at most one email per seller per follower per
-    interval, whatever the kind. Runs in the notifying transaction, so a rollback unmarks them."""
+async def claim_email(conn: asyncpg.Connection, seller_id: str, kind: str, interval_seconds: float) -> list[str]:
+    """The followers who may be emailed `kind` about the seller now (not emailed about it for `interval_seconds`,
+    with an email address, and not having turned that email off), marked emailed in the same statement: at most
+    one email per seller per follower per interval, whatever the kind. Runs in the notifying transaction, so a
+    rollback unmarks them."""
     rows = await conn.fetch(
-        """UPDATE follows f SET emailed_at = now()
-           FROM users u
-           WHERE f.seller_id = $1::uuid AND u.id = f.follower_id AND u.email IS NOT NULL
-             AND (f.emailed_at IS NULL OR f.emailed_at < now() - make_interval(secs => $2))
-           RETURNING f.follower_id::text""", seller_id, float(interval_seconds))
+        f"""UPDATE follows f SET emailed_at = now()
+            FROM users u
+            WHERE f.seller_id = $1::uuid AND u.id = f.follower_id AND u.email IS NOT NULL
+              AND (f.emailed_at IS NULL OR f.emailed_at < now() - make_interval(secs => $2))
+              AND {allowed_sql("email", "$3", "f.follower_id")}
+            RETURNING f.follower_id::text""", seller_id, float(interval_seconds), kind)
     return [r[0] for r in rows]
 
 

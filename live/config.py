@@ -9,6 +9,7 @@ emails printed to the log).
 from __future__ import annotations
 
 import base64
+import base64
 import os
 import re
 import secrets
@@ -59,12 +60,20 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "push_max_subscriptions": (1, 100, "must be between 1 and 100"),
     "push_ttl_seconds": (0, 28 * 24 * 3600, "must be between 0 and 28 days"),
     "push_timeout_seconds": (0.5, 120, "must be between 0.5 and 120 seconds"),
+    "push_max_subscriptions": (1, 100, "must be between 1 and 100"),
+    "push_ttl_seconds": (0, 28 * 24 * 3600, "must be between 0 and 28 days"),
+    "push_timeout_seconds": (0.5, 120, "must be between 0.5 and 120 seconds"),
     "mailbox_max_messages": (1, 100_000, "must be between 1 and 100000"),
     "follow_email_interval_seconds": (0, 7 * 24 * 3600, "must be between 0 and 7 days"),
     "stream_reminder_minutes": (1, 7 * 24 * 60, "must be between 1 minute and 7 days"),
     "cover_max_bytes": (1024, 32 * 1024 * 1024, "must be between 1024 and 33554432 bytes"),
     "follow_max": (1, 1_000_000, "must be between 1 and 1000000"),
 }
+
+
+# Web Push endpoints a browser may hand us (PUSH_ENDPOINT_HOSTS): the push services of Chrome/Edge/Opera/Samsung
+# (FCM), Firefox, Safari and Windows; a name matches itself and its subdomains
+DEFAULT_PUSH_HOSTS = ("fcm.googleapis.com", "push.services.mozilla.com", "push.apple.com", "notify.windows.com")
 
 
 # Web Push endpoints a browser may hand us (PUSH_ENDPOINT_HOSTS): the push services of Chrome/Edge/Opera/Samsung
@@ -135,6 +144,15 @@ class Settings(BaseSettings):
     jobs_in_process: bool = True  # `live serve` runs the durable jobs too (false: it only serves; run `live worker`)
     jobs_concurrency: int = 8  # jobs one process runs at a time (docs/jobs.md)
     jobs_heartbeat_seconds: float = 30.0  # a picked job whose worker is silent this long is picked again
+    # Web Push (docs/notifications.md "Web Push"): VAPID keys, base64url as `web-push generate-vapid-keys` prints
+    # them; unset outside production: generated once and kept in the data dir; unset in production: push is off
+    vapid_private_key: str | None = None  # the raw 32-byte P-256 private key
+    vapid_public_key: str | None = None  # its public key (65 bytes uncompressed); derived from the private one if unset
+    vapid_subject: str | None = None  # mailto: or https: contact in the VAPID JWT (unset: mailto:<EMAIL_FROM>)
+    push_max_subscriptions: int = 10  # browsers subscribed per user; a new one past it drops the oldest
+    push_ttl_seconds: int = 86_400  # how long a push service keeps an undelivered push (follow alerts: at most 1 h)
+    push_timeout_seconds: float = 10.0  # one request to a push service
+    push_endpoint_hosts: Annotated[tuple[str, ...], NoDecode] = DEFAULT_PUSH_HOSTS  # "*": any https host
     # Web Push (docs/notifications.md "Web Push"): VAPID keys, base64url as `web-push generate-vapid-keys` prints
     # them; unset outside production: generated once and kept in the data dir; unset in production: push is off
     vapid_private_key: str | None = None  # the raw 32-byte P-256 private key
@@ -302,6 +320,64 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"shippo_(test|live)_[A-Za-z0-9]{8,}", v):
             raise ValueError("must look like shippo_test_... or shippo_live_...")
         return v
+
+    @field_validator("vapid_private_key", "vapid_public_key")
+    @classmethod
+    def _vapid_key(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        size = 32 if info.field_name == "vapid_private_key" else 65
+        try:
+            raw = base64.urlsafe_b64decode(v + "=" * (-len(v) % 4)) if re.fullmatch(r"[A-Za-z0-9_-]+=*", v) else b""
+        except ValueError:
+            raw = b""
+        if len(raw) != size or (size == 65 and raw[0] != 4):
+            what = "private key (32 bytes)" if size == 32 else "public key (65 bytes, uncompressed)"
+            raise ValueError(f"must be a base64url P-256 {what}")
+        return v.rstrip("=")
+
+    @field_validator("vapid_subject")
+    @classmethod
+    def _vapid_subject(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        if not re.fullmatch(r"mailto:[^@\s]{1,64}@[^@\s]{1,255}|https://[^\s/]{1,255}(/\S{0,200})?", v):
+            raise ValueError("must be a mailto: address or an https:// URL")
+        return v
+
+    @field_validator("push_endpoint_hosts", mode="before")
+    @classmethod
+    def _push_hosts(cls, v: object) -> tuple[str, ...]:
+        items = [h.strip().lower() for h in v.split(",") if h.strip()] if isinstance(v, str) else list(v or ())
+        for h in items:
+            if h != "*" and not re.fullmatch(r"[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})*", h):
+                raise ValueError(f"{h!r} is not a host name like fcm.googleapis.com (or *)")
+        if not items:
+            raise ValueError("must name at least one host (or *)")
+        return tuple(items)
+
+    @model_validator(mode="after")
+    def _vapid_pair(self) -> "Settings":
+        if self.vapid_public_key and not self.vapid_private_key:
+            raise ValueError("VAPID_PRIVATE_KEY: is required with VAPID_PUBLIC_KEY")
+        if self.vapid_private_key:
+            from cryptography.hazmat.primitives.asymmetric import ec
+            from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+            raw = base64.urlsafe_b64decode(self.vapid_private_key + "=" * (-len(self.vapid_private_key) % 4))
+            try:
+                key = ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
+            except ValueError:
+                raise ValueError("VAPID_PRIVATE_KEY: is not a valid P-256 private key") from None
+            public = base64.urlsafe_b64encode(key.public_key().public_bytes(
+                Encoding.X962, PublicFormat.UncompressedPoint)).decode().rstrip("=")
+            if self.vapid_public_key and self.vapid_public_key != public:
+                raise ValueError("VAPID_PUBLIC_KEY: does not belong to VAPID_PRIVATE_KEY")
+            if self.live_env == "production" and not self.vapid_subject:
+                raise ValueError("VAPID_SUBJECT: is required with VAPID_PRIVATE_KEY when LIVE_ENV=production")
+        return self
 
     @field_validator("vapid_private_key", "vapid_public_key")
     @classmethod

@@ -39,10 +39,11 @@ def stream_data(row, base_url: str) -> dict:
 async def notify_followers(conn: asyncpg.Connection, kind: str, seller_id: str, data: dict, key: str,
                            email_interval: float) -> int:
     """Every follower of the seller gets the in-app notice; those not emailed about this seller for
-    `email_interval` seconds (and with an address) may get the email, and are marked emailed in the same
-    statement. Set-based: two statements here and one insert in `notify`, however many followers. The number of
-    new notifications (0 when the event was notified already)."""
-    emailable = await follows_db.claim_email(conn, seller_id, email_interval)
+    `email_interval` seconds (with an address, and `kind`'s email not turned off) get the email, and are marked
+    emailed in the same statement (so a follower who turned this kind's email off does not use up the cap).
+    Set-based: two statements here and one insert in `notify`, however many followers. The number of new
+    notifications (0 when the event was notified already)."""
+    emailable = await follows_db.claim_email(conn, seller_id, kind, email_interval)
     everyone = await follows_db.follower_ids(conn, seller_id)
     if len(everyone) <= NOTIFY_CHUNK:
         return await notices.notify(conn, kind, everyone, data, key, email_user_ids=emailable) if everyone else 0

@@ -6,6 +6,7 @@ time is printed, never asserted)."""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 
 from live.auth.principal import SYSTEM
 from live.notify import follows as follows_mod
@@ -23,6 +24,11 @@ async def fans_of(shop: Shop, seller: Actor, n: int, *, email: bool = True) -> l
             await conn.execute("UPDATE users SET email = name || '@fans.test' WHERE id = ANY($1::uuid[])",
                                [f.id for f in fans])
     return fans
+
+
+def text_of(message) -> str:
+    return "".join(part.get_payload(decode=True).decode() for part in message.walk()
+                   if part.get_content_maintype() == "text")
 
 
 async def notices(shop: Shop, key: str) -> list[dict]:
@@ -66,6 +72,9 @@ async def test_going_live_notifies_followers_in_app_and_by_email_once_an_hour(tm
     for fan in fans:
         got = mail_server.to(f"{fan.name}@fans.test")
         assert len(got) == 1, fan
+    mail = mail_server.to(f"{fans[0].name}@fans.test")[0]
+    assert "https://shop.test/live/wheel-night" in text_of(mail)  # links back to the stream's page
+    assert mail["List-Unsubscribe"] and mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"  # optional
     assert not mail_server.to(stranger.name)
 
     # a second stream of the same seller within the hour: in-app again, no second email
@@ -144,3 +153,33 @@ async def test_ten_thousand_followers_set_based(tmp_path, dsn, aiohttp_client):
         assert await conn.fetchval("SELECT count(*) FROM follows WHERE emailed_at IS NOT NULL") == 10_000
     await shop.services.follows.live_now({"stream_id": stream["id"]})  # again: nothing new, no email claimed
     assert len(await notices(shop, f"follow.live_now:{stream['id']}")) == 10_000
+
+
+async def test_a_follower_who_turned_the_email_off_gets_none(tmp_path, dsn, aiohttp_client, mail_server):
+    """Preferences: follow.live_now's email off -> the in-app notice only, and the hourly cap is not used up, so
+    the same follower's reminder email (still on) goes out within the hour."""
+    shop = Shop(await make_client(tmp_path, dsn, aiohttp_client, smtp_url=mail_server.url))
+    seller = await shop.seller("weaver")
+    keen, picky = await fans_of(shop, seller, 2)
+    prefs = await shop.call("PUT", "/me/notification-preferences", picky,
+                            json={"items": [{"kind": "follow.live_now", "email": False}]})
+    assert {i["kind"]: i["email"] for i in prefs["items"]}["follow.live_now"] is False
+    stream = await shop.live_stream(seller, slug="loom-live")
+    rows = await delivered(shop, f"follow.live_now:{stream['id']}", 2)
+    assert {r["user_id"]: r["email"] for r in rows} == {keen.id: True, picky.id: False}
+    await mail_server.wait(1)
+    assert len(mail_server.to(f"{keen.name}@fans.test")) == 1 and not mail_server.to(f"{picky.name}@fans.test")
+    async with shop.services.db.tx(SYSTEM) as conn:
+        marks = {r[0]: r[1] for r in await conn.fetch(
+            "SELECT follower_id::text, emailed_at IS NOT NULL FROM follows")}
+    assert marks == {keen.id: True, picky.id: False}
+
+    when = datetime.now(timezone.utc) + timedelta(hours=3)
+    show = await shop.call("POST", "/livestreams", seller, json={
+        "title": "Next", "slug": "loom-next", "scheduled_at": when.isoformat()}, expect=201)
+    at = datetime.fromisoformat(show["scheduled_at"])
+    await shop.services.schedule.remind({"stream_id": show["id"], "scheduled_at": at.isoformat()})
+    rows = await delivered(shop, f"follow.reminder:{show['id']}:{int(at.timestamp())}", 2)
+    assert {r["user_id"]: r["email"] for r in rows} == {keen.id: False, picky.id: True}
+    await mail_server.wait(2)
+    assert len(mail_server.to(f"{picky.name}@fans.test")) == 1 and len(mail_server.messages) == 2
