@@ -140,6 +140,14 @@ class LiveCollector:
             family = CounterMetricFamily(name, doc, labels=["worker"])
             family.add_metric([worker], count)
             yield family
+        push = getattr(services, "push", None)  # Web Push requests this worker's push.send jobs made
+        if push is not None:
+            family = CounterMetricFamily("live_push_sends", "Web Push requests by outcome: ok, gone (404/410: the "
+                                         "subscription dropped), retry (429, 5xx, timeout), refused (other answers)",
+                                         labels=["worker", "outcome"])
+            for outcome in ("ok", "gone", "retry", "refused"):
+                family.add_metric([worker, outcome], push.outcomes.get(outcome, 0))
+            yield family
 
 
 class JobsCollector:

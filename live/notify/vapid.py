@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from email.utils import parseaddr
@@ -21,6 +22,7 @@ KEY_FILE = "vapid_private_key"
 JWT_LIFETIME_SECONDS = 12 * 3600  # `exp` of a VAPID JWT (push services refuse more than 24 h)
 JWT_REUSE_SECONDS = 3600  # a signed JWT is reused for this long per push service origin
 JWT_CACHE_ORIGINS = 256  # origins whose JWT is kept (the cache is emptied past it)
+_B64URL = re.compile(r"[A-Za-z0-9_-]{1,200}={0,2}")
 
 
 def b64url(raw: bytes) -> str:
@@ -29,9 +31,10 @@ def b64url(raw: bytes) -> str:
 
 def unb64url(text: str) -> bytes:
     """base64url with or without padding; ValueError when it is not."""
-    if not text or len(text) > 200 or not all(c.isalnum() or c in "-_=" for c in text):
+    if not _B64URL.fullmatch(text):
         raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(text.rstrip("=") + "=" * (-len(text.rstrip("=")) % 4))
+    text = text.rstrip("=")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass

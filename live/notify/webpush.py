@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 from urllib.parse import urlsplit
@@ -111,6 +112,7 @@ class WebPush:
         self._settings, self._db = settings, db
         self.vapid = vapid.load(settings)  # None: Web Push is off (production without keys)
         self._session: aiohttp.ClientSession | None = None
+        self.outcomes: Counter[str] = Counter()  # pushes of this process by outcome (/metrics: live_push_sends)
         jobs.register(KIND, self.send, max_attempts=MAX_ATTEMPTS, first_delay=RETRY_FIRST_SECONDS,
                       max_delay=RETRY_MAX_SECONDS)
 
@@ -135,7 +137,7 @@ class WebPush:
             raise DomainError("validation_failed", f"endpoint {problem}",
                               details=[{"field": "endpoint", "message": problem}])
         async with self._db.tx(SYSTEM) as conn:  # the endpoint may move from another user's row
-            row = await push_db.subscribe(conn, principal.user_id, endpoint, p256dh, auth,
+            row = await push_db.subscribe(conn, principal.user_id, endpoint, p256dh.rstrip("="), auth.rstrip("="),
                                           self._settings.push_max_subscriptions)
         return {"id": row["id"], "endpoint": row["endpoint"], "created_at": row["created_at"]}
 
@@ -189,6 +191,7 @@ class WebPush:
                 return await self._push(sub, body, headers)
 
         results = await asyncio.gather(*(one(s) for s in subs))
+        self.outcomes.update(r.outcome for r in results)
         by = {o: [r for r in results if r.outcome == o] for o in ("ok", "gone", "retry", "refused")}
         for r in by["refused"] + by["retry"]:
             log.info("push_failed", subscription=r.sub_id, outcome=r.outcome, status=r.status, error=r.error)
