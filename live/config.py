@@ -9,7 +9,6 @@ emails printed to the log).
 from __future__ import annotations
 
 import base64
-import base64
 import os
 import re
 import secrets
@@ -57,9 +56,7 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "tracking_webhook_concurrency": (1, 64, "must be between 1 and 64"),
     "jobs_concurrency": (2, 256, "must be between 2 and 256"),
     "jobs_heartbeat_seconds": (1, 3600, "must be between 1 and 3600 seconds"),
-    "push_max_subscriptions": (1, 100, "must be between 1 and 100"),
-    "push_ttl_seconds": (0, 28 * 24 * 3600, "must be between 0 and 28 days"),
-    "push_timeout_seconds": (0.5, 120, "must be between 0.5 and 120 seconds"),
+    "smtp_idle_seconds": (1, 3600, "must be between 1 and 3600 seconds"),
     "push_max_subscriptions": (1, 100, "must be between 1 and 100"),
     "push_ttl_seconds": (0, 28 * 24 * 3600, "must be between 0 and 28 days"),
     "push_timeout_seconds": (0.5, 120, "must be between 0.5 and 120 seconds"),
@@ -68,12 +65,8 @@ _RANGES: dict[str, tuple[float, float, str]] = {
     "stream_reminder_minutes": (1, 7 * 24 * 60, "must be between 1 minute and 7 days"),
     "cover_max_bytes": (1024, 32 * 1024 * 1024, "must be between 1024 and 33554432 bytes"),
     "follow_max": (1, 1_000_000, "must be between 1 and 1000000"),
+    "stock_low_threshold": (0, 1_000_000, "must be between 0 (off) and 1000000"),
 }
-
-
-# Web Push endpoints a browser may hand us (PUSH_ENDPOINT_HOSTS): the push services of Chrome/Edge/Opera/Samsung
-# (FCM), Firefox, Safari and Windows; a name matches itself and its subdomains
-DEFAULT_PUSH_HOSTS = ("fcm.googleapis.com", "push.services.mozilla.com", "push.apple.com", "notify.windows.com")
 
 
 # Web Push endpoints a browser may hand us (PUSH_ENDPOINT_HOSTS): the push services of Chrome/Edge/Opera/Samsung
@@ -120,6 +113,8 @@ class Settings(BaseSettings):
     order_payment_timeout_seconds: int = 1800
     smtp_url: str | None = None
     email_from: str = "live <no-reply@localhost>"
+    shop_name: str = "live"  # the shop's name in every mail (layout, From name, subjects)
+    smtp_idle_seconds: float = 30.0  # the worker's SMTP connection is closed after this long without a message
     support_email: str = ""  # the contact form's mail goes here (unset: support@<the domain of EMAIL_FROM>)
     mailbox_max_messages: int = 500  # the development mailbox keeps the newest this many (live/notify/devmail.py)
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
@@ -153,15 +148,6 @@ class Settings(BaseSettings):
     push_ttl_seconds: int = 86_400  # how long a push service keeps an undelivered push (follow alerts: at most 1 h)
     push_timeout_seconds: float = 10.0  # one request to a push service
     push_endpoint_hosts: Annotated[tuple[str, ...], NoDecode] = DEFAULT_PUSH_HOSTS  # "*": any https host
-    # Web Push (docs/notifications.md "Web Push"): VAPID keys, base64url as `web-push generate-vapid-keys` prints
-    # them; unset outside production: generated once and kept in the data dir; unset in production: push is off
-    vapid_private_key: str | None = None  # the raw 32-byte P-256 private key
-    vapid_public_key: str | None = None  # its public key (65 bytes uncompressed); derived from the private one if unset
-    vapid_subject: str | None = None  # mailto: or https: contact in the VAPID JWT (unset: mailto:<EMAIL_FROM>)
-    push_max_subscriptions: int = 10  # browsers subscribed per user; a new one past it drops the oldest
-    push_ttl_seconds: int = 86_400  # how long a push service keeps an undelivered push (follow alerts: at most 1 h)
-    push_timeout_seconds: float = 10.0  # one request to a push service
-    push_endpoint_hosts: Annotated[tuple[str, ...], NoDecode] = DEFAULT_PUSH_HOSTS  # "*": any https host
     # follows (docs/notifications.md): at most one email per seller per follower per this interval (live now and
     # reminders alike); reminders this long before a scheduled start; a stream's cover image at most this large;
     # at most this many sellers followed per user
@@ -169,6 +155,8 @@ class Settings(BaseSettings):
     stream_reminder_minutes: int = 15
     cover_max_bytes: int = 2 * 1024 * 1024
     follow_max: int = 5000
+    # sellers are told (seller.stock_low) when a variant's available stock drops from above this to at most it (0: off)
+    stock_low_threshold: int = 5
 
     @field_validator(*_RANGES)
     @classmethod
@@ -221,6 +209,14 @@ class Settings(BaseSettings):
         v = v.strip()
         if v and (len(v) > 320 or not re.fullmatch(r"[^@\s<>,;]{1,64}@[^@\s<>,;]+\.[^@\s<>,;]+", v)):
             raise ValueError("must be one email address like support@shop.example")
+        return v
+
+    @field_validator("shop_name")
+    @classmethod
+    def _shop_name(cls, v: str) -> str:
+        v = v.strip()
+        if not 1 <= len(v) <= 60 or not v.isprintable():
+            raise ValueError("must be 1 to 60 printable characters")
         return v
 
     @field_validator("livekit_url")
@@ -320,64 +316,6 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"shippo_(test|live)_[A-Za-z0-9]{8,}", v):
             raise ValueError("must look like shippo_test_... or shippo_live_...")
         return v
-
-    @field_validator("vapid_private_key", "vapid_public_key")
-    @classmethod
-    def _vapid_key(cls, v: str | None, info: ValidationInfo) -> str | None:
-        if v is None or not v.strip():
-            return None
-        v = v.strip()
-        size = 32 if info.field_name == "vapid_private_key" else 65
-        try:
-            raw = base64.urlsafe_b64decode(v + "=" * (-len(v) % 4)) if re.fullmatch(r"[A-Za-z0-9_-]+=*", v) else b""
-        except ValueError:
-            raw = b""
-        if len(raw) != size or (size == 65 and raw[0] != 4):
-            what = "private key (32 bytes)" if size == 32 else "public key (65 bytes, uncompressed)"
-            raise ValueError(f"must be a base64url P-256 {what}")
-        return v.rstrip("=")
-
-    @field_validator("vapid_subject")
-    @classmethod
-    def _vapid_subject(cls, v: str | None) -> str | None:
-        if v is None or not v.strip():
-            return None
-        v = v.strip()
-        if not re.fullmatch(r"mailto:[^@\s]{1,64}@[^@\s]{1,255}|https://[^\s/]{1,255}(/\S{0,200})?", v):
-            raise ValueError("must be a mailto: address or an https:// URL")
-        return v
-
-    @field_validator("push_endpoint_hosts", mode="before")
-    @classmethod
-    def _push_hosts(cls, v: object) -> tuple[str, ...]:
-        items = [h.strip().lower() for h in v.split(",") if h.strip()] if isinstance(v, str) else list(v or ())
-        for h in items:
-            if h != "*" and not re.fullmatch(r"[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})*", h):
-                raise ValueError(f"{h!r} is not a host name like fcm.googleapis.com (or *)")
-        if not items:
-            raise ValueError("must name at least one host (or *)")
-        return tuple(items)
-
-    @model_validator(mode="after")
-    def _vapid_pair(self) -> "Settings":
-        if self.vapid_public_key and not self.vapid_private_key:
-            raise ValueError("VAPID_PRIVATE_KEY: is required with VAPID_PUBLIC_KEY")
-        if self.vapid_private_key:
-            from cryptography.hazmat.primitives.asymmetric import ec
-            from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-            raw = base64.urlsafe_b64decode(self.vapid_private_key + "=" * (-len(self.vapid_private_key) % 4))
-            try:
-                key = ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
-            except ValueError:
-                raise ValueError("VAPID_PRIVATE_KEY: is not a valid P-256 private key") from None
-            public = base64.urlsafe_b64encode(key.public_key().public_bytes(
-                Encoding.X962, PublicFormat.UncompressedPoint)).decode().rstrip("=")
-            if self.vapid_public_key and self.vapid_public_key != public:
-                raise ValueError("VAPID_PUBLIC_KEY: does not belong to VAPID_PRIVATE_KEY")
-            if self.live_env == "production" and not self.vapid_subject:
-                raise ValueError("VAPID_SUBJECT: is required with VAPID_PRIVATE_KEY when LIVE_ENV=production")
-        return self
 
     @field_validator("vapid_private_key", "vapid_public_key")
     @classmethod
