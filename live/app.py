@@ -25,6 +25,7 @@ from live.http import (
     metrics,
     notifications,
     orders,
+    preferences,
     push,
     returns,
     sandbox_pay,
@@ -54,7 +55,8 @@ log = get_logger("live.app")
 def build_api() -> Api:
     api = Api()
     for module in (system, account, admin_users, admin, admin_jobs, streams, catalog, cart, checkout, orders,
-                   shipments, shipping, returns, push, follows, contact, devmail, notifications):
+                   shipments, shipping, returns, push, follows, contact, devmail, notifications,
+                   preferences):
         api.include(module.api)
     return api
 
@@ -76,6 +78,7 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
     webhooks.register(app)  # POST /webhooks/{stripe,paystack,sandbox}: raw body, signature-checked
     sandbox_pay.register(app)  # the sandbox provider's confirm page /pay/sandbox/{reference}
     devmail.register(app)  # /dev/mailbox pages (development only: 404 JSON in production)
+    preferences.register(app)  # GET/POST /unsubscribe?t= (the mails' one-click unsubscribe)
     metrics.register(app)  # GET /metrics (Prometheus), counts socket events from start-up on
     app[GATEWAY] = Gateway(app, settings)
     cart_socket.register(app[GATEWAY])  # cart:add, cart:update, cart:remove

@@ -20,6 +20,7 @@ error). Without SMTP_URL mails are printed to the log."""
 from __future__ import annotations
 
 import dataclasses
+import email.policy
 import hashlib
 from collections.abc import Sequence
 from email.message import EmailMessage
@@ -37,6 +38,7 @@ from live.jobs import Jobs, Permanent
 from live.jobs import enqueue as enqueue_job
 from live.logging import get_logger
 from live.notify.kinds import KINDS, Kind
+from live.notify.prefs import Preferences
 from live.notify.render import Rendered, Renderer
 from live.notify.smtp import SmtpClient
 from live.notify.unsubscribe import UnsubscribeTokens
@@ -91,6 +93,10 @@ async def enqueue(conn: asyncpg.Connection, to: str, subject: str, body: str) ->
     return mail_id
 
 
+# headers folded at whitespace only: a long List-Unsubscribe URL stays one plain (unencoded) value (RFC 8058)
+_POLICY = email.policy.default.clone(max_line_length=998)
+
+
 @dataclasses.dataclass
 class _Out:
     id: int
@@ -106,6 +112,7 @@ class Mailer:
         self._db, self._from = db, settings.email_from
         self.domain = message_domain(settings.email_from)
         self.tokens = UnsubscribeTokens(settings.jwt_secret)
+        self.prefs = Preferences(db, self.tokens)  # the preferences page and the unsubscribe links
         self.renderer = Renderer(settings.shop_name, settings.base_url(), self.tokens.path)
         self.smtp = SmtpClient(settings.smtp_url, idle_seconds=settings.smtp_idle_seconds) \
             if settings.smtp_url else None
@@ -180,14 +187,15 @@ class Mailer:
                                     extra=extra)
 
     def message(self, row, rendered: Rendered) -> EmailMessage:
-        msg = EmailMessage()
-        msg["From"], msg["To"], msg["Subject"] = self._from, row["to_address"], rendered.subject
+        msg = EmailMessage(policy=_POLICY)
+        sender = self._from
+        if row["kind"] is not None and not parseaddr(sender)[0]:  # a bare address: the shop's name shows
+            sender = formataddr((self.renderer.shop_name, parseaddr(sender)[1]))
+        msg["From"], msg["To"], msg["Subject"] = sender, row["to_address"], rendered.subject
         msg["Message-ID"] = message_id(row["key"], row["id"], self.domain)
         if row["reply_to"]:
             msg["Reply-To"] = row["reply_to"]
         if row["kind"] is not None:
-            msg["From"] = formataddr((self.renderer.shop_name, parseaddr(self._from)[1])) \
-                if not parseaddr(self._from)[0] else self._from
             spec = KINDS[row["kind"]]
             if not spec.transactional and row["user_id"]:
                 msg["List-Unsubscribe"] = f"<{self.renderer.link(self.tokens.path(row['user_id'], spec.name))}>"

@@ -11,9 +11,13 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from db import Database
 from db import prefs as prefs_db
+from db import users as users_db
+from live.auth.principal import SYSTEM, Principal
 from live.errors import DomainError
 from live.notify.kinds import KINDS, Kind
+from live.notify.unsubscribe import UnsubscribeTokens
 
 CHANNELS = prefs_db.CHANNELS
 MAX_ITEMS = len(KINDS) + 1  # entries of one PUT: every kind once, and '*'
@@ -76,3 +80,33 @@ async def unsubscribe(conn: asyncpg.Connection, user_id: str, kind: str) -> None
         await prefs_db.email_off_all(conn, user_id)
     else:
         await prefs_db.upsert(conn, user_id, [(kind, False, None)])
+
+
+class Preferences:
+    """The service behind the preferences page and the unsubscribe links (live/http/preferences.py)."""
+
+    def __init__(self, db: Database, tokens: UnsubscribeTokens):
+        self._db, self.tokens = db, tokens
+
+    async def get(self, principal: Principal) -> dict:
+        async with self._db.tx(principal) as conn:
+            return await of_user(conn, principal.user_id)
+
+    async def put(self, principal: Principal, items: Sequence[tuple[str, bool | None, bool | None]]) -> dict:
+        async with self._db.tx(principal) as conn:
+            await update(conn, principal.user_id, items)
+            return await of_user(conn, principal.user_id)
+
+    def describe(self, token: str) -> tuple[str, str, str]:
+        """(user_id, kind, what: "Stream reminder emails" / "all optional emails") of a token; BadToken."""
+        user_id, kind = self.tokens.read(token)
+        return user_id, kind, "all optional emails" if kind == "*" else f"“{KINDS[kind].label}” emails"
+
+    async def unsubscribe_token(self, token: str) -> str:
+        """One-click unsubscribe: the email of the token's kind off for its user (a user gone: nothing to do).
+        Returns what was turned off; BadToken for a bad token. Safe to repeat."""
+        user_id, kind, what = self.describe(token)
+        async with self._db.tx(SYSTEM) as conn:
+            if await users_db.exists(conn, user_id):
+                await unsubscribe(conn, user_id, kind)
+        return what

@@ -9,8 +9,10 @@ SMTP_IDLE_SECONDS without a message, and by `close` (worker stop)."""
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import time
 from email.message import EmailMessage
+from email.utils import getaddresses, parseaddr
 from urllib.parse import unquote, urlparse
 
 import aiosmtplib
@@ -19,6 +21,7 @@ from live.logging import get_logger
 
 log = get_logger("live.notify.smtp")
 TIMEOUT_SECONDS = 15.0  # connect, and each command's answer
+_WIRE = email.policy.SMTP.clone(max_line_length=998)
 
 
 class SmtpClient:
@@ -38,12 +41,17 @@ class SmtpClient:
         self.connections = 0  # opened since start (metrics, tests)
 
     async def send(self, message: EmailMessage) -> None:
+        # flattened here, not by aiosmtplib (its SMTP policy folds a long header into encoded words, which would
+        # break a List-Unsubscribe URL): lines up to 998 characters, CRLF
+        data = message.as_bytes(policy=_WIRE)
+        sender = parseaddr(str(message["From"]))[1]
+        recipients = [a for _, a in getaddresses([str(v) for v in message.get_all("To", [])]) if a]
         async with self._lock:
             for attempt in (1, 2):
                 fresh = self._client is None
                 client = await self._connect()
                 try:
-                    await client.send_message(message)
+                    await client.sendmail(sender, recipients, data)
                     break
                 except (ConnectionError, OSError, TimeoutError) as exc:  # aiosmtplib's disconnects are these too
                     await self._drop()
