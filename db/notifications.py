@@ -85,3 +85,60 @@ async def mark_all_read(conn: asyncpg.Connection, user_id: str) -> int:
     status = await conn.execute(
         "UPDATE notifications SET read_at = now() WHERE user_id = $1::uuid AND read_at IS NULL", user_id)
     return int(status.rsplit(" ", 1)[-1])
+
+
+# ---- what the domain events' notifications say (live/notify/events.py), read in the event's transaction ----
+
+async def order_facts(conn: asyncpg.Connection, order_ids: Sequence[str], status: str) -> list[asyncpg.Record]:
+    """Each order's number, total, buyer (id, name) and seller's user; `seq`: how many times it has moved to
+    `status` (the event key's last part: a second label after a void is a new event, a replay is not); the live
+    outbound shipment's carrier and tracking."""
+    return await conn.fetch(
+        """SELECT o.id::text AS order_id, o.number, o.total_minor, o.currency, o.user_id::text AS buyer_id,
+                  u.name AS buyer_name, s.user_id::text AS seller_user_id,
+                  (SELECT count(*) FROM order_status_history h WHERE h.order_id = o.id AND h.to_status = $2) AS seq,
+                  sh.carrier, sh.tracking_number, sh.tracking_url
+           FROM orders o JOIN sellers s ON s.id = o.seller_id JOIN users u ON u.id = o.user_id
+           LEFT JOIN LATERAL (SELECT x.carrier, x.tracking_number, x.tracking_url FROM shipments x
+                              WHERE x.order_id = o.id AND x.kind = 'outbound'
+                                AND x.status NOT IN ('voided', 'voiding', 'purchase_failed')
+                              ORDER BY x.created_at DESC LIMIT 1) sh ON true
+           WHERE o.id = ANY($1::uuid[]) ORDER BY o.number""", list(order_ids), status)
+
+
+async def shipment_order(conn: asyncpg.Connection, shipment_id: str) -> asyncpg.Record | None:
+    """The order of a shipment (kind, order id, number, the seller's user)."""
+    return await conn.fetchrow(
+        """SELECT x.kind, o.id::text AS order_id, o.number, s.user_id::text AS seller_user_id
+           FROM shipments x JOIN orders o ON o.id = x.order_id JOIN sellers s ON s.id = o.seller_id
+           WHERE x.id = $1::uuid""", shipment_id)
+
+
+async def payment_sellers(conn: asyncpg.Connection, payment_id: str) -> list[asyncpg.Record]:
+    """The orders of a payment (id, number) and their sellers' users."""
+    return await conn.fetch(
+        """SELECT o.id::text AS order_id, o.number, s.user_id::text AS seller_user_id
+           FROM payment_orders po JOIN orders o ON o.id = po.order_id JOIN sellers s ON s.id = o.seller_id
+           WHERE po.payment_id = $1::uuid ORDER BY o.number""", payment_id)
+
+
+async def return_facts(conn: asyncpg.Connection, return_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """SELECT r.id::text AS return_id, r.user_id::text AS buyer_id, r.refund_minor, r.currency,
+                  o.id::text AS order_id, o.number
+           FROM returns r JOIN orders o ON o.id = r.order_id WHERE r.id = $1::uuid""", return_id)
+
+
+async def settled_refunds(conn: asyncpg.Connection, payment_id: str) -> list[asyncpg.Record]:
+    """The payment's settled refunds of canceled orders (not of returns: those have their own notice)."""
+    return await conn.fetch(
+        """SELECT r.id::text AS refund_id, r.amount_minor, r.currency, o.id::text AS order_id, o.number,
+                  o.user_id::text AS buyer_id
+           FROM payment_refunds r JOIN orders o ON o.id = r.order_id
+           WHERE r.payment_id = $1::uuid AND r.status = 'succeeded' AND r.return_id IS NULL""", payment_id)
+
+
+async def set_stock_low_threshold(conn: asyncpg.Connection, value: int) -> None:
+    """The threshold the database's stock_low trigger uses (STOCK_LOW_THRESHOLD; 0: off)."""
+    await conn.execute("UPDATE notify_settings SET value = $1 WHERE name = 'stock_low_threshold' "
+                       "AND value IS DISTINCT FROM $1", value)

@@ -176,6 +176,7 @@ class Services:
         if self.redis is not None:
             await self.redis.start()  # waits a few seconds for Redis, then serves degraded if it is away
         self.rooms.start()
+        await self.notices.start(self.settings.stock_low_threshold)  # the database's stock_low threshold
         self.commerce.start()  # reservation-expiry and unpaid-order sweepers
         if self.settings.jobs_in_process:
             await self.jobs.start()
@@ -184,6 +185,7 @@ class Services:
         """`live worker`: the durable jobs, and Redis for what their handlers publish (no rooms, no sweepers)."""
         if self.redis is not None:
             await self.redis.start()
+        await self.notices.start(self.settings.stock_low_threshold)
         await self.jobs.start()
 
     async def stop_jobs_only(self) -> None:

@@ -62,3 +62,71 @@ REVOKE ALL ON notifications FROM live_app;
 GRANT SELECT, INSERT, DELETE ON notifications TO live_app;
 GRANT UPDATE (read_at, delivered_at) ON notifications TO live_app;
 GRANT USAGE, SELECT ON SEQUENCE notifications_id_seq TO live_app;
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- seller.stock_low: a variant's available stock (on_hand - reserved - sold) crossing the threshold downward, from
+-- above it to at most it, once per crossing (key: the variant and its stock_version after the change). Written by
+-- the database in the statement that changes the stock, whichever it is (a cart reservation in
+-- commerce_cart_changes, a checkout's sale, a seller's adjustment): one row for the seller's user and its
+-- notify.deliver job, as `notify` writes them. The threshold is the STOCK_LOW_THRESHOLD setting, written here by
+-- the server at start (0: off).
+-- ---------------------------------------------------------------------------------------------------------------
+CREATE TABLE notify_settings (
+    name  text PRIMARY KEY CHECK (name IN ('stock_low_threshold')),
+    value integer NOT NULL CHECK (value >= 0)
+);
+INSERT INTO notify_settings (name, value) VALUES ('stock_low_threshold', 5);
+ALTER TABLE notify_settings ENABLE ROW LEVEL SECURITY;
+CREATE POLICY notify_settings_privileged ON notify_settings FOR ALL TO live_app
+    USING (app_is_privileged()) WITH CHECK (app_is_privileged());
+REVOKE ALL ON notify_settings FROM live_app;
+GRANT SELECT, UPDATE ON notify_settings TO live_app;
+
+CREATE FUNCTION notify_stock_low() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+AS $$
+DECLARE
+    threshold integer;
+    was integer := OLD.on_hand - OLD.reserved - OLD.sold;
+    now_left integer := NEW.on_hand - NEW.reserved - NEW.sold;
+    k text;
+    p record;
+    job bigint;
+BEGIN
+    SELECT value INTO threshold FROM notify_settings WHERE name = 'stock_low_threshold';
+    IF threshold IS NULL OR threshold = 0 OR NOT (was > threshold AND now_left <= threshold) THEN
+        RETURN NULL;
+    END IF;
+    SELECT pr.id, pr.title, s.user_id INTO p
+      FROM products pr JOIN sellers s ON s.id = pr.seller_id WHERE pr.id = NEW.product_id;
+    IF p.user_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    k := 'seller.stock_low:' || NEW.id::text || ':' || NEW.stock_version::text;
+    IF notifications_add('seller.stock_low', k, jsonb_build_object(
+            'product_id', p.id::text, 'variant_id', NEW.id::text,
+            'title', p.title || coalesce(' (' || nullif(concat_ws(', ', NEW.color, NEW.size), '') || ')', ''),
+            'sku', NEW.sku, 'available', now_left, 'threshold', threshold),
+            ARRAY[p.user_id], NULL) > 0 THEN
+        -- the job `notify` would enqueue (live/jobs/queue.py: pgqueuer's row and its `queued` log row)
+        INSERT INTO pgqueuer AS j (priority, entrypoint, payload, execute_after, dedupe_key, status)
+        VALUES (0, 'notify.deliver', convert_to(jsonb_build_object('key', k)::text, 'UTF8'), now(),
+                'notify:' || k, 'queued')
+        ON CONFLICT (dedupe_key)
+            WHERE ((status = ANY (ARRAY['queued'::pgqueuer_status, 'picked'::pgqueuer_status]))
+                   AND (dedupe_key IS NOT NULL))
+            DO NOTHING
+        RETURNING j.id INTO job;
+        IF job IS NOT NULL THEN
+            INSERT INTO pgqueuer_log (job_id, status, entrypoint, priority)
+            VALUES (job, 'queued', 'notify.deliver', 0);
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION notify_stock_low() FROM PUBLIC;
+
+CREATE TRIGGER product_variants_stock_low AFTER UPDATE OF on_hand, reserved, sold ON product_variants
+    FOR EACH ROW WHEN ((NEW.on_hand - NEW.reserved - NEW.sold) < (OLD.on_hand - OLD.reserved - OLD.sold))
+    EXECUTE FUNCTION notify_stock_low();

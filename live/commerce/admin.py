@@ -24,6 +24,7 @@ from live.auth.principal import Principal
 from live.commerce.orders import OrderService
 from live.cursors import decode_cursor, encode_cursor
 from live.errors import DomainError, not_found
+from live.notify import events as notices
 
 
 class AdminDesk:
@@ -104,6 +105,7 @@ class AdminDesk:
         async with self.db.tx(principal) as conn:
             pay, refund = await self._locked_refund(conn, refund_id)
             await refunds_db.settle_by_hand(conn, refund_id)
+            await notices.refunds_settled(conn, pay["id"])  # order.refunded to the buyer
             due = max(0, pay["refund_due_minor"] - refund["amount_minor"])
             fields: dict = {"refund_due_minor": due}
             if due == 0 and pay["issue"] in ("refund_due", "paid_after_cancel"):

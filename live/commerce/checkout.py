@@ -41,6 +41,7 @@ from live.commerce.shipping.quotes import Quotes, RateStale
 from live.commerce.stock import StockBoard
 from live.errors import DomainError
 from live.logging import get_logger
+from live.notify import events as notices
 
 log = get_logger("live.commerce.checkout")
 STALE_PROCESSING = timedelta(seconds=60)  # a checkout that died between commit and provider call
@@ -174,6 +175,8 @@ class CheckoutService:
                 await orders_db.add_history(conn, [order_id], "pending_payment", "paid", None, "system",
                                             "nothing to pay")
             order_ids.append(order_id)
+        if status == "paid":
+            await notices.order_moved(conn, order_ids, "paid")  # confirmed (buyer), new order (seller)
         if status == "paid" and self.orders.shipping is not None:
             # nothing to pay: paid here, so the labels of sellers who buy on payment are queued here too (as the
             # payment's success event does for a paid checkout)

@@ -17,6 +17,7 @@ from live.commerce.payments import PaymentProviders
 from live.commerce.payments.base import PaymentEvent
 from live.errors import DomainError
 from live.logging import get_logger
+from live.notify import events as notices
 
 log = get_logger("live.commerce.order_payments")
 CHECKOUT_KEY_SECONDS = 24 * 3600
@@ -66,6 +67,7 @@ class OrderPayments:
                     "expected": {"amount_minor": pay["amount_minor"], "currency": pay["currency"]},
                     "received": {"amount_minor": event.amount_minor, "currency": event.currency},
                     "event_key": event.event_key})
+                await notices.payment_flagged(conn, pay["id"], "amount_mismatch", event.event_key or "")
                 log.warning("payment_amount_mismatch", payment_id=pay["id"], expected=pay["amount_minor"],
                             got=event.amount_minor, currency=event.currency)
                 return "amount_mismatch"
@@ -82,6 +84,7 @@ class OrderPayments:
                     "orders": [o["id"] for o in canceled], "event_key": event.event_key})
             await payments_db.set_payment(conn, pay["id"], **fields)
             if canceled:
+                await notices.payment_flagged(conn, pay["id"], "paid_after_cancel", event.event_key or "")
                 changes.refunds += await self.refunds.owe(conn, pay, canceled, "paid after the order was canceled")
                 changes.add([o["id"] for o in canceled])
             await self.orders.move(conn, pending, "paid", changes, actor_id=None, actor_kind="webhook", reason=why)
@@ -119,13 +122,16 @@ class OrderPayments:
                     changes.add([ours["order_id"]])
                     if await refunds_db.refunded_total(conn, pay["id"]) >= pay["amount_minor"]:
                         await payments_db.set_payment(conn, pay["id"], status="refunded")  # all of it, in parts
+                    await notices.refunds_settled(conn, pay["id"])
                 return "applied"
             await payments_db.set_payment(conn, pay["id"], issue="refund_due", issue_details={
                 "partial_refund_minor": amount, "event_key": event.event_key})
+            await notices.payment_flagged(conn, pay["id"], "refund_due", event.event_key or "")
             return "partial_refund"
         orders = await payments_db.payment_orders(conn, pay["id"])
         await payments_db.set_payment(conn, pay["id"], status="refunded", refund_due_minor=0, issue=None)
         changes.add(await self.refunds.settle_all(conn, pay["id"]))
+        await notices.refunds_settled(conn, pay["id"])
         restock = [o for o in orders if o["status"] in RESTOCK_ON_REFUND]
         keep = [o for o in orders if o["status"] in PAID_LIKE and o["status"] not in RESTOCK_ON_REFUND]
         await self._void_labels(conn, restock, why)

@@ -26,6 +26,7 @@ from live.commerce.refunds import RefundService
 from live.commerce.stock import StockBoard
 from live.cursors import decode_cursor, encode_cursor
 from live.errors import DomainError, forbidden, not_found
+from live.notify import events as notices
 from live.rooms import events
 
 OPEN = payments_db.OPEN
@@ -64,8 +65,10 @@ class OrderService:
     # ---- the one place statuses change ----
 
     async def move(self, conn, orders: list, to: str, changes: Changes, *, actor_id: str | None,
-                    actor_kind: str, reason: str | None, restock: bool = False) -> None:
-        """Move `orders` (locked rows with id and status) to `to`, with history and, when asked, their
+                    actor_kind: str, reason: str | None, restock: bool = False,
+                    payment_failed: bool = False) -> None:
+        """Move `orders` (locked rows with id and status) to `to`, with history, the notifications of the move
+        (live/notify/events.py; `payment_failed`: a cancel because the payment failed) and, when asked, their
         units back to stock."""
         by_from: dict[str, list[str]] = {}
         for o in orders:
@@ -76,6 +79,7 @@ class OrderService:
         await orders_db.set_status(conn, ids, to)
         for from_status, group in by_from.items():
             await orders_db.add_history(conn, group, from_status, to, actor_id, actor_kind, reason)
+        await notices.order_moved(conn, ids, to, reason=reason, payment_failed=payment_failed)
         levels = []
         if restock:
             levels = await inventory_db.unsell(conn, await orders_db.order_lines(conn, ids), actor_id,
@@ -110,17 +114,19 @@ class OrderService:
 
     # ---- unpaid orders closed (a buyer, a seller, a failed payment, the sweep) ----
 
-    async def cancel_pending(self, conn, orders: list, changes: Changes, *, actor_id, actor_kind, reason) -> None:
+    async def cancel_pending(self, conn, orders: list, changes: Changes, *, actor_id, actor_kind, reason,
+                             payment_failed: bool = False) -> None:
         """Cancel the pending orders among `orders`, their units back to stock."""
         pending = [o for o in orders if o["status"] == "pending_payment"]
         await self.move(conn, pending, "canceled", changes, actor_id=actor_id, actor_kind=actor_kind,
-                         reason=reason, restock=True)
+                         reason=reason, restock=True, payment_failed=payment_failed)
 
     async def close_unpaid(self, conn, pay, orders: list, status: str, changes: Changes, *, actor_id,
                            actor_kind, reason) -> None:
         """A payment that will not complete: its pending orders canceled, the payment marked, and the
         checkout's coupon use given back (once per checkout)."""
-        await self.cancel_pending(conn, orders, changes, actor_id=actor_id, actor_kind=actor_kind, reason=reason)
+        await self.cancel_pending(conn, orders, changes, actor_id=actor_id, actor_kind=actor_kind, reason=reason,
+                                  payment_failed=status == "failed")
         if pay is not None and pay["status"] in OPEN:
             await payments_db.set_payment(conn, pay["id"], status=status)
             await coupons_db.release_coupons(conn, {o["coupon_id"] for o in orders if o["coupon_id"]})

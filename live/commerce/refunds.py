@@ -28,6 +28,7 @@ from live.errors import DomainError
 from live.ids import is_uuid
 from live.jobs import Jobs, Permanent, enqueue
 from live.logging import get_logger
+from live.notify import events as notices
 
 log = get_logger("live.commerce.refunds")
 KIND = "refund.send"
@@ -205,6 +206,7 @@ class RefundService:
             await payments_db.set_payment(conn, pay["id"], issue="refund_due", issue_details={
                 "refund_id": refund["id"], "order_id": refund["order_id"], "amount_minor": refund["amount_minor"],
                 "attempts": row["attempts"], "error": error})
+            await notices.payment_flagged(conn, pay["id"], "refund_due", refund["id"])  # the sellers are told
 
     async def _publish(self, order_ids: list[str]) -> None:
         if self.published is not None and order_ids:

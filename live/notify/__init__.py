@@ -7,6 +7,8 @@ event calls it); `Notices` is the package's face the container builds: the `noti
 from __future__ import annotations
 
 from db import Database
+from db import notifications as notifications_db
+from live.auth.principal import SYSTEM
 from live.jobs import Jobs
 from live.notify.inbox import Inbox
 from live.notify.kinds import KINDS, Kind, url_for
@@ -19,6 +21,7 @@ class Notices:
     def __init__(self, db: Database, push: Push | None = None):
         """`push(items)`: send `notification:new` with each (user_id, data) to that user's sockets on every
         worker (the container gives the gateway's bulk push, or the control channel's in a `live worker`)."""
+        self._db = db
         self.deliverer = Deliverer(db, push)
         self.inbox = Inbox(db)
 
@@ -32,5 +35,10 @@ class Notices:
 
     def register_jobs(self, jobs: Jobs) -> None:
         self.deliverer.register(jobs)
+
+    async def start(self, stock_low_threshold: int) -> None:
+        """At start-up: the threshold the database's stock_low trigger uses (STOCK_LOW_THRESHOLD)."""
+        async with self._db.tx(SYSTEM) as conn:
+            await notifications_db.set_stock_low_threshold(conn, stock_low_threshold)
 
     notify = staticmethod(notify)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from db import orders as orders_db
 from db import shipments as shipments_db
+from live.notify import events as notices
 
 TIMELINE = 50  # of a shipment's tracking events and status history, the latest this many are shown
 
@@ -70,4 +71,5 @@ async def move_order(conn, order_id: str, to: str, *, actor_kind: str, actor_id:
         return None
     await orders_db.set_status(conn, [order_id], to)
     await orders_db.add_history(conn, [order_id], current, to, actor_id, actor_kind, reason)
+    await notices.order_moved(conn, [order_id], to, reason=reason)  # label created, shipped (manual), ...
     return current

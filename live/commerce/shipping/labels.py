@@ -22,6 +22,7 @@ from live.commerce.shipping.tracking import JOB as TRACKING_JOB
 from live.errors import DomainError, forbidden, not_found
 from live.jobs import enqueue
 from live.logging import get_logger
+from live.notify import events as notices
 
 if TYPE_CHECKING:
     from live.commerce.shipping import Shipping
@@ -291,6 +292,7 @@ class Labels:
             if ship["status"] == "purchasing":
                 await history.move_shipment(conn, ship, "purchase_failed", actor_kind="system", reason=error[:500],
                                             last_error=error[:2000])
+                await notices.label_failed(conn, sid, error)  # the seller is told why
             elif ship["status"] == "voiding":
                 await history.move_shipment(conn, ship, "voided", actor_kind="system", reason="nothing was bought",
                                             voided_at=datetime.now(timezone.utc))

@@ -31,6 +31,7 @@ from live.cursors import decode_cursor, encode_cursor
 from live.errors import DomainError, forbidden, not_found
 from live.jobs import enqueue
 from live.logging import get_logger
+from live.notify import events as notices
 from live.rooms import events
 
 log = get_logger("live.shipping.returns")
@@ -139,6 +140,7 @@ class ReturnService:
                                         return_label_id=shipment_id)
                 await self._moved(conn, principal, return_id, "requested", "approved", self._kind(principal), note,
                                   extra={"return_label_id": shipment_id})
+                await notices.return_approved(conn, return_id)
         await self.publish(return_id)
         return await self.detail(principal, return_id)
 
@@ -187,6 +189,8 @@ class ReturnService:
             await self._moved(conn, principal, return_id, ret["status"], to, self._kind(principal), note,
                               extra={"refund_minor": amount, "restock": [{"order_item_id": i, "quantity": q}
                                                                          for i, q in restock]})
+            if to == "refunded":
+                await notices.return_refunded(conn, return_id)
             if ret["status"] == "approved" and ret["return_label_id"]:  # back without the label: void it if unscanned
                 await self.voids.void_unscanned(conn, ret["return_label_id"], self._kind(principal),
                                                 principal.user_id, "return received without this label")

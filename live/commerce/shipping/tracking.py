@@ -39,6 +39,7 @@ from live.commerce.shipping.carriers.base import TrackingEvent, WebhookRejected
 from live.errors import DomainError
 from live.jobs import Permanent, enqueue
 from live.logging import get_logger
+from live.notify import events as notices
 
 if TYPE_CHECKING:
     from live.commerce.shipping import Shipping
@@ -211,6 +212,7 @@ class Tracking:
             await orders_db.set_status(conn, [ship["order_id"]], target)
             await orders_db.add_history(conn, [ship["order_id"]], order["status"], target, None, "carrier",
                                         why[:500])
+            await notices.order_moved(conn, [ship["order_id"]], target, reason=why)  # shipped, out for delivery...
             changed = True
         return changed
 
