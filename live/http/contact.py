@@ -11,8 +11,9 @@ from live.http.limits import client_address
 
 api = Api()
 ADMIN = {"tag": "admin", "auth": "user", "roles": ("admin",)}
-EMAIL = r"^[^@\s<>,;]{1,64}@[^@\s<>,;]+\.[^@\s<>,;]+$"
-ONE_LINE = r"^[^\x00-\x1f\x7f]*$"  # no control characters (a name or subject goes into mail headers)
+# one address, no control characters (it becomes the Reply-To header of the mail to support)
+EMAIL = r"^[^@\s<>,;\x00-\x1f\x7f-\x9f]{1,64}@[^@\s<>,;\x00-\x1f\x7f-\x9f]+\.[^@\s<>,;\x00-\x1f\x7f-\x9f]+$"
+ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"  # no control characters or line breaks (mail subjects)
 MAX_USER_AGENT = 500
 
 

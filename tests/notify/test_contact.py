@@ -63,6 +63,7 @@ async def test_each_bad_field_is_named_and_nothing_is_stored(client, dsn):
     cases = [({**GOOD, "name": "x" * 201}, "name"), ({**GOOD, "email": "a@" + "b" * 320 + ".io"}, "email"),
              ({**GOOD, "email": "ada@example.org\r\nBcc: x@y.z"}, "email"),
              ({**GOOD, "subject": "hi\r\nBcc: x@y.z"}, "subject"), ({**GOOD, "name": "Ada\nL"}, "name"),
+             ({**GOOD, "email": "ada\b@example.org"}, "email"), ({**GOOD, "subject": "a\u2028b"}, "subject"),
              ({**GOOD, "message": "m" * 5001}, "message"), ({**GOOD, "website": "w" * 2001}, "website"),
              ({k: v for k, v in GOOD.items() if k != "subject"}, "subject"), ({**GOOD, "extra": 1}, "extra"),
              ({**GOOD, "name": "   "}, "name")]
