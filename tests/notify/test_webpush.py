@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import stat
 
+import asyncpg
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -160,6 +161,10 @@ async def test_at_most_the_limit_per_user_oldest_dropped_and_endpoints_move(push
         assert await conn.fetchval("SELECT count(*) FROM push_subscriptions") == 1
     async with services.db.tx(Principal(ann, "customer")) as conn:
         assert await conn.fetchval("SELECT count(*) FROM push_subscriptions") == 2
+        assert await conn.execute("DELETE FROM push_subscriptions WHERE user_id = $1::uuid", bob) == "DELETE 0"
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):  # a row for someone else
+            await conn.execute("INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth) "
+                               "VALUES ($1::uuid, 'https://fcm.googleapis.com/x', 'k', 'a')", bob)
     # ann cannot delete bob's; bob can, once
     resp = await client.delete(URL, json={"endpoint": subs[4]["endpoint"]}, headers=ann_headers)
     assert resp.status == 404 and (await resp.json())["error"]["code"] == "not_found"
