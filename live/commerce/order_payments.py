@@ -67,7 +67,8 @@ class OrderPayments:
                     "expected": {"amount_minor": pay["amount_minor"], "currency": pay["currency"]},
                     "received": {"amount_minor": event.amount_minor, "currency": event.currency},
                     "event_key": event.event_key})
-                await notices.payment_flagged(conn, pay["id"], "amount_mismatch", event.event_key or "")
+                await notices.payment_flagged(conn, pay["id"], "amount_mismatch",  # once per wrong amount
+                                              f"{event.amount_minor} {event.currency}")
                 log.warning("payment_amount_mismatch", payment_id=pay["id"], expected=pay["amount_minor"],
                             got=event.amount_minor, currency=event.currency)
                 return "amount_mismatch"
@@ -84,7 +85,7 @@ class OrderPayments:
                     "orders": [o["id"] for o in canceled], "event_key": event.event_key})
             await payments_db.set_payment(conn, pay["id"], **fields)
             if canceled:
-                await notices.payment_flagged(conn, pay["id"], "paid_after_cancel", event.event_key or "")
+                await notices.payment_flagged(conn, pay["id"], "paid_after_cancel", "")  # once: now succeeded
                 changes.refunds += await self.refunds.owe(conn, pay, canceled, "paid after the order was canceled")
                 changes.add([o["id"] for o in canceled])
             await self.orders.move(conn, pending, "paid", changes, actor_id=None, actor_kind="webhook", reason=why)
