@@ -72,6 +72,8 @@ _RANGES: dict[str, tuple[float, float, str]] = {
 # Web Push endpoints a browser may hand us (PUSH_ENDPOINT_HOSTS): the push services of Chrome/Edge/Opera/Samsung
 # (FCM), Firefox, Safari and Windows; a name matches itself and its subdomains
 DEFAULT_PUSH_HOSTS = ("fcm.googleapis.com", "push.services.mozilla.com", "push.apple.com", "notify.windows.com")
+# a VAPID subject: a mailto: address, or an https origin without port or path
+SUBJECT = re.compile(r"mailto:[^@\s]{1,64}@(localhost|[\w-]{1,63}(\.[\w-]{1,63})+)|https://(localhost|[\w-]{1,63}(\.[\w-]{1,63})+)")
 
 
 class Settings(BaseSettings):
@@ -339,8 +341,8 @@ class Settings(BaseSettings):
         if v is None or not v.strip():
             return None
         v = v.strip()
-        if not re.fullmatch(r"mailto:[^@\s]{1,64}@[^@\s]{1,255}|https://[^\s/]{1,255}(/\S{0,200})?", v):
-            raise ValueError("must be a mailto: address or an https:// URL")
+        if not SUBJECT.fullmatch(v):  # what the VAPID signer (py_vapid) accepts
+            raise ValueError("must be a mailto: address or an https:// origin (https://shop.example, no path)")
         return v
 
     @field_validator("push_endpoint_hosts", mode="before")

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from py_vapid import Vapid02
 
-from live.config import Settings
+from live.config import SUBJECT, Settings
 
 KEY_FILE = "vapid_private_key"
 JWT_LIFETIME_SECONDS = 12 * 3600  # `exp` of a VAPID JWT (push services refuse more than 24 h)
@@ -101,5 +101,7 @@ def load(settings: Settings) -> Vapid | None:
         return None
     else:
         raw = _stored_key(settings.data_dir)
-    subject = settings.vapid_subject or f"mailto:{parseaddr(settings.email_from)[1] or 'no-reply@localhost'}"
+    subject = settings.vapid_subject or f"mailto:{parseaddr(settings.email_from)[1]}"
+    if not SUBJECT.fullmatch(subject):  # an EMAIL_FROM the signer would refuse
+        subject = "mailto:no-reply@localhost"
     return Vapid(_from_raw(raw), subject)

@@ -49,7 +49,7 @@ ANSWER_BYTES = 512  # of a push service's answer kept for the log
 RETRY_FIRST_SECONDS = 30.0
 RETRY_MAX_SECONDS = 1800.0
 MAX_ATTEMPTS = 8
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+LOOPBACK = ("127.0.0.1", "localhost")
 
 
 def disabled() -> DomainError:
@@ -88,6 +88,8 @@ def endpoint_problem(endpoint: str, settings: Settings) -> str | None:
         return "must be an https URL" if production else "must be an https (or, outside production, http) URL"
     if not host or parts.username is not None or parts.password is not None or parts.fragment:
         return "must be a URL with a host, without credentials or fragment"
+    if ":" in host:
+        return "must name its host, not an IPv6 address"
     if not production and host in LOOPBACK:
         return None
     hosts = settings.push_endpoint_hosts
@@ -227,9 +229,9 @@ class WebPush:
         try:
             encrypted = WebPusher({"endpoint": endpoint, "keys": {"p256dh": sub["p256dh"], "auth": sub["auth"]}}
                                   ).encode(body, "aes128gcm")["body"]
-            auth = self.vapid.headers(origin)
         except Exception as exc:  # keys that cannot be used (stored before a check): drop after MAX_FAILURES
             return _Result(sub["id"], "refused", error=f"encrypt: {exc!r}"[:300])
+        auth = self.vapid.headers(origin)  # a failure here is ours, not the subscription's: the job fails
         try:
             async with self._http().post(endpoint, data=encrypted, allow_redirects=False, headers={
                     **headers, **auth, "Content-Encoding": "aes128gcm",

@@ -60,10 +60,23 @@ async def test_development_key_is_generated_once_kept_0600_and_survives_a_restar
     assert other is not None and other.public_key != first
 
 
+def test_workers_starting_together_agree_on_one_development_key(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings = make_settings(tmp_path)
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _: vapid.load(settings).public_key, range(16)))
+    assert len(set(keys)) == 1
+    assert sorted(p.name for p in (tmp_path / "data").iterdir() if "vapid" in p.name) == [vapid.KEY_FILE]
+
+
 async def test_configured_keys_are_used_and_checked(tmp_path):
     private, public = key_pair()
     keys = vapid.load(make_settings(tmp_path, vapid_private_key=private, vapid_subject="mailto:ops@shop.example"))
     assert keys is not None and keys.public_key == public and keys.subject == "mailto:ops@shop.example"
+    assert "vapid t=" in keys.headers("https://fcm.googleapis.com")["Authorization"]
+    odd = vapid.load(make_settings(tmp_path, vapid_private_key=private, email_from="shop"))  # no address in it
+    assert odd is not None and odd.subject == "mailto:no-reply@localhost"
     assert not (tmp_path / "data" / vapid.KEY_FILE).exists()
     assert make_settings(tmp_path, vapid_private_key=private, vapid_public_key=public).vapid_public_key == public
     _, other_public = key_pair()
@@ -72,7 +85,8 @@ async def test_configured_keys_are_used_and_checked(tmp_path):
            ({"vapid_private_key": "not a key"}, "VAPID_PRIVATE_KEY must be a base64url P-256 private key"),
            ({"vapid_private_key": b64url(b"\0" * 32)}, "VAPID_PRIVATE_KEY: is not a valid P-256 private key"),
            ({"vapid_public_key": b64url(b"\5" * 65), "vapid_private_key": private}, "VAPID_PUBLIC_KEY must be"),
-           ({"vapid_subject": "ops@shop.example"}, "VAPID_SUBJECT must be a mailto: address or an https:// URL"),
+           ({"vapid_subject": "ops@shop.example"}, "VAPID_SUBJECT must be a mailto: address or an https:// origin"),
+           ({"vapid_subject": "https://shop.example/contact"}, "VAPID_SUBJECT must be"),  # the signer refuses paths
            ({**PROD, "vapid_private_key": private}, "VAPID_SUBJECT: is required"),
            ({"push_endpoint_hosts": "fcm.googleapis.com, not a host"}, "PUSH_ENDPOINT_HOSTS"),
            ({"push_max_subscriptions": 0}, "PUSH_MAX_SUBSCRIPTIONS must be between 1 and 100")]
@@ -129,6 +143,7 @@ async def test_bad_subscription_json_is_422_naming_the_field(push_app):
              ({"endpoint": good["endpoint"]}, "keys"),
              ({**good, "endpoint": "ftp://127.0.0.1/x"}, "endpoint"),
              ({**good, "endpoint": "not a url"}, "endpoint"),
+             ({**good, "endpoint": "http://[::1]:9/x"}, "endpoint"),
              ({**good, "endpoint": "https://fcm.googleapis.com/" + "a" * 1000}, "endpoint"),
              ({**good, "endpoint": "https://push.example.net/x"}, "endpoint")]  # not a known push service
     for body, field in cases:
