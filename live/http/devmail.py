@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from live.appkeys import SERVICES
 from live.errors import not_found
@@ -26,8 +26,10 @@ class MailboxQuery(BaseModel):
 
 
 class MailboxEntry(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
     id: str
     message_id: str
+    sender: str = Field(alias="from")
     to: str
     subject: str
     size: int

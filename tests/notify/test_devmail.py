@@ -94,6 +94,7 @@ async def test_pages_and_json(tmp_path, dsn, aiohttp_client):
     [item] = body["items"]
     assert item["to"] == "ann@example.org" and item["text"].strip() == "Your code is 123450"
     assert item["url"] == f"/dev/mailbox/{item['id']}" and item["message_id"] == "<c0@localhost>"
+    assert item["from"] == "live <no-reply@localhost>" and item["subject"] == "Your sign-in code 0"
     assert len((await (await client.get("/api/v1/dev/mailbox?limit=1")).json())["items"]) == 1
     assert (await client.get("/api/v1/dev/mailbox?limit=0")).status == 400
 
