@@ -211,6 +211,9 @@ class Run:
         follow_s = asyncio.run(seeding.follow(self.dsn, seller.seller_id, follower_ids))
         stream_id = self.stream(seller, f"Run {n}: new arrivals")
         fproc, fconn = self.followers(online)
+        kind, ready = fconn.recv()  # connected before the audience joins: the handshakes of one IP are capped
+        if kind != "ready":
+            raise SystemExit(f"followers' process: {ready}")
         args, coord = self.audience(room, chat_tokens)
         try:
             result = asyncio.run(measure(self, seller, stream_id, len(follower_ids), len(online), args, coord, fconn))

@@ -32,7 +32,7 @@ class FollowerPlan:
     port: int
     path: str
     tokens: list[str]  # one signed-in socket per token (a follower's)
-    concurrency: int = 200
+    concurrency: int = 100  # handshakes in flight (the server caps pending ones per IP: 256)
     connect_timeout: float = 30.0
 
 

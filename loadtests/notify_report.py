@@ -29,13 +29,22 @@ def _run(r: dict) -> list[str]:
         f"{m['per_s'] or '-'} /s first to last, {m['per_s_from_t0'] or '-'} /s from the start",
         f"  notification:new: {n['received']:,} of {n['expected']:,} online; p50 {_ms(lat['p50'])}, "
         f"p99 {_ms(lat['p99'])}, max {_ms(lat['max'])} after the start",
-        f"  room chat p99: before {_ms(c['before']['p99'])} (n {c['before']['n']}), during {_ms(c['during']['p99'])} "
-        f"(n {c['during']['n']}), after {_ms(c['after']['p99'])} (n {c['after']['n']}); delivered "
+        f"  room chat p99: before {_ms(c['before']['p99'])} (n {c['before']['n']}), fan-out (to {r['fanout_s']} s) "
+        f"{_ms(c['fanout']['p99'])} (n {c['fanout']['n']}), mail drain {_ms(c['mail']['p99'])} (n {c['mail']['n']}), "
+        f"after {_ms(c['after']['p99'])} (n {c['after']['n']}); delivered "
         f"{c['delivery'].get('delivered_ratio')}" + (" [chat ended before the work did]" if c["during_truncated"]
                                                      else ""),
         f"  CPU over the {r['window_s']:.1f} s window: server {_pct(r['cpu_pct']['server'])}, worker "
         f"{_pct(r['cpu_pct']['worker'])}, PostgreSQL {_pct(r['cpu_pct']['postgres'])}, sink {_pct(r['sink_cpu_pct'])}",
     ]
+    steps = r.get("steps") or {}
+    for entry, by in sorted((steps.get("jobs") or {}).items(), key=lambda kv: min(
+            (v["first"] for v in kv[1].values() if v["first"] is not None), default=0)):
+        lines.append(f"  job {entry}: " + ", ".join(
+            f"{st} {v['n']} ({v['first']}..{v['last']} s)" for st, v in by.items()))
+    if steps.get("rows"):
+        lines.append("  row transactions (s from the start): "
+                     + ", ".join(f"{k} {v}" for k, v in steps["rows"].items()))
     for t in r["targets"]:
         verdict = "" if t["passed"] is None else (" met" if t["passed"] else " MISSED")
         lines.append(f"  target {t['name']}: {t['value']} (limit {t['limit']}){verdict}")
@@ -57,7 +66,7 @@ def summary(report: dict, brief: bool = False) -> str:
 
 def rows(report: dict) -> str:
     """The table rows: date, jobs, followers / online, enqueued (notices / mails), mails at the sink, mails/s,
-    notification:new, chat p99 before / during / after, CPU server / worker / PostgreSQL / sink, load."""
+    notification:new, chat p99 before / fan-out / mail drain / after, CPU server / worker / PostgreSQL / sink, load."""
     mode = "live worker" if report["params"].get("worker") else "in process"
     load = report.get("machine", {}).get("load_average", ["?"])[0]
     out = []
@@ -69,7 +78,8 @@ def rows(report: dict) -> str:
             f"{r['followers']:,} / {r['online']:,} | {_s(e['notifications_s'])} / {_s(e['outbox_s'])} | "
             f"{m['messages']:,} ({m['distinct_message_ids']:,} ids) | {m['per_s'] or '-'} | "
             f"{n['received']:,}: {_ms(lat['p50'])} / {_ms(lat['p99'])} / {_ms(lat['max'])} | "
-            f"{_ms(c['before']['p99'])} / {_ms(c['during']['p99'])} / {_ms(c['after']['p99'])} | "
+            f"{_ms(c['before']['p99'])} / {_ms(c['fanout']['p99'])} / {_ms(c['mail']['p99'])} / "
+            f"{_ms(c['after']['p99'])} | "
             f"{_pct(cpu['server'])} / {_pct(cpu['worker'])} / {_pct(cpu['postgres'])} / {_pct(r['sink_cpu_pct'])} | "
             f"{load} |")
     return "\n".join(out)
