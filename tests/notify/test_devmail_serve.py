@@ -147,3 +147,39 @@ def test_production_starts_no_mailbox_and_refuses_dev_routes(served):
     status, _ = http("POST", srv.url + "/api/v1/auth/email/start", {"email": "prod@example.org"})
     assert status == 202
     assert not (srv.data / "mailbox").exists()
+
+
+def test_live_worker_without_smtp_delivers_to_the_mailbox(tmp_path, dsn):
+    """`live worker` (jobs only) starts the mailbox too, and its email.send jobs deliver there."""
+    import asyncio
+
+    from live.notify.devmail import Mailbox
+    from live.notify.mail import enqueue
+    from tests.helpers import owner_connection
+
+    async def queue() -> None:
+        async with owner_connection(dsn) as conn:
+            async with conn.transaction():
+                await enqueue(conn, "worker@example.org", "From the worker", "hello from live worker")
+
+    log = tmp_path / "worker.log"
+    environ = {k: v for k, v in os.environ.items() if k not in ("SMTP_URL", "REDIS_URL")}
+    environ.update({"DATABASE_URL": dsn, "LIVE_ENV": "test", "JWT_SECRET": SECRET, "LOG_LEVEL": "warning",
+                    "LIVE_DATA_DIR": str(tmp_path / "data")})
+    proc = subprocess.Popen([sys.executable, "-m", "live", "worker"], cwd=ROOT, env=environ,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+    try:
+        wait_until(lambda: proc.poll() is not None or "development mailbox" in log.read_text(), 60,
+                   "the worker's mailbox line")
+        assert proc.poll() is None, log.read_text()[-3000:]
+        asyncio.run(queue())
+        box = Mailbox(tmp_path / "data" / "mailbox")
+        [item] = wait_until(box.list, 30, "the worker's mail in the mailbox")
+        assert item["subject"] == "From the worker" and "hello from live worker" in item["text"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
