@@ -14,10 +14,13 @@ COLS = "id, user_id::text AS user_id, endpoint, p256dh, auth, created_at, last_o
 
 async def subscribe(conn: asyncpg.Connection, user_id: str, endpoint: str, p256dh: str, auth: str,
                     keep: int) -> asyncpg.Record:
-    """Store the browser's subscription for the user (system: an endpoint another user had moves to this one, as
+    """Store the browser's subscription for the user (system: an endpoint another user had becomes this one's, as
     the browser is now theirs), then keep only the user's `keep` newest. Serialized per user (the cap holds under
     concurrent requests)."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('push:' || $1::text, 0))", user_id)
+    # another user's row of this endpoint is deleted, not taken over: its id (in their queued push.send jobs) must
+    # never reach this user's browser
+    await conn.execute("DELETE FROM push_subscriptions WHERE endpoint = $2 AND user_id <> $1::uuid", user_id, endpoint)
     row = await conn.fetchrow(
         f"""INSERT INTO push_subscriptions AS s (user_id, endpoint, p256dh, auth)
             VALUES ($1::uuid, $2, $3, $4)

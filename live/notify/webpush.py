@@ -172,7 +172,7 @@ class WebPush:
     async def send(self, payload: dict) -> None:
         try:
             ids = [int(i) for i in payload["ids"]][:BATCH]
-            message, key = payload["message"], str(payload["key"])
+            message, key = dict(payload["message"]), str(payload["key"])
             kind = str(message["kind"])
         except (KeyError, TypeError, ValueError):
             raise Permanent(f"not a push.send payload: {payload!r}"[:300]) from None

@@ -134,6 +134,23 @@ async def test_follow_alerts_are_urgent_short_lived_and_preferences_turn_optiona
     assert {p.headers["TTL"] for p in h.fake.pushes if p.payload["kind"] == "order.confirmed"} == {"7200"}
 
 
+async def test_a_browser_that_signed_in_as_someone_else_gets_no_push_queued_for_the_first_user(push):
+    h = await push()
+    ann = await h.user("ann", "shared-laptop")
+    await h.queue("order.confirmed", [ann], ORDER, "order.confirmed:1")  # queued for ann's subscription
+    async with h.services.db.tx(SYSTEM) as conn:
+        bob = str((await make_user(conn, "bob"))["id"])
+        bob_token = h.services.token_for(await conn.fetchrow("SELECT * FROM users WHERE id = $1::uuid", bob))
+    resp = await h.client.post(URL, json=h.fake.browsers["shared-laptop"].subscription(h.fake.url),
+                               headers={"Authorization": f"Bearer {bob_token}"})
+    assert resp.status == 201
+    await h.services.jobs.drain()
+    assert h.fake.pushes == [] and h.fake.requests == 0  # ann's order is not shown on bob's browser
+    await h.queue("order.confirmed", [bob], ORDER, "order.confirmed:2")
+    await h.services.jobs.drain()
+    assert [p.browser for p in h.fake.pushes] == ["shared-laptop"]
+
+
 async def test_gone_subscriptions_are_deleted(push):
     h = await push()
     ann = await h.user("ann", "ann-laptop", "ann-phone", "ann-tablet")
@@ -204,8 +221,9 @@ async def test_a_subscription_refused_again_and_again_is_dropped(push):
 
 async def test_a_bad_payload_is_dead_at_once_and_push_off_queues_nothing(push, tmp_path):
     h = await push()
-    with pytest.raises(webpush.Permanent):
-        await h.services.push.send({"ids": "x"})
+    for bad in ({"ids": "x"}, {"ids": [1], "message": "x", "key": "k"}, {"ids": [1], "message": {}, "key": "k"}):
+        with pytest.raises(webpush.Permanent):
+            await h.services.push.send(bad)
     prod = make_settings(tmp_path / "prod", live_env="production", livekit_api_key="lk-production",
                          livekit_api_secret="lk-secret-" + "y" * 30)
     off = webpush.WebPush(prod, h.services.db, type(h.services.jobs)(h.services.db.dsn))
