@@ -19,6 +19,7 @@ from live.config import Settings
 from live.errors import DomainError, UnknownUser, error_body
 from live.logging import get_logger
 from live.rooms import events
+from live.rooms.control import MemoryControl
 from live.rooms.packets import encode_event
 from live.rooms.payloads import (
     BanIn,
@@ -117,8 +118,11 @@ class Gateway:
         """Push one event to many users, each with its own data (`notification:new` to a seller's followers): to
         their sockets here, and to the other workers in one control message per MAX_USERS_PER_MESSAGE users.
         The number of sockets reached on this worker."""
+        control = self.services.control
+        if isinstance(control, MemoryControl):  # one worker: only the users connected here need a packet
+            pushes = [(user_id, data) for user_id, data in pushes if user_id in self.by_user]
         packets = [(user_id, encode_event(event, data)) for user_id, data in pushes]
-        self.services.control.push_users(packets)
+        control.push_users(packets)
         return sum(self.deliver_to_user(user_id, packet) for user_id, packet in packets if user_id in self.by_user)
 
     def deliver_to_user(self, user_id: str, packet: bytes) -> int:

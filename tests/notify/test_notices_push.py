@@ -120,3 +120,21 @@ async def test_a_bulk_push_is_one_control_message_per_hundreds_of_users(redis_ur
     finally:
         await sender.stop()
         await receiver.stop()
+
+
+async def test_one_worker_pushes_to_the_connected_users_only(tmp_path, dsn, aiohttp_client):
+    client = await aiohttp_client(create_app(make_settings(tmp_path), dsn, run_migrations=False))
+    services = client.app[SERVICES]
+    (alice, a_token), (bob, _) = await users_and_tokens(services, "alice", "bob")
+    viewers = [await connect(client, a_token), await connect(client, a_token)]  # two tabs; bob is offline
+    try:
+        async with services.db.tx(SYSTEM) as conn:
+            await notify(conn, "order.canceled", [alice, bob], ORDER, "order.canceled:42")
+        got = [await v.wait_for("notification:new") for v in viewers]
+        assert [d["notification"]["title"] for d in got] == ["Order 42 was canceled"] * 2
+        async with services.db.tx(SYSTEM) as conn:  # bob's is stored and delivered all the same
+            assert await conn.fetchval("SELECT delivered_at IS NOT NULL FROM notifications WHERE user_id = $1::uuid",
+                                       bob)
+    finally:
+        for v in viewers:
+            await v.close()
