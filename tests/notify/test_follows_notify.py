@@ -183,3 +183,21 @@ async def test_a_follower_who_turned_the_email_off_gets_none(tmp_path, dsn, aioh
     assert {r["user_id"]: r["email"] for r in rows} == {keen.id: False, picky.id: True}
     await mail_server.wait(2)
     assert len(mail_server.to(f"{picky.name}@fans.test")) == 1 and len(mail_server.messages) == 2
+
+
+async def test_an_online_follower_gets_notification_new(tmp_path, dsn, aiohttp_client):
+    shop = Shop(await make_client(tmp_path, dsn, aiohttp_client))
+    seller = await shop.seller("singer")
+    fan, other = await fans_of(shop, seller, 1, email=False) + [await shop.user()]
+    fan_socket, other_socket = await shop.viewer(fan), await shop.viewer(other)
+    try:
+        stream = await shop.live_stream(seller, slug="aria-live")
+        got = await fan_socket.wait_for("notification:new", timeout=10)
+        item = got["notification"]
+        assert item["kind"] == "follow.live_now" and item["url"] == "/live/aria-live" and item["read_at"] is None
+        assert item["data"]["stream_id"] == stream["id"] and "singer" in item["title"] and got["unread"] == 1
+        await other_socket.sio.sleep(0.3)
+        assert "notification:new" not in other_socket.events  # not a follower
+    finally:
+        await fan_socket.close()
+        await other_socket.close()

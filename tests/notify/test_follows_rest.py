@@ -3,6 +3,7 @@ counts and `following`, one's own shop refused, the per-user cap (FOLLOW_MAX), "
 named rate limit, and row-level security (nobody reads another user's follows)."""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 from live.auth.principal import Principal
@@ -107,3 +108,15 @@ async def test_follow_is_rate_limited(tmp_path, dsn, aiohttp_client):
     status, body, headers = await shop.call("DELETE", "/sellers/busy/follow", fan, expect=None)
     assert status == 429 and body["error"]["code"] == "rate_limited" and int(headers["Retry-After"]) >= 1
     assert (await shop.call("GET", "/sellers/busy"))["followers"] == 1  # the refused unfollow touched nothing
+
+
+async def test_follow_cap_holds_under_concurrent_follows(tmp_path, dsn, aiohttp_client):
+    shop = Shop(await make_client(tmp_path, dsn, aiohttp_client, follow_max=2))
+    fan = await shop.user()
+    names = [f"rush-{i}" for i in range(6)]
+    for name in names:
+        await shop.seller(name)
+    results = await asyncio.gather(*(shop.call("POST", f"/sellers/{n}/follow", fan, expect=None) for n in names))
+    statuses = sorted(r[0] for r in results)
+    assert statuses == [200, 200, 409, 409, 409, 409], statuses
+    assert len((await shop.call("GET", "/me/follows", fan))["items"]) == 2
