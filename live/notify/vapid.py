@@ -105,3 +105,14 @@ def load(settings: Settings) -> Vapid | None:
     if not SUBJECT.fullmatch(subject):  # an EMAIL_FROM the signer would refuse
         subject = "mailto:no-reply@localhost"
     return Vapid(_from_raw(raw), subject)
+
+
+def new_pair() -> tuple[str, str]:
+    """A fresh key pair for VAPID_PRIVATE_KEY / VAPID_PUBLIC_KEY (base64url)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return b64url(key.private_numbers().private_value.to_bytes(32, "big")), Vapid(key, "mailto:x@localhost").public_key
+
+
+if __name__ == "__main__":  # `python -m live.notify.vapid`: print a pair for production's environment
+    private, public = new_pair()
+    print(f"VAPID_PRIVATE_KEY={private}\nVAPID_PUBLIC_KEY={public}")

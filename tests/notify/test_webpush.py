@@ -5,6 +5,8 @@ PUSH_MAX_SUBSCRIPTIONS per user, an endpoint moving to the user who subscribed l
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 
 import asyncpg
 import pytest
@@ -93,6 +95,17 @@ async def test_configured_keys_are_used_and_checked(tmp_path):
     for overrides, message in bad:
         with pytest.raises(ConfigError, match=message):
             make_settings(tmp_path, **overrides)
+
+
+def test_python_m_live_notify_vapid_prints_a_pair_production_accepts(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "live.notify.vapid"], capture_output=True, text=True, timeout=60,
+                         check=True).stdout
+    env = dict(line.split("=", 1) for line in out.split())
+    assert set(env) == {"VAPID_PRIVATE_KEY", "VAPID_PUBLIC_KEY"}
+    settings = make_settings(tmp_path, **PROD, vapid_private_key=env["VAPID_PRIVATE_KEY"],
+                             vapid_public_key=env["VAPID_PUBLIC_KEY"], vapid_subject="mailto:ops@shop.example")
+    keys = vapid.load(settings)
+    assert keys is not None and keys.public_key == env["VAPID_PUBLIC_KEY"]
 
 
 async def test_production_without_keys_says_push_is_off_and_writes_nothing(push_app, tmp_path):
