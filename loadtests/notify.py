@@ -60,6 +60,7 @@ class Run:
         self.secret = "bench-" + secrets.token_hex(24)
         self.smtp_port, self.sink_port = free_port(), free_port()
         self.sink_url = f"http://127.0.0.1:{self.sink_port}"
+        self.redis = None  # with --worker: the worker pushes notification:new to the server's sockets through it
         self.server: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
         self.url = ""
@@ -72,7 +73,7 @@ class Run:
                 "SEED_DEMO": "false", "LOG_LEVEL": "warning", "LIVE_ENV": "development",
                 "SMTP_URL": f"smtp://{SMTP_USER}:{SMTP_PASSWORD}@127.0.0.1:{self.smtp_port}",
                 "EMAIL_FROM": "Bench shop <shop@bench.example>", "JOBS_IN_PROCESS": "false" if a.worker else "true",
-                "JOBS_CONCURRENCY": str(a.jobs_concurrency)}
+                "JOBS_CONCURRENCY": str(a.jobs_concurrency), **({"REDIS_URL": self.redis.url} if self.redis else {})}
 
     def spawn(self, name: str, cmd: list[str], cpus_: str | None, env: dict | None = None) -> subprocess.Popen:
         proc = subprocess.Popen(pinned(cpus_, cmd), cwd=ROOT, env={**os.environ, **(env or {})},
@@ -110,6 +111,17 @@ class Run:
         return proc
 
     def serve(self) -> None:
+        if self.args.worker:
+            from live.redis.embedded import EmbeddedRedis
+
+            mine, server = os.sched_getaffinity(0), cpus(self.args.server_cpus)
+            if server:
+                os.sched_setaffinity(0, server)
+            try:
+                self.redis = EmbeddedRedis(self.out / "redis")
+                self.redis.start()
+            finally:
+                os.sched_setaffinity(0, mine)
         port = self.args.port or free_port()
         self.server = self.spawn("live-serve", [sys.executable, "-m", "live", "serve", "--port", str(port)],
                                  self.args.server_cpus, self.env())
@@ -200,6 +212,8 @@ class Run:
         finally:
             for proc in reversed(self.procs):
                 self.stop(proc, grace=10)
+            if self.redis is not None:
+                self.redis.stop()
             if self.pg is not None:
                 self.pg.stop()
         report["passed"] = bool(report["runs"]) and all(c["passed"] for r in report["runs"] for c in r["checks"])
@@ -240,7 +254,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds after the start before giving up waiting "
                                                                  "for rows, mails and notices (default 120)")
     p.add_argument("--runs", type=int, default=3, help="starts, each by a new seller (default 3)")
-    p.add_argument("--worker", action="store_true", help="JOBS_IN_PROCESS=false and a `live worker` process")
+    p.add_argument("--worker", action="store_true", help="JOBS_IN_PROCESS=false and a `live worker` process (an "
+                                                         "embedded Redis carries its pushes to the server)")
     p.add_argument("--jobs-concurrency", type=int, default=8, help="JOBS_CONCURRENCY of the job runner (default 8)")
     p.add_argument("--server-cpus", default="0", help="taskset CPUs of PostgreSQL and the server ('' none; 0)")
     p.add_argument("--generator-cpus", default="1", help="taskset CPUs of the sink and the tool (default 1)")
