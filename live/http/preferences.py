@@ -11,7 +11,7 @@ error). The body of the POST is not needed and is read up to MAX_UNSUBSCRIBE_BOD
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from live.appkeys import SERVICES
 from live.errors import DomainError
@@ -45,8 +45,8 @@ class PrefsOut(BaseModel):
 class PrefSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: str = Field(pattern=r"^(\*|[a-z_]{1,40}\.[a-z_]{1,40})$", description="a kind, or * for every optional kind")
-    email: bool | None = Field(default=None, description="null or absent: unchanged")
-    push: bool | None = None
+    email: StrictBool | None = Field(default=None, description="null or absent: unchanged")
+    push: StrictBool | None = None
 
 
 class PrefsPut(BaseModel):

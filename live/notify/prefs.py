@@ -56,10 +56,14 @@ def _pick(*values: bool | None) -> bool:
 
 
 async def update(conn: asyncpg.Connection, user_id: str, items: Sequence[tuple[str, bool | None, bool | None]]):
-    """Set (kind, email, push) choices ('*' for every optional kind). A transactional kind turned off, or an
-    unknown kind: 422 naming it, and nothing is stored."""
-    details = []
+    """Set (kind, email, push) choices ('*' for every optional kind). A transactional kind turned off, an unknown
+    kind or one given twice: 422 naming it, and nothing is stored."""
+    details, seen = [], set()
     for index, (kind, email, push) in enumerate(items):
+        if kind in seen:
+            details.append({"field": f"items.{index}.kind", "message": f"{kind} is given twice"})
+            continue
+        seen.add(kind)
         if kind == "*":
             continue
         spec = KINDS.get(kind)
