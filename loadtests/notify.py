@@ -165,8 +165,10 @@ class Run:
                              "--sample", str(a.sample), "--no-progress", "--quiet"])
         tokens = chat_tokens.read_text().split()
         actors = validate(p, args, tokens)
-        coord = Coordinator(args, make_plans(args, tokens, actors, time.time()), SCENARIOS["audience"](),
-                            ServerProbe(None), None, False)
+        probe = ServerProbe(self.server.pid)  # the server's CPU each second, in the coordinator's timeline
+        probe.mark("start")
+        coord = Coordinator(args, make_plans(args, tokens, actors, time.time()), SCENARIOS["audience"](), probe,
+                            None, False)
         coord.start()
         return args, coord
 

@@ -212,6 +212,8 @@ async def measure(run: Run, seller: Seller, stream_id: str, followers: int, onli
                  "generator_busiest_pct": chat["generator"]["busiest_pct"],
                  "during_truncated": done > until},
         "cpu_pct": {name: p.cpu_pct("t0", "done") for name, p in probes.items()},
+        "server_cpu_by_second": [(round(k + coord.t0 - t0), round(v)) for k, v in sorted(coord.server_by_second.items())
+                                 if t0 - 3 <= k + coord.t0 <= done + 3],
         "sink_cpu_pct": round(100 * (sink1 - sink0) / (done - t0), 1) if done > t0 else None,
     }
     result["checks"] = checks(result, followers, online)

@@ -37,6 +37,9 @@ def _run(r: dict) -> list[str]:
         f"  CPU over the {r['window_s']:.1f} s window: server {_pct(r['cpu_pct']['server'])}, worker "
         f"{_pct(r['cpu_pct']['worker'])}, PostgreSQL {_pct(r['cpu_pct']['postgres'])}, sink {_pct(r['sink_cpu_pct'])}",
     ]
+    if r.get("server_cpu_by_second"):
+        lines.append("  server CPU % by second from the start: "
+                     + " ".join(f"{t}:{v}" for t, v in r["server_cpu_by_second"]))
     steps = r.get("steps") or {}
     for entry, by in sorted((steps.get("jobs") or {}).items(), key=lambda kv: min(
             (v["first"] for v in kv[1].values() if v["first"] is not None), default=0)):
