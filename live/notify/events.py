@@ -52,6 +52,8 @@ async def order_moved(conn: asyncpg.Connection, order_ids: Sequence[str], to: st
         return 0
     added = 0
     for o in await notifications_db.order_facts(conn, order_ids, to):
+        if to == "paid" and o["seq"] > 1:
+            continue  # back to paid after its label was voided: not a new payment
         base = {"order_id": o["order_id"], "number": o["number"]}
         for kind in kinds:
             if kind in ("order.confirmed", "seller.new_order"):

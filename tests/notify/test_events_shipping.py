@@ -8,7 +8,7 @@ import pytest
 from tests.commerce.harness import Shop
 from tests.notify.notes import all_delivered, kinds, notes, wait_kinds
 from tests.shipping.fake_shippo import API_KEY, FakeShippo
-from tests.shipping.labels_harness import paid_order, shippo_shop, stripe_shop, wait_shipment
+from tests.shipping.labels_harness import paid_order, shippo_shop, stripe_shop, wait_order, wait_shipment
 from tests.shipping.test_returns import ask, line, sold
 
 
@@ -35,7 +35,15 @@ async def test_a_refused_label_tells_the_seller_and_the_next_label_the_buyer(tmp
     got = await wait_kinds(shop.services, buyer.id, "order.label_created")
     assert got[-1]["data"]["tracking_number"] == row["tracking_number"]
     assert got[-1]["data"]["tracking_url"] == row["tracking_url"]
+    # the label voided puts the order back to paid (not a new payment: told nothing); the next label is told again
+    await shop.call("POST", f"/seller/orders/{order_id}/label/void", seller, expect=202)
+    await wait_shipment(shop, order_id, "voided")
+    await wait_order(shop, order_id, "paid")
+    await shop.call("POST", f"/seller/orders/{order_id}/label", seller, json={}, expect=202)
+    await wait_order(shop, order_id, "label_created")  # its notice is written with the move
     await all_delivered(shop.services)
+    assert await kinds(shop.services, buyer.id) == ["order.confirmed", "order.label_created",
+                                                    "order.label_created"]
     assert await kinds(shop.services, seller.id) == ["seller.new_order", "seller.label_failed"]
 
 
