@@ -55,8 +55,8 @@ async def test_development_key_is_generated_once_kept_0600_and_survives_a_restar
     assert len(raw) == 65 and raw[0] == 4
     path = tmp_path / "data" / vapid.KEY_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    again = vapid.load(make_settings(tmp_path))  # the next start reads the same file
-    assert again is not None and again.public_key == first
+    restarted, _, _ = await push_app()  # the next start (a new app on the same data dir) reads the same file
+    assert (await (await restarted.get("/api/v1/push/key")).json())["public_key"] == first
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []  # no temp file left
     other = vapid.load(make_settings(tmp_path / "elsewhere"))  # another data dir: another key
     assert other is not None and other.public_key != first
