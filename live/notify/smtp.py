@@ -9,10 +9,7 @@ SMTP_IDLE_SECONDS without a message, and by `close` (worker stop)."""
 from __future__ import annotations
 
 import asyncio
-import email.policy
 import time
-from email.message import EmailMessage
-from email.utils import getaddresses, parseaddr
 from urllib.parse import unquote, urlparse
 
 import aiosmtplib
@@ -21,7 +18,6 @@ from live.logging import get_logger
 
 log = get_logger("live.notify.smtp")
 TIMEOUT_SECONDS = 15.0  # connect, and each command's answer
-_WIRE = email.policy.SMTP.clone(max_line_length=998)
 
 
 class SmtpClient:
@@ -40,12 +36,8 @@ class SmtpClient:
         self._closer: asyncio.Task | None = None
         self.connections = 0  # opened since start (metrics, tests)
 
-    async def send(self, message: EmailMessage) -> None:
-        # flattened here, not by aiosmtplib (its SMTP policy folds a long header into encoded words, which would
-        # break a List-Unsubscribe URL): lines up to 998 characters, CRLF
-        data = message.as_bytes(policy=_WIRE)
-        sender = parseaddr(str(message["From"]))[1]
-        recipients = [a for _, a in getaddresses([str(v) for v in message.get_all("To", [])]) if a]
+    async def send(self, sender: str, recipients: list[str], data: bytes) -> None:
+        """Send one message (`data`: the whole message, CRLF lines) from envelope `sender` to `recipients`."""
         async with self._lock:
             for attempt in (1, 2):
                 fresh = self._client is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from email.header import decode_header, make_header
 
 import orjson
 import pytest
@@ -226,5 +227,55 @@ async def test_a_wrong_password_is_kept_as_the_error_and_retried(tmp_path, db, d
             assert row["sent_at"] is None and row["last_error"]
             assert await owner.fetchval("SELECT status::text FROM pgqueuer") == "queued"
         assert mail_server.messages == [] and mail_server.refused_auth >= 1
+    finally:
+        await services.outbox.close()
+
+
+def part(msg, subtype: str) -> str:
+    [p] = [p for p in msg.walk() if p.get_content_type() == f"text/{subtype}"]
+    return p.get_payload(decode=True).decode(p.get_content_charset())
+
+
+async def test_an_order_mail_shows_the_order_it_loads_and_non_ascii_is_encoded(tmp_path, db, mail_server):
+    services = Services(make_settings(tmp_path, smtp_url=mail_server.url, email_from="mail@shop.test",
+                                      shop_name="Café Ünïcode", public_url="https://shop.example"), db)
+    try:
+        async with db.tx(SYSTEM) as conn:
+            buyer = await conn.fetchval("INSERT INTO users (name, role, email) VALUES ('Zoë', 'customer', "
+                                        "'zoe@example.com') RETURNING id::text")
+            seller_user = await conn.fetchval("INSERT INTO users (name, role) VALUES ('s', 'seller') RETURNING id")
+            seller = await conn.fetchval("INSERT INTO sellers (user_id, display_name, slug) VALUES ($1, 'Shop', "
+                                         "'shop') RETURNING id", seller_user)
+            product = await conn.fetchval("INSERT INTO products (seller_id, title, status) VALUES ($1, 'Mug', "
+                                          "'active') RETURNING id", seller)
+            variant = await conn.fetchval("INSERT INTO product_variants (product_id, sku, price_minor, currency, "
+                                          "on_hand) VALUES ($1, 'MUG-1', 1250, 'EUR', 5) RETURNING id", product)
+            order = await conn.fetchval(
+                """INSERT INTO orders (user_id, seller_id, subtotal_minor, shipping_minor, total_minor, currency,
+                                       shipping_address, status)
+                   VALUES ($1::uuid, $2, 2500, 490, 2990, 'EUR', $3::jsonb, 'paid') RETURNING id::text""",
+                buyer, seller, {"name": "Zoë Adams", "line1": "Rue de l'Église 3", "city": "Genève",
+                                "postal_code": "1204", "country": "CH"})
+            await conn.execute("""INSERT INTO order_items (order_id, product_id, variant_id, title, sku, quantity,
+                                  unit_price_minor, currency) VALUES ($1::uuid, $2, $3, 'Blue mug ☕', 'MUG-1', 2,
+                                  1250, 'EUR')""", order, product, variant)
+            number = await conn.fetchval("SELECT number FROM orders WHERE id = $1::uuid", order)
+            await services.outbox.queue(conn, "order.confirmed", [buyer], {
+                "order_id": order, "number": number, "total_minor": 2990, "currency": "EUR"}, f"paid:{order}")
+            await services.outbox.queue(conn, "follow.live_now", [buyer], {
+                "stream_id": "s", "slug": "s", "title": "Ça commence ✨", "seller_name": "Shop", "seller_slug": "shop",
+                "cover_url": None}, "live:u")
+        await services.jobs.drain()
+        messages = await mail_server.wait(2)
+        [confirmed] = [m for m in messages if m["Subject"].startswith("Order")]
+        [live] = [m for m in messages if m is not confirmed]
+
+        assert str(make_header(decode_header(confirmed["From"]))) == "Café Ünïcode <mail@shop.test>"
+        assert str(make_header(decode_header(live["Subject"]))) == "Shop is live now: Ça commence ✨"
+        assert confirmed["Subject"] == f"Order {number} is confirmed"
+        for body in (part(confirmed, "plain"), part(confirmed, "html")):
+            assert "Blue mug ☕" in body and "29.90 EUR" in body and "4.90 EUR" in body and "Genève" in body
+            assert f"https://shop.example/account/orders/{order}" in body and "Zoë" in body
+        assert "Rue de l&#39;Église 3" in part(confirmed, "html") and "Rue de l'Église 3" in part(confirmed, "plain")
     finally:
         await services.outbox.close()
