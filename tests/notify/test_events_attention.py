@@ -61,3 +61,19 @@ async def test_a_refund_the_provider_refuses_tells_the_seller_and_its_settling_t
     assert got[2]["data"]["amount_minor"] == order["total_minor"]
     await all_delivered(shop.services)
     assert len(await notes(shop.services, seller.id)) == 2
+
+
+async def test_money_taken_after_a_cancel_tells_the_seller_and_its_refund_the_buyer(shop, fake_stripe):
+    buyer, [(seller, _)], out = await bought(shop, "stripe")
+    [order] = out["orders"]
+    pi_id = out["payment"]["provider_ref"]
+    await shop.call("POST", f"/me/orders/{order['id']}/cancel", buyer, json={})  # unpaid: nothing to refund
+    body = fake_stripe.event("payment_intent.succeeded", fake_stripe.succeed(pi_id))
+    assert (await stripe_webhook(shop, body))["result"] == "paid_after_cancel"
+    [note] = await wait_kinds(shop.services, seller.id, "seller.needs_attention")  # no new order: never paid
+    assert (note["data"]["issue"], note["data"]["order_ids"]) == ("paid_after_cancel", [order["id"]])
+    await refund_jobs_done(shop)
+    [re_id] = fake_stripe.refunds
+    assert (await stripe_webhook(shop, fake_stripe.refund_event(re_id)))["result"] == "applied"
+    got = await wait_kinds(shop.services, buyer.id, "order.refunded")
+    assert [n["kind"] for n in got] == ["order.canceled", "order.refunded"]
