@@ -30,6 +30,8 @@ def test_the_sink_counts_arrivals_message_ids_and_recipients():
     assert (stats["messages"], stats["distinct_message_ids"], stats["recipients"], stats["max_per_recipient"]) == \
         (3, 2, 2, 2)
     assert stats["dropped"] == 1  # over the limit: counted, not kept
+    assert stats["per_second"] == []  # seconds since the epoch: past the first hour, not counted per second
+    assert sum(sink.stats(stats["first"])["per_second"]) == 3
     assert sink.stats(stats["last"] + 1)["messages"] == 0
 
 
@@ -37,8 +39,8 @@ async def test_a_seller_with_50_followers_starts_a_stream(dsn, tmp_path):
     out = tmp_path / "notify"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "loadtests", "notify", "--database-url", dsn, "--out", str(out),
-        "--followers", "50", "--online", "10", "--viewers", "20", "--chatters", "4", "--rate", "2", "--before", "2",
-        "--after", "4", "--timeout", "60", "--runs", "1", "--server-cpus", "", "--generator-cpus", "",
+        "--followers", "50", "--online", "10", "--viewers", "20", "--chatters", "4", "--rate", "2", "--before", "1",
+        "--after", "2", "--timeout", "60", "--runs", "1", "--server-cpus", "", "--generator-cpus", "",
         cwd=str(ROOT), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 180)
     report = json.loads((out / "notify.json").read_text())
