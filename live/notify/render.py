@@ -8,11 +8,12 @@ Context of every template: the kind's data (the contract's table, docs/notificat
 `base_url`, `url` (the absolute link of the page the mail is about: live/notify/kinds.url_for), `prefs_url`,
 `unsubscribe_url` (None for transactional kinds and mails to a bare address), `recipient_name` (None without a
 user), `order` (the order of `order_id` as the API shows it: lines, totals, shipping address, shipment; loaded
-at send time by `load`, None for kinds without an order or an order gone), the filter `money` and the function
-`link(path)` (an absolute URL)."""
+at send time by `load`, None for kinds without an order or an order gone), the filters `money` and `when` and
+the function `link(path)` (an absolute URL)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -39,7 +40,7 @@ SUBJECTS: dict[str, str] = {
     "order.delivered": "Order {{ number }} was delivered",
     "return.approved": "Your return for order {{ number }} is approved",
     "return.refunded": "Your refund for order {{ number }} is on its way",
-    "seller.new_order": "New order {{ number }} from {{ buyer_name }}",
+    "seller.new_order": "New order {{ number }}{% if buyer_name %} from {{ buyer_name }}{% endif %}",
     "seller.label_failed": "The shipping label for order {{ number }} could not be bought",
     "seller.stock_low": "Stock running low: {{ title }} ({{ available }} left)",
     "seller.needs_attention": "A payment needs your attention",
@@ -68,6 +69,17 @@ def money(minor: object, currency: object) -> str:
     return f"{minor / 100:,.2f} {code}"
 
 
+def when(value: object) -> str:
+    """An ISO 8601 time as 'Thursday 24 December 2026, 18:00 UTC' (the recipient's time zone is not known)."""
+    try:
+        at = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if at.tzinfo is not None:
+        at = at.astimezone(timezone.utc)
+    return at.strftime("%A %d %B %Y, %H:%M UTC").replace(" 0", " ", 1)
+
+
 class Renderer:
     """`unsubscribe(user_id, kind)` gives the signed unsubscribe path of a user and kind (live/notify/unsubscribe)."""
 
@@ -78,6 +90,7 @@ class Renderer:
         self.env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, trim_blocks=True,
                                lstrip_blocks=True, autoescape=escape, auto_reload=False)
         self.env.filters["money"] = money
+        self.env.filters["when"] = when
         self.env.globals["link"] = self.link
         self._subjects = {kind: self.env.from_string(text) for kind, text in SUBJECTS.items()}
 

@@ -107,11 +107,31 @@ def test_a_missing_variable_is_an_error_not_a_blank(renderer):
         renderer.render("no.such_kind", {})
 
 
+def test_optional_data_left_empty_by_the_events_reads_well(renderer):
+    """What live/notify/events.py may send: no reason, a manual parcel without carrier or link, no buyer name."""
+    canceled = renderer.render("order.canceled", {**ORDER_BASE, "reason": None})
+    assert "Order LV-1042 was canceled." in canceled.text and "None" not in canceled.text + canceled.html
+    shipped = renderer.render("order.shipped", {**ORDER_BASE, "carrier": None, "tracking_number": "TN1",
+                                                "tracking_url": None})
+    assert "Tracking number: TN1" in shipped.text and "Carrier" not in shipped.text + shipped.html
+    assert "None" not in shipped.text + shipped.html
+    new = renderer.render("seller.new_order", {**ORDER_BASE, "total_minor": 100, "currency": "USD",
+                                               "buyer_name": None})
+    assert new.subject == "New order LV-1042" and "A buyer paid" in new.text
+    failed = renderer.render("seller.label_failed", {**ORDER_BASE, "error": ""})
+    assert "could not be bought.\n" in failed.text
+
+
 def test_the_sign_in_code_mail_to_an_address_has_no_greeting_and_no_unsubscribe(renderer):
     out = renderer.render("auth.sign_in_code", {"code": "654321", "minutes": 10})
     assert out.subject == "654321 is your Maple Market sign-in code"
     assert "654321" in out.text and "expires in 10 minutes" in out.text and "Hi " not in out.text
     assert "unsubscribe" not in out.text.lower()
+
+
+def test_reminder_says_when_in_words(renderer):
+    out = renderer.render("follow.reminder", {**STREAM, "scheduled_at": "2026-12-24T19:05:00+01:00"})
+    assert "goes live on Thursday 24 December 2026, 18:05 UTC" in out.text
 
 
 def test_money():
