@@ -140,6 +140,19 @@ class LiveCollector:
             family = CounterMetricFamily(name, doc, labels=["worker"])
             family.add_metric([worker], count)
             yield family
+        mailer = getattr(services, "outbox", None)  # the mails this worker's email.send jobs handled
+        if mailer is not None and hasattr(mailer, "outcomes"):
+            family = CounterMetricFamily("live_emails", "Mails by outcome: sent, retry (connection lost or a 4xx: the "
+                                         "job tries again), refused (5xx, recipient), unrenderable",
+                                         labels=["worker", "outcome"])
+            for outcome in ("sent", "retry", "refused", "unrenderable"):
+                family.add_metric([worker, outcome], mailer.outcomes.get(outcome, 0))
+            yield family
+            family = CounterMetricFamily("live_smtp_connections", "SMTP connections this worker opened (one is "
+                                         "reused for every mail; closed after SMTP_IDLE_SECONDS idle)",
+                                         labels=["worker"])
+            family.add_metric([worker], mailer.smtp.connections if mailer.smtp is not None else 0)
+            yield family
         push = getattr(services, "push", None)  # Web Push requests this worker's push.send jobs made
         if push is not None:
             family = CounterMetricFamily("live_push_sends", "Web Push requests by outcome: ok, gone (404/410: the "

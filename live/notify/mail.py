@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import email.policy
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from email.charset import QP, Charset
 from email.header import Header
@@ -122,6 +123,7 @@ class Mailer:
         self.domain = message_domain(settings.email_from)
         self.tokens = UnsubscribeTokens(settings.jwt_secret)
         self.prefs = Preferences(db, self.tokens)  # the preferences page and the unsubscribe links
+        self.outcomes: Counter[str] = Counter()  # sent, retry, refused, unrenderable (/metrics: live_emails)
         self.renderer = Renderer(settings.shop_name, settings.base_url(), self.tokens.path)
         self.smtp = SmtpClient(settings.smtp_url, idle_seconds=settings.smtp_idle_seconds) \
             if settings.smtp_url else None
@@ -153,26 +155,32 @@ class Mailer:
         for out in outs:
             if out.data is None:  # could not be rendered: kept with its error, not tried again
                 await self._mark(out.id, out.error or "render failed")
+                self.outcomes["unrenderable"] += 1
                 continue
             try:
                 await self._deliver(out)
             except (OSError, TimeoutError) as exc:  # the connection (aiosmtplib's disconnects and timeouts too)
                 await self._mark(out.id, f"{type(exc).__name__}: {exc}"[:2000])
                 failed = exc  # the server is away: the rest of the batch waits for the retry
+                self.outcomes["retry"] += 1
                 break
             except aiosmtplib.SMTPResponseException as exc:
                 await self._mark(out.id, f"{type(exc).__name__}: {exc}"[:2000])
                 if exc.code < 500:  # 4xx: try again later
                     failed = exc
+                    self.outcomes["retry"] += 1
                 else:
                     log.warning("email_refused", mail_id=out.id, code=exc.code)
+                    self.outcomes["refused"] += 1
                 continue
             except aiosmtplib.SMTPException as exc:  # this message refused (its recipient, SMTPUTF8): not again
                 await self._mark(out.id, f"{type(exc).__name__}: {exc}"[:2000])
                 log.warning("email_refused", mail_id=out.id, error=repr(exc)[:300])
+                self.outcomes["refused"] += 1
                 continue
             async with self._db.tx(SYSTEM) as conn:
                 await outbox_db.mark_sent(conn, out.id, out.message_id)
+            self.outcomes["sent"] += 1
         if failed is not None:
             raise failed  # the job queue tries again; sent rows are skipped then
 

@@ -144,6 +144,7 @@ async def test_the_channel_queues_one_statement_for_many_users_in_batches_over_o
         await services.jobs.drain()
         await mail_server.wait(len(users) - 1)
         assert relay.accepted == 1  # every message of every job over one connection
+        assert services.outbox.outcomes["sent"] == len(users) - 1 and services.outbox.smtp.connections == 1
         ids = mail_server.message_ids()
         assert len(set(ids)) == len(ids) == len(users) - 1
         assert key_id(f"low:1:{users[5]}", "shop.test") in ids
@@ -192,6 +193,7 @@ async def test_smtp_down_then_up_delivers_after_the_retry(services, db, dsn, mai
         assert await owner.fetchval("SELECT sent_at IS NOT NULL FROM email_outbox WHERE id = $1", mail_id)
     [msg] = await mail_server.wait(1)
     assert msg["Message-ID"] == key_id("code:ola") and "424242" in msg["Subject"]
+    assert (services.outbox.outcomes["retry"], services.outbox.outcomes["sent"]) == (1, 1)
 
 
 async def test_list_unsubscribe_only_on_optional_kinds_sent_to_a_user(services, db, mail_server):

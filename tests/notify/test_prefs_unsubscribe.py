@@ -4,9 +4,12 @@ turned off), the RFC 8058 one-click POST with the link of a real mail (then that
 naming it."""
 from __future__ import annotations
 
+import re
+
+import asyncpg
 import pytest
 
-from live.auth.principal import SYSTEM
+from live.auth.principal import SYSTEM, Principal
 from live.notify.unsubscribe import UnsubscribeTokens
 from tests.helpers import make_settings, owner_connection
 
@@ -100,6 +103,9 @@ async def test_one_click_unsubscribe_with_the_link_of_a_real_mail(client, servic
     assert items["follow.live_now"]["email"] is False and items["follow.reminder"]["email"] is True
     assert await queue(services, "follow.live_now", user_id, "live:2") == 0
     assert await queue(services, "follow.reminder", user_id, "reminder:1") == 1
+    metrics = await (await client.get("/metrics")).text()
+    assert re.search(r'live_emails_total\{outcome="sent",worker="\d+"\} 1\.0', metrics), metrics[-3000:]
+    assert re.search(r'live_smtp_connections_total\{worker="\d+"\} 1\.0', metrics)
     async with owner_connection(dsn) as owner:
         assert await owner.fetchval("SELECT count(*) FROM notification_prefs WHERE user_id = $1::uuid",
                                     user_id) == 1
@@ -149,3 +155,19 @@ async def test_a_token_of_a_deleted_user_answers_done(client, services):
     path = services.outbox.tokens.path("00000000-0000-4000-8000-000000000001", "follow.live_now")
     resp = await client.post(path, data="List-Unsubscribe=One-Click", headers=ONE_CLICK)
     assert resp.status == 200
+
+
+async def test_row_level_security_a_user_sees_and_writes_only_their_own_preferences(services, token_for):
+    a, _ = await token_for("pref-a")
+    b, _ = await token_for("pref-b")
+    async with services.db.tx(SYSTEM) as conn:
+        await conn.execute("INSERT INTO notification_prefs (user_id, kind, email) VALUES ($1::uuid, '*', false), "
+                           "($2::uuid, '*', false)", a, b)
+    async with services.db.tx(Principal(a, "customer")) as conn:
+        assert [str(r["user_id"]) for r in await conn.fetch("SELECT user_id FROM notification_prefs")] == [a]
+        assert await conn.fetchval("UPDATE notification_prefs SET email = true WHERE user_id = $1::uuid "
+                                   "RETURNING 1", b) is None
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        async with services.db.tx(Principal(a, "customer")) as conn:
+            await conn.execute("INSERT INTO notification_prefs (user_id, kind, email) VALUES ($1::uuid, "
+                               "'follow.live_now', false)", b)
