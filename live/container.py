@@ -95,7 +95,7 @@ class Services:
         # process runs them unless it only serves (JOBS_IN_PROCESS=false; then `live worker` does, docs/jobs.md)
         self.jobs = Jobs(db.dsn, heartbeat_seconds=settings.jobs_heartbeat_seconds,
                          concurrency=settings.jobs_concurrency)
-        self.outbox = Mailer(db, self.jobs, settings.smtp_url, settings.email_from)  # the `email.send` jobs
+        self.outbox = Mailer(db, self.jobs, settings)  # the `email.send` jobs and the mail channel of `notify`
         self.push = WebPush(settings, db, self.jobs)  # Web Push: subscriptions, the push.send jobs
         # follows: follow/unfollow and the sellers' profiles, the "live now" and reminder jobs (notify, under the
         # email cap), the streams' cover images (stored under the data directory, served at /uploads/)
@@ -190,6 +190,7 @@ class Services:
 
     async def stop_jobs_only(self) -> None:
         await self.jobs.stop()
+        await self.outbox.close()  # the worker's SMTP connection
         await self.payments.close()
         await self.push.close()
         if self.redis is not None:
@@ -198,6 +199,7 @@ class Services:
     async def stop(self) -> None:
         """Stop background parts; pending chat is written before the pool closes."""
         await self.jobs.stop()
+        await self.outbox.close()  # the worker's SMTP connection
         await self.commerce.stop()
         await self.rooms.stop()
         await cancel_all(self._tasks)
