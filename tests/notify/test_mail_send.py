@@ -16,6 +16,7 @@ import pytest
 from db import Database
 from live.auth.principal import SYSTEM
 from live.container import Services
+from live.jobs import Permanent
 from live.notify.kinds import KINDS
 from live.notify.mail import BATCH, queue_mail
 from tests.helpers import make_settings, owner_connection, until
@@ -281,3 +282,11 @@ async def test_an_order_mail_shows_the_order_it_loads_and_non_ascii_is_encoded(t
         assert "Rue de l&#39;Église 3" in part(confirmed, "html") and "Rue de l'Église 3" in part(confirmed, "plain")
     finally:
         await services.outbox.close()
+
+
+async def test_a_job_payload_it_cannot_read_is_permanent(services):
+    for payload in ({"ids": []}, {"ids": list(range(1, BATCH + 2))}, {"ids": [True]}, {"ids": ["1"]},
+                    {"ids": [0]}, {"ids": [2**63]}, {"id": "x"}, {}, {"ids": 5}):
+        with pytest.raises(Permanent):
+            await services.outbox.send(payload)
+    await services.outbox.send({"ids": list(range(1, BATCH + 1))})  # 50 rows that do not exist: nothing to do
