@@ -23,21 +23,20 @@ async def add(conn: asyncpg.Connection, kind: str, key: str, data: dict, user_id
         kind, key, data, list(user_ids), None if email_user_ids is None else list(email_user_ids))
 
 
-async def undelivered(conn: asyncpg.Connection, key: str, limit: int) -> list[asyncpg.Record]:
-    """The event's rows not yet delivered, locked (a second run of the job waits, then sees them delivered):
-    id, user_id, email, created_at; oldest first, at most `limit`."""
+async def claim(conn: asyncpg.Connection, key: str, limit: int) -> list[asyncpg.Record]:
+    """Mark the event's rows not yet delivered as delivered (at most `limit`, oldest first) and return them: id,
+    user_id, email, created_at. One statement; the rows stay locked until the transaction ends, so a second run of
+    the job waits, then finds them delivered. The caller's rollback (a channel failed) unmarks them."""
     return await conn.fetch(
-        """SELECT id, user_id::text AS user_id, email, created_at FROM notifications
-           WHERE key = $1 AND delivered_at IS NULL ORDER BY id LIMIT $2 FOR UPDATE""", key, limit)
+        """UPDATE notifications SET delivered_at = now()
+           WHERE id IN (SELECT id FROM notifications WHERE key = $1 AND delivered_at IS NULL
+                        ORDER BY id LIMIT $2 FOR UPDATE)
+           RETURNING id, user_id::text AS user_id, email, created_at""", key, limit)
 
 
 async def event(conn: asyncpg.Connection, key: str) -> asyncpg.Record | None:
     """The kind and data of an event (every row of a key has the same)."""
     return await conn.fetchrow("SELECT kind, data FROM notifications WHERE key = $1 LIMIT 1", key)
-
-
-async def mark_delivered(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
-    await conn.execute("UPDATE notifications SET delivered_at = now() WHERE id = ANY($1::bigint[])", list(ids))
 
 
 _UNREAD_MANY = warm(

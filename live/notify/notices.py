@@ -4,13 +4,14 @@
 unique per (user, key): an event replayed adds nothing. When it added rows it queues one `notify.deliver` job
 (key `notify:<key>`) in the same transaction, so the job exists exactly when the event commits.
 
-The job (`Deliverer.deliver`), in one transaction per batch of DELIVER_BATCH rows: locks the rows of the key not
-yet delivered, hands them to every channel (email: only the rows whose `email` flag is set; web push: all), marks
-them delivered, commits; then pushes `notification:new` to each user's sockets on every worker, PUSH_CHUNK users
-per control message. Safe to run twice: a second run finds the rows delivered (it waits on their row locks while
-the first runs) and does nothing; the channels' work is written in the same transaction as the mark, so a crash
-before the commit leaves nothing queued and the retry queues it once. A crash between the commit and the push
-loses only the live push (the REST list has the notification)."""
+The job (`Deliverer.deliver`), in one transaction per batch of DELIVER_BATCH rows: claims the key's rows not yet
+delivered (one UPDATE marks them delivered and returns them, locked), hands them to every channel (email: only the
+rows whose `email` flag is set; web push: all), reads the users' unread counts, commits; then pushes
+`notification:new` to each user's sockets on every worker, PUSH_CHUNK users per control message. Safe to run
+twice: a second run waits on the first's row locks, then finds the rows delivered and does nothing; the channels'
+work is written in the same transaction as the mark, so a crash before the commit leaves nothing queued and the
+retry queues it once. A crash between the commit and the push loses only the live push (the REST list has the
+notification)."""
 from __future__ import annotations
 
 import asyncio
@@ -107,44 +108,42 @@ class Deliverer:
             done = await self._batch(key)
             if done is None:
                 return
-            await self._push_new(key, *done)
+            await self._push_new(*done)
             if len(done[2]) < DELIVER_BATCH:
                 return
 
-    async def _batch(self, key: str) -> tuple[str, dict, list] | None:
+    async def _batch(self, key: str) -> tuple[str, dict, list, dict[str, int]] | None:
+        """One transaction: claim up to DELIVER_BATCH rows of the event (marked delivered), have the channels queue
+        their work for them, and read the users' unread counts for the push that follows the commit."""
         async with self._db.tx(SYSTEM) as conn:
-            rows = await notifications_db.undelivered(conn, key, DELIVER_BATCH)
+            rows = await notifications_db.claim(conn, key, DELIVER_BATCH)
             if not rows:
                 return None
+            rows.sort(key=lambda r: r["id"])
             ev = await notifications_db.event(conn, key)
             kind, data = ev["kind"], ev["data"]
             spec = KINDS.get(kind)
-            if spec is None:  # a kind this version no longer knows: mark it, send nothing
+            if spec is None:  # a kind this version no longer knows: marked, nothing sent
                 log.warning("notify_unknown_kind", kind=kind, key=key)
-            else:
-                users = [r["user_id"] for r in rows]
-                emailed = [r["user_id"] for r in rows if r["email"]]
-                for channel, email_only in self._channels:
-                    targets = emailed if email_only else users
-                    if targets:
-                        await channel.queue(conn, spec, targets, data, key)
-            await notifications_db.mark_delivered(conn, [r["id"] for r in rows])
-        return kind, data, rows
+                return kind, data, rows, {}
+            users = [r["user_id"] for r in rows]
+            emailed = [r["user_id"] for r in rows if r["email"]]
+            for channel, email_only in self._channels:
+                targets = emailed if email_only else users
+                if targets:
+                    await channel.queue(conn, spec, targets, data, key)
+            unread = await notifications_db.unread_counts(conn, users) if self._push and spec.in_app else {}
+        return kind, data, rows, unread
 
-    async def _push_new(self, key: str, kind: str, data: dict, rows: list) -> None:
+    async def _push_new(self, kind: str, data: dict, rows: list, unread: dict[str, int]) -> None:
+        """notification:new to each user, PUSH_CHUNK users per bulk push (one control message), yielding between."""
         spec = KINDS.get(kind)
         if self._push is None or spec is None or not spec.in_app:
             return
         base = item({"id": 0, "created_at": rows[0]["created_at"], "read_at": None}, kind, data)
         for start in range(0, len(rows), PUSH_CHUNK):
             chunk = rows[start:start + PUSH_CHUNK]
-            try:
-                async with self._db.tx(SYSTEM) as conn:
-                    unread = await notifications_db.unread_counts(conn, [r["user_id"] for r in chunk])
-            except (asyncpg.PostgresError, OSError) as exc:  # the rows are delivered; only the live push is lost
-                log.warning("notify_push_failed", key=key, error=repr(exc)[:300])
-                return
             self._push([(r["user_id"], {"notification": {**base, "id": r["id"],
                                                          "created_at": r["created_at"].isoformat()},
-                                        "unread": unread.get(r["user_id"], 0)}) for r in chunk])
+                                        "unread": unread.get(r["user_id"], 1)}) for r in chunk])
             await asyncio.sleep(0)
