@@ -77,3 +77,18 @@ async def test_a_canceled_paid_order_is_told_canceled_then_refunded_when_the_ref
     assert await shop.services.commerce.apply_payment_event(again) == "ignored"
     await all_delivered(shop.services)
     assert len(await notes(shop.services, buyer.id)) == 3
+
+
+async def test_a_checkout_with_nothing_to_pay_is_confirmed_at_once(shop):
+    seller = await shop.seller()
+    await shop.call("POST", "/coupons", seller, json={"code": "ALLFREE", "kind": "percent", "value": 100},
+                    expect=201)
+    buyer = await shop.user()
+    vid = (await shop.product(seller, stock=5, price=2500))["variants"][0]["id"]
+    await shop.call("POST", "/me/cart/items", buyer, json={"variant_id": vid, "qty": 1})
+    out = await shop.checkout(buyer, provider="sandbox", coupon_code="ALLFREE")
+    [order] = out["orders"]
+    assert order["status"] == "paid"
+    [confirmed] = await notes(shop.services, buyer.id)  # written in the checkout's transaction
+    assert (confirmed["kind"], confirmed["data"]["total_minor"]) == ("order.confirmed", 0)
+    assert await kinds(shop.services, seller.id) == ["seller.new_order"]
