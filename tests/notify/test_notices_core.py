@@ -140,3 +140,36 @@ async def test_notify_refuses_what_is_not_an_event_for_users(db):
         # unknown users are skipped, no users is nothing
         assert await notify(conn, "order.confirmed", ["00000000-0000-0000-0000-00000000beef"], {}, "k2") == 0
         assert await notify(conn, "order.confirmed", [], {}, "k3") == 0
+
+
+class FailsOnce(Recorder):
+    """A channel whose first delivery fails after the other channel wrote its work (a crash mid-transaction)."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.failed = False
+
+    async def queue(self, conn, kind, user_ids, data, key) -> int:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("the push service's queue is away")
+        return await super().queue(conn, kind, user_ids, data, key)
+
+
+async def test_a_delivery_that_fails_midway_leaves_nothing_and_its_retry_delivers_once(db):
+    pushes: list = []
+    notices = Notices(db, pushes.extend)
+    notices.add_channel(Recorder("mail"), email=True)
+    notices.add_channel(FailsOnce("push"))
+    [buyer] = await make_users(db, 1)
+    async with db.tx(SYSTEM) as conn:
+        await notify(conn, "order.shipped", [buyer], {"order_id": "o", "number": "LV-7", "carrier": "usps",
+                                                      "tracking_number": "1Z", "tracking_url": None}, "k:mid")
+    with pytest.raises(ConnectionError):
+        await notices.deliverer.deliver({"key": "k:mid"})
+    assert await sent(db) == [] and pushes == []  # the mail channel's rows went with the rollback
+    async with db.tx(SYSTEM) as conn:
+        assert await conn.fetchval("SELECT delivered_at FROM notifications WHERE key = 'k:mid'") is None
+    await notices.deliverer.deliver({"key": "k:mid"})  # the job's retry
+    await notices.deliverer.deliver({"key": "k:mid"})  # and once more: nothing left
+    assert await sent(db) == [("k:mid", buyer)] * 2 and len(pushes) == 1
