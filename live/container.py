@@ -32,9 +32,9 @@ from live.contact import ContactForm
 from live.jobs import Jobs
 from live.jobs.desk import JobsDesk
 from live.media.livekit import LiveKitTokens
-from live.notify.follows import Follows
 from live.notify import Notices
 from live.notify.devmail import Mailbox
+from live.notify.follows import Follows
 from live.notify.mail import Mailer
 from live.notify.schedule import Schedule
 from live.notify.webpush import WebPush
@@ -97,13 +97,6 @@ class Services:
                          concurrency=settings.jobs_concurrency)
         self.outbox = Mailer(db, self.jobs, settings)  # the `email.send` jobs and the mail channel of `notify`
         self.push = WebPush(settings, db, self.jobs)  # Web Push: subscriptions, the push.send jobs
-        # follows: follow/unfollow and the sellers' profiles, the "live now" and reminder jobs (notify, under the
-        # email cap), the streams' cover images (stored under the data directory, served at /uploads/)
-        self.uploads = Uploads(settings.data_dir)
-        self.follows = Follows(db, self.jobs, max_follows=settings.follow_max,
-                               email_interval=settings.follow_email_interval_seconds, base_url=settings.base_url())
-        self.schedule = Schedule(db, self.jobs, self.uploads, email_interval=settings.follow_email_interval_seconds,
-                                 base_url=settings.base_url())
         # in-app notifications: `notify` (every domain event) records them; the notify.deliver job hands each event
         # to the channels (mail here; web push), then pushes notification:new to the users' sockets on every worker
         self.notices = Notices(db, functools.partial(gateway.send_to_users, NOTIFICATION_NEW) if gateway is not None
@@ -111,6 +104,13 @@ class Services:
         self.notices.add_channel(self.outbox, email=True)
         self.notices.add_channel(self.push)
         self.notices.register_jobs(self.jobs)
+        # follows: follow/unfollow and the sellers' profiles, the "live now" and reminder jobs (notify, under the
+        # email cap), the streams' cover images (stored under the data directory, served at /uploads/)
+        self.uploads = Uploads(settings.data_dir)
+        self.follows = Follows(db, self.jobs, max_follows=settings.follow_max,
+                               email_interval=settings.follow_email_interval_seconds, base_url=settings.base_url())
+        self.schedule = Schedule(db, self.jobs, self.uploads, email_interval=settings.follow_email_interval_seconds,
+                                 base_url=settings.base_url())
         self.jobs_desk = JobsDesk(db, self.jobs.kinds)  # the admins' view of the queue, and its /metrics gauges
         # catalog, cart, checkout, orders, coupons, analytics; stock changes reach the rooms as stock:update,
         # order changes the buyer's and seller's sockets as order:update
