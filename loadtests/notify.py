@@ -49,6 +49,16 @@ SMTP_USER, SMTP_PASSWORD = "bench", "bench-" + secrets.token_hex(8)
 ISSUER = "live"
 
 
+async def _execute(dsn: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
 class Run:
     def __init__(self, args):
         self.args = args
@@ -97,6 +107,9 @@ class Run:
                 os.sched_setaffinity(0, mine)
             self.dsn = self.pg.uri("live")
         asyncio.run(migrate(self.dsn))
+        if self.args.async_commit:  # an experiment: what the fsync of each commit costs the numbers
+            asyncio.run(_execute(self.dsn, "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit "
+                                           "= off', current_database()); END $$"))
 
     def postmaster(self) -> int | None:
         if self.pg is None:
@@ -258,6 +271,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=3, help="starts, each by a new seller (default 3)")
     p.add_argument("--worker", action="store_true", help="JOBS_IN_PROCESS=false and a `live worker` process (an "
                                                          "embedded Redis carries its pushes to the server)")
+    p.add_argument("--async-commit", action="store_true", help="experiment: synchronous_commit = off for the "
+                                                               "database (no fsync wait at each commit)")
     p.add_argument("--jobs-concurrency", type=int, default=8, help="JOBS_CONCURRENCY of the job runner (default 8)")
     p.add_argument("--server-cpus", default="0", help="taskset CPUs of PostgreSQL and the server ('' none; 0)")
     p.add_argument("--generator-cpus", default="1", help="taskset CPUs of the sink and the tool (default 1)")

@@ -71,6 +71,8 @@ def rows(report: dict) -> str:
     """The table rows: date, jobs, followers / online, enqueued (notices / mails), mails at the sink, mails/s,
     notification:new, chat p99 before / fan-out / mail drain / after, CPU server / worker / PostgreSQL / sink, load."""
     mode = "live worker" if report["params"].get("worker") else "in process"
+    if report["params"].get("async_commit"):
+        mode += ", synchronous_commit off"
     load = report.get("machine", {}).get("load_average", ["?"])[0]
     out = []
     for r in report["runs"]:
