@@ -79,6 +79,7 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
     sandbox_pay.register(app)  # the sandbox provider's confirm page /pay/sandbox/{reference}
     devmail.register(app)  # /dev/mailbox pages (development only: 404 JSON in production)
     preferences.register(app)  # GET/POST /unsubscribe?t= (the mails' one-click unsubscribe)
+    follows.register(app)  # GET /uploads/<name> (covers; files, not JSON)
     metrics.register(app)  # GET /metrics (Prometheus), counts socket events from start-up on
     app[GATEWAY] = Gateway(app, settings)
     cart_socket.register(app[GATEWAY])  # cart:add, cart:update, cart:remove

@@ -7,6 +7,7 @@ from datetime import datetime
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from live.appkeys import SERVICES
 from live.auth.policy import SELLERS
 from live.errors import not_found
 from live.http.api import API, Api, Call, read_body
@@ -121,13 +122,15 @@ async def set_cover(call: Call):
     return stream_out(await services.schedule.set_cover(call.principal, call.param("id"), image))
 
 
-@api.route("GET", f"{URL_PREFIX}{{name}}", summary="An uploaded file (a stream's cover)", tag="uploads",
-           errors=(404,), content_type="image/*")
-async def upload(call: Call):
-    found = call.services.uploads.find(call.param("name"))
+async def upload(request: web.Request) -> web.StreamResponse:
+    """GET /uploads/<name>: an uploaded file (a stream's cover), served as a file, outside the JSON API."""
+    found = request.app[SERVICES].uploads.find(request.match_info["name"])
     if found is None:
         raise not_found("upload")
     path, content_type = found
     return web.FileResponse(path, headers={"Content-Type": content_type, "Cache-Control": UPLOAD_CACHE,
                                            "X-Content-Type-Options": "nosniff"})
 
+
+def register(app: web.Application) -> None:
+    app.router.add_get(f"{URL_PREFIX}{{name}}", upload)
