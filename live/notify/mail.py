@@ -190,6 +190,8 @@ class Mailer:
 
     async def _prepare(self, conn: asyncpg.Connection, row) -> _Out:
         try:
+            if not row["to_address"].isascii():  # would need SMTPUTF8, which this sender does not speak
+                raise ValueError(f"the address {row['to_address']!r} is not ASCII")
             rendered = await self._rendered(conn, row)
             mid = message_id(row["key"], row["id"], self.domain)
             return _Out(row["id"], row["to_address"], self.message(row, rendered, mid), mid, rendered.subject,

@@ -57,7 +57,7 @@ class SmtpClient:
                     await self._drop()  # 421: the server is closing the connection
                     if fresh or attempt == 2:
                         raise
-                except aiosmtplib.SMTPException:
+                except Exception:  # the message refused, or one aiosmtplib cannot encode: a clean state for the next
                     await self._reset()
                     raise
             self._last_used = time.monotonic()

@@ -19,6 +19,7 @@ from live.container import Services
 from live.jobs import Permanent
 from live.notify.kinds import KINDS
 from live.notify.mail import BATCH, queue_mail
+from live.notify.smtp import SmtpClient
 from tests.helpers import make_settings, owner_connection, until
 
 
@@ -290,3 +291,32 @@ async def test_a_job_payload_it_cannot_read_is_permanent(services):
         with pytest.raises(Permanent):
             await services.outbox.send(payload)
     await services.outbox.send({"ids": list(range(1, BATCH + 1))})  # 50 rows that do not exist: nothing to do
+
+
+async def test_an_address_the_server_cannot_take_is_kept_with_its_error_and_the_batch_goes_on(services, db, dsn,
+                                                                                              mail_server):
+    data = {"contact_id": 2, "name": "Éa", "subject": "Hi", "message": "Hello"}
+    async with db.tx(SYSTEM) as conn:  # one job of two mails: a non-ASCII address first (no SMTPUTF8 here)
+        bad = await queue_mail(conn, "contact.ack", "éa@exämple.com", data, "ack:bad")
+        good = await queue_mail(conn, "contact.ack", "ok@example.com", data, "ack:good")
+    await services.jobs.drain()
+    await mail_server.wait(1, address="ok@example.com")
+    async with owner_connection(dsn) as owner:
+        rows = {r["id"]: r for r in await owner.fetch("SELECT id, sent_at, last_error FROM email_outbox")}
+        assert rows[bad]["sent_at"] is None and rows[bad]["last_error"]
+        assert rows[good]["sent_at"] is not None
+        assert await owner.fetchval("SELECT count(*) FROM pgqueuer") == 0  # not retried: it cannot go
+    assert len(mail_server.messages) == 1
+
+
+async def test_the_connection_is_clean_for_the_next_message_after_one_fails_midway(mail_server):
+    client = SmtpClient(mail_server.url)
+    data = b"From: a@shop.test\r\nTo: b@example.com\r\nSubject: x\r\nMessage-ID: <1@shop.test>\r\n\r\nhi\r\n"
+    try:
+        with pytest.raises(UnicodeError):  # refused by the client after MAIL FROM went out
+            await client.send("a@shop.test", ["é@exämple.com"], data)
+        await client.send("a@shop.test", ["b@example.com"], data)
+        [msg] = await mail_server.wait(1)
+        assert msg["Message-ID"] == "<1@shop.test>" and client.connections == 1
+    finally:
+        await client.close()
