@@ -22,8 +22,10 @@ if TYPE_CHECKING:
 
 POLL_SECONDS = 0.05  # the database is asked this often whether everything is enqueued
 SINK_POLL_SECONDS = 0.25
+MAIL_SETTLE_SECONDS = 1.0  # after the last expected mail: copies would arrive meanwhile
 MAIL_IDLE_SECONDS = 15.0  # once enqueued: no new mail at the sink for this long ends the wait
 KIND = "follow.live_now"
+START_TIMEOUT_SECONDS = 30.0  # the start call's answer
 
 _MARKS = """SELECT (SELECT coalesce(max(id), 0) FROM notifications) AS notifications,
                    (SELECT coalesce(max(id), 0) FROM email_outbox) AS outbox"""
@@ -73,6 +75,7 @@ async def enqueued(dsn: str, marks, expected: int, t0: float, timeout: float) ->
     """Seconds from t0 until every follower's notification row, then its outbox row, exists (committed)."""
     conn = await asyncpg.connect(dsn)
     out: dict = {"notifications_s": None, "outbox_s": None, "timeline": []}
+    n = {"notifications": 0, "outbox": 0}
     try:
         while time.time() - t0 < timeout:
             n = await conn.fetchrow(_COUNTS, marks["notifications"], marks["outbox"])
@@ -110,7 +113,12 @@ async def mails(sink_url: str, t0: float, expected: int, timeout: float, enqueue
             now = time.time()
             if stats["messages"] != last_n:
                 last_n, last_change = stats["messages"], now
-            if stats["messages"] >= expected or now - t0 > timeout:
+            if stats["messages"] >= expected:  # a moment more, for any copy sent twice to show up
+                await asyncio.sleep(MAIL_SETTLE_SECONDS)
+                async with s.get(f"{sink_url}/stats", params={"since": str(t0)}) as resp:
+                    stats = await resp.json()
+                break
+            if now - t0 > timeout:
                 break
             if enqueue_task.done() and now - last_change > MAIL_IDLE_SECONDS:
                 break
@@ -161,7 +169,7 @@ async def measure(run: Run, seller: Seller, stream_id: str, followers: int, onli
         p.mark("t0")
     sink0 = await _sink_cpu(run.sink_url)
     t0 = time.time()
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=START_TIMEOUT_SECONDS)) as s:
         async with s.post(f"{run.url}/api/v1/livestreams/{stream_id}/start", json={},
                           headers={"Authorization": f"Bearer {seller.token}"}) as resp:
             start_status, start_body = resp.status, await resp.text()
