@@ -8,6 +8,13 @@ async def has_seller(conn: asyncpg.Connection) -> bool:
     return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM sellers)")
 
 
+async def give_email(conn: asyncpg.Connection, user_id, email: str) -> None:
+    """Give the demo seller an address (once: kept if it has one, skipped if another user has this one)."""
+    await conn.execute(
+        """UPDATE users SET email = $2 WHERE id = $1::uuid AND email IS NULL
+              AND NOT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($2))""", user_id, email)
+
+
 async def demo_ended(conn: asyncpg.Connection) -> bool:
     """Whether the demo seller's `demo` stream has ended."""
     return bool(await conn.fetchval(

@@ -1,4 +1,5 @@
-"""Idempotent demo data: a seller `demo-seller` (shipping from San Francisco, free shipping over $250), a live
+"""Idempotent demo data: a seller `demo-seller` (email DEMO_SELLER_EMAIL, so a newcomer signs in as the seller
+with a code from the development mailbox; shipping from San Francisco, free shipping over $250), a live
 stream `demo`, six products with variants, weights and sizes (so checkout quotes sandbox rates), a coupon.
 
 Ending a stream is final (see docs/protocol.md), so when the `demo` stream has ended the seed keeps it as a
@@ -11,6 +12,7 @@ from db import demo as demo_db
 from db import users as users_db
 from live.auth.principal import SYSTEM
 
+DEMO_SELLER_EMAIL = "demo-seller@example.com"
 DEMO_SHIP_FROM = {"name": "Demo Seller", "line1": "1 Market St", "city": "San Francisco", "state": "CA",
                   "postal_code": "94105", "country": "US", "phone": "+14155550100"}
 # title -> (weight in grams, (length, width, height) in cm) of one unit
@@ -61,6 +63,7 @@ async def seed(services) -> dict:
     """Create the demo data if missing; returns ids of what the demo uses. Safe to run any number of times."""
     async with services.db.tx(SYSTEM) as conn:
         user = await users_db.find_or_create_by_name(conn, "demo-seller", "seller")
+        await demo_db.give_email(conn, user["id"], DEMO_SELLER_EMAIL)  # sign in as the seller by email code
         seller = await users_db.ensure_seller(conn, user["id"], "Demo Seller", "demo-seller")
         category = await demo_db.category(conn)
         await demo_db.retire_ended_demo(conn)

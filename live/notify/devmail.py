@@ -13,6 +13,7 @@ arrive)."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import socket
@@ -29,6 +30,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from live.logging import get_logger
 
 log = get_logger("live.devmail")
+# aiosmtpd logs every connection, command and EOF at INFO on "mail.log": only its warnings reach the server's log
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 MAX_MESSAGE_BYTES = 1024 * 1024  # the SMTP server refuses a larger message (552)
 TEXT_PREVIEW_CHARS = 2000  # of the plain-text part, kept in the list entry (the JSON route shows it)
 MAX_HEADERS = 100  # shown on a message's page
