@@ -8,7 +8,6 @@ emails printed to the log).
 """
 from __future__ import annotations
 
-import base64
 import os
 import re
 import secrets
@@ -20,6 +19,8 @@ from urllib.parse import urlparse
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
+
+from live import config_checks as checks
 
 
 class ConfigError(Exception):
@@ -72,8 +73,6 @@ _RANGES: dict[str, tuple[float, float, str]] = {
 # Web Push endpoints a browser may hand us (PUSH_ENDPOINT_HOSTS): the push services of Chrome/Edge/Opera/Samsung
 # (FCM), Firefox, Safari and Windows; a name matches itself and its subdomains
 DEFAULT_PUSH_HOSTS = ("fcm.googleapis.com", "push.services.mozilla.com", "push.apple.com", "notify.windows.com")
-# a VAPID subject: a mailto: address, or an https origin without port or path
-SUBJECT = re.compile(r"mailto:[^@\s]{1,64}@(localhost|[\w-]{1,63}(\.[\w-]{1,63})+)|https://(localhost|[\w-]{1,63}(\.[\w-]{1,63})+)")
 
 
 class Settings(BaseSettings):
@@ -322,59 +321,22 @@ class Settings(BaseSettings):
     @field_validator("vapid_private_key", "vapid_public_key")
     @classmethod
     def _vapid_key(cls, v: str | None, info: ValidationInfo) -> str | None:
-        if v is None or not v.strip():
-            return None
-        v = v.strip()
-        size = 32 if info.field_name == "vapid_private_key" else 65
-        try:
-            raw = base64.urlsafe_b64decode(v + "=" * (-len(v) % 4)) if re.fullmatch(r"[A-Za-z0-9_-]+=*", v) else b""
-        except ValueError:
-            raw = b""
-        if len(raw) != size or (size == 65 and raw[0] != 4):
-            what = "private key (32 bytes)" if size == 32 else "public key (65 bytes, uncompressed)"
-            raise ValueError(f"must be a base64url P-256 {what}")
-        return v.rstrip("=")
+        return checks.vapid_key(v, private=info.field_name == "vapid_private_key")
 
     @field_validator("vapid_subject")
     @classmethod
     def _vapid_subject(cls, v: str | None) -> str | None:
-        if v is None or not v.strip():
-            return None
-        v = v.strip()
-        if not SUBJECT.fullmatch(v):  # what the VAPID signer (py_vapid) accepts
-            raise ValueError("must be a mailto: address or an https:// origin (https://shop.example, no path)")
-        return v
+        return checks.vapid_subject(v)
 
     @field_validator("push_endpoint_hosts", mode="before")
     @classmethod
     def _push_hosts(cls, v: object) -> tuple[str, ...]:
-        items = [h.strip().lower() for h in v.split(",") if h.strip()] if isinstance(v, str) else list(v or ())
-        for h in items:
-            if h != "*" and not re.fullmatch(r"[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})*", h):
-                raise ValueError(f"{h!r} is not a host name like fcm.googleapis.com (or *)")
-        if not items:
-            raise ValueError("must name at least one host (or *)")
-        return tuple(items)
+        return checks.host_names(v)
 
     @model_validator(mode="after")
     def _vapid_pair(self) -> "Settings":
-        if self.vapid_public_key and not self.vapid_private_key:
-            raise ValueError("VAPID_PRIVATE_KEY: is required with VAPID_PUBLIC_KEY")
-        if self.vapid_private_key:
-            from cryptography.hazmat.primitives.asymmetric import ec
-            from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
-            raw = base64.urlsafe_b64decode(self.vapid_private_key + "=" * (-len(self.vapid_private_key) % 4))
-            try:
-                key = ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
-            except ValueError:
-                raise ValueError("VAPID_PRIVATE_KEY: is not a valid P-256 private key") from None
-            public = base64.urlsafe_b64encode(key.public_key().public_bytes(
-                Encoding.X962, PublicFormat.UncompressedPoint)).decode().rstrip("=")
-            if self.vapid_public_key and self.vapid_public_key != public:
-                raise ValueError("VAPID_PUBLIC_KEY: does not belong to VAPID_PRIVATE_KEY")
-            if self.live_env == "production" and not self.vapid_subject:
-                raise ValueError("VAPID_SUBJECT: is required with VAPID_PRIVATE_KEY when LIVE_ENV=production")
+        checks.vapid_pair(self.vapid_private_key, self.vapid_public_key, self.vapid_subject,
+                          self.live_env == "production")
         return self
 
     @model_validator(mode="after")

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from py_vapid import Vapid02
 
-from live.config import SUBJECT, Settings
+from live.config import Settings
+from live.config_checks import SUBJECT
 
 KEY_FILE = "vapid_private_key"
 JWT_LIFETIME_SECONDS = 12 * 3600  # `exp` of a VAPID JWT (push services refuse more than 24 h)
