@@ -3,9 +3,10 @@
 -- -> answered (an admin marked it answered); spam (the honeypot field was filled: stored, no mail sent).
 -- The service writes as system and reads as an admin (it authorizes, live/auth/policy.py): contacts_privileged
 -- of 0005 covers both; 0005's contacts_insert (anyone may insert a 'new' row, not read it) stays as it was.
+-- 0001's check forbids the new statuses: drop it before the old ones are rewritten
+ALTER TABLE contacts DROP CONSTRAINT IF EXISTS contacts_status_check;
 UPDATE contacts SET status = 'answered' WHERE status = 'replied';
 UPDATE contacts SET status = 'read' WHERE status = 'archived';
-ALTER TABLE contacts DROP CONSTRAINT IF EXISTS contacts_status_check;
 ALTER TABLE contacts ADD CONSTRAINT contacts_status_check CHECK (status IN ('new', 'read', 'answered', 'spam'));
 ALTER TABLE contacts
     ADD COLUMN ip          text CHECK (char_length(ip) <= 64),
