@@ -6,9 +6,11 @@ from datetime import datetime
 
 import asyncpg
 
+from db import streams as streams_db
 from db.prefs import allowed_sql
 from live.ids import is_uuid
 
+_STREAMS = "FROM livestreams s JOIN sellers se ON se.id = s.seller_id"  # the aliases of streams_db.STREAM_COLS
 SELLER_COLS = "s.id::text AS id, s.user_id::text AS user_id, s.display_name, s.slug, s.bio, s.created_at"
 
 
@@ -89,29 +91,16 @@ async def claim_email(conn: asyncpg.Connection, seller_id: str, kind: str, inter
     return [r[0] for r in rows]
 
 
-STREAM_COLS = """l.id::text AS id, l.slug, l.title, l.description, l.status, l.scheduled_at, l.started_at,
-    l.ended_at, l.thumbnail_url, l.cover_url, l.spotlight_product_id::text AS spotlight_product_id, l.peak_viewers,
-    l.slow_mode_seconds, l.seller_id::text AS seller_id, se.user_id::text AS seller_user_id,
-    se.display_name AS seller_name, se.slug AS seller_slug"""
-
-
-async def stream(conn: asyncpg.Connection, id_or_slug: str) -> asyncpg.Record | None:
-    """A stream by id or slug, with its seller's names (what a follower notification says)."""
-    where = "l.id = $1::uuid" if is_uuid(id_or_slug) else "l.slug = $1"
-    return await conn.fetchrow(
-        f"SELECT {STREAM_COLS} FROM livestreams l JOIN sellers se ON se.id = l.seller_id WHERE {where}", id_or_slug)
-
-
 async def seller_streams(conn: asyncpg.Connection, seller_id: str, upcoming: int) -> list[asyncpg.Record]:
     """The seller's live streams (newest first) then up to `upcoming` scheduled ones (soonest first, unscheduled
-    last) for the public profile."""
+    last) for the public profile; the columns of db/streams.py's `get`."""
     return await conn.fetch(
-        f"""(SELECT {STREAM_COLS} FROM livestreams l JOIN sellers se ON se.id = l.seller_id
-             WHERE l.seller_id = $1::uuid AND l.status = 'live' ORDER BY l.started_at DESC LIMIT 5)
+        f"""(SELECT {streams_db.STREAM_COLS} {_STREAMS}
+             WHERE s.seller_id = $1::uuid AND s.status = 'live' ORDER BY s.started_at DESC LIMIT 5)
             UNION ALL
-            (SELECT {STREAM_COLS} FROM livestreams l JOIN sellers se ON se.id = l.seller_id
-             WHERE l.seller_id = $1::uuid AND l.status = 'scheduled'
-             ORDER BY l.scheduled_at ASC NULLS LAST, l.id LIMIT $2)""", seller_id, upcoming)
+            (SELECT {streams_db.STREAM_COLS} {_STREAMS}
+             WHERE s.seller_id = $1::uuid AND s.status = 'scheduled'
+             ORDER BY s.scheduled_at ASC NULLS LAST, s.id LIMIT $2)""", seller_id, upcoming)
 
 
 async def set_cover(conn: asyncpg.Connection, stream_id: str, cover_url: str) -> None:

@@ -10,6 +10,7 @@ import asyncpg
 import live.notify as notices
 from db import Database
 from db import follows as follows_db
+from db import streams as streams_db
 from live.auth import policy
 from live.auth.principal import SYSTEM, Principal
 from live.cursors import decode_cursor, encode_cursor
@@ -121,7 +122,7 @@ class Follows:
         interval is not emailed again."""
         stream_id = stream_id_of(payload)
         async with self.db.tx(SYSTEM) as conn:
-            row = await follows_db.stream(conn, stream_id)
+            row = await streams_db.get(conn, stream_id)
             if row is None or row["status"] != "live":
                 log.info("live_now_skipped", stream_id=stream_id, status=row["status"] if row else None)
                 return

@@ -14,6 +14,7 @@ import asyncpg
 
 from db import Database, audit
 from db import follows as follows_db
+from db import streams as streams_db
 from live.auth import policy
 from live.auth.principal import SYSTEM, Principal
 from live.errors import not_found
@@ -59,7 +60,7 @@ class Schedule:
         except (KeyError, TypeError, ValueError):
             raise Permanent(f"no scheduled_at in {payload!r}"[:300]) from None
         async with self.db.tx(SYSTEM) as conn:
-            row = await follows_db.stream(conn, stream_id)
+            row = await streams_db.get(conn, stream_id)
             if (row is None or row["status"] != "scheduled" or row["scheduled_at"] != at
                     or at <= datetime.now(timezone.utc)):
                 log.info("reminder_skipped", stream_id=stream_id, scheduled_at=payload["scheduled_at"],
@@ -75,7 +76,7 @@ class Schedule:
         """The stream's seller (or an admin) sets its cover: the image is stored (422 when it is not a JPEG, PNG
         or WebP) and its path becomes `cover_url` (audited as `stream.cover`). The stream row after."""
         async with self.db.tx(principal) as conn:
-            row = await follows_db.stream(conn, id_or_slug)
+            row = await streams_db.get(conn, id_or_slug)
             if row is None:
                 raise not_found("stream")
             policy.stream_seller(principal, row["seller_user_id"], "only the stream's seller can change it")
@@ -85,4 +86,4 @@ class Schedule:
                 await audit.record(conn, principal.user_id, "stream.cover", "livestream", row["id"],
                                    before={"cover_url": row["cover_url"]}, after={"cover_url": stored.url},
                                    bytes=stored.size, content_type=stored.content_type)
-            return await follows_db.stream(conn, row["id"])
+            return await streams_db.get(conn, row["id"])
