@@ -103,6 +103,11 @@ async def seller_streams(conn: asyncpg.Connection, seller_id: str, upcoming: int
              ORDER BY s.scheduled_at ASC NULLS LAST, s.id LIMIT $2)""", seller_id, upcoming)
 
 
-async def set_cover(conn: asyncpg.Connection, stream_id: str, cover_url: str) -> None:
-    await conn.execute("UPDATE livestreams SET cover_url = $2, updated_at = now() WHERE id = $1::uuid",
-                       stream_id, cover_url)
+async def set_cover(conn: asyncpg.Connection, stream_id: str, cover_url: str) -> asyncpg.Record | None:
+    """Set the stream's cover; the row before (its `cover_url`, read under the row lock) when it changed, None when
+    it was that already or the stream is gone."""
+    return await conn.fetchrow(
+        """UPDATE livestreams l SET cover_url = $2, updated_at = now()
+           FROM (SELECT id, cover_url FROM livestreams WHERE id = $1::uuid FOR UPDATE) old
+           WHERE l.id = old.id AND old.cover_url IS DISTINCT FROM $2
+           RETURNING old.cover_url""", stream_id, cover_url)

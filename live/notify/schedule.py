@@ -74,16 +74,23 @@ class Schedule:
 
     async def set_cover(self, principal: Principal, id_or_slug: str, image: bytes):
         """The stream's seller (or an admin) sets its cover: the image is stored (422 when it is not a JPEG, PNG
-        or WebP) and its path becomes `cover_url` (audited as `stream.cover`). The stream row after."""
+        or WebP) and its path becomes `cover_url` (audited as `stream.cover`). The stream row after. Three steps, so
+        no transaction (nor pooled connection) is held while the file is written and fsynced: a transaction reads
+        and authorizes, the file is stored, a second transaction sets the cover (a stream deleted meanwhile: 404,
+        the stored file stays, content-addressed, for the next upload of the same bytes)."""
         async with self.db.tx(principal) as conn:
             row = await streams_db.get(conn, id_or_slug)
             if row is None:
                 raise not_found("stream")
             policy.stream_seller(principal, row["seller_user_id"], "only the stream's seller can change it")
-            stored = await self.uploads.store_image(image)
-            if row["cover_url"] != stored.url:
-                await follows_db.set_cover(conn, row["id"], stored.url)
+        stored = await self.uploads.store_image(image)
+        async with self.db.tx(principal) as conn:
+            before = await follows_db.set_cover(conn, row["id"], stored.url)
+            if before is not None:
                 await audit.record(conn, principal.user_id, "stream.cover", "livestream", row["id"],
-                                   before={"cover_url": row["cover_url"]}, after={"cover_url": stored.url},
+                                   before={"cover_url": before["cover_url"]}, after={"cover_url": stored.url},
                                    bytes=stored.size, content_type=stored.content_type)
-            return await streams_db.get(conn, row["id"])
+            after = await streams_db.get(conn, row["id"])
+            if after is None:
+                raise not_found("stream")
+            return after

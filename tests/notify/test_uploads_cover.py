@@ -8,8 +8,10 @@ import hashlib
 import struct
 import zlib
 
+import asyncpg
+
 from live.auth.principal import SYSTEM
-from live.uploads import sniff_image
+from live.uploads import Uploads, sniff_image
 from tests.commerce.harness import API, Shop, make_client
 
 
@@ -91,3 +93,37 @@ async def test_cover_upload(tmp_path, dsn, aiohttp_client):
         resp = await shop.client.get(f"/uploads/{bad}")
         assert resp.status == 404, bad
         assert (await resp.json())["error"]["code"] == "not_found"
+
+
+class ProbedUploads(Uploads):
+    """The real store, which first looks (as the database owner, in pg_stat_activity) for a session left idle
+    inside a transaction after reading the stream: a transaction held open while the file is written."""
+
+    def __init__(self, data_dir, dsn: str):
+        super().__init__(data_dir)
+        self.dsn, self.open_transactions = dsn, []
+
+    async def store_image(self, data: bytes):
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            self.open_transactions.append(await conn.fetchval(
+                """SELECT count(*) FROM pg_stat_activity
+                   WHERE datname = current_database() AND pid <> pg_backend_pid()
+                     AND state LIKE 'idle in transaction%' AND query LIKE '%FROM livestreams s JOIN sellers se%'"""))
+        finally:
+            await conn.close()
+        return await super().store_image(data)
+
+
+async def test_cover_is_stored_outside_any_transaction(tmp_path, dsn, aiohttp_client):
+    shop = Shop(await make_client(tmp_path, dsn, aiohttp_client))
+    seller = await shop.seller("sculptor")
+    await shop.call("POST", "/livestreams", seller, json={"title": "Clay", "slug": "clay"}, expect=201)
+    probe = ProbedUploads(tmp_path / "data", dsn)
+    shop.services.schedule.uploads = probe
+    status, body = await post_cover(shop, "clay", seller, png())
+    assert status == 200, body
+    assert probe.open_transactions == [0]
+    assert body["cover_url"] == "/uploads/" + hashlib.sha256(png()).hexdigest() + ".png"
+    async with shop.services.db.tx(SYSTEM) as conn:
+        assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'stream.cover'") == 1
