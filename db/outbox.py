@@ -1,5 +1,6 @@
 """Queries on the email outbox: mails written in the caller's transaction (live/notify/mail.py adds the
-`email.send` jobs that deliver them), read by those jobs, then marked sent or failed, one row at a time.
+`email.send` jobs that deliver them), read by those jobs, then marked sent, failed (tried again) or given up
+(`failed_at`: refused by the server or unrenderable; never read again).
 
 A row either names a kind and its data (rendered when sent) or carries a plain subject and body. `key` is unique
 (the event the mail is for); `message_id` is the Message-ID it was sent with."""
@@ -44,18 +45,13 @@ async def insert_for_users(conn: asyncpg.Connection, *, kind: str, user_ids: lis
 
 
 async def unsent(conn: asyncpg.Connection, mail_ids: list[int]) -> list[asyncpg.Record]:
-    """The rows of `mail_ids` not sent yet, with the recipient's name, by id."""
+    """The rows of `mail_ids` not sent yet and not given up, with the recipient's name, by id."""
     return await conn.fetch(
         """SELECT m.id, m.to_address, m.subject, m.body, m.kind, m.data, m.user_id::text AS user_id, m.key,
                   m.reply_to, m.message_id, m.attempts, u.name AS user_name
            FROM email_outbox m LEFT JOIN users u ON u.id = m.user_id
-           WHERE m.id = ANY($1::bigint[]) AND m.sent_at IS NULL ORDER BY m.id""", mail_ids)
-
-
-async def get(conn: asyncpg.Connection, mail_id: int) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        """SELECT id, to_address, subject, body, kind, data, user_id::text AS user_id, key, reply_to, message_id,
-                  sent_at, attempts, last_error FROM email_outbox WHERE id = $1""", mail_id)
+           WHERE m.id = ANY($1::bigint[]) AND m.sent_at IS NULL AND m.failed_at IS NULL
+           ORDER BY m.id""", mail_ids)
 
 
 async def mark_sent(conn: asyncpg.Connection, mail_id: int, message_id: str | None = None) -> None:
@@ -63,6 +59,9 @@ async def mark_sent(conn: asyncpg.Connection, mail_id: int, message_id: str | No
                        "message_id = coalesce($2, message_id) WHERE id = $1 AND sent_at IS NULL", mail_id, message_id)
 
 
-async def mark_failed(conn: asyncpg.Connection, mail_id: int, error: str) -> None:
-    await conn.execute("UPDATE email_outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
-                       mail_id, error)
+async def mark_failed(conn: asyncpg.Connection, mail_ids: list[int], error: str, *, give_up: bool = False) -> None:
+    """A failed try of each unsent row of `mail_ids`: `error` kept; with `give_up` also `failed_at` (never again)."""
+    await conn.execute(
+        """UPDATE email_outbox SET attempts = attempts + 1, last_error = $2,
+                  failed_at = CASE WHEN $3 THEN now() ELSE failed_at END
+           WHERE id = ANY($1::bigint[]) AND sent_at IS NULL""", list(mail_ids), error, give_up)

@@ -3,7 +3,8 @@
 -- email_outbox rows now name a kind and carry its data; they are rendered (Jinja2, live/notify/render.py) when
 -- sent, not when written. `key` names the event (unique: a mail queued twice for one event is one row), and
 -- `message_id` is derived from it (`<sha256(key)[:32]@domain>`), so a resend after a crash carries the same
--- Message-ID. Old rows and plain mails (live/notify/mail.py `enqueue`) keep subject and body and no kind.
+-- Message-ID. `failed_at` marks a row given up (live/notify/mail.py): a retry of its batch skips it.
+-- Old rows and plain mails (live/notify/mail.py `enqueue`) keep subject and body and no kind.
 ALTER TABLE email_outbox
     ALTER COLUMN subject DROP NOT NULL,
     ALTER COLUMN body DROP NOT NULL,
@@ -13,6 +14,7 @@ ALTER TABLE email_outbox
     ADD COLUMN key        text CHECK (key IS NULL OR length(key) <= 300),
     ADD COLUMN reply_to   text,
     ADD COLUMN message_id text,
+    ADD COLUMN failed_at  timestamptz,  -- given up: refused by the server (5xx) or unrenderable; never sent
     ADD CONSTRAINT email_outbox_key_key UNIQUE (key),
     ADD CONSTRAINT email_outbox_content_check CHECK (kind IS NOT NULL OR (subject IS NOT NULL AND body IS NOT NULL));
 CREATE INDEX email_outbox_user_idx ON email_outbox (user_id, created_at) WHERE user_id IS NOT NULL;

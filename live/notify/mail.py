@@ -15,8 +15,10 @@ one SMTP connection (live/notify/smtp.py) and is marked sent in a short transact
 SMTP answer. A sent row is never sent again; a crash between an SMTP answer and that commit sends that one
 message again with the same Message-ID, which receivers use to drop the copy. A failure is kept in the row
 (`attempts`, `last_error`); the job is tried again with backoff (RETRY_* below) and sends only what is still
-unsent. A message the server refuses outright (5xx) or that cannot be rendered is not tried again (row keeps the
-error). Without SMTP_URL mails are printed to the log."""
+unsent. A message the server refuses outright (5xx) or that cannot be rendered is given up: the row keeps the
+error and gets `failed_at`, and no later run of its batch sends it. A failure to connect (no answer, a 5xx to
+EHLO, STARTTLS or AUTH: a wrong password) is the server's or the settings', not the messages': the job is tried
+again and the batch's rows keep the error. Without SMTP_URL mails are printed to the log."""
 from __future__ import annotations
 
 import dataclasses
@@ -115,6 +117,10 @@ class _Out:
     error: str | None = None
 
 
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
 class Mailer:
     """The `email.send` job's handler and the mail channel of `notify` (`queue`)."""
 
@@ -152,29 +158,32 @@ class Mailer:
         async with self._db.tx(SYSTEM) as conn:
             outs = [await self._prepare(conn, row) for row in await outbox_db.unsent(conn, ids)]
         failed: Exception | None = None
-        for out in outs:
-            if out.data is None:  # could not be rendered: kept with its error, not tried again
-                await self._mark(out.id, out.error or "render failed")
+        for n, out in enumerate(outs):
+            if out.data is None:  # could not be rendered: kept with its error and given up
+                await self._mark([out.id], out.error or "render failed", give_up=True)
                 self.outcomes["unrenderable"] += 1
                 continue
             try:
                 await self._deliver(out)
-            except (OSError, TimeoutError) as exc:  # the connection (aiosmtplib's disconnects and timeouts too)
-                await self._mark(out.id, f"{type(exc).__name__}: {exc}"[:2000])
-                failed = exc  # the server is away: the rest of the batch waits for the retry
+            except (OSError, TimeoutError) as exc:  # the connection: a connect/AUTH refusal (smtp.py), a drop
+                # the server is away or the settings are wrong: this row and the rest of the batch keep the error
+                # and wait for the retry
+                await self._mark([o.id for o in outs[n:] if o.data is not None], _error(exc))
+                failed = exc
                 self.outcomes["retry"] += 1
                 break
             except aiosmtplib.SMTPResponseException as exc:
-                await self._mark(out.id, f"{type(exc).__name__}: {exc}"[:2000])
                 if exc.code < 500:  # 4xx: try again later
+                    await self._mark([out.id], _error(exc))
                     failed = exc
                     self.outcomes["retry"] += 1
-                else:
+                else:  # 5xx: this message refused, given up (a retry of the batch skips it)
+                    await self._mark([out.id], _error(exc), give_up=True)
                     log.warning("email_refused", mail_id=out.id, code=exc.code)
                     self.outcomes["refused"] += 1
                 continue
-            except aiosmtplib.SMTPException as exc:  # this message refused (its recipient, SMTPUTF8): not again
-                await self._mark(out.id, f"{type(exc).__name__}: {exc}"[:2000])
+            except aiosmtplib.SMTPException as exc:  # this message refused (its recipient, SMTPUTF8): given up
+                await self._mark([out.id], _error(exc), give_up=True)
                 log.warning("email_refused", mail_id=out.id, error=repr(exc)[:300])
                 self.outcomes["refused"] += 1
                 continue
@@ -182,11 +191,11 @@ class Mailer:
                 await outbox_db.mark_sent(conn, out.id, out.message_id)
             self.outcomes["sent"] += 1
         if failed is not None:
-            raise failed  # the job queue tries again; sent rows are skipped then
+            raise failed  # the job queue tries again; sent and given-up rows are skipped then
 
-    async def _mark(self, mail_id: int, error: str) -> None:
+    async def _mark(self, mail_ids: list[int], error: str, *, give_up: bool = False) -> None:
         async with self._db.tx(SYSTEM) as conn:
-            await outbox_db.mark_failed(conn, mail_id, error)
+            await outbox_db.mark_failed(conn, mail_ids, error, give_up=give_up)
 
     async def _prepare(self, conn: asyncpg.Connection, row) -> _Out:
         try:

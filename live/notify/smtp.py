@@ -2,9 +2,13 @@
 
 `SmtpClient.send` takes a lock (one message at a time on the connection), connects when there is no connection
 (TLS from the first byte for smtps://, STARTTLS for smtp:// on port 587, AUTH when the URL has a user), and sends.
+Any failure while connecting (no answer, a 4xx/5xx greeting, EHLO, STARTTLS or AUTH answer such as 535) is raised
+as ConnectionError: the server or the settings are wrong, not the message, so the job is tried again and no mail
+is given up.
 A connection the server dropped while idle (SMTPServerDisconnected, a reset) is opened again once and the message
 sent on the new one; a second failure goes to the caller (the job is retried). A refusal of the message itself
-(SMTPResponseException) leaves the connection in use after a RSET. The connection is closed after
+(SMTPResponseException; a refused recipient is raised as its own SMTPRecipientRefused, so its code tells 4xx
+"later" from 5xx "never") leaves the connection in use after a RSET. The connection is closed after
 SMTP_IDLE_SECONDS without a message, and by `close` (worker stop)."""
 from __future__ import annotations
 
@@ -57,6 +61,11 @@ class SmtpClient:
                     await self._drop()  # 421: the server is closing the connection
                     if fresh or attempt == 2:
                         raise
+                except aiosmtplib.SMTPRecipientsRefused as exc:  # the recipient refused: its own answer, 4xx or 5xx
+                    await self._reset()
+                    if len(exc.recipients) == 1:  # one recipient per message here
+                        raise exc.recipients[0] from exc
+                    raise
                 except Exception:  # the message refused, or one aiosmtplib cannot encode: a clean state for the next
                     await self._reset()
                     raise
@@ -71,6 +80,9 @@ class SmtpClient:
         client = aiosmtplib.SMTP(**self._args)
         try:
             await client.connect()  # with a username, connect() also logs in
+        except aiosmtplib.SMTPException as exc:  # greeting, EHLO, STARTTLS, AUTH: not the message's fault
+            client.close()
+            raise ConnectionError(f"SMTP connect: {type(exc).__name__}: {exc}") from exc
         except BaseException:
             client.close()
             raise
