@@ -127,3 +127,20 @@ async def test_cover_is_stored_outside_any_transaction(tmp_path, dsn, aiohttp_cl
     assert body["cover_url"] == "/uploads/" + hashlib.sha256(png()).hexdigest() + ".png"
     async with shop.services.db.tx(SYSTEM) as conn:
         assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'stream.cover'") == 1
+
+
+async def test_cover_uploads_are_rate_limited(tmp_path, dsn, aiohttp_client):
+    shop = Shop(await make_client(tmp_path, dsn, aiohttp_client, rate_limits="cover=2/3600"))
+    seller, other = await shop.seller("potter"), await shop.seller("weaver")
+    await shop.call("POST", "/livestreams", seller, json={"title": "Pots", "slug": "pots"}, expect=201)
+    await shop.call("POST", "/livestreams", other, json={"title": "Rugs", "slug": "rugs"}, expect=201)
+    for extra in (1, 2):
+        assert (await post_cover(shop, "pots", seller, png(extra)))[0] == 200
+    resp = await shop.client.post(f"{API}/livestreams/pots/cover", data=png(3),
+                                  headers={"Content-Type": "image/png", **seller.headers})
+    body = await resp.json()
+    assert resp.status == 429 and body["error"]["code"] == "rate_limited", body
+    assert int(resp.headers["Retry-After"]) > 0
+    # the refused upload stored nothing; another seller has a count of their own
+    assert len(list((tmp_path / "data" / "uploads").iterdir())) == 2
+    assert (await post_cover(shop, "rugs", other, png(3)))[0] == 200
