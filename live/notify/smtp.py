@@ -1,7 +1,8 @@
 """One SMTP connection per worker process, reused for every message of every `email.send` job.
 
 `SmtpClient.send` takes a lock (one message at a time on the connection), connects when there is no connection
-(TLS from the first byte for smtps://, STARTTLS for smtp:// on port 587, AUTH when the URL has a user), and sends.
+(TLS from the first byte for smtps://; for smtp:// STARTTLS is required on port 587 and used on any other port
+whenever the server offers it, before AUTH; AUTH when the URL has a user), and sends.
 Any failure while connecting (no answer, a 4xx/5xx greeting, EHLO, STARTTLS or AUTH answer such as 535) is raised
 as ConnectionError: the server or the settings are wrong, not the message, so the job is tried again and no mail
 is given up.
@@ -30,7 +31,8 @@ class SmtpClient:
         tls = u.scheme == "smtps"
         self._args = {
             "hostname": u.hostname, "port": u.port or (465 if tls else 25), "use_tls": tls,
-            "start_tls": True if (u.scheme == "smtp" and u.port == 587) else False,
+            # smtps: TLS from the first byte; 587: STARTTLS required; else STARTTLS when offered (None)
+            "start_tls": False if tls else (True if u.port == 587 else None),
             "username": unquote(u.username) if u.username else None,
             "password": unquote(u.password or "") if u.username else None, "timeout": timeout}
         self._idle = idle_seconds

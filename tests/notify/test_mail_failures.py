@@ -1,6 +1,7 @@
 """Mail failures that must not lose mail or send it twice, against real SMTP servers and real PostgreSQL: a server
 that refuses AUTH (535) fails the job and keeps every row for the retry; a recipient refused for good (550) is
-given up and never sent again while another one (451) is retried."""
+given up and never sent again while another one (451) is retried; STARTTLS offered by the server is used before
+AUTH on a plain smtp:// port."""
 from __future__ import annotations
 
 import asyncio
@@ -12,6 +13,7 @@ from db import Database
 from live.auth.principal import SYSTEM
 from live.container import Services
 from live.notify.mail import queue_mail
+from live.notify.smtp import SmtpClient
 from tests.helpers import make_settings, owner_connection
 from tests.notify.conftest import MailServer
 
@@ -136,3 +138,24 @@ async def test_a_refused_recipient_is_given_up_and_a_retry_of_its_batch_does_not
     finally:
         await services.outbox.close()
         server.stop()
+
+
+async def test_starttls_offered_on_a_plain_port_is_used_before_auth():
+    scripted = Scripted(starttls=True)
+    port = await scripted.start()
+    client = SmtpClient(f"smtp://live:s3cret@127.0.0.1:{port}", timeout=5)
+    try:
+        with pytest.raises(ConnectionError, match="454"):  # the upgrade refused: no AUTH in clear, the job retries
+            await client.send("a@shop.test", ["b@example.com"], b"Subject: x\r\n\r\nhi\r\n")
+        assert "STARTTLS" in scripted.commands and "AUTH" not in scripted.commands
+    finally:
+        await client.close()
+        await scripted.stop()
+
+
+def test_the_tls_mode_follows_the_url():
+    assert SmtpClient("smtp://mail.test")._args["start_tls"] is None  # upgraded when the server offers it
+    assert SmtpClient("smtp://mail.test:587")._args["start_tls"] is True
+    smtps = SmtpClient("smtps://mail.test")._args
+    assert (smtps["use_tls"], smtps["start_tls"], smtps["port"]) == (True, False, 465)
+
