@@ -34,9 +34,13 @@ async def claim(conn: asyncpg.Connection, key: str, limit: int) -> list[asyncpg.
            RETURNING id, user_id::text AS user_id, email, created_at""", key, limit)
 
 
-async def event(conn: asyncpg.Connection, key: str) -> asyncpg.Record | None:
-    """The kind and data of an event (every row of a key has the same)."""
-    return await conn.fetchrow("SELECT kind, data FROM notifications WHERE key = $1 LIMIT 1", key)
+EVENT_SQL = "SELECT kind, data FROM notifications WHERE id = $1"
+
+
+async def event(conn: asyncpg.Connection, notification_id: int) -> asyncpg.Record | None:
+    """The kind and data of the event of one of its rows (every row of a key has the same), by primary key: a
+    claimed row's id (the key alone has no index on delivered rows)."""
+    return await conn.fetchrow(EVENT_SQL, notification_id)
 
 
 _UNREAD_MANY = warm(

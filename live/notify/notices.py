@@ -120,7 +120,7 @@ class Deliverer:
             if not rows:
                 return None
             rows.sort(key=lambda r: r["id"])
-            ev = await notifications_db.event(conn, key)
+            ev = await notifications_db.event(conn, rows[0]["id"])
             kind, data = ev["kind"], ev["data"]
             spec = KINDS.get(kind)
             if spec is None:  # a kind this version no longer knows: marked, nothing sent

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from db import Database
+from db import notifications as notifications_db
 from live.auth.principal import SYSTEM, Principal
 from live.jobs import Jobs
 from live.notify import Notices, notify
@@ -173,3 +174,16 @@ async def test_a_delivery_that_fails_midway_leaves_nothing_and_its_retry_deliver
     await notices.deliverer.deliver({"key": "k:mid"})  # the job's retry
     await notices.deliverer.deliver({"key": "k:mid"})  # and once more: nothing left
     assert await sent(db) == [("k:mid", buyer)] * 2 and len(pushes) == 1
+
+
+async def test_the_event_of_a_delivered_key_is_read_by_primary_key(db):
+    users = await make_users(db, 3, "pk")
+    async with db.tx(SYSTEM) as conn:
+        await notify(conn, "follow.live_now", users, {"stream_id": "s"}, key="live:pk")
+        first = await conn.fetchval("SELECT min(id) FROM notifications WHERE key = 'live:pk'")
+        await conn.execute("UPDATE notifications SET delivered_at = now() WHERE key = 'live:pk'")
+        await conn.execute("SET LOCAL enable_seqscan = off")  # a plan that can use an index does
+        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + notifications_db.EVENT_SQL, first))
+        ev = await notifications_db.event(conn, first)
+    assert "notifications_pkey" in plan, plan  # not a scan of every row of every event
+    assert (ev["kind"], ev["data"]) == ("follow.live_now", {"stream_id": "s"})
