@@ -11,8 +11,10 @@ from live.http.limits import client_address
 
 api = Api()
 ADMIN = {"tag": "admin", "auth": "user", "roles": ("admin",)}
-# one address, no control characters (it becomes the Reply-To header of the mail to support)
-EMAIL = r"^[^@\s<>,;\x00-\x1f\x7f-\x9f]{1,64}@[^@\s<>,;\x00-\x1f\x7f-\x9f]+\.[^@\s<>,;\x00-\x1f\x7f-\x9f]+$"
+# One plain ASCII address (it becomes the Reply-To header of the mail to support): a dot-atom local part and
+# dotted domain labels. No RFC 5322 specials (`x:a@b.c` would parse as a group, `a@b.c, d@e.f` as two
+# addresses), no quoting or comments, no non-ASCII (the mailer does not speak SMTPUTF8).
+EMAIL = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+$"
 ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"  # no control characters or line breaks (mail subjects)
 MAX_USER_AGENT = 500
 
