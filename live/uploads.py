@@ -33,6 +33,25 @@ def sniff_image(data: bytes) -> str | None:
     return None
 
 
+def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
+    """Write `data` to `path` (whose directory exists) so that a reader sees the old file or the whole new one,
+    never half of it: a temporary file (`.<name>.<random>` beside it) is written, fsynced when `fsync`, and renamed
+    over `path`. On any failure the temporary file is deleted and the error raised. Blocking: call it in a thread
+    from the event loop. Also the development mailbox's writer (live/notify/devmail.py, without fsync)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 @dataclass(frozen=True)
 class Stored:
     name: str  # <sha256 hex>.<ext>
@@ -64,17 +83,7 @@ class Uploads:
         if path.exists():  # same content, same name: stored already
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".upload-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomic(path, data)
 
     def find(self, name: str) -> tuple[Path, str] | None:
         """The file and Content-Type of a stored upload's name; None for a name this store could not have given

@@ -28,6 +28,7 @@ import orjson
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from live.logging import get_logger
+from live.uploads import write_atomic
 
 log = get_logger("live.devmail")
 # aiosmtpd logs every connection, command and EOF at INFO on "mail.log": only its warnings reach the server's log
@@ -78,15 +79,10 @@ class Mailbox:
                 "envelope_from": mail_from, "envelope_to": list(rcpt_tos or [])[:50], "size": len(raw),
                 "received_at": time.time(), "text": (text or "")[:TEXT_PREVIEW_CHARS]}
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._write(self.dir / f"{key}.eml", raw)
-        self._write(self.dir / f"{key}.json", orjson.dumps(meta))
+        write_atomic(self.dir / f"{key}.eml", raw, fsync=False)  # a development mailbox: no fsync
+        write_atomic(self.dir / f"{key}.json", orjson.dumps(meta), fsync=False)
         self.prune()
         return key
-
-    def _write(self, path: Path, data: bytes) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
 
     def prune(self) -> int:
         """Delete all but the newest `max_messages`; returns how many were deleted."""

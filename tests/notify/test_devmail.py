@@ -7,7 +7,7 @@ from email.message import EmailMessage
 import aiosmtplib
 import pytest
 
-from live.notify.devmail import MAX_MESSAGE_BYTES, DevMailServer, Mailbox
+from live.notify.devmail import MAX_MESSAGE_BYTES, DevMailServer, Mailbox, message_key
 from tests.helpers import make_settings
 
 
@@ -126,3 +126,18 @@ async def test_refused_in_production(tmp_path, dsn, aiohttp_client):
         resp = await client.get(path)
         body = await resp.json()
         assert resp.status == 404 and body["error"]["code"] == "not_found", (path, body)
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path):
+    """The rename over `<id>.eml` fails (a directory of that name is in the way): the error is raised and the
+    temporary file it wrote is gone; the next message is stored as usual."""
+    box = Mailbox(tmp_path / "mailbox")
+    raw = mail("ada@example.org", "first", message_id="<one@test>").as_bytes()
+    key = message_key(raw, "<one@test>")
+    (tmp_path / "mailbox" / f"{key}.eml" / "occupied").mkdir(parents=True)
+    with pytest.raises(OSError):
+        box.store(raw)
+    assert sorted(p.name for p in (tmp_path / "mailbox").iterdir()) == [f"{key}.eml"]
+    other = box.store(mail("bob@example.org", "second", message_id="<two@test>").as_bytes())
+    assert sorted(p.name for p in (tmp_path / "mailbox").iterdir()) == sorted(
+        [f"{key}.eml", f"{other}.eml", f"{other}.json"])

@@ -9,9 +9,10 @@ import struct
 import zlib
 
 import asyncpg
+import pytest
 
 from live.auth.principal import SYSTEM
-from live.uploads import Uploads, sniff_image
+from live.uploads import Uploads, sniff_image, write_atomic
 from tests.commerce.harness import API, Shop, make_client
 
 
@@ -144,3 +145,20 @@ async def test_cover_uploads_are_rate_limited(tmp_path, dsn, aiohttp_client):
     # the refused upload stored nothing; another seller has a count of their own
     assert len(list((tmp_path / "data" / "uploads").iterdir())) == 2
     assert (await post_cover(shop, "rugs", other, png(3)))[0] == 200
+
+
+def test_write_atomic_replaces_whole_and_cleans_up_after_a_failure(tmp_path):
+    target = tmp_path / "file.bin"
+    write_atomic(target, b"old")
+    write_atomic(target, b"new" * 1000, fsync=False)
+    assert target.read_bytes() == b"new" * 1000
+    # the rename fails (a non-empty directory is in the way): raised, and no temporary file is left beside it
+    blocked = tmp_path / "blocked.bin"
+    (blocked / "inside").mkdir(parents=True)
+    with pytest.raises(OSError):
+        write_atomic(blocked, b"data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocked.bin", "file.bin"]
+    # the write itself fails (not bytes): the same
+    with pytest.raises(TypeError):
+        write_atomic(tmp_path / "other.bin", "not bytes")  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocked.bin", "file.bin"]
