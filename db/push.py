@@ -3,8 +3,6 @@ channel uses inside a notification's deliver transaction (every subscription of 
 preferences allow push for the kind, one statement)."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 import asyncpg
 
 from db.prefs import allowed_sql
@@ -85,22 +83,3 @@ async def record(conn: asyncpg.Connection, *, ok: list[int], gone: list[int], re
             """WITH d AS (DELETE FROM push_subscriptions WHERE id = ANY($1::bigint[]) RETURNING 1)
                SELECT count(*) FROM d""", gone)
     return deleted
-
-
-_ENQUEUE: str | None = None
-
-
-async def enqueue_jobs(conn: asyncpg.Connection, kind: str, payloads: list[bytes]) -> int:
-    """Queue one job of `kind` per payload (JSON bytes), all in one statement in `conn`'s transaction (pgqueuer's
-    own enqueue statement, which takes arrays: thousands of subscriptions are a few round trips, not one per job).
-    Returns how many were queued."""
-    global _ENQUEUE
-    if not payloads:
-        return 0
-    if _ENQUEUE is None:
-        from pgqueuer.adapters.persistence.qb import QueryQueueBuilder
-
-        _ENQUEUE = QueryQueueBuilder().build_enqueue_query("skip")
-    n = len(payloads)
-    rows = await conn.fetch(_ENQUEUE, [0] * n, [kind] * n, payloads, [timedelta(0)] * n, [None] * n, [None] * n)
-    return len(rows)

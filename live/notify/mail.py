@@ -41,7 +41,7 @@ from db import outbox as outbox_db
 from live.auth.principal import SYSTEM
 from live.config import Settings
 from live.jobs import Jobs, Permanent
-from live.jobs import enqueue as enqueue_job
+from live.jobs import enqueue_many as enqueue_jobs
 from live.logging import get_logger
 from live.notify.kinds import KINDS, Kind
 from live.notify.prefs import Preferences
@@ -72,9 +72,9 @@ def message_id(key: str | None, mail_id: int, domain: str) -> str:
 
 
 async def _jobs_for(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
-    for i in range(0, len(ids), BATCH):
-        batch = list(ids[i:i + BATCH])
-        await enqueue_job(conn, JOB, {"ids": batch}, key=f"email:{batch[0]}")
+    """One `email.send` job per BATCH of `ids`, all in one statement."""
+    batches = [list(ids[i:i + BATCH]) for i in range(0, len(ids), BATCH)]
+    await enqueue_jobs(conn, JOB, [{"ids": b} for b in batches], keys=[f"email:{b[0]}" for b in batches])
 
 
 async def queue_mail(conn: asyncpg.Connection, kind: str, to: str, data: dict, key: str, *,

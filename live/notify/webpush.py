@@ -30,7 +30,7 @@ from db import push as push_db
 from live.auth.principal import SYSTEM, Principal
 from live.config import Settings
 from live.errors import DomainError
-from live.jobs import Jobs, Permanent
+from live.jobs import Jobs, Permanent, enqueue_many
 from live.jobs import enqueue as enqueue_job
 from live.logging import get_logger
 from live.notify import vapid
@@ -162,9 +162,8 @@ class WebPush:
             return 0
         message = {"title": title_for(kind.name, data)[:MAX_TITLE], "url": url_for(kind.name, data),
                    "kind": kind.name}
-        payloads = [orjson.dumps({"ids": ids[i:i + BATCH], "message": message, "key": key})
-                    for i in range(0, len(ids), BATCH)]
-        await push_db.enqueue_jobs(conn, KIND, payloads)
+        await enqueue_many(conn, KIND, [{"ids": ids[i:i + BATCH], "message": message, "key": key}
+                                        for i in range(0, len(ids), BATCH)])
         return len(ids)
 
     # ---- the job ----

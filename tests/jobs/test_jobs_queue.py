@@ -7,10 +7,11 @@ import asyncio
 from collections import Counter
 from urllib.parse import urlsplit
 
+import orjson
 import pytest
 
 from db import jobs as jobs_db
-from live.jobs import Jobs, Permanent, enqueue
+from live.jobs import Jobs, Permanent, enqueue, enqueue_many
 from live.jobs.worker import backoff
 from tests.helpers import owner_connection, until, with_database
 
@@ -133,3 +134,32 @@ async def test_enqueue_is_one_statement_in_the_callers_transaction(dsn):
         for delay in (float("nan"), -1.0, 1e12):
             with pytest.raises(ValueError):
                 await enqueue(conn, "t.x", {}, delay=delay)
+
+
+async def test_enqueue_many_is_one_statement_with_enqueues_keys_and_checks(dsn):
+    statements: list[str] = []
+    async with owner_connection(dsn) as conn:
+        assert await enqueue(conn, "t.many", {"n": 0}, key="held") is not None  # queued: holds its key
+        conn.add_query_logger(lambda record: statements.append(record.query))
+        async with conn.transaction():
+            ids = await enqueue_many(conn, "t.many", [{"n": n} for n in range(1, 6)],
+                                     keys=["a", "held", "a", None, "b"], delay=60)
+        await asyncio.sleep(0.05)  # the query logger is called soon after each statement
+        assert len([q for q in statements if q.strip().rstrip(";") not in ("BEGIN", "COMMIT")]) == 1
+        rows = await conn.fetch("SELECT id, payload, dedupe_key, execute_after > now() + interval '50 s' AS later "
+                                "FROM pgqueuer WHERE id = ANY($1::bigint[]) ORDER BY id", ids)
+        assert [(orjson.loads(r["payload"]), r["dedupe_key"], r["later"]) for r in rows] == [
+            ({"n": 1}, "a", True), ({"n": 4}, None, True), ({"n": 5}, "b", True)]  # "held" and the 2nd "a": skipped
+        assert ids == [r["id"] for r in rows]
+        assert await conn.fetchval("SELECT count(*) FROM pgqueuer_log WHERE job_id = ANY($1::bigint[]) "
+                                   "AND status = 'queued'", ids) == 3
+        await asyncio.sleep(0.05)
+        statements.clear()
+        assert await enqueue_many(conn, "t.many", []) == []
+        for bad in ({"kind": "t." + "x" * 200}, {"keys": ["k" * 201, None]}, {"keys": ["only one"]},
+                    {"delay": float("nan")}, {"delay": -1.0}):
+            with pytest.raises(ValueError):
+                await enqueue_many(conn, bad.get("kind", "t.many"), [{}, {}], keys=bad.get("keys"),
+                                   delay=bad.get("delay", 0.0))
+        await asyncio.sleep(0.05)
+        assert statements == []  # nothing to queue, and refused before any SQL

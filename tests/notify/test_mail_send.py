@@ -132,8 +132,15 @@ async def test_the_channel_queues_one_statement_for_many_users_in_batches_over_o
             await conn.execute("UPDATE users SET suspended_at = now() WHERE id = $1::uuid", users[2])
             data = {"product_id": "p", "variant_id": "v", "title": "Mug", "sku": "M-1", "available": 1,
                     "threshold": 3}
+            statements: list[str] = []
+            log_query = lambda record: statements.append(record.query)  # noqa: E731
+            conn.add_query_logger(log_query)
             written = await services.outbox.queue(conn, KINDS["seller.stock_low"], users + silent, data, "low:1")
+            await asyncio.sleep(0.05)  # the query logger is called soon after each statement
+            conn.remove_query_logger(log_query)
             assert written == len(users) - 3  # no address, turned off (the kind, or all), suspended: none
+            # the three batches' email.send jobs: one statement (asyncpg's type introspection aside)
+            assert len([q for q in statements if "INSERT INTO pgqueuer" in q]) == 1
             again = await services.outbox.queue(conn, "seller.stock_low", users, data, "low:1")
             assert again == 0
             # a transactional kind goes whatever the preferences say
