@@ -71,11 +71,6 @@ async def page(conn: asyncpg.Connection, user_id: str, *, limit: int, before_id:
             ORDER BY id DESC LIMIT $4""", user_id, before_id, unread_only, limit)
 
 
-async def by_ids(conn: asyncpg.Connection, ids: Sequence[int]) -> list[asyncpg.Record]:
-    return await conn.fetch(f"SELECT {_ITEM}, user_id::text AS user_id FROM notifications "
-                            "WHERE id = ANY($1::bigint[])", list(ids))
-
-
 async def mark_read(conn: asyncpg.Connection, user_id: str, ids: Sequence[int]) -> int:
     """Mark the user's notifications of these ids read (others' ids and read ones are left): how many changed."""
     status = await conn.execute(

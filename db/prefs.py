@@ -17,13 +17,6 @@ def allowed_sql(channel: str, kind: str, user: str) -> str:
             f" (SELECT p.{channel} FROM notification_prefs p WHERE p.user_id = {user} AND p.kind = '*'), true)")
 
 
-async def allowed_users(conn: asyncpg.Connection, channel: str, kind: str, user_ids: list[str]) -> list[str]:
-    rows = await conn.fetch(
-        f"SELECT u.id::text FROM unnest($1::uuid[]) AS u(id) WHERE {allowed_sql(channel, '$2', 'u.id')} ORDER BY 1",
-        list(user_ids), kind)
-    return [r[0] for r in rows]
-
-
 async def of_user(conn: asyncpg.Connection, user_id: str) -> dict[str, dict]:
     """kind -> {"email": bool | None, "push": bool | None} of the rows the user has."""
     rows = await conn.fetch("SELECT kind, email, push FROM notification_prefs WHERE user_id = $1::uuid", user_id)

@@ -41,11 +41,6 @@ async def unsubscribe(conn: asyncpg.Connection, user_id: str, endpoint: str) -> 
         user_id, endpoint) is not None
 
 
-async def of_user(conn: asyncpg.Connection, user_id: str) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        f"SELECT {COLS} FROM push_subscriptions WHERE user_id = $1::uuid ORDER BY created_at, id", user_id)
-
-
 async def for_users(conn: asyncpg.Connection, kind: str, user_ids: list[str], *, transactional: bool) -> list[int]:
     """Ids of the subscriptions of `user_ids` that may get a push of `kind`: every one for a transactional kind,
     else those of the users whose preferences allow push for it (notification_prefs.push, '*' included)."""

@@ -2,9 +2,9 @@
 a sign-in code) are always sent and cannot be turned off; the others are on until the user turns them off, one by
 one or all at once (kind '*': the one-click unsubscribe of a mail's "all" link).
 
-For channels: `allowed(conn, kind, user_ids, channel)` filters a list of users (web push uses it), and
-db/prefs.py `allowed_sql` is the same rule as a SQL boolean for set-based statements (the mail channel's
-INSERT ... SELECT)."""
+The channels apply these choices in SQL: db/prefs.py `allowed_sql` is the rule as a SQL boolean, used in their
+set-based statements (the mail channel's INSERT ... SELECT in db/outbox.py, the push channel's subscriptions read
+in db/push.py `for_users`); a transactional kind skips it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -16,23 +16,11 @@ from db import prefs as prefs_db
 from db import users as users_db
 from live.auth.principal import SYSTEM, Principal
 from live.errors import DomainError
-from live.notify.kinds import KINDS, Kind
+from live.notify.kinds import KINDS
 from live.notify.unsubscribe import UnsubscribeTokens
 
 CHANNELS = prefs_db.CHANNELS
 MAX_ITEMS = len(KINDS) + 1  # entries of one PUT: every kind once, and '*'
-
-
-def optional_kinds() -> list[Kind]:
-    return [k for k in KINDS.values() if not k.transactional]
-
-
-async def allowed(conn: asyncpg.Connection, kind: str, user_ids: Sequence[str], channel: str) -> list[str]:
-    """The users of `user_ids` that get `kind` by `channel` (all of them for a transactional kind)."""
-    spec = KINDS[kind]
-    if spec.transactional or not user_ids:
-        return list(user_ids)
-    return await prefs_db.allowed_users(conn, channel, kind, list(user_ids))
 
 
 async def of_user(conn: asyncpg.Connection, user_id: str) -> dict:
