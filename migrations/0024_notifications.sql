@@ -65,7 +65,8 @@ GRANT USAGE, SELECT ON SEQUENCE notifications_id_seq TO live_app;
 
 -- ---------------------------------------------------------------------------------------------------------------
 -- seller.stock_low: a variant's available stock (on_hand - reserved - sold) crossing the threshold downward, from
--- above it to at most it, once per crossing (key: the variant and its stock_version after the change). Written by
+-- above it to at most it, at most once per variant per hour (key: the variant and the UTC hour, so a cart churning
+-- around the threshold does not tell it again and again; a crossing in a later hour is a new notice). Written by
 -- the database in the statement that changes the stock, whichever it is (a cart reservation in
 -- commerce_cart_changes, a checkout's sale, a seller's adjustment): one row for the seller's user and its
 -- notify.deliver job, as `notify` writes them. The threshold is the STOCK_LOW_THRESHOLD setting, written here by
@@ -102,7 +103,8 @@ BEGIN
     IF p.user_id IS NULL THEN
         RETURN NULL;
     END IF;
-    k := 'seller.stock_low:' || NEW.id::text || ':' || NEW.stock_version::text;
+    -- one notice per variant per hour (UTC): a cart churning around the threshold crosses it again and again
+    k := 'seller.stock_low:' || NEW.id::text || ':' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDDHH24');
     IF notifications_add('seller.stock_low', k, jsonb_build_object(
             'product_id', p.id::text, 'variant_id', NEW.id::text,
             'title', p.title || coalesce(' (' || nullif(concat_ws(', ', NEW.color, NEW.size), '') || ')', ''),
