@@ -72,7 +72,7 @@ class Run:
         self.sink_url = f"http://127.0.0.1:{self.sink_port}"
         self.redis = None  # with --worker: the worker pushes notification:new to the server's sockets through it
         self.server: subprocess.Popen | None = None
-        self.worker: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen] = []
         self.url = ""
 
     # ---- processes ----
@@ -141,8 +141,8 @@ class Run:
         self.url = f"http://127.0.0.1:{port}"
         wait_healthy(f"{self.url}/api/v1/healthz", self.server)
         if self.args.worker:
-            self.worker = self.spawn("live-worker", [sys.executable, "-m", "live", "worker"], self.args.server_cpus,
-                                     self.env())
+            self.workers = [self.spawn(f"live-worker-{i}", [sys.executable, "-m", "live", "worker"],
+                                       self.args.server_cpus, self.env()) for i in range(self.args.job_workers)]
 
     def stop(self, proc: subprocess.Popen, grace: float = 20) -> None:
         if proc.poll() is None:
@@ -271,6 +271,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=3, help="starts, each by a new seller (default 3)")
     p.add_argument("--worker", action="store_true", help="JOBS_IN_PROCESS=false and a `live worker` process (an "
                                                          "embedded Redis carries its pushes to the server)")
+    p.add_argument("--job-workers", type=int, default=1, help="with --worker: how many `live worker` processes "
+                                                                "(each has its own SMTP connection; default 1)")
     p.add_argument("--async-commit", action="store_true", help="experiment: synchronous_commit = off for the "
                                                                "database (no fsync wait at each commit)")
     p.add_argument("--jobs-concurrency", type=int, default=8, help="JOBS_CONCURRENCY of the job runner (default 8)")
@@ -292,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--followers must be 1..100000 and --online 0..--followers")
     if not 1 <= a.viewers <= 20_000 or not 1 <= a.chatters <= a.viewers or a.rate <= 0 or a.rate / a.chatters > 0.5:
         p.error("--viewers 1..20000, --chatters 1..--viewers, --rate > 0 and at most 0.5 per chatter (the chat limit)")
+    if not 1 <= a.job_workers <= 8 or (a.job_workers > 1 and not a.worker):
+        p.error("--job-workers 1..8, and more than 1 only with --worker")
     if not 1 <= a.runs <= 20 or a.before < 1 or a.after < 1 or a.timeout < 1:
         p.error("--runs 1..20; --before, --after and --timeout at least 1 s")
     from live.logging import setup_logging

@@ -102,6 +102,29 @@ def _ts(epoch: float):
     return datetime.fromtimestamp(epoch, timezone.utc)
 
 
+_QUEUE = """SELECT count(*) FILTER (WHERE status = 'queued') AS queued, count(*) FILTER (WHERE status = 'picked')
+                   AS picked FROM pgqueuer WHERE entrypoint = 'email.send'"""
+QUEUE_POLL_SECONDS = 0.5
+
+
+async def queue_watch(dsn: str, t0: float, stop: asyncio.Event) -> list[tuple[float, int, int]]:
+    """(s from t0, queued, picked) of the email.send jobs every QUEUE_POLL_SECONDS until `stop`: whether the job
+    runner keeps its JOBS_CONCURRENCY slots busy while mails are sent."""
+    conn = await asyncpg.connect(dsn)
+    out = []
+    try:
+        while not stop.is_set():
+            r = await conn.fetchrow(_QUEUE)
+            out.append((round(time.time() - t0, 1), r["queued"], r["picked"]))
+            try:
+                await asyncio.wait_for(stop.wait(), QUEUE_POLL_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        await conn.close()
+    return out
+
+
 async def mails(sink_url: str, t0: float, expected: int, timeout: float, enqueue_task: asyncio.Task) -> dict:
     """The sink's count since t0, once every expected mail arrived (or none came for MAIL_IDLE_SECONDS after the
     enqueueing ended, or the timeout)."""
@@ -158,7 +181,8 @@ async def measure(run: Run, seller: Seller, stream_id: str, followers: int, onli
         await asyncio.sleep(0.05)
     go_at = coord.times["joined"] + 0.3  # the coordinator's GO_DELAY for the audience
     await sleep_until(go_at + a.before)
-    probes = {"server": ServerProbe(run.server.pid), "worker": ServerProbe(run.worker.pid if run.worker else None),
+    probes = {"server": ServerProbe(run.server.pid),
+              **{"worker" + (f"_{i + 1}" if i else ""): ServerProbe(w.pid) for i, w in enumerate(run.workers)},
               "postgres": ServerProbe(run.postmaster())}
     conn = await asyncpg.connect(run.dsn)
     try:
@@ -177,8 +201,12 @@ async def measure(run: Run, seller: Seller, stream_id: str, followers: int, onli
     fconn.send(("collect", {"since": t0, "until": t0 + a.timeout}))
     notices_task = asyncio.create_task(asyncio.to_thread(fconn.recv))
     enqueue_task = asyncio.create_task(enqueued(run.dsn, marks, followers, t0, a.timeout))
+    stop = asyncio.Event()
+    watch_task = asyncio.create_task(queue_watch(run.dsn, t0, stop))
     sink = await mails(run.sink_url, t0, followers, a.timeout, enqueue_task)
     enq = await enqueue_task
+    stop.set()
+    queue = await watch_task
     kind, notices = await notices_task
     fconn.send(("stop", {}))
     firsts = [f for f in notices.get("firsts", ()) if f is not None] if kind == "result" else []
@@ -199,7 +227,7 @@ async def measure(run: Run, seller: Seller, stream_id: str, followers: int, onli
     result = {
         "followers": followers, "online": online, "start": {"status": start_status, "body": start_body[:300],
                                                             "answer_ms": round((answered - t0) * 1000, 1)},
-        "enqueue": enq, "final": final, "steps": steps,
+        "enqueue": enq, "final": final, "steps": steps, "email_jobs_by_time": queue,
         "mail": {**{k: sink[k] for k in ("messages", "distinct_message_ids", "without_message_id", "recipients",
                                          "max_per_recipient", "dropped", "refused_auth", "per_second")},
                  "first_s": round(sink["first"] - t0, 3) if sink["first"] else None,

@@ -16,6 +16,12 @@ def _pct(v) -> str:
     return "-" if v is None else f"{v:.0f} %"
 
 
+def _worker(cpu: dict) -> str:
+    """The job workers' CPU: one value, or each (`live worker` processes)."""
+    shares = [v for k, v in sorted(cpu.items()) if k.startswith("worker")]
+    return " + ".join(_pct(v) for v in shares) if shares else "-"
+
+
 def _run(r: dict) -> list[str]:
     e, m, n, c = r["enqueue"], r["mail"], r["notices"], r["chat"]
     lat = n["latency_ms"]
@@ -35,11 +41,14 @@ def _run(r: dict) -> list[str]:
         f"{c['delivery'].get('delivered_ratio')}" + (" [chat ended before the work did]" if c["during_truncated"]
                                                      else ""),
         f"  CPU over the {r['window_s']:.1f} s window: server {_pct(r['cpu_pct']['server'])}, worker "
-        f"{_pct(r['cpu_pct']['worker'])}, PostgreSQL {_pct(r['cpu_pct']['postgres'])}, sink {_pct(r['sink_cpu_pct'])}",
+        f"{_worker(r['cpu_pct'])}, PostgreSQL {_pct(r['cpu_pct']['postgres'])}, sink {_pct(r['sink_cpu_pct'])}",
     ]
     if r.get("server_cpu_by_second"):
         lines.append("  server CPU % by second from the start: "
                      + " ".join(f"{t}:{v}" for t, v in r["server_cpu_by_second"]))
+    if r.get("email_jobs_by_time"):
+        lines.append("  email.send jobs (s: queued/picked): "
+                     + " ".join(f"{t}:{q}/{p}" for t, q, p in r["email_jobs_by_time"][::4]))
     steps = r.get("steps") or {}
     for entry, by in sorted((steps.get("jobs") or {}).items(), key=lambda kv: min(
             (v["first"] for v in kv[1].values() if v["first"] is not None), default=0)):
@@ -70,7 +79,9 @@ def summary(report: dict, brief: bool = False) -> str:
 def rows(report: dict) -> str:
     """The table rows: date, jobs, followers / online, enqueued (notices / mails), mails at the sink, mails/s,
     notification:new, chat p99 before / fan-out / mail drain / after, CPU server / worker / PostgreSQL / sink, load."""
-    mode = "live worker" if report["params"].get("worker") else "in process"
+    workers = report["params"].get("job_workers") or 1
+    mode = ("live worker" if workers == 1 else f"{workers} live workers") if report["params"].get("worker") \
+        else "in process"
     if report["params"].get("async_commit"):
         mode += ", synchronous_commit off"
     load = report.get("machine", {}).get("load_average", ["?"])[0]
@@ -85,6 +96,6 @@ def rows(report: dict) -> str:
             f"{n['received']:,}: {_ms(lat['p50'])} / {_ms(lat['p99'])} / {_ms(lat['max'])} | "
             f"{_ms(c['before']['p99'])} / {_ms(c['fanout']['p99'])} / {_ms(c['mail']['p99'])} / "
             f"{_ms(c['after']['p99'])} | "
-            f"{_pct(cpu['server'])} / {_pct(cpu['worker'])} / {_pct(cpu['postgres'])} / {_pct(r['sink_cpu_pct'])} | "
+            f"{_pct(cpu['server'])} / {_worker(cpu)} / {_pct(cpu['postgres'])} / {_pct(r['sink_cpu_pct'])} | "
             f"{load} |")
     return "\n".join(out)
