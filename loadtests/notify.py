@@ -141,8 +141,10 @@ class Run:
         self.url = f"http://127.0.0.1:{port}"
         wait_healthy(f"{self.url}/api/v1/healthz", self.server)
         if self.args.worker:
-            self.workers = [self.spawn(f"live-worker-{i}", [sys.executable, "-m", "live", "worker"],
-                                       self.args.server_cpus, self.env()) for i in range(self.args.job_workers)]
+            profile = ["-m", "cProfile", "-o", str(self.out / "worker.prof")] if self.args.profile_worker else []
+            self.workers = [self.spawn(f"live-worker-{i}", [sys.executable, *(profile if i == 0 else []), "-m",
+                                                            "live", "worker"], self.args.server_cpus, self.env())
+                            for i in range(self.args.job_workers)]
 
     def stop(self, proc: subprocess.Popen, grace: float = 20) -> None:
         if proc.poll() is None:
@@ -273,6 +275,8 @@ def parser() -> argparse.ArgumentParser:
                                                          "embedded Redis carries its pushes to the server)")
     p.add_argument("--job-workers", type=int, default=1, help="with --worker: how many `live worker` processes "
                                                                 "(each has its own SMTP connection; default 1)")
+    p.add_argument("--profile-worker", action="store_true", help="with --worker: run the (first) worker under "
+                                                                  "cProfile, written to OUT/worker.prof at its exit")
     p.add_argument("--async-commit", action="store_true", help="experiment: synchronous_commit = off for the "
                                                                "database (no fsync wait at each commit)")
     p.add_argument("--jobs-concurrency", type=int, default=8, help="JOBS_CONCURRENCY of the job runner (default 8)")
