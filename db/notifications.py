@@ -16,11 +16,13 @@ _ITEM = """id, kind, data, created_at, read_at"""
 
 
 async def add(conn: asyncpg.Connection, kind: str, key: str, data: dict, user_ids: Sequence[str],
-              email_user_ids: Sequence[str] | None) -> int:
-    """One row per user (unknown users skipped, a (user, key) already there kept): the number of new rows."""
-    return await conn.fetchval(
-        "SELECT notifications_add($1, $2, $3::jsonb, $4::uuid[], $5::uuid[])",
+              email_user_ids: Sequence[str] | None) -> tuple[int, int]:
+    """One row per user (unknown users skipped, a (user, key) already there kept): the number of new rows, and
+    the id of the transaction that wrote them."""
+    row = await conn.fetchrow(
+        "SELECT notifications_add($1, $2, $3::jsonb, $4::uuid[], $5::uuid[]) AS added, txid_current() AS tx",
         kind, key, data, list(user_ids), None if email_user_ids is None else list(email_user_ids))
+    return row["added"], row["tx"]
 
 
 async def claim(conn: asyncpg.Connection, key: str, limit: int) -> list[asyncpg.Record]:

@@ -67,9 +67,12 @@ async def notify(conn: asyncpg.Connection, kind: str, user_ids: Sequence[str], d
         raise ValueError(f"notify: data of {key!r} is not an object of at most {MAX_DATA_BYTES} bytes"[:300])
     if not user_ids:
         return 0
-    added = await notifications_db.add(conn, kind, key, data, user_ids, email_user_ids)
+    added, tx = await notifications_db.add(conn, kind, key, data, user_ids, email_user_ids)
     if added:
-        await enqueue_job(conn, JOB, {"key": key}, key=f"notify:{key}")
+        # one job per event and transaction: a job key of the event alone would be refused while that event's job
+        # runs, and rows another transaction adds to the event then could wait for nobody; two jobs of one event
+        # are harmless (a row is claimed once)
+        await enqueue_job(conn, JOB, {"key": key}, key=f"notify:{key}:{tx}")
     return added
 
 

@@ -56,8 +56,8 @@ async def sent(db, channel: str | None = None) -> list[tuple[str, str]]:
 
 async def jobs_of(db, key: str) -> int:
     async with db.pool.acquire() as conn:
-        return await conn.fetchval("SELECT count(*) FROM pgqueuer WHERE entrypoint = $1 AND dedupe_key = $2",
-                                   JOB, f"notify:{key}")
+        return await conn.fetchval("SELECT count(*) FROM pgqueuer WHERE entrypoint = $1 AND dedupe_key LIKE $2",
+                                   JOB, f"notify:{key}:%")
 
 
 def harness(db, dsn):
@@ -96,6 +96,26 @@ async def test_one_event_emitted_twice_is_one_row_and_one_delivery_even_when_its
     async with db.tx(SYSTEM) as conn:
         assert await notify(conn, "order.confirmed", [buyer], data, "order.confirmed:o1") == 0
     assert await jobs_of(db, "order.confirmed:o1") == 0
+
+
+async def test_rows_added_to_an_event_while_its_job_runs_get_a_job_of_their_own(db, dsn):
+    notices, jobs, pushes = harness(db, dsn)
+    first, late = await make_users(db, 2)
+    data = {"payment_id": "p1", "issue": "refund_due", "order_ids": [], "numbers": []}
+    async with db.tx(SYSTEM) as conn:
+        assert await notify(conn, "seller.needs_attention", [first], data, "attention:p1") == 1
+    async with db.pool.acquire() as conn:  # its job is being run by a worker right now
+        assert await conn.execute("UPDATE pgqueuer SET status = 'picked' WHERE entrypoint = $1", JOB) == "UPDATE 1"
+    async with db.tx(SYSTEM) as conn:  # another transaction adds a user to the same event meanwhile
+        assert await notify(conn, "seller.needs_attention", [late], data, "attention:p1") == 1
+    async with db.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM pgqueuer WHERE entrypoint = $1 AND status = 'queued'",
+                                   JOB) == 1
+        await conn.execute("DELETE FROM pgqueuer WHERE entrypoint = $1 AND status = 'picked'", JOB)
+    await notices.deliverer.deliver({"key": "attention:p1"})  # the picked job's run: both rows, once
+    await jobs.drain()  # the late row's own job: nothing left to do
+    assert await sent(db) == sorted([("attention:p1", first), ("attention:p1", late)] * 2)
+    assert sorted(user for user, _ in pushes) == sorted([first, late])
 
 
 async def test_a_rolled_back_event_leaves_no_row_and_no_job(db):
