@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from db import Database
 from db.migrate import migrate
 from live.appkeys import GATEWAY, SERVICES
 from tests.commerce.harness import Shop, make_client
@@ -50,6 +51,14 @@ async def dsn(pg_admin_dsn, template_dsn):
     await admin_sql(pg_admin_dsn, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
     yield with_database(pg_admin_dsn, name)
     await admin_sql(pg_admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+async def db(dsn):
+    """A connection pool (as the app's) over the test's database."""
+    database = await Database.connect(dsn, min_size=1, max_size=4)
+    yield database
+    await database.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,16 +5,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from db import Database
 from db import users as users_db
 from live.auth.principal import ANONYMOUS, SYSTEM, Principal
-
-
-@pytest.fixture
-async def db(dsn):
-    database = await Database.connect(dsn, min_size=1, max_size=4)
-    yield database
-    await database.close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from email import message_from_bytes
 import pytest
 from aiosmtpd.controller import Controller
 
-from db import Database
 from live.auth.principal import SYSTEM
 from live.container import Services
 from live.jobs import enqueue
@@ -32,16 +31,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-async def mail_db(dsn):
-    db = await Database.connect(dsn, min_size=1, max_size=4)
-    yield db
-    await db.close()
-
-
-async def test_mail_without_smtp_is_logged_and_marked_sent_once(mail_db, dsn, tmp_path):
-    services = Services(make_settings(tmp_path), mail_db)
-    async with mail_db.tx(SYSTEM) as conn:
+async def test_mail_without_smtp_is_logged_and_marked_sent_once(db, dsn, tmp_path):
+    services = Services(make_settings(tmp_path), db)
+    async with db.tx(SYSTEM) as conn:
         mail_id = await outbox.enqueue(conn, "mia@example.com", "hi", "body")
         assert await outbox.enqueue(conn, "nia@example.com", "hi", "body") == mail_id + 1
     await services.jobs.drain()
@@ -54,10 +46,10 @@ async def test_mail_without_smtp_is_logged_and_marked_sent_once(mail_db, dsn, tm
         assert await owner.fetchval("SELECT attempts FROM email_outbox WHERE id = $1", mail_id) == 1
 
 
-async def test_rolled_back_mail_is_never_sent(mail_db, dsn, tmp_path):
-    services = Services(make_settings(tmp_path), mail_db)
+async def test_rolled_back_mail_is_never_sent(db, dsn, tmp_path):
+    services = Services(make_settings(tmp_path), db)
     with pytest.raises(RuntimeError):
-        async with mail_db.tx(SYSTEM) as conn:
+        async with db.tx(SYSTEM) as conn:
             await outbox.enqueue(conn, "mia@example.com", "hi", "body")
             raise RuntimeError("rollback")
     await services.jobs.drain()
@@ -66,11 +58,11 @@ async def test_rolled_back_mail_is_never_sent(mail_db, dsn, tmp_path):
         assert await owner.fetchval("SELECT count(*) FROM pgqueuer") == 0
 
 
-async def test_smtp_down_then_up_delivers_after_a_retry(mail_db, dsn, tmp_path):
+async def test_smtp_down_then_up_delivers_after_a_retry(db, dsn, tmp_path):
     port = free_port()
     settings = make_settings(tmp_path, smtp_url=f"smtp://127.0.0.1:{port}", email_from="Live <shop@live.example>")
-    services = Services(settings, mail_db)
-    async with mail_db.tx(SYSTEM) as conn:
+    services = Services(settings, db)
+    async with db.tx(SYSTEM) as conn:
         mail_id = await outbox.enqueue(conn, "ola@example.com", "Your code", "123456")
     await services.jobs.drain()  # nobody listens on the port: the send fails, the job waits for its retry
     async with owner_connection(dsn) as owner:
@@ -95,8 +87,8 @@ async def test_smtp_down_then_up_delivers_after_a_retry(mail_db, dsn, tmp_path):
     assert "123456" in mail.get_payload()
 
 
-async def test_a_job_with_a_payload_it_cannot_read_is_dead_at_once(mail_db, dsn, tmp_path):
-    services = Services(make_settings(tmp_path), mail_db)
+async def test_a_job_with_a_payload_it_cannot_read_is_dead_at_once(db, dsn, tmp_path):
+    services = Services(make_settings(tmp_path), db)
     async with owner_connection(dsn) as owner:
         for kind, payload in (("email.send", {"id": "x"}), ("refund.send", {"refund_id": 5}),
                               ("webhook.process", {"event_id": 1})):

@@ -6,17 +6,9 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from db import Database
 from live.auth.principal import SYSTEM, Principal
 from live.notify import notify
 from tests.rooms.harness import make_user
-
-
-@pytest.fixture
-async def db(dsn):
-    database = await Database.connect(dsn, min_size=1, max_size=3)
-    yield database
-    await database.close()
 
 
 async def test_a_user_sees_and_marks_only_their_own(db):

@@ -13,7 +13,6 @@ from email.header import decode_header, make_header
 import orjson
 import pytest
 
-from db import Database
 from live.auth.principal import SYSTEM
 from live.container import Services
 from live.jobs import Permanent
@@ -66,13 +65,6 @@ class Relay:
 
 def key_id(key: str, domain: str = "shop.test") -> str:
     return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
-
-
-@pytest.fixture
-async def db(dsn):
-    database = await Database.connect(dsn, min_size=1, max_size=4)
-    yield database
-    await database.close()
 
 
 @pytest.fixture
