@@ -131,22 +131,19 @@ async def mails(sink_url: str, t0: float, expected: int, timeout: float, enqueue
     last_n, last_change = -1, time.time()
     async with aiohttp.ClientSession() as s:
         while True:
-            async with s.get(f"{sink_url}/stats", params={"since": str(t0)}) as resp:
+            async with s.get(f"{sink_url}/stats", params={"since": str(t0), "full": "0"}) as resp:
                 stats = await resp.json()
             now = time.time()
             if stats["messages"] != last_n:
                 last_n, last_change = stats["messages"], now
             if stats["messages"] >= expected:  # a moment more, for any copy sent twice to show up
                 await asyncio.sleep(MAIL_SETTLE_SECONDS)
-                async with s.get(f"{sink_url}/stats", params={"since": str(t0)}) as resp:
-                    stats = await resp.json()
                 break
-            if now - t0 > timeout:
-                break
-            if enqueue_task.done() and now - last_change > MAIL_IDLE_SECONDS:
+            if now - t0 > timeout or (enqueue_task.done() and now - last_change > MAIL_IDLE_SECONDS):
                 break
             await asyncio.sleep(SINK_POLL_SECONDS)
-    return stats
+        async with s.get(f"{sink_url}/stats", params={"since": str(t0)}) as resp:
+            return await resp.json()
 
 
 def window(coord, start: float, end: float, overlap: bool = False) -> dict:
