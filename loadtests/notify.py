@@ -277,6 +277,8 @@ def parser() -> argparse.ArgumentParser:
                                                                 "(each has its own SMTP connection; default 1)")
     p.add_argument("--profile-worker", action="store_true", help="with --worker: run the (first) worker under "
                                                                   "cProfile, written to OUT/worker.prof at its exit")
+    p.add_argument("--sink-full-poll", action="store_true", help="experiment: poll the sink's full statistics "
+                                                                  "4 times a second (as before 2b4f7a8)")
     p.add_argument("--async-commit", action="store_true", help="experiment: synchronous_commit = off for the "
                                                                "database (no fsync wait at each commit)")
     p.add_argument("--jobs-concurrency", type=int, default=8, help="JOBS_CONCURRENCY of the job runner (default 8)")

@@ -125,13 +125,14 @@ async def queue_watch(dsn: str, t0: float, stop: asyncio.Event) -> list[tuple[fl
     return out
 
 
-async def mails(sink_url: str, t0: float, expected: int, timeout: float, enqueue_task: asyncio.Task) -> dict:
+async def mails(sink_url: str, t0: float, expected: int, timeout: float, enqueue_task: asyncio.Task,
+                full_poll: bool = False) -> dict:
     """The sink's count since t0, once every expected mail arrived (or none came for MAIL_IDLE_SECONDS after the
     enqueueing ended, or the timeout)."""
     last_n, last_change = -1, time.time()
     async with aiohttp.ClientSession() as s:
         while True:
-            async with s.get(f"{sink_url}/stats", params={"since": str(t0), "full": "0"}) as resp:
+            async with s.get(f"{sink_url}/stats", params={"since": str(t0), "full": "1" if full_poll else "0"}) as resp:
                 stats = await resp.json()
             now = time.time()
             if stats["messages"] != last_n:
@@ -200,7 +201,7 @@ async def measure(run: Run, seller: Seller, stream_id: str, followers: int, onli
     enqueue_task = asyncio.create_task(enqueued(run.dsn, marks, followers, t0, a.timeout))
     stop = asyncio.Event()
     watch_task = asyncio.create_task(queue_watch(run.dsn, t0, stop))
-    sink = await mails(run.sink_url, t0, followers, a.timeout, enqueue_task)
+    sink = await mails(run.sink_url, t0, followers, a.timeout, enqueue_task, a.sink_full_poll)
     enq = await enqueue_task
     stop.set()
     queue = await watch_task
