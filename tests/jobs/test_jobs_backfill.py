@@ -76,7 +76,7 @@ async def test_rows_the_old_loops_left_get_their_jobs_and_are_sent(empty_dsn, tm
         logged = await conn.fetchval("SELECT count(*) FROM pgqueuer_log WHERE status = 'queued'")
     assert set(jobs) == {f"refund:{rows['waiting']}", f"email:{mails['fresh']}", f"email:{mails['retrying']}"}
     refund_job, mail_job = jobs[f"refund:{rows['waiting']}"], jobs[f"email:{mails['fresh']}"]
-    # byte for byte what live/commerce/refunds.py and live/outbox.py enqueue
+    # byte for byte what live/commerce/refunds.py and live/notify/mail.py enqueue
     assert (refund_job["entrypoint"], bytes(refund_job["payload"]), refund_job["priority"], refund_job["status"]) \
         == ("refund.send", orjson.dumps({"refund_id": rows["waiting"]}), 0, "queued")
     assert (mail_job["entrypoint"], bytes(mail_job["payload"]), mail_job["priority"], mail_job["status"]) \
