@@ -26,83 +26,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 from live.config import load_settings
 from loadtests import fulfillment_seed as seeding
 from loadtests import labels_drain, tracking_storm
-from loadtests.bench import pinned, wait_healthy
+from loadtests.bench import wait_healthy
 from loadtests.fulfillment_report import rows, summary
 from loadtests.probe import ServerProbe
+from loadtests.procs import Processes, cpus, free_port, sql, wait_port, write_report
 
-ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ("labels-drain", "tracking-storm")
 ROUTES = ("shippo", "sandbox")
 PACE_FAR = "86400"  # seeded sandbox shipments: their own timeline events are due in a day (the storm sends ours)
 
 
-def cpus(text: str | None) -> set[int] | None:
-    """A taskset CPU list ("0", "0,1", "0-1") as a set; None for "" (no pinning)."""
-    if not text:
-        return None
-    out: set[int] = set()
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out.update(range(int(lo), int(hi or lo) + 1))
-    return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, proc: subprocess.Popen, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"process exited with status {proc.returncode} before listening on {port}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on {port} after {seconds:.0f} s")
-
-
-async def _count(dsn: str, sql: str) -> int:
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetchval(sql)
-    finally:
-        await conn.close()
-
-
-class Run:
+class Run(Processes):
     def __init__(self, args):
+        super().__init__(args.out, args.database_url)
         self.args = args
-        self.out = Path(args.out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.procs: list[subprocess.Popen] = []
-        self.pg = None
         self.key = "shippo_test_bench" + secrets.token_hex(8)
         self.token = "bench-webhook-" + secrets.token_hex(16)
         self.secret = "bench-" + secrets.token_hex(24)
         self.shippo_port = args.shippo_port or free_port()
         self.shippo_base = f"http://127.0.0.1:{self.shippo_port}"
-        self.dsn = args.database_url
 
     # ---- processes ----
 
@@ -114,31 +65,9 @@ class Run:
         env.update(extra)
         return env
 
-    def spawn(self, name: str, cmd: list[str], cpus_: str | None, env: dict | None = None) -> subprocess.Popen:
-        proc = subprocess.Popen(pinned(cpus_, cmd), cwd=ROOT, env={**os.environ, **(env or {})},
-                                stdout=subprocess.DEVNULL, stderr=open(self.out / f"{name}.log", "w"))
-        self.procs.append(proc)
-        return proc
-
     def database(self) -> None:
-        """The embedded PostgreSQL (started with this process pinned to the server's CPUs, which its processes
-        keep), migrated."""
-        from db.migrate import migrate
-
-        if self.dsn is None:
-            from db.embedded import EmbeddedPostgres
-
-            mine, server = os.sched_getaffinity(0), cpus(self.args.server_cpus)
-            if server:
-                os.sched_setaffinity(0, server)
-            try:
-                self.pg = EmbeddedPostgres(self.out / "data" / "pgdata")
-                self.pg.create_database("live")
-            finally:
-                os.sched_setaffinity(0, mine)
-            self.dsn = self.pg.uri("live")
-        asyncio.run(migrate(self.dsn))
-        if asyncio.run(_count(self.dsn, "SELECT count(*) FROM shipments")):
+        self.migrate(self.args.server_cpus)
+        if asyncio.run(sql(self.dsn, "SELECT count(*) FROM shipments", value=True)):
             raise SystemExit("fulfillment: the database already has shipments: use a fresh one (the fake Shippo's "
                              "transaction ids restart with its process, and old label jobs would join the drain)")
 
@@ -163,21 +92,6 @@ class Run:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(f"{url}/api/v1/healthz", proc)
         return proc, url
-
-    def postmaster(self) -> int | None:
-        """The embedded PostgreSQL's pid (its backends are its children), None for --database-url."""
-        if self.pg is None:
-            return None
-        return int((self.out / "data" / "pgdata" / "postmaster.pid").read_text().split()[0])
-
-    def stop(self, proc: subprocess.Popen, grace: float = 30) -> None:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
     # ---- the scenarios ----
 
@@ -241,10 +155,8 @@ class Run:
                     report["tracking_storm"].append(self.storm(route, url, server.pid, shipments))
                 self.stop(server)
         finally:
-            for proc in self.procs:
-                self.stop(proc, grace=10)
-            if self.pg is not None:
-                self.pg.stop()
+            self.stop_all()
+            self.stop_postgres()
         results = [report.get("labels_drain")] + report.get("tracking_storm", [])
         report["passed"] = all(c["passed"] for r in results if r for c in r["checks"] + r.get("thresholds", []))
         return report
@@ -298,10 +210,4 @@ def main(argv: list[str] | None = None) -> int:
     from live.logging import setup_logging
 
     setup_logging("warning")  # the seeding runs the project's services here: their info lines are not the report
-    report = Run(a).main()
-    out = Path(a.out)
-    (out / "fulfillment.json").write_text(json.dumps(report, indent=2, default=str))
-    text = summary(report) + "\n\n" + rows(report)
-    (out / "fulfillment.txt").write_text(text + "\n")
-    print(text)
-    return 0 if report["passed"] else 1
+    return write_report(a.out, "fulfillment", Run(a).main(), summary, rows)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import os
 import secrets
@@ -38,35 +37,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from loadtests import notify_seed as seeding
-from loadtests.bench import http_json, pinned, wait_healthy
-from loadtests.fulfillment import cpus, free_port, wait_port
+from loadtests.bench import http_json, wait_healthy
 from loadtests.notify_clients import FollowerPlan, run_followers
 from loadtests.notify_measure import measure
 from loadtests.notify_report import rows, summary
+from loadtests.procs import Processes, cpus, free_port, on_cpus, sql, wait_port, write_report
 
-ROOT = Path(__file__).resolve().parent.parent
 SMTP_USER, SMTP_PASSWORD = "bench", "bench-" + secrets.token_hex(8)
 ISSUER = "live"
 
 
-async def _execute(dsn: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-class Run:
+class Run(Processes):
     def __init__(self, args):
+        super().__init__(args.out, args.database_url)
         self.args = args
-        self.out = Path(args.out)
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.procs: list[subprocess.Popen] = []
-        self.pg = None
-        self.dsn = args.database_url
         self.secret = "bench-" + secrets.token_hex(24)
         self.smtp_port, self.sink_port = free_port(), free_port()
         self.sink_url = f"http://127.0.0.1:{self.sink_port}"
@@ -85,36 +69,11 @@ class Run:
                 "EMAIL_FROM": "Bench shop <shop@bench.example>", "JOBS_IN_PROCESS": "false" if a.worker else "true",
                 "JOBS_CONCURRENCY": str(a.jobs_concurrency), **({"REDIS_URL": self.redis.url} if self.redis else {})}
 
-    def spawn(self, name: str, cmd: list[str], cpus_: str | None, env: dict | None = None) -> subprocess.Popen:
-        proc = subprocess.Popen(pinned(cpus_, cmd), cwd=ROOT, env={**os.environ, **(env or {})},
-                                stdout=subprocess.DEVNULL, stderr=open(self.out / f"{name}.log", "w"))
-        self.procs.append(proc)
-        return proc
-
     def database(self) -> None:
-        from db.migrate import migrate
-
-        if self.dsn is None:
-            from db.embedded import EmbeddedPostgres
-
-            mine, server = os.sched_getaffinity(0), cpus(self.args.server_cpus)
-            if server:
-                os.sched_setaffinity(0, server)  # its processes keep the CPUs they were started with
-            try:
-                self.pg = EmbeddedPostgres(self.out / "data" / "pgdata")
-                self.pg.create_database("live")
-            finally:
-                os.sched_setaffinity(0, mine)
-            self.dsn = self.pg.uri("live")
-        asyncio.run(migrate(self.dsn))
+        self.migrate(self.args.server_cpus)
         if self.args.async_commit:  # an experiment: what the fsync of each commit costs the numbers
-            asyncio.run(_execute(self.dsn, "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit "
-                                           "= off', current_database()); END $$"))
-
-    def postmaster(self) -> int | None:
-        if self.pg is None:
-            return None
-        return int((self.out / "data" / "pgdata" / "postmaster.pid").read_text().split()[0])
+            asyncio.run(sql(self.dsn, "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit "
+                                      "= off', current_database()); END $$"))
 
     def sink(self) -> subprocess.Popen:
         proc = self.spawn("smtp-sink", [sys.executable, "-m", "loadtests.notify_sink", "--smtp-port",
@@ -127,14 +86,9 @@ class Run:
         if self.args.worker:
             from live.redis.embedded import EmbeddedRedis
 
-            mine, server = os.sched_getaffinity(0), cpus(self.args.server_cpus)
-            if server:
-                os.sched_setaffinity(0, server)
-            try:
+            with on_cpus(self.args.server_cpus):
                 self.redis = EmbeddedRedis(self.out / "redis")
                 self.redis.start()
-            finally:
-                os.sched_setaffinity(0, mine)
         port = self.args.port or free_port()
         self.server = self.spawn("live-serve", [sys.executable, "-m", "live", "serve", "--port", str(port)],
                                  self.args.server_cpus, self.env())
@@ -145,15 +99,6 @@ class Run:
             self.workers = [self.spawn(f"live-worker-{i}", [sys.executable, *(profile if i == 0 else []), "-m",
                                                             "live", "worker"], self.args.server_cpus, self.env())
                             for i in range(self.args.job_workers)]
-
-    def stop(self, proc: subprocess.Popen, grace: float = 20) -> None:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
     # ---- streams, through the server's API ----
 
@@ -227,12 +172,10 @@ class Run:
                 report["runs"].append(self.one(i + 1, room, follower_ids, online, chat_tokens))
                 time.sleep(2)  # the sockets of the run close before the next one opens its own
         finally:
-            for proc in reversed(self.procs):
-                self.stop(proc, grace=10)
+            self.stop_all(newest_first=True)
             if self.redis is not None:
                 self.redis.stop()
-            if self.pg is not None:
-                self.pg.stop()
+            self.stop_postgres()
         report["passed"] = bool(report["runs"]) and all(c["passed"] for r in report["runs"] for c in r["checks"])
         return report
 
@@ -307,10 +250,4 @@ def main(argv: list[str] | None = None) -> int:
     from live.logging import setup_logging
 
     setup_logging("warning")
-    report = Run(a).main()
-    out = Path(a.out)
-    (out / "notify.json").write_text(json.dumps(report, indent=2, default=str))
-    text = summary(report) + "\n\n" + rows(report)
-    (out / "notify.txt").write_text(text + "\n")
-    print(text)
-    return 0 if report["passed"] else 1
+    return write_report(a.out, "notify", Run(a).main(), summary, rows)

@@ -20,7 +20,7 @@ import orjson
 from live.rooms import packets
 from loadtests.stats import Stats
 from loadtests.viewer import Viewer
-from loadtests.worker import raise_fd_limit
+from loadtests.worker import run_child
 
 NOTICE = packets.event_prefix("notification:new")
 MAX_NOTICES_KEPT = 16  # per socket: arrival times and kinds kept (more are counted only)
@@ -124,20 +124,4 @@ class Followers:
 
 def run_followers(plan: FollowerPlan, conn) -> None:
     """The child process's entry point."""
-    raise_fd_limit()
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    try:
-        asyncio.run(Followers(plan).main(conn))
-    except Exception as exc:  # tell the parent instead of dying silently
-        try:
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
-        except OSError:
-            pass
-        raise
-    finally:
-        conn.close()
+    run_child(conn, lambda: Followers(plan).main(conn))

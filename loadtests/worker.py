@@ -17,6 +17,7 @@ import random
 import resource
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 
 import jwt
@@ -241,10 +242,9 @@ class Generator:
             await asyncio.sleep(0.05)
 
 
-def run_worker(plan: Plan, conn) -> None:
-    """The child process's entry point."""
-    from loadtests.scenarios import SCENARIOS
-
+def run_child(conn, main: Callable[[], Coroutine]) -> None:
+    """The body of a forked load-generating process: more file descriptors, uvloop, `main()` to its end; an
+    exception is told to the parent through `conn` (("error", text)) before it is raised."""
     raise_fd_limit()
     try:
         import uvloop
@@ -253,7 +253,7 @@ def run_worker(plan: Plan, conn) -> None:
     except ImportError:
         pass
     try:
-        asyncio.run(Generator(plan, conn, SCENARIOS[plan.scenario]()).main())
+        asyncio.run(main())
     except Exception as exc:  # tell the parent instead of dying silently
         try:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
@@ -262,3 +262,10 @@ def run_worker(plan: Plan, conn) -> None:
         raise
     finally:
         conn.close()
+
+
+def run_worker(plan: Plan, conn) -> None:
+    """The child process's entry point."""
+    from loadtests.scenarios import SCENARIOS
+
+    run_child(conn, lambda: Generator(plan, conn, SCENARIOS[plan.scenario]()).main())
