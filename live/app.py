@@ -22,6 +22,7 @@ from live.http import (
     contact,
     devmail,
     follows,
+    livekit_webhooks,
     metrics,
     notifications,
     orders,
@@ -75,6 +76,7 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
     api.register(app)
     system.register_root(app)
     carrier_webhooks.register(app)  # POST /webhooks/shippo, /webhooks/sandbox-carrier (before /webhooks/{provider})
+    livekit_webhooks.register(app)  # POST /webhooks/livekit (before /webhooks/{provider})
     webhooks.register(app)  # POST /webhooks/{stripe,paystack,sandbox}: raw body, signature-checked
     sandbox_pay.register(app)  # the sandbox provider's confirm page /pay/sandbox/{reference}
     devmail.register(app)  # /dev/mailbox pages (development only: 404 JSON in production)

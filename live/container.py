@@ -32,6 +32,7 @@ from live.contact import ContactForm
 from live.jobs import Jobs
 from live.jobs.desk import JobsDesk
 from live.media.livekit import LiveKitTokens
+from live.media.livekit_webhooks import LiveKitWebhooks
 from live.notify import Notices
 from live.notify.devmail import Mailbox
 from live.notify.follows import Follows
@@ -70,6 +71,7 @@ class Services:
         # live rooms: in-process broker, control, presence and limits; with REDIS_URL the Redis ones over one link
         self.hub = Hub()
         self.media = LiveKitTokens(settings)
+        self.livekit_webhooks = LiveKitWebhooks(db, settings)
         self.chat_writer = ChatWriter(db)
         self.redis = link = RedisLink(settings.redis_url) if settings.redis_url else None
         if link is None:

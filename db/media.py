@@ -1,0 +1,49 @@
+"""Queries on LiveKit webhook events (`livekit_events`, one row per event id) and each stream's media status
+(`stream_media`). All run as SYSTEM (both tables are privileged-only)."""
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+
+async def store_event(conn: asyncpg.Connection, event_id: str, event: str, room: str | None, identity: str | None,
+                      livestream_id: str | None, payload: dict[str, Any]) -> bool:
+    """Store an event once: True when this call stored it, False when its id was already stored (a retry)."""
+    row = await conn.fetchval(
+        """INSERT INTO livekit_events (event_id, event, room, identity, livestream_id, payload)
+           VALUES ($1, $2, $3, $4, $5::uuid, $6) ON CONFLICT (event_id) DO NOTHING RETURNING true""",
+        event_id, event, room, identity, livestream_id, payload)
+    return bool(row)
+
+
+async def stream_for_room(conn: asyncpg.Connection, room: str) -> asyncpg.Record | None:
+    """The stream whose LiveKit room is `room` (its livekit_room, or `live-<slug>` when it has none), with its
+    seller's user id (the identity that publishes)."""
+    return await conn.fetchrow(
+        """SELECT l.id::text AS id, s.user_id::text AS seller_user_id FROM livestreams l
+           JOIN sellers s ON s.id = l.seller_id
+           WHERE l.livekit_room = $1
+              OR (l.livekit_room IS NULL AND left($1, 5) = 'live-' AND l.slug = substr($1, 6))
+           LIMIT 1""", room)
+
+
+async def apply(conn: asyncpg.Connection, livestream_id: str, event: str, *, room_active: bool | None = None,
+                participants: int = 0, tracks: int = 0, reset_tracks: bool = False, reset_all: bool = False) -> None:
+    """Change a stream's media status by deltas (`participants`, `tracks`, never below 0), or reset it."""
+    await conn.execute(
+        """INSERT INTO stream_media (livestream_id, room_active, participants, publisher_tracks, last_event)
+           VALUES ($1::uuid, coalesce($3, true), greatest($4, 0), greatest($5, 0), $2)
+           ON CONFLICT (livestream_id) DO UPDATE SET
+             room_active = CASE WHEN $7 THEN false ELSE coalesce($3, stream_media.room_active) END,
+             participants = CASE WHEN $7 THEN 0 ELSE greatest(stream_media.participants + $4, 0) END,
+             publisher_tracks = CASE WHEN $6 OR $7 THEN 0
+                                     ELSE greatest(stream_media.publisher_tracks + $5, 0) END,
+             last_event = $2, updated_at = now()""",
+        livestream_id, event, room_active, participants, tracks, reset_tracks, reset_all)
+
+
+async def status(conn: asyncpg.Connection, livestream_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """SELECT room_active, participants, publisher_tracks, last_event, updated_at FROM stream_media
+           WHERE livestream_id = $1::uuid""", livestream_id)
