@@ -122,6 +122,7 @@ class Services:
         # each call)
         self.payments.register(self.jobs, lambda event: self.commerce.apply_payment_event(event))
         self.commerce.shipping.register_jobs(self.jobs)  # label purchase and void, tracking, the sandbox timeline
+        self.media.rooms.register_jobs(self.jobs)  # LiveKit RoomService calls: banned viewers out, ended rooms gone
         # who may still use their tokens (sign-out, suspension, role changes), kept in memory on every worker;
         # a suspended or signed-out user's open sockets are cut
         self.auth = AuthStates(db, token_ttl=settings.jwt_ttl_seconds, refresh_seconds=settings.auth_refresh_seconds,
@@ -195,6 +196,7 @@ class Services:
         await self.outbox.close()  # the worker's SMTP connection
         await self.payments.close()
         await self.push.close()
+        await self.media.rooms.close()
         if self.redis is not None:
             await self.redis.stop()
 
@@ -209,6 +211,7 @@ class Services:
         await self.chat_writer.flush()
         await self.payments.close()
         await self.push.close()
+        await self.media.rooms.close()
         if self.redis is not None:
             await self.redis.stop()
 

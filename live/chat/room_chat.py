@@ -108,6 +108,7 @@ class ChatService:
         async with _known_user(), self.db.tx(principal) as conn:
             await self._not_admin_target(conn, principal, user_id)
             await streams_db.ban(conn, state.id, user_id, principal.user_id, reason)
+            await self.rooms.media.rooms.enqueue_remove(conn, state.livekit_room, user_id)  # out of the video too
             await audit.record(conn, principal.user_id, "stream.ban", "livestream", state.id, user_id=user_id,
                                before={"banned": user_id in state.bans}, after={"banned": True, "reason": reason})
         await self.rooms.publish(state, events.USER_BANNED, {"stream_id": state.id, "user_id": user_id})

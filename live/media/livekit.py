@@ -15,6 +15,7 @@ import jwt
 from livekit import api as lk
 
 from live.config import Settings
+from live.media.livekit_rooms import LiveKitRooms
 
 TOKEN_TTL = timedelta(hours=6)
 
@@ -24,6 +25,7 @@ class LiveKitTokens:
         self.url = settings.livekit_url
         self._key = settings.livekit_api_key
         self._secret = settings.livekit_api_secret
+        self.rooms = LiveKitRooms(settings)  # RoomService calls (bans, ended streams) when a real server is set
 
     @functools.lru_cache(maxsize=4096)
     def _grants(self, room: str, publisher: bool) -> dict:

@@ -289,6 +289,8 @@ class RoomService:
                                "livestream", state.id, before=was, after=now)
             if status == "live" and before["status"] != "live":  # followers told by a job (live/notify/follows.py)
                 await enqueue_live_now(conn, state.id)
+            if status == "ended" and before["status"] != "ended":  # its LiveKit room is deleted by a job
+                await self.media.rooms.enqueue_delete(conn, state.livekit_room)
         self.streams.refresh_row(state, row)
         await self.publish(state, events.STREAM_STATUS, {"stream_id": state.id, "status": state.status})
         return state

@@ -1,0 +1,79 @@
+"""LiveKit's RoomService, called by durable jobs: a viewer banned from a stream is removed from its LiveKit room
+(RemoveParticipant, so a ban also cuts the video it was watching, not only the chat), and an ended stream's room is
+deleted (DeleteRoom, disconnecting everyone still in it).
+
+The job is enqueued in the ban's / the status change's own transaction (the call happens iff the ban or the end
+commits) and retried on failure (8 runs, 1 s doubling to 5 min apart); LiveKit answering `not_found` (the viewer is
+not in the room, the room is already gone) is success. Calls go through livekit-api's LiveKitAPI (Twirp over HTTP,
+each request signed with a JWT of the API key and secret, 10 s timeout).
+
+Only with a real server: RoomService is used iff LIVEKIT_URL is set to something other than the development
+default `ws://127.0.0.1:7880` (which points at nothing unless a `livekit-server --dev` runs there; set
+LIVEKIT_URL=ws://localhost:7880 to use one). Otherwise nothing is enqueued."""
+from __future__ import annotations
+
+import aiohttp
+import asyncpg
+from livekit import api as lk
+
+from live.config import Settings
+from live.jobs.queue import enqueue
+from live.logging import get_logger
+
+log = get_logger("live.media.livekit")
+
+DEV_URL = "ws://127.0.0.1:7880"
+REMOVE_JOB = "livekit.remove_participant"
+DELETE_JOB = "livekit.delete_room"
+CALL_TIMEOUT = 10.0  # seconds per RoomService call
+ATTEMPTS, FIRST_DELAY, MAX_DELAY = 8, 1.0, 300.0
+
+
+class LiveKitRooms:
+    def __init__(self, settings: Settings):
+        self.url = settings.livekit_url
+        self.enabled = self.url.rstrip("/") != DEV_URL
+        self._key, self._secret = settings.livekit_api_key, settings.livekit_api_secret
+        self._api: lk.LiveKitAPI | None = None
+
+    async def enqueue_remove(self, conn: asyncpg.Connection, room: str, identity: str) -> None:
+        """In the ban's transaction: remove `identity` from `room` once it commits."""
+        if self.enabled:
+            await enqueue(conn, REMOVE_JOB, {"room": room, "identity": identity})
+
+    async def enqueue_delete(self, conn: asyncpg.Connection, room: str) -> None:
+        """In the transaction that ends the stream: delete its room once it commits."""
+        if self.enabled:
+            await enqueue(conn, DELETE_JOB, {"room": room})
+
+    def register_jobs(self, jobs) -> None:
+        for kind, handler in ((REMOVE_JOB, self.remove_job), (DELETE_JOB, self.delete_job)):
+            jobs.register(kind, handler, max_attempts=ATTEMPTS, first_delay=FIRST_DELAY, max_delay=MAX_DELAY)
+
+    def _client(self) -> lk.LiveKitAPI:
+        if self._api is None:  # made on first use, inside the running loop (it owns an aiohttp session)
+            self._api = lk.LiveKitAPI(self.url, self._key, self._secret,
+                                      timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT))
+        return self._api
+
+    async def remove_job(self, payload: dict) -> None:
+        request = lk.RoomParticipantIdentity(room=payload["room"], identity=payload["identity"])
+        await self._call("RemoveParticipant", self._client().room.remove_participant(request))
+
+    async def delete_job(self, payload: dict) -> None:
+        await self._call("DeleteRoom", self._client().room.delete_room(lk.DeleteRoomRequest(room=payload["room"])))
+
+    @staticmethod
+    async def _call(name: str, call) -> None:
+        try:
+            await call
+        except lk.TwirpError as exc:
+            if exc.code == "not_found":  # already gone: what the call wanted
+                log.info("livekit_call_not_found", call=name)
+                return
+            raise
+
+    async def close(self) -> None:
+        if self._api is not None:
+            await self._api.aclose()
+            self._api = None
