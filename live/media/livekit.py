@@ -1,5 +1,7 @@
 """LiveKit access tokens. A viewer's token can subscribe and must not publish (VideoGrants defaults every
-permission to true, so each is set explicitly); the stream's seller gets a token that can publish.
+permission to true, so each is set explicitly); the stream's seller gets a token that can publish. A viewer's token
+lives TOKEN_TTL (15 min: a banned viewer removed from the room cannot come back with it for long) and is renewed
+over the socket (`media:refresh`, refused to a banned user); the seller's lives PUBLISHER_TTL.
 
 Every viewer who joins gets a token, so a join storm mints thousands a second: the grants of a room are laid
 out once by livekit-api (`AccessToken.claims`, LiveKit's own claim names) and each token only adds who it is
@@ -17,7 +19,8 @@ from livekit import api as lk
 from live.config import Settings
 from live.media.livekit_rooms import LiveKitRooms
 
-TOKEN_TTL = timedelta(hours=6)
+TOKEN_TTL = timedelta(minutes=15)  # a viewer's token
+PUBLISHER_TTL = timedelta(hours=6)  # the seller's: a show is not cut by an expiring token
 
 
 class LiveKitTokens:
@@ -35,10 +38,12 @@ class LiveKitTokens:
 
     def token(self, room: str, identity: str, name: str, *, publisher: bool) -> str:
         now = int(time.time())
+        ttl = PUBLISHER_TTL if publisher else TOKEN_TTL
         claims = {**self._grants(room, publisher), "name": name, "sub": identity, "iss": self._key,
-                  "nbf": now, "exp": now + int(TOKEN_TTL.total_seconds())}
+                  "nbf": now, "exp": now + int(ttl.total_seconds())}
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
     def media_for(self, room: str, identity: str, name: str, publisher: bool) -> dict:
+        ttl = PUBLISHER_TTL if publisher else TOKEN_TTL
         return {"url": self.url, "room": room, "token": self.token(room, identity, name, publisher=publisher),
-                "can_publish": publisher}
+                "can_publish": publisher, "expires_in": int(ttl.total_seconds())}

@@ -97,6 +97,7 @@ class Gateway:
             "stream:start": (In, functools.partial(self.stream_status, status="live")),
             "stream:end": (In, functools.partial(self.stream_status, status="ended")),
             "product:highlight": (HighlightIn, self.highlight), "product:unhighlight": (In, self.unhighlight),
+            "media:refresh": (In, self.media_refresh),
         }
         self.add_events(handlers)
         app.on_shutdown.append(self._drain)  # SIGTERM: after the listening sockets closed
@@ -347,6 +348,11 @@ class Gateway:
         if not await self.services.limiter.hit(f"react:{principal.user_id}", 10, 1.0):
             raise DomainError("rate_limited", "too many reactions")
         self.services.rooms.react(state, p.kind)
+
+    async def media_refresh(self, conn: Conn, p: In) -> dict:
+        state = await self.services.rooms.streams.get(self._stream(conn, p))
+        return {"media": self.services.rooms.media_refresh(conn.sid, conn.principal, state,
+                                                           joined=state.room in conn.rooms)}
 
     async def stream_status(self, conn: Conn, p: In, *, status: str) -> dict:
         state = await self.services.rooms.set_status(self._signed_in(conn), self._stream(conn, p), status)

@@ -192,10 +192,21 @@ class RoomService:
         else:
             ack["recovered"] = False
             ack.update(self.snapshot(state))
-        identity = principal.user_id or f"anon-{sid}"
-        ack["media"] = self.media.media_for(state.livekit_room, identity, principal.name or "viewer",
-                                            publisher=policy.owns(principal, state.seller_user_id))
+        ack["media"] = self._media(sid, principal, state)
         return ack
+
+    def _media(self, sid: str, principal: Principal, state: StreamState) -> dict:
+        identity = principal.user_id or f"anon-{sid}"
+        return self.media.media_for(state.livekit_room, identity, principal.name or "viewer",
+                                    publisher=policy.owns(principal, state.seller_user_id))
+
+    def media_refresh(self, sid: str, principal: Principal, state: StreamState, *, joined: bool) -> dict:
+        """A new media token for a socket in the room (`media:refresh`); a banned user gets none."""
+        if principal.user_id is not None and principal.user_id in state.bans:
+            raise DomainError("banned", "you are banned from this stream")
+        if not joined:
+            raise DomainError("invalid", "join the stream first")
+        return self._media(sid, principal, state)
 
     def snapshot(self, state: StreamState) -> dict:
         return {"stream": state.public(), "viewers": state.viewers, "spotlight": state.spotlight,
