@@ -23,6 +23,7 @@ from live.http import (
     devmail,
     follows,
     livekit_webhooks,
+    media,
     metrics,
     notifications,
     orders,
@@ -57,7 +58,7 @@ def build_api() -> Api:
     api = Api()
     for module in (system, account, admin_users, admin, admin_jobs, streams, catalog, cart, checkout, orders,
                    shipments, shipping, returns, push, follows, contact, devmail, notifications,
-                   preferences):
+                   preferences, media):
         api.include(module.api)
     return api
 

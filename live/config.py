@@ -95,6 +95,7 @@ class Settings(BaseSettings):
     livekit_url: str = "ws://127.0.0.1:7880"
     livekit_api_key: str = "devkey"
     livekit_api_secret: str = "secret"
+    media_max_sessions: int = Field(100, ge=1, le=10000)  # embedded media: WHIP + WHEP peer connections per worker
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None

@@ -31,6 +31,7 @@ from live.config import Settings
 from live.contact import ContactForm
 from live.jobs import Jobs
 from live.jobs.desk import JobsDesk
+from live.media.embedded import EmbeddedMedia
 from live.media.livekit import LiveKitTokens
 from live.media.livekit_webhooks import LiveKitWebhooks
 from live.notify import Notices
@@ -72,6 +73,8 @@ class Services:
         self.hub = Hub()
         self.media = LiveKitTokens(settings)
         self.livekit_webhooks = LiveKitWebhooks(db, settings)
+        # the embedded media server (WHIP/WHEP, docs/media.md); `media:status` tells the room publishing began/ended
+        self.embedded = EmbeddedMedia(max_sessions=settings.media_max_sessions, on_publishing=self._media_status)
         self.chat_writer = ChatWriter(db)
         self.redis = link = RedisLink(settings.redis_url) if settings.redis_url else None
         if link is None:
@@ -146,6 +149,10 @@ class Services:
         """`live worker`: notification:new to many users goes to the serving workers over the control channel."""
         self.control.push_users([(user_id, encode_event(NOTIFICATION_NEW, data)) for user_id, data in pushes])
 
+    async def _media_status(self, stream_id: str, publishing: bool) -> None:
+        state = await self.rooms.streams.get(stream_id)
+        await self.rooms.publish(state, "media:status", {"stream_id": stream_id, "publishing": publishing})
+
     async def authenticate(self, authorization: str | None) -> Principal:
         """The caller of an `Authorization` header (REST); ANONYMOUS without one; DomainError for a bad one, a
         revoked one, a suspended user's or an unknown user's."""
@@ -212,6 +219,7 @@ class Services:
         await self.payments.close()
         await self.push.close()
         await self.media.rooms.close()
+        await self.embedded.close()
         if self.redis is not None:
             await self.redis.stop()
 

@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 from live.auth.principal import SYSTEM
 from tests.commerce.harness import API, Shop, make_client
 
+schemathesis.serializer.alias("application/sdp", "text/plain")  # WHIP/WHEP offers (live/http/media.py)
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "4"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)

@@ -1,0 +1,148 @@
+"""Encode once, fan out: the publisher's encoded frames go to every viewer's sender as they arrived.
+
+aiortc has no switch to receive encoded frames: its RTCRtpReceiver reassembles each frame in its jitter buffer
+and hands `(codec, JitterFrame)` to a decoder thread through a queue. `EncodedTap` takes that queue's place, so
+the frames come here instead of being decoded (the thread only waits for the stop sentinel, which the tap passes
+on). Each viewer's `RelayTrack` yields them as `av.Packet`s; aiortc's RTCRtpSender *packs* a Packet (payload
+splitting only, `encoder.pack`) where it would encode a Frame. Nothing is decoded or encoded on the server.
+
+Keyframes: a viewer's track starts (and restarts after it lagged) at a keyframe; a viewer's PLI/FIR is forwarded
+to the publisher as one PLI, at most one per KEYFRAME_MIN_INTERVAL seconds for all viewers together.
+"""
+from __future__ import annotations
+
+import asyncio
+import queue
+import time
+from fractions import Fraction
+from typing import Callable
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+RELAY_QUEUE_FRAMES = 120  # frames a viewer may lag (about 4 s of 30 fps video) before it is set back to a keyframe
+KEYFRAME_MIN_INTERVAL = 0.5  # seconds between two PLIs sent to the publisher
+
+
+def is_keyframe(mime: str, data: bytes) -> bool:
+    """Whether a reassembled frame starts a picture a decoder can begin at (VP8: the P bit of the payload header
+    is 0; H.264: an IDR or SPS NAL unit in the Annex B stream aiortc depayloads to)."""
+    mime = mime.lower()
+    if mime == "video/vp8":
+        return bool(data) and not data[0] & 0x01
+    if mime == "video/h264":
+        i = data.find(b"\x00\x00\x01")
+        while 0 <= i < len(data) - 3:
+            if data[i + 3] & 0x1F in (5, 7):
+                return True
+            i = data.find(b"\x00\x00\x01", i + 3)
+        return False
+    return True  # audio: every frame stands alone
+
+
+class RelayTrack(MediaStreamTrack):
+    """One viewer's track of one kind: the publisher's encoded frames as av.Packets, from a keyframe on."""
+
+    def __init__(self, fanout: "Fanout"):
+        super().__init__()
+        self.kind = fanout.kind
+        self._fanout = fanout
+        self._queue: asyncio.Queue[av.Packet | None] = asyncio.Queue()
+        self._waiting_keyframe = fanout.kind == "video"
+
+    def offer(self, packet: av.Packet, keyframe: bool) -> None:
+        if self._waiting_keyframe:
+            if not keyframe:
+                return
+            self._waiting_keyframe = False
+        if self._queue.qsize() >= RELAY_QUEUE_FRAMES:  # a slow viewer: drop what it has, resume at a keyframe
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            if self.kind == "video":
+                self._waiting_keyframe = not keyframe
+                if self._waiting_keyframe:
+                    self._fanout.request_keyframe()
+                    return
+        self._queue.put_nowait(packet)
+
+    def end(self) -> None:
+        self._queue.put_nowait(None)
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        packet = await self._queue.get()
+        if packet is None:
+            self.stop()
+            raise MediaStreamError
+        return packet
+
+    def stop(self) -> None:
+        super().stop()
+        self._fanout.discard(self)
+
+
+class Fanout:
+    """The publisher's track of one kind, relayed to any number of RelayTracks."""
+
+    def __init__(self, kind: str, mime: str, clock_rate: int, send_pli: Callable[[], None]):
+        self.kind, self.mime = kind, mime
+        self._time_base = Fraction(1, clock_rate)
+        self._send_pli = send_pli
+        self._tracks: set[RelayTrack] = set()
+        self._last_pli = 0.0
+        self.frames = 0
+
+    def track(self) -> RelayTrack:
+        relay = RelayTrack(self)
+        self._tracks.add(relay)
+        self.request_keyframe()
+        return relay
+
+    def discard(self, relay: RelayTrack) -> None:
+        self._tracks.discard(relay)
+
+    @property
+    def viewers(self) -> int:
+        return len(self._tracks)
+
+    def request_keyframe(self) -> None:
+        now = time.monotonic()
+        if self.kind == "video" and now - self._last_pli >= KEYFRAME_MIN_INTERVAL:
+            self._last_pli = now
+            self._send_pli()
+
+    def push(self, data: bytes, timestamp: int) -> None:
+        self.frames += 1
+        if not self._tracks:
+            return
+        keyframe = is_keyframe(self.mime, data)
+        for relay in list(self._tracks):
+            packet = av.Packet(data)
+            packet.pts = packet.dts = timestamp
+            packet.time_base = self._time_base
+            relay.offer(packet, keyframe)
+
+    def end(self) -> None:
+        for relay in list(self._tracks):
+            relay.end()
+        self._tracks.clear()
+
+
+class EncodedTap:
+    """Stands in for an RTCRtpReceiver's decoder queue: encoded frames go to `fanout` (on the event loop, where
+    the receiver puts them); the stop sentinel reaches the idle decoder thread, which waits on `inner`."""
+
+    def __init__(self, fanout: Fanout):
+        self.fanout = fanout
+        self.inner: queue.Queue = queue.Queue()
+
+    def put(self, item) -> None:
+        if item is None:
+            self.inner.put(None)
+            return
+        _codec, frame = item
+        self.fanout.push(frame.data, frame.timestamp)
+
+    def get(self, *args, **kw):
+        return self.inner.get(*args, **kw)

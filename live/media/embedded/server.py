@@ -1,0 +1,205 @@
+"""The embedded media server: WHIP ingest (one publisher per stream) and WHEP playback, peers of aiortc in this
+worker. The publisher's encoded frames are relayed to the viewers (relay.py: encode once, fan out).
+
+Limits (per worker): MEDIA_MAX_SESSIONS peer connections (publishers and viewers together; past it 503), an SDP
+offer of at most MAX_SDP_BYTES (the route refuses more with 413). A session whose connection has not come up
+within CONNECT_TIMEOUT seconds, or that fails or closes, ends by itself. Video: VP8 (preferred) or H.264, as the
+publisher's offer lists them; audio: Opus. ICE: the server's host candidates only (no STUN/TURN), non-trickle
+(the answer carries them): the worker must be reachable at its own addresses.
+"""
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
+from aiortc import sdp as aiortc_sdp
+
+from live.errors import DomainError
+from live.logging import get_logger
+from live.media.embedded.relay import EncodedTap, Fanout
+
+log = get_logger("live.media")
+
+MAX_SDP_BYTES = 64 * 1024
+CONNECT_TIMEOUT = 20.0  # seconds for ICE + DTLS to come up after the answer
+VIDEO_CODECS = ("video/VP8", "video/H264")  # the publisher's first of these, in its offer's order
+AUDIO_CODECS = ("audio/opus",)
+
+OnPublishing = Callable[[str, bool], Awaitable[None]]
+
+
+@dataclass
+class Session:
+    id: str
+    stream_id: str
+    role: str  # publisher | viewer
+    pc: RTCPeerConnection
+    fanouts: dict[str, Fanout] = field(default_factory=dict)  # publisher: kind -> fanout
+    announced: bool = False
+    ended: bool = False
+
+
+def parse_offer(text: str) -> aiortc_sdp.SessionDescription:
+    """An SDP offer aiortc can read, with at least one audio or video section; else 400 `invalid`."""
+    if not text.startswith("v=0"):
+        raise DomainError("invalid", "the body is not an SDP offer (it must start with v=0)")
+    try:
+        parsed = aiortc_sdp.SessionDescription.parse(text)
+    except Exception:  # aiortc's parser raises whatever a malformed line makes it raise
+        raise DomainError("invalid", "the SDP offer cannot be parsed") from None
+    if not any(m.kind in ("audio", "video") for m in parsed.media):
+        raise DomainError("validation_failed", "the SDP offer has no audio or video section")
+    return parsed
+
+
+def _chosen(media: aiortc_sdp.MediaDescription, wanted: tuple[str, ...]) -> str | None:
+    names = [f"{media.kind}/{c.name}".lower() for c in media.rtp.codecs]
+    for name in names:
+        for w in wanted:
+            if name == w.lower():
+                return w
+    return None
+
+
+def _capabilities(kind: str, mime: str) -> list:
+    caps = (RTCRtpSender.getCapabilities(kind).codecs if kind == "video" else
+            RTCRtpReceiver.getCapabilities(kind).codecs)
+    return [c for c in caps if c.mimeType.lower() == mime.lower()]
+
+
+class EmbeddedMedia:
+    def __init__(self, *, max_sessions: int, on_publishing: OnPublishing | None = None):
+        self.max_sessions = max_sessions
+        self.on_publishing = on_publishing
+        self.sessions: dict[str, Session] = {}
+        self.publishers: dict[str, Session] = {}  # stream id -> its publisher's session
+
+    def publishing(self, stream_id: str) -> bool:
+        return stream_id in self.publishers
+
+    def _room(self) -> None:
+        if len(self.sessions) >= self.max_sessions:
+            raise DomainError("unavailable", f"this server holds {self.max_sessions} media sessions already")
+
+    def _new(self, stream_id: str, role: str) -> Session:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        session = Session(secrets.token_urlsafe(16), stream_id, role, pc)
+        self.sessions[session.id] = session
+
+        @pc.on("connectionstatechange")
+        async def _changed() -> None:
+            if pc.connectionState == "connected" and role == "publisher" and not session.announced:
+                session.announced = True
+                await self._announce(stream_id, True)
+            elif pc.connectionState in ("failed", "closed"):
+                await self.end(session.id)
+
+        asyncio.get_running_loop().call_later(CONNECT_TIMEOUT, self._connect_deadline, session)
+        return session
+
+    def _connect_deadline(self, session: Session) -> None:
+        if not session.ended and session.pc.connectionState != "connected":
+            asyncio.get_running_loop().create_task(self.end(session.id))
+
+    async def _answer(self, session: Session, offer: str) -> str:
+        try:
+            await session.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+            await session.pc.setLocalDescription(await session.pc.createAnswer())
+        except Exception as exc:  # aiortc refuses an offer it cannot answer (no common codec, bad DTLS, ...)
+            await self.end(session.id)
+            raise DomainError("validation_failed", f"the SDP offer cannot be answered: {exc}") from None
+        return session.pc.localDescription.sdp
+
+    async def publish(self, stream_id: str, offer: str) -> tuple[str, str]:
+        """WHIP: the seller's offer -> (session id, SDP answer). One publisher per stream (409)."""
+        parsed = parse_offer(offer)
+        if stream_id in self.publishers:
+            raise DomainError("conflict", "someone is already publishing this stream; DELETE that session first")
+        self._room()
+        session = self._new(stream_id, "publisher")
+        self.publishers[stream_id] = session
+        for media in parsed.media:
+            if media.kind not in ("audio", "video") or media.kind in session.fanouts:
+                continue
+            mime = _chosen(media, VIDEO_CODECS if media.kind == "video" else AUDIO_CODECS)
+            if mime is None:
+                continue
+            transceiver = session.pc.addTransceiver(media.kind, direction="recvonly")
+            transceiver.setCodecPreferences(_capabilities(media.kind, mime))
+            receiver = transceiver.receiver
+            fanout = Fanout(media.kind, mime, 90000 if media.kind == "video" else 48000,
+                            lambda r=receiver: self._pli(r))
+            # aiortc's receiver hands reassembled frames to its decoder's queue: the tap takes them instead
+            receiver._RTCRtpReceiver__decoder_queue = EncodedTap(fanout)
+            session.fanouts[media.kind] = fanout
+        if not session.fanouts:
+            await self.end(session.id)
+            raise DomainError("validation_failed", "the offer has no VP8/H.264 video or Opus audio to publish")
+        return session.id, await self._answer(session, offer)
+
+    @staticmethod
+    def _pli(receiver: RTCRtpReceiver) -> None:
+        for source in receiver.getSynchronizationSources():
+            asyncio.get_running_loop().create_task(receiver._send_rtcp_pli(source.source))
+
+    async def play(self, stream_id: str, offer: str) -> tuple[str, str]:
+        """WHEP: a viewer's offer -> (session id, SDP answer), sending the publisher's tracks (409 when nobody
+        publishes)."""
+        parsed = parse_offer(offer)
+        publisher = self.publishers.get(stream_id)
+        if publisher is None:
+            raise DomainError("conflict", "nobody is publishing this stream now")
+        self._room()
+        session = self._new(stream_id, "viewer")
+        kinds = set()
+        for media in parsed.media:
+            fanout = publisher.fanouts.get(media.kind)
+            if fanout is None or media.kind in kinds:
+                continue
+            kinds.add(media.kind)
+            relay = fanout.track()
+            transceiver = session.pc.addTransceiver(relay, direction="sendonly")
+            transceiver.setCodecPreferences(_capabilities(media.kind, fanout.mime))
+            # the viewer's PLI/FIR asks the publisher for a keyframe (the relay cannot make one)
+            transceiver.sender._send_keyframe = fanout.request_keyframe
+        if not kinds:
+            await self.end(session.id)
+            raise DomainError("validation_failed", "the offer asks for no audio or video this stream has")
+        return session.id, await self._answer(session, offer)
+
+    def session(self, session_id: str, stream_id: str, role: str) -> Session:
+        session = self.sessions.get(session_id)
+        if session is None or session.stream_id != stream_id or session.role != role:
+            raise DomainError("not_found", "no such media session")
+        return session
+
+    async def end(self, session_id: str) -> None:
+        session = self.sessions.pop(session_id, None)
+        if session is None or session.ended:
+            return
+        session.ended = True
+        if session.role == "publisher":
+            if self.publishers.get(session.stream_id) is session:
+                del self.publishers[session.stream_id]
+            for fanout in session.fanouts.values():
+                fanout.end()
+            for viewer in [s for s in self.sessions.values() if s.stream_id == session.stream_id]:
+                await self.end(viewer.id)  # a viewer plays one publishing: the next one needs a new WHEP session
+        await session.pc.close()
+        if session.announced:
+            await self._announce(session.stream_id, False)
+
+    async def _announce(self, stream_id: str, publishing: bool) -> None:
+        if self.on_publishing is None:
+            return
+        try:
+            await self.on_publishing(stream_id, publishing)
+        except Exception:
+            log.exception("media_status_failed")
+
+    async def close(self) -> None:
+        for session_id in list(self.sessions):
+            await self.end(session_id)
