@@ -85,7 +85,7 @@ class RelayTrack(MediaStreamTrack):
 class Fanout:
     """The publisher's track of one kind, relayed to any number of RelayTracks."""
 
-    def __init__(self, kind: str, mime: str, clock_rate: int, send_pli: Callable[[], None]):
+    def __init__(self, kind: str, mime: str, clock_rate: int, send_pli: Callable[[], bool]):
         self.kind, self.mime = kind, mime
         self._time_base = Fraction(1, clock_rate)
         self._send_pli = send_pli
@@ -108,19 +108,18 @@ class Fanout:
 
     def request_keyframe(self) -> None:
         now = time.monotonic()
-        if self.kind == "video" and now - self._last_pli >= KEYFRAME_MIN_INTERVAL:
-            self._last_pli = now
-            self._send_pli()
+        if self.kind == "video" and now - self._last_pli >= KEYFRAME_MIN_INTERVAL and self._send_pli():
+            self._last_pli = now  # not before the publisher's first packets: its first frame is a keyframe anyway
 
     def push(self, data: bytes, timestamp: int) -> None:
         self.frames += 1
         if not self._tracks:
             return
         keyframe = is_keyframe(self.mime, data)
+        packet = av.Packet(data)  # one for all: a sender only reads it (bytes, pts, time_base) to packetize it
+        packet.pts = packet.dts = timestamp
+        packet.time_base = self._time_base
         for relay in list(self._tracks):
-            packet = av.Packet(data)
-            packet.pts = packet.dts = timestamp
-            packet.time_base = self._time_base
             relay.offer(packet, keyframe)
 
     def end(self) -> None:

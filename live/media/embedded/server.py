@@ -141,9 +141,12 @@ class EmbeddedMedia:
         return session.id, await self._answer(session, offer)
 
     @staticmethod
-    def _pli(receiver: RTCRtpReceiver) -> None:
-        for source in receiver.getSynchronizationSources():
+    def _pli(receiver: RTCRtpReceiver) -> bool:
+        """Ask the publisher for a keyframe (RTCP PLI on each of its streams); False before it has sent any."""
+        sources = receiver.getSynchronizationSources()
+        for source in sources:
             asyncio.get_running_loop().create_task(receiver._send_rtcp_pli(source.source))
+        return bool(sources)
 
     async def play(self, stream_id: str, offer: str) -> tuple[str, str]:
         """WHEP: a viewer's offer -> (session id, SDP answer), sending the publisher's tracks (409 when nobody
