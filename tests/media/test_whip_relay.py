@@ -82,3 +82,24 @@ async def test_sessions_are_bounded_per_worker(tmp_path, dsn, aiohttp_client):
         assert status == 503 and body["error"]["code"] == "unavailable"
     finally:
         await pub.close()
+
+
+async def test_an_h264_publisher_is_relayed_in_h264(live):
+    from aiortc import RTCRtpSender
+
+    _, seller_token = await live.user(SELLER, "seller")
+    pub = peer()
+    video = pub.addTransceiver(Bars(), direction="sendonly")
+    video.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"])
+    pcs = [pub]
+    try:
+        assert (await sdp_post(live, "/livestreams/demo/whip", pub, seller_token))[0] == 201
+        state = await live.demo_state()
+        assert live.services.embedded.publishers[state.id].fanouts["video"].mime == "video/H264"
+        pc, tracks, status, _, _ = await viewer(live)
+        pcs.append(pc)
+        assert status == 201 and "H264" in pc.remoteDescription.sdp and "VP8" not in pc.remoteDescription.sdp
+        assert all(f.width == 320 for f in await frames(tracks, 2))
+    finally:
+        for pc in pcs:
+            await pc.close()
