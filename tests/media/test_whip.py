@@ -147,3 +147,17 @@ async def test_a_banned_user_cannot_watch(live):
     finally:
         for pc in pcs:
             await pc.close()
+
+
+async def test_an_offer_without_media_and_an_ended_stream_are_refused(live):
+    _, seller_token = await live.user(SELLER, "seller")
+    pc = peer()
+    pc.createDataChannel("chat")  # an offer with only a data channel: nothing to publish
+    status, body, _ = await sdp_post(live, "/livestreams/demo/whip", pc, seller_token)
+    await pc.close()
+    assert status == 422 and body["error"]["code"] == "validation_failed"
+    assert (await live.api("POST", "/livestreams/demo/end", seller_token))[0] == 200
+    pc, status, body, _ = await publisher(live, seller_token)
+    await pc.close()
+    assert status == 409 and body["error"]["code"] == "stream_not_live"
+    assert not live.services.embedded.sessions
