@@ -29,9 +29,13 @@ async def stream_for_room(conn: asyncpg.Connection, room: str) -> asyncpg.Record
 
 
 async def apply(conn: asyncpg.Connection, livestream_id: str, event: str, *, room_active: bool | None = None,
-                participants: int = 0, tracks: int = 0, reset_tracks: bool = False, reset_all: bool = False) -> None:
-    """Change a stream's media status by deltas (`participants`, `tracks`, never below 0), or reset it."""
-    await conn.execute(
+                participants: int = 0, tracks: int = 0, reset_tracks: bool = False,
+                reset_all: bool = False) -> tuple[int, int]:
+    """Change a stream's media status by deltas (`participants`, `tracks`, never below 0), or reset it. Returns
+    the seller's published tracks before and after (the row is locked first: concurrent events queue up)."""
+    was = await conn.fetchval(
+        "SELECT publisher_tracks FROM stream_media WHERE livestream_id = $1::uuid FOR UPDATE", livestream_id)
+    now = await conn.fetchval(
         """INSERT INTO stream_media (livestream_id, room_active, participants, publisher_tracks, last_event)
            VALUES ($1::uuid, coalesce($3, true), greatest($4, 0), greatest($5, 0), $2)
            ON CONFLICT (livestream_id) DO UPDATE SET
@@ -39,8 +43,10 @@ async def apply(conn: asyncpg.Connection, livestream_id: str, event: str, *, roo
              participants = CASE WHEN $7 THEN 0 ELSE greatest(stream_media.participants + $4, 0) END,
              publisher_tracks = CASE WHEN $6 OR $7 THEN 0
                                      ELSE greatest(stream_media.publisher_tracks + $5, 0) END,
-             last_event = $2, updated_at = now()""",
+             last_event = $2, updated_at = now()
+           RETURNING publisher_tracks""",
         livestream_id, event, room_active, participants, tracks, reset_tracks, reset_all)
+    return was or 0, now
 
 
 async def status(conn: asyncpg.Connection, livestream_id: str) -> asyncpg.Record | None:

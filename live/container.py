@@ -72,7 +72,7 @@ class Services:
         # live rooms: in-process broker, control, presence and limits; with REDIS_URL the Redis ones over one link
         self.hub = Hub()
         self.media = LiveKitTokens(settings)
-        self.livekit_webhooks = LiveKitWebhooks(db, settings)
+        self.livekit_webhooks = LiveKitWebhooks(db, settings, on_publishing=self._media_status)  # media:status too
         # the embedded media server (WHIP/WHEP, docs/media.md); `media:status` tells the room publishing began/ended
         self.embedded = EmbeddedMedia(max_sessions=settings.media_max_sessions, on_publishing=self._media_status)
         self.chat_writer = ChatWriter(db)

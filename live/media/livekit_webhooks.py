@@ -11,8 +11,12 @@ applied to the stream whose room it names: room_started/room_finished open and c
 participant_joined/left count participants, track_published/unpublished by the stream's seller count the tracks
 the seller publishes (publishing iff > 0; the seller leaving or the room finishing resets it). A retry of a stored
 event changes nothing and answers `duplicate: true`; an event for a room that is no stream's is stored and
-ignored. Events are applied in arrival order (LiveKit does not promise order; counts never go below 0)."""
+ignored. Events are applied in arrival order (LiveKit does not promise order; counts never go below 0). When an
+event turns the seller's publishing on or off, `on_publishing(stream_id, publishing)` runs after the commit (the
+container sends the room `media:status`, as the embedded server does)."""
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from google.protobuf.json_format import MessageToDict, ParseError
 from livekit import api as lk
@@ -31,8 +35,10 @@ MAX_TOKEN = 4096  # the Authorization JWT LiveKit sends is ~400 bytes
 
 
 class LiveKitWebhooks:
-    def __init__(self, db: Database, settings: Settings):
+    def __init__(self, db: Database, settings: Settings,
+                 on_publishing: Callable[[str, bool], Awaitable[None]] | None = None):
         self._db = db
+        self._on_publishing = on_publishing
         self._receiver = lk.WebhookReceiver(lk.TokenVerifier(settings.livekit_api_key, settings.livekit_api_secret))
 
     def verify(self, body: bytes, authorization: str | None):
@@ -65,25 +71,34 @@ class LiveKitWebhooks:
             stream = await media_db.stream_for_room(conn, room) if room else None
             stream_id = stream["id"] if stream else None
             stored = await media_db.store_event(conn, event.id, event.event, room, identity, stream_id, payload)
+            changed = None
             if stored and stream is not None:
-                await self._apply(conn, stream, event.event, identity)
+                changed = await self._apply(conn, stream, event.event, identity)
+        if changed is not None and (changed[0] > 0) != (changed[1] > 0) and self._on_publishing is not None:
+            try:
+                await self._on_publishing(stream_id, changed[1] > 0)
+            except Exception:  # noqa: BLE001 - stored and applied: the room's push is best effort
+                log.exception("livekit_media_status_failed", stream_id=stream_id)
         log.info("livekit_webhook", kind=event.event, id=event.id, room=room, duplicate=not stored)
         return {"received": True, "duplicate": not stored, "stream_id": stream_id}
 
     @staticmethod
-    async def _apply(conn, stream, name: str, identity: str | None) -> None:
+    async def _apply(conn, stream, name: str, identity: str | None) -> tuple[int, int] | None:
+        """The seller's published tracks before and after (None: the event does not touch them)."""
         seller = identity is not None and identity == stream["seller_user_id"]
         sid = stream["id"]
         if name == "room_started":
-            await media_db.apply(conn, sid, name, room_active=True)
-        elif name == "room_finished":
-            await media_db.apply(conn, sid, name, room_active=False, reset_all=True)
-        elif name == "participant_joined":
-            await media_db.apply(conn, sid, name, room_active=True, participants=1)
-        elif name == "participant_left":
-            await media_db.apply(conn, sid, name, participants=-1, reset_tracks=seller)
-        elif name in ("track_published", "track_unpublished") and seller:
-            await media_db.apply(conn, sid, name, room_active=True, tracks=1 if name == "track_published" else -1)
+            return await media_db.apply(conn, sid, name, room_active=True)
+        if name == "room_finished":
+            return await media_db.apply(conn, sid, name, room_active=False, reset_all=True)
+        if name == "participant_joined":
+            return await media_db.apply(conn, sid, name, room_active=True, participants=1)
+        if name == "participant_left":
+            return await media_db.apply(conn, sid, name, participants=-1, reset_tracks=seller)
+        if name in ("track_published", "track_unpublished") and seller:
+            return await media_db.apply(conn, sid, name, room_active=True,
+                                        tracks=1 if name == "track_published" else -1)
+        return None
 
     async def status(self, stream_id: str) -> dict:
         """A stream's media status as LiveKit last reported it (all off before any event)."""
