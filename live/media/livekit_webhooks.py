@@ -32,6 +32,7 @@ log = get_logger("live.media.livekit")
 
 MAX_BODY = 64 * 1024  # a LiveKit event (room, participant, track info) is a few KB
 MAX_TOKEN = 4096  # the Authorization JWT LiveKit sends is ~400 bytes
+MAX_NAME = 200  # characters of an event id, room name or identity (ours are `live-<slug or uuid>` and user ids)
 
 
 class LiveKitWebhooks:
@@ -60,6 +61,8 @@ class LiveKitWebhooks:
             raise DomainError("unauthorized", "the LiveKit webhook signature does not match") from None
         if not event.id or not event.event or len(event.id) > 200 or len(event.event) > 64:
             raise DomainError("invalid_payload", "a LiveKit webhook event needs an id and an event name")
+        if len(event.room.name) > MAX_NAME or len(event.participant.identity) > MAX_NAME:
+            raise DomainError("invalid_payload", f"room names and identities are at most {MAX_NAME} characters")
         return event
 
     async def receive(self, body: bytes, authorization: str | None) -> dict:

@@ -130,7 +130,8 @@ async def test_forged_unsigned_altered_and_oversized_deliveries_are_refused(clie
         status, answer = await post(client, body, headers)
         assert status == expected and answer["error"]["code"] == "unauthorized", (headers, answer)
     # signed for real, but not an event: 400
-    for bad in (b"[1, 2]", b"{\"event\": 5}", b"{\"event\": \"room_started\"}", b"\xff\xfe"):
+    long_room = event("EV_long", "room_started", room="r" * 201)
+    for bad in (b"[1, 2]", b"{\"event\": 5}", b"{\"event\": \"room_started\"}", b"\xff\xfe", long_room):
         status, answer = await post(client, bad, sign(bad))
         assert status == 400 and answer["error"]["code"] == "invalid_payload", (bad, answer)
     # a Bearer prefix is accepted too
