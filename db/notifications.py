@@ -91,17 +91,12 @@ async def mark_all_read(conn: asyncpg.Connection, user_id: str) -> int:
 
 async def order_facts(conn: asyncpg.Connection, order_ids: Sequence[str], status: str) -> list[asyncpg.Record]:
     """Each order's number, total, buyer (id, name) and seller's user; `seq`: how many times it has moved to
-    `status` (the event key's last part: a second label after a void is a new event, a replay is not);
-    `shipped_seq`, `moving_seq`: its moves to shipped, and to in_transit or out_for_delivery; the live outbound
-    shipment's carrier and tracking."""
+    `status` (the event key's last part: a second label after a void is a new event, a replay is not); the live
+    outbound shipment's carrier and tracking."""
     return await conn.fetch(
         """SELECT o.id::text AS order_id, o.number, o.total_minor, o.currency, o.user_id::text AS buyer_id,
                   u.name AS buyer_name, s.user_id::text AS seller_user_id,
                   (SELECT count(*) FROM order_status_history h WHERE h.order_id = o.id AND h.to_status = $2) AS seq,
-                  (SELECT count(*) FILTER (WHERE h.to_status = 'shipped') FROM order_status_history h
-                   WHERE h.order_id = o.id) AS shipped_seq,
-                  (SELECT count(*) FROM order_status_history h
-                   WHERE h.order_id = o.id AND h.to_status IN ('in_transit', 'out_for_delivery')) AS moving_seq,
                   sh.carrier, sh.tracking_number, sh.tracking_url
            FROM orders o JOIN sellers s ON s.id = o.seller_id JOIN users u ON u.id = o.user_id
            LEFT JOIN LATERAL (SELECT x.carrier, x.tracking_number, x.tracking_url FROM shipments x

@@ -6,9 +6,8 @@ event, so the event replayed (a webhook delivered twice, a job run twice) adds n
   shipping moves): paid -> `order.confirmed` to the buyer and `seller.new_order` to the seller; canceled ->
   `order.canceled` (or `order.payment_failed` when the payment failed); refunded, label_created, shipped,
   out_for_delivery, delivered -> the `order.*` kind of that name. Key `<kind>:<order id>:<n>`, n the times the order
-  has reached that status (a second label after a void is a new event). An order that skips `shipped` (the
-  carrier's first scans applied together: straight to in_transit or out_for_delivery) is told `order.shipped`
-  first, key `order.shipped:<order id>:1`.
+  has reached that status (a second label after a void is a new event). The carrier's moves always pass through
+  `shipped` (live/commerce/shipping/history.py `order_steps`), so every shipped order is told shipped.
 - `refunds_settled`: the provider settled refunds of canceled orders -> `order.refunded`, key per refund.
 - `label_failed`: the carrier refused a label purchase -> `seller.label_failed`, key per shipment.
 - `return_approved`, `return_refunded` -> the buyer; key per return.
@@ -37,9 +36,6 @@ STATUS_KINDS: dict[str, tuple[str, ...]] = {
     "out_for_delivery": ("order.out_for_delivery",),
     "delivered": ("order.delivered",),
 }
-# an order that reaches one of these without having been `shipped` (the carrier's first scans applied together) is
-# told `order.shipped` first, once: the notice with the tracking link; straight to delivered is told delivered only
-MOVING = ("in_transit", "out_for_delivery")
 SHIPPING_KINDS = frozenset({"order.label_created", "order.shipped", "order.out_for_delivery", "order.delivered"})
 MAX_REASON = 500  # characters of a reason or an error told in a notice
 
@@ -53,17 +49,14 @@ async def order_moved(conn: asyncpg.Connection, order_ids: Sequence[str], to: st
     """`order_ids` have just moved to `to` (in `conn`'s transaction, after the status history row): tell the
     buyer (and, for paid, the seller). `payment_failed`: a cancel because the payment failed. The new rows."""
     kinds = ("order.payment_failed",) if payment_failed and to == "canceled" else STATUS_KINDS.get(to, ())
-    if not (kinds or to in MOVING) or not order_ids:
+    if not kinds or not order_ids:
         return 0
     added = 0
     for o in await notifications_db.order_facts(conn, order_ids, to):
         if to == "paid" and o["seq"] > 1:
             continue  # back to paid after its label was voided: not a new payment
         base = {"order_id": o["order_id"], "number": o["number"]}
-        told = kinds
-        if to in MOVING and o["shipped_seq"] == 0 and o["moving_seq"] == 1:
-            told = ("order.shipped", *kinds)  # the carrier's first scans came together: shipped was skipped
-        for kind in told:
+        for kind in kinds:
             if kind in ("order.confirmed", "seller.new_order"):
                 data = {**base, "total_minor": o["total_minor"], "currency": o["currency"]}
                 if kind == "seller.new_order":

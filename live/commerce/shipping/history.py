@@ -40,6 +40,16 @@ def order_status_for(shipment_status: str, scans: int) -> str | None:
             "returned": "returned_to_sender"}.get(shipment_status)
 
 
+def order_steps(current: str, to: str) -> list[str]:
+    """The statuses an order moved by the carrier passes through from `current` to `to`: `to`, preceded by
+    `shipped` when the order had not shipped yet (its first scans were applied together, so the carrier's
+    `shipped` never came alone): the order's history, and what its buyer is told, always has the shipping."""
+    shipped = ORDER_RANK["shipped"]
+    if ORDER_RANK.get(current, shipped) < shipped < ORDER_RANK.get(to, 0):
+        return ["shipped", to]
+    return [to]
+
+
 def order_may_move(current: str, to: str) -> bool:
     """Forward only; sideways within a rank (a failed delivery attempt and the next one, delivered/returned)."""
     if current == to or current not in CARRIER_MOVABLE or to not in ORDER_RANK:

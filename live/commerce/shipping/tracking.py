@@ -209,10 +209,12 @@ class Tracking:
         target = history.order_status_for(status, scans)
         if target is not None and history.order_may_move(order["status"], target):
             # history.move_order without its second lock: the order is locked (and read) above
-            await orders_db.set_status(conn, [ship["order_id"]], target)
-            await orders_db.add_history(conn, [ship["order_id"]], order["status"], target, None, "carrier",
-                                        why[:500])
-            await notices.order_moved(conn, [ship["order_id"]], target, reason=why)  # shipped, out for delivery...
+            current = order["status"]
+            for step in history.order_steps(current, target):
+                await orders_db.set_status(conn, [ship["order_id"]], step)
+                await orders_db.add_history(conn, [ship["order_id"]], current, step, None, "carrier", why[:500])
+                await notices.order_moved(conn, [ship["order_id"]], step, reason=why)  # shipped, out for delivery...
+                current = step
             changed = True
         return changed
 
