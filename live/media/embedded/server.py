@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Protocol
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
@@ -29,6 +29,16 @@ VIDEO_CODECS = ("video/VP8", "video/H264")  # the publisher's first of these, in
 AUDIO_CODECS = ("audio/opus",)
 
 OnPublishing = Callable[[str, bool], Awaitable[None]]
+
+
+class PublisherObserver(Protocol):
+    """Told when a publisher's connection comes up and when its session ends (the recorder, the thumbnails):
+    `started` after the connection is up (its `session.fanouts` are set), `ended` once, after the fanouts ended.
+    Each call is awaited in turn; an observer that raises is logged and does not stop the others."""
+
+    async def started(self, session: "Session") -> None: ...
+
+    async def ended(self, session: "Session") -> None: ...
 
 
 @dataclass
@@ -71,9 +81,11 @@ def _capabilities(kind: str, mime: str) -> list:
 
 
 class EmbeddedMedia:
-    def __init__(self, *, max_sessions: int, on_publishing: OnPublishing | None = None):
+    def __init__(self, *, max_sessions: int, on_publishing: OnPublishing | None = None,
+                 observers: tuple[PublisherObserver, ...] = ()):
         self.max_sessions = max_sessions
         self.on_publishing = on_publishing
+        self.observers = list(observers)
         self.sessions: dict[str, Session] = {}
         self.publishers: dict[str, Session] = {}  # stream id -> its publisher's session
 
@@ -93,6 +105,7 @@ class EmbeddedMedia:
         async def _changed() -> None:
             if pc.connectionState == "connected" and role == "publisher" and not session.announced:
                 session.announced = True
+                await self._observe("started", session)
                 await self._announce(stream_id, True)
             elif pc.connectionState in ("failed", "closed"):
                 await self.end(session.id)
@@ -193,7 +206,15 @@ class EmbeddedMedia:
                 await self.end(viewer.id)  # a viewer plays one publishing: the next one needs a new WHEP session
         await session.pc.close()
         if session.announced:
+            await self._observe("ended", session)
             await self._announce(session.stream_id, False)
+
+    async def _observe(self, what: str, session: Session) -> None:
+        for observer in self.observers:
+            try:
+                await getattr(observer, what)(session)
+            except Exception:
+                log.exception("media_observer_failed", observer=type(observer).__name__, call=what)
 
     async def _announce(self, stream_id: str, publishing: bool) -> None:
         if self.on_publishing is None:
