@@ -1,4 +1,5 @@
-"""`python -m loadtests` = `live-loadtest` (see loadtests/cli.py; `notify`: loadtests/notify.py)."""
+"""`python -m loadtests` = `live-loadtest` (see loadtests/cli.py; `notify`: loadtests/notify.py; `media`:
+loadtests/media.py)."""
 import sys
 
 from loadtests.cli import main as cli_main
@@ -10,6 +11,10 @@ def main(argv: list[str] | None = None) -> int:
         from loadtests.notify import main as notify
 
         return notify(argv[1:])
+    if argv[:1] == ["media"]:
+        from loadtests.media import main as media
+
+        return media(argv[1:])
     return cli_main(argv)
 
 
