@@ -5,11 +5,12 @@ media server (docs/benchmarks.md "Media").
   python -m loadtests media --ramp --seconds 10 --out /tmp/live-media-ramp           # 50, 100, 150, ... viewers
 
 Setup: the embedded PostgreSQL (or --database-url) and `live serve` (demo data, MEDIA_MAX_SESSIONS above the most
-viewers asked for) on --server-cpus (core 0); the demo seller's token (`live token --user demo-seller --role
-seller`). On --client-cpus (core 1): a publisher process (loadtests/media_peers.py: 640x360, 30 fps VP8 by WHIP, the
-frame number drawn in the pixels, each frame's send time recorded) and viewer processes of at most --per-proc
-viewers each playing by WHEP: --probes of them decode every frame and read its number (glass-to-glass latency =
-receive time after decode - send time, same host clock), the others count the reassembled frames before the decoder.
+viewers asked for, RATE_LIMITS=write=off: every viewer comes from one address) on --server-cpus (core 0); the demo
+seller's token (`live token --user demo-seller --role seller`). On --client-cpus (core 1): a publisher process
+(loadtests/media_peers.py: 640x360, 30 fps VP8 at a fixed --bitrate by WHIP, the frame number drawn in the pixels,
+each frame's send time recorded) and viewer processes of at most --per-proc viewers each playing by WHEP: --probes
+of them decode every frame and read its number (glass-to-glass latency = receive time after decode - send time,
+same host clock), the others count the reassembled frames before the decoder.
 
 A step: the viewers join; once each has had a frame (and --warmup seconds), the measured window of --seconds
 starts. Per viewer: frames received in the window (fps), frames lost (gaps in the RTP timestamps); the worker's CPU
@@ -34,8 +35,6 @@ from datetime import datetime, timezone
 from loadtests.bench import pinned, wait_healthy
 from loadtests.media_report import CLK_TCK, cpu_seconds, latencies, rows, step_result, summary
 from loadtests.procs import ROOT, Processes, cpus, free_port, write_report
-
-PEERS = [sys.executable, "-m", "loadtests.media_peers"]
 
 
 def expect(proc: subprocess.Popen, word: str, seconds: float) -> str:
@@ -65,7 +64,10 @@ class Run(Processes):
         most = self.a.max_viewers if self.a.ramp else self.a.viewers
         return {"DATABASE_URL": self.dsn, "JWT_SECRET": self.secret, "LIVE_DATA_DIR": str(self.out / "data"),
                 "SEED_DEMO": "true", "LOG_LEVEL": "warning", "LIVE_ENV": "development",
-                "MEDIA_MAX_SESSIONS": str(most + 10)}
+                "MEDIA_MAX_SESSIONS": str(most + 10),
+                # every viewer comes from 127.0.0.1: the per-address limit of REST writes (120/min) would refuse
+                # the WHEP offers and DELETEs of a step past 60 viewers
+                "RATE_LIMITS": "write=off"}
 
     def serve(self) -> None:
         port = self.a.port or free_port()
@@ -81,7 +83,9 @@ class Run(Processes):
         return out.stdout.strip()
 
     def peers(self, name: str, args: list[str]) -> subprocess.Popen:
-        proc = subprocess.Popen(pinned(self.a.client_cpus, [*PEERS, *args, "--out", str(self.out / f"{name}.json")]),
+        profile = ["-m", "cProfile", "-o", str(self.out / f"{name}.prof")] if self.a.profile_clients else []
+        cmd = [sys.executable, *profile, "-m", "loadtests.media_peers", *args, "--out", str(self.out / f"{name}.json")]
+        proc = subprocess.Popen(pinned(self.a.client_cpus, cmd),
                                 cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
                                 stderr=open(self.out / f"{name}.log", "w"))
         self.procs.append(proc)
@@ -142,7 +146,8 @@ class Run(Processes):
             if gen:
                 os.sched_setaffinity(0, gen)
             self.serve()
-            publisher = self.peers("publisher", ["publisher", "--url", self.url, "--token", self.seller_token()])
+            publisher = self.peers("publisher", ["publisher", "--url", self.url, "--token", self.seller_token(),
+                                                  "--bitrate", str(a.bitrate)])
             expect(publisher, "ready", 60)
             time.sleep(1)
             n = a.viewers
@@ -221,6 +226,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--server-cpus", default="0", help="taskset CPUs of PostgreSQL and the server ('' none; 0)")
     p.add_argument("--client-cpus", default="1", help="taskset CPUs of the publisher and viewers (default 1)")
     p.add_argument("--profile-server", action="store_true", help="run the server under cProfile (OUT/server.prof)")
+    p.add_argument("--profile-clients", action="store_true", help="run the publisher and viewer processes under "
+                                                                   "cProfile (OUT/<name>.prof)")
+    p.add_argument("--bitrate", type=int, default=1000, help="the publisher's VP8 bitrate in kbit/s, fixed "
+                                                              "(REMB ignored, so every step gets the same; 1000)")
     p.add_argument("--database-url", help="a migrated database (default: embedded under --out/data)")
     p.add_argument("--port", type=int, help="live serve's port (default: a free one)")
     p.add_argument("--out", default="/tmp/live-media", help="reports, logs and the embedded database")
@@ -231,8 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     p = parser()
     a = p.parse_args(argv)
     a.argv = argv
-    if not 1 <= a.viewers <= 2000 or not 0 <= a.probes <= a.viewers or not 1 <= a.per_proc <= 200:
-        p.error("--viewers 1..2000, --probes 0..--viewers, --per-proc 1..200")
+    if not 100 <= a.bitrate <= 1500 or not 1 <= a.viewers <= 2000 or not 0 <= a.probes <= a.viewers \
+            or not 1 <= a.per_proc <= 200:
+        p.error("--bitrate 100..1500, --viewers 1..2000, --probes 0..--viewers, --per-proc 1..200")
     if a.seconds < 1 or a.warmup < 0 or (a.ramp and not a.viewers <= a.max_viewers <= 5000):
         p.error("--seconds at least 1, --warmup at least 0, --max-viewers --viewers..5000")
     from live.logging import setup_logging

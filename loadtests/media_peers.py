@@ -11,10 +11,11 @@ frame is made, before it is encoded). It prints `ready` once its connection is u
 
 Viewers play by WHEP. A *probe* decodes every frame (aiortc's own decoder), reads the number and keeps (number,
 receive time after decode); a *bulk* viewer does not decode: its receiver's reassembled frames are taken before
-the decoder (as live/media/embedded/relay.py's EncodedTap does) and counted. The process prints `ready N` when N of
-its viewers have had a first frame (or after --ready-timeout), then reads `window START END` (wall clock) on stdin,
-counts what arrives in that window, writes the per-viewer results to FILE, prints `done`, ends its sessions (WHEP
-DELETE) and exits."""
+the decoder (as live/media/embedded/relay.py's EncodedTap does) and counted, and it sends no REMB (aiortc's
+bandwidth estimator is a third of a receiver's CPU; the server ignores REMB: it relays the publisher's packets).
+The process prints `ready N` when N of its viewers have had a first frame (or after --ready-timeout), then reads
+`window START END` (wall clock) on stdin, counts what arrives in that window, writes the per-viewer results to FILE,
+prints `done`, ends its sessions (WHEP DELETE) and exits. The publisher's VP8 bitrate is fixed (--bitrate)."""
 from __future__ import annotations
 
 import argparse
@@ -124,7 +125,15 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
+def fixed_bitrate(bps: int) -> None:
+    """aiortc's VP8 encoders of this process encode at `bps`, whatever the receiver's REMB asks."""
+    from aiortc.codecs import vpx
+
+    vpx.Vp8Encoder.target_bitrate = property(lambda self: bps, lambda self, value: None)
+
+
 async def publish(a) -> None:
+    fixed_bitrate(a.bitrate * 1000)
     track = NumberedTrack()
     pc = peer()
     video = pc.addTransceiver(track, direction="sendonly")
@@ -157,6 +166,9 @@ class Viewer:
         transceiver = self.pc.addTransceiver("video", direction="recvonly")
         if not probe:  # reassembled frames are counted where the decoder would have got them
             transceiver.receiver._RTCRtpReceiver__decoder_queue = CountingTap(self)
+            # and no bandwidth estimate (a third of a receiver's CPU): the server relays packets as they came,
+            # whatever REMB a viewer sends, and the probes still send theirs
+            transceiver.receiver._RTCRtpReceiver__remote_bitrate_estimator = None
         self.pc.on("track", self._track)
 
     def _track(self, track) -> None:
@@ -239,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--url", required=True)
     p.add_argument("--stream", default="demo")
     p.add_argument("--token", help="publisher: the seller's bearer token")
+    p.add_argument("--bitrate", type=int, default=1000, help="publisher: VP8 kbit/s, fixed (REMB ignored)")
     p.add_argument("--count", type=int, default=1, help="viewers: how many")
     p.add_argument("--probes", type=int, default=0, help="viewers: of them decoding (the first ones)")
     p.add_argument("--concurrency", type=int, default=10, help="viewers: WHEP offers at once")
