@@ -9,6 +9,14 @@ NODE_DIRS := tests/js loadtests/reference
 npm_ci = if [ -f $(1)/package.json ] && command -v npm >/dev/null; then \
 	  [ -f $(1)/node_modules/.installed ] || (cd $(1) && npm ci --silent --no-audit --no-fund && touch node_modules/.installed); fi
 
+# The browser tests (tests/web) drive Debian's Chromium: installed here when missing and running as root, else a
+# one-line instruction and the run stops (they are never skipped).
+CHROMIUM ?= /usr/bin/chromium
+chromium_ready = if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "make test: the browser tests need Chromium: run 'sudo apt-get install -y chromium' (Debian)"; exit 1; fi; fi
+
 .PHONY: run test venv clean
 
 $(STAMP): pyproject.toml
@@ -24,6 +32,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	@$(foreach d,$(NODE_DIRS),$(call npm_ci,$(d));)
+	@$(chromium_ready)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

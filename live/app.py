@@ -50,6 +50,7 @@ from live.http.middleware import (
 )
 from live.logging import get_logger
 from live.rooms.gateway import Gateway
+from live.web import pages as web_pages
 
 log = get_logger("live.app")
 
@@ -84,6 +85,7 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
     preferences.register(app)  # GET/POST /unsubscribe?t= (the mails' one-click unsubscribe)
     follows.register(app)  # GET /uploads/<name> (covers; files, not JSON)
     metrics.register(app)  # GET /metrics (Prometheus), counts socket events from start-up on
+    web_pages.register(app, settings)  # the web app's pages and /static/ (live/web, docs/web.md)
     app[GATEWAY] = Gateway(app, settings)
     cart_socket.register(app[GATEWAY])  # cart:add, cart:update, cart:remove
 

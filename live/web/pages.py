@@ -1,0 +1,51 @@
+"""The web app's pages (docs/web.md): server-rendered Jinja2 shells (templates/) that load small ES modules
+(static/js/) which talk to the server through the public REST and Socket.IO contract, like any other client.
+
+Routes: `GET /signin`, `GET /studio/live/{stream}` (the seller's go-live page), `GET /live/{stream}` (watch),
+`GET /static/{path}` (assets.py). `{stream}` is a stream's id or slug (letters, digits and `-`, 1-120
+characters); anything else matches no route (404). The landing page `/` is live/web/index.html, served by
+live/http/system.py. A shell holds no user data: who is signed in and what the stream is are read by the page's
+script (REST, the join ack), so a shell is the same for everyone and carries no secret."""
+from __future__ import annotations
+
+import jinja2
+from aiohttp import web
+
+from live import __version__
+from live.config import Settings
+from live.web.assets import Assets
+
+STREAM = r"{stream:[A-Za-z0-9-]{1,120}}"  # docs/protocol.md: an id or a slug
+
+_env = jinja2.Environment(loader=jinja2.PackageLoader("live.web", "templates"),
+                          autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.StrictUndefined)
+
+
+class Pages:
+    def __init__(self, settings: Settings, assets: Assets):
+        self.dev = settings.live_env != "production"  # the sign-in page links the development mailbox
+        self.assets = assets
+
+    def render(self, template: str, **context) -> web.Response:
+        html = _env.get_template(template).render(asset=self.assets.url, dev=self.dev, version=__version__,
+                                                  **context)
+        # a shell is the same for everyone, but its asset URLs change with a deploy: always revalidate
+        return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-cache"})
+
+    async def signin(self, request: web.Request) -> web.Response:
+        return self.render("signin.html", title="Sign in")
+
+    async def studio_live(self, request: web.Request) -> web.Response:
+        return self.render("studio_live.html", title="Go live", stream=request.match_info["stream"])
+
+    async def watch(self, request: web.Request) -> web.Response:
+        return self.render("watch.html", title="Watch", stream=request.match_info["stream"])
+
+
+def register(app: web.Application, settings: Settings) -> None:
+    assets = Assets.load()
+    pages = Pages(settings, assets)
+    app.router.add_get("/signin", pages.signin)
+    app.router.add_get(f"/studio/live/{STREAM}", pages.studio_live)
+    app.router.add_get(f"/live/{STREAM}", pages.watch)
+    app.router.add_get("/static/{path:.+}", assets.serve)

@@ -1,0 +1,38 @@
+// One live room over Socket.IO (the vendored official client), as docs/protocol.md asks of any client: the token
+// in `auth`, `join` with an ack, and on every (re)connect `join` again with the last seq and epoch held, so a
+// dropped connection recovers what it missed.
+import { io } from '/static/vendor/socket.io.esm.min.js';
+
+const ACK_TIMEOUT_MS = 10000;
+
+export function openRoom(stream, token, { joined, event, error } = {}) {
+  const socket = io({ auth: token ? { token } : {} });
+  let seq = null;
+  let epoch = null;
+  const see = (name, data) => {
+    if (data && typeof data.seq === 'number') {
+      if (seq !== null && data.seq <= seq) return; // already seen (a recovery may overlap live events)
+      seq = data.seq;
+    }
+    event?.(name, data);
+  };
+  socket.onAny(see);
+  socket.on('connect', async () => {
+    const payload = { stream_id: stream };
+    if (seq !== null && epoch !== null) Object.assign(payload, { last_seq: seq, epoch });
+    let ack;
+    try {
+      ack = await socket.timeout(ACK_TIMEOUT_MS).emitWithAck('join', payload);
+    } catch {
+      ack = { ok: false, error: { code: 'timeout', message: 'The server did not answer.' } };
+    }
+    if (ack.ok) {
+      epoch = ack.epoch;
+      if (ack.recovered) for (const [name, data] of ack.events) see(name, data);
+      if (typeof ack.seq === 'number' && (seq === null || ack.seq > seq)) seq = ack.seq;
+    }
+    joined?.(ack);
+  });
+  socket.on('connect_error', (err) => error?.(err));
+  return socket;
+}

@@ -1,0 +1,147 @@
+// The seller's go-live page (/studio/live/<stream>): camera and microphone preview, "Go live" publishes by WHIP
+// (starting a scheduled stream first), "Stop" ends the WHIP session; the OBS settings to copy.
+import { api, requireSession, signInAgain } from './api.js';
+import { openRoom } from './room.js';
+import { publish } from './webrtc.js';
+
+const root = document.getElementById('studio');
+const preview = document.getElementById('preview');
+const goLive = document.getElementById('golive');
+const stopBtn = document.getElementById('stop');
+const cameraBtn = document.getElementById('camera');
+const errorBox = document.getElementById('studio-error');
+const publishState = document.getElementById('publish-state');
+const statusEl = document.getElementById('stream-status');
+const note = document.getElementById('backend-note');
+
+const me = requireSession();
+let stream = null; // the join ack's stream
+let media = null;
+let camera = null; // the local MediaStream
+let publishing = null; // the WHIP MediaSession
+
+function setPublishing(text, live) {
+  publishState.textContent = text;
+  publishState.classList.toggle('live', live);
+  root.dataset.publishing = live ? 'yes' : 'no';
+}
+
+function fail(e) {
+  if (e.status === 401) return signInAgain();
+  errorBox.textContent = e.code === 'conflict'
+    ? 'Someone is already publishing this stream (OBS or another tab): stop it there first.'
+    : e.name === 'NotAllowedError' ? 'The browser was not allowed to use the camera and microphone.'
+      : e.message;
+}
+
+function whipUrl() {
+  return media?.publish_url ?? `/api/v1/livestreams/${encodeURIComponent(stream.id)}/whip`;
+}
+
+async function startCamera() {
+  if (camera) return camera;
+  camera = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 1280 }, height: { ideal: 720 } },
+    audio: true });
+  preview.srcObject = camera;
+  preview.play().catch(() => {});
+  cameraBtn.hidden = true;
+  return camera;
+}
+
+async function stopPublishing() {
+  const s = publishing;
+  publishing = null;
+  if (s) await s.stop();
+  stopBtn.hidden = true;
+  goLive.hidden = false;
+  goLive.disabled = false;
+  setPublishing('Not publishing', false);
+}
+
+cameraBtn.addEventListener('click', () => startCamera().catch(fail));
+
+goLive.addEventListener('click', async () => {
+  errorBox.textContent = '';
+  goLive.disabled = true;
+  try {
+    if (stream.status === 'scheduled') {
+      stream.status = (await api(`/api/v1/livestreams/${encodeURIComponent(stream.id)}/start`, { method: 'POST' }))
+        .status;
+      statusEl.textContent = stream.status;
+    }
+    await startCamera();
+    setPublishing('Connecting…', false);
+    const s = await publish(whipUrl(), me.token, camera);
+    publishing = s;
+    s.pc.addEventListener('connectionstatechange', () => {
+      if (publishing !== s) return;
+      if (s.pc.connectionState === 'connected') setPublishing('Live: your video is on air', true);
+      if (s.pc.connectionState === 'failed') {
+        errorBox.textContent = 'The connection to the server was lost: go live again.';
+        stopPublishing();
+      }
+    });
+    goLive.hidden = true;
+    stopBtn.hidden = false;
+    stopBtn.focus();
+  } catch (e) {
+    goLive.disabled = false;
+    setPublishing('Not publishing', false);
+    fail(e);
+  }
+});
+
+stopBtn.addEventListener('click', () => stopPublishing());
+
+for (const btn of document.querySelectorAll('[data-copy]')) {
+  btn.addEventListener('click', async () => {
+    const input = document.getElementById(btn.dataset.copy);
+    try {
+      await navigator.clipboard.writeText(input.value);
+      btn.textContent = 'Copied';
+    } catch {
+      input.type = 'text';
+      input.select();
+    }
+  });
+}
+
+if (me) {
+  setPublishing('Not publishing', false);
+  goLive.disabled = true;
+  openRoom(root.dataset.stream, me.token, {
+    joined(ack) {
+      if (!ack.ok) {
+        errorBox.textContent = `Could not open the stream: ${ack.error.message}`;
+        return;
+      }
+      media = ack.media ?? media;
+      if (ack.recovered) return;
+      stream = ack.stream;
+      document.getElementById('stream-title').textContent = `Go live: ${stream.title}`;
+      statusEl.textContent = stream.status;
+      document.getElementById('viewers').textContent = ack.viewers;
+      if (!media?.can_publish) {
+        errorBox.textContent = 'Only this stream’s seller can go live here.';
+        return;
+      }
+      if (media.kind === 'livekit') {
+        note.hidden = false;
+        note.textContent = 'This server sends video through LiveKit: publishing from this page comes later. ' +
+          'Use LiveKit’s tools (or its ingress) to go live for now.';
+        return;
+      }
+      document.getElementById('obs-url').value = new URL(whipUrl(), location.href).href;
+      document.getElementById('obs-token').value = me.token;
+      goLive.disabled = stream.status === 'ended' || publishing !== null;
+      if (stream.status === 'ended') errorBox.textContent = 'This stream has ended: create a new one to go live again.';
+    },
+    event(name, data) {
+      if (!stream) return;
+      if (name === 'viewer:count') document.getElementById('viewers').textContent = data.count;
+      else if (name === 'stream:status') statusEl.textContent = stream.status = data.status;
+    },
+    error(err) { if (err.data?.code === 'unauthorized') signInAgain(); else errorBox.textContent = err.message; },
+  });
+  window.addEventListener('pagehide', () => { publishing?.stop(); });
+}

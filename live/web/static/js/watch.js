@@ -1,0 +1,127 @@
+// The watch page (/live/<stream>): joins the room, plays the video by WHEP while the seller publishes
+// (media:status), shows the viewer count. Chat, spotlight and buying come in issue 16 (#chat, #spotlight).
+import { session } from './api.js';
+import { openRoom } from './room.js';
+import { play } from './webrtc.js';
+
+const RETRY_MS = [1000, 2000, 4000, 8000]; // a failed playback is tried again after these, then every 8 s
+
+const root = document.getElementById('watch');
+const video = document.getElementById('video');
+const state = document.getElementById('video-state');
+const unmute = document.getElementById('unmute');
+const token = session()?.token ?? null;
+
+let stream = null; // the join ack's stream
+let media = null; // the join ack's media
+let playing = null; // the WHEP MediaSession
+let generation = 0; // bumped by every start/stop: an older attempt that finishes late gives up
+let failures = 0;
+let retryTimer = null;
+
+function show(text) {
+  state.textContent = text;
+  state.hidden = !text;
+  root.dataset.video = text ? 'off' : 'playing';
+}
+
+function whepUrl() {
+  return media?.kind === 'whep' && media.url ? media.url : `/api/v1/livestreams/${encodeURIComponent(stream.id)}/whep`;
+}
+
+// `ended`: the server has ended the session already (publishing stopped): nothing to DELETE.
+async function stopPlayback(text, { ended = false } = {}) {
+  generation += 1;
+  clearTimeout(retryTimer);
+  const old = playing;
+  playing = null;
+  video.srcObject = null;
+  show(text);
+  if (old && ended) old.close();
+  else if (old) await old.stop();
+}
+
+function retry(gen) {
+  const delay = RETRY_MS[Math.min(failures, RETRY_MS.length - 1)];
+  failures += 1;
+  retryTimer = setTimeout(() => { if (gen === generation) startPlayback(); }, delay);
+}
+
+async function startPlayback() {
+  if (!stream || stream.status === 'ended') return;
+  if (media?.kind === 'livekit') {
+    show('This stream’s video is served by LiveKit, which this page cannot play yet.');
+    return;
+  }
+  await stopPlayback('Connecting to the video…');
+  const gen = generation;
+  try {
+    const s = await play(whepUrl(), token, (ms) => {
+      if (gen !== generation) return;
+      if (video.srcObject !== ms) video.srcObject = ms;
+      video.play().catch(() => {});
+    });
+    if (gen !== generation) return s.stop();
+    playing = s;
+    s.pc.addEventListener('connectionstatechange', () => {
+      if (gen !== generation) return;
+      if (s.pc.connectionState === 'connected') failures = 0;
+      if (s.pc.connectionState === 'failed') {
+        show('The video connection was lost. Reconnecting…');
+        retry(gen);
+      }
+    });
+  } catch (e) {
+    if (gen !== generation) return;
+    if (e.code === 'conflict') show('Waiting for the seller to go live…'); // media:status {publishing: true} restarts
+    else if (e.code === 'banned') show('You cannot watch this stream.');
+    else {
+      show(`The video could not start (${e.message}). Trying again…`);
+      retry(gen);
+    }
+  }
+}
+
+video.addEventListener('playing', () => { if (playing) show(''); unmute.hidden = !video.muted; });
+unmute.addEventListener('click', () => {
+  video.muted = false;
+  unmute.hidden = true;
+  video.play().catch(() => {});
+});
+
+function setStatus(status) {
+  stream.status = status;
+  if (status === 'ended') stopPlayback('This stream has ended.');
+  else if (status === 'scheduled') stopPlayback('This stream has not started yet.');
+}
+
+openRoom(root.dataset.stream, token, {
+  joined(ack) {
+    if (!ack.ok) {
+      show(ack.error.code === 'banned' ? 'You cannot watch this stream.' : ack.error.code === 'not_found'
+        ? 'There is no such stream.' : `Could not join the stream: ${ack.error.message}`);
+      return;
+    }
+    media = ack.media ?? media;
+    if (ack.recovered) return; // the missed events were replayed; the video plays on
+    stream = ack.stream;
+    document.getElementById('stream-title').textContent = stream.title;
+    document.title = `${stream.title} · live`;
+    document.getElementById('seller').textContent = stream.seller?.name ?? '';
+    document.getElementById('viewers').textContent = ack.viewers;
+    setStatus(stream.status);
+    if (stream.status === 'live' && !playing) startPlayback();
+  },
+  event(name, data) {
+    if (!stream) return;
+    if (name === 'viewer:count') document.getElementById('viewers').textContent = data.count;
+    else if (name === 'media:status') {
+      failures = 0;
+      if (data.publishing) startPlayback();
+      else stopPlayback('Waiting for the seller to go live…', { ended: true });
+    } else if (name === 'stream:status') setStatus(data.status);
+    else if (name === 'user:banned' && data.user_id === session()?.user?.id) stopPlayback('You cannot watch this stream.');
+  },
+  error(err) { if (!stream) show(`Could not connect: ${err.message}`); },
+});
+window.addEventListener('pagehide', () => { playing?.stop(); });

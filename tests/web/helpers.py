@@ -1,0 +1,53 @@
+"""What the browser tests share: signing in through the sign-in page (the code read from the outbox, the tests'
+mail capture) and watching a page for script errors."""
+from __future__ import annotations
+
+import json
+import re
+
+from tests.auth.helpers import owner_fetchval
+from tests.helpers import until
+
+
+async def latest_code(dsn: str, email: str, after: int = 0) -> tuple[int, str]:
+    """(outbox id, code) of the newest sign-in mail to `email` with an id over `after`, waiting for it."""
+    found: list = []
+
+    async def arrived() -> bool:
+        row = await owner_fetchval(
+            dsn, "SELECT json_build_array(id, coalesce(data->>'code', body)) FROM email_outbox "
+            "WHERE lower(to_address) = lower($1) AND id > $2 ORDER BY id DESC LIMIT 1", email, after)
+        if row:
+            found.append(row)
+        return bool(row)
+
+    await until(arrived, 10, what=f"a sign-in mail to {email}")
+
+    mail_id, body = json.loads(found[-1])
+    return mail_id, re.search(r"\b(\d{6})\b", body).group(1)
+
+def watch_errors(page, *expected: str) -> list[str]:
+    """Uncaught script errors and console errors of a page, collected as they happen; a console error holding one
+    of `expected` (e.g. "status of 401" after a wrong code on purpose) is not one."""
+    errors: list[str] = []
+
+    def console(msg) -> None:
+        if msg.type == "error" and not any(e in msg.text for e in expected):
+            errors.append(f"console: {msg.text}")
+
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    page.on("console", console)
+    page.on("response", lambda r: errors.append(f"{r.status} {r.request.method} {r.url}")
+            if r.status >= 400 and not any(e in f"status of {r.status}" for e in expected) else None)
+    return errors
+
+async def sign_in(page, base: str, dsn: str, email: str, next_path: str = "/") -> None:
+    """Sign in by email code through /signin, as a person would, and land on `next_path`."""
+    await page.goto(f"{base}signin?next={next_path}")
+    await page.get_by_label("Email address").fill(email)
+    await page.get_by_role("button", name="Email me a code").click()
+    await page.get_by_label("6-digit code").wait_for()
+    _, code = await latest_code(dsn, email)
+    await page.get_by_label("6-digit code").fill(code)
+    await page.get_by_role("button", name="Sign in", exact=True).click()
+    await page.wait_for_url(f"{base.rstrip('/')}{next_path}")
