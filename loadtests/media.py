@@ -103,7 +103,9 @@ class Run(Processes):
         k = math.ceil(n / a.per_proc)
         procs = [self.peers(f"viewers-{n}-{i}", ["viewers", "--url", self.url, "--count",
                                                  str(len(range(i, n, k))), "--probes",
-                                                 str(len(range(i, min(a.probes, n), k)))]) for i in range(k)]
+                                                 str(len(range(i, min(a.probes, n), k))), "--concurrency",
+                                                 str(a.concurrency), "--join-gap", str(a.join_gap)])
+                 for i in range(k)]
         t = time.monotonic()
         ready = sum(int(expect(p, "ready", 120).split()[1]) for p in procs)
         join_s = time.monotonic() - t
@@ -220,6 +222,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ramp", action="store_true", help="steps of --viewers more until a limit")
     p.add_argument("--max-viewers", type=int, default=500, help="--ramp: stop after this many (default 500)")
     p.add_argument("--per-proc", type=int, default=25, help="viewers per viewer process (default 25)")
+    p.add_argument("--concurrency", type=int, default=10, help="WHEP offers at once per viewer process (10)")
+    p.add_argument("--join-gap", type=float, default=0.0, help="seconds an offer slot waits after its answer (0)")
     p.add_argument("--min-fps", type=float, default=25.0, help="target: every viewer at least (25 fps)")
     p.add_argument("--max-cpu", type=float, default=95.0, help="--ramp: the worker's %% of a core that ends it (95)")
     p.add_argument("--max-p95-ms", type=float, default=300.0, help="target: glass-to-glass p95 (300 ms)")
@@ -241,8 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     a.argv = argv
     if not 100 <= a.bitrate <= 1500 or not 1 <= a.viewers <= 2000 or not 0 <= a.probes <= a.viewers \
-            or not 1 <= a.per_proc <= 200:
-        p.error("--bitrate 100..1500, --viewers 1..2000, --probes 0..--viewers, --per-proc 1..200")
+            or not 1 <= a.per_proc <= 200 or not 1 <= a.concurrency <= 100 or not 0 <= a.join_gap <= 10:
+        p.error("--bitrate 100..1500, --viewers 1..2000, --probes 0..--viewers, --per-proc 1..200, "
+                "--concurrency 1..100, --join-gap 0..10")
     if a.seconds < 1 or a.warmup < 0 or (a.ramp and not a.viewers <= a.max_viewers <= 5000):
         p.error("--seconds at least 1, --warmup at least 0, --max-viewers --viewers..5000")
     from live.logging import setup_logging

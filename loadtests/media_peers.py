@@ -163,6 +163,7 @@ class Viewer:
         self.arrivals: list[tuple[float, int, int, int | None]] = []
         self.location = ""
         self.first = asyncio.Event()
+        self.joined = self.first_at = 0.0  # when its answer came, when its first frame came
         transceiver = self.pc.addTransceiver("video", direction="recvonly")
         if not probe:  # reassembled frames are counted where the decoder would have got them
             transceiver.receiver._RTCRtpReceiver__decoder_queue = CountingTap(self)
@@ -185,14 +186,17 @@ class Viewer:
 
     def arrived(self, at: float, timestamp: int, size: int, number: int | None) -> None:
         self.arrivals.append((at, timestamp, size, number))
-        self.first.set()
+        if not self.first.is_set():
+            self.first_at = at
+            self.first.set()
 
     def result(self, start: float, end: float) -> dict:
         mine = [a for a in self.arrivals if start <= a[0] < end]
         stamps = [a[1] for a in mine]
         lost = sum(max(0, round((b - a) / TICKS) - 1) for a, b in zip(stamps, stamps[1:]))
         out = {"probe": self.probe, "frames": len(mine), "fps": round(len(mine) / (end - start), 2), "lost": lost,
-               "kbps": round(sum(a[2] for a in mine) * 8 / (end - start) / 1000, 1)}
+               "kbps": round(sum(a[2] for a in mine) * 8 / (end - start) / 1000, 1),
+               "first_frame_s": round(self.first_at - self.joined, 3) if self.first_at else None}
         if self.probe:
             out["numbers"] = [[a[3], a[0]] for a in mine]
             out["unreadable"] = sum(1 for a in mine if a[3] is None)
@@ -227,6 +231,8 @@ async def watch(a) -> None:
         async def join(v: Viewer) -> None:
             async with gate:
                 v.location = await exchange(http, url, v.pc, None)
+                v.joined = time.time()
+                await asyncio.sleep(a.join_gap)
         await asyncio.gather(*(join(v) for v in viewers))
         try:
             await asyncio.wait_for(asyncio.gather(*(v.first.wait() for v in viewers)), a.ready_timeout)
@@ -255,6 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--count", type=int, default=1, help="viewers: how many")
     p.add_argument("--probes", type=int, default=0, help="viewers: of them decoding (the first ones)")
     p.add_argument("--concurrency", type=int, default=10, help="viewers: WHEP offers at once")
+    p.add_argument("--join-gap", type=float, default=0.0, help="viewers: seconds each offer slot waits after its "
+                                                               "answer")
     p.add_argument("--ready-timeout", type=float, default=30.0)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)

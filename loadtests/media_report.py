@@ -44,6 +44,7 @@ def latencies(numbers: list[list], sent: list[float]) -> dict:
 def step_result(n: int, ready: int, join_s: float, viewers: list[dict], cpu: dict, load: list[float], a) -> dict:
     fps = [v["fps"] for v in viewers]
     bulk = [v["kbps"] for v in viewers if not v["probe"]]
+    waits = [v["first_frame_s"] for v in viewers if v["first_frame_s"] is not None]
     cpu = {**cpu, "clients": round(cpu["publisher"] + cpu["viewers"], 1)}
     limit = []
     if not fps or min(fps) < a.min_fps:
@@ -58,6 +59,8 @@ def step_result(n: int, ready: int, join_s: float, viewers: list[dict], cpu: dic
             "window_s": a.seconds, "load_average": load,
             "fps": {"min": min(fps, default=0.0), "p5": percentile(fps, 0.05), "median": percentile(fps, 0.5)},
             "lost": {"total": sum(v["lost"] for v in viewers), "max": max((v["lost"] for v in viewers), default=0)},
+            "first_frame_s": {"median": percentile(waits, 0.5), "max": max(waits, default=None),
+                              "none": len(viewers) - len(waits)},
             "kbps_median": percentile(bulk, 0.5), "unreadable": sum(v.get("unreadable", 0) for v in viewers),
             "cpu": cpu, "per_core_linear": round(n * 100 / cpu["server"]) if cpu["server"] > 0 else None,
             "numbers": [x for v in viewers if v["probe"] for x in v["numbers"]],
@@ -71,7 +74,9 @@ def _ms(v) -> str:
 def summary(report: dict, brief: bool = False) -> str:
     lines = []
     for s in report["steps"]:
-        line = (f"{s['viewers']} viewers ({s['ready']} joined in {s['join_s']} s): fps min {s['fps']['min']}, p5 "
+        wait = s["first_frame_s"]
+        line = (f"{s['viewers']} viewers ({s['ready']} with a frame after {s['join_s']} s; first frame median "
+                f"{wait['median']} s, max {wait['max']} s): fps min {s['fps']['min']}, p5 "
                 f"{s['fps']['p5']}, median {s['fps']['median']}; lost {s['lost']['total']} (max {s['lost']['max']} "
                 f"per viewer); worker CPU {s['cpu']['server']} %, clients {s['cpu']['clients']} % (publisher "
                 f"{s['cpu']['publisher']} %); load {s['load_average'][0]}")
