@@ -1,5 +1,5 @@
-"""Queries on LiveKit webhook events (`livekit_events`, one row per event id) and each stream's media status
-(`stream_media`). All run as SYSTEM (both tables are privileged-only)."""
+"""Queries on LiveKit webhook events (`livekit_events`, one row per event id), each stream's media status
+(`stream_media`) and its LiveKit ingress (`livekit_ingresses`). All run as SYSTEM (privileged-only tables)."""
 from __future__ import annotations
 
 from typing import Any
@@ -53,3 +53,36 @@ async def status(conn: asyncpg.Connection, livestream_id: str) -> asyncpg.Record
     return await conn.fetchrow(
         """SELECT room_active, participants, publisher_tracks, last_event, updated_at FROM stream_media
            WHERE livestream_id = $1::uuid""", livestream_id)
+
+
+# ---- ingresses (livekit_ingresses: one per stream) ----
+
+_INGRESS = "ingress_id, input, url, stream_key, status, error"
+
+
+async def ingress_of(conn: asyncpg.Connection, livestream_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {_INGRESS} FROM livekit_ingresses WHERE livestream_id = $1::uuid",
+                               livestream_id)
+
+
+async def add_ingress(conn: asyncpg.Connection, livestream_id: str, ingress_id: str, kind: str, url: str,
+                      stream_key: str, created_by: str | None) -> bool:
+    """Keep a new ingress as the stream's: False when the stream already has one (the caller's is extra)."""
+    row = await conn.fetchval(
+        """INSERT INTO livekit_ingresses (livestream_id, ingress_id, input, url, stream_key, created_by)
+           VALUES ($1::uuid, $2, $3, $4, $5, $6::uuid) ON CONFLICT (livestream_id) DO NOTHING RETURNING true""",
+        livestream_id, ingress_id, kind, url, stream_key, created_by)
+    return bool(row)
+
+
+async def drop_ingress(conn: asyncpg.Connection, livestream_id: str, ingress_id: str) -> None:
+    await conn.execute("DELETE FROM livekit_ingresses WHERE livestream_id = $1::uuid AND ingress_id = $2",
+                       livestream_id, ingress_id)
+
+
+async def ingress_state(conn: asyncpg.Connection, ingress_id: str, status: str, error: str | None) -> None:
+    """An ingress webhook's state (an ingress that is no stream's changes nothing)."""
+    await conn.execute(
+        "UPDATE livekit_ingresses SET status = $2, error = $3, updated_at = now() WHERE ingress_id = $1",
+        ingress_id, status[:64], error[:1000] if error else None)
+

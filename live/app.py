@@ -22,6 +22,7 @@ from live.http import (
     contact,
     devmail,
     follows,
+    ingress,
     livekit_webhooks,
     media,
     metrics,
@@ -59,7 +60,7 @@ def build_api() -> Api:
     api = Api()
     for module in (system, account, admin_users, admin, admin_jobs, streams, catalog, cart, checkout, orders,
                    shipments, shipping, returns, push, follows, contact, devmail, notifications,
-                   preferences, media):
+                   preferences, media, ingress):
         api.include(module.api)
     return api
 

@@ -59,6 +59,7 @@ class Code(StrEnum):
     RATE_EXPIRED = "rate_expired", 409, "the shipping rate has expired or no longer fits the cart; choose a fresh one"
     LABEL_EXISTS = "label_exists", 409, "the order already has a live label (void it first)"
     NOT_RETURNABLE = "not_returnable", 409, "this order cannot be returned (details.reason says why)"
+    LIVEKIT_NOT_CONFIGURED = "livekit_not_configured", 409, "LiveKit is not configured on this server (LIVEKIT_URL)"
     FOLLOW_LIMIT = "follow_limit", 409, "you follow as many sellers as one user may (FOLLOW_MAX); unfollow one first"
     # 411, 413, 415
     LENGTH_REQUIRED = "length_required", 411, "a Content-Length is required"
@@ -77,6 +78,7 @@ class Code(StrEnum):
     INTERNAL = "internal", 500, "internal server error", True
     PAYMENT_PROVIDER_ERROR = "payment_provider_error", 502, "the payment provider failed"
     CARRIER_ERROR = "carrier_error", 502, "the shipping carrier failed"
+    MEDIA_SERVER_ERROR = "media_server_error", 502, "the media server (LiveKit) failed or refused the call"
     WEBHOOK_FAILED = "webhook_failed", 502, "the webhook could not be delivered"
     UNAVAILABLE = "unavailable", 503, "temporarily unavailable"
 

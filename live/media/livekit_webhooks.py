@@ -8,12 +8,14 @@ verified body that is not a WebhookEvent or has no id is `invalid_payload` (400)
 
 A verified event is stored once under its id (LiveKit retries with the same id) and, in the same transaction,
 applied to the stream whose room it names: room_started/room_finished open and close the room,
-participant_joined/left count participants, track_published/unpublished by the stream's seller count the tracks
-the seller publishes (publishing iff > 0; the seller leaving or the room finishing resets it). A retry of a stored
-event changes nothing and answers `duplicate: true`; an event for a room that is no stream's is stored and
-ignored. Events are applied in arrival order (LiveKit does not promise order; counts never go below 0). When an
-event turns the seller's publishing on or off, `on_publishing(stream_id, publishing)` runs after the commit (the
-container sends the room `media:status`, as the embedded server does)."""
+participant_joined/left count participants, track_published/unpublished by the stream's seller count the tracks the
+seller publishes (publishing iff > 0; the seller leaving or the room finishing resets it). A retry of a stored event
+changes nothing and answers `duplicate: true`; an event for a room that is no stream's is stored and ignored.
+`egress_*` and `ingress_*` events name their room in their egress / ingress info; an ingress event updates the state
+of the stream's ingress (live/media/livekit_ingress.py). Events are applied in arrival order (LiveKit does not
+promise order; counts never go below 0). When an event turns the seller's publishing on or off,
+`on_publishing(stream_id, publishing)` runs after the commit (the container sends the room `media:status`, as the
+embedded server does)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -27,6 +29,7 @@ from live.auth.principal import SYSTEM
 from live.config import Settings
 from live.errors import DomainError
 from live.logging import get_logger
+from live.media.livekit_ingress import LiveKitIngress
 
 log = get_logger("live.media.livekit")
 
@@ -61,13 +64,14 @@ class LiveKitWebhooks:
             raise DomainError("unauthorized", "the LiveKit webhook signature does not match") from None
         if not event.id or not event.event or len(event.id) > 200 or len(event.event) > 64:
             raise DomainError("invalid_payload", "a LiveKit webhook event needs an id and an event name")
-        if len(event.room.name) > MAX_NAME or len(event.participant.identity) > MAX_NAME:
+        names = (event.room.name, event.participant.identity, event.egress_info.room_name, event.ingress_info.room_name)
+        if any(len(name) > MAX_NAME for name in names):
             raise DomainError("invalid_payload", f"room names and identities are at most {MAX_NAME} characters")
         return event
 
     async def receive(self, body: bytes, authorization: str | None) -> dict:
         event = self.verify(body, authorization)
-        room = event.room.name or None
+        room = event.room.name or event.egress_info.room_name or event.ingress_info.room_name or None
         identity = event.participant.identity or None
         payload = MessageToDict(event, preserving_proto_field_name=True)
         async with self._db.tx(SYSTEM) as conn:
@@ -77,6 +81,8 @@ class LiveKitWebhooks:
             changed = None
             if stored and stream is not None:
                 changed = await self._apply(conn, stream, event.event, identity)
+            if stored and event.event.startswith("ingress_"):  # the stream's OBS ingress (livekit_ingress.py)
+                await LiveKitIngress.apply_event(conn, event.ingress_info)
         if changed is not None and (changed[0] > 0) != (changed[1] > 0) and self._on_publishing is not None:
             try:
                 await self._on_publishing(stream_id, changed[1] > 0)

@@ -1,0 +1,150 @@
+"""LiveKit ingress: a seller publishes from OBS (RTMP, or WHIP from OBS 30+) into the stream's LiveKit room.
+
+`POST /api/v1/livestreams/{id}/ingress {input}` (live/http/ingress.py) makes one through LiveKit's IngressService
+(`CreateIngress`, signed with the `ingressAdmin` grant) for the stream's room, with the stream's seller's user id
+as the participant identity: what OBS publishes is the seller publishing (the webhooks count its tracks as the
+seller's, media:status says so). The ingress (its id, URL and stream key) is kept in `livekit_ingresses`, one per
+stream: the seller sets OBS up once and every show of the stream uses it until it is deleted (`DeleteIngress`).
+
+A second create with the same input answers the stream's ingress (200: a retried request gets what the first made);
+with the other input it is 409 `conflict` (delete it first). Two creates at once both reach LiveKit; the one whose
+row is stored second deletes its own ingress again and answers the first's. Without LiveKit (LIVEKIT_URL unset)
+it is 409 `livekit_not_configured`; LiveKit failing or refusing is 502 `media_server_error` (nothing stored; a
+delete keeps the row so it can be retried); an ended stream cannot get one (409 `stream_not_live`).
+
+`ingress_started` / `ingress_ended` webhooks (live/media/livekit_webhooks.py) store the ingress's state
+(`ENDPOINT_PUBLISHING`, `ENDPOINT_INACTIVE`, `ENDPOINT_ERROR` with its error...), shown by GET."""
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from livekit import api as lk
+
+from db import Database
+from db import media as media_db
+from live.auth.principal import SYSTEM
+from live.config import Settings
+from live.errors import DomainError
+from live.logging import get_logger
+from live.media.livekit_rooms import LiveKitRooms
+
+log = get_logger("live.media.livekit")
+
+CALL_TIMEOUT = 10.0  # seconds per IngressService / EgressService call
+INPUTS = {"rtmp": lk.IngressInput.RTMP_INPUT, "whip": lk.IngressInput.WHIP_INPUT}
+
+
+class LiveKitCalls:
+    """livekit-api's LiveKitAPI for our server, made on first use (it owns an aiohttp session), no region failover
+    (a 5xx answers at once: a REST caller gets its 502, a job is retried by the queue)."""
+
+    def __init__(self, settings: Settings, rooms: LiveKitRooms):
+        self.url = settings.livekit_url
+        self.enabled = rooms.enabled  # LiveKit is configured: as RoomService decides it (live/media/livekit_rooms.py)
+        self._key, self._secret = settings.livekit_api_key, settings.livekit_api_secret
+        self._api: lk.LiveKitAPI | None = None
+
+    def api(self) -> lk.LiveKitAPI:
+        if self._api is None:
+            self._api = lk.LiveKitAPI(self.url, self._key, self._secret, failover=False,
+                                      timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT))
+        return self._api
+
+    def require(self) -> None:
+        if not self.enabled:
+            raise DomainError("livekit_not_configured", "LiveKit is not configured on this server (LIVEKIT_URL); "
+                              "publish to the embedded media server by WHIP instead")
+
+    @staticmethod
+    async def call(name: str, call, *, not_found_ok: bool = False):
+        """Await a LiveKit call; its refusal or failure is a 502 DomainError (not_found: None when allowed)."""
+        try:
+            return await call
+        except lk.TwirpError as exc:
+            if not_found_ok and exc.code == "not_found":
+                return None
+            log.warning("livekit_call_failed", call=name, code=exc.code, status=exc.status)
+            raise DomainError("media_server_error", f"LiveKit refused {name}: {exc.code}") from None
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            log.warning("livekit_call_failed", call=name, error=type(exc).__name__)
+            raise DomainError("media_server_error", f"LiveKit did not answer {name}") from None
+
+    async def close(self) -> None:
+        if self._api is not None:
+            await self._api.aclose()
+            self._api = None
+
+
+def _out(row) -> dict:
+    return {"ingress_id": row["ingress_id"], "input": row["input"], "url": row["url"],
+            "stream_key": row["stream_key"], "status": row["status"], "error": row["error"]}
+
+
+class LiveKitIngress:
+    def __init__(self, db: Database, settings: Settings, rooms: LiveKitRooms):
+        self._db = db
+        self.lk = LiveKitCalls(settings, rooms)
+
+    async def get(self, stream_id: str) -> dict:
+        async with self._db.tx(SYSTEM) as conn:
+            row = await media_db.ingress_of(conn, stream_id)
+        if row is None:
+            raise DomainError("not_found", "this stream has no ingress")
+        return _out(row)
+
+    async def create(self, state, kind: str, by_user: str | None) -> tuple[dict, bool]:
+        """The stream's ingress for `kind` ("rtmp" | "whip") and whether this call made it."""
+        self.lk.require()
+        if state.status == "ended":
+            raise DomainError("stream_not_live", "the stream has ended")
+        async with self._db.tx(SYSTEM) as conn:
+            row = await media_db.ingress_of(conn, state.id)
+        if row is not None:
+            return self._same(row, kind), False
+        request = lk.CreateIngressRequest(
+            input_type=INPUTS[kind], name=f"stream {state.id}", room_name=state.livekit_room,
+            participant_identity=state.seller_user_id, participant_name=state.seller_name or "seller")
+        info = await self.lk.call("CreateIngress", self.lk.api().ingress.create_ingress(request))
+        if not info.ingress_id or len(info.ingress_id) > 200 or len(info.url) > 2048 or len(info.stream_key) > 500:
+            raise DomainError("media_server_error", "LiveKit answered CreateIngress with an unusable ingress")
+        async with self._db.tx(SYSTEM) as conn:
+            stored = await media_db.add_ingress(conn, state.id, info.ingress_id, kind, info.url, info.stream_key,
+                                                by_user)
+            row = await media_db.ingress_of(conn, state.id)
+        if not stored:  # another request stored the stream's ingress first: ours goes
+            await self.lk.call("DeleteIngress", self.lk.api().ingress.delete_ingress(
+                lk.DeleteIngressRequest(ingress_id=info.ingress_id)), not_found_ok=True)
+            return self._same(row, kind), False
+        log.info("livekit_ingress_created", stream_id=state.id, ingress_id=info.ingress_id, input=kind)
+        return _out(row), True
+
+    @staticmethod
+    def _same(row, kind: str) -> dict:
+        if row["input"] != kind:
+            raise DomainError("conflict", f"the stream already has a {row['input']} ingress; delete it first",
+                              details={"ingress_id": row["ingress_id"], "input": row["input"]})
+        return _out(row)
+
+    async def delete(self, stream_id: str) -> None:
+        """LiveKit's DeleteIngress (already gone there: fine), then the stream forgets it."""
+        async with self._db.tx(SYSTEM) as conn:
+            row = await media_db.ingress_of(conn, stream_id)
+        if row is None:
+            raise DomainError("not_found", "this stream has no ingress")
+        self.lk.require()
+        await self.lk.call("DeleteIngress", self.lk.api().ingress.delete_ingress(
+            lk.DeleteIngressRequest(ingress_id=row["ingress_id"])), not_found_ok=True)
+        async with self._db.tx(SYSTEM) as conn:
+            await media_db.drop_ingress(conn, stream_id, row["ingress_id"])
+        log.info("livekit_ingress_deleted", stream_id=stream_id, ingress_id=row["ingress_id"])
+
+    @staticmethod
+    async def apply_event(conn, info) -> None:
+        """An `ingress_*` webhook's IngressInfo: its state is stored on the stream's ingress."""
+        if info.ingress_id:
+            status = lk.IngressState.Status.Name(info.state.status)
+            await media_db.ingress_state(conn, info.ingress_id, status, info.state.error or None)
+
+    async def close(self) -> None:
+        await self.lk.close()
