@@ -2,6 +2,7 @@
 mail capture) and watching a page for script errors."""
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -51,3 +52,17 @@ async def sign_in(page, base: str, dsn: str, email: str, next_path: str = "/") -
     await page.get_by_label("6-digit code").fill(code)
     await page.get_by_role("button", name="Sign in", exact=True).click()
     await page.wait_for_url(f"{base.rstrip('/')}{next_path}")
+
+
+FRAMES = "document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames"
+
+
+async def frames_advance(page, what: str) -> None:
+    """The watch page's video decodes new frames over a second (it moves), within 15 s."""
+    async def moving() -> bool:
+        before = await page.evaluate(FRAMES)
+        await asyncio.sleep(1.0)
+        after = await page.evaluate(FRAMES)
+        return after > before + 5
+
+    await until(moving, 15, step=0, what=f"{what}'s video frames advancing")

@@ -3,23 +3,8 @@ live from the studio page (WHIP), two viewers in separate browser contexts see t
 stops and both viewers see "waiting"; the seller goes live again and the viewers' pages reconnect by themselves."""
 from __future__ import annotations
 
-import asyncio
-
 from tests.helpers import until
-from tests.web.helpers import sign_in, watch_errors
-
-FRAMES = "document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames"
-
-
-async def frames_advance(page, what: str) -> None:
-    """The watch page's video decodes new frames over a second (it moves), within 15 s."""
-    async def moving() -> bool:
-        before = await page.evaluate(FRAMES)
-        await asyncio.sleep(1.0)
-        after = await page.evaluate(FRAMES)
-        return after > before + 5
-
-    await until(moving, 15, step=0, what=f"{what}'s video frames advancing")
+from tests.web.helpers import frames_advance, sign_in, watch_errors
 
 
 async def overlay(page) -> str:

@@ -90,9 +90,11 @@ unmute.addEventListener('click', () => {
 });
 
 function setStatus(status) {
+  const was = stream.status;
   stream.status = status;
   if (status === 'ended') stopPlayback('This stream has ended.');
   else if (status === 'scheduled') stopPlayback('This stream has not started yet.');
+  else if (was === 'scheduled' && !playing) show('Waiting for the seller to go live…'); // media:status plays it
 }
 
 openRoom(root.dataset.stream, token, {
