@@ -33,7 +33,7 @@ import time
 from datetime import datetime, timezone
 
 from loadtests.bench import pinned, wait_healthy
-from loadtests.media_report import CLK_TCK, cpu_seconds, latencies, rows, step_result, summary
+from loadtests.media_report import CLK_TCK, cpu_seconds, latencies, rows, run_queue_ns, sent_fps, step_result, summary
 from loadtests.procs import ROOT, Processes, cpus, free_port, write_report
 
 
@@ -118,8 +118,11 @@ class Run(Processes):
         groups = self.pids(procs, publisher)
         time.sleep(max(0.0, start - time.time()))
         before = {g: cpu_seconds(pids) for g, pids in groups.items()}
+        waited = {g: run_queue_ns(pids) for g, pids in groups.items()}
         time.sleep(max(0.0, end - time.time()))
         after = {g: cpu_seconds(pids) for g, pids in groups.items()}
+        waited = {g: round((run_queue_ns(pids) - waited[g]) / 1e9 / a.seconds * 100 / len(pids), 1)
+                  for g, pids in groups.items() if g != "postgres"}  # % of the window, per process
         load = [round(x, 2) for x in os.getloadavg()]
         for p in procs:
             expect(p, "done", 60)
@@ -132,7 +135,9 @@ class Run(Processes):
             except subprocess.TimeoutExpired:
                 self.stop(p, grace=5)
         cpu = {g: round((after[g] - before[g]) / CLK_TCK / a.seconds * 100, 1) for g in groups}
-        return step_result(n, ready, round(join_s, 1), viewers, cpu, load, a)
+        result = step_result(n, ready, round(join_s, 1), viewers, cpu, load, a, waited)
+        result["window"] = [start, end]
+        return result
 
     def main(self) -> dict:
         a = self.a
@@ -167,6 +172,7 @@ class Run(Processes):
             report["publisher"] = {"fps_sent": sent["fps_sent"], "frames": len(sent["sent"])}
             for step in report["steps"]:
                 step["latency_ms"] = latencies(step.pop("numbers"), sent["sent"])
+                step["publisher_fps"] = sent_fps(sent["sent"], *step["window"])
                 step["checks"] = checks(step, a)
         finally:
             self.stop_all(newest_first=True, grace=10)

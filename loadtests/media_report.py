@@ -25,12 +25,34 @@ def cpu_seconds(pids: list[int]) -> int:
     return total
 
 
+def run_queue_ns(pids: list[int]) -> int:
+    """Time these processes' threads were runnable but waiting for a CPU (/proc/<pid>/task/*/schedstat), in ns:
+    on a busy machine, what they lacked."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                    total += int(f.read().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return total
+
+
 def percentile(values: list[float], q: float) -> float | None:
     """Nearest rank."""
     if not values:
         return None
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def sent_fps(sent: list[float], start: float, end: float) -> float:
+    return round(sum(1 for t in sent if start <= t < end) / (end - start), 2)
 
 
 def latencies(numbers: list[list], sent: list[float]) -> dict:
@@ -41,7 +63,8 @@ def latencies(numbers: list[list], sent: list[float]) -> dict:
     return {**r, "frames": len(ms), "unmatched": len(numbers) - len(ms)}
 
 
-def step_result(n: int, ready: int, join_s: float, viewers: list[dict], cpu: dict, load: list[float], a) -> dict:
+def step_result(n: int, ready: int, join_s: float, viewers: list[dict], cpu: dict, load: list[float], a,
+                waiting: dict | None = None) -> dict:
     fps = [v["fps"] for v in viewers]
     bulk = [v["kbps"] for v in viewers if not v["probe"]]
     waits = [v["first_frame_s"] for v in viewers if v["first_frame_s"] is not None]
@@ -62,7 +85,8 @@ def step_result(n: int, ready: int, join_s: float, viewers: list[dict], cpu: dic
             "first_frame_s": {"median": percentile(waits, 0.5), "max": max(waits, default=None),
                               "none": len(viewers) - len(waits)},
             "kbps_median": percentile(bulk, 0.5), "unreadable": sum(v.get("unreadable", 0) for v in viewers),
-            "cpu": cpu, "per_core_linear": round(n * 100 / cpu["server"]) if cpu["server"] > 0 else None,
+            "cpu": cpu, "run_queue_wait": waiting or {},
+            "per_core_linear": round(n * 100 / cpu["server"]) if cpu["server"] > 0 else None,
             "numbers": [x for v in viewers if v["probe"] for x in v["numbers"]],
             "limit": ", ".join(limit) or None}
 
@@ -80,6 +104,10 @@ def summary(report: dict, brief: bool = False) -> str:
                 f"{s['fps']['p5']}, median {s['fps']['median']}; lost {s['lost']['total']} (max {s['lost']['max']} "
                 f"per viewer); worker CPU {s['cpu']['server']} %, clients {s['cpu']['clients']} % (publisher "
                 f"{s['cpu']['publisher']} %); load {s['load_average'][0]}")
+        if s["run_queue_wait"]:
+            line += "; waiting for a CPU " + ", ".join(f"{g} {v} %" for g, v in s["run_queue_wait"].items())
+        if s.get("publisher_fps") is not None:
+            line += f"; publisher sent {s['publisher_fps']} fps"
         if "latency_ms" in s:
             lat = s["latency_ms"]
             line += f"; latency p50 {_ms(lat['p50'])}, p95 {_ms(lat['p95'])}, p99 {_ms(lat['p99'])}"
@@ -103,12 +131,14 @@ def summary(report: dict, brief: bool = False) -> str:
 
 
 def rows(report: dict) -> str:
-    out = ["| date | viewers | fps min / p5 / median | lost | latency p50 / p95 / p99 | worker CPU | clients CPU "
-           "(publisher) | per viewer kbps | load avg |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    out = ["| date | viewers | fps sent; received min / p5 / median | lost | first frame max | latency p50 / p95 / "
+           "p99 | worker CPU | clients CPU (publisher) | kbit/s per viewer | load avg; waiting for a CPU: worker, "
+           "viewers |", "|" + " --- |" * 10]
     for s in report["steps"]:
-        lat = s.get("latency_ms") or {}
-        out.append(f"| {date.today().isoformat()} | {s['viewers']} | {s['fps']['min']} / {s['fps']['p5']} / "
-                   f"{s['fps']['median']} | {s['lost']['total']} | {_ms(lat.get('p50'))} / {_ms(lat.get('p95'))} / "
-                   f"{_ms(lat.get('p99'))} | {s['cpu']['server']} % | {s['cpu']['clients']} % "
-                   f"({s['cpu']['publisher']} %) | {s['kbps_median']} | {s['load_average'][0]} |")
+        lat, fps, wait = s.get("latency_ms") or {}, s["fps"], s["run_queue_wait"]
+        out.append(f"| {date.today().isoformat()} | {s['viewers']} | {s.get('publisher_fps')}; {fps['min']} / "
+                   f"{fps['p5']} / {fps['median']} | {s['lost']['total']} | {s['first_frame_s']['max']} s | "
+                   f"{_ms(lat.get('p50'))} / {_ms(lat.get('p95'))} / {_ms(lat.get('p99'))} | {s['cpu']['server']} % | "
+                   f"{s['cpu']['clients']} % ({s['cpu']['publisher']} %) | {s['kbps_median']} | "
+                   f"{s['load_average'][0]}; {wait.get('server')} %, {wait.get('viewers')} % |")
     return "\n".join(out)
