@@ -1,5 +1,6 @@
 """Queries on LiveKit webhook events (`livekit_events`, one row per event id), each stream's media status
-(`stream_media`) and its LiveKit ingress (`livekit_ingresses`). All run as SYSTEM (privileged-only tables)."""
+(`stream_media`), its LiveKit ingress (`livekit_ingresses`) and the recordings LiveKit's egress makes
+(`recordings` rows of source `livekit_egress`). All run as SYSTEM (the first three are privileged-only)."""
 from __future__ import annotations
 
 from typing import Any
@@ -86,3 +87,38 @@ async def ingress_state(conn: asyncpg.Connection, ingress_id: str, status: str, 
         "UPDATE livekit_ingresses SET status = $2, error = $3, updated_at = now() WHERE ingress_id = $1",
         ingress_id, status[:64], error[:1000] if error else None)
 
+
+# ---- LiveKit egress recordings (`recordings` rows of source livekit_egress, one per egress id) ----
+
+async def add_egress(conn: asyncpg.Connection, livestream_id: str, egress_id: str) -> bool:
+    """The row of an egress just started (status recording); False when a webhook already wrote it."""
+    row = await conn.fetchval(
+        """INSERT INTO recordings (livestream_id, source, egress_id, content_type)
+           VALUES ($1::uuid, 'livekit_egress', $2, 'video/mp4') ON CONFLICT (egress_id) DO NOTHING RETURNING true""",
+        livestream_id, egress_id)
+    return bool(row)
+
+
+async def egress_update(conn: asyncpg.Connection, livestream_id: str, egress_id: str, status: str, *,
+                        started_at=None, ended_at=None, duration_ms: int | None = None, size: int | None = None,
+                        location: str | None = None, error: str | None = None) -> str:
+    """Apply an egress webhook to its row (made here if the start job has not written it yet). A row that is
+    ready or failed stays so (a late `egress_updated` does not bring it back to recording). Returns the status."""
+    return await conn.fetchval(
+        """INSERT INTO recordings (livestream_id, source, egress_id, content_type, status, started_at, ended_at,
+                                   duration_ms, bytes, location, error)
+           VALUES ($1::uuid, 'livekit_egress', $2, 'video/mp4', $3, coalesce($4, now()), $5, $6, $7, $8, $9)
+           ON CONFLICT (egress_id) DO UPDATE SET
+             status = CASE WHEN recordings.status = 'recording' THEN $3 ELSE recordings.status END,
+             started_at = coalesce($4, recordings.started_at),
+             ended_at = coalesce($5, recordings.ended_at),
+             duration_ms = coalesce($6, recordings.duration_ms),
+             bytes = coalesce($7, recordings.bytes),
+             location = coalesce($8, recordings.location),
+             error = coalesce($9, recordings.error)
+           RETURNING status""",
+        livestream_id, egress_id, status, started_at, ended_at, duration_ms, size, location, error)
+
+
+async def is_live(conn: asyncpg.Connection, livestream_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT status = 'live' FROM livestreams WHERE id = $1::uuid", livestream_id))

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     livekit_url: str = "ws://127.0.0.1:7880"
     livekit_api_key: str = "devkey"
     livekit_api_secret: str = "secret"
+    livekit_egress: bool = False  # LiveKit records each stream that goes live (room composite, MP4): its replay
+    livekit_egress_filepath: str = "recordings/{room_name}-{time}.mp4"  # where the egress writes it (its templates)
     media_max_sessions: int = Field(100, ge=1, le=10000)  # embedded media: WHIP + WHEP peer connections per worker
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
@@ -225,6 +227,14 @@ class Settings(BaseSettings):
     @classmethod
     def _lk(cls, v: str) -> str:
         return _url(v, ("ws", "wss", "http", "https")) or "ws://127.0.0.1:7880"
+
+    @field_validator("livekit_egress_filepath")
+    @classmethod
+    def _egress_path(cls, v: str) -> str:
+        v = v.strip()
+        if not 5 <= len(v) <= 500 or not v.endswith(".mp4") or not v.isprintable():
+            raise ValueError("must be 5 to 500 printable characters ending in .mp4")
+        return v
 
     @field_validator("public_url", "stripe_api_base", "paystack_api_base", "jwt_jwks_url", "shippo_api_base")
     @classmethod

@@ -33,6 +33,7 @@ from live.jobs import Jobs
 from live.jobs.desk import JobsDesk
 from live.media.embedded import EmbeddedMedia
 from live.media.livekit import LiveKitTokens
+from live.media.livekit_egress import LiveKitEgress
 from live.media.livekit_ingress import LiveKitIngress
 from live.media.livekit_webhooks import LiveKitWebhooks
 from live.notify import Notices
@@ -128,6 +129,8 @@ class Services:
         self.commerce.shipping.register_jobs(self.jobs)  # label purchase and void, tracking, the sandbox timeline
         self.media.rooms.register_jobs(self.jobs)  # LiveKit RoomService calls: banned viewers out, ended rooms gone
         self.livekit_ingress = LiveKitIngress(db, settings, self.media.rooms)  # OBS into LiveKit (REST)
+        self.livekit_egress = LiveKitEgress(db, settings, self.media.rooms)  # LIVEKIT_EGRESS: streams recorded
+        self.livekit_egress.register_jobs(self.jobs)
         # who may still use their tokens (sign-out, suspension, role changes), kept in memory on every worker;
         # a suspended or signed-out user's open sockets are cut
         self.auth = AuthStates(db, token_ttl=settings.jwt_ttl_seconds, refresh_seconds=settings.auth_refresh_seconds,
@@ -207,6 +210,7 @@ class Services:
         await self.push.close()
         await self.media.rooms.close()
         await self.livekit_ingress.close()
+        await self.livekit_egress.close()
         if self.redis is not None:
             await self.redis.stop()
 
@@ -223,6 +227,7 @@ class Services:
         await self.push.close()
         await self.media.rooms.close()
         await self.livekit_ingress.close()
+        await self.livekit_egress.close()
         await self.embedded.close()
         if self.redis is not None:
             await self.redis.stop()

@@ -25,6 +25,7 @@ log = get_logger("live.media.livekit")
 DEV_URL = "ws://127.0.0.1:7880"
 REMOVE_JOB = "livekit.remove_participant"
 DELETE_JOB = "livekit.delete_room"
+EGRESS_JOB = "livekit.start_egress"  # handled by live/media/livekit_egress.py (LIVEKIT_EGRESS)
 CALL_TIMEOUT = 10.0  # seconds per RoomService call
 ATTEMPTS, FIRST_DELAY, MAX_DELAY = 8, 1.0, 300.0
 
@@ -33,6 +34,7 @@ class LiveKitRooms:
     def __init__(self, settings: Settings):
         self.url = settings.livekit_url
         self.enabled = self.url.rstrip("/") != DEV_URL
+        self.egress = self.enabled and settings.livekit_egress  # streams going live are recorded by LiveKit
         self._key, self._secret = settings.livekit_api_key, settings.livekit_api_secret
         self._api: lk.LiveKitAPI | None = None
 
@@ -45,6 +47,12 @@ class LiveKitRooms:
         """In the transaction that ends the stream: delete its room once it commits."""
         if self.enabled:
             await enqueue(conn, DELETE_JOB, {"room": room})
+
+    async def enqueue_egress(self, conn: asyncpg.Connection, stream_id: str, room: str) -> None:
+        """In the transaction that makes the stream live: LiveKit starts recording it once that commits (one job
+        queued per stream at a time)."""
+        if self.egress:
+            await enqueue(conn, EGRESS_JOB, {"stream_id": stream_id, "room": room}, key=f"egress:{stream_id}")
 
     def register_jobs(self, jobs) -> None:
         for kind, handler in ((REMOVE_JOB, self.remove_job), (DELETE_JOB, self.delete_job)):

@@ -11,11 +11,11 @@ applied to the stream whose room it names: room_started/room_finished open and c
 participant_joined/left count participants, track_published/unpublished by the stream's seller count the tracks the
 seller publishes (publishing iff > 0; the seller leaving or the room finishing resets it). A retry of a stored event
 changes nothing and answers `duplicate: true`; an event for a room that is no stream's is stored and ignored.
-`egress_*` and `ingress_*` events name their room in their egress / ingress info; an ingress event updates the state
-of the stream's ingress (live/media/livekit_ingress.py). Events are applied in arrival order (LiveKit does not
-promise order; counts never go below 0). When an event turns the seller's publishing on or off,
-`on_publishing(stream_id, publishing)` runs after the commit (the container sends the room `media:status`, as the
-embedded server does)."""
+`egress_*` and `ingress_*` events name their room in their egress / ingress info: an egress event updates the
+stream's recording (live/media/livekit_egress.py), an ingress event the state of the stream's ingress
+(live/media/livekit_ingress.py). Events are applied in arrival order (LiveKit does not promise order; counts never
+go below 0). When an event turns the seller's publishing on or off, `on_publishing(stream_id, publishing)` runs
+after the commit (the container sends the room `media:status`, as the embedded server does)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -29,6 +29,7 @@ from live.auth.principal import SYSTEM
 from live.config import Settings
 from live.errors import DomainError
 from live.logging import get_logger
+from live.media import livekit_egress as egress
 from live.media.livekit_ingress import LiveKitIngress
 
 log = get_logger("live.media.livekit")
@@ -81,6 +82,8 @@ class LiveKitWebhooks:
             changed = None
             if stored and stream is not None:
                 changed = await self._apply(conn, stream, event.event, identity)
+                if event.event.startswith("egress_"):  # the recording LiveKit makes (live/media/livekit_egress.py)
+                    await egress.apply_event(conn, stream_id, event.egress_info)
             if stored and event.event.startswith("ingress_"):  # the stream's OBS ingress (livekit_ingress.py)
                 await LiveKitIngress.apply_event(conn, event.ingress_info)
         if changed is not None and (changed[0] > 0) != (changed[1] > 0) and self._on_publishing is not None:

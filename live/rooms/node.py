@@ -300,6 +300,7 @@ class RoomService:
                                "livestream", state.id, before=was, after=now)
             if status == "live" and before["status"] != "live":  # followers told by a job (live/notify/follows.py)
                 await enqueue_live_now(conn, state.id)
+                await self.media.rooms.enqueue_egress(conn, state.id, state.livekit_room)  # LIVEKIT_EGRESS records it
             if status == "ended" and before["status"] != "ended":  # its LiveKit room is deleted by a job
                 await self.media.rooms.enqueue_delete(conn, state.livekit_room)
         self.streams.refresh_row(state, row)
