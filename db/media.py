@@ -81,6 +81,14 @@ async def drop_ingress(conn: asyncpg.Connection, livestream_id: str, ingress_id:
                        livestream_id, ingress_id)
 
 
+async def take_ended_ingress(conn: asyncpg.Connection, livestream_id: str) -> str | None:
+    """Forget the ingress of a stream that has ended; its id (None: the stream is not ended or has none)."""
+    return await conn.fetchval(
+        """DELETE FROM livekit_ingresses i USING livestreams l
+           WHERE i.livestream_id = $1::uuid AND l.id = i.livestream_id AND l.status = 'ended'
+           RETURNING i.ingress_id""", livestream_id)
+
+
 async def ingress_state(conn: asyncpg.Connection, ingress_id: str, status: str, error: str | None) -> None:
     """An ingress webhook's state (an ingress that is no stream's changes nothing)."""
     await conn.execute(

@@ -129,6 +129,7 @@ class Services:
         self.commerce.shipping.register_jobs(self.jobs)  # label purchase and void, tracking, the sandbox timeline
         self.media.rooms.register_jobs(self.jobs)  # LiveKit RoomService calls: banned viewers out, ended rooms gone
         self.livekit_ingress = LiveKitIngress(db, settings, self.media.rooms)  # OBS into LiveKit (REST)
+        self.livekit_ingress.register_jobs(self.jobs)  # an ended stream's ingress deleted
         self.livekit_egress = LiveKitEgress(db, settings, self.media.rooms)  # LIVEKIT_EGRESS: streams recorded
         self.livekit_egress.register_jobs(self.jobs)
         # who may still use their tokens (sign-out, suspension, role changes), kept in memory on every worker;

@@ -13,7 +13,10 @@ it is 409 `livekit_not_configured`; LiveKit failing or refusing is 502 `media_se
 delete keeps the row so it can be retried); an ended stream cannot get one (409 `stream_not_live`).
 
 `ingress_started` / `ingress_ended` webhooks (live/media/livekit_webhooks.py) store the ingress's state
-(`ENDPOINT_PUBLISHING`, `ENDPOINT_INACTIVE`, `ENDPOINT_ERROR` with its error...), shown by GET."""
+(`ENDPOINT_PUBLISHING`, `ENDPOINT_INACTIVE`, `ENDPOINT_ERROR` with its error...), shown by GET. When an ended
+stream's room finishes (`room_finished`, which follows the room's deletion at the end), the stream forgets its
+ingress in that webhook's transaction and a durable job `livekit.delete_ingress` deletes it in LiveKit (its stream
+key stops working; retried 8 times, 2 s doubling to 5 min apart; `not_found` is done)."""
 from __future__ import annotations
 
 import asyncio
@@ -26,12 +29,15 @@ from db import media as media_db
 from live.auth.principal import SYSTEM
 from live.config import Settings
 from live.errors import DomainError
+from live.jobs.queue import enqueue
 from live.logging import get_logger
 from live.media.livekit_rooms import LiveKitRooms
 
 log = get_logger("live.media.livekit")
 
 CALL_TIMEOUT = 10.0  # seconds per IngressService / EgressService call
+DELETE_JOB = "livekit.delete_ingress"
+ATTEMPTS, FIRST_DELAY, MAX_DELAY = 8, 2.0, 300.0
 INPUTS = {"rtmp": lk.IngressInput.RTMP_INPUT, "whip": lk.IngressInput.WHIP_INPUT}
 
 
@@ -138,6 +144,22 @@ class LiveKitIngress:
         async with self._db.tx(SYSTEM) as conn:
             await media_db.drop_ingress(conn, stream_id, row["ingress_id"])
         log.info("livekit_ingress_deleted", stream_id=stream_id, ingress_id=row["ingress_id"])
+
+    def register_jobs(self, jobs) -> None:
+        jobs.register(DELETE_JOB, self.delete_job, max_attempts=ATTEMPTS, first_delay=FIRST_DELAY,
+                      max_delay=MAX_DELAY)
+
+    async def delete_job(self, payload: dict) -> None:
+        await self.lk.call("DeleteIngress", self.lk.api().ingress.delete_ingress(
+            lk.DeleteIngressRequest(ingress_id=payload["ingress_id"])), not_found_ok=True)
+        log.info("livekit_ingress_deleted", ingress_id=payload["ingress_id"], reason="stream ended")
+
+    @staticmethod
+    async def room_finished(conn, stream_id: str) -> None:
+        """A `room_finished` webhook of the stream, in its transaction: an ended stream's ingress goes."""
+        ingress_id = await media_db.take_ended_ingress(conn, stream_id)
+        if ingress_id is not None:
+            await enqueue(conn, DELETE_JOB, {"ingress_id": ingress_id})
 
     @staticmethod
     async def apply_event(conn, info) -> None:

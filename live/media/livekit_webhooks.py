@@ -82,6 +82,8 @@ class LiveKitWebhooks:
             changed = None
             if stored and stream is not None:
                 changed = await self._apply(conn, stream, event.event, identity)
+                if event.event == "room_finished":  # an ended stream's ingress is deleted
+                    await LiveKitIngress.room_finished(conn, stream_id)
                 if event.event.startswith("egress_"):  # the recording LiveKit makes (live/media/livekit_egress.py)
                     await egress.apply_event(conn, stream_id, event.egress_info)
             if stored and event.event.startswith("ingress_"):  # the stream's OBS ingress (livekit_ingress.py)

@@ -164,3 +164,25 @@ async def test_ingress_webhooks_store_its_state(client, services, stream):
     assert (got["status"], got["error"]) == ("ENDPOINT_ERROR", "bad codec")
     await deliver("EV_3", "ingress_started", {"status": "ENDPOINT_PUBLISHING"}, ingress_id="IN_other")  # not ours
     assert (await call(client, "GET", path, seller))[1]["status"] == "ENDPOINT_ERROR"
+
+
+async def test_an_ended_streams_ingress_is_deleted_when_its_room_finishes(client, services, stream, fake):
+    from tests.helpers import until
+    from tests.media.test_livekit_webhooks import event, sign
+
+    path, seller = stream["path"], stream["auth"]["seller"]
+    assert (await call(client, "POST", path, seller, {"input": "rtmp"}))[0] == 201
+    # the room finishes while the stream is live (everyone left for a moment): the ingress stays
+    body = event("EV_1", "room_finished")
+    assert (await client.post("/webhooks/livekit", data=body, headers=sign(body))).status == 200
+    assert await stored(services) == 1 and "IN_1" in fake.ingresses
+    # the stream ends: its room is deleted (livekit.delete_room), LiveKit says the room finished
+    await services.rooms.set_status(Principal(stream["seller_id"], "seller", "Sam"), stream["id"], "ended")
+    await until(lambda: ("DeleteRoom", {"room": "live-t1"}) in fake.calls, what="room deleted")
+    fake.fail_next = 1  # the first DeleteIngress meets a restarting LiveKit: retried
+    body = event("EV_2", "room_finished")
+    assert (await client.post("/webhooks/livekit", data=body, headers=sign(body))).status == 200
+    assert await stored(services) == 0
+    await until(lambda: "IN_1" not in fake.ingresses, what="ingress deleted", timeout=20)
+    assert [args for m, args in fake.calls if m == "DeleteIngress"] == [{"ingress_id": "IN_1"}] * 2
+    assert fake.refused == 0
