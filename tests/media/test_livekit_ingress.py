@@ -186,3 +186,21 @@ async def test_an_ended_streams_ingress_is_deleted_when_its_room_finishes(client
     await until(lambda: "IN_1" not in fake.ingresses, what="ingress deleted", timeout=20)
     assert [args for m, args in fake.calls if m == "DeleteIngress"] == [{"ingress_id": "IN_1"}] * 2
     assert fake.refused == 0
+
+
+async def test_a_call_signed_with_another_secret_is_refused_by_livekit_and_answered_502(services, stream, fake,
+                                                                                        tmp_path):
+    from live.errors import DomainError
+    from live.media.livekit_ingress import LiveKitIngress
+    from live.media.livekit_rooms import LiveKitRooms
+
+    other = make_settings(tmp_path, livekit_url=fake.url, livekit_api_key=KEY, livekit_api_secret="z" * 40)
+    ingress = LiveKitIngress(services.db, other, LiveKitRooms(other))
+    try:
+        state = await services.rooms.streams.get(stream["id"])
+        with pytest.raises(DomainError) as refused:
+            await ingress.create(state, "rtmp", None)
+        assert refused.value.code == "media_server_error" and refused.value.status == 502
+        assert fake.refused == 1 and not fake.ingresses and await stored(services) == 0
+    finally:
+        await ingress.close()
