@@ -10,7 +10,7 @@ async def test_home_links_and_email_sign_in(live, dsn, browser):
     base = live.base
     context = await browser.new_context()
     page = await context.new_page()
-    errors = watch_errors(page, "status of 401")  # the wrong code, on purpose
+    errors = watch_errors(page, "status of 401", "status of 409")  # the wrong code; WHEP while nobody publishes
     await page.goto(base)
     assert await page.get_by_role("link", name="Watch the demo stream").get_attribute("href") == "/live/demo"
     assert await page.get_by_role("link", name="Go live (studio)").get_attribute("href") == "/studio/live/demo"

@@ -62,3 +62,42 @@ async def test_studio_is_the_sellers_only(live, browser):
     await anonymous.wait_for_url(f"{base}signin?next=%2Fstudio%2Flive%2Fdemo")
     await anonymous.get_by_label("Email address").wait_for()
     await no_sideways_scroll(anonymous)
+
+
+# the pages' own RTCPeerConnections, for a test to reach into (instrumentation only: the pages do not know it)
+RECORD_PCS = """
+window.__pcs = [];
+const Native = window.RTCPeerConnection;
+window.RTCPeerConnection = class extends Native {
+  constructor(...args) { super(...args); window.__pcs.push(this); }
+};
+"""
+
+
+async def test_watch_page_restarts_a_stalled_video(live, browser):
+    """The publisher keeps its connection but sends no video (its sender's track removed): the viewer's frames
+    stop, the page says so and starts a new WHEP session; once video flows again the new session plays."""
+    base = live.base
+    seller_id, token = await live.user("demo-seller", "seller")
+    studio = await signed_in_page(browser, base, token, {"id": seller_id, "name": "demo-seller"})
+    await studio.add_init_script(RECORD_PCS)
+    await studio.goto(f"{base}studio/live/demo")
+    await studio.get_by_role("button", name="Go live").click()
+    await studio.get_by_text("Live: your video is on air").wait_for(timeout=15000)
+    viewer = await (await browser.new_context(viewport=PHONE)).new_page()
+    errors = watch_errors(viewer)
+    await viewer.goto(f"{base}live/demo")
+    await frames_advance(viewer, "the viewer")
+    sessions = set(live.services.embedded.sessions)
+
+    await studio.evaluate("""() => {
+        const sender = window.__pcs[0].getSenders().find(s => s.track && s.track.kind === 'video');
+        window.__video = sender.track;
+        return sender.replaceTrack(null);
+    }""")
+    await viewer.get_by_text("The video stalled. Reconnecting…").wait_for(timeout=15000)
+    await studio.evaluate("""() => window.__pcs[0].getSenders().find(s => s.track === null)
+                                 .replaceTrack(window.__video)""")
+    await frames_advance(viewer, "the viewer after the stall")
+    assert set(live.services.embedded.sessions) - sessions, "a new WHEP session"
+    assert errors == [], errors

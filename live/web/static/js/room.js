@@ -28,8 +28,12 @@ export function openRoom(stream, token, { joined, event, error } = {}) {
     }
     if (ack.ok) {
       epoch = ack.epoch;
-      if (ack.recovered) for (const [name, data] of ack.events) see(name, data);
-      if (typeof ack.seq === 'number' && (seq === null || ack.seq > seq)) seq = ack.seq;
+      if (ack.recovered) {
+        for (const [name, data] of ack.events) see(name, data);
+        if (seq === null || ack.seq > seq) seq = ack.seq;
+      } else {
+        seq = ack.seq; // a fresh snapshot (maybe a new epoch, whose seq may be lower): count from it
+      }
     }
     joined?.(ack);
   });

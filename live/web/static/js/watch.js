@@ -5,6 +5,9 @@ import { openRoom } from './room.js';
 import { play } from './webrtc.js';
 
 const RETRY_MS = [1000, 2000, 4000, 8000]; // a failed playback is tried again after these, then every 8 s
+// A connected playback whose video shows no new frame for this long while the page is visible is started again
+// (a new WHEP session asks the publisher for a keyframe: a viewer that missed one would wait for the next).
+const STALL_MS = 4000;
 
 const root = document.getElementById('watch');
 const video = document.getElementById('video');
@@ -63,6 +66,7 @@ async function startPlayback() {
     });
     if (gen !== generation) return s.stop();
     playing = s;
+    watchStalls(s, gen);
     s.pc.addEventListener('connectionstatechange', () => {
       if (gen !== generation) return;
       if (s.pc.connectionState === 'connected') failures = 0;
@@ -80,6 +84,23 @@ async function startPlayback() {
       retry(gen);
     }
   }
+}
+
+function watchStalls(s, gen) {
+  let last = -1;
+  let since = performance.now();
+  const timer = setInterval(() => {
+    if (gen !== generation) return clearInterval(timer);
+    const frames = video.getVideoPlaybackQuality().totalVideoFrames;
+    if (frames !== last || document.visibilityState !== 'visible' || s.pc.connectionState !== 'connected') {
+      last = frames;
+      since = performance.now();
+    } else if (performance.now() - since > STALL_MS) {
+      clearInterval(timer);
+      show('The video stalled. Reconnecting…');
+      retry(gen);
+    }
+  }, 1000);
 }
 
 video.addEventListener('playing', () => { if (playing) show(''); unmute.hidden = !video.muted; });
