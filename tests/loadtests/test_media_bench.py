@@ -14,7 +14,7 @@ from pathlib import Path
 from aiortc.codecs.vpx import Vp8Decoder, Vp8Encoder, vp8_depayload
 from aiortc.jitterbuffer import JitterFrame
 
-from loadtests.media_peers import BLOCK, NumberedTrack, read_number
+from loadtests.media_peers import BLOCK, NumberedTrack, Viewer, read_number
 from loadtests.media_report import latencies, step_result
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +39,29 @@ async def test_frame_numbers_survive_vp8_and_a_damaged_one_is_refused():
         data[x:x + BLOCK] = bytes(data[(y - BLOCK) * plane.line_size + 3 * BLOCK:][:BLOCK])
     plane.update(bytes(data))
     assert read_number(decoded) is None
+
+
+async def test_rtp_counting_takes_only_whole_frames():
+    viewer = Viewer(probe=False, bulk="rtp")
+
+    def rtp(seq: int, timestamp: int, marker: bool, size: int = 100) -> bytes:
+        return bytes([0x80, 0x80 * marker | 96]) + seq.to_bytes(2, "big") + timestamp.to_bytes(4, "big") + \
+            bytes(4) + bytes(size)
+
+    def ts(k: int) -> int:  # frame k's timestamp: the clock wraps between frames 2 and 3
+        return (2**32 - 6000 + 3000 * k) % 2**32
+
+    packets = [rtp(9, ts(0), True),  # the end of a frame it joined in the middle of: not counted
+               rtp(10, ts(1), False), rtp(11, ts(1), True),  # whole
+               rtp(12, ts(2), False), rtp(14, ts(2), True),  # a packet missing: not counted
+               rtp(15, ts(3), False), rtp(16, ts(3), False), rtp(17, ts(3), True, 50),  # whole, past the wrap
+               rtp(18, ts(4), True)]  # whole
+    for packet in packets:
+        await viewer._rtp(packet, 0)
+    assert [(a[1], a[2]) for a in viewer.arrivals] == [(ts(1), 200), (ts(3), 250), (ts(4), 100)]
+    result = viewer.result(0, time.time() + 1)
+    assert (result["frames"], result["lost"]) == (3, 1)  # frame 2
+    await viewer.pc.close()
 
 
 def test_latency_and_the_limits_of_a_step():
