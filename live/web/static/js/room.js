@@ -5,7 +5,7 @@ import { io } from '/static/vendor/socket.io.esm.min.js';
 
 const ACK_TIMEOUT_MS = 10000;
 
-export function openRoom(stream, token, { joined, event, error } = {}) {
+export function openRoom(stream, token, { joined, event, error, disconnected } = {}) {
   const socket = io({ auth: token ? { token } : {} });
   let seq = null;
   let epoch = null;
@@ -38,5 +38,8 @@ export function openRoom(stream, token, { joined, event, error } = {}) {
     joined?.(ack);
   });
   socket.on('connect_error', (err) => error?.(err));
+  // `reconnecting`: false after the server's Socket.IO disconnect (a flood, a ban from the server), which the
+  // client does not recover from by itself; true after a transport close (a network drop, a worker restarting)
+  socket.on('disconnect', (reason) => disconnected?.(reason, socket.active));
   return socket;
 }

@@ -118,8 +118,19 @@ function setStatus(status) {
   else if (was === 'scheduled' && !playing) show('Waiting for the seller to go live…'); // media:status plays it
 }
 
+const connection = document.getElementById('connection');
+function connectionState(state, text) {
+  connection.dataset.state = state;
+  connection.textContent = text;
+}
+
 openRoom(root.dataset.stream, token, {
+  disconnected(reason, reconnecting) {
+    if (reconnecting) connectionState('reconnecting', '· Reconnecting…');
+    else connectionState('closed', '· Disconnected: reload the page to reconnect.');
+  },
   joined(ack) {
+    if (ack.ok) connectionState('live', '');
     if (!ack.ok) {
       show(ack.error.code === 'banned' ? 'You cannot watch this stream.' : ack.error.code === 'not_found'
         ? 'There is no such stream.' : `Could not join the stream: ${ack.error.message}`);
