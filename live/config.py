@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     jwt_jwks_url: str | None = None
     jwt_external_issuer: str | None = None
     jwt_external_audience: str | None = None
-    livekit_url: str = "ws://127.0.0.1:7880"
+    livekit_url: str = ""  # unset or empty: the embedded media server (WHIP/WHEP); set: LiveKit serves the video
     livekit_api_key: str = "devkey"
     livekit_api_secret: str = "secret"
     livekit_egress: bool = False  # LiveKit records each stream that goes live (room composite, MP4): its replay
@@ -226,7 +226,7 @@ class Settings(BaseSettings):
     @field_validator("livekit_url")
     @classmethod
     def _lk(cls, v: str) -> str:
-        return _url(v, ("ws", "wss", "http", "https")) or "ws://127.0.0.1:7880"
+        return _url(v, ("ws", "wss", "http", "https")) if v.strip() else ""
 
     @field_validator("livekit_egress_filepath")
     @classmethod
@@ -355,8 +355,8 @@ class Settings(BaseSettings):
         if self.live_env == "production":
             if not self.jwt_secret:
                 raise ValueError("JWT_SECRET: is required when LIVE_ENV=production")
-            if self.livekit_api_key == "devkey":
-                raise ValueError("LIVEKIT_API_KEY: dev keys are not allowed when LIVE_ENV=production")
+            if self.livekit_url and self.livekit_api_key == "devkey":  # without LiveKit the keys are unused
+                raise ValueError("LIVEKIT_API_KEY: dev keys are not allowed with LIVEKIT_URL when LIVE_ENV=production")
             if self.shippo_api_key and not self.shippo_webhook_token:
                 raise ValueError("SHIPPO_WEBHOOK_TOKEN: is required with SHIPPO_API_KEY when LIVE_ENV=production")
         return self

@@ -87,7 +87,8 @@ class Services:
                                                                  RedisPresence(link), RedisRateLimiter(link))
         # a stream's row changed by PATCH, status or slow mode: the other workers read it again
         streams = StreamRegistry(db, self.broker.follows, self.control.announce)
-        self.rooms = RoomService(db, self.hub, presence, streams, self.media, self.broker, gateway)
+        self.rooms = RoomService(db, self.hub, presence, streams, self.media, self.broker, gateway,
+                                 embedded=self.embedded)
         self.broker.register(self.rooms)
         self.control.register(self.rooms)
         self.limits = Limits(self.limiter, settings.rate_limits)  # REST and sign-in limits (RATE_LIMITS)

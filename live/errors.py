@@ -59,6 +59,7 @@ class Code(StrEnum):
     RATE_EXPIRED = "rate_expired", 409, "the shipping rate has expired or no longer fits the cart; choose a fresh one"
     LABEL_EXISTS = "label_exists", 409, "the order already has a live label (void it first)"
     NOT_RETURNABLE = "not_returnable", 409, "this order cannot be returned (details.reason says why)"
+    LIVEKIT_BACKEND = "livekit_backend", 409, "this server's video goes through LiveKit: use the join ack's media"
     LIVEKIT_NOT_CONFIGURED = "livekit_not_configured", 409, "LiveKit is not configured on this server (LIVEKIT_URL)"
     FOLLOW_LIMIT = "follow_limit", 409, "you follow as many sellers as one user may (FOLLOW_MAX); unfollow one first"
     # 411, 413, 415

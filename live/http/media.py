@@ -1,7 +1,8 @@
 """WHIP ingest and WHEP playback of the embedded media server (live/media/embedded): the body is an SDP offer
 (Content-Type application/sdp, at most 64 KiB), the answer an SDP answer (201) with the session's Location;
 DELETE on that Location ends the session. The seller (or an admin) publishes; anyone allowed to watch plays (a
-user banned from the stream is refused)."""
+user banned from the stream is refused). When LiveKit serves the video (LIVEKIT_URL set), every one of these
+routes answers 409 `livekit_backend`: the join ack's `media` says where the video is."""
 from __future__ import annotations
 
 from aiohttp import web
@@ -10,12 +11,20 @@ from live.auth.policy import SELLERS
 from live.errors import DomainError
 from live.http.api import API, Api, Call, read_body
 from live.media.embedded import MAX_SDP_BYTES
+from live.media.embedded.server import endpoint
 
 api = Api()
 
 _SDP_BODY = {"requestBody": {"required": True, "content": {"application/sdp": {"schema": {
     "type": "string", "maxLength": MAX_SDP_BYTES, "description": "an SDP offer"}}}}}
 _ERRORS = (403, 404, 408, 409, 413, 415, 422, 503)
+
+
+def _embedded(call: Call):
+    """The embedded media server, unless LiveKit is this server's media backend (409 `livekit_backend`)."""
+    if call.services.media.enabled:
+        raise DomainError("livekit_backend", "this server's video goes through LiveKit: use the join ack's media")
+    return call.services.embedded
 
 
 async def _offer(call: Call) -> str:
@@ -29,7 +38,7 @@ async def _offer(call: Call) -> str:
 
 
 def _created(kind: str, stream_id: str, session_id: str, answer: str) -> web.Response:
-    location = f"{API}/livestreams/{stream_id}/{kind}/{session_id}"
+    location = f"{endpoint(stream_id, kind)}/{session_id}"
     return web.Response(text=answer, status=201, content_type="application/sdp", headers={"Location": location})
 
 
@@ -37,20 +46,22 @@ def _created(kind: str, stream_id: str, session_id: str, answer: str) -> web.Res
            "SDP answer out", tag="media", auth="user", roles=SELLERS, status=201, content_type="application/sdp",
            errors=_ERRORS, extra=_SDP_BODY)
 async def whip_publish(call: Call):
+    media = _embedded(call)
     state = await call.services.rooms.owned(call.principal, call.param("id"))
     if state.status == "ended":
         raise DomainError("stream_not_live", "the stream has ended")
     offer = await _offer(call)
-    session_id, answer = await call.services.embedded.publish(state.id, offer)
+    session_id, answer = await media.publish(state.id, offer)
     return _created("whip", state.id, session_id, answer)
 
 
 @api.route("DELETE", f"{API}/livestreams/{{id}}/whip/{{session}}", summary="Stop publishing (end the WHIP "
-           "session)", tag="media", auth="user", roles=SELLERS, status=204, errors=(403, 404))
+           "session)", tag="media", auth="user", roles=SELLERS, status=204, errors=(403, 404, 409))
 async def whip_end(call: Call):
+    media = _embedded(call)
     state = await call.services.rooms.owned(call.principal, call.param("id"))
-    session = call.services.embedded.session(call.param("session"), state.id, "publisher")
-    await call.services.embedded.end(session.id)
+    session = media.session(call.param("session"), state.id, "publisher")
+    await media.end(session.id)
     return web.Response(status=204)
 
 
@@ -58,18 +69,22 @@ async def whip_end(call: Call):
            "out", tag="media", auth="optional", status=201, content_type="application/sdp", errors=_ERRORS,
            extra=_SDP_BODY)
 async def whep_play(call: Call):
+    media = _embedded(call)
     state = await call.services.rooms.streams.get(call.param("id"))
     if call.principal.user_id is not None and call.principal.user_id in state.bans:
         raise DomainError("banned", "you are banned from this stream")
+    if state.status == "ended":
+        raise DomainError("stream_not_live", "the stream has ended")
     offer = await _offer(call)
-    session_id, answer = await call.services.embedded.play(state.id, offer)
+    session_id, answer = await media.play(state.id, offer, call.principal.user_id)
     return _created("whep", state.id, session_id, answer)
 
 
 @api.route("DELETE", f"{API}/livestreams/{{id}}/whep/{{session}}", summary="Stop watching (end the WHEP session;"
-           " its id is the capability)", tag="media", status=204, errors=(404,))
+           " its id is the capability)", tag="media", status=204, errors=(404, 409))
 async def whep_end(call: Call):
+    media = _embedded(call)
     state = await call.services.rooms.streams.get(call.param("id"))
-    session = call.services.embedded.session(call.param("session"), state.id, "viewer")
-    await call.services.embedded.end(session.id)
+    session = media.session(call.param("session"), state.id, "viewer")
+    await media.end(session.id)
     return web.Response(status=204)

@@ -1,7 +1,8 @@
 """LiveKit access tokens. A viewer's token can subscribe and must not publish (VideoGrants defaults every
 permission to true, so each is set explicitly); the stream's seller gets a token that can publish. A viewer's token
 lives TOKEN_TTL (15 min: a banned viewer removed from the room cannot come back with it for long) and is renewed
-over the socket (`media:refresh`, refused to a banned user); the seller's lives PUBLISHER_TTL.
+over the socket (`media:refresh`, refused to a banned user); the seller's lives PUBLISHER_TTL. Used only when
+LIVEKIT_URL is set (`enabled`); without it the embedded media server serves the video (live/media/embedded).
 
 Every viewer who joins gets a token, so a join storm mints thousands a second: the grants of a room are laid
 out once by livekit-api (`AccessToken.claims`, LiveKit's own claim names) and each token only adds who it is
@@ -26,6 +27,7 @@ PUBLISHER_TTL = timedelta(hours=6)  # the seller's: a show is not cut by an expi
 class LiveKitTokens:
     def __init__(self, settings: Settings):
         self.url = settings.livekit_url
+        self.enabled = bool(self.url)  # else the join ack's media names the embedded server (WHEP)
         self._key = settings.livekit_api_key
         self._secret = settings.livekit_api_secret
         self.rooms = LiveKitRooms(settings)  # RoomService calls (bans, ended streams) when a real server is set
@@ -45,5 +47,6 @@ class LiveKitTokens:
 
     def media_for(self, room: str, identity: str, name: str, publisher: bool) -> dict:
         ttl = PUBLISHER_TTL if publisher else TOKEN_TTL
-        return {"url": self.url, "room": room, "token": self.token(room, identity, name, publisher=publisher),
-                "can_publish": publisher, "expires_in": int(ttl.total_seconds())}
+        return {"kind": "livekit", "url": self.url, "room": room,
+                "token": self.token(room, identity, name, publisher=publisher), "can_publish": publisher,
+                "expires_in": int(ttl.total_seconds())}

@@ -7,9 +7,8 @@ commits) and retried on failure (8 runs, 1 s doubling to 5 min apart); LiveKit a
 not in the room, the room is already gone) is success. Calls go through livekit-api's LiveKitAPI (Twirp over HTTP,
 each request signed with a JWT of the API key and secret, 10 s timeout).
 
-Only with a real server: RoomService is used iff LIVEKIT_URL is set to something other than the development
-default `ws://127.0.0.1:7880` (which points at nothing unless a `livekit-server --dev` runs there; set
-LIVEKIT_URL=ws://localhost:7880 to use one). Otherwise nothing is enqueued."""
+Only with LiveKit: RoomService is used iff LIVEKIT_URL is set (unset or empty: the embedded media server serves
+the video, docs/media.md "Choosing the backend"). Otherwise nothing is enqueued."""
 from __future__ import annotations
 
 import aiohttp
@@ -22,7 +21,6 @@ from live.logging import get_logger
 
 log = get_logger("live.media.livekit")
 
-DEV_URL = "ws://127.0.0.1:7880"
 REMOVE_JOB = "livekit.remove_participant"
 DELETE_JOB = "livekit.delete_room"
 EGRESS_JOB = "livekit.start_egress"  # handled by live/media/livekit_egress.py (LIVEKIT_EGRESS)
@@ -33,7 +31,7 @@ ATTEMPTS, FIRST_DELAY, MAX_DELAY = 8, 1.0, 300.0
 class LiveKitRooms:
     def __init__(self, settings: Settings):
         self.url = settings.livekit_url
-        self.enabled = self.url.rstrip("/") != DEV_URL
+        self.enabled = bool(self.url)
         self.egress = self.enabled and settings.livekit_egress  # streams going live are recorded by LiveKit
         self._key, self._secret = settings.livekit_api_key, settings.livekit_api_secret
         self._api: lk.LiveKitAPI | None = None

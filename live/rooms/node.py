@@ -13,6 +13,7 @@ may predate the change) reads the row once more after it."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import orjson
 
@@ -23,6 +24,7 @@ from live.auth.principal import SYSTEM, Principal
 from live.errors import DomainError, not_found
 from live.ids import is_uuid
 from live.logging import get_logger
+from live.media.embedded import EmbeddedMedia
 from live.media.livekit import LiveKitTokens
 from live.notify.follows import enqueue_live_now
 from live.rooms import events
@@ -45,10 +47,18 @@ STATUS_FIELDS = ("status", "started_at", "ended_at", "spotlight_product_id")  # 
 
 class RoomService:
     def __init__(self, db: Database, hub: Hub, presence: Presence, streams: StreamRegistry, media: LiveKitTokens,
-                 broker: Broker, listener: RoomListener | None = None):
+                 broker: Broker, listener: RoomListener | None = None, embedded: EmbeddedMedia | None = None):
         """`listener` is the transport (the gateway) told about what it must do on this worker; a process
-        without sockets (the CLI) has none. The container registers this service as the broker's handler."""
+        without sockets (the CLI) has none. `embedded` is the embedded media server (WHIP/WHEP), which serves the
+        video when LiveKit is not configured (`media.enabled` false). The container registers this service as the
+        broker's handler."""
         self.db, self.hub, self.presence, self.streams, self.media = db, hub, presence, streams, media
+        self.embedded = embedded
+        self._media_rooms: set[str] = set()  # rooms followed because this worker holds their publisher (WHIP)
+        self._media_tasks: set[asyncio.Task] = set()
+        if embedded is not None:  # a publisher observer (server.py): the room followed while its publisher is here
+            embedded.observers.append(SimpleNamespace(started=lambda s: self.follow_media(s.stream_id, True),
+                                                      ended=lambda s: self.follow_media(s.stream_id, False)))
         self.broker, self.listener = broker, listener
         self._reactions: dict[str, dict[str, int]] = {}
         self._unsubscribe: dict[str, asyncio.TimerHandle] = {}
@@ -65,7 +75,7 @@ class RoomService:
                        every(lambda: REACTION_SAVE_INTERVAL, self.save_reactions, "reaction-totals")]
 
     async def stop(self) -> None:
-        await cancel_all([*self._tasks, *self._reloads.values()])
+        await cancel_all([*self._tasks, *self._reloads.values(), *self._media_tasks])
         await self.presence.leave_all()  # this worker's viewers stop counting now, not after a timeout
 
     # ---- room events received by this worker ----
@@ -140,6 +150,42 @@ class RoomService:
         events.apply(state, env.event, data)
         if env.event == events.USER_BANNED and self.listener is not None:
             self.listener.kick_banned(state.room, data["user_id"])
+        self._media_event(env.event, data)
+
+    # ---- the embedded media server follows the stream's moderation and life ----
+
+    def _media_event(self, event: str, data: dict) -> None:
+        """A ban ends the banned user's WHEP sessions of the stream held here; the end of the stream ends its
+        WHIP session and its viewers here (the worker holding them follows the room: `follow_media`)."""
+        media = self.embedded
+        if media is None:
+            return
+        if event == events.USER_BANNED and media.holds(data["stream_id"], data["user_id"]):
+            self._media_task(media.ban(data["stream_id"], data["user_id"]))
+        elif event == events.STREAM_STATUS and data["status"] == "ended" and media.holds(data["stream_id"]):
+            self._media_task(media.end_stream(data["stream_id"]))
+
+    def _media_task(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._media_tasks.add(task)
+        task.add_done_callback(self._media_tasks.discard)
+
+    async def follow_media(self, room: str, publishing: bool) -> None:
+        """This worker's publisher of the room came up (`publishing`) or ended. While it publishes, the worker
+        receives the room's events (a shared broker's subscription) even with no socket of the room here, so a
+        ban or the end of the stream reaches its sessions."""
+        if publishing:
+            self._media_rooms.add(room)
+            timer = self._unsubscribe.pop(room, None)
+            if timer is not None:
+                timer.cancel()
+            if self.streams.cached(room) is None:
+                await self.streams.get(room)
+            if not self.broker.follows(room):
+                await self.broker.subscribe(room)
+        else:
+            self._media_rooms.discard(room)
+            self._schedule_unsubscribe(room)
 
     async def on_follow(self, room: str, history: list[Envelope]) -> None:
         """A shared broker starts (again) receiving this room's events: what this worker knew may be stale.
@@ -196,12 +242,17 @@ class RoomService:
         return ack
 
     def _media(self, sid: str, principal: Principal, state: StreamState) -> dict:
+        """The ack's `media`: LiveKit's URL and a token when LiveKit is configured, else the embedded server's
+        WHEP endpoint (and WHIP for the stream's seller or an admin)."""
+        publisher = policy.owns(principal, state.seller_user_id)
+        if not self.media.enabled:
+            return EmbeddedMedia.media_for(state.id, publisher)
         identity = principal.user_id or f"anon-{sid}"
-        return self.media.media_for(state.livekit_room, identity, principal.name or "viewer",
-                                    publisher=policy.owns(principal, state.seller_user_id))
+        return self.media.media_for(state.livekit_room, identity, principal.name or "viewer", publisher=publisher)
 
     def media_refresh(self, sid: str, principal: Principal, state: StreamState, *, joined: bool) -> dict:
-        """A new media token for a socket in the room (`media:refresh`); a banned user gets none."""
+        """The join ack's `media` again for a socket in the room (`media:refresh`: a new LiveKit token; the
+        embedded server's endpoints, which need none); a banned user gets none."""
         if principal.user_id is not None and principal.user_id in state.bans:
             raise DomainError("banned", "you are banned from this stream")
         if not joined:
@@ -217,13 +268,13 @@ class RoomService:
             self._schedule_unsubscribe(room)
 
     def _schedule_unsubscribe(self, room: str) -> None:
-        if room not in self._unsubscribe and self.hub.local_count(room) == 0:
+        if room not in self._unsubscribe and self.hub.local_count(room) == 0 and room not in self._media_rooms:
             loop = asyncio.get_running_loop()
             self._unsubscribe[room] = loop.call_later(UNSUBSCRIBE_DELAY, self._maybe_unsubscribe, room)
 
     def _maybe_unsubscribe(self, room: str) -> None:
         self._unsubscribe.pop(room, None)
-        if self.hub.local_count(room) == 0:
+        if self.hub.local_count(room) == 0 and room not in self._media_rooms:
             asyncio.get_running_loop().create_task(self.broker.unsubscribe(room))
 
     async def publish(self, state: StreamState, event: str, data: dict, *, latest_key: str | None = None):

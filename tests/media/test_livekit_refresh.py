@@ -9,14 +9,22 @@ import jwt
 from livekit import api as lk
 
 from live.media.livekit import PUBLISHER_TTL, TOKEN_TTL
-from tests.rooms.harness import err
+from tests.rooms.harness import err, start_live
 
 
 def verified(media: dict):
     return lk.TokenVerifier("devkey", "secret").verify(media["token"])
 
 
-async def test_refresh_gives_a_new_token_and_a_banned_user_none(live):
+async def test_refresh_gives_a_new_token_and_a_banned_user_none(tmp_path, dsn, aiohttp_client):
+    live = await start_live(tmp_path, dsn, aiohttp_client, livekit_url="ws://livekit.test:7880")
+    try:
+        await _refresh(live)
+    finally:
+        await live.close_viewers()
+
+
+async def _refresh(live):
     seller = await live.seller()
     viewer = await live.viewer("refresher")
     first = viewer.joined["media"]

@@ -5,10 +5,18 @@ from __future__ import annotations
 import aiohttp
 
 from tests.media.test_livekit_webhooks import event, sign
-from tests.rooms.harness import SELLER
+from tests.rooms.harness import SELLER, start_live
 
 
-async def test_publishing_changes_reach_the_room(live):
+async def test_publishing_changes_reach_the_room(tmp_path, dsn, aiohttp_client):
+    live = await start_live(tmp_path, dsn, aiohttp_client, livekit_url="ws://livekit.test:7880")
+    try:
+        await _changes(live)
+    finally:
+        await live.close_viewers()
+
+
+async def _changes(live):
     viewer = await live.viewer("watcher")
     stream_id = viewer.joined["stream"]["id"]
     room = viewer.joined["media"]["room"]

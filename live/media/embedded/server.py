@@ -29,6 +29,12 @@ VIDEO_CODECS = ("video/VP8", "video/H264")  # the publisher's first of these, in
 AUDIO_CODECS = ("audio/opus",)
 
 OnPublishing = Callable[[str, bool], Awaitable[None]]
+STREAMS_PATH = "/api/v1/livestreams"  # the routes' prefix (live/http/media.py): WHIP and WHEP of a stream under it
+
+
+def endpoint(stream_id: str, kind: str) -> str:
+    """The path of a stream's WHIP (`kind` whip) or WHEP (whep) endpoint."""
+    return f"{STREAMS_PATH}/{stream_id}/{kind}"
 
 
 class PublisherObserver(Protocol):
@@ -47,6 +53,7 @@ class Session:
     stream_id: str
     role: str  # publisher | viewer
     pc: RTCPeerConnection
+    user_id: str | None = None  # a viewer's, when signed in (a ban ends that user's sessions)
     fanouts: dict[str, Fanout] = field(default_factory=dict)  # publisher: kind -> fanout
     announced: bool = False
     ended: bool = False
@@ -89,6 +96,15 @@ class EmbeddedMedia:
         self.sessions: dict[str, Session] = {}
         self.publishers: dict[str, Session] = {}  # stream id -> its publisher's session
 
+    @staticmethod
+    def media_for(stream_id: str, publisher: bool) -> dict:
+        """The join ack's `media` when this server serves the video: where to play (WHEP), and for the stream's
+        seller or an admin where to publish (WHIP). No token: the WHIP/WHEP requests carry the caller's own."""
+        media = {"kind": "whep", "url": endpoint(stream_id, "whep"), "can_publish": publisher}
+        if publisher:
+            media["publish_url"] = endpoint(stream_id, "whip")
+        return media
+
     def publishing(self, stream_id: str) -> bool:
         return stream_id in self.publishers
 
@@ -96,9 +112,9 @@ class EmbeddedMedia:
         if len(self.sessions) >= self.max_sessions:
             raise DomainError("unavailable", f"this server holds {self.max_sessions} media sessions already")
 
-    def _new(self, stream_id: str, role: str) -> Session:
+    def _new(self, stream_id: str, role: str, user_id: str | None = None) -> Session:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        session = Session(secrets.token_urlsafe(16), stream_id, role, pc)
+        session = Session(secrets.token_urlsafe(16), stream_id, role, pc, user_id)
         self.sessions[session.id] = session
 
         @pc.on("connectionstatechange")
@@ -161,15 +177,15 @@ class EmbeddedMedia:
             asyncio.get_running_loop().create_task(receiver._send_rtcp_pli(source.source))
         return bool(sources)
 
-    async def play(self, stream_id: str, offer: str) -> tuple[str, str]:
-        """WHEP: a viewer's offer -> (session id, SDP answer), sending the publisher's tracks (409 when nobody
-        publishes)."""
+    async def play(self, stream_id: str, offer: str, user_id: str | None = None) -> tuple[str, str]:
+        """WHEP: a viewer's offer (`user_id` the signed-in viewer's, None when anonymous) -> (session id, SDP
+        answer), sending the publisher's tracks (409 when nobody publishes)."""
         parsed = parse_offer(offer)
         publisher = self.publishers.get(stream_id)
         if publisher is None:
             raise DomainError("conflict", "nobody is publishing this stream now")
         self._room()
-        session = self._new(stream_id, "viewer")
+        session = self._new(stream_id, "viewer", user_id)
         kinds = set()
         for media in parsed.media:
             fanout = publisher.fanouts.get(media.kind)
@@ -208,6 +224,30 @@ class EmbeddedMedia:
         if session.announced:
             await self._observe("ended", session)
             await self._announce(session.stream_id, False)
+
+    def holds(self, stream_id: str, user_id: str | None = None) -> bool:
+        """Whether this worker holds a session of the stream (of that viewer, when `user_id` is given)."""
+        return any(s.stream_id == stream_id and (user_id is None or s.user_id == user_id)
+                   for s in self.sessions.values())
+
+    async def ban(self, stream_id: str, user_id: str) -> int:
+        """A user was banned from the stream: their viewing sessions of it here end. How many ended."""
+        ended = [s.id for s in list(self.sessions.values())
+                 if s.stream_id == stream_id and s.role == "viewer" and s.user_id == user_id]
+        for session_id in ended:
+            await self.end(session_id)
+        if ended:
+            log.info("media_banned_viewer_cut", stream_id=stream_id, sessions=len(ended))
+        return len(ended)
+
+    async def end_stream(self, stream_id: str) -> None:
+        """The stream ended: its publisher's session (which ends its viewers' and tells the room, once) and any
+        viewer session left end here."""
+        publisher = self.publishers.get(stream_id)
+        if publisher is not None:
+            await self.end(publisher.id)
+        for session in [s for s in self.sessions.values() if s.stream_id == stream_id]:
+            await self.end(session.id)
 
     async def _observe(self, what: str, session: Session) -> None:
         for observer in self.observers:
