@@ -6,6 +6,9 @@ the frames come here instead of being decoded (the thread only waits for the sto
 on). Each viewer's `RelayTrack` yields them as `av.Packet`s; aiortc's RTCRtpSender *packs* a Packet (payload
 splitting only, `encoder.pack`) where it would encode a Frame. Nothing is decoded or encoded on the server.
 
+Sinks (the recorder, the thumbnails) get every frame too, viewers or not: `(data, timestamp, keyframe)` on the event
+loop, as it arrives; a sink must return at once (hand the work to a thread) and one that raises is removed.
+
 Keyframes: a viewer's track starts (and restarts after it lagged) at a keyframe; a viewer's PLI/FIR is forwarded
 to the publisher as one PLI, at most one per KEYFRAME_MIN_INTERVAL seconds for all viewers together.
 """
@@ -20,8 +23,14 @@ from typing import Callable
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from live.logging import get_logger
+
+log = get_logger("live.media")
+
 RELAY_QUEUE_FRAMES = 120  # frames a viewer may lag (about 4 s of 30 fps video) before it is set back to a keyframe
 KEYFRAME_MIN_INTERVAL = 0.5  # seconds between two PLIs sent to the publisher
+
+Sink = Callable[[bytes, int, bool], None]  # (encoded frame, RTP timestamp, keyframe)
 
 
 def is_keyframe(mime: str, data: bytes) -> bool:
@@ -90,6 +99,7 @@ class Fanout:
         self._time_base = Fraction(1, clock_rate)
         self._send_pli = send_pli
         self._tracks: set[RelayTrack] = set()
+        self._sinks: list[Sink] = []
         self._last_pli = 0.0
         self.frames = 0
 
@@ -102,6 +112,13 @@ class Fanout:
     def discard(self, relay: RelayTrack) -> None:
         self._tracks.discard(relay)
 
+    def add_sink(self, sink: Sink) -> None:
+        self._sinks.append(sink)
+
+    def remove_sink(self, sink: Sink) -> None:
+        if sink in self._sinks:
+            self._sinks.remove(sink)
+
     @property
     def viewers(self) -> int:
         return len(self._tracks)
@@ -113,9 +130,17 @@ class Fanout:
 
     def push(self, data: bytes, timestamp: int) -> None:
         self.frames += 1
-        if not self._tracks:
+        if not self._tracks and not self._sinks:
             return
         keyframe = is_keyframe(self.mime, data)
+        for sink in list(self._sinks):
+            try:
+                sink(data, timestamp, keyframe)
+            except Exception:
+                log.exception("media_sink_failed", sink=repr(sink))
+                self.remove_sink(sink)
+        if not self._tracks:
+            return
         packet = av.Packet(data)  # one for all: a sender only reads it (bytes, pts, time_base) to packetize it
         packet.pts = packet.dts = timestamp
         packet.time_base = self._time_base
@@ -126,6 +151,7 @@ class Fanout:
         for relay in list(self._tracks):
             relay.end()
         self._tracks.clear()
+        self._sinks.clear()
 
 
 class EncodedTap:

@@ -1,0 +1,86 @@
+"""The recording writer alone, fed real encoded frames (libvpx, libopus): a full queue drops frames up to the next
+keyframe and asks for one, and what was written still decodes; RTP timestamps wrap; audio starts where it
+arrived; a frame whose size cannot be read fails the recording and leaves no file; picture sizes read from VP8 and H.264
+keyframe headers."""
+from __future__ import annotations
+
+import asyncio
+import threading
+from fractions import Fraction
+
+import av
+
+from live.media.embedded import writer as writer_module
+from live.media.embedded.headers import frame_size
+from live.media.embedded.writer import SegmentWriter, _Clock
+
+
+def vp8_frames(n: int, keyframe_every: int = 10) -> list[tuple[bytes, bool]]:
+    enc = av.CodecContext.create("libvpx", "w")
+    enc.width, enc.height, enc.pix_fmt, enc.time_base = 160, 120, "yuv420p", Fraction(1, 30)
+    enc.gop_size = keyframe_every
+    out = []
+    for i in range(n):
+        frame = av.VideoFrame(160, 120, "yuv420p")
+        frame.pts = i
+        out += [(bytes(p), bool(p.is_keyframe)) for p in enc.encode(frame)]
+    return out + [(bytes(p), bool(p.is_keyframe)) for p in enc.encode(None)]
+
+
+async def test_a_full_queue_drops_to_the_next_keyframe_and_the_file_still_plays(tmp_path, monkeypatch):
+    gate = threading.Event()
+    real = writer_module.frame_size
+    monkeypatch.setattr(writer_module, "frame_size", lambda mime, data: gate.wait(10) and real(mime, data))
+    asked = []
+    writer = SegmentWriter(tmp_path / "seg.webm", "video/VP8", audio=False, on_full=lambda: asked.append(1),
+                           max_queue=5)
+    frames = vp8_frames(40)
+    assert frames[0][1] and sum(k for _, k in frames) >= 3
+    for i, (data, key) in enumerate(frames):
+        writer.video(data, (2**32 - 6000 + i * 3000) % 2**32, key)  # the RTP clock wraps after two frames
+        await asyncio.sleep(0)
+    # dropped while full; a keyframe for each time the writer had to start skipping (each keyframe while still full)
+    assert writer.dropped > 0 and 1 <= len(asked) <= sum(k for _, k in frames)
+    gate.set()
+    result = await writer.close()
+    assert result.ok and (result.width, result.height) == (160, 120), result
+    with av.open(str(tmp_path / "seg.webm")) as played:
+        decoded = list(played.decode(video=0))
+    assert 5 <= len(decoded) < 40
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_timestamps_unwrap_and_never_go_back():
+    clock = _Clock(2**32 - 100, 500)
+    assert [clock.pts(t) for t in (2**32 - 100, 2**32 - 10, 20, 20, 10, 2000)] == [500, 590, 620, 621, 622, 2600]
+
+
+async def test_audio_starts_where_it_arrived_and_a_bad_first_frame_fails(tmp_path):
+    writer = SegmentWriter(tmp_path / "a.webm", "video/VP8", audio=True)
+    frames = vp8_frames(3)
+    writer.audio(b"\xfc\xff\xfe", 0)  # before the first keyframe: not kept
+    writer.video(frames[0][0], 1000, True)
+    await asyncio.sleep(0.2)
+    writer.audio(b"\xfc\xff\xfe", 777)
+    writer.audio(b"\xfc\xff\xfe", 777 + 960)
+    assert 0.15 * 48000 <= writer._audio.last - 960 <= 0.5 * 48000  # placed ~0.2 s in
+    assert (await writer.close()).ok
+    bad = SegmentWriter(tmp_path / "b.webm", "video/VP8", audio=False)
+    bad.video(b"\x10\x00\x00not a vp8 header", 0, True)
+    result = await bad.close()
+    assert not result.ok and "picture size" in result.error
+    assert not (tmp_path / "b.webm").exists() and not list(tmp_path.glob(".b.webm*"))
+
+
+def test_frame_sizes_from_keyframe_headers():
+    for codec, mime in (("libx264", "video/H264"), ("libvpx", "video/VP8")):
+        ctx = av.CodecContext.create(codec, "w")
+        ctx.width, ctx.height, ctx.pix_fmt = 642, 362, "yuv420p"
+        ctx.time_base = Fraction(1, 30)
+        frame = av.VideoFrame(642, 362, "yuv420p")
+        frame.pts = 0
+        packets = list(ctx.encode(frame)) + list(ctx.encode(None))
+        assert frame_size(mime, bytes(packets[0])) == (642, 362)
+    assert frame_size("video/VP8", b"\x11\x00\x00") is None  # not a keyframe
+    assert frame_size("video/H264", b"\x00\x00\x01\x65\x88") is None  # no SPS
+    assert frame_size("video/H264", b"\x00\x00\x01\x67\x42") is None  # a cut SPS
