@@ -54,7 +54,7 @@ class Recorder:
             recording_id = await recordings_db.start(conn, session.stream_id, name, content_type)
         audio = session.fanouts.get("audio")
         writer = SegmentWriter(self.root / name, video.mime, audio=audio is not None,
-                               on_full=video.request_keyframe)
+                               ask_keyframe=video.request_keyframe)
         segment = _Segment(recording_id, writer, session)
         self.segments[session.id] = segment
 
@@ -70,7 +70,6 @@ class Recorder:
             fanout.add_sink(sink)
         if session.ended:  # the session ended while its row was written: `ended` found no segment to close
             await self._finish(segment)
-        # no keyframe is asked for: the publisher's first frame is one (and the PLI rate limit is the viewers')
 
     async def ended(self, session: Session) -> None:
         segment = self.segments.get(session.id)

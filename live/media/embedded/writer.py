@@ -64,12 +64,13 @@ class _Clock:
 class SegmentWriter:
     """Frames in on the event loop (`video`, `audio`), the file written in a thread, `close()` awaits it."""
 
-    def __init__(self, path: Path, video_mime: str, *, audio: bool, on_full=None,
+    def __init__(self, path: Path, video_mime: str, *, audio: bool, ask_keyframe=None,
                  max_queue: int = WRITER_QUEUE_FRAMES):
         self.path, self.mime, self.has_audio = path, video_mime.lower(), audio
         self.format, _, self.content_type, self.codec = FORMATS[self.mime]
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
-        self._on_full = on_full  # called (on the loop) when frames were dropped: ask the publisher for a keyframe
+        # called (on the loop) while a keyframe is awaited (at the start, after a drop): the fanout's rate-limited PLI
+        self._ask = ask_keyframe
         self._video: _Clock | None = None
         self._audio: _Clock | None = None
         self._t0 = 0.0
@@ -103,12 +104,14 @@ class SegmentWriter:
         if self.closed:
             return
         if self._video is None:
-            if not keyframe:
+            if not keyframe:  # joined mid-stream (its first keyframe went by): ask for one (rate-limited)
+                self._ask_keyframe()
                 return
             self._video, self._t0, self.started_wall = _Clock(timestamp, 0), time.monotonic(), time.time()
         elif self._skipping:
             if not keyframe:
                 self.dropped += 1
+                self._ask_keyframe()
                 return
             self._skipping = False
         self.video_frames += 1
@@ -129,8 +132,11 @@ class SegmentWriter:
             self.dropped += 1
             if not self._skipping:
                 self._skipping = True
-                if self._on_full is not None:
-                    self._on_full()
+                self._ask_keyframe()
+
+    def _ask_keyframe(self) -> None:
+        if self._ask is not None:
+            self._ask()
 
     async def close(self) -> Result:
         """Stop taking frames, let the thread write what is queued and close the file; its Result."""
