@@ -98,6 +98,7 @@ class Settings(BaseSettings):
     livekit_egress: bool = False  # LiveKit records each stream that goes live (room composite, MP4): its replay
     livekit_egress_filepath: str = "recordings/{room_name}-{time}.mp4"  # where the egress writes it (its templates)
     media_max_sessions: int = Field(100, ge=1, le=10000)  # embedded media: WHIP + WHEP peer connections per worker
+    media_forward_host: str = "127.0.0.1"  # with REDIS_URL: the address of each worker's media forward listener
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None

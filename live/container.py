@@ -32,6 +32,7 @@ from live.contact import ContactForm
 from live.jobs import Jobs
 from live.jobs.desk import JobsDesk
 from live.media.embedded import EmbeddedMedia
+from live.media.embedded.directory import MediaDirectory
 from live.media.livekit import LiveKitTokens
 from live.media.livekit_egress import LiveKitEgress
 from live.media.livekit_ingress import LiveKitIngress
@@ -79,6 +80,9 @@ class Services:
         self.embedded = EmbeddedMedia(max_sessions=settings.media_max_sessions, on_publishing=self._media_status)
         self.chat_writer = ChatWriter(db)
         self.redis = link = RedisLink(settings.redis_url) if settings.redis_url else None
+        if link is not None:  # several workers: who publishes what, WHEP/DELETE forwarded to the publisher's worker
+            self.embedded.directory = MediaDirectory(link, settings.jwt_secret, self.embedded.tag,
+                                                     settings.media_forward_host)
         if link is None:
             self.broker, self.control, presence, self.limiter = (MemoryBroker(), MemoryControl(), LocalPresence(),
                                                                  MemoryRateLimiter())
@@ -193,6 +197,8 @@ class Services:
         if self.redis is not None:
             await self.redis.start()  # waits a few seconds for Redis, then serves degraded if it is away
         self.rooms.start()
+        if self.embedded.directory is not None:
+            await self.embedded.directory.start(self.embedded)
         await self.notices.start(self.settings.stock_low_threshold)  # the database's stock_low threshold
         self.commerce.start()  # reservation-expiry and unpaid-order sweepers
         if self.settings.jobs_in_process:
@@ -231,6 +237,8 @@ class Services:
         await self.livekit_ingress.close()
         await self.livekit_egress.close()
         await self.embedded.close()
+        if self.embedded.directory is not None:
+            await self.embedded.directory.stop()
         if self.redis is not None:
             await self.redis.stop()
 

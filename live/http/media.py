@@ -60,8 +60,7 @@ async def whip_publish(call: Call):
 async def whip_end(call: Call):
     media = _embedded(call)
     state = await call.services.rooms.owned(call.principal, call.param("id"))
-    session = media.session(call.param("session"), state.id, "publisher")
-    await media.end(session.id)
+    await media.stop(call.param("session"), state.id, "publisher")
     return web.Response(status=204)
 
 
@@ -85,6 +84,5 @@ async def whep_play(call: Call):
 async def whep_end(call: Call):
     media = _embedded(call)
     state = await call.services.rooms.streams.get(call.param("id"))
-    session = media.session(call.param("session"), state.id, "viewer")
-    await media.end(session.id)
+    await media.stop(call.param("session"), state.id, "viewer")
     return web.Response(status=204)

@@ -10,6 +10,7 @@ publisher's offer lists them; audio: Opus. ICE: the server's host candidates onl
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Protocol
@@ -19,6 +20,7 @@ from aiortc import sdp as aiortc_sdp
 
 from live.errors import DomainError
 from live.logging import get_logger
+from live.media.embedded.directory import SESSION_HEADER, MediaDirectory
 from live.media.embedded.relay import EncodedTap, Fanout
 
 log = get_logger("live.media")
@@ -29,6 +31,7 @@ VIDEO_CODECS = ("video/VP8", "video/H264")  # the publisher's first of these, in
 AUDIO_CODECS = ("audio/opus",)
 
 OnPublishing = Callable[[str, bool], Awaitable[None]]
+SESSION_ID = re.compile(r"[0-9a-f]{8}\.[A-Za-z0-9_-]{22}")  # `<worker tag>.<random>`
 STREAMS_PATH = "/api/v1/livestreams"  # the routes' prefix (live/http/media.py): WHIP and WHEP of a stream under it
 
 
@@ -95,6 +98,9 @@ class EmbeddedMedia:
         self.observers = list(observers)
         self.sessions: dict[str, Session] = {}
         self.publishers: dict[str, Session] = {}  # stream id -> its publisher's session
+        # across workers (set by the container with a shared Redis): who publishes what, forwards to the owner
+        self.directory: MediaDirectory | None = None
+        self.tag = secrets.token_hex(4)  # starts this worker's session ids: a DELETE elsewhere finds it
 
     @staticmethod
     def media_for(stream_id: str, publisher: bool) -> dict:
@@ -114,7 +120,7 @@ class EmbeddedMedia:
 
     def _new(self, stream_id: str, role: str, user_id: str | None = None) -> Session:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        session = Session(secrets.token_urlsafe(16), stream_id, role, pc, user_id)
+        session = Session(f"{self.tag}.{secrets.token_urlsafe(16)}", stream_id, role, pc, user_id)
         self.sessions[session.id] = session
 
         @pc.on("connectionstatechange")
@@ -148,6 +154,10 @@ class EmbeddedMedia:
         if stream_id in self.publishers:
             raise DomainError("conflict", "someone is already publishing this stream; DELETE that session first")
         self._room()
+        if self.directory is not None and not await self.directory.claim(stream_id):
+            raise DomainError("conflict", "someone is already publishing this stream (on another worker)")
+        if stream_id in self.publishers:  # claimed while this request waited for Redis
+            raise DomainError("conflict", "someone is already publishing this stream; DELETE that session first")
         session = self._new(stream_id, "publisher")
         self.publishers[stream_id] = session
         for media in parsed.media:
@@ -179,7 +189,19 @@ class EmbeddedMedia:
 
     async def play(self, stream_id: str, offer: str, user_id: str | None = None) -> tuple[str, str]:
         """WHEP: a viewer's offer (`user_id` the signed-in viewer's, None when anonymous) -> (session id, SDP
-        answer), sending the publisher's tracks (409 when nobody publishes)."""
+        answer), sending the publisher's tracks (409 when nobody publishes). The publisher on another worker:
+        the offer is forwarded to it (directory.py) and its answer relayed."""
+        parse_offer(offer)
+        if stream_id not in self.publishers and self.directory is not None:
+            owner = await self.directory.owner(stream_id)
+            if owner is not None and owner[0] != self.tag:
+                _, answer, headers = await self.directory.forward(owner[1], "POST", f"/media/{stream_id}/whep",
+                                                                   offer, user_id)
+                return headers[SESSION_HEADER], answer
+        return await self.play_here(stream_id, offer, user_id)
+
+    async def play_here(self, stream_id: str, offer: str, user_id: str | None = None) -> tuple[str, str]:
+        """WHEP on this worker's publisher of the stream (409 when it has none)."""
         parsed = parse_offer(offer)
         publisher = self.publishers.get(stream_id)
         if publisher is None:
@@ -202,6 +224,17 @@ class EmbeddedMedia:
             raise DomainError("validation_failed", "the offer asks for no audio or video this stream has")
         return session.id, await self._answer(session, offer)
 
+    async def stop(self, session_id: str, stream_id: str, role: str) -> None:
+        """DELETE of a WHIP (`role` publisher) or WHEP (viewer) session: here, or forwarded to the worker whose
+        tag starts its id; 404 when no worker holds it."""
+        if session_id not in self.sessions and self.directory is not None and SESSION_ID.fullmatch(session_id):
+            tag = session_id.partition(".")[0]
+            url = None if tag == self.tag else await self.directory.worker_url(tag)
+            if url is not None:
+                await self.directory.forward(url, "DELETE", f"/media/{stream_id}/{role}/{session_id}")
+                return
+        await self.end(self.session(session_id, stream_id, role).id)
+
     def session(self, session_id: str, stream_id: str, role: str) -> Session:
         session = self.sessions.get(session_id)
         if session is None or session.stream_id != stream_id or session.role != role:
@@ -216,6 +249,8 @@ class EmbeddedMedia:
         if session.role == "publisher":
             if self.publishers.get(session.stream_id) is session:
                 del self.publishers[session.stream_id]
+                if self.directory is not None:
+                    await self.directory.release(session.stream_id)
             for fanout in session.fanouts.values():
                 fanout.end()
             for viewer in [s for s in self.sessions.values() if s.stream_id == session.stream_id]:
