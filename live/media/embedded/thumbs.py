@@ -93,6 +93,13 @@ class Thumbnails:
         await asyncio.to_thread(self._remove, session.stream_id)
 
     async def _run(self, session: Session, video) -> None:
+        try:
+            await self._loop(session, video)
+        finally:
+            if self._loops.get(session.id) is asyncio.current_task():  # (ended before `started` ran: not kept)
+                del self._loops[session.id]
+
+    async def _loop(self, session: Session, video) -> None:
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
         while not session.ended:
             data = await self._next_keyframe(video)
