@@ -232,7 +232,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--join-gap", type=float, default=0.0, help="seconds an offer slot waits after its answer (0)")
     p.add_argument("--bulk", choices=["tap", "rtp"], default="tap", help="how bulk viewers count frames: tap = "
                    "aiortc's receiver reassembles them and they are taken before its decoder (default); rtp = from the "
-                   "RTP headers after SRTP, no receiver (a third of the CPU: for --ramp on a small machine)")
+                   "RTP headers after SRTP, no receiver (half the CPU: for --ramp on a small machine)")
     p.add_argument("--min-fps", type=float, default=25.0, help="target: every viewer at least (25 fps)")
     p.add_argument("--max-cpu", type=float, default=95.0, help="--ramp: the worker's %% of a core that ends it (95)")
     p.add_argument("--max-p95-ms", type=float, default=300.0, help="target: glass-to-glass p95 (300 ms)")

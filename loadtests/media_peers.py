@@ -178,7 +178,7 @@ class Viewer:
     def counted_from_rtp(self) -> None:
         """--bulk rtp: this viewer's packets stop after SRTP (decrypted and authenticated) and are counted here:
         a frame is the packets up to the marker bit, whole when their sequence numbers have no gap (no receiver,
-        no jitter buffer, no NACK: about a third of the tap's CPU, for ramps on a small machine)."""
+        no jitter buffer, no NACK: about half the tap's CPU, for ramps on a small machine)."""
         self.transceiver.receiver.transport._handle_rtp_data = self._rtp
 
     async def _rtp(self, data: bytes, arrival_time_ms: int) -> None:
