@@ -30,6 +30,7 @@ from live.http import (
     orders,
     preferences,
     push,
+    replay,
     returns,
     sandbox_pay,
     shipments,
@@ -60,7 +61,7 @@ def build_api() -> Api:
     api = Api()
     for module in (system, account, admin_users, admin, admin_jobs, streams, catalog, cart, checkout, orders,
                    shipments, shipping, returns, push, follows, contact, devmail, notifications,
-                   preferences, media, ingress):
+                   preferences, media, replay, ingress):
         api.include(module.api)
     return api
 
@@ -85,6 +86,7 @@ def create_app(settings: Settings, dsn: str, *, run_migrations: bool = True) -> 
     devmail.register(app)  # /dev/mailbox pages (development only: 404 JSON in production)
     preferences.register(app)  # GET/POST /unsubscribe?t= (the mails' one-click unsubscribe)
     follows.register(app)  # GET /uploads/<name> (covers; files, not JSON)
+    replay.register(app)  # GET /replays/<name> (recordings; files with range requests, not JSON)
     metrics.register(app)  # GET /metrics (Prometheus), counts socket events from start-up on
     web_pages.register(app, settings)  # the web app's pages and /static/ (live/web, docs/web.md)
     app[GATEWAY] = Gateway(app, settings)

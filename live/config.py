@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     livekit_egress_filepath: str = "recordings/{room_name}-{time}.mp4"  # where the egress writes it (its templates)
     media_max_sessions: int = Field(100, ge=1, le=10000)  # embedded media: WHIP + WHEP peer connections per worker
     media_forward_host: str = "127.0.0.1"  # with REDIS_URL: the address of each worker's media forward listener
+    recordings_enabled: bool = True  # embedded media: record every publishing session (docs/media.md "Recordings")
+    recording_max_seconds: int = Field(4 * 3600, ge=10, le=24 * 3600)  # one recording's media time at most
+    recording_max_bytes: int = Field(4 * 1024**3, ge=1024**2, le=64 * 1024**3)  # one recording's frames at most
+    thumbnail_interval: float = Field(5.0, ge=1.0, le=300.0)  # embedded media: seconds between live thumbnails
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None

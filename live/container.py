@@ -33,10 +33,13 @@ from live.jobs import Jobs
 from live.jobs.desk import JobsDesk
 from live.media.embedded import EmbeddedMedia
 from live.media.embedded.directory import MediaDirectory
+from live.media.embedded.recorder import Recorder
+from live.media.embedded.thumbs import Thumbnails
 from live.media.livekit import LiveKitTokens
 from live.media.livekit_egress import LiveKitEgress
 from live.media.livekit_ingress import LiveKitIngress
 from live.media.livekit_webhooks import LiveKitWebhooks
+from live.media.replay import Replays
 from live.notify import Notices
 from live.notify.devmail import Mailbox
 from live.notify.follows import Follows
@@ -77,7 +80,13 @@ class Services:
         self.media = LiveKitTokens(settings)
         self.livekit_webhooks = LiveKitWebhooks(db, settings, on_publishing=self._media_status)  # media:status too
         # the embedded media server (WHIP/WHEP, docs/media.md); `media:status` tells the room publishing began/ended
-        self.embedded = EmbeddedMedia(max_sessions=settings.media_max_sessions, on_publishing=self._media_status)
+        # every publishing session recorded under the data directory (docs/media.md "Recordings and replay")
+        self.recorder = Recorder(db, settings.data_dir, enabled=settings.recordings_enabled,
+                                 max_seconds=settings.recording_max_seconds, max_bytes=settings.recording_max_bytes)
+        self.replays = Replays(db, settings.data_dir)  # the recordings and product timelines of ended streams
+        self.thumbnails = Thumbnails(settings.data_dir, interval=settings.thumbnail_interval)  # JPEGs while live
+        self.embedded = EmbeddedMedia(max_sessions=settings.media_max_sessions, on_publishing=self._media_status,
+                                      observers=(self.recorder, self.thumbnails))
         self.chat_writer = ChatWriter(db)
         self.redis = link = RedisLink(settings.redis_url) if settings.redis_url else None
         if link is not None:  # several workers: who publishes what, WHEP/DELETE forwarded to the publisher's worker
@@ -237,6 +246,8 @@ class Services:
         await self.livekit_ingress.close()
         await self.livekit_egress.close()
         await self.embedded.close()
+        await self.recorder.close()
+        await self.thumbnails.close()
         if self.embedded.directory is not None:
             await self.embedded.directory.stop()
         if self.redis is not None:

@@ -73,7 +73,8 @@ def stream_out(row) -> dict:
 async def list_streams(call: Call):
     q = call.query
     rows = await call.services.livestreams.listing(call.principal, q.status, q.limit, q.seller_id)
-    return {"items": [stream_out(r) for r in rows]}
+    thumbs = call.services.thumbnails  # a publishing stream's live thumbnail (docs/media.md "Thumbnails")
+    return {"items": [{**stream_out(r), "live_thumbnail_url": thumbs.url(r["id"])} for r in rows]}
 
 
 @api.route("POST", f"{API}/livestreams", summary="Create (and optionally schedule) a stream", tag="livestreams",
@@ -87,7 +88,7 @@ async def create_stream(call: Call):
            errors=(404,))
 async def get_stream(call: Call):
     row, viewers = await call.services.livestreams.get(call.principal, call.param("id"))
-    return {**stream_out(row), "viewers": viewers}
+    return {**stream_out(row), "viewers": viewers, "live_thumbnail_url": call.services.thumbnails.url(row["id"])}
 
 
 @api.route("PATCH", f"{API}/livestreams/{{id}}", summary="Update or reschedule a stream", tag="livestreams",
