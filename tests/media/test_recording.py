@@ -111,3 +111,36 @@ async def test_recording_can_be_turned_off(tmp_path, dsn, aiohttp_client):
         assert not live.services.recorder.segments and await rows(live, state.id) == []
     finally:
         await pc.close()
+
+
+async def test_a_session_that_ends_while_its_row_is_written_leaves_no_segment_behind(live, monkeypatch):
+    from live.media.embedded import recorder as recorder_module
+
+    release = asyncio.Event()
+    real_start = recorder_module.recordings_db.start
+
+    async def slow_start(*args):
+        await release.wait()
+        return await real_start(*args)
+
+    monkeypatch.setattr(recorder_module.recordings_db, "start", slow_start)
+    _, token = await live.user(SELLER, "seller")
+    state = await live.demo_state()
+    pc, location = await publish(live, token, audio=False)
+    try:
+        await until(lambda: live.services.embedded.publishing(state.id) and
+                    live.services.embedded.publishers[state.id].announced, what="connected")
+        # `started` waits on its row; the seller leaves meanwhile (the DELETE waits for `ended`, not for `started`)
+        assert (await live.client.delete(location, headers={"Authorization": f"Bearer {token}"})).status == 204
+    finally:
+        await pc.close()
+    release.set()
+    await until(lambda: rows(live, state.id), what="the row")
+    (row,) = await rows(live, state.id)
+    await until(lambda: _status(live, row["id"]), what="the row finished")  # failed: no frame came after it
+    assert not live.services.recorder.segments
+
+
+async def _status(live, recording_id) -> bool:
+    async with live.services.db.tx(SYSTEM) as conn:
+        return await conn.fetchval("SELECT status <> 'recording' FROM recordings WHERE id = $1", recording_id)
