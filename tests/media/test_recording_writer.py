@@ -87,3 +87,17 @@ def test_frame_sizes_from_keyframe_headers():
     assert frame_size("video/VP8", b"\x11\x00\x00") is None  # not a keyframe
     assert frame_size("video/H264", b"\x00\x00\x01\x65\x88") is None  # no SPS
     assert frame_size("video/H264", b"\x00\x00\x01\x67\x42") is None  # a cut SPS
+
+
+async def test_the_queue_is_bounded_in_bytes_too(tmp_path, monkeypatch):
+    gate = threading.Event()
+    real = writer_module.frame_size
+    monkeypatch.setattr(writer_module, "frame_size", lambda mime, data: gate.wait(10) and real(mime, data))
+    frames = vp8_frames(30)
+    monkeypatch.setattr(writer_module, "WRITER_QUEUE_BYTES", len(frames[0][0]) + 2 * len(frames[1][0]))
+    writer = SegmentWriter(tmp_path / "seg.webm", "video/VP8", audio=False)
+    for i, (data, key) in enumerate(frames):
+        writer.video(data, i * 3000, key)
+    assert writer.dropped > 0 and writer._queue.qsize() <= 4  # far below its 300 frames
+    gate.set()
+    assert (await writer.close()).ok

@@ -4,9 +4,10 @@ into a stream that has no open codec (PyAV's `add_mux_stream`; the Opus stream i
 so it can carry its OpusHead, which WebM and MP4 both require).
 
 The event loop only `offer`s frames: `SegmentWriter` rebases their RTP timestamps and puts them on a queue of at
-most WRITER_QUEUE_FRAMES; its thread opens the file at the first frame (a video keyframe), muxes, and closes it
-(MP4: `faststart`, the index moved to the front so a player can start before it has the whole file). The file is
-written as `.<name>.part` and renamed to `<name>` once complete: a complete file is the only one under its name.
+most WRITER_QUEUE_FRAMES frames and WRITER_QUEUE_BYTES bytes (full: frames are dropped up to the next keyframe);
+its thread opens the file at the first frame (a video keyframe), muxes, and closes it (MP4: `faststart`, the index
+moved to the front so a player can start before it has the whole file). The file is written as `.<name>.part` and
+renamed to `<name>` once complete: a complete file is the only one under its name.
 
 Timestamps: each track's RTP timestamps (32-bit, unwrapped) counted from its first recorded frame; the audio
 track starts at the offset at which its first frame arrived after the first video keyframe (the two tracks are
@@ -31,6 +32,7 @@ import av
 from live.media.embedded.headers import frame_size
 
 WRITER_QUEUE_FRAMES = 300  # frames (audio and video) waiting for the writer thread: ~4 s of 30 fps video + audio
+WRITER_QUEUE_BYTES = 8 * 1024 * 1024  # and at most this many bytes of them
 VIDEO_CLOCK, AUDIO_CLOCK = 90000, 48000
 # OpusHead (RFC 7845 5.1): version 1, 2 channels, pre-skip 0, 48 kHz input, gain 0, channel mapping family 0
 OPUS_HEAD = b"OpusHead\x01\x02\x00\x00\x80\xbb\x00\x00\x00\x00\x00"
@@ -69,6 +71,8 @@ class SegmentWriter:
         self.path, self.mime, self.has_audio = path, video_mime.lower(), audio
         self.format, _, self.content_type, self.codec = FORMATS[self.mime]
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._queued_bytes = 0  # of the frames in the queue (the loop adds, the thread takes away, under the lock)
+        self._lock = threading.Lock()
         # called (on the loop) while a keyframe is awaited (at the start, after a drop): the fanout's rate-limited PLI
         self._ask = ask_keyframe
         self._video: _Clock | None = None
@@ -125,9 +129,14 @@ class SegmentWriter:
         self._put(("a", data, self._audio.pts(timestamp), True))
 
     def _put(self, item: tuple) -> None:
+        size = len(item[1])
         try:
-            self._queue.put_nowait(item)
-            self.payload_bytes += len(item[1])
+            with self._lock:
+                if self._queued_bytes + size > WRITER_QUEUE_BYTES:
+                    raise queue.Full
+                self._queue.put_nowait(item)
+                self._queued_bytes += size
+            self.payload_bytes += size
         except queue.Full:  # the disk is slower than the stream: drop, resume at the next keyframe
             self.dropped += 1
             if not self._skipping:
@@ -158,6 +167,8 @@ class SegmentWriter:
             streams: dict[str, av.stream.Stream] = {}
             while (item := self._queue.get()) is not None:
                 kind, data, pts, keyframe = item
+                with self._lock:
+                    self._queued_bytes -= len(data)
                 if container is None:
                     size = frame_size(self.mime, data)
                     if size is None:
