@@ -129,6 +129,8 @@ if (me) {
         note.hidden = false;
         note.textContent = 'This server sends video through LiveKit: publishing from this page comes later. ' +
           'Use LiveKit’s tools (or its ingress) to go live for now.';
+        goLive.hidden = true;
+        cameraBtn.hidden = true;
         return;
       }
       document.getElementById('obs-url').value = new URL(whipUrl(), location.href).href;
