@@ -83,7 +83,7 @@ async def test_a_published_stream_is_recorded_and_plays_back(live, codec, contai
     assert not list(path.parent.glob(".*.part"))  # only the complete file is left
 
 
-async def test_the_length_limit_closes_the_recording_and_recording_can_be_off(tmp_path, dsn, aiohttp_client):
+async def test_the_length_limit_closes_the_recording(tmp_path, dsn, aiohttp_client):
     live = await start_live(tmp_path, dsn, aiohttp_client, recording_max_seconds=10)
     live.services.recorder.max_seconds = 1  # (the setting's floor is 10 s; a test cannot wait that long)
     _, token = await live.user(SELLER, "seller")
@@ -95,6 +95,22 @@ async def test_the_length_limit_closes_the_recording_and_recording_can_be_off(tm
         (row,) = await rows(live, state.id)
         assert row["status"] == "ready" and 900 <= row["duration_ms"] <= 1500, dict(row)
         assert live.services.embedded.publishing(state.id)  # the stream goes on, unrecorded
+    finally:
+        await live.client.delete(location, headers={"Authorization": f"Bearer {token}"})
+        await pc.close()
+
+
+async def test_the_size_limit_closes_the_recording(live):
+    live.services.recorder.max_bytes = 2000  # (the setting's floor is 1 MiB)
+    _, token = await live.user(SELLER, "seller")
+    state = await live.demo_state()
+    pc, location = await publish(live, token, audio=False)
+    try:
+        await until(lambda: len(live.services.recorder.segments) == 1, what="recording")
+        await until(lambda: not live.services.recorder.segments, what="the recording stopped at its limit")
+        (row,) = await rows(live, state.id)
+        assert row["status"] == "ready" and 0 < row["bytes"] and row["duration_ms"] < 3000, dict(row)
+        assert live.services.embedded.publishing(state.id)
     finally:
         await live.client.delete(location, headers={"Authorization": f"Bearer {token}"})
         await pc.close()
