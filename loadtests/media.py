@@ -257,8 +257,9 @@ def main(argv: list[str] | None = None) -> int:
             or not 1 <= a.per_proc <= 200 or not 1 <= a.concurrency <= 100 or not 0 <= a.join_gap <= 10:
         p.error("--bitrate 100..1500, --viewers 1..2000, --probes 0..--viewers, --per-proc 1..200, "
                 "--concurrency 1..100, --join-gap 0..10")
-    if a.seconds < 1 or a.warmup < 0 or (a.ramp and not a.viewers <= a.max_viewers <= 5000):
-        p.error("--seconds at least 1, --warmup at least 0, --max-viewers --viewers..5000")
+    if not 1 <= a.seconds <= 600 or not 0 <= a.warmup <= 60 or (a.ramp and not a.viewers <= a.max_viewers <= 5000):
+        p.error("--seconds 1..600 (a viewer keeps each frame's arrival), --warmup 0..60, --max-viewers "
+                "--viewers..5000")
     from live.logging import setup_logging
 
     setup_logging("warning")

@@ -163,7 +163,7 @@ class Viewer:
         self.arrivals: list[tuple[float, int, int, int | None]] = []
         self.location = ""
         self.first = asyncio.Event()
-        self.joined = self.first_at = 0.0  # when its answer came, when its first frame came
+        self.joined = self.connected_at = self.first_at = 0.0  # its answer, its connection up, its first frame
         transceiver = self.pc.addTransceiver("video", direction="recvonly")
         self.transceiver = transceiver
         self._next_seq: int | None = None
@@ -174,6 +174,11 @@ class Viewer:
             # whatever REMB a viewer sends, and the probes still send theirs
             transceiver.receiver._RTCRtpReceiver__remote_bitrate_estimator = None
         self.pc.on("track", self._track)
+        self.pc.on("connectionstatechange", self._state)
+
+    def _state(self) -> None:
+        if self.pc.connectionState == "connected" and not self.connected_at:
+            self.connected_at = time.time()
 
     def counted_from_rtp(self) -> None:
         """--bulk rtp: this viewer's packets stop after SRTP (decrypted and authenticated) and are counted here:
@@ -218,7 +223,8 @@ class Viewer:
         lost = sum(max(0, round((b - a) % 2**32 / TICKS) - 1) for a, b in zip(stamps, stamps[1:]))
         out = {"probe": self.probe, "frames": len(mine), "fps": round(len(mine) / (end - start), 2), "lost": lost,
                "kbps": round(sum(a[2] for a in mine) * 8 / (end - start) / 1000, 1),
-               "first_frame_s": round(self.first_at - self.joined, 3) if self.first_at else None}
+               "first_frame_s": round(self.first_at - self.joined, 3) if self.first_at else None,
+               "connected_s": round(self.connected_at - self.joined, 3) if self.connected_at else None}
         if self.probe:
             out["numbers"] = [[a[3], a[0]] for a in mine]
             out["unreadable"] = sum(1 for a in mine if a[3] is None)

@@ -68,6 +68,7 @@ def step_result(n: int, ready: int, join_s: float, viewers: list[dict], cpu: dic
     fps = [v["fps"] for v in viewers]
     bulk = [v["kbps"] for v in viewers if not v["probe"]]
     waits = [v["first_frame_s"] for v in viewers if v["first_frame_s"] is not None]
+    ups = [v.get("connected_s") for v in viewers if v.get("connected_s") is not None]
     cpu = {**cpu, "clients": round(cpu["publisher"] + cpu["viewers"], 1)}
     limit = []
     if not fps or min(fps) < a.min_fps:
@@ -84,6 +85,7 @@ def step_result(n: int, ready: int, join_s: float, viewers: list[dict], cpu: dic
             "lost": {"total": sum(v["lost"] for v in viewers), "max": max((v["lost"] for v in viewers), default=0)},
             "first_frame_s": {"median": percentile(waits, 0.5), "max": max(waits, default=None),
                               "none": len(viewers) - len(waits)},
+            "connected_s": {"median": percentile(ups, 0.5), "max": max(ups, default=None)},
             "kbps_median": percentile(bulk, 0.5), "unreadable": sum(v.get("unreadable", 0) for v in viewers),
             "cpu": cpu, "run_queue_wait": waiting or {},
             "per_core_linear": round(n * 100 / cpu["server"]) if cpu["server"] > 0 else None,
@@ -99,8 +101,10 @@ def summary(report: dict, brief: bool = False) -> str:
     lines = []
     for s in report["steps"]:
         wait = s["first_frame_s"]
-        line = (f"{s['viewers']} viewers ({s['ready']} with a frame after {s['join_s']} s; first frame median "
-                f"{wait['median']} s, max {wait['max']} s): fps min {s['fps']['min']}, p5 "
+        up = s.get("connected_s") or {}
+        line = (f"{s['viewers']} viewers ({s['ready']} with a frame after {s['join_s']} s; from its answer, "
+                f"connected median {up.get('median')} s, max {up.get('max')} s, first frame median {wait['median']} "
+                f"s, max {wait['max']} s): fps min {s['fps']['min']}, p5 "
                 f"{s['fps']['p5']}, median {s['fps']['median']}; lost {s['lost']['total']} (max {s['lost']['max']} "
                 f"per viewer); worker CPU {s['cpu']['server']} %, clients {s['cpu']['clients']} % (publisher "
                 f"{s['cpu']['publisher']} %); load {s['load_average'][0]}")
@@ -131,13 +135,14 @@ def summary(report: dict, brief: bool = False) -> str:
 
 
 def rows(report: dict) -> str:
-    out = ["| date | viewers | fps sent; received min / p5 / median | lost | first frame max | latency p50 / p95 / "
-           "p99 | worker CPU | clients CPU (publisher) | kbit/s per viewer | load avg; waiting for a CPU: worker, "
-           "viewers |", "|" + " --- |" * 10]
+    out = ["| date | viewers | fps sent; received min / p5 / median | lost | first frame max (connected max) | "
+           "latency p50 / p95 / p99 | worker CPU | clients CPU (publisher) | kbit/s per viewer | load avg; "
+           "waiting for a CPU: worker, viewers |", "|" + " --- |" * 10]
     for s in report["steps"]:
         lat, fps, wait = s.get("latency_ms") or {}, s["fps"], s["run_queue_wait"]
         out.append(f"| {date.today().isoformat()} | {s['viewers']} | {s.get('publisher_fps')}; {fps['min']} / "
-                   f"{fps['p5']} / {fps['median']} | {s['lost']['total']} | {s['first_frame_s']['max']} s | "
+                   f"{fps['p5']} / {fps['median']} | {s['lost']['total']} | {s['first_frame_s']['max']} s "
+                   f"({(s.get('connected_s') or {}).get('max')} s) | "
                    f"{_ms(lat.get('p50'))} / {_ms(lat.get('p95'))} / {_ms(lat.get('p99'))} | {s['cpu']['server']} % | "
                    f"{s['cpu']['clients']} % ({s['cpu']['publisher']} %) | {s['kbps_median']} | "
                    f"{s['load_average'][0]}; {wait.get('server')} %, {wait.get('viewers')} % |")

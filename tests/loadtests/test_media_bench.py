@@ -70,13 +70,14 @@ def test_latency_and_the_limits_of_a_step():
     lat = latencies(numbers, sent)
     assert (lat["p50"], lat["p95"], lat["max"], lat["frames"], lat["unmatched"]) == (50.0, 50.0, 250.0, 100, 2)
     a = Namespace(min_fps=25.0, max_cpu=95.0, client_cpus="1", seconds=10.0)
-    viewers = [{"probe": False, "fps": 30.0, "lost": 0, "kbps": 900.0, "first_frame_s": 0.2},
+    viewers = [{"probe": False, "fps": 30.0, "lost": 0, "kbps": 900.0, "first_frame_s": 0.2, "connected_s": 0.1},
                {"probe": True, "fps": 29.0, "lost": 3, "kbps": 0.0, "unreadable": 1, "numbers": [[1, 2.0]],
-                "first_frame_s": None}]
+                "first_frame_s": None, "connected_s": 0.3}]
     cpu = {"server": 20.0, "publisher": 10.0, "viewers": 30.0}
     step = step_result(2, 2, 1.0, viewers, cpu, [0.5], a)
     assert step["limit"] is None and step["fps"]["min"] == 29.0 and step["lost"] == {"total": 3, "max": 3}
     assert step["first_frame_s"] == {"median": 0.2, "max": 0.2, "none": 1}
+    assert step["connected_s"] == {"median": 0.1, "max": 0.3}
     assert step["per_core_linear"] == 10 and step["cpu"]["clients"] == 40.0 and step["numbers"] == [[1, 2.0]]
     viewers[0]["fps"] = 24.0
     step = step_result(3, 2, 1.0, viewers, {**cpu, "server": 96.0, "viewers": 90.0}, [0.5], a)
@@ -100,6 +101,7 @@ async def test_a_tiny_media_run_reports_frames_at_every_viewer(dsn, tmp_path):
     (step,) = report["steps"]
     # one at a time, 0.6 s apart: each join asks the publisher for its own keyframe (the server sends one PLI per 0.5 s)
     assert (step["viewers"], step["probes"], step["ready"]) == (3, 1, 3) and step["first_frame_s"]["max"] < 10
+    assert 0 < step["connected_s"]["max"] <= step["first_frame_s"]["max"]
     assert step["fps"]["min"] > 5 and step["kbps_median"] > 50  # frames flowed to every viewer, bulk ones counted
     assert step["latency_ms"]["frames"] > 10 and step["latency_ms"]["unmatched"] == 0 and step["unreadable"] == 0
     assert 0 < step["latency_ms"]["p50"] < 2000
