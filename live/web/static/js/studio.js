@@ -48,13 +48,15 @@ async function startCamera() {
   return camera;
 }
 
-async function stopPublishing() {
+// `ended`: the server has ended the session already (the stream ended): nothing to DELETE.
+async function stopPublishing({ ended = false } = {}) {
   const s = publishing;
   publishing = null;
-  if (s) await s.stop();
+  if (s && ended) s.close();
+  else if (s) await s.stop();
   stopBtn.hidden = true;
   goLive.hidden = false;
-  goLive.disabled = false;
+  goLive.disabled = stream?.status === 'ended';
   setPublishing('Not publishing', false);
 }
 
@@ -141,7 +143,13 @@ if (me) {
     event(name, data) {
       if (!stream) return;
       if (name === 'viewer:count') document.getElementById('viewers').textContent = data.count;
-      else if (name === 'stream:status') statusEl.textContent = stream.status = data.status;
+      else if (name === 'stream:status') {
+        statusEl.textContent = stream.status = data.status;
+        if (data.status === 'ended') {
+          stopPublishing({ ended: true });
+          errorBox.textContent = 'This stream has ended: create a new one to go live again.';
+        }
+      }
     },
     error(err) { if (err.data?.code === 'unauthorized') signInAgain(); else errorBox.textContent = err.message; },
   });

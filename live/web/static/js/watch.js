@@ -113,7 +113,7 @@ unmute.addEventListener('click', () => {
 function setStatus(status) {
   const was = stream.status;
   stream.status = status;
-  if (status === 'ended') stopPlayback('This stream has ended.');
+  if (status === 'ended') stopPlayback('This stream has ended.', { ended: true }); // the server ended the sessions
   else if (status === 'scheduled') stopPlayback('This stream has not started yet.');
   else if (was === 'scheduled' && !playing) show('Waiting for the seller to go live…'); // media:status plays it
 }
@@ -152,9 +152,12 @@ openRoom(root.dataset.stream, token, {
     else if (name === 'media:status') {
       failures = 0;
       if (data.publishing) startPlayback();
-      else stopPlayback('Waiting for the seller to go live…', { ended: true });
+      else if (stream.status === 'live') stopPlayback('Waiting for the seller to go live…', { ended: true });
+      else stopPlayback(state.textContent, { ended: true }); // ended or scheduled: that says more
     } else if (name === 'stream:status') setStatus(data.status);
-    else if (name === 'user:banned' && data.user_id === session()?.user?.id) stopPlayback('You cannot watch this stream.');
+    else if (name === 'user:banned' && data.user_id === session()?.user?.id) {
+      stopPlayback('You cannot watch this stream.', { ended: true }); // the server closed the playback
+    }
   },
   error(err) { if (!stream) show(`Could not connect: ${err.message}`); },
 });
