@@ -94,3 +94,15 @@ async def test_pages_and_static_files(live):
         resp = await client.get(bad)
         assert resp.status == 404, bad
         assert (await resp.json())["error"]["code"] == "not_found"
+
+
+def test_the_mailbox_link_only_in_development():
+    from types import SimpleNamespace
+
+    from live.web.assets import Assets
+    from live.web.pages import Pages
+
+    assets = Assets.load()
+    for env, shown in (("development", True), ("test", True), ("production", False)):
+        html = Pages(SimpleNamespace(live_env=env), assets).render("signin.html", title="Sign in").text
+        assert ('href="/dev/mailbox"' in html) is shown, env
