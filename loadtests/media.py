@@ -106,7 +106,7 @@ class Run(Processes):
                                                  str(len(range(i, min(a.probes, n), k))), "--concurrency",
                                                  str(a.concurrency), "--join-gap", str(a.join_gap), "--bulk", a.bulk])
                  for i in range(k)]
-        t = time.monotonic()
+        t, joins_from = time.monotonic(), time.time()
         ready = sum(int(expect(p, "ready", 120).split()[1]) for p in procs)
         join_s = time.monotonic() - t
         time.sleep(a.warmup)
@@ -136,7 +136,7 @@ class Run(Processes):
                 self.stop(p, grace=5)
         cpu = {g: round((after[g] - before[g]) / CLK_TCK / a.seconds * 100, 1) for g in groups}
         result = step_result(n, ready, round(join_s, 1), viewers, cpu, load, a, waited)
-        result["window"] = [start, end]
+        result["window"], result["joins_from"] = [start, end], joins_from
         return result
 
     def main(self) -> dict:
@@ -169,10 +169,15 @@ class Run(Processes):
             publisher.stdin.close()
             publisher.wait(timeout=30)
             sent = json.loads((self.out / "publisher.json").read_text())
-            report["publisher"] = {"fps_sent": sent["fps_sent"], "frames": len(sent["sent"])}
+            asked = sent.get("keyframe_requests", [])
+            report["publisher"] = {"fps_sent": sent["fps_sent"], "frames": len(sent["sent"]),
+                                   "keyframe_requests": len(asked)}
             for step in report["steps"]:
                 step["latency_ms"] = latencies(step.pop("numbers"), sent["sent"])
                 step["publisher_fps"] = sent_fps(sent["sent"], *step["window"])
+                # the keyframes the server asked for while this step's viewers joined, and in its window
+                step["keyframe_requests"] = {"joining": sum(step["joins_from"] <= t < step["window"][0] for t in asked),
+                                             "window": sum(step["window"][0] <= t < step["window"][1] for t in asked)}
                 step["checks"] = checks(step, a)
         finally:
             self.stop_all(newest_first=True, grace=10)

@@ -7,7 +7,7 @@ The publisher sends a 640x360, 30 fps VP8 track by WHIP: a scrolling texture (so
 as on a camera) with the frame number drawn at the top as two rows of 16 black/white 40x40 blocks (the bits, then
 their complement as a check: they survive compression), and records each frame's send time (wall clock, when the
 frame is made, before it is encoded). It prints `ready` once its connection is up and, when its stdin closes, writes
-{fps_sent, sent: [send time of frame n]} to FILE.
+{fps_sent, sent: [send time of frame n], keyframe_requests: [when each PLI/FIR came]} to FILE.
 
 Viewers play by WHEP. A *probe* decodes every frame (aiortc's own decoder), reads the number and keeps (number,
 receive time after decode); a *bulk* viewer does not decode: its receiver's reassembled frames are taken before
@@ -137,6 +137,9 @@ async def publish(a) -> None:
     track = NumberedTrack()
     pc = peer()
     video = pc.addTransceiver(track, direction="sendonly")
+    plis: list[float] = []  # when the server asked for a keyframe (PLI/FIR)
+    ask = video.sender._send_keyframe
+    video.sender._send_keyframe = lambda: (plis.append(time.time()), ask())
     video.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/VP8"])
     up = asyncio.Event()
     pc.on("connectionstatechange", lambda: up.set() if pc.connectionState == "connected" else None)
@@ -148,7 +151,8 @@ async def publish(a) -> None:
         await stdin.read()  # until the parent closes our stdin
         elapsed = time.time() - track.sent[0] if track.sent else 0.0
         with open(a.out, "w") as f:
-            json.dump({"fps_sent": round(len(track.sent) / elapsed, 2) if elapsed else 0.0, "sent": track.sent}, f)
+            json.dump({"fps_sent": round(len(track.sent) / elapsed, 2) if elapsed else 0.0, "sent": track.sent,
+                       "keyframe_requests": plis}, f)
         async with http.delete(a.url + location, headers={"Authorization": f"Bearer {a.token}"}):
             pass
     await pc.close()

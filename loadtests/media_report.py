@@ -112,6 +112,9 @@ def summary(report: dict, brief: bool = False) -> str:
             line += "; waiting for a CPU " + ", ".join(f"{g} {v} %" for g, v in s["run_queue_wait"].items())
         if s.get("publisher_fps") is not None:
             line += f"; publisher sent {s['publisher_fps']} fps"
+        if s.get("keyframe_requests"):
+            line += (f"; keyframes asked of the publisher {s['keyframe_requests']['joining']} while joining, "
+                     f"{s['keyframe_requests']['window']} in the window")
         if "latency_ms" in s:
             lat = s["latency_ms"]
             line += f"; latency p50 {_ms(lat['p50'])}, p95 {_ms(lat['p95'])}, p99 {_ms(lat['p99'])}"

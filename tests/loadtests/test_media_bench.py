@@ -98,6 +98,7 @@ async def test_a_tiny_media_run_reports_frames_at_every_viewer(dsn, tmp_path):
     report = json.loads((out / "media.json").read_text())
     assert report["command"].startswith("python -m loadtests media --database-url")
     assert report["publisher"]["frames"] > 30 and report["capacity"] is None
+    assert report["publisher"]["keyframe_requests"] >= 1  # the first viewer's join asks for one
     (step,) = report["steps"]
     # one at a time, 0.6 s apart: each join asks the publisher for its own keyframe (the server sends one PLI per 0.5 s)
     assert (step["viewers"], step["probes"], step["ready"]) == (3, 1, 3) and step["first_frame_s"]["max"] < 10
