@@ -20,6 +20,11 @@ REPLAY_CACHE = "public, max-age=86400"  # a file is only ever under its name onc
 THUMBNAIL_CACHE = "public, max-age=2"  # replaced every THUMBNAIL_INTERVAL seconds
 
 
+class SpotlightRef(BaseModel):
+    product_id: str
+    title: str | None
+
+
 class RecordingOut(BaseModel):
     id: str
     source: str  # embedded | livekit_egress
@@ -31,6 +36,7 @@ class RecordingOut(BaseModel):
     bytes: int | None
     width: int | None
     height: int | None
+    spotlight_at_start: SpotlightRef | None  # the product in the spotlight when the recording began
 
 
 class TimelineEntry(BaseModel):

@@ -60,6 +60,15 @@ def timeline(segments: list, spotlights: list) -> list[dict]:
     return out
 
 
+def spotlight_at_start(segment, spotlights: list) -> dict | None:
+    """The product in the spotlight when a segment began (the last change before its start), so a player shows it
+    from 0:00; None when none was (never set, or cleared)."""
+    before = [s for s in spotlights if s["at"] <= segment["started_at"]]
+    if not before or before[-1]["product_id"] is None:
+        return None
+    return {"product_id": before[-1]["product_id"], "title": before[-1]["title"]}
+
+
 class Replays:
     def __init__(self, db: Database, data_dir: Path):
         self.db, self.root = db, Path(data_dir) / RECORDINGS_DIR
@@ -78,7 +87,8 @@ class Replays:
         recordings = [{"id": r["id"], "source": r["source"], "status": r["status"], "url": _url(r),
                        "content_type": r["content_type"], "started_at": r["started_at"],
                        "duration_ms": r["duration_ms"], "bytes": r["bytes"], "width": r["width"],
-                       "height": r["height"]} for r in segments]
+                       "height": r["height"], "spotlight_at_start": spotlight_at_start(r, spotlights)}
+                      for r in segments]
         return {"stream_id": stream_id, "recordings": recordings, "timeline": timeline(segments, spotlights)}
 
     def find(self, name: str) -> tuple[Path, str] | None:

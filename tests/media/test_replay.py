@@ -53,6 +53,7 @@ async def test_replay_with_its_product_timeline_and_range_requests(live):
     assert low <= placed[0]["offset_ms"] <= high, (placed, low, high)
     earlier = [t for t in body["timeline"] if t["recording_id"] is None]  # the seed's spotlight, before recording
     assert [t["product_id"] for t in earlier] == [before] and earlier[0]["offset_ms"] is None
+    assert rec["spotlight_at_start"]["product_id"] == before  # on screen from 0:00
 
     # the file, with range requests
     (row,) = await rows(live, state.id)
@@ -94,6 +95,10 @@ async def test_egress_rows_unknown_streams_and_banned_users(live):
     assert sorted(urls[1:], key=str) == sorted([("livekit_egress", "ready", None),
                                                 ("livekit_egress", "recording", None)], key=str)
     assert body["recordings"][0]["duration_ms"] == 60000
+    # the seed's spotlight was set after the first of them began, before the others
+    spotlit = (await live.api("GET", "/livestreams/demo"))[1]["spotlight_product_id"]
+    assert body["recordings"][0]["spotlight_at_start"] is None
+    assert [r["spotlight_at_start"]["product_id"] for r in body["recordings"][1:]] == [spotlit, spotlit]
     assert (await live.api("GET", "/livestreams/no-such-stream/replay"))[0] == 404
     assert (await live.api("GET", "/livestreams/00000000-0000-0000-0000-000000000000/replay"))[0] == 404
     troll_id, troll = await live.user("replay-troll")
