@@ -10,6 +10,7 @@ from datetime import date
 from loadtests.procs import cpus
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+BUSY_WAIT = 20.0  # % of a window the worker waited for a CPU, past which a step's limit is said to be the machine's
 
 
 def cpu_seconds(pids: list[int]) -> int:
@@ -79,6 +80,9 @@ def step_result(n: int, ready: int, join_s: float, viewers: list[dict], cpu: dic
         limit.append(f"{n - ready} viewers without a frame")
     if cpu["clients"] >= 95 * len(cpus(a.client_cpus) or range(os.cpu_count() or 1)):
         limit.append("the clients' CPUs are full")
+    starved = (waiting or {}).get("server", 0.0)
+    if limit and starved >= BUSY_WAIT:
+        limit.append(f"the worker waited for a CPU {starved:g} % of the window: a busy machine, not its own cost")
     return {"viewers": n, "probes": sum(v["probe"] for v in viewers), "ready": ready, "join_s": join_s,
             "window_s": a.seconds, "load_average": load,
             "fps": {"min": min(fps, default=0.0), "p5": percentile(fps, 0.05), "median": percentile(fps, 0.5)},

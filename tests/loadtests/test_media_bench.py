@@ -83,6 +83,10 @@ def test_latency_and_the_limits_of_a_step():
     step = step_result(3, 2, 1.0, viewers, {**cpu, "server": 96.0, "viewers": 90.0}, [0.5], a)
     assert step["limit"] == "a viewer < 25 fps, worker >= 95 % CPU, 1 viewers without a frame, the clients' CPUs " \
                             "are full"
+    step = step_result(2, 2, 1.0, viewers, cpu, [0.5], a, {"server": 35.0})
+    assert step["limit"] == "a viewer < 25 fps, the worker waited for a CPU 35 % of the window: a busy machine, " \
+                            "not its own cost"
+    assert step_result(2, 2, 1.0, [viewers[1]], cpu, [0.5], a, {"server": 35.0})["limit"] is None
 
 
 async def test_a_tiny_media_run_reports_frames_at_every_viewer(dsn, tmp_path):
