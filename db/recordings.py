@@ -29,6 +29,24 @@ async def finish(conn: asyncpg.Connection, recording_id: str, *, ok: bool, start
         recording_id, ok, started_at, ended_at, duration_ms, size, width, height, error)
 
 
+async def embedded_recording(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """The embedded server's rows still `recording` (on some worker, or left so by one that stopped)."""
+    return await conn.fetch(
+        """SELECT id::text, file_name, started_at FROM recordings
+           WHERE source = 'embedded' AND status = 'recording' AND file_name IS NOT NULL ORDER BY started_at""")
+
+
+async def settle_stale(conn: asyncpg.Connection, recording_id: str, *, ok: bool, duration_ms: int | None,
+                       size: int | None, width: int | None, height: int | None, error: str | None) -> int:
+    """Finish a row left `recording` by a worker that stopped (only while it still says so): 1, else 0."""
+    status = await conn.execute(
+        """UPDATE recordings SET status = CASE WHEN $2 THEN 'ready' ELSE 'failed' END, ended_at = now(),
+                  duration_ms = $3, bytes = $4, width = $5, height = $6, error = $7
+           WHERE id = $1::uuid AND status = 'recording'""",
+        recording_id, ok, duration_ms, size, width, height, error)
+    return int(status.split()[-1])
+
+
 async def stream_id(conn: asyncpg.Connection, id_or_slug: str) -> str | None:
     """The id of a stream named by its id or slug, None when there is none."""
     if is_uuid(id_or_slug):

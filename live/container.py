@@ -206,6 +206,7 @@ class Services:
         if self.redis is not None:
             await self.redis.start()  # waits a few seconds for Redis, then serves degraded if it is away
         self.rooms.start()
+        self.recorder.start()  # rows left `recording` by a stopped worker are finished (docs/media.md)
         if self.embedded.directory is not None:
             await self.embedded.directory.start(self.embedded)
         await self.notices.start(self.settings.stock_low_threshold)  # the database's stock_low threshold

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+import av
 
 from db import Database
 from db import recordings as recordings_db
@@ -27,6 +30,8 @@ from live.media.embedded.writer import FORMATS, SegmentWriter
 log = get_logger("live.media")
 
 RECORDINGS_DIR = "recordings"
+STALE_AFTER = 120.0  # seconds without a write to a recording's file (or, before it has one, since its row began)
+SWEEP_EVERY = 600.0  # seconds between two sweeps of recordings whose worker stopped
 
 
 class _Segment:
@@ -42,6 +47,7 @@ class Recorder:
         self.db, self.root = db, Path(data_dir) / RECORDINGS_DIR
         self.enabled, self.max_seconds, self.max_bytes = enabled, max_seconds, max_bytes
         self.segments: dict[str, _Segment] = {}  # session id -> its segment being recorded
+        self._sweeper: asyncio.Task | None = None
 
     async def started(self, session: Session) -> None:
         video = session.fanouts.get("video")
@@ -100,7 +106,69 @@ class Recorder:
         log.info("recording_finished", recording=segment.id, ok=result.ok, error=result.error,
                  duration_ms=duration_ms, bytes=result.bytes, dropped=writer.dropped)
 
+    def start(self) -> None:
+        """Sweep now and every SWEEP_EVERY seconds (see `sweep`)."""
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_loop(), name="recordings-sweep")
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("recordings_sweep_failed")
+            await asyncio.sleep(SWEEP_EVERY)
+
+    async def sweep(self) -> int:
+        """Finish the rows left `recording` by a worker that stopped (a crash, a kill): not this worker's, with no
+        write to their file for STALE_AFTER seconds. A complete file (renamed, its row not yet written) makes the
+        row `ready` (its duration and size read back); otherwise the row is `failed` and its partial file deleted.
+        A row this sweeps by mistake (a recording on another worker, idle that long) is set right when that
+        recording ends. Returns how many rows it finished."""
+        async with self.db.tx(SYSTEM) as conn:
+            rows = await recordings_db.embedded_recording(conn)
+        mine = {segment.id for segment in self.segments.values()}
+        done = 0
+        for row in rows:
+            if row["id"] in mine:
+                continue
+            verdict = await asyncio.to_thread(self._inspect, row["file_name"], row["started_at"].timestamp())
+            if verdict is None:
+                continue
+            async with self.db.tx(SYSTEM) as conn:
+                done += await recordings_db.settle_stale(conn, row["id"], **verdict)
+        if done:
+            log.warning("recordings_swept", rows=done)
+        return done
+
+    def _inspect(self, name: str, started: float) -> dict | None:
+        """What became of a recording whose row still says `recording` (blocking: in a thread); None while it may
+        still be recorded."""
+        final, part = self.root / name, self.root / f".{name}.part"
+        now = time.time()
+        if final.is_file():
+            try:
+                with av.open(str(final)) as played:
+                    video = played.streams.video[0]
+                    return {"ok": True, "duration_ms": round((played.duration or 0) / 1000),
+                            "size": final.stat().st_size, "width": video.codec_context.width,
+                            "height": video.codec_context.height, "error": None}
+            except (av.error.FFmpegError, IndexError) as exc:
+                return {"ok": False, "duration_ms": None, "size": None, "width": None, "height": None,
+                        "error": f"the file cannot be read: {exc}"[:1000]}
+        try:
+            if now - part.stat().st_mtime < STALE_AFTER:
+                return None
+            part.unlink()
+        except FileNotFoundError:
+            if now - started < STALE_AFTER:
+                return None
+        return {"ok": False, "duration_ms": None, "size": None, "width": None, "height": None,
+                "error": "the worker recording it stopped before the recording ended"}
+
     async def close(self) -> None:
         """At shutdown: every segment still recording is closed and its row finished."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         await asyncio.gather(*(self._finish(s) for s in list(self.segments.values())), return_exceptions=True)
 
