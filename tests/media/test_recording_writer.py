@@ -101,3 +101,27 @@ async def test_the_queue_is_bounded_in_bytes_too(tmp_path, monkeypatch):
     assert writer.dropped > 0 and writer._queue.qsize() <= 4  # far below its 300 frames
     gate.set()
     assert (await writer.close()).ok
+
+
+async def test_a_picture_size_change_midway_is_recorded_as_sent(tmp_path):
+    def encoded(codec: str, width: int, height: int, n: int) -> list[tuple[bytes, bool]]:
+        enc = av.CodecContext.create(codec, "w")
+        enc.width, enc.height, enc.pix_fmt, enc.time_base = width, height, "yuv420p", Fraction(1, 30)
+        if codec == "libx264":
+            enc.options = {"tune": "zerolatency", "bf": "0"}
+        out = []
+        for i in range(n):
+            frame = av.VideoFrame(width, height, "yuv420p")
+            frame.pts = i
+            out += [(bytes(p), bool(p.is_keyframe)) for p in enc.encode(frame)]
+        return out + [(bytes(p), bool(p.is_keyframe)) for p in enc.encode(None)]
+
+    for codec, mime, ext in (("libvpx", "video/VP8", "webm"), ("libx264", "video/H264", "mp4")):
+        writer = SegmentWriter(tmp_path / f"x.{ext}", mime, audio=False)
+        for i, (data, key) in enumerate(encoded(codec, 320, 240, 20) + encoded(codec, 160, 120, 20)):
+            writer.video(data, i * 3000, key)
+        result = await writer.close()
+        assert result.ok and (result.width, result.height) == (320, 240)
+        with av.open(str(tmp_path / f"x.{ext}")) as played:
+            sizes = [(f.width, f.height) for f in played.decode(video=0)]
+        assert len(sizes) >= 38 and sizes[0] == (320, 240) and sizes[-1] == (160, 120), (codec, len(sizes))
