@@ -274,11 +274,12 @@ async def watch(a) -> None:
             pass
         say(f"ready {sum(v.first.is_set() for v in viewers)}")
         words = (await stdin.readline()).split()
-        start, end = float(words[1]), float(words[2])
-        await asyncio.sleep(max(0.0, end - time.time()))
-        with open(a.out, "w") as f:
-            json.dump([v.result(start, end) for v in viewers], f)
-        say("done")
+        if len(words) == 3:  # else the parent is gone (its end of the pipe closed): just leave
+            start, end = float(words[1]), float(words[2])
+            await asyncio.sleep(max(0.0, end - time.time()))
+            with open(a.out, "w") as f:
+                json.dump([v.result(start, end) for v in viewers], f)
+            say("done")
         for v in viewers:
             async with http.delete(a.url + v.location):
                 pass
