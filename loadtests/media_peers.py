@@ -75,7 +75,7 @@ class NumberedTrack(VideoStreamTrack):
 
     async def recv(self) -> av.VideoFrame:
         pts, time_base = await self.next_timestamp()
-        n = len(self.sent)
+        n = len(self.sent) % (1 << BITS)  # the pixels carry the frame's index modulo 2^16
         self.sent.append(time.time())
         frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
         y = frame.planes[0]

@@ -56,9 +56,19 @@ def sent_fps(sent: list[float], start: float, end: float) -> float:
     return round(sum(1 for t in sent if start <= t < end) / (end - start), 2)
 
 
+def frame_of(number: int, at: float, sent: list[float], wrap: int = 1 << 16) -> int | None:
+    """The frame a number read at `at` was: the pixels carry it modulo 2^16 (36 min at 30 fps), so the last frame
+    with that number sent before `at`."""
+    k = number + (len(sent) - 1 - number) // wrap * wrap if 0 <= number < len(sent) else -1
+    while k >= 0 and sent[k] > at:
+        k -= wrap
+    return k if k >= 0 else None
+
+
 def latencies(numbers: list[list], sent: list[float]) -> dict:
     """Glass-to-glass in ms: each probe frame's receive time after decode minus the send time of its number."""
-    ms = [(at - sent[n]) * 1000 for n, at in numbers if n is not None and 0 <= n < len(sent)]
+    frames = [(frame_of(n, at, sent), at) for n, at in numbers if n is not None]
+    ms = [(at - sent[k]) * 1000 for k, at in frames if k is not None]
     r = {q: round(v, 1) if (v := percentile(ms, x)) is not None else None
          for q, x in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))}
     return {**r, "frames": len(ms), "unmatched": len(numbers) - len(ms)}

@@ -15,7 +15,7 @@ from aiortc.codecs.vpx import Vp8Decoder, Vp8Encoder, vp8_depayload
 from aiortc.jitterbuffer import JitterFrame
 
 from loadtests.media_peers import BLOCK, NumberedTrack, Viewer, read_number
-from loadtests.media_report import latencies, step_result
+from loadtests.media_report import frame_of, latencies, step_result
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,6 +68,8 @@ def test_latency_and_the_limits_of_a_step():
     sent = [100.0 + i / 30 for i in range(100)]
     numbers = [[i, sent[i] + 0.05 + (0.2 if i == 99 else 0)] for i in range(100)] + [[None, 0.0], [500, 0.0]]
     lat = latencies(numbers, sent)
+    assert frame_of(5, 69999.5, [float(i) for i in range(70000)]) == 5 + 65536  # the number after its wrap
+    assert frame_of(5, 100.0, [float(i) for i in range(70000)]) == 5 and frame_of(5, 1.0, [2.0] * 9) is None
     assert (lat["p50"], lat["p95"], lat["max"], lat["frames"], lat["unmatched"]) == (50.0, 50.0, 250.0, 100, 2)
     a = Namespace(min_fps=25.0, max_cpu=95.0, client_cpus="1", seconds=10.0)
     viewers = [{"probe": False, "fps": 30.0, "lost": 0, "kbps": 900.0, "first_frame_s": 0.2, "connected_s": 0.1},
