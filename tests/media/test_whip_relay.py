@@ -3,10 +3,11 @@ publisher (rate-limited), the keyframe detection, and MEDIA_MAX_SESSIONS (503 pa
 from __future__ import annotations
 
 import asyncio
+import time
 
 from aiortc import AudioStreamTrack
 
-from live.media.embedded.relay import Fanout, is_keyframe
+from live.media.embedded.relay import KEYFRAME_MIN_INTERVAL, Fanout, is_keyframe
 from tests.helpers import until
 from tests.media.test_whip import Bars, frames, peer, sdp_post, viewer
 from tests.rooms.harness import SELLER, start_live
@@ -51,12 +52,19 @@ async def test_audio_and_video_relayed_and_the_viewer_pli_reaches_the_publisher(
             await pc.close()
 
 
-def test_keyframe_requests_are_rate_limited_and_keyframes_recognised():
+async def test_keyframe_requests_are_rate_limited_deferred_and_keyframes_recognised():
     sent = []
-    fanout = Fanout("video", "video/VP8", 90000, lambda: sent.append(1) or True)
+    fanout = Fanout("video", "video/VP8", 90000, lambda: sent.append(time.monotonic()) or True)
     for _ in range(10):
         fanout.request_keyframe()
     assert len(sent) == 1  # at most one per KEYFRAME_MIN_INTERVAL
+    await asyncio.sleep(KEYFRAME_MIN_INTERVAL + 0.2)
+    # the requests within the interval are not dropped: one more PLI at its end (a late joiner's keyframe)
+    assert len(sent) == 2 and sent[1] - sent[0] >= KEYFRAME_MIN_INTERVAL - 0.01
+    fanout.request_keyframe()  # deferred again; a keyframe arriving first answers it, and no PLI goes out
+    fanout.push(b"\x10key", 0)
+    await asyncio.sleep(KEYFRAME_MIN_INTERVAL + 0.2)
+    assert len(sent) == 2
     assert is_keyframe("video/VP8", b"\x10\x02") and not is_keyframe("video/VP8", b"\x11\x02")
     assert is_keyframe("video/H264", b"\x00\x00\x00\x01\x67\x42") and is_keyframe("video/H264", b"\x00\x00\x01\x65")
     assert not is_keyframe("video/H264", b"\x00\x00\x00\x01\x41\x9a")
@@ -66,8 +74,17 @@ def test_keyframe_requests_are_rate_limited_and_keyframes_recognised():
     fanout.push(b"\x10key", 3000)
     fanout.push(b"\x11delta", 6000)
     assert relay._queue.qsize() == 2 and fanout.viewers == 1
+    # a viewer joining right after a keyframe (its request deferred) still gets one: the deferred PLI goes out
+    late = fanout.track()
+    before = len(sent)
+    for i in range(20):  # delta frames only, 0.6 s of them: the waiting viewer keeps asking, rate-limited
+        fanout.push(b"\x11delta", 9000 + 3000 * i)
+        await asyncio.sleep(0.03)
+    assert 1 <= len(sent) - before <= 3 and late._queue.qsize() == 0
+    fanout.push(b"\x10key", 90000)
+    assert late._queue.qsize() == 1
     fanout.end()
-    assert relay._queue.qsize() == 3 and fanout.viewers == 0  # the end marker
+    assert relay._queue.qsize() == 3 + 21 and fanout.viewers == 0  # the end marker
 
 
 async def test_sessions_are_bounded_per_worker(tmp_path, dsn, aiohttp_client):

@@ -10,7 +10,8 @@ Sinks (the recorder, the thumbnails) get every frame too, viewers or not: `(data
 loop, as it arrives; a sink must return at once (hand the work to a thread) and one that raises is removed.
 
 Keyframes: a viewer's track starts (and restarts after it lagged) at a keyframe; a viewer's PLI/FIR is forwarded
-to the publisher as one PLI, at most one per KEYFRAME_MIN_INTERVAL seconds for all viewers together.
+to the publisher as one PLI, at most one per KEYFRAME_MIN_INTERVAL seconds for all viewers together (a request
+within the interval is sent at its end, unless a keyframe comes first).
 """
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ class RelayTrack(MediaStreamTrack):
 
     def offer(self, packet: av.Packet, keyframe: bool) -> None:
         if self._waiting_keyframe:
-            if not keyframe:
+            if not keyframe:  # ask again while waiting (a PLI can be lost): at most one per interval for all
+                self._fanout.request_keyframe()
                 return
             self._waiting_keyframe = False
         if self._queue.qsize() >= RELAY_QUEUE_FRAMES:  # a slow viewer: drop what it has, resume at a keyframe
@@ -101,6 +103,7 @@ class Fanout:
         self._tracks: set[RelayTrack] = set()
         self._sinks: list[Sink] = []
         self._last_pli = 0.0
+        self._pending: asyncio.TimerHandle | None = None  # a request deferred to the end of the interval
         self.frames = 0
 
     def track(self) -> RelayTrack:
@@ -124,12 +127,30 @@ class Fanout:
         return len(self._tracks)
 
     def request_keyframe(self) -> None:
-        now = time.monotonic()
-        if self.kind == "video" and now - self._last_pli >= KEYFRAME_MIN_INTERVAL and self._send_pli():
-            self._last_pli = now  # not before the publisher's first packets: its first frame is a keyframe anyway
+        """Ask the publisher for a keyframe: now, or (within KEYFRAME_MIN_INTERVAL of the last PLI) once at the
+        end of the interval, unless a keyframe arrives first. A request is never dropped: a viewer that joined
+        just after a PLI still gets its keyframe within the interval."""
+        if self.kind != "video" or self._pending is not None:
+            return
+        wait = self._last_pli + KEYFRAME_MIN_INTERVAL - time.monotonic()
+        if wait <= 0:
+            self._pli()
+        else:
+            self._pending = asyncio.get_running_loop().call_later(wait, self._deferred_pli)
+
+    def _deferred_pli(self) -> None:
+        self._pending = None
+        self._pli()
+
+    def _pli(self) -> None:
+        if self._send_pli():  # not before the publisher's first packets: its first frame is a keyframe anyway
+            self._last_pli = time.monotonic()
 
     def push(self, data: bytes, timestamp: int) -> None:
         self.frames += 1
+        if self._pending is not None and is_keyframe(self.mime, data):  # what the deferred request asked for came
+            self._pending.cancel()
+            self._pending = None
         if not self._tracks and not self._sinks:
             return
         keyframe = is_keyframe(self.mime, data)
@@ -148,6 +169,9 @@ class Fanout:
             relay.offer(packet, keyframe)
 
     def end(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
         for relay in list(self._tracks):
             relay.end()
         self._tracks.clear()
