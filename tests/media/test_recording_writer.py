@@ -125,3 +125,15 @@ async def test_a_picture_size_change_midway_is_recorded_as_sent(tmp_path):
         with av.open(str(tmp_path / f"x.{ext}")) as played:
             sizes = [(f.width, f.height) for f in played.decode(video=0)]
         assert len(sizes) >= 38 and sizes[0] == (320, 240) and sizes[-1] == (160, 120), (codec, len(sizes))
+
+
+async def test_a_write_failing_after_the_last_frame_fails_the_recording_and_close_returns(tmp_path):
+    target = tmp_path / "seg.webm"
+    target.mkdir()
+    (target / "x").write_bytes(b"x")  # a non-empty directory: the final rename fails after the end marker
+    writer = SegmentWriter(target, "video/VP8", audio=False)
+    for i, (data, key) in enumerate(vp8_frames(10)):
+        writer.video(data, i * 3000, key)
+    result = await asyncio.wait_for(writer.close(), 5)
+    assert not result.ok and result.error.startswith(("OSError", "IsADirectoryError")), result
+    assert not list(tmp_path.glob(".*"))  # the part file removed

@@ -163,6 +163,7 @@ class SegmentWriter:
         result = Result(False, "no video keyframe arrived: nothing was recorded")
         part = self.path.with_name(f".{self.path.name}.part")
         container = None
+        item = ()  # the last item taken: None once the end marker was (nothing more will come)
         try:
             streams: dict[str, av.stream.Stream] = {}
             while (item := self._queue.get()) is not None:
@@ -188,8 +189,8 @@ class SegmentWriter:
                 result.ok, result.error, result.bytes = True, None, self.path.stat().st_size
         except Exception as exc:  # a failed write (disk full, a muxer's refusal): the recording fails
             result.ok, result.error = False, f"{type(exc).__name__}: {exc}"[:1000]
-            while self._queue.get() is not None:  # let close() finish
-                pass
+            while item is not None:  # let close() finish: drain up to its end marker, unless it was taken already
+                item = self._queue.get()
         finally:
             if container is not None:
                 with contextlib.suppress(Exception):
