@@ -183,6 +183,8 @@ class RoomService:
                 await self.streams.get(room)
             if not self.broker.follows(room):
                 await self.broker.subscribe(room)
+            if room not in self._media_rooms:  # the publisher ended while this awaited: do not follow for good
+                self._schedule_unsubscribe(room)
         else:
             self._media_rooms.discard(room)
             self._schedule_unsubscribe(room)

@@ -58,7 +58,8 @@ class Session:
     pc: RTCPeerConnection
     user_id: str | None = None  # a viewer's, when signed in (a ban ends that user's sessions)
     fanouts: dict[str, Fanout] = field(default_factory=dict)  # publisher: kind -> fanout
-    announced: bool = False
+    announced: bool = False  # publisher: its connection came up (the `started` observers were called)
+    told: bool = False  # publisher: the room was told it publishes (told again that it stopped, at the end)
     ended: bool = False
 
 
@@ -128,7 +129,9 @@ class EmbeddedMedia:
             if pc.connectionState == "connected" and role == "publisher" and not session.announced:
                 session.announced = True
                 await self._observe("started", session)
-                await self._announce(stream_id, True)
+                if not session.ended:  # ended while the observers ran (the recorder's insert): nothing to tell
+                    session.told = True
+                    await self._announce(stream_id, True)
             elif pc.connectionState in ("failed", "closed"):
                 await self.end(session.id)
 
@@ -255,9 +258,16 @@ class EmbeddedMedia:
                 fanout.end()
             for viewer in [s for s in self.sessions.values() if s.stream_id == session.stream_id]:
                 await self.end(viewer.id)  # a viewer plays one publishing: the next one needs a new WHEP session
+        # a sender's track is stopped by aiortc only when its RTP loop ends, which never starts for a viewer whose
+        # connection did not come up: stop the relay tracks here (each leaves its fanout), or the fanout keeps them
+        for transceiver in session.pc.getTransceivers():
+            track = transceiver.sender.track
+            if track is not None:
+                track.stop()
         await session.pc.close()
         if session.announced:
             await self._observe("ended", session)
+        if session.told:
             await self._announce(session.stream_id, False)
 
     def holds(self, stream_id: str, user_id: str | None = None) -> bool:
@@ -286,6 +296,8 @@ class EmbeddedMedia:
 
     async def _observe(self, what: str, session: Session) -> None:
         for observer in self.observers:
+            if what == "started" and session.ended:  # ended meanwhile: the `ended` calls were made (or will be)
+                return
             try:
                 await getattr(observer, what)(session)
             except Exception:

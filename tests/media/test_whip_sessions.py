@@ -1,0 +1,75 @@
+"""The embedded media server's sessions at their edges, over real aiortc peers on loopback and real Socket.IO
+clients: a viewer whose connection never came up leaves the publisher's fanout when its session ends; a publisher
+that ends while its `started` observers still run is never announced publishing, and its room is not followed."""
+from __future__ import annotations
+
+import asyncio
+
+from tests.helpers import until
+from tests.media.test_whip import peer, publisher
+from tests.rooms.harness import API, SELLER
+
+
+async def test_viewers_that_never_connected_leave_the_fanout(live):
+    _, seller_token = await live.user(SELLER, "seller")
+    pub, status, _, _ = await publisher(live, seller_token)
+    pcs = [pub]
+    try:
+        assert status == 201
+        state = await live.demo_state()
+        fanout = live.services.embedded.publishers[state.id].fanouts["video"]
+        await until(lambda: fanout.frames > 0, what="the publisher's first frames")
+        where = []
+        for _ in range(5):  # offers whose answers are never applied: those connections never come up
+            pc = peer()
+            pcs.append(pc)
+            pc.addTransceiver("video", direction="recvonly")
+            await pc.setLocalDescription(await pc.createOffer())
+            resp = await live.client.post(f"{API}/livestreams/demo/whep", data=pc.localDescription.sdp,
+                                          headers={"Content-Type": "application/sdp"})
+            assert resp.status == 201
+            where.append(resp.headers["Location"])
+        assert fanout.viewers == 5
+        for location in where:
+            assert (await live.client.delete(location)).status == 204
+        assert fanout.viewers == 0  # the relay tracks are gone (not filling up and asking for keyframes)
+    finally:
+        for pc in pcs:
+            await pc.close()
+
+
+class SlowStart:
+    """An observer whose `started` waits until it is let go (as the recorder's database insert may)."""
+
+    def __init__(self):
+        self.entered, self.go = asyncio.Event(), asyncio.Event()
+
+    async def started(self, session) -> None:
+        self.entered.set()
+        await self.go.wait()
+
+    async def ended(self, session) -> None:
+        pass
+
+
+async def test_a_publisher_ending_while_its_start_is_observed_is_not_announced(live):
+    _, seller_token = await live.user(SELLER, "seller")
+    room = await live.viewer("slow-start-watcher")
+    media = live.services.embedded
+    slow = SlowStart()
+    media.observers.insert(0, slow)
+    pub, status, _, location = await publisher(live, seller_token)
+    try:
+        assert status == 201
+        await asyncio.wait_for(slow.entered.wait(), 10)
+        resp = await live.client.delete(location, headers={"Authorization": f"Bearer {seller_token}"})
+        assert resp.status == 204
+        slow.go.set()
+        await asyncio.sleep(0.2)
+        await live.barrier(room)
+        assert room.events.get("media:status", []) == []  # neither publishing nor (never told) stopped
+        state = await live.demo_state()
+        assert state.id not in live.services.rooms._media_rooms
+        assert not media.sessions
+    finally:
+        await pub.close()
