@@ -10,7 +10,9 @@ A verified event is stored once under its id (LiveKit retries with the same id) 
 applied to the stream whose room it names: room_started/room_finished open and close the room,
 participant_joined/left count participants, track_published/unpublished by the stream's seller count the tracks the
 seller publishes (publishing iff > 0; the seller leaving or the room finishing resets it). A retry of a stored event
-changes nothing and answers `duplicate: true`; an event for a room that is no stream's is stored and ignored.
+changes nothing and answers `duplicate: true`; an event for a room that is no stream's is stored and ignored. An
+ingress event's stream key and URL are cleared before it is stored (events are kept; the key is a credential that
+must stop existing with the ingress).
 `egress_*` and `ingress_*` events name their room in their egress / ingress info: an egress event updates the
 stream's recording (live/media/livekit_egress.py), an ingress event the state of the stream's ingress
 (live/media/livekit_ingress.py). Events are applied in arrival order (LiveKit does not promise order; counts never
@@ -74,7 +76,11 @@ class LiveKitWebhooks:
         event = self.verify(body, authorization)
         room = event.room.name or event.egress_info.room_name or event.ingress_info.room_name or None
         identity = event.participant.identity or None
-        payload = MessageToDict(event, preserving_proto_field_name=True)
+        stored_event = lk.WebhookEvent()
+        stored_event.CopyFrom(event)
+        stored_event.ingress_info.ClearField("stream_key")  # a credential: the stored event must not outlive it
+        stored_event.ingress_info.ClearField("url")
+        payload = MessageToDict(stored_event, preserving_proto_field_name=True)
         async with self._db.tx(SYSTEM) as conn:
             stream = await media_db.stream_for_room(conn, room) if room else None
             stream_id = stream["id"] if stream else None

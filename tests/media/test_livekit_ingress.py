@@ -152,7 +152,8 @@ async def test_ingress_webhooks_store_its_state(client, services, stream):
 
     async def deliver(event_id: str, name: str, state: dict, ingress_id: str = made["ingress_id"]):
         body = json.dumps({"event": name, "id": event_id, "ingressInfo": {
-            "ingressId": ingress_id, "roomName": "live-t1", "state": state}}).encode()
+            "ingressId": ingress_id, "roomName": "live-t1", "state": state, "streamKey": made["stream_key"],
+            "url": made["url"]}}).encode()
         resp = await client.post("/webhooks/livekit", data=body, headers=sign(body))
         assert resp.status == 200 and (await resp.json())["stream_id"] == stream["id"]
 
@@ -164,6 +165,13 @@ async def test_ingress_webhooks_store_its_state(client, services, stream):
     assert (got["status"], got["error"]) == ("ENDPOINT_ERROR", "bad codec")
     await deliver("EV_3", "ingress_started", {"status": "ENDPOINT_PUBLISHING"}, ingress_id="IN_other")  # not ours
     assert (await call(client, "GET", path, seller))[1]["status"] == "ENDPOINT_ERROR"
+    # the events are kept, without the stream key (a credential) or the URL
+    async with services.db.tx(SYSTEM) as conn:
+        payloads = [r["payload"] for r in await conn.fetch("SELECT payload FROM livekit_events ORDER BY event_id")]
+    assert [p["ingress_info"]["ingress_id"] for p in payloads] == [made["ingress_id"]] * 2 + ["IN_other"]
+    assert payloads[0]["ingress_info"]["state"]["status"] == "ENDPOINT_PUBLISHING"
+    assert not any("stream_key" in p["ingress_info"] or "url" in p["ingress_info"] for p in payloads)
+    assert made["stream_key"] not in json.dumps(payloads)
 
 
 async def test_an_ended_streams_ingress_is_deleted_when_its_room_finishes(client, services, stream, fake):
