@@ -3,6 +3,8 @@ with through the form (a wrong code first), the token kept the way the API takes
 signing out; the pages' static files and their caching."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from tests.web.helpers import latest_code, sign_in, watch_errors
 
 
@@ -65,6 +67,24 @@ async def test_sign_in_returns_to_next_only_on_this_site(live, dsn, browser):
     await page2.get_by_label("6-digit code").fill(code)
     await page2.get_by_role("button", name="Sign in", exact=True).click()
     await page2.wait_for_url(live.base)  # not the other site
+    # a tab (or newline) the URL parser drops: `/\t/evil.example/phish` is `//evil.example/phish`
+    tried: list[str] = []
+
+    async def off_site(route) -> None:  # a request to the other site is recorded and never leaves the machine
+        tried.append(route.request.url)
+        await route.abort()
+
+    await context.route(lambda url: urlsplit(url).hostname == "evil.example", off_site)
+    page3 = await context.new_page()
+    await page3.goto(f"{live.base}signin?next=%2F%09%2Fevil.example%2Fphish")
+    await page3.get_by_label("Email address").fill("web-dee@example.com")
+    await page3.get_by_role("button", name="Email me a code").click()
+    await page3.get_by_label("6-digit code").wait_for()
+    _, code = await latest_code(dsn, "web-dee@example.com")
+    await page3.get_by_label("6-digit code").fill(code)
+    await page3.get_by_role("button", name="Sign in", exact=True).click()
+    await page3.wait_for_url(live.base)
+    assert tried == [], tried
 
 
 async def test_pages_and_static_files(live):

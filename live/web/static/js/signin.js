@@ -1,5 +1,5 @@
 // Sign-in by email code: POST /api/v1/auth/email/start, then /verify; the token is kept (api.js) and the page
-// goes back to ?next= (a path of this site only).
+// goes back to ?next= (a page of this site only).
 import { api, saveSession } from './api.js';
 
 const emailForm = document.getElementById('email-form');
@@ -9,9 +9,15 @@ const code = document.getElementById('code');
 const error = document.getElementById('signin-error');
 const mailbox = document.getElementById('mailbox-link');
 
+// `next` parsed as the browser will follow it (URL parsing drops tabs and newlines: `/\t/evil.example` is
+// `//evil.example`), kept only when it stays on this origin.
 function next() {
   const n = new URLSearchParams(location.search).get('next') || '/';
-  return n.startsWith('/') && !n.startsWith('//') && !n.startsWith('/\\') ? n : '/';
+  try {
+    const u = new URL(n, location.origin);
+    if (u.origin === location.origin) return u.pathname + u.search + u.hash;
+  } catch { /* not a URL: home */ }
+  return '/';
 }
 
 function busy(form, on) { for (const b of form.querySelectorAll('button')) b.disabled = on; }
