@@ -7,7 +7,6 @@ import asyncio
 
 from aiortc.mediastreams import MediaStreamError
 
-from live.media.embedded.relay import KEYFRAME_MIN_INTERVAL
 from tests.helpers import until
 from tests.media.test_whip import publisher, viewer
 from tests.rooms.harness import SELLER, start_live
@@ -29,9 +28,6 @@ async def ended(track, timeout: float = 5.0) -> bool:
 
 async def playing(live, token: str | None, pcs: list):
     """A viewer peer that plays the demo stream: (its track, its session's Location)."""
-    # a viewer's keyframe request within KEYFRAME_MIN_INTERVAL of the previous one is dropped, not deferred
-    # (relay.py), so the viewers come that far apart
-    await asyncio.sleep(KEYFRAME_MIN_INTERVAL + 0.1)
     pc, tracks, status, body, location = await viewer(live, token)
     pcs.append(pc)
     assert status == 201, body

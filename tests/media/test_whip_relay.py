@@ -120,3 +120,44 @@ async def test_an_h264_publisher_is_relayed_in_h264(live):
     finally:
         for pc in pcs:
             await pc.close()
+
+
+async def test_a_late_viewer_decodes_its_first_frame_within_a_second(live):
+    """A viewer joining mid-stream, seconds after the publisher's first keyframe and right after another viewer
+    (whose keyframe request was just sent: this one's is deferred, not dropped), decodes a frame within 1.0 s of
+    its connection coming up."""
+    _, seller_token = await live.user(SELLER, "seller")
+    pub = peer()
+    pub.addTransceiver(Bars(), direction="sendonly")
+    pcs = [pub]
+    try:
+        status, _, _ = await sdp_post(live, "/livestreams/demo/whip", pub, seller_token)
+        assert status == 201
+        state = await live.demo_state()
+        fanout = live.services.embedded.publishers[state.id].fanouts["video"]
+        await until(lambda: fanout.frames > 0, what="the publisher's first frames")
+        await asyncio.sleep(3)  # well past the first keyframe (aiortc's next periodic one is far away)
+        waits = []
+        for _ in range(2):  # the second right after the first
+            pc = peer()
+            pcs.append(pc)
+            pc.addTransceiver("video", direction="recvonly")
+            up = asyncio.get_running_loop().create_future()
+            pc.on("connectionstatechange", lambda pc=pc, up=up: pc.connectionState == "connected"
+                  and not up.done() and up.set_result(time.monotonic()))
+            tracks: asyncio.Queue = asyncio.Queue()
+            pc.on("track", tracks.put_nowait)
+            status, _, _ = await sdp_post(live, "/livestreams/demo/whep", pc, None)
+            assert status == 201
+            waits.append((pc, up, tracks))
+
+        async def first_frame(up, tracks) -> float:
+            track = await asyncio.wait_for(tracks.get(), 10)
+            assert (await asyncio.wait_for(track.recv(), 10)).width == 320
+            return time.monotonic() - await asyncio.wait_for(up, 5)
+
+        seconds = await asyncio.gather(*(first_frame(up, tracks) for _, up, tracks in waits))
+        assert all(s <= 1.0 for s in seconds), seconds
+    finally:
+        for pc in pcs:
+            await pc.close()
