@@ -74,7 +74,9 @@ async def list_streams(call: Call):
     q = call.query
     rows = await call.services.livestreams.listing(call.principal, q.status, q.limit, q.seller_id)
     thumbs = call.services.thumbnails  # a publishing stream's live thumbnail (docs/media.md "Thumbnails")
-    return {"items": [{**stream_out(r), "live_thumbnail_url": thumbs.url(r["id"])} for r in rows]}
+    cached = call.services.rooms.streams.cached  # viewers now, as GET /livestreams/{id} (0: not loaded here)
+    return {"items": [{**stream_out(r), "live_thumbnail_url": thumbs.url(r["id"]),
+                       "viewers": state.viewers if (state := cached(r["id"])) else 0} for r in rows]}
 
 
 @api.route("POST", f"{API}/livestreams", summary="Create (and optionally schedule) a stream", tag="livestreams",

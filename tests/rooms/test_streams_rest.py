@@ -26,6 +26,10 @@ async def test_lists_by_status(live):
     assert status == 200 and slugs(body) == ["demo"]
     demo = body["items"][0]
     assert demo["status"] == "live" and demo["seller"]["name"] == "Demo Seller" and demo["started_at"]
+    assert demo["viewers"] == 0
+    await live.viewer()  # joins the demo room: the list counts it, like GET /livestreams/demo
+    await live.services.rooms.publish_counts()
+    assert (await live.api("GET", "/livestreams"))[1]["items"][0]["viewers"] == 1
     status, body = await live.api("GET", "/livestreams?status=scheduled")
     assert status == 200 and slugs(body) == ["tomorrow", "day-after", "unscheduled"]  # soonest first
     assert all(s["status"] == "scheduled" for s in body["items"])
