@@ -226,9 +226,7 @@ class Services:
         await self.outbox.close()  # the worker's SMTP connection
         await self.payments.close()
         await self.push.close()
-        await self.media.rooms.close()
-        await self.livekit_ingress.close()
-        await self.livekit_egress.close()
+        await self.media.rooms.close()  # the one LiveKit client (rooms, ingress and egress calls)
         if self.redis is not None:
             await self.redis.stop()
 
@@ -243,9 +241,7 @@ class Services:
         await self.chat_writer.flush()
         await self.payments.close()
         await self.push.close()
-        await self.media.rooms.close()
-        await self.livekit_ingress.close()
-        await self.livekit_egress.close()
+        await self.media.rooms.close()  # the one LiveKit client (rooms, ingress and egress calls)
         await self.embedded.close()
         await self.recorder.close()
         await self.thumbnails.close()

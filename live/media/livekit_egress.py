@@ -26,7 +26,6 @@ from db import media as media_db
 from live.auth.principal import SYSTEM
 from live.config import Settings
 from live.logging import get_logger
-from live.media.livekit_ingress import LiveKitCalls
 from live.media.livekit_rooms import EGRESS_JOB, LiveKitRooms
 
 log = get_logger("live.media.livekit")
@@ -42,7 +41,7 @@ ACTIVE = (lk.EgressStatus.EGRESS_STARTING, lk.EgressStatus.EGRESS_ACTIVE)
 class LiveKitEgress:
     def __init__(self, db: Database, settings: Settings, rooms: LiveKitRooms):
         self._db = db
-        self.lk = LiveKitCalls(settings, rooms)
+        self.lk = rooms.calls  # the process's one LiveKitAPI client (live/media/livekit_rooms.py)
         self.enabled = rooms.egress  # LIVEKIT_EGRESS with LiveKit configured: LiveKitRooms.enqueue_egress queues
         self.filepath = settings.livekit_egress_filepath
 
@@ -76,9 +75,6 @@ class LiveKitEgress:
         if not live:  # ended while the egress started (its room may be deleted already): stop it
             await self.lk.call("StopEgress", api.egress.stop_egress(lk.StopEgressRequest(egress_id=info.egress_id)),
                                not_found_ok=True)
-
-    async def close(self) -> None:
-        await self.lk.close()
 
 
 def _time(ns: int) -> datetime | None:

@@ -19,9 +19,6 @@ ingress in that webhook's transaction and a durable job `livekit.delete_ingress`
 key stops working; retried 8 times, 2 s doubling to 5 min apart; `not_found` is done)."""
 from __future__ import annotations
 
-import asyncio
-
-import aiohttp
 from livekit import api as lk
 
 from db import Database
@@ -35,51 +32,9 @@ from live.media.livekit_rooms import LiveKitRooms
 
 log = get_logger("live.media.livekit")
 
-CALL_TIMEOUT = 10.0  # seconds per IngressService / EgressService call
 DELETE_JOB = "livekit.delete_ingress"
 ATTEMPTS, FIRST_DELAY, MAX_DELAY = 8, 2.0, 300.0
 INPUTS = {"rtmp": lk.IngressInput.RTMP_INPUT, "whip": lk.IngressInput.WHIP_INPUT}
-
-
-class LiveKitCalls:
-    """livekit-api's LiveKitAPI for our server, made on first use (it owns an aiohttp session), no region failover
-    (a 5xx answers at once: a REST caller gets its 502, a job is retried by the queue)."""
-
-    def __init__(self, settings: Settings, rooms: LiveKitRooms):
-        self.url = settings.livekit_url
-        self.enabled = rooms.enabled  # LiveKit is configured: as RoomService decides it (live/media/livekit_rooms.py)
-        self._key, self._secret = settings.livekit_api_key, settings.livekit_api_secret
-        self._api: lk.LiveKitAPI | None = None
-
-    def api(self) -> lk.LiveKitAPI:
-        if self._api is None:
-            self._api = lk.LiveKitAPI(self.url, self._key, self._secret, failover=False,
-                                      timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT))
-        return self._api
-
-    def require(self) -> None:
-        if not self.enabled:
-            raise DomainError("livekit_not_configured", "LiveKit is not configured on this server (LIVEKIT_URL); "
-                              "publish to the embedded media server by WHIP instead")
-
-    @staticmethod
-    async def call(name: str, call, *, not_found_ok: bool = False):
-        """Await a LiveKit call; its refusal or failure is a 502 DomainError (not_found: None when allowed)."""
-        try:
-            return await call
-        except lk.TwirpError as exc:
-            if not_found_ok and exc.code == "not_found":
-                return None
-            log.warning("livekit_call_failed", call=name, code=exc.code, status=exc.status)
-            raise DomainError("media_server_error", f"LiveKit refused {name}: {exc.code}") from None
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            log.warning("livekit_call_failed", call=name, error=type(exc).__name__)
-            raise DomainError("media_server_error", f"LiveKit did not answer {name}") from None
-
-    async def close(self) -> None:
-        if self._api is not None:
-            await self._api.aclose()
-            self._api = None
 
 
 def _out(row) -> dict:
@@ -90,7 +45,7 @@ def _out(row) -> dict:
 class LiveKitIngress:
     def __init__(self, db: Database, settings: Settings, rooms: LiveKitRooms):
         self._db = db
-        self.lk = LiveKitCalls(settings, rooms)
+        self.lk = rooms.calls  # the process's one LiveKitAPI client (live/media/livekit_rooms.py)
 
     async def get(self, stream_id: str) -> dict:
         async with self._db.tx(SYSTEM) as conn:
@@ -168,5 +123,3 @@ class LiveKitIngress:
             status = lk.IngressState.Status.Name(info.state.status)
             await media_db.ingress_state(conn, info.ingress_id, status, info.state.error or None)
 
-    async def close(self) -> None:
-        await self.lk.close()

@@ -11,11 +11,14 @@ Only with LiveKit: RoomService is used iff LIVEKIT_URL is set (unset or empty: t
 the video, docs/media.md "Choosing the backend"). Otherwise nothing is enqueued."""
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import asyncpg
 from livekit import api as lk
 
 from live.config import Settings
+from live.errors import DomainError
 from live.jobs.queue import enqueue
 from live.logging import get_logger
 
@@ -24,17 +27,56 @@ log = get_logger("live.media.livekit")
 REMOVE_JOB = "livekit.remove_participant"
 DELETE_JOB = "livekit.delete_room"
 EGRESS_JOB = "livekit.start_egress"  # handled by live/media/livekit_egress.py (LIVEKIT_EGRESS)
-CALL_TIMEOUT = 10.0  # seconds per RoomService call
+CALL_TIMEOUT = 10.0  # seconds per LiveKit call (RoomService, IngressService, EgressService)
 ATTEMPTS, FIRST_DELAY, MAX_DELAY = 8, 1.0, 300.0
+
+
+class LiveKitCalls:
+    """livekit-api's LiveKitAPI for our server, made on first use (it owns an aiohttp session), no region failover
+    (a 5xx answers at once: a REST caller gets its 502, a job is retried by the queue)."""
+
+    def __init__(self, settings: Settings):
+        self.url = settings.livekit_url
+        self.enabled = bool(self.url)  # LiveKit is configured (else the embedded media server serves the video)
+        self._key, self._secret = settings.livekit_api_key, settings.livekit_api_secret
+        self._api: lk.LiveKitAPI | None = None
+
+    def api(self) -> lk.LiveKitAPI:
+        if self._api is None:
+            self._api = lk.LiveKitAPI(self.url, self._key, self._secret, failover=False,
+                                      timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT))
+        return self._api
+
+    def require(self) -> None:
+        if not self.enabled:
+            raise DomainError("livekit_not_configured", "LiveKit is not configured on this server (LIVEKIT_URL); "
+                              "publish to the embedded media server by WHIP instead")
+
+    @staticmethod
+    async def call(name: str, call, *, not_found_ok: bool = False):
+        """Await a LiveKit call; its refusal or failure is a 502 DomainError (not_found: None when allowed)."""
+        try:
+            return await call
+        except lk.TwirpError as exc:
+            if not_found_ok and exc.code == "not_found":
+                return None
+            log.warning("livekit_call_failed", call=name, code=exc.code, status=exc.status)
+            raise DomainError("media_server_error", f"LiveKit refused {name}: {exc.code}") from None
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            log.warning("livekit_call_failed", call=name, error=type(exc).__name__)
+            raise DomainError("media_server_error", f"LiveKit did not answer {name}") from None
+
+    async def close(self) -> None:
+        if self._api is not None:
+            await self._api.aclose()
+            self._api = None
 
 
 class LiveKitRooms:
     def __init__(self, settings: Settings):
-        self.url = settings.livekit_url
-        self.enabled = bool(self.url)
+        self.calls = LiveKitCalls(settings)  # one client for rooms, ingress and egress (each LiveKitAPI: a session)
+        self.enabled = self.calls.enabled
         self.egress = self.enabled and settings.livekit_egress  # streams going live are recorded by LiveKit
-        self._key, self._secret = settings.livekit_api_key, settings.livekit_api_secret
-        self._api: lk.LiveKitAPI | None = None
 
     async def enqueue_remove(self, conn: asyncpg.Connection, room: str, identity: str) -> None:
         """In the ban's transaction: remove `identity` from `room` once it commits."""
@@ -56,30 +98,14 @@ class LiveKitRooms:
         for kind, handler in ((REMOVE_JOB, self.remove_job), (DELETE_JOB, self.delete_job)):
             jobs.register(kind, handler, max_attempts=ATTEMPTS, first_delay=FIRST_DELAY, max_delay=MAX_DELAY)
 
-    def _client(self) -> lk.LiveKitAPI:
-        if self._api is None:  # made on first use, inside the running loop (it owns an aiohttp session)
-            self._api = lk.LiveKitAPI(self.url, self._key, self._secret,
-                                      timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT))
-        return self._api
-
     async def remove_job(self, payload: dict) -> None:
         request = lk.RoomParticipantIdentity(room=payload["room"], identity=payload["identity"])
-        await self._call("RemoveParticipant", self._client().room.remove_participant(request))
+        await self.calls.call("RemoveParticipant", self.calls.api().room.remove_participant(request),
+                              not_found_ok=True)  # not in the room: what the call wanted
 
     async def delete_job(self, payload: dict) -> None:
-        await self._call("DeleteRoom", self._client().room.delete_room(lk.DeleteRoomRequest(room=payload["room"])))
-
-    @staticmethod
-    async def _call(name: str, call) -> None:
-        try:
-            await call
-        except lk.TwirpError as exc:
-            if exc.code == "not_found":  # already gone: what the call wanted
-                log.info("livekit_call_not_found", call=name)
-                return
-            raise
+        await self.calls.call("DeleteRoom", self.calls.api().room.delete_room(
+            lk.DeleteRoomRequest(room=payload["room"])), not_found_ok=True)  # already gone
 
     async def close(self) -> None:
-        if self._api is not None:
-            await self._api.aclose()
-            self._api = None
+        await self.calls.close()

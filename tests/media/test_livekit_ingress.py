@@ -203,7 +203,8 @@ async def test_a_call_signed_with_another_secret_is_refused_by_livekit_and_answe
     from live.media.livekit_rooms import LiveKitRooms
 
     other = make_settings(tmp_path, livekit_url=fake.url, livekit_api_key=KEY, livekit_api_secret="z" * 40)
-    ingress = LiveKitIngress(services.db, other, LiveKitRooms(other))
+    rooms = LiveKitRooms(other)
+    ingress = LiveKitIngress(services.db, other, rooms)
     try:
         state = await services.rooms.streams.get(stream["id"])
         with pytest.raises(DomainError) as refused:
@@ -211,4 +212,4 @@ async def test_a_call_signed_with_another_secret_is_refused_by_livekit_and_answe
         assert refused.value.code == "media_server_error" and refused.value.status == 502
         assert fake.refused == 1 and not fake.ingresses and await stored(services) == 0
     finally:
-        await ingress.close()
+        await rooms.close()

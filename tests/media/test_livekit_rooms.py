@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from live.auth.principal import SYSTEM, Principal
+from live.errors import DomainError
 from live.media.livekit_rooms import DELETE_JOB, REMOVE_JOB, LiveKitRooms
 from tests.helpers import make_settings, until
 from tests.media.fake_livekit import FakeLiveKit
@@ -75,9 +76,9 @@ async def test_not_found_is_done_and_a_wrong_secret_is_refused(services, stream,
     other = LiveKitRooms(make_settings(tmp_path, livekit_url=fake.url, livekit_api_key=KEY,
                                        livekit_api_secret="z" * 40))
     try:
-        with pytest.raises(Exception) as refused:
+        with pytest.raises(DomainError) as refused:
             await other.delete_job({"room": "live-t1"})
-        assert getattr(refused.value, "status", None) == 401 and fake.refused == 1
+        assert refused.value.code == "media_server_error" and fake.refused == 1
     finally:
         await other.close()
 
@@ -89,3 +90,16 @@ async def test_the_default_dev_url_enqueues_nothing(tmp_path, db):
         await rooms.enqueue_remove(conn, "live-x", "u")
         await rooms.enqueue_delete(conn, "live-x")
         assert await conn.fetchval("SELECT count(*) FROM pgqueuer") == 0
+
+
+async def test_rooms_ingress_and_egress_share_one_livekit_client(services, stream, fake):
+    """One LiveKitAPI (one aiohttp session) for the process's RoomService, IngressService and EgressService calls."""
+    calls = services.media.rooms.calls
+    assert services.livekit_ingress.lk is calls and services.livekit_egress.lk is calls
+    fake.rooms["live-t1"] = set()
+    await services.media.rooms.delete_job({"room": "live-t1"})
+    client = calls.api()
+    state = await services.rooms.streams.get(stream["id"])
+    made, _ = await services.livekit_ingress.create(state, "rtmp", None)
+    await services.livekit_ingress.delete(stream["id"])
+    assert calls.api() is client and [m for m, _ in fake.calls] == ["DeleteRoom", "CreateIngress", "DeleteIngress"]
