@@ -6,11 +6,13 @@ as the participant identity: what OBS publishes is the seller publishing (the we
 seller's, media:status says so). The ingress (its id, URL and stream key) is kept in `livekit_ingresses`, one per
 stream: the seller sets OBS up once and every show of the stream uses it until it is deleted (`DeleteIngress`).
 
-A second create with the same input answers the stream's ingress (200: a retried request gets what the first made);
-with the other input it is 409 `conflict` (delete it first). Two creates at once both reach LiveKit; the one whose
-row is stored second deletes its own ingress again and answers the first's. Without LiveKit (LIVEKIT_URL unset)
-it is 409 `livekit_not_configured`; LiveKit failing or refusing is 502 `media_server_error` (nothing stored; a
-delete keeps the row so it can be retried); an ended stream cannot get one (409 `stream_not_live`).
+A second create with the same input answers the stream's ingress (201 with `created: false`: a retried request gets
+what the first made); with the other input it is 409 `conflict` (delete it first). Two creates at once both reach
+LiveKit; the one whose row is stored second answers the first's and, in that transaction, enqueues
+`livekit.delete_ingress` for its own (its answer does not wait for, or fail with, that DeleteIngress). Without
+LiveKit (LIVEKIT_URL unset) it is 409 `livekit_not_configured`; LiveKit failing or refusing is 502
+`media_server_error` (nothing stored; a delete keeps the row so it can be retried); an ended stream cannot get one
+(409 `stream_not_live`).
 
 `ingress_started` / `ingress_ended` webhooks (live/media/livekit_webhooks.py) store the ingress's state
 (`ENDPOINT_PUBLISHING`, `ENDPOINT_INACTIVE`, `ENDPOINT_ERROR` with its error...), shown by GET. When an ended
@@ -72,10 +74,13 @@ class LiveKitIngress:
         async with self._db.tx(SYSTEM) as conn:
             stored = await media_db.add_ingress(conn, state.id, info.ingress_id, kind, info.url, info.stream_key,
                                                 by_user)
+            if not stored:  # another request stored the stream's ingress first: ours goes, by a job (retried)
+                await enqueue(conn, DELETE_JOB, {"ingress_id": info.ingress_id})
             row = await media_db.ingress_of(conn, state.id)
-        if not stored:  # another request stored the stream's ingress first: ours goes
-            await self.lk.call("DeleteIngress", self.lk.api().ingress.delete_ingress(
-                lk.DeleteIngressRequest(ingress_id=info.ingress_id)), not_found_ok=True)
+        if not stored:
+            log.info("livekit_ingress_extra", stream_id=state.id, ingress_id=info.ingress_id)
+            if row is None:  # and that one was deleted meanwhile
+                raise DomainError("conflict", "the stream's ingress changed meanwhile; try again")
             return self._same(row, kind), False
         log.info("livekit_ingress_created", stream_id=state.id, ingress_id=info.ingress_id, input=kind)
         return _out(row), True

@@ -3,8 +3,9 @@ bodies). Every call's `Authorization: Bearer <jwt>` is verified with the API key
 TokenVerifier: HS256 signature, issuer, expiry) and must carry the grant LiveKit requires (RemoveParticipant:
 roomAdmin for that room; DeleteRoom, CreateRoom: roomCreate; IngressService: ingressAdmin; EgressService:
 roomRecord); a refused call is 401 as LiveKit answers. Rooms and their participants, ingresses and egresses are
-kept in memory; `fail_next` makes the next calls answer 503 (a server restarting), `refuse_next` 400
-(`invalid_argument`), `delay` holds each answer that many seconds (a slow server)."""
+kept in memory; `fail_next` makes the next calls answer 503 (a server restarting), `fail_method[name] = n` the
+next n calls of one method, `refuse_next` 400 (`invalid_argument`), `delay` holds each answer that many seconds (a
+slow server)."""
 from __future__ import annotations
 
 import asyncio
@@ -23,6 +24,7 @@ class FakeLiveKit:
         self.fail_next = 0
         self.refuse_next = 0
         self.delay = 0.0
+        self.fail_method: dict[str, int] = {}  # method -> how many of its next calls answer 503
         self.ingresses: dict[str, lk.IngressInfo] = {}
         self.egresses: dict[str, lk.EgressInfo] = {}
         self.created = 0
@@ -109,9 +111,12 @@ class FakeLiveKit:
             return None, self._error(403, "permission_denied", f"needs {grant}")
         return await request.read(), None
 
-    async def _failure(self) -> web.Response | None:
+    async def _failure(self, method: str = "") -> web.Response | None:
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.fail_method.get(method):
+            self.fail_method[method] -= 1
+            return self._error(503, "unavailable", "restarting")
         if self.fail_next:
             self.fail_next -= 1
             return self._error(503, "unavailable", "restarting")
@@ -133,7 +138,7 @@ class FakeLiveKit:
             req = lk.CreateIngressRequest.FromString(body)
             self.calls.append((method, {"room": req.room_name, "identity": req.participant_identity,
                                         "input": lk.IngressInput.Name(req.input_type), "name": req.participant_name}))
-            if (failure := await self._failure()) is not None:
+            if (failure := await self._failure(method)) is not None:
                 return failure
             self.created += 1
             iid = f"IN_{self.created}"
@@ -147,7 +152,7 @@ class FakeLiveKit:
         if method == "DeleteIngress":
             req = lk.DeleteIngressRequest.FromString(body)
             self.calls.append((method, {"ingress_id": req.ingress_id}))
-            if (failure := await self._failure()) is not None:
+            if (failure := await self._failure(method)) is not None:
                 return failure
             info = self.ingresses.pop(req.ingress_id, None)
             if info is None:
@@ -164,7 +169,7 @@ class FakeLiveKit:
             req = lk.RoomCompositeEgressRequest.FromString(body)
             outputs = [(lk.EncodedFileType.Name(f.file_type), f.filepath) for f in req.file_outputs]
             self.calls.append((method, {"room": req.room_name, "files": outputs}))
-            if (failure := await self._failure()) is not None:
+            if (failure := await self._failure(method)) is not None:
                 return failure
             if req.room_name not in self.rooms:
                 return self._error(404, "not_found", "requested room does not exist")
@@ -176,7 +181,7 @@ class FakeLiveKit:
         if method == "ListEgress":
             req = lk.ListEgressRequest.FromString(body)
             self.calls.append((method, {"room": req.room_name, "active": req.active}))
-            if (failure := await self._failure()) is not None:
+            if (failure := await self._failure(method)) is not None:
                 return failure
             active = (lk.EgressStatus.EGRESS_STARTING, lk.EgressStatus.EGRESS_ACTIVE)
             items = [e for e in self.egresses.values() if (not req.room_name or e.room_name == req.room_name)
@@ -185,7 +190,7 @@ class FakeLiveKit:
         if method == "StopEgress":
             req = lk.StopEgressRequest.FromString(body)
             self.calls.append((method, {"egress_id": req.egress_id}))
-            if (failure := await self._failure()) is not None:
+            if (failure := await self._failure(method)) is not None:
                 return failure
             info = self.egresses.get(req.egress_id)
             if info is None:
