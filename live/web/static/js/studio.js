@@ -13,6 +13,7 @@ const errorBox = document.getElementById('studio-error');
 const publishState = document.getElementById('publish-state');
 const statusEl = document.getElementById('stream-status');
 const note = document.getElementById('backend-note');
+const copyState = document.getElementById('copy-state');
 
 const me = requireSession();
 let stream = null; // the join ack's stream
@@ -26,13 +27,23 @@ function setPublishing(text, live) {
   root.dataset.publishing = live ? 'yes' : 'no';
 }
 
+const CAMERA_ERRORS = {
+  NotAllowedError: 'The browser was not allowed to use the camera and microphone: allow them for this site and try again.',
+  NotFoundError: 'No camera or microphone was found: plug one in, or publish from OBS below.',
+  NotReadableError: 'The camera or microphone is busy in another application: close it there and try again.',
+  OverconstrainedError: 'The camera cannot send a picture this page can use: try another camera.',
+};
+
 function fail(e) {
   if (e.status === 401) return signInAgain();
   errorBox.textContent = e.code === 'conflict'
     ? 'Someone is already publishing this stream (OBS or another tab): stop it there first.'
-    : e.name === 'NotAllowedError' ? 'The browser was not allowed to use the camera and microphone.'
-      : e.message;
+    : CAMERA_ERRORS[e.name] ?? e.message;
 }
+
+// Browsers give the camera only to secure pages (https, or http on localhost): elsewhere (a phone on a LAN
+// address over plain http) navigator.mediaDevices is missing altogether.
+class CameraUnavailable extends Error {}
 
 function whipUrl() {
   return media?.publish_url ?? `/api/v1/livestreams/${encodeURIComponent(stream.id)}/whip`;
@@ -40,6 +51,12 @@ function whipUrl() {
 
 async function startCamera() {
   if (camera) return camera;
+  if (!navigator.mediaDevices?.getUserMedia) {
+    throw new CameraUnavailable(window.isSecureContext
+      ? 'This browser cannot use a camera: publish from OBS below.'
+      : 'The camera works only on a secure page: open the studio over https (or on localhost), or publish ' +
+        'from OBS below.');
+  }
   camera = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 1280 }, height: { ideal: 720 } },
     audio: true });
   preview.srcObject = camera;
@@ -66,12 +83,14 @@ goLive.addEventListener('click', async () => {
   errorBox.textContent = '';
   goLive.disabled = true;
   try {
+    // the camera first: starting the stream is irreversible (it becomes live, followers are told), so a
+    // missing or refused camera must stop us before it
+    await startCamera();
     if (stream.status === 'scheduled') {
       stream.status = (await api(`/api/v1/livestreams/${encodeURIComponent(stream.id)}/start`, { method: 'POST' }))
         .status;
       statusEl.textContent = stream.status;
     }
-    await startCamera();
     setPublishing('Connecting…', false);
     const s = await publish(whipUrl(), me.token, camera);
     publishing = s;
@@ -98,13 +117,25 @@ stopBtn.addEventListener('click', () => stopPublishing());
 for (const btn of document.querySelectorAll('[data-copy]')) {
   btn.addEventListener('click', async () => {
     const input = document.getElementById(btn.dataset.copy);
+    let copied = false;
     try {
       await navigator.clipboard.writeText(input.value);
-      btn.textContent = 'Copied';
+      copied = true;
     } catch {
+      // no async clipboard (a page that is not secure): copy the selection; a password field's text cannot be
+      // selected, so it is a text field for this one statement only and hidden again at once (OBS often
+      // captures the screen: the token must not stay visible)
+      const type = input.type;
       input.type = 'text';
       input.select();
+      try { copied = document.execCommand('copy'); } catch { copied = false; }
+      input.type = type;
+      input.setSelectionRange(0, 0);
+      input.blur();
     }
+    btn.textContent = copied ? 'Copied' : 'Copy failed';
+    copyState.textContent = copied ? '' : 'This browser did not let the page copy: open the studio over https ' +
+      '(or on localhost) and try again.';
   });
 }
 
