@@ -1,13 +1,12 @@
-"""Liveness, readiness, the OpenAPI document and the landing page."""
+"""Liveness, readiness and the OpenAPI document (the home page `/` is live/web/discover.py)."""
 from __future__ import annotations
 
 import asyncio
-from importlib import resources
 
 from aiohttp import web
 
 from live import __version__
-from live.appkeys import OPENAPI, ROUTES, SERVICES
+from live.appkeys import OPENAPI, ROUTES
 from live.http.api import API, Api, Call, json_response, openapi_document, wrap
 
 api = Api()
@@ -41,17 +40,8 @@ async def openapi(call: Call):
     return call.request.app[OPENAPI]
 
 
-async def index(request: web.Request) -> web.Response:
-    html = resources.files("live.web").joinpath("index.html").read_text()
-    services = request.app[SERVICES]
-    html = html.replace("{{version}}", __version__).replace(
-        "{{database}}", "external PostgreSQL" if services.settings.database_url else "embedded PostgreSQL")
-    return web.Response(text=html, content_type="text/html")
-
-
 def register_root(app: web.Application) -> None:
     app[OPENAPI] = openapi_document(app[ROUTES], title="live", version=__version__)  # built once, before start
-    app.router.add_get("/", index)
     # Load balancers expect the probes at the root too.
     for op in api.operations:
         if op.handler in (healthz, readyz):

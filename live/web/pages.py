@@ -3,8 +3,8 @@
 
 Routes: `GET /signin`, `GET /studio/live/{stream}` (the seller's go-live page), `GET /live/{stream}` (watch),
 `GET /static/{path}` (assets.py). `{stream}` is a stream's id or slug (letters, digits and `-`, 1-120
-characters); anything else matches no route (404). The landing page `/` is live/web/index.html, served by
-live/http/system.py. A shell holds no user data: who is signed in and what the stream is are read by the page's
+characters); anything else matches no route (404). The home page `/` and `/replay/{stream}` are
+discover.py's. A shell holds no user data: who is signed in and what the stream is are read by the page's
 script (REST, the join ack), so a shell is the same for everyone and carries no secret."""
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from aiohttp import web
 
 from live import __version__
 from live.config import Settings
+from live.web import discover
 from live.web.assets import Assets
 
 STREAM = r"{stream:[A-Za-z0-9-]{1,120}}"  # docs/protocol.md: an id or a slug
@@ -48,4 +49,5 @@ def register(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/signin", pages.signin)
     app.router.add_get(f"/studio/live/{STREAM}", pages.studio_live)
     app.router.add_get(f"/live/{STREAM}", pages.watch)
+    discover.register(app, pages)  # /, /replay/{stream}
     app.router.add_get("/static/{path:.+}", assets.serve)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -63,12 +64,16 @@ async def test_every_kind_of_response_carries_the_security_headers(shop):
 
 
 async def test_the_pages_work_under_their_policy(shop):
-    """The pages use one inline <style> and no script: the policy allows inline styles, and forbids inline script."""
-    for path in ("/",):
+    """The pages' scripts are files of this origin, never inline: the policy forbids inline script (and allows
+    inline styles)."""
+    for path in ("/", "/signin", "/live/demo"):
         resp = await shop.client.get(path)
         html = await resp.text()
         csp = resp.headers["Content-Security-Policy"]
-        assert "<script" not in html and "<style>" in html
+        scripts = re.findall(r"<script\b[^>]*>(.*?)</script>", html, re.S)
+        assert len(scripts) == html.count("<script"), path
+        assert scripts and all(s.strip() == "" for s in scripts), path  # no inline code
+        assert all(re.search(r'src="/static/', tag) for tag in re.findall(r"<script\b[^>]*>", html)), path
         assert ("style-src 'self' 'unsafe-inline'" in csp
                 and "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0])
 

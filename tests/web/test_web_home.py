@@ -1,0 +1,95 @@
+"""The home page in a real Chromium against the real server and database: the demo stream live with its card
+(viewers, link to its watch page), a scheduled stream with its start in the viewer's time zone and its cover,
+an ended one as a replay card, empty and failed shelves ("Try again"), "Show more", and no sideways scroll at
+360 px wide."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from tests.helpers import until
+from tests.notify.test_uploads_cover import png
+from tests.rooms.harness import SELLER
+from tests.web.helpers import watch_errors
+
+START = datetime(2031, 1, 2, 3, 4, tzinfo=timezone.utc)  # 12:04 PM in Tokyo (GMT+9)
+
+
+async def test_home_lists_live_scheduled_and_replays(live, browser):
+    base = live.base
+    _, token = await live.user(SELLER, "seller")
+    assert (await live.api("POST", "/livestreams", token, {"title": "Pottery night", "slug": "pottery",
+                                                         "scheduled_at": START.isoformat()}))[0] == 201
+    resp = await live.client.post("/api/v1/livestreams/pottery/cover", data=png(),
+                                  headers={"Content-Type": "image/png", "Authorization": f"Bearer {token}"})
+    assert resp.status == 200
+    await live.viewer()  # someone watches the demo stream
+    await live.services.rooms.publish_counts()
+
+    context = await browser.new_context(locale="en-US", timezone_id="Asia/Tokyo",
+                                        viewport={"width": 360, "height": 740})
+    page = await context.new_page()
+    errors = watch_errors(page, "status of 500")  # the failed shelf below, on purpose
+    # the replays' first request fails: the shelf says so and offers to try again
+    await page.route("**/api/v1/livestreams?status=ended*", lambda route: route.fulfill(
+        status=500, content_type="application/json", body='{"error": {"code": "internal", "message": "boom"}}'))
+    await page.goto(base)
+
+    live_now = page.get_by_role("region", name="Live now")
+    state = await live.demo_state()
+    demo = live_now.get_by_role("link", name=state.title)
+    await demo.wait_for()
+    assert await demo.get_attribute("href") == "/live/demo"
+    assert "1 watching" in await demo.inner_text() and "Demo Seller" in await demo.inner_text()
+    assert "Live" in await demo.locator(".badge").inner_text()
+
+    coming = page.get_by_role("region", name="Coming up")
+    pottery = coming.get_by_role("link", name="Pottery night")
+    await pottery.wait_for()
+    assert await pottery.get_attribute("href") == "/live/pottery"
+    when = pottery.locator("time")
+    assert await when.get_attribute("datetime") == START.isoformat().replace("+00:00", "Z") \
+        or datetime.fromisoformat(await when.get_attribute("datetime")) == START
+    text = await when.inner_text()
+    assert "12:04" in text and "PM" in text and "GMT+9" in text, text  # the viewer's time zone
+    cover = pottery.locator("img")
+    assert (await cover.get_attribute("src")).startswith("/uploads/")
+    await until(lambda: cover.evaluate("img => img.complete && img.naturalWidth > 0"), 5, what="the cover shown")
+
+    replays = page.get_by_role("region", name="Replays")
+    await replays.get_by_role("alert").get_by_text("Could not load this list").wait_for()
+    await page.unroute("**/api/v1/livestreams?status=ended*")
+    await replays.get_by_role("button", name="Try again: Replays").click()
+    await replays.get_by_text("No replays yet.").wait_for()
+    assert not await replays.get_by_role("alert").is_visible()
+
+    # at 360 px: one column, nothing wider than the screen
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+    box = await demo.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 360
+    # the header still leads to sign-in and the studio
+    assert await page.get_by_role("link", name="Sign in").first.get_attribute("href") == "/signin"
+    assert await page.get_by_role("link", name="Go live (studio)").get_attribute("href") == "/studio/live/demo"
+
+    # an ended stream is a replay card; more scheduled streams than a page: "Show more"
+    assert (await live.api("POST", "/livestreams", token, {"title": "Done show", "slug": "done-show"}))[0] == 201
+    assert (await live.api("POST", "/livestreams/done-show/start", token))[0] == 200
+    assert (await live.api("POST", "/livestreams/done-show/end", token))[0] == 200
+    for i in range(12):
+        assert (await live.api("POST", "/livestreams", token, {"title": f"Later {i}", "slug": f"later-{i}"}))[0] == 201
+    await page.reload()
+    done = page.get_by_role("region", name="Replays").get_by_role("link", name="Done show")
+    await done.wait_for()
+    assert await done.get_attribute("href") == "/replay/done-show"
+    cards = coming.locator("li")
+    await until(lambda: cards.count(), 5, what="the scheduled cards")
+    assert await cards.count() == 12
+    more = coming.get_by_role("button", name="Show more: Coming up")
+    await more.focus()
+    await page.keyboard.press("Enter")
+    await until(lambda: _count_is(cards, 13), 5, what="the 13th scheduled card")
+    assert not await more.is_visible()  # nothing more to show
+    assert errors == [], errors
+
+
+async def _count_is(locator, n: int) -> bool:
+    return await locator.count() == n
