@@ -89,6 +89,25 @@ async def take_ended_ingress(conn: asyncpg.Connection, livestream_id: str) -> st
            RETURNING i.ingress_id""", livestream_id)
 
 
+async def take_ingress_on_end(conn: asyncpg.Connection, livestream_id: str) -> str | None:
+    """In the transaction that ends a stream, run as its seller or an admin (live/rooms/node.py set_status, after
+    its own authorization): forget the stream's ingress, its id. `livekit_ingresses` is privileged-only (it holds
+    stream keys), so this one statement runs as `system` and the caller's role is set back right after (both
+    settings are local to the transaction; a failure aborts it)."""
+    was = await conn.fetchval("SELECT current_setting('app.role', true)")
+    await conn.execute("SELECT set_config('app.role', 'system', true)")
+    ingress_id = await take_ended_ingress(conn, livestream_id)
+    await conn.execute("SELECT set_config('app.role', $1, true)", was or "")
+    return ingress_id
+
+
+async def stream_ended_locked(conn: asyncpg.Connection, livestream_id: str) -> bool:
+    """Whether the stream has ended, its row share-locked to the end of the transaction: an end running at once
+    (which updates the row, then takes the ingress) waits for this transaction, or this one for the end."""
+    return bool(await conn.fetchval(
+        "SELECT status = 'ended' FROM livestreams WHERE id = $1::uuid FOR SHARE", livestream_id))
+
+
 async def ingress_state(conn: asyncpg.Connection, ingress_id: str, status: str, error: str | None) -> None:
     """An ingress webhook's state (an ingress that is no stream's changes nothing)."""
     await conn.execute(
@@ -126,6 +145,14 @@ async def egress_update(conn: asyncpg.Connection, livestream_id: str, egress_id:
              error = coalesce($9, recordings.error)
            RETURNING status""",
         livestream_id, egress_id, status, started_at, ended_at, duration_ms, size, location, error)
+
+
+async def egresses_recording(conn: asyncpg.Connection, livestream_id: str) -> list[str]:
+    """The egress ids of the stream's LiveKit recordings still `recording`."""
+    rows = await conn.fetch(
+        """SELECT egress_id FROM recordings WHERE livestream_id = $1::uuid AND source = 'livekit_egress'
+             AND status = 'recording' ORDER BY started_at LIMIT 100""", livestream_id)
+    return [r["egress_id"] for r in rows]
 
 
 async def is_live(conn: asyncpg.Connection, livestream_id: str) -> bool:

@@ -15,10 +15,13 @@ LiveKit (LIVEKIT_URL unset) it is 409 `livekit_not_configured`; LiveKit failing 
 (409 `stream_not_live`).
 
 `ingress_started` / `ingress_ended` webhooks (live/media/livekit_webhooks.py) store the ingress's state
-(`ENDPOINT_PUBLISHING`, `ENDPOINT_INACTIVE`, `ENDPOINT_ERROR` with its error...), shown by GET. When an ended
-stream's room finishes (`room_finished`, which follows the room's deletion at the end), the stream forgets its
-ingress in that webhook's transaction and a durable job `livekit.delete_ingress` deletes it in LiveKit (its stream
-key stops working; retried 8 times, 2 s doubling to 5 min apart; `not_found` is done)."""
+(`ENDPOINT_PUBLISHING`, `ENDPOINT_INACTIVE`, `ENDPOINT_ERROR` with its error...), shown by GET. When the stream
+ends, the end's own transaction (live/rooms/node.py set_status -> LiveKitRooms.enqueue_ended) forgets its ingress and
+enqueues `livekit.delete_ingress`, which deletes it in LiveKit (its stream key stops working; retried 8 times, 2 s
+doubling to 5 min apart; `not_found` is done). A create that LiveKit answered while the stream ended stores
+nothing (the stream row is share-locked while storing, so the end comes before or after, never between) and has
+its ingress deleted the same way. A `room_finished` webhook of an ended stream that still has an ingress does the
+same (a backup)."""
 from __future__ import annotations
 
 from livekit import api as lk
@@ -30,11 +33,11 @@ from live.config import Settings
 from live.errors import DomainError
 from live.jobs.queue import enqueue
 from live.logging import get_logger
-from live.media.livekit_rooms import LiveKitRooms
+from live.media.livekit_rooms import INGRESS_DELETE_JOB, LiveKitRooms
 
 log = get_logger("live.media.livekit")
 
-DELETE_JOB = "livekit.delete_ingress"
+DELETE_JOB = INGRESS_DELETE_JOB
 ATTEMPTS, FIRST_DELAY, MAX_DELAY = 8, 2.0, 300.0
 INPUTS = {"rtmp": lk.IngressInput.RTMP_INPUT, "whip": lk.IngressInput.WHIP_INPUT}
 
@@ -72,11 +75,14 @@ class LiveKitIngress:
         if not info.ingress_id or len(info.ingress_id) > 200 or len(info.url) > 2048 or len(info.stream_key) > 500:
             raise DomainError("media_server_error", "LiveKit answered CreateIngress with an unusable ingress")
         async with self._db.tx(SYSTEM) as conn:
-            stored = await media_db.add_ingress(conn, state.id, info.ingress_id, kind, info.url, info.stream_key,
-                                                by_user)
-            if not stored:  # another request stored the stream's ingress first: ours goes, by a job (retried)
+            ended = await media_db.stream_ended_locked(conn, state.id)  # ended while LiveKit made it
+            stored = not ended and await media_db.add_ingress(conn, state.id, info.ingress_id, kind, info.url,
+                                                              info.stream_key, by_user)
+            if not stored:  # ended, or another request stored the stream's ingress first: ours goes (a job)
                 await enqueue(conn, DELETE_JOB, {"ingress_id": info.ingress_id})
             row = await media_db.ingress_of(conn, state.id)
+        if ended:
+            raise DomainError("stream_not_live", "the stream has ended")
         if not stored:
             log.info("livekit_ingress_extra", stream_id=state.id, ingress_id=info.ingress_id)
             if row is None:  # and that one was deleted meanwhile

@@ -17,6 +17,7 @@ import aiohttp
 import asyncpg
 from livekit import api as lk
 
+from db import media as media_db
 from live.config import Settings
 from live.errors import DomainError
 from live.jobs.queue import enqueue
@@ -27,6 +28,7 @@ log = get_logger("live.media.livekit")
 REMOVE_JOB = "livekit.remove_participant"
 DELETE_JOB = "livekit.delete_room"
 EGRESS_JOB = "livekit.start_egress"  # handled by live/media/livekit_egress.py (LIVEKIT_EGRESS)
+INGRESS_DELETE_JOB = "livekit.delete_ingress"  # handled by live/media/livekit_ingress.py
 CALL_TIMEOUT = 10.0  # seconds per LiveKit call (RoomService, IngressService, EgressService)
 ATTEMPTS, FIRST_DELAY, MAX_DELAY = 8, 1.0, 300.0
 
@@ -87,6 +89,16 @@ class LiveKitRooms:
         """In the transaction that ends the stream: delete its room once it commits."""
         if self.enabled:
             await enqueue(conn, DELETE_JOB, {"room": room})
+
+    async def enqueue_ended(self, conn: asyncpg.Connection, stream_id: str, room: str) -> None:
+        """In the transaction that ends the stream (its row already `ended`): its room is deleted, and its OBS
+        ingress is forgotten and deleted in LiveKit (its stream key stops working), by jobs once it commits."""
+        if not self.enabled:
+            return
+        await self.enqueue_delete(conn, room)
+        ingress_id = await media_db.take_ingress_on_end(conn, stream_id)  # privileged table
+        if ingress_id is not None:
+            await enqueue(conn, INGRESS_DELETE_JOB, {"ingress_id": ingress_id})
 
     async def enqueue_egress(self, conn: asyncpg.Connection, stream_id: str, room: str) -> None:
         """In the transaction that makes the stream live: LiveKit starts recording it once that commits (one job

@@ -354,8 +354,8 @@ class RoomService:
             if status == "live" and before["status"] != "live":  # followers told by a job (live/notify/follows.py)
                 await enqueue_live_now(conn, state.id)
                 await self.media.rooms.enqueue_egress(conn, state.id, state.livekit_room)  # LIVEKIT_EGRESS records it
-            if status == "ended" and before["status"] != "ended":  # its LiveKit room is deleted by a job
-                await self.media.rooms.enqueue_delete(conn, state.livekit_room)
+            if status == "ended" and before["status"] != "ended":  # LiveKit room and ingress deleted by jobs
+                await self.media.rooms.enqueue_ended(conn, state.id, state.livekit_room)
         self.streams.refresh_row(state, row)
         await self.publish(state, events.STREAM_STATUS, {"stream_id": state.id, "status": state.status})
         return state
