@@ -13,7 +13,11 @@ The egress webhooks (`egress_started`, `egress_updated`, `egress_ended`; live/me
 the row by egress id (making it when the webhook comes before the job's commit): complete (or limit reached) with
 a file -> ready, with the file's location (or name), duration and size; failed or aborted -> failed with LiveKit's
 error. A row that is ready or failed stays so. Ending the stream deletes the room (livekit.delete_room), which ends
-the egress; its `egress_ended` makes the row ready."""
+the egress; its `egress_ended` makes the row ready. As webhooks get lost (or are not set up), the end also enqueues
+`livekit.check_egress` 2 min later: the stream's rows still `recording` get LiveKit's EgressInfo (ListEgress by
+egress id) through the same path; one still active is looked at again 5, 10, 20, 40, 60, 60 min later, then stopped
+(StopEgress) and failed (~3.3 h after the end); LiveKit not knowing the egress fails it. A failing call is retried
+(the queue's 8 runs)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -25,12 +29,14 @@ from db import Database
 from db import media as media_db
 from live.auth.principal import SYSTEM
 from live.config import Settings
+from live.jobs.queue import enqueue
 from live.logging import get_logger
-from live.media.livekit_rooms import EGRESS_JOB, LiveKitRooms
+from live.media.livekit_rooms import EGRESS_CHECK_DELAYS, EGRESS_CHECK_JOB, EGRESS_JOB, LiveKitRooms
 
 log = get_logger("live.media.livekit")
 
 START_JOB = EGRESS_JOB
+CHECK_JOB = EGRESS_CHECK_JOB
 ATTEMPTS, FIRST_DELAY, MAX_DELAY = 8, 2.0, 300.0
 ROOM_EMPTY_TIMEOUT = 600  # seconds a room made for the egress waits for its seller before LiveKit closes it
 READY = (lk.EgressStatus.EGRESS_COMPLETE, lk.EgressStatus.EGRESS_LIMIT_REACHED)
@@ -47,6 +53,7 @@ class LiveKitEgress:
 
     def register_jobs(self, jobs) -> None:
         jobs.register(START_JOB, self.start_job, max_attempts=ATTEMPTS, first_delay=FIRST_DELAY, max_delay=MAX_DELAY)
+        jobs.register(CHECK_JOB, self.check_job, max_attempts=ATTEMPTS, first_delay=FIRST_DELAY, max_delay=MAX_DELAY)
 
     async def _live(self, stream_id: str) -> bool:
         async with self._db.tx(SYSTEM) as conn:
@@ -75,6 +82,44 @@ class LiveKitEgress:
         if not live:  # ended while the egress started (its room may be deleted already): stop it
             await self.lk.call("StopEgress", api.egress.stop_egress(lk.StopEgressRequest(egress_id=info.egress_id)),
                                not_found_ok=True)
+
+
+    async def check_job(self, payload: dict) -> None:
+        """An ended stream's recordings still `recording`: LiveKit's EgressInfo of each (ListEgress by id) goes
+        through the webhooks' path (apply_event); one still active is looked at again later (EGRESS_CHECK_DELAYS),
+        and after the last look it is stopped and failed. LiveKit not knowing the egress fails it."""
+        stream_id, check = payload["stream_id"], int(payload.get("check", 0))
+        async with self._db.tx(SYSTEM) as conn:
+            egress_ids = await media_db.egresses_recording(conn, stream_id)
+        left = []
+        for egress_id in egress_ids:
+            found = await self.lk.call("ListEgress", self.lk.api().egress.list_egress(
+                lk.ListEgressRequest(egress_id=egress_id)))
+            info = next((e for e in found.items if e.egress_id == egress_id), None)
+            async with self._db.tx(SYSTEM) as conn:
+                if info is None:
+                    status = await media_db.egress_update(conn, stream_id, egress_id, "failed",
+                                                          error="LiveKit does not know this egress")
+                else:
+                    status = await apply_event(conn, stream_id, info)
+            if status == "recording":
+                left.append(egress_id)
+        log.info("livekit_egress_checked", stream_id=stream_id, check=check, recording=len(left))
+        if not left:
+            return
+        if check + 1 < len(EGRESS_CHECK_DELAYS):
+            async with self._db.tx(SYSTEM) as conn:
+                await enqueue(conn, CHECK_JOB, {"stream_id": stream_id, "check": check + 1},
+                              delay=EGRESS_CHECK_DELAYS[check + 1])
+            return
+        hours = sum(EGRESS_CHECK_DELAYS) / 3600
+        for egress_id in left:
+            await self.lk.call("StopEgress", self.lk.api().egress.stop_egress(lk.StopEgressRequest(
+                egress_id=egress_id)), not_found_ok=True)
+            async with self._db.tx(SYSTEM) as conn:
+                await media_db.egress_update(conn, stream_id, egress_id, "failed",
+                                             error=f"the egress was still active {hours:.1f} h after the stream ended")
+            log.warning("livekit_egress_abandoned", stream_id=stream_id, egress_id=egress_id)
 
 
 def _time(ns: int) -> datetime | None:

@@ -29,6 +29,9 @@ REMOVE_JOB = "livekit.remove_participant"
 DELETE_JOB = "livekit.delete_room"
 EGRESS_JOB = "livekit.start_egress"  # handled by live/media/livekit_egress.py (LIVEKIT_EGRESS)
 INGRESS_DELETE_JOB = "livekit.delete_ingress"  # handled by live/media/livekit_ingress.py
+EGRESS_CHECK_JOB = "livekit.check_egress"  # handled by live/media/livekit_egress.py (LIVEKIT_EGRESS)
+# seconds after the end before each look at an ended stream's egresses still `recording` (~3.3 h in all)
+EGRESS_CHECK_DELAYS = (120.0, 300.0, 600.0, 1200.0, 2400.0, 3600.0, 3600.0)
 CALL_TIMEOUT = 10.0  # seconds per LiveKit call (RoomService, IngressService, EgressService)
 ATTEMPTS, FIRST_DELAY, MAX_DELAY = 8, 1.0, 300.0
 
@@ -92,13 +95,18 @@ class LiveKitRooms:
 
     async def enqueue_ended(self, conn: asyncpg.Connection, stream_id: str, room: str) -> None:
         """In the transaction that ends the stream (its row already `ended`): its room is deleted, and its OBS
-        ingress is forgotten and deleted in LiveKit (its stream key stops working), by jobs once it commits."""
+        ingress is forgotten and deleted in LiveKit (its stream key stops working), by jobs once it commits; with
+        LIVEKIT_EGRESS its recordings are looked at 2 min later (a lost `egress_ended` does not leave them
+        `recording`)."""
         if not self.enabled:
             return
         await self.enqueue_delete(conn, room)
         ingress_id = await media_db.take_ingress_on_end(conn, stream_id)  # privileged table
         if ingress_id is not None:
             await enqueue(conn, INGRESS_DELETE_JOB, {"ingress_id": ingress_id})
+        if self.egress:
+            await enqueue(conn, EGRESS_CHECK_JOB, {"stream_id": stream_id, "check": 0},
+                          delay=EGRESS_CHECK_DELAYS[0])
 
     async def enqueue_egress(self, conn: asyncpg.Connection, stream_id: str, room: str) -> None:
         """In the transaction that makes the stream live: LiveKit starts recording it once that commits (one job

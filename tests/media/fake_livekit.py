@@ -180,11 +180,13 @@ class FakeLiveKit:
             return self._reply(info)
         if method == "ListEgress":
             req = lk.ListEgressRequest.FromString(body)
-            self.calls.append((method, {"room": req.room_name, "active": req.active}))
+            self.calls.append((method, {"room": req.room_name, "active": req.active}
+                               | ({"egress_id": req.egress_id} if req.egress_id else {})))
             if (failure := await self._failure(method)) is not None:
                 return failure
             active = (lk.EgressStatus.EGRESS_STARTING, lk.EgressStatus.EGRESS_ACTIVE)
             items = [e for e in self.egresses.values() if (not req.room_name or e.room_name == req.room_name)
+                     and (not req.egress_id or e.egress_id == req.egress_id)
                      and (not req.active or e.status in active)]
             return self._reply(lk.ListEgressResponse(items=items))
         if method == "StopEgress":

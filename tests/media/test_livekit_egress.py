@@ -176,3 +176,72 @@ async def test_off_by_default(tmp_path, fake, db):
         async with db.tx(SYSTEM) as conn:
             await rooms.enqueue_egress(conn, "00000000-0000-0000-0000-000000000000", "live-x")
             assert await conn.fetchval("SELECT count(*) FROM pgqueuer") == 0
+
+
+async def due(services, kind: str) -> list[dict]:
+    """The payloads of the queued jobs of `kind`, made due now (the in-process worker runs them)."""
+    async with services.db.tx(SYSTEM) as conn:
+        rows = await conn.fetch("""UPDATE pgqueuer SET execute_after = now() WHERE entrypoint = $1
+                                   AND status = 'queued' RETURNING payload""", kind)
+    return [json.loads(bytes(r["payload"])) for r in rows]
+
+
+async def test_an_ended_streams_egress_is_looked_up_when_its_webhook_never_comes(client, services, stream, fake):
+    from live.media.livekit_egress import CHECK_JOB
+
+    await services.rooms.set_status(stream["seller"], stream["id"], "live")
+    await until(lambda: _rows(services, 1), what="recording row", timeout=15)
+    # the stream ends; no egress webhook ever comes (lost, or not configured): a look 2 min after the end
+    await services.rooms.set_status(stream["seller"], stream["id"], "ended")
+    async with services.db.tx(SYSTEM) as conn:
+        wait = await conn.fetchval("""SELECT extract(epoch FROM execute_after - now()) FROM pgqueuer
+                                      WHERE entrypoint = $1""", CHECK_JOB)
+    assert 100 < wait < 125
+    # still active at the first look (LiveKit ending it): looked at again 5 min later, the row unchanged
+    fake.egresses["EG_1"].status = lk.EgressStatus.EGRESS_ENDING
+    [first] = await due(services, CHECK_JOB)
+    assert first == {"stream_id": stream["id"], "check": 0}
+    await until(lambda: _next_check(services, 1), what="second look queued", timeout=15)
+    assert [r["status"] for r in await recordings(services)] == ["recording"]
+    assert ("ListEgress", {"room": "", "active": False, "egress_id": "EG_1"}) in fake.calls
+    # then complete with its file: the next look makes the row ready, as egress_ended would have
+    info = fake.egresses["EG_1"]
+    info.status = lk.EgressStatus.EGRESS_COMPLETE
+    info.file_results.add(filename="live-t1.mp4", location="s3://b/live-t1.mp4", duration=5_000_000_000, size=99)
+    fake.fail_method["ListEgress"] = 1  # and LiveKit fails the first call: the job is retried
+    await due(services, CHECK_JOB)
+    await until(lambda: _status(services, "ready"), what="ready", timeout=20)
+    [row] = await recordings(services)
+    assert (row["location"], row["duration_ms"], row["bytes"]) == ("s3://b/live-t1.mp4", 5000, 99)
+    await until(lambda: _next_check(services, None), what="no further look", timeout=15)
+    assert fake.refused == 0
+
+
+async def test_an_egress_livekit_forgot_or_never_ends_fails(services, stream, fake):
+    from live.media.livekit_rooms import EGRESS_CHECK_DELAYS
+
+    egress = services.livekit_egress
+    async with services.db.tx(SYSTEM) as conn:
+        for egress_id in ("EG_7", "EG_8"):
+            await conn.execute("""INSERT INTO recordings (livestream_id, source, egress_id, content_type)
+                                  VALUES ($1::uuid, 'livekit_egress', $2, 'video/mp4')""", stream["id"], egress_id)
+    fake.egresses["EG_8"] = lk.EgressInfo(egress_id="EG_8", room_name="live-t1", status=lk.EgressStatus.EGRESS_ACTIVE)
+    # the last look: EG_7 unknown to LiveKit, EG_8 still active ~3 h after the end: stopped, both failed
+    await egress.check_job({"stream_id": stream["id"], "check": len(EGRESS_CHECK_DELAYS) - 1})
+    by_id = {r["egress_id"]: (r["status"], r["error"]) for r in await recordings(services)}
+    assert by_id["EG_7"] == ("failed", "LiveKit does not know this egress")
+    assert by_id["EG_8"][0] == "failed" and "still active" in by_id["EG_8"][1]
+    assert fake.calls[-1] == ("StopEgress", {"egress_id": "EG_8"}) and await _next_check(services, None)
+
+
+async def _next_check(services, check) -> bool:
+    from live.media.livekit_egress import CHECK_JOB
+
+    async with services.db.tx(SYSTEM) as conn:
+        rows = await conn.fetch("SELECT payload FROM pgqueuer WHERE entrypoint = $1", CHECK_JOB)
+    checks = [json.loads(bytes(r["payload"]))["check"] for r in rows]
+    return checks == ([] if check is None else [check])
+
+
+async def _status(services, status: str) -> bool:
+    return [r["status"] for r in await recordings(services)] == [status]
