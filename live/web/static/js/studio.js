@@ -2,6 +2,7 @@
 // (starting a scheduled stream first), "Stop" ends the WHIP session; the OBS settings to copy.
 import { api, requireSession, signInAgain } from './api.js';
 import { openRoom } from './room.js';
+import { livePanel } from './studio_panel.js';
 import { publish } from './webrtc.js';
 
 const root = document.getElementById('studio');
@@ -142,7 +143,9 @@ for (const btn of document.querySelectorAll('[data-copy]')) {
 if (me) {
   setPublishing('Not publishing', false);
   goLive.disabled = true;
-  openRoom(root.dataset.stream, me.token, {
+  let socket = null;
+  const panel = livePanel({ socket: () => socket, me });
+  socket = openRoom(root.dataset.stream, me.token, {
     joined(ack) {
       if (!ack.ok) {
         errorBox.textContent = `Could not open the stream: ${ack.error.message}`;
@@ -158,6 +161,7 @@ if (me) {
         errorBox.textContent = 'Only this stream’s seller can go live here.';
         return;
       }
+      panel.joined(ack);
       if (media.kind === 'livekit') {
         note.hidden = false;
         note.textContent = 'This server sends video through LiveKit: publishing from this page comes later. ' +
@@ -173,6 +177,7 @@ if (me) {
     },
     event(name, data) {
       if (!stream) return;
+      if (media?.can_publish) panel.event(name, data);
       if (name === 'viewer:count') document.getElementById('viewers').textContent = data.count;
       else if (name === 'stream:status') {
         statusEl.textContent = stream.status = data.status;

@@ -1,0 +1,24 @@
+"""The seller's studio pages beyond going live (docs/web.md, "The studio"): the orders queue.
+
+`GET /studio/orders` lists the shop's orders; `GET /studio/orders/{id}` is the same page with one order open (the
+path the `seller.new_order` and `seller.label_failed` notifications' `url` names, live/notify/kinds.py). Both load
+js/studio_orders.js, which reads and acts through the public REST routes (`/api/v1/seller/orders...`,
+`/api/v1/shipments/...`) and the seller's socket (`order:update`, `notification:new`)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from live.web.pages import Pages
+
+ORDER_ID = r"{id:[0-9a-fA-F-]{36}}"
+
+
+def register(app: web.Application, pages: "Pages") -> None:
+    async def orders(request: web.Request) -> web.Response:
+        return pages.render("studio_orders.html", title="Orders", order=request.match_info.get("id", "").lower())
+
+    app.router.add_get("/studio/orders", orders)
+    app.router.add_get(f"/studio/orders/{ORDER_ID}", orders)
