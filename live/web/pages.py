@@ -13,8 +13,7 @@ from aiohttp import web
 
 from live import __version__
 from live.config import Settings
-from live.web import discover, shop
-from live.web import studio
+from live.web import discover, shop, studio
 from live.web.assets import Assets
 
 STREAM = r"{stream:[A-Za-z0-9-]{1,120}}"  # docs/protocol.md: an id or a slug
