@@ -13,7 +13,7 @@ from aiohttp import web
 
 from live import __version__
 from live.config import Settings
-from live.web import discover, shop, studio
+from live.web import account, discover, shop, studio
 from live.web.assets import Assets
 
 STREAM = r"{stream:[A-Za-z0-9-]{1,120}}"  # docs/protocol.md: an id or a slug
@@ -51,5 +51,6 @@ def register(app: web.Application, settings: Settings) -> None:
     app.router.add_get(f"/live/{STREAM}", pages.watch)
     studio.register(app, pages)  # /studio/orders
     shop.register(app, pages)  # /checkout, /orders/{id}
+    account.register(app, pages)  # /account/...
     discover.register(app, pages)  # /, /replay/{stream}
     app.router.add_get("/static/{path:.+}", assets.serve)
