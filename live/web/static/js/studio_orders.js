@@ -32,6 +32,7 @@ let slowTimer = 0;
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
     if (k === 'class') node.className = v;
     else if (k === 'text') node.textContent = v;
     else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
@@ -55,7 +56,7 @@ function fail(box, e) {
 function row(o) {
   const itemCount = o.items.reduce((n, i) => n + i.quantity, 0);
   return el('li', { 'data-order': o.id, class: current?.id === o.id ? 'on' : '' },
-    el('a', { href: `/studio/orders/${o.id}`, 'aria-current': current?.id === o.id ? 'page' : null ?? undefined },
+    el('a', { href: `/studio/orders/${o.id}`, 'aria-current': current?.id === o.id ? 'page' : null },
       el('strong', { text: `#${o.number}` }), ' ',
       el('span', { class: `badge st-${o.status}`, text: statusName(o.status) })),
     el('span', { class: 'muted', text: `${when(o.created_at)} · ${itemCount} item${itemCount === 1 ? '' : 's'} · ` +
