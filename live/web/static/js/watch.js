@@ -1,6 +1,6 @@
 // The watch page (/live/<stream>): joins the room, plays the video by WHEP while the seller publishes
 // (media:status), shows the viewer count. Chat, spotlight and buying come in issue 16 (#chat, #spotlight).
-import { session } from './api.js';
+import { api, clearSession, session, signInUrl } from './api.js';
 import { openRoom } from './room.js';
 import { play } from './webrtc.js';
 
@@ -13,7 +13,8 @@ const root = document.getElementById('watch');
 const video = document.getElementById('video');
 const state = document.getElementById('video-state');
 const unmute = document.getElementById('unmute');
-const token = session()?.token ?? null;
+const tapPlay = document.getElementById('tap-play');
+let token = session()?.token ?? null;
 
 let stream = null; // the join ack's stream
 let media = null; // the join ack's media
@@ -39,6 +40,7 @@ async function stopPlayback(text, { ended = false } = {}) {
   const old = playing;
   playing = null;
   video.srcObject = null;
+  tapPlay.hidden = true;
   show(text);
   if (old && ended) old.close();
   else if (old) await old.stop();
@@ -62,7 +64,7 @@ async function startPlayback() {
     const s = await play(whepUrl(), token, (ms) => {
       if (gen !== generation) return;
       if (video.srcObject !== ms) video.srcObject = ms;
-      video.play().catch(() => {});
+      tryPlay();
     });
     if (gen !== generation) return s.stop();
     playing = s;
@@ -86,13 +88,28 @@ async function startPlayback() {
   }
 }
 
+// Autoplay may be refused even muted (iPhone Low Power Mode, a browser setting): then a tap plays it.
+function tryPlay() {
+  video.play().then(() => { tapPlay.hidden = true; }).catch((e) => {
+    if (e.name !== 'NotAllowedError' || !playing && !video.srcObject) return; // AbortError: a newer source
+    show('The browser did not start the video by itself.');
+    tapPlay.hidden = false;
+  });
+}
+
+tapPlay.addEventListener('click', () => {
+  tapPlay.hidden = true;
+  tryPlay();
+});
+
 function watchStalls(s, gen) {
   let last = -1;
   let since = performance.now();
   const timer = setInterval(() => {
     if (gen !== generation) return clearInterval(timer);
     const frames = video.getVideoPlaybackQuality().totalVideoFrames;
-    if (frames !== last || document.visibilityState !== 'visible' || s.pc.connectionState !== 'connected') {
+    if (frames !== last || document.visibilityState !== 'visible' || s.pc.connectionState !== 'connected'
+        || video.paused) { // paused: waiting for "Tap to play", not stalled
       last = frames;
       since = performance.now();
     } else if (performance.now() - since > STALL_MS) {
@@ -103,11 +120,15 @@ function watchStalls(s, gen) {
   }, 1000);
 }
 
-video.addEventListener('playing', () => { if (playing) show(''); unmute.hidden = !video.muted; });
+video.addEventListener('playing', () => {
+  if (playing) show('');
+  tapPlay.hidden = true;
+  unmute.hidden = !video.muted;
+});
 unmute.addEventListener('click', () => {
   video.muted = false;
   unmute.hidden = true;
-  video.play().catch(() => {});
+  tryPlay();
 });
 
 function setStatus(status) {
@@ -124,10 +145,29 @@ function connectionState(state, text) {
   connection.textContent = text;
 }
 
-openRoom(root.dataset.stream, token, {
+// The token was refused (expired, signed out everywhere): watching is open to anyone, so forget it, say so, and
+// go on as an anonymous viewer (socket.io-client does not retry a refused connection by itself).
+function signedOut() {
+  token = null;
+  clearSession();
+  const note = document.getElementById('signed-out');
+  note.querySelector('a').href = signInUrl();
+  note.hidden = false;
+  document.getElementById('who').textContent = '';
+  document.getElementById('signin-link').hidden = false;
+  document.getElementById('signout').hidden = true;
+  room.auth = {};
+  room.connect();
+}
+
+const room = openRoom(root.dataset.stream, token, {
   disconnected(reason, reconnecting) {
     if (reconnecting) connectionState('reconnecting', '· Reconnecting…');
-    else connectionState('closed', '· Disconnected: reload the page to reconnect.');
+    else {
+      connectionState('closed', '· Disconnected: reload the page to reconnect.');
+      // the server cuts the sockets of a user who signed out everywhere: is it that?
+      if (token) api('/api/v1/me', { token }).catch((e) => { if (e.status === 401 && token) signedOut(); });
+    }
   },
   joined(ack) {
     if (ack.ok) connectionState('live', '');
@@ -159,6 +199,9 @@ openRoom(root.dataset.stream, token, {
       stopPlayback('You cannot watch this stream.', { ended: true }); // the server closed the playback
     }
   },
-  error(err) { if (!stream) show(`Could not connect: ${err.message}`); },
+  error(err) {
+    if (token && ['unauthorized', 'suspended'].includes(err.data?.code)) signedOut();
+    else if (!stream) show(`Could not connect: ${err.message}`);
+  },
 });
 window.addEventListener('pagehide', () => { playing?.stop(); });

@@ -1,0 +1,113 @@
+"""The watch page's own failures, in a real Chromium: a refused token (expired, or voided while the page was open
+and the connection then dropped) leaves the viewer watching as a guest, told they were signed out; a browser that
+refuses to autoplay (iPhone Low Power Mode) gets a "Tap to play" button instead of 'Connecting…' forever."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+from tests.helpers import until
+from tests.web.helpers import frames_advance, watch_errors
+
+STATE = "document.getElementById('connection').dataset.state"
+
+
+async def page_as(browser, base: str, user_id: str, name: str, token: str):
+    """A new context whose page is signed in as the user (the session put where api.js keeps it)."""
+    page = await (await browser.new_context()).new_page()
+    await page.goto(f"{base}signin")
+    await page.evaluate("s => localStorage.setItem('live.session', s)",
+                        json.dumps({"token": token, "user": {"id": user_id, "name": name}}))
+    return page
+
+
+async def go_live(browser, live):
+    """The demo seller live from the studio (Chromium's fake camera)."""
+    seller_id, token = await live.user("demo-seller", "seller")
+    studio = await page_as(browser, live.base, seller_id, "demo-seller", token)
+    await studio.goto(f"{live.base}studio/live/demo")
+    await studio.get_by_role("button", name="Go live").click()
+    await studio.get_by_text("Live: your video is on air").wait_for(timeout=15000)
+    return studio
+
+
+async def test_a_refused_token_goes_on_as_a_guest(live, browser):
+    base = live.base
+    # an expired token at load
+    uid, _ = await live.user("web-stale")
+    expired = live.services.tokens.issue(uid, "customer", "web-stale", ttl=-60)
+    stale = await page_as(browser, base, uid, "web-stale", expired)
+    stale_errors = watch_errors(stale, "status of 409")  # WHEP while nobody publishes
+    await stale.goto(f"{base}live/demo")
+    await stale.get_by_text("You were signed out").wait_for()
+    await stale.get_by_text("Waiting for the seller to go live").wait_for()
+    assert await stale.evaluate(STATE) == "live"
+    assert await stale.evaluate("localStorage.getItem('live.session')") is None
+    assert await stale.get_by_role("link", name="Sign in again").get_attribute("href") == "/signin?next=%2Flive%2Fdemo"
+    assert await stale.get_by_role("link", name="Sign in", exact=True).is_visible()
+
+    # a token voided (signed out everywhere) while the page is open, then the connection drops
+    uid2, token2 = await live.user("web-voided")
+    voided = await page_as(browser, base, uid2, "web-voided", token2)
+    voided_errors = watch_errors(voided, "status of 409", "status of 401")  # GET /me after the cut: 401
+    await voided.goto(f"{base}live/demo")
+    await voided.get_by_text("Waiting for the seller to go live").wait_for()
+    await voided.get_by_text("Signed in as web-voided").wait_for()
+    status, _ = await live.api("POST", "/auth/sign-out", token2)  # the server cuts the user's sockets
+    assert status == 204, status
+    await voided.get_by_text("You were signed out").wait_for(timeout=10000)
+    await until(lambda: state_is(voided, "live"), 10, what="the voided viewer joined again as a guest")
+    assert not await voided.get_by_text("Signed in as").is_visible()
+
+    # a token that expires while the page is open, then the network drops: the reconnect is refused
+    uid3, _ = await live.user("web-short")
+    short = live.services.tokens.issue(uid3, "customer", "web-short", ttl=3)
+    dropped = await page_as(browser, base, uid3, "web-short", short)
+    dropped_errors = watch_errors(dropped, "status of 409")
+    await dropped.goto(f"{base}live/demo")
+    await until(lambda: state_is(dropped, "live"), 10, what="the short-lived viewer joined")
+    await asyncio.sleep(4)
+    for conn in list(live.gateway.conns.values()):  # every connection's network drops
+        if conn.sock.transport is not None:
+            conn.sock.transport.abort()
+    await dropped.get_by_text("You were signed out").wait_for(timeout=15000)
+    await until(lambda: state_is(dropped, "live"), 10, what="the expired viewer joined again as a guest")
+    for page in (stale, voided):  # the others reconnected too (guests now)
+        await until(lambda: state_is(page, "live"), 10, what="a guest reconnected")
+    assert not await stale.get_by_text("Could not connect").is_visible()
+    assert stale_errors == [] and dropped_errors == [], (stale_errors, dropped_errors)
+    assert voided_errors == [], voided_errors
+
+
+async def state_is(page, value: str) -> bool:
+    return await page.evaluate(STATE) == value
+
+
+# play() refused until the person clicks (taps) something on the page, as iOS does in Low Power Mode; added before
+# the page's own scripts (over the DevTools protocol: not subject to the page's CSP)
+NO_AUTOPLAY = """
+let tapped = false;
+addEventListener('click', () => { tapped = true; }, true);
+const play = HTMLMediaElement.prototype.play;
+HTMLMediaElement.prototype.play = function () {
+  if (tapped) return play.call(this);
+  return Promise.reject(new DOMException('autoplay refused', 'NotAllowedError'));
+};
+"""
+
+
+async def test_autoplay_refused_shows_tap_to_play(live, browser):
+    studio = await go_live(browser, live)
+    page = await (await browser.new_context()).new_page()
+    errors = watch_errors(page)
+    await page.add_init_script(NO_AUTOPLAY)
+    await page.goto(f"{live.base}live/demo")
+    tap = page.get_by_role("button", name="Tap to play")
+    await tap.wait_for(timeout=15000)
+    assert "did not start the video" in await page.locator("#video-state").inner_text()
+    assert await page.evaluate("document.getElementById('video').paused")
+    await tap.click()
+    await frames_advance(page, "the tapped video")
+    assert not await tap.is_visible() and not await page.locator("#video-state").is_visible()
+    assert errors == [], errors
+    await studio.close()
