@@ -86,7 +86,7 @@ class Services:
         self.replays = Replays(db, settings.data_dir)  # the recordings and product timelines of ended streams
         self.thumbnails = Thumbnails(settings.data_dir, interval=settings.thumbnail_interval)  # JPEGs while live
         self.embedded = EmbeddedMedia(max_sessions=settings.media_max_sessions, on_publishing=self._media_status,
-                                      observers=(self.recorder, self.thumbnails))
+                                      observers=(self.recorder, self.thumbnails), is_banned=self._media_banned)
         self.chat_writer = ChatWriter(db)
         self.redis = link = RedisLink(settings.redis_url) if settings.redis_url else None
         if link is not None:  # several workers: who publishes what, WHEP/DELETE forwarded to the publisher's worker
@@ -172,6 +172,10 @@ class Services:
     async def _media_status(self, stream_id: str, publishing: bool) -> None:
         state = await self.rooms.streams.get(stream_id)
         await self.rooms.publish(state, "media:status", {"stream_id": stream_id, "publishing": publishing})
+
+    async def _media_banned(self, stream_id: str, user_id: str) -> bool:
+        """Whether a viewer is banned, by this worker's state of the room (followed while it publishes here)."""
+        return user_id in (await self.rooms.streams.get(stream_id)).bans
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The caller of an `Authorization` header (REST); ANONYMOUS without one; DomainError for a bad one, a

@@ -48,10 +48,14 @@ def _created(kind: str, stream_id: str, session_id: str, answer: str) -> web.Res
 async def whip_publish(call: Call):
     media = _embedded(call)
     state = await call.services.rooms.owned(call.principal, call.param("id"))
+    offer = await _offer(call)  # first: the stream may end while the body comes
     if state.status == "ended":
         raise DomainError("stream_not_live", "the stream has ended")
-    offer = await _offer(call)
     session_id, answer = await media.publish(state.id, offer)
+    # ended while publish() waited (Redis, aiortc): this worker may not follow the room yet and missed the event
+    if (await call.services.rooms.streams.reload(state)).status == "ended":
+        await media.end(session_id)
+        raise DomainError("stream_not_live", "the stream has ended")
     return _created("whip", state.id, session_id, answer)
 
 
@@ -69,12 +73,12 @@ async def whip_end(call: Call):
            extra=_SDP_BODY)
 async def whep_play(call: Call):
     media = _embedded(call)
+    offer = await _offer(call)  # first: a ban landing while the body comes is then seen (and again by the owner)
     state = await call.services.rooms.streams.get(call.param("id"))
     if call.principal.user_id is not None and call.principal.user_id in state.bans:
         raise DomainError("banned", "you are banned from this stream")
     if state.status == "ended":
         raise DomainError("stream_not_live", "the stream has ended")
-    offer = await _offer(call)
     session_id, answer = await media.play(state.id, offer, call.principal.user_id)
     return _created("whep", state.id, session_id, answer)
 

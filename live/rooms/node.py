@@ -185,6 +185,10 @@ class RoomService:
                 await self.broker.subscribe(room)
             if room not in self._media_rooms:  # the publisher ended while this awaited: do not follow for good
                 self._schedule_unsubscribe(room)
+            # the stream may have ended before this worker followed the room (an event it did not receive)
+            state = await self.streams.reload(await self.streams.get(room))
+            if state.status == "ended" and self.embedded is not None:
+                self._media_task(self.embedded.end_stream(room))
         else:
             self._media_rooms.discard(room)
             self._schedule_unsubscribe(room)

@@ -31,6 +31,7 @@ VIDEO_CODECS = ("video/VP8", "video/H264")  # the publisher's first of these, in
 AUDIO_CODECS = ("audio/opus",)
 
 OnPublishing = Callable[[str, bool], Awaitable[None]]
+IsBanned = Callable[[str, str], Awaitable[bool]]  # (stream id, user id): from this worker's state of the room
 SESSION_ID = re.compile(r"[0-9a-f]{8}\.[A-Za-z0-9_-]{22}")  # `<worker tag>.<random>`
 STREAMS_PATH = "/api/v1/livestreams"  # the routes' prefix (live/http/media.py): WHIP and WHEP of a stream under it
 
@@ -93,8 +94,9 @@ def _capabilities(kind: str, mime: str) -> list:
 
 class EmbeddedMedia:
     def __init__(self, *, max_sessions: int, on_publishing: OnPublishing | None = None,
-                 observers: tuple[PublisherObserver, ...] = ()):
+                 observers: tuple[PublisherObserver, ...] = (), is_banned: IsBanned | None = None):
         self.max_sessions = max_sessions
+        self.is_banned = is_banned  # asked where a viewer's session is made (here, also for a forwarded offer)
         self.on_publishing = on_publishing
         self.observers = list(observers)
         self.sessions: dict[str, Session] = {}
@@ -206,6 +208,9 @@ class EmbeddedMedia:
     async def play_here(self, stream_id: str, offer: str, user_id: str | None = None) -> tuple[str, str]:
         """WHEP on this worker's publisher of the stream (409 when it has none)."""
         parsed = parse_offer(offer)
+        if user_id is not None and self.is_banned is not None and await self.is_banned(stream_id, user_id):
+            raise DomainError("banned", "you are banned from this stream")
+        # no await from here to _new: a ban from now on finds the session (ban())
         publisher = self.publishers.get(stream_id)
         if publisher is None:
             raise DomainError("conflict", "nobody is publishing this stream now")
