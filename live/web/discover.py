@@ -12,8 +12,15 @@ if TYPE_CHECKING:
     from live.web.pages import Pages
 
 
+STREAM = r"{stream:[A-Za-z0-9-]{1,120}}"  # as live/web/pages.py: a stream's id or slug
+
+
 def register(app: web.Application, pages: "Pages") -> None:
     async def home(request: web.Request) -> web.Response:
         return pages.render("home.html", title="Live shopping")
 
+    async def replay(request: web.Request) -> web.Response:
+        return pages.render("replay.html", title="Replay", stream=request.match_info["stream"])
+
     app.router.add_get("/", home)
+    app.router.add_get(f"/replay/{STREAM}", replay)
