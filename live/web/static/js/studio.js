@@ -3,6 +3,7 @@
 import { api, requireSession, signInAgain } from './api.js';
 import { openRoom } from './room.js';
 import { livePanel } from './studio_panel.js';
+import { streamSettings } from './studio_settings.js';
 import { publish } from './webrtc.js';
 
 const root = document.getElementById('studio');
@@ -145,6 +146,9 @@ if (me) {
   goLive.disabled = true;
   let socket = null;
   const panel = livePanel({ socket: () => socket, me });
+  const settings = streamSettings({ onSaved(s) {
+    document.getElementById('stream-title').textContent = `Go live: ${s.title}`;
+  } });
   socket = openRoom(root.dataset.stream, me.token, {
     joined(ack) {
       if (!ack.ok) {
@@ -152,7 +156,10 @@ if (me) {
         return;
       }
       media = ack.media ?? media;
-      if (ack.recovered) return;
+      if (ack.recovered) {
+        if (media?.can_publish) panel.recovered(); // the seller's own events (sales) are not recovered: read again
+        return;
+      }
       stream = ack.stream;
       document.getElementById('stream-title').textContent = `Go live: ${stream.title}`;
       statusEl.textContent = stream.status;
@@ -162,6 +169,7 @@ if (me) {
         return;
       }
       panel.joined(ack);
+      settings.joined(ack);
       if (media.kind === 'livekit') {
         note.hidden = false;
         note.textContent = 'This server sends video through LiveKit: publishing from this page comes later. ' +
@@ -177,7 +185,10 @@ if (me) {
     },
     event(name, data) {
       if (!stream) return;
-      if (media?.can_publish) panel.event(name, data);
+      if (media?.can_publish) {
+        panel.event(name, data);
+        settings.event(name, data);
+      }
       if (name === 'viewer:count') document.getElementById('viewers').textContent = data.count;
       else if (name === 'stream:status') {
         statusEl.textContent = stream.status = data.status;

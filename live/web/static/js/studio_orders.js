@@ -269,6 +269,15 @@ function listen() {
   socket.on('notification:new', (data) => {
     if (data.notification?.kind === 'seller.new_order') loadList();
   });
+  let connected = false;
+  socket.on('connect', () => {
+    // per-user events are not recovered after a dropped connection: read what may have changed meanwhile
+    if (connected) {
+      loadList();
+      if (current) showOrder(current.id);
+    }
+    connected = true;
+  });
   socket.on('connect_error', (err) => { if (err.data?.code === 'unauthorized') signInAgain(); });
 }
 

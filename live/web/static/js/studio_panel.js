@@ -242,6 +242,9 @@ export function livePanel({ socket, me }) {
       loadProducts();
       loadAnalytics();
     },
+    recovered() {
+      if (stream) loadAnalytics();
+    },
     event(name, data) {
       if (!stream) return;
       switch (name) {
