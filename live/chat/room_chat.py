@@ -82,7 +82,7 @@ class ChatService:
 
     async def delete(self, principal: Principal, id_or_slug: str, message_id: int) -> None:
         state = await self._moderated(principal, id_or_slug)
-        if not self.writer.mark_deleted(message_id, state.id):
+        if not await self.writer.delete_pending(message_id, state.id):
             async with self.db.tx(principal) as conn:
                 if not await chat_db.mark_deleted(conn, state.id, message_id, principal.user_id):
                     raise not_found("message")

@@ -42,6 +42,8 @@ class ChatWriter:
         self._rows: list[list] = []
         self._by_id: dict[int, list] = {}
         self._wake = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self._written: asyncio.Future | None = None  # resolved when the batch being written now has landed
         self.set_aside = 0  # rows PostgreSQL refused (never written)
         self.dropped = 0  # rows not kept because the buffer was full
 
@@ -58,17 +60,23 @@ class ChatWriter:
             log.error("chat_buffer_full", dropped_id=msg_id)
             self.dropped += 1
             return
-        row = [msg_id, stream_id, user_id, text, seq, created_at, False]
+        row = [msg_id, stream_id, user_id, text, seq, created_at, False, False]  # [6] deleted, [7] being written
         self._rows.append(row)
         self._by_id[msg_id] = row
         if len(self._rows) >= self._batch:
             self._wake.set()
 
-    def mark_deleted(self, msg_id: int, stream_id: str) -> bool:
-        """Delete a message of this stream still waiting in the buffer; True if it was there."""
+    async def delete_pending(self, msg_id: int, stream_id: str) -> bool:
+        """Delete a message of this stream still waiting in the buffer: True if it was waiting (now written as
+        deleted). False if it is not here (the caller deletes it in the database). A message being written right
+        now is waited for first: marking the row then would be lost (its values are already on their way), so
+        after that write lands it is in the database (False), or back in the buffer after a failed write (True)."""
         row = self._by_id.get(msg_id)
         if row is None or row[1] != stream_id:
             return False
+        if row[7] and self._written is not None:
+            await asyncio.shield(self._written)
+            return await self.delete_pending(msg_id, stream_id)
         row[6] = True
         return True
 
@@ -85,9 +93,24 @@ class ChatWriter:
                 log.exception("chat_flush_failed")
 
     async def flush(self) -> None:
+        """Write what the buffer holds. One flush at a time: a reader's flush (GET /chat) waits for the batch the
+        writer's own turn has in flight, so what was said before the read is in the database when it reads."""
+        async with self._flush_lock:
+            await self._flush()
+
+    async def _flush(self) -> None:
         while self._rows:
             rows, self._rows = self._rows[: self._batch], self._rows[self._batch:]
-            retry = await self._write(rows)
+            for r in rows:
+                r[7] = True
+            self._written = written = asyncio.get_running_loop().create_future()
+            try:
+                retry = await self._write(rows)
+            finally:  # written rows left _by_id; the ones to retry wait in the buffer again
+                for r in rows:
+                    r[7] = False
+                self._written = None
+                written.set_result(None)
             if retry:
                 self._rows[:0] = retry  # keep them, in order, for the next attempt
                 return
@@ -97,7 +120,7 @@ class ChatWriter:
         Returns the rows to try again later (the database is away), in order; [] when done."""
         try:
             async with self._db.tx(SYSTEM) as conn:
-                await chat_db.insert_many(conn, [tuple(r) for r in rows])
+                await chat_db.insert_many(conn, [tuple(r[:7]) for r in rows])
         except Exception as exc:
             if _transient(exc):
                 log.warning("chat_write_failed", error=str(exc), rows=len(rows))

@@ -233,3 +233,37 @@ async def test_ordinary_use_is_not_limited(live):
         assert (await v.call("reaction", {"stream_id": "demo", "kind": "heart"}))["ok"]
     for _ in range(5):
         assert (await v.sync()) is None
+
+
+async def test_a_delete_or_a_read_during_a_write_in_flight_is_not_lost(live, monkeypatch):
+    """The writer's batch is on its way to PostgreSQL (its values already sent) when a moderator deletes one of its
+    messages and a reader asks for the history: the delete waits for that write and then deletes the stored row,
+    and the reader's flush waits for it too, so neither sees the batch half-done."""
+    from db import chat as chat_db
+
+    writer = live.services.chat_writer
+    seller = await live.seller()
+    v = await live.viewer("hasty")
+    gate, entered = asyncio.Event(), asyncio.Event()
+    real_insert = chat_db.insert_many
+
+    async def slow_insert(conn, rows):
+        entered.set()
+        await gate.wait()
+        await real_insert(conn, rows)
+
+    monkeypatch.setattr(chat_db, "insert_many", slow_insert)
+    doomed = (await v.say("oops, wrong price"))["message"]
+    kept = (await v.say("the right price is 12"))["message"]
+    flushing = asyncio.create_task(writer.flush())
+    await asyncio.wait_for(entered.wait(), 5)  # the batch is in flight, held before PostgreSQL has it
+    deleting = asyncio.create_task(seller.call("chat:delete", {"stream_id": "demo", "message_id": doomed["id"]}))
+    reading = asyncio.create_task(live.api("GET", "/livestreams/demo/chat"))
+    await asyncio.sleep(0.3)
+    assert not deleting.done() and not reading.done()  # both wait for the write in flight
+    gate.set()
+    await flushing
+    assert (await asyncio.wait_for(deleting, 5))["ok"]
+    status, body = await asyncio.wait_for(reading, 5)
+    assert status == 200 and kept["id"] in [m["id"] for m in body["items"]]  # said before the read: it is there
+    assert "oops, wrong price" not in await _stored_texts(live)  # and the delete reached the stored row
