@@ -95,6 +95,8 @@ class Voids:
         ship = await shipments_db.get(conn, shipment_id, lock=True)
         if ship is None or ship["provider"] == "manual" or ship["status"] not in VOIDABLE:
             return False
+        if await shipments_db.scanned(conn, ship["id"]):
+            return False  # a scan is stored whose apply job has not run yet: the parcel is on its way, not void
         await self._start(conn, ship, actor_kind, actor_id, reason)
         return True
 
