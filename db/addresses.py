@@ -31,6 +31,15 @@ async def create(conn: asyncpg.Connection, user_id: str, a: dict, make_default: 
     return dict(row)
 
 
+async def make_default(conn: asyncpg.Connection, user_id: str, address_id: str) -> dict | None:
+    """Make one of the user's addresses the default (the old default cleared); the address, or None if not theirs."""
+    await conn.execute("""UPDATE addresses SET is_default = false
+                          WHERE user_id = $1::uuid AND is_default AND id <> $2::uuid""", user_id, address_id)
+    row = await conn.fetchrow(f"UPDATE addresses SET is_default = true WHERE id = $1::uuid AND user_id = $2::uuid "
+                              f"RETURNING {COLS}", address_id, user_id)
+    return dict(row) if row is not None else None
+
+
 async def delete(conn: asyncpg.Connection, user_id: str, address_id: str) -> bool:
     status = await conn.execute("DELETE FROM addresses WHERE id = $1::uuid AND user_id = $2::uuid",
                                 address_id, user_id)

@@ -1,5 +1,5 @@
 """A buyer's saved shipping addresses (checkout takes one by id): listed default first, added (validated first by
-live/commerce/shipping/addresses.py `verified`), deleted."""
+live/commerce/shipping/addresses.py `verified`), made the default, deleted."""
 from __future__ import annotations
 
 from db import Database
@@ -23,6 +23,13 @@ class AddressBook:
         await verified(self.carrier, fields)
         async with self.db.tx(principal) as conn:
             return await addresses_db.create(conn, principal.user_id, fields, make_default)
+
+    async def make_default(self, principal: Principal, address_id: str) -> dict:
+        async with self.db.tx(principal) as conn:
+            row = await addresses_db.make_default(conn, principal.user_id, address_id)
+            if row is None:  # raised inside: the transaction rolls back and the old default stays
+                raise not_found("address")
+        return row
 
     async def delete(self, principal: Principal, address_id: str) -> None:
         async with self.db.tx(principal) as conn:

@@ -153,6 +153,12 @@ async def add_address(call: Call):
     return await call.services.commerce.addresses.add(call.principal, fields, call.body.default)
 
 
+@api.route("POST", f"{API}/me/addresses/{{id}}/default", summary="Make a saved address your default",
+           tag="checkout", auth="user", errors=(404,))
+async def default_address(call: Call):
+    return await call.services.commerce.addresses.make_default(call.principal, uuid_param(call, what="address"))
+
+
 @api.route("DELETE", f"{API}/me/addresses/{{id}}", summary="Delete a saved address", tag="checkout",
            auth="user", status=204, errors=(404,))
 async def delete_address(call: Call):
