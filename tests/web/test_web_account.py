@@ -89,8 +89,15 @@ async def test_the_buyer_sees_and_changes_each_section(live, browser):
     await addresses.get_by_text("1 Congress Ave, 78701 Austin, TX").wait_for()
     assert await country_error.inner_text() == ""
     assert await addresses.locator("li").count() == 2
-    assert await addresses.locator("li").first.get_by_text("default").count() == 1  # the default one first
+    assert await addresses.locator("li").first.get_by_text("default", exact=True).count() == 1  # default first
     assert len((await rest(live, "GET", "/me/addresses", token))["items"]) == 2
+    # the new one becomes the default: listed first with the badge
+    await addresses.get_by_role("button", name="Make Cy Friend, 1 Congress Ave the default").click()
+    await page.get_by_text("Cy Friend, 1 Congress Ave is now your default address.").wait_for()
+    assert await addresses.locator("li").first.get_by_text("1 Congress Ave, 78701 Austin, TX").count() == 1
+    assert await addresses.locator("li").first.get_by_text("default", exact=True).count() == 1
+    listed = (await rest(live, "GET", "/me/addresses", token))["items"]
+    assert [(a["line1"], a["is_default"]) for a in listed] == [("1 Congress Ave", True), ("5 Broadway", False)]
     await addresses.get_by_role("button", name="Delete the address Cy Friend, 1 Congress Ave").click()
     await page.get_by_text("Address deleted.").wait_for()
     assert await addresses.locator("li").count() == 1

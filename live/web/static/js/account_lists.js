@@ -1,6 +1,7 @@
 // The account's Addresses (GET/POST/DELETE /api/v1/me/addresses: add with per-field errors, the default one
-// first), Wishlist (GET /api/v1/me/wishlist, DELETE .../wishlist/<product>) and Following (GET /api/v1/me/follows,
-// cursor-paged; DELETE /api/v1/sellers/<id>/follow).
+// first, another made the default: POST .../addresses/<id>/default), Wishlist (GET /api/v1/me/wishlist,
+// DELETE .../wishlist/<product>) and Following (GET /api/v1/me/follows, cursor-paged; DELETE
+// /api/v1/sellers/<id>/follow).
 import { $, call, clearError, clearFieldErrors, fail, fieldErrors, h, money, pagedList, status } from './account_util.js';
 
 function removeButton(text, li, request, after) {
@@ -31,12 +32,26 @@ function addressText(a) {
     .filter(Boolean).join(', ');
 }
 
-function addressItem(a, list, empty) {
+function addressItem(a, list, empty, reload) {
   const li = h('li', { 'data-address': a.id });
+  const makeDefault = a.is_default ? null : h('button', {
+    type: 'button', class: 'secondary', onclick: async (ev) => {
+      ev.target.disabled = true;
+      clearError();
+      try {
+        await call(`/api/v1/me/addresses/${a.id}/default`, { method: 'POST' });
+        await reload();
+        status(`${a.name}, ${a.line1} is now your default address.`);
+      } catch (e) {
+        ev.target.disabled = false;
+        fail(e);
+      }
+    },
+  }, `Make ${a.name}, ${a.line1} the default`);
   li.append(h('div', { class: 'row' }, h('strong', {}, a.name),
     a.is_default ? h('span', { class: 'status-badge good' }, 'default') : null),
   h('p', {}, addressText(a)), a.phone ? h('p', { class: 'muted' }, a.phone) : null,
-  h('div', { class: 'actions' }, removeButton(`Delete the address ${a.name}, ${a.line1}`, li,
+  h('div', { class: 'actions' }, makeDefault, removeButton(`Delete the address ${a.name}, ${a.line1}`, li,
     () => call(`/api/v1/me/addresses/${a.id}`, { method: 'DELETE' }),
     () => { empty.hidden = list.children.length > 0; status('Address deleted.'); })));
   return li;
@@ -87,7 +102,7 @@ async function addresses(body) {
   const empty = h('p', { class: 'muted' }, 'No saved addresses.');
   async function load() {
     const data = await call('/api/v1/me/addresses');
-    list.replaceChildren(...data.items.map((a) => addressItem(a, list, empty)));
+    list.replaceChildren(...data.items.map((a) => addressItem(a, list, empty, load)));
     empty.hidden = data.items.length > 0;
   }
   body.append(empty, list, addressForm(async () => {
