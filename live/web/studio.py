@@ -1,4 +1,7 @@
-"""The seller's studio pages beyond going live (docs/web.md, "The studio"): the orders queue.
+"""The seller's studio pages beyond going live (docs/web.md, "The studio"): its home and the orders queue.
+
+`GET /studio` is the studio's home: the seller's shows (each linking its go-live page `/studio/live/{stream}`) and a
+new show (js/studio_home.js).
 
 `GET /studio/orders` lists the shop's orders; `GET /studio/orders/{id}` is the same page with one order open (the
 path the `seller.new_order` and `seller.label_failed` notifications' `url` names, live/notify/kinds.py). Both load
@@ -20,5 +23,9 @@ def register(app: web.Application, pages: "Pages") -> None:
     async def orders(request: web.Request) -> web.Response:
         return pages.render("studio_orders.html", title="Orders", order=request.match_info.get("id", "").lower())
 
+    async def home(request: web.Request) -> web.Response:
+        return pages.render("studio_home.html", title="Studio")
+
+    app.router.add_get("/studio", home)
     app.router.add_get("/studio/orders", orders)
     app.router.add_get(f"/studio/orders/{ORDER_ID}", orders)
