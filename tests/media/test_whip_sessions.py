@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from live.errors import DomainError
 from tests.helpers import until
 from tests.media.test_whip import peer, publisher
-from tests.rooms.harness import API, SELLER
+from tests.media.test_whip_races import offer_of
+from tests.rooms.harness import API, SELLER, start_live
 
 
 async def test_viewers_that_never_connected_leave_the_fanout(live):
@@ -73,3 +77,33 @@ async def test_a_publisher_ending_while_its_start_is_observed_is_not_announced(l
         assert not media.sessions
     finally:
         await pub.close()
+
+
+async def test_viewers_leave_a_reserve_for_publishers_and_whep_has_its_own_limit(tmp_path, dsn, aiohttp_client):
+    """MEDIA_MAX_SESSIONS 10: a tenth (PUBLISHER_RESERVE at most) is the publishers' alone; WHEP offers are rate
+    limited per caller (`whep`, 30 a minute by default)."""
+    live = await start_live(tmp_path, dsn, aiohttp_client, media_max_sessions=10, rate_limits="whep=5/60")
+    _, seller_token = await live.user(SELLER, "seller")
+    pub, status, _, _ = await publisher(live, seller_token)
+    pcs = [pub]
+    media = live.services.embedded
+    try:
+        assert status == 201
+        state = await live.demo_state()
+        for _ in range(8):  # 1 publisher + 8 viewers = 9 = 10 - the reserve of 1
+            pcs.append(pc := peer())
+            await media.play_here(state.id, await offer_of(pc))
+        pcs.append(pc := peer())
+        with pytest.raises(DomainError) as full:
+            await media.play_here(state.id, await offer_of(pc))
+        assert full.value.code == "unavailable" and len(media.sessions) == 9
+        media._room("publisher")  # a publisher still has room
+        codes = []
+        for _ in range(6):
+            resp = await live.client.post(f"{API}/livestreams/demo/whep", data=b"hello",
+                                          headers={"Content-Type": "application/sdp"})
+            codes.append(resp.status)
+        assert codes == [400] * 5 + [429], codes
+    finally:
+        for pc in pcs:
+            await pc.close()

@@ -1,7 +1,8 @@
 """The embedded media server: WHIP ingest (one publisher per stream) and WHEP playback, peers of aiortc in this
 worker. The publisher's encoded frames are relayed to the viewers (relay.py: encode once, fan out).
 
-Limits (per worker): MEDIA_MAX_SESSIONS peer connections (publishers and viewers together; past it 503), an SDP
+Limits (per worker): MEDIA_MAX_SESSIONS peer connections (publishers and viewers together; past it 503; viewers
+are refused PUBLISHER_RESERVE sessions earlier, so anonymous viewers cannot take a publisher's place), an SDP
 offer of at most MAX_SDP_BYTES (the route refuses more with 413). A session whose connection has not come up
 within CONNECT_TIMEOUT seconds, or that fails or closes, ends by itself. Video: VP8 (preferred) or H.264, as the
 publisher's offer lists them; audio: Opus. ICE: the server's host candidates only (no STUN/TURN), non-trickle
@@ -26,6 +27,7 @@ from live.media.embedded.relay import EncodedTap, Fanout
 log = get_logger("live.media")
 
 MAX_SDP_BYTES = 64 * 1024
+PUBLISHER_RESERVE = 10  # sessions only publishers may take (at most a tenth of MEDIA_MAX_SESSIONS)
 CONNECT_TIMEOUT = 20.0  # seconds for ICE + DTLS to come up after the answer
 VIDEO_CODECS = ("video/VP8", "video/H264")  # the publisher's first of these, in its offer's order
 AUDIO_CODECS = ("audio/opus",)
@@ -117,9 +119,12 @@ class EmbeddedMedia:
     def publishing(self, stream_id: str) -> bool:
         return stream_id in self.publishers
 
-    def _room(self) -> None:
-        if len(self.sessions) >= self.max_sessions:
-            raise DomainError("unavailable", f"this server holds {self.max_sessions} media sessions already")
+    def _room(self, role: str) -> None:
+        most = self.max_sessions
+        if role == "viewer":
+            most -= min(PUBLISHER_RESERVE, self.max_sessions // 10)
+        if len(self.sessions) >= most:
+            raise DomainError("unavailable", f"this server holds {len(self.sessions)} media sessions already")
 
     def _new(self, stream_id: str, role: str, user_id: str | None = None) -> Session:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -158,7 +163,7 @@ class EmbeddedMedia:
         parsed = parse_offer(offer)
         if stream_id in self.publishers:
             raise DomainError("conflict", "someone is already publishing this stream; DELETE that session first")
-        self._room()
+        self._room("publisher")
         if self.directory is not None and not await self.directory.claim(stream_id):
             raise DomainError("conflict", "someone is already publishing this stream (on another worker)")
         if stream_id in self.publishers:  # claimed while this request waited for Redis
@@ -214,7 +219,7 @@ class EmbeddedMedia:
         publisher = self.publishers.get(stream_id)
         if publisher is None:
             raise DomainError("conflict", "nobody is publishing this stream now")
-        self._room()
+        self._room("viewer")
         session = self._new(stream_id, "viewer", user_id)
         kinds = set()
         for media in parsed.media:
