@@ -1,7 +1,11 @@
 // The watch page (/live/<stream>): joins the room, plays the video by WHEP while the seller publishes
-// (media:status), shows the viewer count. Chat, spotlight and buying come in issue 16 (#chat, #spotlight).
+// (media:status), shows the viewer count, and hands the room's events to the chat (chat.js), the reactions
+// (reactions.js) and the spotlight card (spotlight.js); the cart drawer is cart.js (templates/_cart_drawer.html).
 import { api, clearSession, session, signInUrl } from './api.js';
+import { createChat } from './chat.js';
+import { createReactions } from './reactions.js';
 import { openRoom } from './room.js';
+import { createSpotlight } from './spotlight.js';
 import { play } from './webrtc.js';
 
 const RETRY_MS = [1000, 2000, 4000, 8000]; // a failed playback is tried again after these, then every 8 s
@@ -156,6 +160,8 @@ function signedOut() {
   document.getElementById('who').textContent = '';
   document.getElementById('signin-link').hidden = false;
   document.getElementById('signout').hidden = true;
+  chat.setUser(null);
+  reactions.setUser(null);
   room.auth = {};
   room.connect();
 }
@@ -177,8 +183,11 @@ const room = openRoom(root.dataset.stream, token, {
       return;
     }
     media = ack.media ?? media;
-    if (ack.recovered) return; // the missed events were replayed; the video plays on
+    if (ack.recovered) return; // the missed events were replayed (chat included); the video plays on
     stream = ack.stream;
+    chat.reset(stream, ack.chat);
+    reactions.reset(ack.reactions);
+    spotlight.reset(ack.spotlight);
     document.getElementById('stream-title').textContent = stream.title;
     document.title = `${stream.title} · live`;
     document.getElementById('seller').textContent = stream.seller?.name ?? '';
@@ -188,13 +197,19 @@ const room = openRoom(root.dataset.stream, token, {
   },
   event(name, data) {
     if (!stream) return;
+    chat.event(name, data);
+    reactions.event(name, data);
+    spotlight.event(name, data);
     if (name === 'viewer:count') document.getElementById('viewers').textContent = data.count;
     else if (name === 'media:status') {
       failures = 0;
       if (data.publishing) startPlayback();
       else if (stream.status === 'live') stopPlayback('Waiting for the seller to go live…', { ended: true });
       else stopPlayback(state.textContent, { ended: true }); // ended or scheduled: that says more
-    } else if (name === 'stream:status') setStatus(data.status);
+    } else if (name === 'stream:status') {
+      setStatus(data.status);
+      chat.status(data.status);
+    }
     else if (name === 'user:banned' && data.user_id === session()?.user?.id) {
       stopPlayback('You cannot watch this stream.', { ended: true }); // the server closed the playback
     }
@@ -204,4 +219,20 @@ const room = openRoom(root.dataset.stream, token, {
     else if (!stream) show(`Could not connect: ${err.message}`);
   },
 });
+const streamRef = () => stream?.id ?? root.dataset.stream;
+const me = session()?.user ?? null;
+const chat = createChat(room, { me, streamRef });
+const reactions = createReactions(room, { streamRef });
+const spotlight = createSpotlight({ streamRef });
+chat.setUser(me);
+reactions.setUser(me);
+
+// the cart drawer (cart.js) opens on live:open-cart and says the count with live:cart-changed
+document.getElementById('cart-button').addEventListener('click', () => {
+  document.dispatchEvent(new CustomEvent('live:open-cart'));
+});
+document.addEventListener('live:cart-changed', (ev) => {
+  if (typeof ev.detail?.count === 'number') document.getElementById('cart-count').textContent = ev.detail.count;
+});
+
 window.addEventListener('pagehide', () => { playing?.stop(); });
