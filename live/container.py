@@ -169,9 +169,12 @@ class Services:
         """`live worker`: notification:new to many users goes to the serving workers over the control channel."""
         self.control.push_users([(user_id, encode_event(NOTIFICATION_NEW, data)) for user_id, data in pushes])
 
-    async def _media_status(self, stream_id: str, publishing: bool) -> None:
+    async def _media_status(self, stream_id: str, publishing: bool, size: tuple[int, int] | None = None) -> None:
         state = await self.rooms.streams.get(stream_id)
-        await self.rooms.publish(state, "media:status", {"stream_id": stream_id, "publishing": publishing})
+        data: dict = {"stream_id": stream_id, "publishing": publishing}
+        if size is not None:  # the embedded server's publisher: its video's picture size, once known
+            data["width"], data["height"] = size
+        await self.rooms.publish(state, "media:status", data)
 
     async def _media_banned(self, stream_id: str, user_id: str) -> bool:
         """Whether a viewer is banned, by this worker's state of the room (followed while it publishes here)."""

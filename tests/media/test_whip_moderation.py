@@ -83,7 +83,7 @@ async def test_ending_the_stream_ends_its_media(live):
     pcs = [pub]
     try:
         assert status == 201
-        await room.wait_for("media:status", lambda d: d["publishing"] is True)
+        await room.wait_for("media:status", lambda d: d["publishing"] is True and "width" in d)  # sized
         mark = room.mark("media:status")
         tracks = [(await playing(live, None, pcs))[0] for _ in range(2)]
         assert (await live.api("POST", "/livestreams/demo/end", seller_token))[0] == 200
@@ -120,7 +120,7 @@ async def test_a_ban_and_the_end_from_another_worker(tmp_path, dsn, aiohttp_clie
     pcs = [pub]
     try:
         assert status == 201
-        await watcher.wait_for("media:status", lambda d: d["publishing"] is True)  # from A, through Redis
+        await watcher.wait_for("media:status", lambda d: "width" in d)  # from A, through Redis
         troll_track, _ = await playing(a, troll_token, pcs)
         other_track, _ = await playing(a, None, pcs)
         assert a.gateway is not None and a.services.hub.local_count((await a.demo_state()).id) == 0

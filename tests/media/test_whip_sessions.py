@@ -9,6 +9,7 @@ import pytest
 
 from live.errors import DomainError
 from tests.helpers import until
+from tests.media.test_recording_writer import vp8_frames
 from tests.media.test_whip import peer, publisher
 from tests.media.test_whip_races import offer_of
 from tests.rooms.harness import API, SELLER, start_live
@@ -107,3 +108,21 @@ async def test_viewers_leave_a_reserve_for_publishers_and_whep_has_its_own_limit
     finally:
         for pc in pcs:
             await pc.close()
+
+
+async def test_media_status_carries_the_picture_size(live):
+    _, seller_token = await live.user(SELLER, "seller")
+    room = await live.viewer("size-watcher")
+    pub, status, _, _ = await publisher(live, seller_token)  # Bars: 320x240 VP8
+    try:
+        assert status == 201
+        told = await room.wait_for("media:status", lambda d: d["publishing"] and "width" in d)
+        assert (told["width"], told["height"]) == (320, 240)
+        state = await live.demo_state()
+        session = live.services.embedded.publishers[state.id]
+        # a new size (as a keyframe of another resolution would say) is announced again; the same is not
+        session.fanouts["video"].push(vp8_frames(1)[0][0], 0)  # a 160x120 VP8 keyframe
+        again = await room.wait_for("media:status", lambda d: d.get("width") == 160)
+        assert again["publishing"] is True and again["height"] == 120
+    finally:
+        await pub.close()

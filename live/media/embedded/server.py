@@ -22,6 +22,7 @@ from aiortc import sdp as aiortc_sdp
 from live.errors import DomainError
 from live.logging import get_logger
 from live.media.embedded.directory import SESSION_HEADER, MediaDirectory
+from live.media.embedded.headers import frame_size
 from live.media.embedded.relay import EncodedTap, Fanout
 
 log = get_logger("live.media")
@@ -32,7 +33,7 @@ CONNECT_TIMEOUT = 20.0  # seconds for ICE + DTLS to come up after the answer
 VIDEO_CODECS = ("video/VP8", "video/H264")  # the publisher's first of these, in its offer's order
 AUDIO_CODECS = ("audio/opus",)
 
-OnPublishing = Callable[[str, bool], Awaitable[None]]
+OnPublishing = Callable[..., Awaitable[None]]  # (stream id, publishing, size: (width, height) | None)
 IsBanned = Callable[[str, str], Awaitable[bool]]  # (stream id, user id): from this worker's state of the room
 SESSION_ID = re.compile(r"[0-9a-f]{8}\.[A-Za-z0-9_-]{22}")  # `<worker tag>.<random>`
 STREAMS_PATH = "/api/v1/livestreams"  # the routes' prefix (live/http/media.py): WHIP and WHEP of a stream under it
@@ -62,6 +63,7 @@ class Session:
     user_id: str | None = None  # a viewer's, when signed in (a ban ends that user's sessions)
     fanouts: dict[str, Fanout] = field(default_factory=dict)  # publisher: kind -> fanout
     announced: bool = False  # publisher: its connection came up (the `started` observers were called)
+    size: tuple[int, int] | None = None  # publisher: the picture size of its last video keyframe
     told: bool = False  # publisher: the room was told it publishes (told again that it stopped, at the end)
     ended: bool = False
 
@@ -105,6 +107,7 @@ class EmbeddedMedia:
         self.publishers: dict[str, Session] = {}  # stream id -> its publisher's session
         # across workers (set by the container with a shared Redis): who publishes what, forwards to the owner
         self.directory: MediaDirectory | None = None
+        self._tasks: set[asyncio.Task] = set()  # announcements of a new picture size
         self.tag = secrets.token_hex(4)  # starts this worker's session ids: a DELETE elsewhere finds it
 
     @staticmethod
@@ -138,7 +141,7 @@ class EmbeddedMedia:
                 await self._observe("started", session)
                 if not session.ended:  # ended while the observers ran (the recorder's insert): nothing to tell
                     session.told = True
-                    await self._announce(stream_id, True)
+                    await self._announce(stream_id, True, session.size)
             elif pc.connectionState in ("failed", "closed"):
                 await self.end(session.id)
 
@@ -187,7 +190,26 @@ class EmbeddedMedia:
         if not session.fanouts:
             await self.end(session.id)
             raise DomainError("validation_failed", "the offer has no VP8/H.264 video or Opus audio to publish")
+        if "video" in session.fanouts:
+            session.fanouts["video"].add_sink(lambda data, _ts, key, s=session: self._sized(s, data, key))
         return session.id, await self._answer(session, offer)
+
+    def _sized(self, session: Session, data: bytes, keyframe: bool) -> None:
+        """A sink of the publisher's video: the room is told the picture size once known, and again on a change."""
+        if not keyframe:
+            return
+        size = frame_size(session.fanouts["video"].mime, data)
+        if size is None or size == session.size:
+            return
+        session.size = size
+        if session.told:
+            task = asyncio.get_running_loop().create_task(self._resized(session, size))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _resized(self, session: Session, size: tuple[int, int]) -> None:
+        if not session.ended and session.size == size:
+            await self._announce(session.stream_id, True, size)
 
     @staticmethod
     def _pli(receiver: RTCRtpReceiver) -> bool:
@@ -313,11 +335,11 @@ class EmbeddedMedia:
             except Exception:
                 log.exception("media_observer_failed", observer=type(observer).__name__, call=what)
 
-    async def _announce(self, stream_id: str, publishing: bool) -> None:
+    async def _announce(self, stream_id: str, publishing: bool, size: tuple[int, int] | None = None) -> None:
         if self.on_publishing is None:
             return
         try:
-            await self.on_publishing(stream_id, publishing)
+            await self.on_publishing(stream_id, publishing, size)
         except Exception:
             log.exception("media_status_failed")
 
