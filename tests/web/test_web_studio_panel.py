@@ -72,6 +72,8 @@ async def test_live_panel_and_orders_queue(live, browser):
     revenue = await studio.locator("#revenue").inner_text()
     assert any(ch.isdigit() for ch in revenue) and revenue.strip("$0.,") != "", revenue
     assert await studio.locator("#orders-count").inner_text() == "1"
+    assert await studio.locator("#carts").inner_text() == "1"  # the buyer's one add (of 2 units)
+    assert int(await studio.locator("#peak").inner_text()) >= 2
 
     # the product picker: one click spotlights another product, one click clears it
     spot = buyer.joined["spotlight"]

@@ -67,6 +67,8 @@ export function livePanel({ socket, me }) {
       $('revenue').textContent = a.revenue.length ? a.revenue.map((r) => money(r.amount_minor, r.currency)).join(' + ')
         : money(0, products[0]?.variants[0]?.currency ?? 'USD');
       $('orders-count').textContent = String(a.paid_orders);
+      $('carts').textContent = String(a.add_to_carts);
+      $('peak').textContent = String(a.peak_viewers);
       $('sales-error').textContent = '';
     } catch (e) {
       $('sales-error').textContent = `Could not load the sales: ${e.message}`;
@@ -275,6 +277,9 @@ export function livePanel({ socket, me }) {
           break;
         case 'order:update':
           if (data.order?.livestream_id === stream.id) refreshSales();
+          break;
+        case 'viewer:count':
+          if (data.count > Number($('peak').textContent)) $('peak').textContent = String(data.count);
           break;
         default:
       }
