@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     recordings_enabled: bool = True  # embedded media: record every publishing session (docs/media.md "Recordings")
     recording_max_seconds: int = Field(4 * 3600, ge=10, le=24 * 3600)  # one recording's media time at most
     recording_max_bytes: int = Field(4 * 1024**3, ge=1024**2, le=64 * 1024**3)  # one recording's frames at most
+    recording_min_free_bytes: int = Field(2 * 1024**3, ge=0, le=1024**4)  # no recording below this free disk space
     thumbnail_interval: float = Field(5.0, ge=1.0, le=300.0)  # embedded media: seconds between live thumbnails
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None

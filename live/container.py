@@ -82,7 +82,8 @@ class Services:
         # the embedded media server (WHIP/WHEP, docs/media.md); `media:status` tells the room publishing began/ended
         # every publishing session recorded under the data directory (docs/media.md "Recordings and replay")
         self.recorder = Recorder(db, settings.data_dir, enabled=settings.recordings_enabled,
-                                 max_seconds=settings.recording_max_seconds, max_bytes=settings.recording_max_bytes)
+                                 max_seconds=settings.recording_max_seconds, max_bytes=settings.recording_max_bytes,
+                                 min_free_bytes=settings.recording_min_free_bytes)
         self.replays = Replays(db, settings.data_dir)  # the recordings and product timelines of ended streams
         self.thumbnails = Thumbnails(settings.data_dir, interval=settings.thumbnail_interval)  # JPEGs while live
         self.embedded = EmbeddedMedia(max_sessions=settings.media_max_sessions, on_publishing=self._media_status,

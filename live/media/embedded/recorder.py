@@ -7,13 +7,16 @@ ended_at, duration_ms, bytes, width, height) or `failed` (with why).
 
 Limits: a segment stops at RECORDING_MAX_SECONDS of media or RECORDING_MAX_BYTES of frames, whichever comes first:
 the file is closed there and the row set `ready` with what it holds; the rest of that session is not recorded (the
-seller reconnecting starts a new segment). A writer that falls WRITER_QUEUE_FRAMES behind drops frames until the
-next keyframe (and asks the publisher for one). A session without video is not recorded.
+seller reconnecting starts a new segment). Disk: a segment is not started while the recordings' file system has
+less than RECORDING_MIN_FREE_BYTES free, and one being written is finished (kept, `ready`) when a check, every
+FREE_CHECK_FRAMES video frames (in a thread), finds less. A writer that falls WRITER_QUEUE_FRAMES behind drops
+frames until the next keyframe (and asks the publisher for one). A session without video is not recorded.
 """
 from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +35,7 @@ log = get_logger("live.media")
 RECORDINGS_DIR = "recordings"
 STALE_AFTER = 120.0  # seconds without a write to a recording's file (or, before it has one, since its row began)
 SWEEP_EVERY = 600.0  # seconds between two sweeps of recordings whose worker stopped
+FREE_CHECK_FRAMES = 300  # video frames between two checks of the free disk space while recording (~10 s at 30 fps)
 
 
 class _Segment:
@@ -39,13 +43,15 @@ class _Segment:
         self.id, self.writer, self.session = recording_id, writer, session
         self.finished: asyncio.Task | None = None
         self.sinks: list = []  # (fanout, sink) to take off when the segment ends
+        self.checks: set[asyncio.Task] = set()  # free-space checks running
 
 
 class Recorder:
     def __init__(self, db: Database, data_dir: Path, *, enabled: bool = True, max_seconds: int = 4 * 3600,
-                 max_bytes: int = 4 * 1024**3):
+                 max_bytes: int = 4 * 1024**3, min_free_bytes: int = 2 * 1024**3):
         self.db, self.root = db, Path(data_dir) / RECORDINGS_DIR
         self.enabled, self.max_seconds, self.max_bytes = enabled, max_seconds, max_bytes
+        self.min_free_bytes = min_free_bytes
         self.segments: dict[str, _Segment] = {}  # session id -> its segment being recorded
         self._sweeper: asyncio.Task | None = None
 
@@ -56,6 +62,11 @@ class Recorder:
         _, ext, content_type, _ = FORMATS[video.mime.lower()]
         name = f"{session.stream_id}-{secrets.token_hex(8)}.{ext}"
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        if await self._free() < self.min_free_bytes:
+            log.warning("recording_skipped_disk_full", stream_id=session.stream_id, min_free=self.min_free_bytes)
+            return
+        if session.ended:
+            return
         async with self.db.tx(SYSTEM) as conn:
             recording_id = await recordings_db.start(conn, session.stream_id, name, content_type)
         audio = session.fanouts.get("audio")
@@ -66,6 +77,10 @@ class Recorder:
 
         def on_video(data: bytes, timestamp: int, keyframe: bool) -> None:
             writer.video(data, timestamp, keyframe)
+            if writer.video_frames and writer.video_frames % FREE_CHECK_FRAMES == 0 and not writer.closed:
+                check = asyncio.get_running_loop().create_task(self._check_free(segment))
+                segment.checks.add(check)
+                check.add_done_callback(segment.checks.discard)
             if (writer.seconds >= self.max_seconds or writer.payload_bytes >= self.max_bytes) and not writer.closed:
                 log.warning("recording_limit_reached", recording=recording_id, seconds=round(writer.seconds),
                             bytes=writer.payload_bytes)
@@ -76,6 +91,15 @@ class Recorder:
             fanout.add_sink(sink)
         if session.ended:  # the session ended while its row was written: `ended` found no segment to close
             await self._finish(segment)
+
+    async def _free(self) -> int:
+        return (await asyncio.to_thread(shutil.disk_usage, self.root)).free
+
+    async def _check_free(self, segment: _Segment) -> None:
+        free = await self._free()
+        if free < self.min_free_bytes and not segment.writer.closed:
+            log.warning("recording_disk_full", recording=segment.id, free=free, min_free=self.min_free_bytes)
+            self._finish(segment)
 
     async def ended(self, session: Session) -> None:
         segment = self.segments.get(session.id)
