@@ -6,6 +6,7 @@ message appears only once the playhead passes it. A stream with no recording and
 from __future__ import annotations
 
 import asyncio
+import re
 
 from tests.helpers import until
 from tests.media.test_recording import publish
@@ -117,6 +118,58 @@ async def test_replay_without_a_recording_and_an_unknown_stream(live, browser):
     assert errors == [], errors
     await page.goto(f"{live.base}replay/no-such-stream")
     await page.get_by_role("alert").get_by_text("There is no such stream.").wait_for()
+
+
+async def test_two_recordings_play_as_parts_in_order(live, browser):
+    _, token = await live.user(SELLER, "seller")
+    seller = await live.seller()
+    products = (await live.api("GET", "/livestreams/demo/products"))[1]["items"]
+    before_id = (await live.api("GET", "/livestreams/demo"))[1]["spotlight_product_id"]
+    other = next(p for p in products if p["id"] != before_id)
+    recorder = live.services.recorder
+    for part in range(2):  # the seller publishes twice: two recordings
+        pc, location = await publish(live, token)
+        try:
+            await until(lambda: any(s.writer.started_wall for s in recorder.segments.values()), what="a frame")
+            await asyncio.sleep(1.0)
+            if part == 1:
+                assert (await seller.call("product:highlight", {"stream_id": "demo", "product_id": other["id"]}))["ok"]
+            await asyncio.sleep(1.0)
+            assert (await live.client.delete(location, headers={"Authorization": f"Bearer {token}"})).status == 204
+        finally:
+            await pc.close()
+        await until(lambda: not recorder.segments, what="the recording closed")
+    recordings = (await live.api("GET", "/livestreams/demo/replay"))[1]["recordings"]
+    assert [r["status"] for r in recordings] == ["ready", "ready"], recordings
+    first, second = sorted(recordings, key=lambda r: r["started_at"])
+
+    context = await browser.new_context()
+    page = await context.new_page()
+    errors = watch_errors(page)
+    await page.goto(f"{live.base}replay/demo")
+    picker = page.get_by_label("Part")
+    await picker.wait_for()
+    assert await picker.locator("option").count() == 2 and await picker.input_value() == "0"
+    assert await page.evaluate(f"{VIDEO}.currentSrc.endsWith({first['url']!r})")
+    jump = page.get_by_role("button", name=re.compile(r"^part 2, 0:0\d " + re.escape(other["title"])))
+    await jump.click()  # a spotlight of the second part: that part, at its offset
+    await until(lambda: page.evaluate(f"{VIDEO}.currentSrc.endsWith({second['url']!r})"), 5, what="part 2 loaded")
+    assert await picker.input_value() == "1"
+    await page.get_by_role("region", name="On screen").get_by_text(other["title"]).wait_for()
+
+    # the first part's end starts the second
+    await picker.select_option("0")
+    await until(lambda: page.evaluate(f"{VIDEO}.currentSrc.endsWith({first['url']!r}) && {VIDEO}.readyState >= 1"),
+                5, what="part 1 loaded")
+    await page.evaluate(f"{VIDEO}.muted = true; {VIDEO}.currentTime = {VIDEO}.duration - 0.3; {VIDEO}.play()")
+    await until(lambda: _on_part(picker, "1"), 10, what="part 2 playing after part 1 ended")
+    await until(lambda: page.evaluate(f"!{VIDEO}.paused && {VIDEO}.currentSrc.endsWith({second['url']!r})"), 5,
+                what="part 2 playing")
+    assert errors == [], errors
+
+
+async def _on_part(picker, value: str) -> bool:
+    return await picker.input_value() == value
 
 
 async def _chat_loaded(page) -> bool:

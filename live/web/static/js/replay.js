@@ -23,6 +23,7 @@ let messages = []; // chat, oldest first: {ts, name, role, text}
 let shownUpTo = -1;
 const products = new Map(); // product id -> Promise of the product (or null: no longer for sale)
 let productShown = undefined;
+let describeVariant = () => {}; // the selected variant's price and stock, and whether it can be added
 
 function el(tag, props = {}, ...children) {
   const e = Object.assign(document.createElement(tag), props);
@@ -183,6 +184,7 @@ async function showProduct(entry) {
     $('add-to-cart').disabled = v.available <= 0;
   };
   select.onchange = describe;
+  describeVariant = describe;
   describe();
   if (session()) $('add-to-cart').hidden = false;
   else $('signin-to-buy').hidden = false;
@@ -209,7 +211,7 @@ async function addToCart() {
     }
     $('cart-error').hidden = false;
   } finally {
-    button.disabled = false;
+    describeVariant(); // enabled again unless the variant is sold out
   }
 }
 
