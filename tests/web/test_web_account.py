@@ -210,6 +210,22 @@ async def test_360px_keyboard_and_signed_out(live, browser):
         await until(lambda: _loaded(page), 10, what=f"/account/{section} loaded")
         assert await page.evaluate(NO_SCROLL), f"/account/{section} scrolls sideways at 360 px"
         assert await page.locator("#panel-error").inner_text() == "", section
+    # Orders pages by cursor: 21 orders are 20, then "Load more" adds the oldest
+    products = [await live.product("demo-seller", title=f"Socks {i}", stock=5) for i in range(4)]
+    for i in range(20):  # at most 5 of an item per buyer
+        await rest(live, "POST", "/me/cart/items", token, {"variant_id": products[i % 4]["variant_id"], "qty": 1})
+        await rest(live, "POST", "/checkout", token, {"address": ADDRESS, "provider": "sandbox"},
+                   **{"Idempotency-Key": uuid.uuid4().hex})
+    await page.goto(f"{base}account/orders")
+    orders = page.get_by_role("list", name="Your orders")
+    await until(lambda: _count(orders, 20), 10, what="the first page of orders")
+    assert await orders.get_by_role("link", name=f"Order {things['order']['number']}").count() == 0
+    await page.get_by_role("button", name="Load more").click()
+    await orders.get_by_role("link", name=f"Order {things['order']['number']}").wait_for()
+    assert await orders.locator("li").count() == 21
+    assert await page.get_by_role("button", name="Load more").is_hidden()
+    assert await page.evaluate(NO_SCROLL)
+
     # the tabs by keyboard: focus the current one, Tab to the next, Enter follows it
     await page.goto(f"{base}account/orders")
     tabs = page.get_by_role("navigation", name="Account sections")
@@ -226,3 +242,34 @@ async def test_360px_keyboard_and_signed_out(live, browser):
     anon = await (await browser.new_context()).new_page()
     await anon.goto(f"{base}account/wishlist")
     await anon.wait_for_url(f"{base}signin?next=%2Faccount%2Fwishlist")
+
+
+async def test_a_delivered_order_is_returned_from_the_orders_and_withdrawn_in_returns(live, browser):
+    base = live.base
+    user_id, token, things = await buyer_with_things(live, "web-acct-dee")
+    order = things["order"]
+    async with live.services.db.tx(SYSTEM) as conn:  # setup: the parcel arrived (the shipping flow has its tests)
+        await conn.execute("UPDATE orders SET status = 'delivered' WHERE id = $1::uuid", order["id"])
+        await conn.execute("INSERT INTO order_status_history (order_id, from_status, to_status, actor_kind) "
+                           "VALUES ($1::uuid, 'pending_payment', 'delivered', 'system')", order["id"])
+    page = await page_as(browser, base, user_id, "web-acct-dee", token)
+    errors = watch_errors(page)
+    await page.goto(f"{base}account/orders")
+    await page.get_by_role("button", name=f"Return items of order {order['number']}").click()
+    form = page.get_by_role("form", name=f"Return items of order {order['number']}")
+    await form.get_by_role("button", name="Send the return request").click()
+    await form.get_by_text("Choose at least one item to return.").wait_for()  # nothing chosen: said, nothing sent
+    await form.get_by_label("how many to return").fill("1")
+    await form.get_by_label("Reason").select_option("changed_mind")
+    await form.get_by_role("button", name="Send the return request").click()
+    await page.get_by_text("Return requested").wait_for()
+    (ret,) = (await rest(live, "GET", "/me/returns", token))["items"]
+    assert (ret["status"], ret["reason"], ret["items"][0]["quantity"]) == ("requested", "changed_mind", 1)
+
+    await page.get_by_role("link", name="see it in Returns").click()
+    returns = page.get_by_role("list", name="Your returns")
+    await returns.locator("[data-status='requested']").wait_for()
+    await returns.get_by_role("button", name=f"Withdraw the return of order {order['number']}").click()
+    await returns.locator("[data-status='canceled']").wait_for()
+    assert (await rest(live, "GET", f"/me/returns/{ret['id']}", token))["status"] == "canceled"
+    assert errors == [], errors
