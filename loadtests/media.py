@@ -5,8 +5,8 @@ media server (docs/benchmarks.md "Media").
   python -m loadtests media --ramp --seconds 10 --out /tmp/live-media-ramp           # 50, 100, 150, ... viewers
 
 Setup: the embedded PostgreSQL (or --database-url) and `live serve` (demo data, MEDIA_MAX_SESSIONS above the most
-viewers asked for, RATE_LIMITS=write=off: every viewer comes from one address) on --server-cpus (core 0); the demo
-seller's token (`live token --user demo-seller --role seller`). On --client-cpus (core 1): a publisher process
+viewers asked for, RATE_LIMITS=write=off,whep=off: every viewer comes from one address) on --server-cpus (core 0);
+the demo seller's token (`live token --user demo-seller --role seller`). On --client-cpus (core 1): a publisher process
 (loadtests/media_peers.py: 640x360, 30 fps VP8 at a fixed --bitrate by WHIP, the frame number drawn in the pixels,
 each frame's send time recorded) and viewer processes of at most --per-proc viewers each playing by WHEP: --probes
 of them decode every frame and read its number (glass-to-glass latency = receive time after decode - send time,
@@ -64,10 +64,10 @@ class Run(Processes):
         most = self.a.max_viewers if self.a.ramp else self.a.viewers
         return {"DATABASE_URL": self.dsn, "JWT_SECRET": self.secret, "LIVE_DATA_DIR": str(self.out / "data"),
                 "SEED_DEMO": "true", "LOG_LEVEL": "warning", "LIVE_ENV": "development",
-                "MEDIA_MAX_SESSIONS": str(most + 10),
+                "MEDIA_MAX_SESSIONS": str(most + 20),
                 # every viewer comes from 127.0.0.1: the per-address limit of REST writes (120/min) would refuse
                 # the WHEP offers and DELETEs of a step past 60 viewers
-                "RATE_LIMITS": "write=off"}
+                "RATE_LIMITS": "write=off,whep=off"}
 
     def serve(self) -> None:
         port = self.a.port or free_port()
