@@ -1,4 +1,6 @@
-"""The seller's studio pages beyond going live (docs/web.md, "The studio"): its home and the orders queue.
+"""The seller's studio pages beyond going live (docs/web.md, "The studio"): its home, the products and the orders
+queue. `GET /studio/products` lists the shop's products with their stock, adjusts it, adds a product
+(js/studio_products.js).
 
 `GET /studio` is the studio's home: the seller's shows (each linking its go-live page `/studio/live/{stream}`) and a
 new show (js/studio_home.js).
@@ -26,6 +28,10 @@ def register(app: web.Application, pages: "Pages") -> None:
     async def home(request: web.Request) -> web.Response:
         return pages.render("studio_home.html", title="Studio")
 
+    async def products(request: web.Request) -> web.Response:
+        return pages.render("studio_products.html", title="Products")
+
     app.router.add_get("/studio", home)
+    app.router.add_get("/studio/products", products)
     app.router.add_get("/studio/orders", orders)
     app.router.add_get(f"/studio/orders/{ORDER_ID}", orders)
