@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     recording_min_free_bytes: int = Field(2 * 1024**3, ge=0, le=1024**4)  # no recording below this free disk space
     thumbnail_interval: float = Field(5.0, ge=1.0, le=300.0)  # embedded media: seconds between live thumbnails
     stripe_secret_key: str | None = None
+    stripe_publishable_key: str | None = None  # Stripe.js's key (pk_...), given to /checkout's Payment Element
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None
     paystack_secret_key: str | None = None
@@ -240,6 +241,15 @@ class Settings(BaseSettings):
         v = v.strip()
         if not 5 <= len(v) <= 500 or not v.endswith(".mp4") or not v.isprintable():
             raise ValueError("must be 5 to 500 printable characters ending in .mp4")
+        return v
+
+    @field_validator("stripe_publishable_key")
+    @classmethod
+    def _publishable(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not re.fullmatch(r"pk_(test|live)_[A-Za-z0-9_]{1,250}", v):
+            raise ValueError("must be a Stripe publishable key (pk_test_... or pk_live_...)")
         return v
 
     @field_validator("public_url", "stripe_api_base", "paystack_api_base", "jwt_jwks_url", "shippo_api_base")

@@ -100,6 +100,21 @@ class CouponQuery(BaseModel):
     platform: bool = Field(default=False, description="admins: the platform-wide coupons")
 
 
+class PaymentConfigOut(BaseModel):
+    providers: list[str] = Field(description="the providers a checkout may name (`provider`)")
+    default: str = Field(description="the one a checkout without `provider` uses")
+    stripe_publishable_key: str | None = Field(description=(
+        "Stripe.js's key for confirming a Stripe payment's client_secret in the browser (null: not set)"))
+
+
+@api.route("GET", f"{API}/payments/config", summary="How a browser pays here: the providers and Stripe.js's "
+           "publishable key", tag="checkout", response=PaymentConfigOut)
+async def payments_config(call: Call):
+    payments = call.services.payments
+    stripe_key = call.services.settings.stripe_publishable_key if "stripe" in payments.names() else None
+    return {"providers": payments.names(), "default": payments.default_name(), "stripe_publishable_key": stripe_key}
+
+
 @api.route("POST", f"{API}/checkout",
            summary="Check out your cart: one order per seller, one payment (needs an Idempotency-Key header)",
            tag="checkout", auth="user", body=CheckoutIn, status=201, errors=(404, 409, 502, 503),
