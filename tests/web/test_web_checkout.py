@@ -94,9 +94,12 @@ async def _buy(live, dsn, browser):
     assert await postal.evaluate("i => i === document.activeElement")
     assert await page.locator("#rates-step").is_hidden()
     await postal.fill("10001")
+    await page.get_by_label("Save this address for next time").check()
     await page.get_by_role("button", name="Show shipping options").click()
     rates = page.get_by_role("group", name=f"Shipping for {title}")
     await rates.wait_for()
+    saved = page.get_by_role("group", name="Ship to").get_by_role("radio", name="Bo Buyer, 5 Broadway, New York")
+    assert await saved.is_checked() and await page.get_by_label("Full name").is_hidden()  # saved, then used by id
     radios = rates.get_by_role("radio")
     assert await radios.count() >= 2 and await radios.first.is_checked()
     await radios.nth(1).check()  # not the cheapest

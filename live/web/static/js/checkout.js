@@ -273,8 +273,12 @@ function review(out) {
     $('pay-error').textContent = `The payment could not be started: ${pay.error}`;
     actions.append(el('button', { type: 'button', text: 'Try again', onclick: retry }));
   } else if (pay.authorization_url) {
-    actions.append(el('a', { class: 'button', id: 'pay', href: pay.authorization_url,
-      text: `Pay ${money(pay.amount_minor, pay.currency)}` }));
+    const link = el('a', { class: 'button', id: 'pay', href: pay.authorization_url,
+      text: `Pay ${money(pay.amount_minor, pay.currency)}` });
+    actions.append(link);
+    if (pay.provider === 'paystack') paystackPopup(link, pay);
+  } else if (pay.provider === 'stripe' && pay.client_secret) {
+    stripeElement(pay, first);
   } else {
     $('pay-error').textContent = `Paying through ${pay.provider} is not available on this page yet: your order is `
       + 'saved unpaid.';
@@ -282,6 +286,69 @@ function review(out) {
   }
   $('review').hidden = false;
   $('review').focus();
+}
+
+function script(src) {
+  return new Promise((resolve, reject) => {
+    const tag = el('script', { src, async: true });
+    tag.addEventListener('load', resolve);
+    tag.addEventListener('error', () => reject(new Error(`${src} could not be loaded`)));
+    document.head.append(tag);
+  });
+}
+
+// Paystack: its popup (InlineJS, resumeTransaction with the access code that ends the authorization_url) when
+// its script loads; otherwise the link stays a plain link to Paystack's hosted page (callback_url: return_url).
+async function paystackPopup(link, pay) {
+  try {
+    await script('https://js.paystack.co/v2/inline.js');
+  } catch {
+    return;
+  }
+  const code = new URL(pay.authorization_url).pathname.split('/').filter(Boolean).pop();
+  if (!window.PaystackPop || !code) return;
+  link.addEventListener('click', (ev) => {
+    ev.preventDefault();
+    new window.PaystackPop().resumeTransaction(code, {
+      onSuccess: () => location.assign('/checkout?return=1&payment=succeeded'),
+      onCancel: () => { $('pay-error').textContent = 'Payment canceled: your order is kept unpaid.'; },
+      onError: (e) => { $('pay-error').textContent = `Paystack: ${e?.message || 'the payment failed'}`; },
+    });
+  });
+}
+
+// Stripe: the Payment Element with the PaymentIntent's client_secret and the server's publishable key
+// (GET /payments/config); Stripe.js comes from js.stripe.com, as Stripe requires, on this page only.
+async function stripeElement(pay, orderPath) {
+  const box = el('div', { id: 'stripe-element', class: 'stripe-element' });
+  const button = el('button', { type: 'button', disabled: true, text: `Pay ${money(pay.amount_minor, pay.currency)}` });
+  $('pay-actions').append(box, button);
+  const fail = (message) => {
+    $('pay-error').textContent = `${message} Your order is kept unpaid.`;
+    $('pay-actions').append(el('a', { class: 'button secondary', href: orderPath, text: 'See your order' }));
+    button.remove();
+  };
+  let stripe;
+  let elements;
+  try {
+    const { stripe_publishable_key: key } = await call('/api/v1/payments/config');
+    if (!key) return fail('Card payment is not set up on this server (no Stripe publishable key).');
+    await script('https://js.stripe.com/v3/');
+    stripe = window.Stripe(key);
+    elements = stripe.elements({ clientSecret: pay.client_secret });
+    elements.create('payment').mount(box);
+  } catch (e) {
+    return fail(`The card form could not be loaded: ${e.message}.`);
+  }
+  button.disabled = false;
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    $('pay-error').textContent = '';
+    const { error } = await stripe.confirmPayment({ elements,
+      confirmParams: { return_url: `${location.origin}/checkout?return=1` } });
+    $('pay-error').textContent = error?.message || 'The payment did not go through.'; // a success leaves the page
+    button.disabled = false;
+  });
 }
 
 async function retry(ev) { // the same request with the same Idempotency-Key: the API starts the payment again
@@ -317,7 +384,8 @@ async function back(params) {
     return;
   }
   const q = new URLSearchParams();
-  const outcome = params.get('payment');
+  const stripe = { succeeded: 'succeeded', failed: 'failed' }[params.get('redirect_status')]; // Stripe's return
+  const outcome = params.get('payment') || stripe;
   if (outcome === 'succeeded' || outcome === 'failed') q.set('payment', outcome);
   if (ids.length > 1) q.set('also', ids.slice(1).join(','));
   location.replace(`/orders/${ids[0]}${q.toString() ? `?${q}` : ''}`);
