@@ -54,7 +54,8 @@ class StreamState:
         return {"id": self.id, "slug": self.slug, "title": self.title, "description": self.description,
                 "status": self.status, "seller": {"id": self.seller_id, "name": self.seller_name,
                                                   "user_id": self.seller_user_id},
-                "slow_mode_seconds": self.slow_mode, "peak_viewers": self.peak_viewers}
+                "slow_mode_seconds": self.slow_mode, "peak_viewers": self.peak_viewers,
+                "moderators": sorted(self.moderators)}
 
     def drop_message(self, message_id: int) -> None:
         """A deleted message leaves the recent chat."""
