@@ -1,9 +1,9 @@
 """The watch page as a live shopping page, in a real Chromium with the real server: two viewers chat and both see
-it (seller badge, Enter sends), the seller (over the socket API) deletes a message (it disappears) and mutes a
-viewer (they are told, and a message is refused 'muted'); a guest is offered to sign in; the spotlight the seller
-sets appears with price and live stock, a viewer adds it to the cart (the cart count changes, the other viewer's
-stock goes down, sold out disables the button); the 360 px layout; a reconnect after the server cuts the websocket
-recovers a message sent meanwhile, once; a burst of 500 messages in 10 s leaves at most 200 in the list."""
+it (seller and moderator badges, Enter sends), the seller (over the socket API) deletes a message (it disappears)
+and mutes a viewer (they are told, and a message is refused 'muted'); a guest is offered to sign in; the spotlight
+the seller sets appears with price and live stock, a viewer adds it to the cart (the cart count changes, the other
+viewer's stock goes down, sold out disables the button); the 360 px layout; a reconnect after the server cuts the
+websocket recovers a message sent meanwhile, once; a burst of 500 messages in 10 s leaves at most 200 in the list."""
 from __future__ import annotations
 
 import asyncio
@@ -44,9 +44,11 @@ async def no_sideways_scroll(page) -> bool:
 
 
 async def test_chat_moderation_and_the_spotlight(live, browser):
+    seller = await live.seller()
+    mod_id, _ = await live.user("web-mod")  # a moderator since before the pages joined (the join ack names them)
+    assert (await seller.call("moderator:add", {"stream_id": "demo", "user_id": mod_id}))["ok"]
     ann_id, ann, ann_errors = await viewer_page(browser, live, "web-ann")
     bob_id, bob, bob_errors = await viewer_page(browser, live, "web-bob", viewport={"width": 360, "height": 740})
-    seller = await live.seller()
 
     # chat between the two, both ways, sent with Enter
     await ann.get_by_label("Message", exact=True).fill("hello from ann")
@@ -59,6 +61,10 @@ async def test_chat_moderation_and_the_spotlight(live, browser):
     assert await ann.get_by_label("Message", exact=True).input_value() == ""
     assert (await seller.say("welcome everyone"))["ok"]
     await chat_line(ann, "welcome everyone").locator(".chat-badge", has_text="Seller").wait_for()
+    mod = await live.viewer("web-mod")
+    assert (await mod.say("keep it friendly"))["ok"]
+    await chat_line(bob, "keep it friendly").locator(".chat-badge", has_text="Moderator").wait_for()
+    assert await chat_line(bob, "hello from ann").locator(".chat-badge").count() == 0
 
     # the seller deletes bob's message: it disappears for both
     msg = await seller.wait_for("chat:new", lambda d: d["text"] == "hi ann")
@@ -128,6 +134,16 @@ async def test_chat_moderation_and_the_spotlight(live, browser):
     await bob.get_by_role("button", name="React heart").click()
     await until(lambda: _text_is(ann.locator("[data-kind=heart] .reaction-total"), "1"), 10, what="ann sees the heart")
     assert await no_sideways_scroll(bob)
+
+    # slow mode: announced, and a second message within it is refused with the wait
+    assert (await seller.call("chat:slowmode", {"stream_id": "demo", "seconds": 30}))["ok"]
+    await ann.get_by_text("Slow mode: one message every 30 s.").wait_for()
+    for text in ("slow one", "slow two"):
+        await ann.get_by_label("Message", exact=True).fill(text)
+        await ann.keyboard.press("Enter")
+        await until(ann.get_by_role("button", name="Send").is_enabled, 10, what="the message's answer")
+    await ann.get_by_text("Slow mode: wait").wait_for()
+    assert await chat_line(ann, "slow two").count() == 0
     assert ann_errors == [] and bob_errors == [] and guest_errors == [], (ann_errors, bob_errors, guest_errors)
 
 

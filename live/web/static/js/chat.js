@@ -136,6 +136,8 @@ export function createChat(socket, { me, streamRef }) {
     // a fresh join ack: the stream's seller and slow mode, the last messages
     reset(stream, messages) {
       sellerUser = stream.seller?.user_id ?? null;
+      moderators.clear();
+      for (const id of stream.moderators || []) moderators.add(id);
       queue = [];
       byId.clear();
       list.replaceChildren();
