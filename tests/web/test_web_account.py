@@ -154,6 +154,7 @@ async def test_notifications_live_and_read_and_email_preferences(live, browser):
     await page.get_by_role("status").filter(has_text="3 unread").wait_for()
     assert await page.evaluate("window.__sameDocument") is True
     assert await badge.inner_text() == "3 unread"
+    assert await page.locator("#live-state").inner_text() == ""
 
     # mark one read, then the rest
     await inbox.get_by_role("button", name="Mark “Order 1003 was canceled” as read").click()
@@ -211,11 +212,17 @@ async def test_360px_keyboard_and_signed_out(live, browser):
         assert await page.evaluate(NO_SCROLL), f"/account/{section} scrolls sideways at 360 px"
         assert await page.locator("#panel-error").inner_text() == "", section
     # Orders pages by cursor: 21 orders are 20, then "Load more" adds the oldest
-    products = [await live.product("demo-seller", title=f"Socks {i}", stock=5) for i in range(4)]
-    for i in range(20):  # at most 5 of an item per buyer
-        await rest(live, "POST", "/me/cart/items", token, {"variant_id": products[i % 4]["variant_id"], "qty": 1})
-        await rest(live, "POST", "/checkout", token, {"address": ADDRESS, "provider": "sandbox"},
-                   **{"Idempotency-Key": uuid.uuid4().hex})
+    # (a checkout makes one order per seller: 5 checkouts of 4 sellers' items stay under the checkout rate limit)
+    products = []
+    for i in range(4):
+        await live.user(f"web-acct-shop{i}", "seller")
+        products.append(await live.product(f"web-acct-shop{i}", title=f"Socks {i}", stock=5))
+    for _ in range(5):
+        for p in products:
+            await rest(live, "POST", "/me/cart/items", token, {"variant_id": p["variant_id"], "qty": 1})
+        out = await rest(live, "POST", "/checkout", token, {"address": ADDRESS, "provider": "sandbox"},
+                         **{"Idempotency-Key": uuid.uuid4().hex})
+        assert len(out["orders"]) == 4
     await page.goto(f"{base}account/orders")
     orders = page.get_by_role("list", name="Your orders")
     await until(lambda: _count(orders, 20), 10, what="the first page of orders")
@@ -273,3 +280,19 @@ async def test_a_delivered_order_is_returned_from_the_orders_and_withdrawn_in_re
     await returns.locator("[data-status='canceled']").wait_for()
     assert (await rest(live, "GET", f"/me/returns/{ret['id']}", token))["status"] == "canceled"
     assert errors == [], errors
+
+
+async def test_the_inbox_says_when_live_updates_stop(live, browser):
+    user_id, token = await live.user("web-acct-eve")
+    page = await page_as(browser, live.base, user_id, "web-acct-eve", token)
+    await page.goto(f"{live.base}account/notifications")
+    await page.get_by_text("No notifications.").wait_for()
+    await until(lambda: _socket_up(page), 10, what="the inbox's socket")
+    status, _ = await live.api("POST", "/auth/sign-out", token)  # every token void: the server cuts the socket
+    assert status == 204
+    await page.get_by_text("Live updates are paused").wait_for(timeout=10000)
+
+
+async def _socket_up(page) -> bool:
+    return await page.locator("#live-state").inner_text() == "" and await page.evaluate(
+        "performance.getEntriesByType('resource').some(e => e.name.includes('/socket.io/'))")

@@ -21,8 +21,9 @@ function notifications(body) {
   const allRead = h('button', { type: 'button', class: 'secondary' }, 'Mark all as read');
   const filter = h('input', { id: 'unread-only', type: 'checkbox' });
   const summary = h('p', { id: 'unread-summary', role: 'status' });
+  const liveState = h('p', { id: 'live-state', class: 'muted' });
   body.append(h('div', { class: 'filters' }, h('label', { class: 'check', for: filter.id }, filter, 'Unread only'),
-    allRead), summary, empty, list, h('div', { class: 'actions' }, more));
+    allRead), summary, liveState, empty, list, h('div', { class: 'actions' }, more));
 
   function setUnread(n) {
     showUnread(n);
@@ -112,10 +113,14 @@ function notifications(body) {
   // live: the user's socket (no room); after a reconnect the list is read again (docs/protocol.md)
   const socket = io({ auth: { token: session()?.token } });
   let connectedOnce = false;
+  const paused = 'Live updates are paused: new notifications show after a reload.';
   socket.on('connect', () => {
+    liveState.textContent = '';
     if (connectedOnce) reload();
     connectedOnce = true;
   });
+  socket.on('connect_error', () => { if (!socket.active) liveState.textContent = paused; });
+  socket.on('disconnect', () => { if (!socket.active) liveState.textContent = paused; });
   socket.on('notification:new', (data) => {
     const n = data?.notification;
     if (!n || seen.has(n.id)) return;
