@@ -211,6 +211,7 @@ async def test_360px_keyboard_and_signed_out(live, browser):
         await until(lambda: _loaded(page), 10, what=f"/account/{section} loaded")
         assert await page.evaluate(NO_SCROLL), f"/account/{section} scrolls sideways at 360 px"
         assert await page.locator("#panel-error").inner_text() == "", section
+        assert "null" not in await page.locator("#panel-body").inner_text(), section
     # Orders pages by cursor: 21 orders are 20, then "Load more" adds the oldest
     # (a checkout makes one order per seller: 5 checkouts of 4 sellers' items stay under the checkout rate limit)
     products = []

@@ -3,7 +3,7 @@
 // /api/v1/me/notification-preferences: email and push per kind, transactional kinds locked).
 import { io } from '/static/vendor/socket.io.esm.min.js';
 import { session } from './api.js';
-import { $, call, clearError, fail, h, showUnread, status, when } from './account_util.js';
+import { $, call, clearError, fail, h, put, showUnread, status, when } from './account_util.js';
 
 const PAGE = 30;
 const MAX_SHOWN = 200; // the list stays bounded: older items beyond this are dropped (reachable again by reload)
@@ -155,7 +155,7 @@ async function preferences(body) {
       h('th', { scope: 'col' }, 'Push'))), h('tbody', {}, rows));
   const note = data.all_optional.email ? null
     : h('p', { class: 'note' }, 'You unsubscribed from every optional email: turn a kind back on here.');
-  form.append(note, table, error, saved, h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save preferences')));
+  put(form, note, table, error, saved, h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save preferences')));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     saved.textContent = '';

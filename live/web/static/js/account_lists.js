@@ -2,7 +2,9 @@
 // first, another made the default: POST .../addresses/<id>/default), Wishlist (GET /api/v1/me/wishlist,
 // DELETE .../wishlist/<product>) and Following (GET /api/v1/me/follows, cursor-paged; DELETE
 // /api/v1/sellers/<id>/follow).
-import { $, call, clearError, clearFieldErrors, fail, fieldErrors, h, money, pagedList, status } from './account_util.js';
+import {
+  $, call, clearError, clearFieldErrors, fail, fieldErrors, h, money, pagedList, put, status,
+} from './account_util.js';
 
 function removeButton(text, li, request, after) {
   return h('button', {
@@ -48,7 +50,7 @@ function addressItem(a, list, empty, reload) {
       }
     },
   }, `Make ${a.name}, ${a.line1} the default`);
-  li.append(h('div', { class: 'row' }, h('strong', {}, a.name),
+  put(li, h('div', { class: 'row' }, h('strong', {}, a.name),
     a.is_default ? h('span', { class: 'status-badge good' }, 'default') : null),
   h('p', {}, addressText(a)), a.phone ? h('p', { class: 'muted' }, a.phone) : null,
   h('div', { class: 'actions' }, makeDefault, removeButton(`Delete the address ${a.name}, ${a.line1}`, li,

@@ -1,6 +1,8 @@
 // The account's Orders (GET /api/v1/me/orders, each linking its page /orders/<id>; a delivered order can ask for a
 // return: POST /api/v1/me/orders/<id>/returns) and Returns (GET /api/v1/me/returns; withdraw one still requested).
-import { badge, call, clearFieldErrors, fieldErrors, h, money, pagedList, status, when, words } from './account_util.js';
+import {
+  badge, call, clearFieldErrors, fieldErrors, h, money, pagedList, put, status, when, words,
+} from './account_util.js';
 
 const PAGE = 20;
 const REASONS = ['damaged', 'defective', 'wrong_item', 'not_as_described', 'changed_mind', 'other'];
@@ -55,7 +57,7 @@ function orderItem(o) {
     ? h('button', { type: 'button', class: 'secondary', onclick: (ev) => { ev.target.remove(); returnForm(o, li); } },
       `Return items of order ${o.number}`)
     : null;
-  li.append(
+  put(li,
     h('div', { class: 'row' },
       h('a', { href: `/orders/${o.id}` }, `Order ${o.number}`), badge(o.status)),
     h('p', { class: 'muted' }, `${when(o.created_at)} · ${o.seller.name} · ${count} item${count === 1 ? '' : 's'} · `,
@@ -83,7 +85,7 @@ function returnItem(r) {
   const label = r.label?.tracking_url
     ? h('a', { href: r.label.tracking_url, rel: 'noopener', target: '_blank' }, 'Track the return parcel')
     : r.label?.label_url ? h('a', { href: r.label.label_url, rel: 'noopener', target: '_blank' }, 'Print the return label') : null;
-  li.append(
+  put(li,
     h('div', { class: 'row' }, h('a', { href: `/orders/${r.order_id}` }, `Return for order ${r.order_number}`),
       badge(r.status)),
     h('p', { class: 'muted' }, `${when(r.created_at)} · ${r.seller.name} · ${words(r.reason)}`),

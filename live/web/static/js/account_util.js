@@ -13,6 +13,11 @@ export function h(tag, attrs = {}, ...children) {
     else if (k === 'class') el.className = v;
     else el.setAttribute(k, v === true ? '' : v);
   }
+  return put(el, ...children);
+}
+
+// el.append(...children) leaving out null, undefined and false (the DOM's append would write "null")
+export function put(el, ...children) {
   for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c);
   return el;
 }
