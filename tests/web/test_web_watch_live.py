@@ -29,9 +29,11 @@ def chat_line(page, text: str):
     return page.locator("#chat-list li", has_text=text)
 
 
-async def viewer_page(browser, live, name: str, **context):
+async def viewer_page(browser, live, name: str, init: str | None = None, **context):
     uid, token = await live.user(name)
     page = await page_as(browser, live.base, uid, name, token, **context)
+    if init:
+        await page.add_init_script(init)
     await offline_images(page)
     errors = watch_errors(page, "status of 409")  # WHEP while nobody publishes
     await page.goto(f"{live.base}live/demo")
@@ -47,7 +49,8 @@ async def test_chat_moderation_and_the_spotlight(live, browser):
     seller = await live.seller()
     mod_id, _ = await live.user("web-mod")  # a moderator since before the pages joined (the join ack names them)
     assert (await seller.call("moderator:add", {"stream_id": "demo", "user_id": mod_id}))["ok"]
-    ann_id, ann, ann_errors = await viewer_page(browser, live, "web-ann")
+    # ann's browser has no crypto.randomUUID, as a page at http://<LAN address> (not a secure context)
+    ann_id, ann, ann_errors = await viewer_page(browser, live, "web-ann", init="delete Crypto.prototype.randomUUID;")
     bob_id, bob, bob_errors = await viewer_page(browser, live, "web-bob", viewport={"width": 360, "height": 740})
 
     # chat between the two, both ways, sent with Enter

@@ -5,6 +5,9 @@
 import { api, session, signInUrl } from './api.js';
 import { money } from './cart.js';
 
+// crypto.randomUUID exists only in a secure context: a phone trying the page at http://<LAN address> has none
+const newKey = () => globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+
 export function createSpotlight({ streamRef }) {
   const card = document.getElementById('spotlight');
   const title = document.getElementById('spot-title');
@@ -66,7 +69,7 @@ export function createSpotlight({ streamRef }) {
     status.textContent = 'Adding…';
     try {
       const { cart } = await api('/api/v1/me/cart/items', { method: 'POST',
-        body: { variant_id: v.id, qty: 1, stream_id: streamRef(), idempotency_key: crypto.randomUUID() } });
+        body: { variant_id: v.id, qty: 1, stream_id: streamRef(), idempotency_key: newKey() } });
       status.textContent = 'Added to your cart.';
       document.dispatchEvent(new CustomEvent('live:cart-changed', { detail: { count: cart.item_count, cart } }));
     } catch (e) {
