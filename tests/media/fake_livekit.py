@@ -14,6 +14,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from livekit import api as lk
 
+KEY, SECRET = "lk-key", "lk-secret-" + "x" * 30  # the API key and secret the tests' LiveKit settings use
+
 
 class FakeLiveKit:
     def __init__(self, key: str, secret: str):

@@ -13,20 +13,11 @@ from livekit import api as lk
 from live.auth.principal import SYSTEM, Principal
 from live.media.livekit_egress import START_JOB
 from tests.helpers import make_settings, until
-from tests.media.fake_livekit import FakeLiveKit
+from tests.media.fake_livekit import KEY, SECRET
 from tests.media.test_livekit_webhooks import sign
 from tests.rooms.harness import make_user
 
-KEY, SECRET = "lk-key", "lk-secret-" + "x" * 30
 PATH = "recordings/{room_name}-{time}.mp4"
-
-
-@pytest.fixture
-async def fake():
-    server = FakeLiveKit(KEY, SECRET)
-    server.url = await server.start()
-    yield server
-    await server.close()
 
 
 @pytest.fixture

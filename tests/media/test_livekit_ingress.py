@@ -11,18 +11,8 @@ import pytest
 
 from live.auth.principal import SYSTEM, Principal
 from tests.helpers import make_settings, until
-from tests.media.fake_livekit import FakeLiveKit
+from tests.media.fake_livekit import KEY, SECRET
 from tests.rooms.harness import make_user
-
-KEY, SECRET = "lk-key", "lk-secret-" + "x" * 30
-
-
-@pytest.fixture
-async def fake():
-    server = FakeLiveKit(KEY, SECRET)
-    server.url = await server.start()
-    yield server
-    await server.close()
 
 
 @pytest.fixture

@@ -10,18 +10,8 @@ from live.auth.principal import SYSTEM, Principal
 from live.errors import DomainError
 from live.media.livekit_rooms import DELETE_JOB, REMOVE_JOB, LiveKitRooms
 from tests.helpers import make_settings, until
-from tests.media.fake_livekit import FakeLiveKit
+from tests.media.fake_livekit import KEY, SECRET
 from tests.rooms.harness import make_user
-
-KEY, SECRET = "lk-key", "lk-secret-" + "x" * 30
-
-
-@pytest.fixture
-async def fake():
-    server = FakeLiveKit(KEY, SECRET)
-    server.url = await server.start()
-    yield server
-    await server.close()
 
 
 @pytest.fixture

@@ -15,9 +15,8 @@ from livekit import api as lk
 from live.auth.principal import SYSTEM
 from live.media.livekit_webhooks import MAX_BODY
 from tests.helpers import make_settings
+from tests.media.fake_livekit import KEY, SECRET
 from tests.rooms.harness import make_user
-
-KEY, SECRET = "lk-key", "lk-secret-" + "x" * 30
 
 
 @pytest.fixture
