@@ -2,6 +2,8 @@
 // dates, the panel's status line and a "Load more" pager for the cursor-paged lists (docs/web.md, "Account").
 import { ApiError, authHeaders, session, signInAgain } from './api.js';
 
+export { money } from './format.js';
+
 export const $ = (id) => document.getElementById(id);
 
 // h('li', {class: 'x', onclick: fn}, child, 'text', ...): an element (children: nodes, strings, null skipped)
@@ -49,14 +51,6 @@ export async function call(path, { method = 'GET', body } = {}) {
     throw err;
   }
   return resp.status === 204 ? null : resp.json();
-}
-
-export function money(minor, currency) {
-  try {
-    return new Intl.NumberFormat(undefined, { style: 'currency', currency }).format(minor / 100);
-  } catch {
-    return `${(minor / 100).toFixed(2)} ${currency}`;
-  }
 }
 
 export function when(iso) {

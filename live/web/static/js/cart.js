@@ -6,6 +6,9 @@
 // {detail: {count, cart, source: 'cart'}} whenever it has read or changed the cart.
 // It also exports the small helpers the buying pages share (call, money, el).
 import { ApiError, authHeaders, clearSession, session, signInUrl } from './api.js';
+import { el, money } from './format.js';
+
+export { el, money };
 
 export class CallError extends ApiError {
   constructor(status, code, message, details) {
@@ -36,35 +39,6 @@ export async function call(path, { method = 'GET', body, headers = {} } = {}) {
       e?.details);
   }
   return resp.status === 204 ? null : resp.json();
-}
-
-const formats = new Map();
-export function money(minor, currency) {
-  if (typeof minor !== 'number' || !currency) return '';
-  let f = formats.get(currency);
-  if (!f) {
-    try {
-      f = new Intl.NumberFormat(undefined, { style: 'currency', currency });
-    } catch {
-      f = { format: (v) => `${v.toFixed(2)} ${currency}`, resolvedOptions: () => ({ maximumFractionDigits: 2 }) };
-    }
-    formats.set(currency, f);
-  }
-  return f.format(minor / 10 ** f.resolvedOptions().maximumFractionDigits);
-}
-
-// el('p', {class: 'x', text: 'hi'}, child, ...): elements built without HTML strings (no injection).
-export function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'text') node.textContent = v;
-    else if (k === 'class') node.className = v;
-    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children) if (c !== null && c !== undefined && c !== false) node.append(c);
-  return node;
 }
 
 export function variantName(line) { return [line.color, line.size].filter(Boolean).join(' · '); }

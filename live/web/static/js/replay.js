@@ -3,6 +3,7 @@
 // the playhead, with its price and "Add to cart" through the REST cart), and the chat replayed in time (the
 // history pages of GET /api/v1/livestreams/{id}/chat, shown up to the playhead's moment, a bounded list).
 import { api, session, signInUrl } from './api.js';
+import { money } from './format.js';
 
 const CHAT_SHOWN = 100; // messages on screen at most
 const CHAT_PAGE = 200; // the API's largest page
@@ -45,20 +46,6 @@ function clock(ms) {
   const mm = String(Math.floor((s % 3600) / 60)).padStart(h ? 2 : 1, '0');
   const ss = String(s % 60).padStart(2, '0');
   return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
-}
-
-const formats = new Map();
-function money(minor, currency) {
-  let f = formats.get(currency);
-  if (!f) {
-    try {
-      f = new Intl.NumberFormat(undefined, { style: 'currency', currency });
-    } catch {
-      f = { format: (v) => `${v.toFixed(2)} ${currency}`, resolvedOptions: () => ({ maximumFractionDigits: 2 }) };
-    }
-    formats.set(currency, f);
-  }
-  return f.format(minor / 10 ** f.resolvedOptions().maximumFractionDigits);
 }
 
 function fail(text) {

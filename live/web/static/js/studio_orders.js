@@ -4,7 +4,7 @@
 // URL), or tracking entered by hand (POST .../tracking).
 import { io } from '/static/vendor/socket.io.esm.min.js';
 import { ApiError, api, authHeaders, errorOf, requireSession, signInAgain } from './api.js';
-import { money } from './studio_panel.js';
+import { el, money } from './format.js';
 
 const STATUS_NAMES = {
   pending_payment: 'Awaiting payment', paid: 'Paid: to ship', processing: 'Processing', label_created: 'Labelled',
@@ -28,19 +28,6 @@ const detail = $('order');
 let cursor = null;
 let current = null; // the order shown (detail)
 let slowTimer = 0;
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') node.className = v;
-    else if (k === 'text') node.textContent = v;
-    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
-  return node;
-}
 
 const when = (iso) => new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 const statusName = (s) => STATUS_NAMES[s] ?? s;

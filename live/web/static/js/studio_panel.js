@@ -3,30 +3,13 @@
 // stock, the product picker (GET /api/v1/me/products; `product:highlight` / `product:unhighlight`) and the chat
 // with delete / mute / ban on each message (docs/protocol.md). studio.js owns the room and feeds it here.
 import { api } from './api.js';
+import { el, money } from './format.js';
 
 const MAX_CHAT = 200; // messages kept on screen (a busy room never grows the page)
 const ANALYTICS_DEBOUNCE_MS = 300;
 const MUTE_CHOICES = [[300, '5 minutes'], [3600, '1 hour'], [86400, '1 day']];
 
 const $ = (id) => document.getElementById(id);
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') node.className = v;
-    else if (k === 'text') node.textContent = v;
-    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-}
-
-export function money(minor, currency) {
-  const fmt = new Intl.NumberFormat(undefined, { style: 'currency', currency });
-  return fmt.format(minor / 10 ** fmt.resolvedOptions().maximumFractionDigits);
-}
 
 function variantLabel(v) {
   return [v.sku, [v.color, v.size].filter(Boolean).join(' / ')].filter(Boolean).join(' · ');

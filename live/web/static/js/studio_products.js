@@ -3,7 +3,7 @@
 // (POST /api/v1/variants/{id}/stock with a reason), a product put on sale, back to draft or archived (PATCH
 // /api/v1/products/{id}), and a new product with one variant (POST /api/v1/products; per-field errors).
 import { api, authHeaders, errorOf, requireSession, signInAgain } from './api.js';
-import { money } from './studio_panel.js';
+import { el, money } from './format.js';
 
 const $ = (id) => document.getElementById(id);
 const me = requireSession();
@@ -11,19 +11,6 @@ const list = $('product-list');
 const STATUS = { draft: 'Draft', active: 'On sale', archived: 'Archived' };
 const FIELDS = { title: 'np-title', description: 'np-description', sku: 'np-sku', price_minor: 'np-price',
   stock: 'np-stock' };
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') node.className = v;
-    else if (k === 'text') node.textContent = v;
-    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
-  return node;
-}
 
 // JSON like api.js, but a failure keeps the API's `details` ([{field, message}]) for per-field errors
 async function send(path, method, body) {

@@ -1,0 +1,33 @@
+// The small helpers every page shares: money in a currency's own minor units, and elements built without HTML
+// strings (no injection). One copy here; pages import them rather than keeping their own.
+
+const formats = new Map();
+// money(1999, 'USD') -> "$19.99"; the minor unit follows the currency (JPY has none); '' without an amount.
+export function money(minor, currency) {
+  if (typeof minor !== 'number' || !currency) return '';
+  let f = formats.get(currency);
+  if (!f) {
+    try {
+      f = new Intl.NumberFormat(undefined, { style: 'currency', currency });
+    } catch {
+      f = { format: (v) => `${v.toFixed(2)} ${currency}`, resolvedOptions: () => ({ maximumFractionDigits: 2 }) };
+    }
+    formats.set(currency, f);
+  }
+  return f.format(minor / 10 ** f.resolvedOptions().maximumFractionDigits);
+}
+
+// el('p', {class: 'x', text: 'hi', onclick: fn}, child, ...): null/undefined/false attributes and children are
+// left out; `true` sets a boolean attribute.
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'text') node.textContent = v;
+    else if (k === 'class') node.className = v;
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children) if (c !== null && c !== undefined && c !== false) node.append(c);
+  return node;
+}
