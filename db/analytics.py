@@ -37,3 +37,46 @@ async def stream_revenue(conn: asyncpg.Connection, stream_id: str, paid_like: Se
            FROM order_items i JOIN orders o ON o.id = i.order_id
            WHERE i.livestream_id = $1::uuid AND o.status = ANY($2::text[])
            GROUP BY i.currency ORDER BY i.currency""", stream_id, paid_like)
+
+
+async def save_viewer_samples(conn: asyncpg.Connection, samples: Sequence[tuple[str, int]], slot_seconds: int) -> None:
+    """One row per (stream, viewers) at the start of the current `slot_seconds` slot, all in one statement; a slot
+    already written (another worker, or this one again) keeps the larger count."""
+    await conn.execute(
+        """INSERT INTO viewer_samples (livestream_id, at, viewers)
+           SELECT s.id, to_timestamp(floor(extract(epoch FROM now()) / $3) * $3), s.viewers
+           FROM unnest($1::uuid[], $2::int[]) AS s (id, viewers)
+           WHERE EXISTS (SELECT 1 FROM livestreams l WHERE l.id = s.id)
+           ON CONFLICT (livestream_id, at)
+           DO UPDATE SET viewers = greatest(viewer_samples.viewers, EXCLUDED.viewers)""",
+        [s for s, _ in samples], [n for _, n in samples], slot_seconds)
+
+
+async def viewers_over_time(conn: asyncpg.Connection, stream_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT at, viewers FROM viewer_samples WHERE livestream_id = $1::uuid ORDER BY at",
+                            stream_id)
+
+
+async def sales_over_time(conn: asyncpg.Connection, stream_id: str, paid_like: Sequence[str]) -> list[asyncpg.Record]:
+    """Per minute the order was placed, and per currency: the paid orders with lines from the stream, their
+    units and gross amount (the stream's lines only, as stream_revenue)."""
+    return await conn.fetch(
+        """SELECT date_trunc('minute', o.created_at) AS at, i.currency, count(DISTINCT o.id)::int AS orders,
+                  sum(i.quantity)::bigint AS units, sum(i.quantity * i.unit_price_minor)::bigint AS amount_minor
+           FROM order_items i JOIN orders o ON o.id = i.order_id
+           WHERE i.livestream_id = $1::uuid AND o.status = ANY($2::text[])
+           GROUP BY 1, 2 ORDER BY 1, 2""", stream_id, paid_like)
+
+
+async def top_products(conn: asyncpg.Connection, stream_id: str, paid_like: Sequence[str],
+                       limit: int = 10) -> list[asyncpg.Record]:
+    """The products most sold from the stream (units of its lines in paid orders), per currency, with the title of
+    the newest line (order lines snapshot it)."""
+    return await conn.fetch(
+        """SELECT i.product_id::text AS product_id, i.currency,
+                  (array_agg(i.title ORDER BY o.created_at DESC))[1] AS title,
+                  sum(i.quantity)::bigint AS units, sum(i.quantity * i.unit_price_minor)::bigint AS amount_minor
+           FROM order_items i JOIN orders o ON o.id = i.order_id
+           WHERE i.livestream_id = $1::uuid AND o.status = ANY($2::text[])
+           GROUP BY i.product_id, i.currency ORDER BY units DESC, amount_minor DESC, product_id LIMIT $3""",
+        stream_id, paid_like, limit)

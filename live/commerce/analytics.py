@@ -12,6 +12,12 @@
   stream; refunded and canceled orders do not count.
 - conversion: cart_conversion = buyers / add_to_cart_buyers, viewer_conversion = buyers / peak_viewers
   (null when the denominator is 0).
+- viewers_over_time: [{at, viewers}], the viewer count sampled every 30 s while the stream had viewers
+  (viewer_samples, written by the rooms: live/rooms/node.py `save_viewer_samples`).
+- sales_over_time: [{at, orders, units, revenue: [{currency, amount_minor}]}] per minute the paid orders (as
+  above) were placed, only the minutes with a sale; units and revenue count the stream's lines only.
+- top_products: [{product_id, title, currency, units, amount_minor}], the 10 products most sold from the stream
+  (units in paid orders; a product sold in two currencies has a row for each).
 """
 from __future__ import annotations
 
@@ -50,6 +56,9 @@ class Analytics:
         async with self.db.tx(SYSTEM) as conn:
             row = await analytics_db.stream_counters(conn, sid, PAID_LIKE)
             revenue = await analytics_db.stream_revenue(conn, sid, PAID_LIKE)
+            samples = await analytics_db.viewers_over_time(conn, sid)
+            sales = await analytics_db.sales_over_time(conn, sid, PAID_LIKE)
+            top = await analytics_db.top_products(conn, sid, PAID_LIKE)
         persisted = row["reactions"] or {}
         live = self._live_reactions(sid) or {}
         reactions = {k: max(int(persisted.get(k, 0)), int(live.get(k, 0))) for k in REACTION_KINDS}
@@ -65,4 +74,21 @@ class Analytics:
                         for r in revenue],
             "conversion": {"cart_conversion": _ratio(row["buyers"], row["add_to_cart_buyers"]),
                            "viewer_conversion": _ratio(row["buyers"], peak)},
+            "viewers_over_time": [{"at": r["at"], "viewers": r["viewers"]} for r in samples],
+            "sales_over_time": _per_minute(sales),
+            "top_products": [dict(r) for r in top],
         }
+
+
+def _per_minute(rows) -> list[dict]:
+    """The per (minute, currency) rows as one entry per minute: orders and units added up over currencies (an
+    order is in one currency), revenue per currency."""
+    out: list[dict] = []
+    for r in rows:
+        if not out or out[-1]["at"] != r["at"]:
+            out.append({"at": r["at"], "orders": 0, "units": 0, "revenue": []})
+        minute = out[-1]
+        minute["orders"] += r["orders"]
+        minute["units"] += r["units"]
+        minute["revenue"].append({"currency": r["currency"], "amount_minor": r["amount_minor"]})
+    return out

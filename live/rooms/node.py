@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import orjson
 
 from db import Database, audit
+from db import analytics as analytics_db
 from db import streams as streams_db
 from live.auth import policy
 from live.auth.principal import SYSTEM, Principal
@@ -40,6 +41,7 @@ log = get_logger("live.rooms")
 COUNT_INTERVAL = 1.0
 REACTION_INTERVAL = 0.25
 REACTION_SAVE_INTERVAL = 5.0  # seconds between stores of the cumulative reaction totals
+VIEWER_SAMPLE_SECONDS = 30  # a live stream's viewer count stored once per slot of this many seconds (analytics)
 UNSUBSCRIBE_DELAY = 5.0
 RECOVERY_TRIES = 5
 STATUS_FIELDS = ("status", "started_at", "ended_at", "spotlight_product_id")  # what start and end change
@@ -72,7 +74,8 @@ class RoomService:
     def start(self) -> None:
         self._tasks = [every(lambda: COUNT_INTERVAL, self.publish_counts, "viewer-counts"),
                        every(lambda: REACTION_INTERVAL, self.publish_reactions, "reactions"),
-                       every(lambda: REACTION_SAVE_INTERVAL, self.save_reactions, "reaction-totals")]
+                       every(lambda: REACTION_SAVE_INTERVAL, self.save_reactions, "reaction-totals"),
+                       every(lambda: VIEWER_SAMPLE_SECONDS, self.save_viewer_samples, "viewer-samples")]
 
     async def stop(self) -> None:
         await cancel_all([*self._tasks, *self._reloads.values(), *self._media_tasks])
@@ -337,6 +340,16 @@ class RoomService:
                 async with self.db.tx(SYSTEM) as conn:
                     await streams_db.save_reaction_totals(conn, state.id, totals)
                 state.reactions_saved = totals
+
+    async def save_viewer_samples(self) -> None:
+        """Store the viewer count of every live stream this worker has viewers of, in one statement (nothing
+        when no stream is watched). `state.viewers` is the stream's total over every worker (the presence tally of
+        publish_counts); another worker writing the same 30 s slot leaves one row (db/analytics.py)."""
+        samples = [(s.id, s.viewers) for s in self.streams.states()  # a room of the hub has viewers here
+                   if s.status == "live" and s.viewers > 0 and s.room in self.hub.rooms]
+        if samples:
+            async with self.db.tx(SYSTEM) as conn:
+                await analytics_db.save_viewer_samples(conn, samples, VIEWER_SAMPLE_SECONDS)
 
     # ---- seller controls ----
 

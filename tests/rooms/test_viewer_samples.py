@@ -1,0 +1,71 @@
+"""The viewer count over time (the studio's analytics chart): the room layer stores each live stream's total once per
+30 s slot in one statement, only while the stream has viewers; a slot written twice (two workers) keeps one row with
+the larger count; GET /livestreams/{id}/analytics returns the samples (`viewers_over_time`) and the paid sales per
+minute (`sales_over_time`) and the products most sold (`top_products`)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from db import analytics as analytics_db
+from live.auth.principal import SYSTEM
+from live.rooms import node
+from tests.rooms.harness import SELLER
+from tests.web.test_web_studio_panel import paid_sale
+
+
+async def samples(live, stream_id: str) -> list[tuple[datetime, int]]:
+    async with live.services.db.tx(SYSTEM) as conn:
+        return [(r["at"], r["viewers"]) for r in await analytics_db.viewers_over_time(conn, stream_id)]
+
+
+async def test_viewer_samples_and_the_analytics_series(live, monkeypatch):
+    monkeypatch.setattr(node, "VIEWER_SAMPLE_SECONDS", 3600)  # one slot for the whole test: no boundary crossed
+    rooms = live.services.rooms
+    demo = await live.demo_state()
+    writes: list[list] = []
+    save = analytics_db.save_viewer_samples
+
+    async def counted(conn, rows, slot):
+        writes.append(list(rows))
+        await save(conn, rows, slot)
+
+    monkeypatch.setattr(node.analytics_db, "save_viewer_samples", counted)
+
+    await rooms.save_viewer_samples()  # nobody watches: no statement at all
+    assert writes == [] and await samples(live, demo.id) == []
+
+    buyer_id, buyer_token = await live.user("sample-buyer")
+    buyer = await live.open_viewer(live.base, buyer_token, "sample-buyer", buyer_id, "demo", {})
+    await live.viewer()
+    await rooms.publish_counts()  # the 1 s tally, now: the stream's total over every worker
+    await rooms.save_viewer_samples()
+    assert writes == [[(demo.id, 2)]], "one statement, one row per watched live stream"
+    [(at, viewers)] = await samples(live, demo.id)
+    assert viewers == 2 and at.timestamp() % 3600 == 0, "the start of its slot"
+
+    # another worker writes the same slot: still one row, the larger count kept
+    async with live.services.db.tx(SYSTEM) as conn:
+        await save(conn, [(demo.id, 5)], 3600)
+        await save(conn, [(demo.id, 3)], 3600)
+    assert await samples(live, demo.id) == [(at, 5)]
+
+    # an ended stream with viewers left in its room is not sampled
+    demo.status = "ended"
+    await rooms.save_viewer_samples()
+    demo.status = "live"
+    assert len(writes) == 1
+
+    order = await paid_sale(live, buyer_token, buyer)
+    await buyer.wait_for("order:update", lambda d: d["order"]["status"] == "paid", 20)
+    _, token = await live.user(SELLER, "seller")
+    status, stats = await live.api("GET", "/livestreams/demo/analytics", token)
+    assert status == 200, stats
+    assert [(datetime.fromisoformat(p["at"]), p["viewers"]) for p in stats["viewers_over_time"]] == [(at, 5)]
+    [minute] = stats["sales_over_time"]
+    line = order["items"][0]
+    assert (minute["orders"], minute["units"]) == (1, 2)
+    assert minute["revenue"] == [{"currency": line["currency"], "amount_minor": 2 * line["unit_price_minor"]}]
+    assert datetime.fromisoformat(minute["at"]).second == 0
+    assert stats["top_products"] == [{"product_id": line["product_id"], "title": line["title"],
+                                      "currency": line["currency"], "units": 2,
+                                      "amount_minor": 2 * line["unit_price_minor"]}]
