@@ -33,10 +33,12 @@ from live.http import (
     replay,
     returns,
     sandbox_pay,
+    seller_applications,
     shipments,
     shipping,
     streams,
     system,
+    uploads,
     webhooks,
 )
 from live.http import limits as rest_limits
@@ -61,7 +63,7 @@ def build_api() -> Api:
     api = Api()
     for module in (system, account, admin_users, admin, admin_jobs, streams, catalog, cart, checkout, orders,
                    shipments, shipping, returns, push, follows, contact, devmail, notifications,
-                   preferences, media, replay, ingress):
+                   preferences, media, replay, ingress, uploads, seller_applications):
         api.include(module.api)
     return api
 

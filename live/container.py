@@ -18,6 +18,7 @@ from db import Database
 from db import users as users_db
 from live.auth.email_codes import EmailCodes
 from live.auth.principal import ANONYMOUS, SYSTEM, Principal
+from live.auth.seller_applications import SellerApplications
 from live.auth.sessions import AuthStates, suspended_error
 from live.auth.sockets import follow_sockets
 from live.auth.tokens import TokenService, bearer
@@ -152,6 +153,7 @@ class Services:
         self.auth = AuthStates(db, token_ttl=settings.jwt_ttl_seconds, refresh_seconds=settings.auth_refresh_seconds,
                                link=link, on_change=follow_sockets(gateway) if gateway is not None else None)
         self.users = Users(db, self.auth)  # sign-out, admin roles and suspension
+        self.seller_applications = SellerApplications(db, self.auth)  # becoming a seller, decided by an admin
         # the contact form and the admins' desk for its messages (mails through the outbox)
         self.contact = ContactForm(db, self.limits, settings.support_address())
         # the development mailbox's messages (live/notify/devmail.py), read by /dev/mailbox; none in production

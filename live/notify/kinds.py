@@ -3,17 +3,18 @@ preferences page. The names are fixed (issue 14's contract): templates, preferen
 notifications carry them.
 
 `audience` says who gets it: "buyer" (the order's buyer), "seller" (the seller's user), "follower" (the
-followers of a seller), "address" (a mail to an address, no user: sign-in codes and the contact form; these go
-through `live.notify.mail.queue_mail`, never `notify`). A `transactional` kind cannot be turned off; an `in_app`
-one is stored in the user's notifications and pushed as `notification:new`. `title` is the in-app title, filled
-with `str.format` from the notification's data (`title_for`)."""
+followers of a seller), "user" (the user an account change is about: their seller application decided),
+"address" (a mail to an address, no user: sign-in codes and the contact form; these go through
+`live.notify.mail.queue_mail`, never `notify`). A `transactional` kind cannot be turned off; an `in_app` one is
+stored in the user's notifications and pushed as `notification:new`. `title` is the in-app title, filled with
+`str.format` from the notification's data (`title_for`)."""
 from __future__ import annotations
 
 import string
 from dataclasses import dataclass
 from typing import Any
 
-AUDIENCES = frozenset({"buyer", "seller", "follower", "address"})
+AUDIENCES = frozenset({"buyer", "seller", "follower", "user", "address"})
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ _ALL = [
     _k("contact.to_support", "address", True, False, "Contact message (support)",
        "Contact message: {subject}"),
     _k("contact.ack", "address", True, False, "Contact message received", "We received your message"),
+    _k("account.seller_approved", "user", True, True, "Seller application approved",
+       "You are a seller now: {shop_name} is open"),
+    _k("account.seller_refused", "user", True, True, "Seller application refused",
+       "Your seller application for {shop_name} was refused"),
 ]
 KINDS: dict[str, Kind] = {k.name: k for k in _ALL}
 
@@ -71,6 +76,8 @@ _PATHS: dict[str, str] = {
     "follow.live_now": "/live/{slug}",
     "follow.reminder": "/live/{slug}",
     "contact.to_support": "/admin/contact/{contact_id}",
+    "account.seller_approved": "/studio",
+    "account.seller_refused": "/account/seller",
 }
 DEFAULT_PATH = "/account/notifications"
 

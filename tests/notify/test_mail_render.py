@@ -42,6 +42,8 @@ SAMPLES: dict[str, dict] = {
     "contact.to_support": {"contact_id": 7, "name": "Ada <script>", "email": "ada@example.com",
                            "subject": "Where is my parcel?", "message": "Hello,\nit is late."},
     "contact.ack": {"contact_id": 7, "name": "Ada", "subject": "Where is my parcel?", "message": "Hello"},
+    "account.seller_approved": {"shop_name": "Ada's <mugs>", "note": "Welcome aboard"},
+    "account.seller_refused": {"shop_name": "Ada's mugs", "note": "Tell us more about what you sell"},
 }
 ORDER = {"id": ORDER_ID, "number": "LV-1042", "subtotal_minor": 4000, "discount_minor": 500, "shipping_minor": 1099,
          "total_minor": 4599, "currency": "USD", "coupon_code": "SPRING",
