@@ -1,10 +1,19 @@
-"""The accessibility scan (tests/web/a11y.py, axe-core) on every page in its main states."""
+"""The accessibility scan (tests/web/a11y.py, axe-core) in a real Chromium against the real server and database: it
+can fail (an unlabelled field, a nameless button), and every page passes it in its main states: signed out (home,
+sign-in, watch), a buyer with an order and something in each account section (watch with the cart drawer open,
+checkout, the order, each account section, a replay), the seller live with chat (the studio's live panel, home,
+products, orders)."""
 from __future__ import annotations
 
 import pytest
 
+from live.web.account import SECTIONS
+from tests.helpers import until
 from tests.web.a11y import assert_accessible, violations
 from tests.web.helpers import watch_errors
+from tests.web.test_web_account import buyer_with_things, notice, page_as
+from tests.web.test_web_studio import PHONE
+from tests.web.test_web_watch import go_live
 
 
 async def test_the_scan_finds_a_violation_and_passes_the_home_page(live, browser):
@@ -25,3 +34,59 @@ async def test_the_scan_finds_a_violation_and_passes_the_home_page(live, browser
     await assert_accessible(page, exclude=("#nolabel", "#noname"))
     assert [v["id"] for v in await violations(page)]  # still there, only left out
     assert errors == [], errors
+
+
+LOADING = """() => ![...document.querySelectorAll('main *')].some(e => !e.children.length && e.checkVisibility()
+    && /^(Loading|Connecting)/.test(e.textContent.trim()))"""
+
+
+async def scan(page, url: str, ready=None, **kw) -> None:
+    """Open `url` (unless None: the page as it is), wait for `ready` (a locator) and for no 'Loading…' left, scan."""
+    if url is not None:
+        await page.goto(url)
+    if ready is not None:
+        await ready.wait_for()
+    await until(lambda: page.evaluate(LOADING), 10, what=f"{page.url} loaded")
+    await assert_accessible(page, **kw)
+
+
+async def test_every_page_in_its_main_states(live, browser):
+    """Signed out, signed in as a buyer with an order and things in each account section, and as the seller live
+    with chat and a spotlighted product: every page passes the scan, the watch page also with the cart open."""
+    base = live.base
+    ann_id, ann_token, things = await buyer_with_things(live, "a11y-ann")
+    await notice(live, ann_id, "order.shipped", "3001")
+    studio = await go_live(browser, live)
+    studio_errors = watch_errors(studio)
+    chatter = await live.viewer("a11y-bo")
+    await chatter.say("Does it come in blue?")
+    await studio.locator("#chat-list li", has_text="Does it come in blue?").wait_for()
+    await scan(studio, None, studio.get_by_role("heading", name="On screen now"))
+
+    guest = await (await browser.new_context(viewport=PHONE)).new_page()
+    guest_errors = watch_errors(guest)
+    for path, ready in (("", guest.get_by_role("region", name="Live now").get_by_role("link").first),
+                        ("signin", guest.get_by_label("Email address")),
+                        ("live/demo", guest.locator("#chat-list li", has_text="Does it come in blue?"))):
+        await scan(guest, base + path, ready)
+
+    ann = await page_as(browser, base, ann_id, "a11y-ann", ann_token)
+    ann_errors = watch_errors(ann, "status of 404")  # the replay of a stream that has none
+    await scan(ann, f"{base}live/demo", ann.get_by_role("button", name="Add to cart"))
+    await ann.get_by_role("button", name="Add to cart").click()
+    await ann.get_by_text("Added to your cart.").wait_for()
+    await ann.get_by_role("button", name="Cart (1)").click()
+    await scan(ann, None, ann.get_by_role("dialog").get_by_role("link", name="Checkout"))
+    await scan(ann, f"{base}checkout", ann.get_by_role("heading", name="1. Shipping address"))
+    order = things["order"]
+    await scan(ann, f"{base}orders/{order['id']}", ann.get_by_role("heading", name=f"Order {order['number']}"))
+    for section in SECTIONS:
+        await scan(ann, f"{base}account/{section}", ann.get_by_role("heading", name=SECTIONS[section]))
+    await scan(ann, f"{base}replay/demo", ann.locator("#replay-state").get_by_text("no", exact=False))
+
+    await studio.goto(f"{base}studio")  # the stream goes on without its studio page: the other studio pages
+    for path, ready in (("studio", studio.locator(".shows-live").get_by_role("link").first),
+                        ("studio/products", studio.get_by_text("on hand").first),
+                        ("studio/orders", studio.locator("#orders li").first)):
+        await scan(studio, base + path, ready)
+    assert studio_errors == [] and guest_errors == [] and ann_errors == [], (studio_errors, guest_errors, ann_errors)

@@ -18,11 +18,16 @@ export function createReactions(socket, { streamRef }) {
     b.type = 'button';
     b.className = 'secondary reaction';
     b.dataset.kind = kind;
-    b.setAttribute('aria-label', `React ${kind}`);
+    const icon = document.createElement('span');
+    icon.setAttribute('aria-hidden', 'true');
+    icon.textContent = emoji;
+    const name = document.createElement('span');
+    name.className = 'sr-only';
+    name.textContent = `React ${kind}`; // the name holds the visible total too: "React heart 3"
     const n = document.createElement('span');
     n.className = 'reaction-total';
     n.textContent = '0';
-    b.append(emoji, ' ', n);
+    b.append(icon, name, ' ', n);
     totals.set(kind, n);
     b.addEventListener('click', async () => {
       note.textContent = '';
