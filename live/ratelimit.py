@@ -144,6 +144,7 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "search": Limit(120, 60),  # product list/search per user (or client address)
     "follow": Limit(30, 60),  # follows and unfollows per user
     "cover": Limit(20, 3600),  # stream cover uploads per user (each may store a new file on disk)
+    "upload": Limit(60, 3600),  # product image uploads per user (POST /seller/uploads; each may store a file)
     "whep": Limit(30, 60),  # WHEP offers (embedded media playback sessions) per user or client address
     "write": Limit(120, 60),  # any other POST/PUT/PATCH/DELETE under /api/ per user (or client address)
     "contact_per_ip": Limit(5, 3600),  # contact-form messages per client address (live/contact.py)

@@ -2,6 +2,7 @@
 adjustments, and the buyer's wishlist."""
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from aiohttp import web
@@ -25,10 +26,16 @@ def uuid_param(call: Call, name: str = "id", what: str = "resource") -> str:
     return value.lower()
 
 
+# besides http(s) URLs, image_urls takes this site's own pictures: an upload (POST /seller/uploads gives its path)
+# or one of the demo's pictures (live/web/static/demo/)
+LOCAL_IMAGE = re.compile(r"^(/uploads/[0-9a-f]{64}\.(jpg|png|webp)|/static/demo/[a-z0-9-]{1,64}\.(svg|png|jpg|webp))$")
+
+
 def _check_urls(urls: list[str]) -> list[str]:
     for url in urls:
-        if not url.startswith(("http://", "https://")) or len(url) > 2048:
-            raise ValueError("image_urls must be http(s) URLs of at most 2048 characters")
+        if not (url.startswith(("http://", "https://")) or LOCAL_IMAGE.match(url)) or len(url) > 2048:
+            raise ValueError("image_urls must be http(s) URLs of at most 2048 characters or paths of uploaded "
+                             "images (/uploads/...)")
     return urls
 
 

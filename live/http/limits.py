@@ -33,6 +33,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", f"{API}/sellers/{{id}}/follow"): "follow",
     ("DELETE", f"{API}/sellers/{{id}}/follow"): "follow",
     ("POST", f"{API}/livestreams/{{id}}/cover"): "cover",
+    ("POST", f"{API}/seller/uploads"): "upload",
     ("POST", f"{API}/livestreams/{{id}}/whep"): "whep",
 }
 PER_ADDRESS = {"auth_email_start", "auth_email_verify", "auth_wallet_nonce", "auth_wallet_verify"}

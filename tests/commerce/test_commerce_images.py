@@ -1,0 +1,123 @@
+"""Product image uploads over real HTTP (POST /api/v1/seller/uploads, live/commerce/images.py): JPEG, PNG and WebP
+made with Pillow are stored by content hash and served back (type, nosniff, a year's cache, ETag and 304); every
+limit: the Content-Type (415), bytes that are not the type they claim or not an image (422 on `body`), a damaged
+image, more than 4096 pixels a side and a decompression bomb (422), more than 5 MiB however framed (413; exactly 5 MiB
+is taken), sellers and admins only (401, 403), the per-user rate (429); image_urls takes the upload's path and the
+demo's pictures, nothing else of this site."""
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import zlib
+
+from PIL import Image
+
+from live.commerce.images import MAX_BYTES
+from tests.commerce.harness import API, Shop, make_client
+
+
+def image(fmt: str = "JPEG", size: tuple[int, int] = (40, 30), color: str = "teal") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, fmt)
+    return out.getvalue()
+
+
+def png(width: int = 1, height: int = 1, extra: int = 0) -> bytes:
+    """A PNG whose header says width x height (the pixels are not all there: only the header is read), with a text
+    chunk of `extra` bytes."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    text = chunk(b"tEXt", b"Comment\x00" + b"x" * extra) if extra else b""
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + text
+            + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
+
+
+async def upload(shop: Shop, actor, data, content_type: str | None = "image/jpeg"):
+    headers = dict(actor.headers) if actor else {}
+    if content_type:
+        headers["Content-Type"] = content_type
+    resp = await shop.client.post(f"{API}/seller/uploads", data=data, headers=headers)
+    return resp.status, await resp.json(), resp.headers
+
+
+async def test_upload_serve_and_every_limit(tmp_path, dsn, aiohttp_client):
+    shop = Shop(await make_client(tmp_path, dsn, aiohttp_client))
+    seller, admin, customer = await shop.seller(), await shop.user(role="admin"), await shop.user()
+    stored = tmp_path / "data" / "uploads"
+
+    jpeg = image()
+    status, body, _ = await upload(shop, seller, jpeg)
+    assert status == 201, body
+    name = hashlib.sha256(jpeg).hexdigest() + ".jpg"
+    assert body == {"url": f"/uploads/{name}", "content_type": "image/jpeg", "size": len(jpeg), "width": 40,
+                    "height": 30}
+    resp = await shop.client.get(body["url"])
+    assert resp.status == 200 and await resp.read() == jpeg
+    assert resp.headers["Content-Type"] == "image/jpeg" and resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    etag = resp.headers["ETag"]
+    again = await shop.client.get(body["url"], headers={"If-None-Match": etag})
+    assert again.status == 304
+    # the same image twice is one file; PNG and WebP (charset parameters and case do not matter)
+    assert (await upload(shop, admin, jpeg, "Image/JPEG; charset=binary"))[1]["url"] == body["url"]
+    for fmt, ctype, ext in (("PNG", "image/png", "png"), ("WEBP", "image/webp", "webp")):
+        status, out, _ = await upload(shop, seller, image(fmt, (64, 64)), ctype)
+        assert status == 201 and out["url"].endswith(f".{ext}") and out["content_type"] == ctype, out
+    assert len(list(stored.iterdir())) == 3
+
+    # what is refused stores nothing
+    async def refused(data, ctype, code: int, error: str, actor=seller) -> str:
+        status, out, _ = await upload(shop, actor, data, ctype)
+        assert status == code and out["error"]["code"] == error, (status, out)
+        return out["error"]["message"]
+
+    text = b"a text file renamed photo.jpg\n" * 20
+    assert "not a JPEG, PNG or WebP image" in await refused(text, "image/jpeg", 422, "validation_failed")
+    assert await refused(image("PNG"), "image/jpeg", 422, "validation_failed") == \
+        "this file is a PNG image, not image/jpeg"
+    assert "could not be read" in await refused(b"\xff\xd8\xff" + b"\x00" * 200, "image/jpeg", 422,
+                                                "validation_failed")
+    for ctype in ("text/plain", "image/gif", "application/octet-stream", None):
+        assert "Content-Type" in await refused(jpeg, ctype, 415, "unsupported_media_type")
+    # pixels: 4096 a side is fine, 4097 is not, nor a small file whose header claims 100000 x 100000 (a bomb)
+    status, out, _ = await upload(shop, seller, image("PNG", (4096, 8)), "image/png")
+    assert status == 201 and out["width"] == 4096
+    assert "at most 4096 x 4096" in await refused(image("PNG", (8, 4097)), "image/png", 422, "validation_failed")
+    assert "larger than 4096 x 4096" in await refused(png(100_000, 100_000), "image/png", 422, "validation_failed")
+    # bytes: 5 MiB is taken, one more is 413 with a Content-Length and chunked (refused as it is read)
+    exact = png(extra=MAX_BYTES - len(png(extra=1)) + 1)
+    assert len(exact) == MAX_BYTES
+    assert (await upload(shop, seller, exact, "image/png"))[0] == 201
+    big = png(extra=MAX_BYTES - len(png(extra=1)) + 2)
+    await refused(big, "image/png", 413, "payload_too_large")
+
+    async def chunks():
+        for i in range(0, len(big), 65_536):
+            yield big[i:i + 65_536]
+    await refused(chunks(), "image/png", 413, "payload_too_large")
+    # sellers and admins only
+    await refused(jpeg, "image/jpeg", 403, "forbidden", customer)
+    await refused(jpeg, "image/jpeg", 401, "unauthorized", None)
+    assert len(list(stored.iterdir())) == 5
+
+    # image_urls: the upload's path and the demo's pictures, besides http(s) URLs; no other path of this site
+    product = await shop.product(seller)
+    urls = [body["url"], "/static/demo/sneaker.svg", "https://example.com/a.jpg"]
+    patched = await shop.call("PATCH", f"/products/{product['id']}", seller, json={"image_urls": urls})
+    assert patched["image_urls"] == urls
+    for bad in ("/uploads/../jwt_secret", "/uploads/" + name.upper(), "/static/js/api.js", "/etc/passwd",
+                "javascript:alert(1)", "/static/demo/../app.css"):
+        status, out, _ = await shop.call("PATCH", f"/products/{product['id']}", seller, json={"image_urls": [bad]},
+                                         expect=None)
+        assert status == 422 and out["error"]["details"][0]["field"].startswith("image_urls"), (bad, out)
+
+
+async def test_upload_rate_limit(tmp_path, dsn, aiohttp_client):
+    shop = Shop(await make_client(tmp_path, dsn, aiohttp_client, rate_limits="upload=2/3600"))
+    seller, other = await shop.seller(), await shop.seller()
+    for color in ("red", "blue"):
+        assert (await upload(shop, seller, image(color=color)))[0] == 201
+    status, body, headers = await upload(shop, seller, image(color="green"))
+    assert status == 429 and body["error"]["code"] == "rate_limited" and int(headers["Retry-After"]) > 0
+    assert (await upload(shop, other, image(color="green")))[0] == 201  # per user
