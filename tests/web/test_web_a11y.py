@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from live.rooms.state import REACTION_KINDS
 from live.web.account import SECTIONS
 from tests.helpers import until
 from tests.web.a11y import assert_accessible, violations
@@ -38,6 +39,27 @@ async def test_the_scan_finds_a_violation_and_passes_the_home_page(live, browser
 
 LOADING = """() => ![...document.querySelectorAll('main *')].some(e => !e.children.length && e.checkVisibility()
     && /^(Loading|Connecting)/.test(e.textContent.trim()))"""
+
+
+FOCUS = """() => { const e = document.activeElement, s = getComputedStyle(e);
+    return {key: e.id || (e.dataset.kind ? `react-${e.dataset.kind}` : e.tagName + ':' + e.textContent.trim()),
+            ring: s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2}; }"""
+
+
+async def focus_of(page) -> dict:
+    """The focused element ({key: its id, react-<kind> or tag:text}, ring: a visible outline of 2 px or more)."""
+    return await page.evaluate(FOCUS)
+
+
+async def tab_until(page, selector: str, *, back: bool = False, limit: int = 40) -> list[dict]:
+    """Press Tab (Shift+Tab when `back`) until `selector` has the focus; the focus stops on the way."""
+    stops = []
+    for _ in range(limit):
+        await page.keyboard.press("Shift+Tab" if back else "Tab")
+        stops.append(await focus_of(page))
+        if await page.evaluate("s => document.activeElement.matches(s)", selector):
+            return stops
+    raise AssertionError(f"{selector} not reached in {limit} tabs: {[s['key'] for s in stops]}")
 
 
 async def scan(page, url: str, ready=None, **kw) -> None:
@@ -73,10 +95,28 @@ async def test_every_page_in_its_main_states(live, browser):
     ann = await page_as(browser, base, ann_id, "a11y-ann", ann_token)
     ann_errors = watch_errors(ann, "status of 404")  # the replay of a stream that has none
     await scan(ann, f"{base}live/demo", ann.get_by_role("button", name="Add to cart"))
-    await ann.get_by_role("button", name="Add to cart").click()
+    await ann.locator("#chat-form").wait_for()
+    # by keyboard alone, from the top: every stop shows its focus; the reactions, the cart, Add to cart and the
+    # chat's field are reached in the page's order
+    stops = await tab_until(ann, "#chat-text")
+    order = [s["key"] for s in stops]
+    assert [k for k in order if k.startswith("react-")] == [f"react-{k}" for k in REACTION_KINDS], order
+    assert order.index("react-laugh") < order.index("cart-button") < order.index("spot-add") \
+        < order.index("chat-text"), order
+    assert not [s for s in stops if not s["ring"]], [s for s in stops if not s["ring"]]
+    await tab_until(ann, "#spot-add", back=True)
+    await ann.keyboard.press("Enter")
     await ann.get_by_text("Added to your cart.").wait_for()
-    await ann.get_by_role("button", name="Cart (1)").click()
-    await scan(ann, None, ann.get_by_role("dialog").get_by_role("link", name="Checkout"))
+    await tab_until(ann, "#cart-button", back=True)
+    await ann.keyboard.press("Enter")
+    drawer = ann.get_by_role("dialog", name="Your cart")
+    await drawer.get_by_role("link", name="Checkout").wait_for()
+    inside = await tab_until(ann, "#cart-checkout")  # focus went into the drawer and stays there
+    assert inside[0]["key"] != "cart-button" and all(s["ring"] for s in inside), inside
+    await scan(ann, None, drawer)
+    await ann.keyboard.press("Escape")
+    await drawer.wait_for(state="hidden")
+    assert (await focus_of(ann))["key"] == "cart-button"  # back where it was
     await scan(ann, f"{base}checkout", ann.get_by_role("heading", name="1. Shipping address"))
     order = things["order"]
     await scan(ann, f"{base}orders/{order['id']}", ann.get_by_role("heading", name=f"Order {order['number']}"))
