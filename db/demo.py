@@ -60,6 +60,14 @@ async def insert_product(conn: asyncpg.Connection, seller_id: str, category_id, 
         seller_id, category_id, title, description, image_urls)
 
 
+async def local_pictures(conn: asyncpg.Connection, product_id, image_urls: list[str]) -> None:
+    """A demo product whose pictures are still picsum.photos' (seeded before they were served locally) gets
+    `image_urls`; a seller's own pictures are kept."""
+    await conn.execute(
+        """UPDATE products SET image_urls = $2
+           WHERE id = $1 AND image_urls[1] LIKE 'https://picsum.photos/%'""", product_id, image_urls)
+
+
 async def insert_variant(conn: asyncpg.Connection, product_id, sku: str, color: str | None, size: str | None,
                          price_minor: int, stock: int):
     """A new USD variant's id, with `stock` units and their ledger row; None when the sku exists."""

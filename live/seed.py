@@ -1,6 +1,7 @@
 """Idempotent demo data: a seller `demo-seller` (email DEMO_SELLER_EMAIL, so a newcomer signs in as the seller
 with a code from the development mailbox; shipping from San Francisco, free shipping over $250), a live
-stream `demo`, six products with variants, weights and sizes (so checkout quotes sandbox rates), a coupon.
+stream `demo`, six products with variants, weights and sizes (so checkout quotes sandbox rates) and a picture each
+(small SVGs in live/web/static/demo/, served by the server itself), a coupon.
 
 Ending a stream is final (see docs/protocol.md), so when the `demo` stream has ended the seed keeps it as a
 past show (its slug becomes `demo-<ended at>`) and makes a fresh live `demo` stream with the same products:
@@ -20,6 +21,11 @@ DEMO_PARCELS = {
     "Aurora Running Sneaker": (900, (33.0, 21.0, 12.0)), "Canvas Weekender Bag": (1400, (50.0, 30.0, 10.0)),
     "Ceramic Pour-Over Set": (1100, (25.0, 20.0, 15.0)), "Merino Crew Sweater": (350, (30.0, 25.0, 4.0)),
     "Wireless Earbuds Pro": (150, (12.0, 10.0, 5.0)), "Linen Throw Blanket": (800, (35.0, 25.0, 8.0)),
+}
+# title -> its picture, a small SVG served from live/web/static/demo/ (no internet needed at run time)
+DEMO_PICTURES = {
+    "Aurora Running Sneaker": "sneaker", "Canvas Weekender Bag": "weekender-bag", "Ceramic Pour-Over Set": "pour-over",
+    "Merino Crew Sweater": "sweater", "Wireless Earbuds Pro": "earbuds", "Linen Throw Blanket": "throw-blanket",
 }
 DEMO_PRODUCTS = [
     # title, description, [(sku, color, size, price_minor, stock)]
@@ -70,11 +76,12 @@ async def seed(services) -> dict:
         stream_id = await demo_db.live_stream(conn, seller["id"])
         product_ids = []
         for position, (title, description, variants) in enumerate(DEMO_PRODUCTS):
-            slug = variants[0][0].rsplit("-", 1)[0].lower()
+            pictures = [f"/static/demo/{DEMO_PICTURES[title]}.svg"]
             product_id = await demo_db.product_with_sku(conn, variants[0][0])
             if product_id is None:
-                product_id = await demo_db.insert_product(conn, seller["id"], category, title, description,
-                                                          [f"https://picsum.photos/seed/live-{slug}/600/600"])
+                product_id = await demo_db.insert_product(conn, seller["id"], category, title, description, pictures)
+            else:  # demo data seeded before the pictures were local: picsum.photos is on the internet
+                await demo_db.local_pictures(conn, product_id, pictures)
             await demo_db.product_parcel(conn, product_id, *DEMO_PARCELS[title])
             for sku, color, size, price, stock in variants:
                 await demo_db.insert_variant(conn, product_id, sku, color, size, price, stock)

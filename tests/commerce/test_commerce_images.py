@@ -121,3 +121,30 @@ async def test_upload_rate_limit(tmp_path, dsn, aiohttp_client):
     status, body, headers = await upload(shop, seller, image(color="green"))
     assert status == 429 and body["error"]["code"] == "rate_limited" and int(headers["Retry-After"]) > 0
     assert (await upload(shop, other, image(color="green")))[0] == 201  # per user
+
+
+async def test_the_demo_pictures_are_served_here(tmp_path, dsn, aiohttp_client):
+    """The demo's products show small local pictures (no internet at run time), each served by the server; a database
+    seeded when they were picsum.photos URLs gets them at the next seed, and a seller's own pictures are kept."""
+    from live.auth.principal import SYSTEM
+    from live.seed import seed
+
+    shop = Shop(await make_client(tmp_path, dsn, aiohttp_client))
+    ids = await seed(shop.services)
+    total = 0
+    for pid in ids["product_ids"]:
+        (url,) = (await shop.call("GET", f"/products/{pid}"))["image_urls"]
+        assert url.startswith("/static/demo/") and url.endswith(".svg"), url
+        resp = await shop.client.get(url)
+        assert resp.status == 200 and resp.headers["Content-Type"].startswith("image/svg+xml"), url
+        total += len(await resp.read())
+    assert total <= 200_000  # static files are held in memory
+    old, own = ids["product_ids"][:2]
+    async with shop.services.db.tx(SYSTEM) as conn:
+        await conn.execute("UPDATE products SET image_urls = $2 WHERE id = $1::uuid", old,
+                           ["https://picsum.photos/seed/live-snk-aur-blk/600/600"])
+        await conn.execute("UPDATE products SET image_urls = $2 WHERE id = $1::uuid", own,
+                           ["/uploads/" + "a" * 64 + ".png"])
+    await seed(shop.services)
+    assert (await shop.call("GET", f"/products/{old}"))["image_urls"] == ["/static/demo/sneaker.svg"]
+    assert (await shop.call("GET", f"/products/{own}"))["image_urls"] == ["/uploads/" + "a" * 64 + ".png"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from urllib.parse import urlsplit
 
 from tests.auth.helpers import owner_fetchval
 from tests.helpers import until
@@ -28,19 +27,13 @@ async def latest_code(dsn: str, email: str, after: int = 0) -> tuple[int, str]:
     mail_id, body = json.loads(found[-1])
     return mail_id, re.search(r"\b(\d{6})\b", body).group(1)
 
-def offline_picture(msg) -> bool:
-    """A console error for one of the demo's product pictures, which are on picsum.photos: the tests have no
-    internet (a test that looks at the pictures serves them itself with page.route)."""
-    return urlsplit(msg.location.get("url") or "").hostname == "picsum.photos"
-
-
 def watch_errors(page, *expected: str) -> list[str]:
     """Uncaught script errors and console errors of a page, collected as they happen; a console error holding one
     of `expected` (e.g. "status of 401" after a wrong code on purpose) is not one."""
     errors: list[str] = []
 
     def console(msg) -> None:
-        if msg.type == "error" and not any(e in msg.text for e in expected) and not offline_picture(msg):
+        if msg.type == "error" and not any(e in msg.text for e in expected):
             errors.append(f"console: {msg.text}")
 
     page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))

@@ -13,8 +13,6 @@ from tests.helpers import make_settings, until
 from tests.rooms.harness import Live
 from tests.web.helpers import sign_in, watch_errors
 
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cf"
-                    "c0f01f0005000201a1b6b7d10000000049454e44ae426082")
 SHIPPED = ("Shipped", "In transit", "Out for delivery", "Delivered")
 
 
@@ -44,13 +42,6 @@ async def _buy(live, dsn, browser):
     ctx = await browser.new_context(viewport={"width": 360, "height": 740})
     page = await ctx.new_page()
     errors = watch_errors(page, "status of 422", "status of 409")  # the refusals below are on purpose
-    images: list[str] = []  # the demo's product images are on picsum.photos: served here, no internet needed
-
-    async def image(route) -> None:
-        images.append(route.request.url)
-        await route.fulfill(status=200, content_type="image/png", body=PNG)
-
-    await page.route("https://picsum.photos/**", image)
     favicon: list[str] = []  # the sandbox provider's page names no icon: Chromium asks for /favicon.ico (404)
     page.on("console", lambda m: favicon.append(f"console: {m.text}")
             if m.type == "error" and m.location.get("url", "").endswith("/favicon.ico") else None)
@@ -67,7 +58,10 @@ async def _buy(live, dsn, browser):
     await drawer.wait_for()
     line = drawer.get_by_role("listitem").filter(has_text=title)
     await line.get_by_text("Held for you for").wait_for()
-    assert images and await line.get_by_role("img").count() == 0  # decorative: alt=""
+    assert await line.get_by_role("img").count() == 0  # decorative: alt=""
+    picture = line.locator("img")  # the demo's own picture, served by the server (no internet needed)
+    assert (await picture.get_attribute("src")).startswith("/static/demo/")
+    await until(lambda: picture.evaluate("i => i.complete && i.naturalWidth > 0"), 10, what="the line's picture")
     assert await drawer.get_by_label(f"Quantity of {title}").inner_text() == "1"
     await owner_fetchval(dsn, "UPDATE product_variants SET on_hand = reserved + sold WHERE id = $1::uuid RETURNING 1",
                          variant["id"])  # nothing left beyond the buyer's unit

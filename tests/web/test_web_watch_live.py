@@ -13,16 +13,6 @@ from tests.web.helpers import watch_errors
 from tests.web.test_web_watch import page_as, state_is
 
 MAX_MESSAGES = 200  # js/chat.js
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-                    "1f15c4890000000d49444154789c63f8cfc0f01f0005000201a3a5e9c60000000049454e44ae426082")
-
-
-async def offline_images(page) -> None:
-    """The demo's product images are on picsum.photos: served here (no internet in the tests)."""
-    async def image(route) -> None:
-        await route.fulfill(status=200, content_type="image/png", body=PNG)
-
-    await page.context.route("https://picsum.photos/**", image)
 
 
 def chat_line(page, text: str):
@@ -34,7 +24,6 @@ async def viewer_page(browser, live, name: str, init: str | None = None, **conte
     page = await page_as(browser, live.base, uid, name, token, **context)
     if init:
         await page.add_init_script(init)
-    await offline_images(page)
     errors = watch_errors(page, "status of 409")  # WHEP while nobody publishes
     await page.goto(f"{live.base}live/demo")
     await page.get_by_label("Message", exact=True).wait_for()
@@ -86,7 +75,6 @@ async def test_chat_moderation_and_the_spotlight(live, browser):
 
     # a guest reads the chat and is offered to sign in
     guest = await (await browser.new_context()).new_page()
-    await offline_images(guest)
     guest_errors = watch_errors(guest, "status of 409")
     await guest.goto(f"{live.base}live/demo")
     await chat_line(guest, "hello from ann").wait_for()
@@ -102,8 +90,9 @@ async def test_chat_moderation_and_the_spotlight(live, browser):
     for page in (ann, bob, guest):
         await page.locator("#spot-title", has_text="Canvas Weekender Bag").wait_for()
     assert "129" in await ann.locator("#spot-price").inner_text()
-    assert (await ann.get_by_role("img", name="Canvas Weekender Bag").get_attribute("src")).startswith(
-        "https://picsum.photos/")
+    picture = ann.get_by_role("img", name="Canvas Weekender Bag")  # the demo's own picture, served by the server
+    assert await picture.get_attribute("src") == "/static/demo/weekender-bag.svg"
+    await until(lambda: picture.evaluate("i => i.complete && i.naturalWidth > 0"), 10, what="the bag's picture")
     assert await ann.locator("#spot-stock").inner_text() == "15 in stock"
     await ann.get_by_label("Option").select_option(label="navy")
     navy = next(v for v in bag["variants"] if v["color"] == "navy")
