@@ -1,9 +1,13 @@
 // The seller's products (/studio/products; docs/web.md, "The studio"): every product of the shop (GET
 // /api/v1/me/products) with its variants' stock (on hand, held in carts, sold, available), stock adjusted per variant
 // (POST /api/v1/variants/{id}/stock with a reason), a product put on sale, back to draft or archived (PATCH
-// /api/v1/products/{id}), and a new product with one variant (POST /api/v1/products; per-field errors).
-import { api, authHeaders, errorOf, requireSession, signInAgain } from './api.js';
+// /api/v1/products/{id}), and a new product with one variant (POST /api/v1/products; per-field errors). Each product's
+// pictures (js/studio_pictures.js) and variants edited or added (js/studio_variants.js).
+import { api, requireSession, signInAgain } from './api.js';
 import { el, money } from './format.js';
+import { clearErrors, fieldError, send, showErrors, toMinor } from './studio_form.js';
+import { pictures } from './studio_pictures.js';
+import { newVariant, variantEditor } from './studio_variants.js';
 
 const $ = (id) => document.getElementById(id);
 const me = requireSession();
@@ -11,22 +15,6 @@ const list = $('product-list');
 const STATUS = { draft: 'Draft', active: 'On sale', archived: 'Archived' };
 const FIELDS = { title: 'np-title', description: 'np-description', sku: 'np-sku', price_minor: 'np-price',
   stock: 'np-stock' };
-
-// JSON like api.js, but a failure keeps the API's `details` ([{field, message}]) for per-field errors
-async function send(path, method, body) {
-  const resp = await fetch(path, { method, body: JSON.stringify(body), headers: {
-    'Content-Type': 'application/json', Accept: 'application/json', ...authHeaders(me.token) } });
-  if (resp.ok) return resp.json();
-  const data = await resp.clone().json().catch(() => null);
-  const e = await errorOf(resp);
-  if (e.status === 401) signInAgain();
-  e.details = Array.isArray(data?.error?.details) ? data.error.details : [];
-  throw e;
-}
-
-function digits(currency) {
-  return new Intl.NumberFormat(undefined, { style: 'currency', currency }).resolvedOptions().maximumFractionDigits;
-}
 
 const variantName = (v) => [v.sku, [v.color, v.size].filter(Boolean).join(' / ')].filter(Boolean).join(' · ');
 
@@ -64,13 +52,15 @@ function productItem(p) {
     } catch (e) { err.textContent = e.message; }
   };
   return el('li', { 'data-product': p.id, class: 'card' },
-    el('h2', {}, p.title, ' ', el('span', { class: `badge st-${p.status}`, text: STATUS[p.status] ?? p.status })),
+    el('h2', { tabindex: '-1' }, p.title, ' ', el('span', { class: `badge st-${p.status}`, text: STATUS[p.status] ?? p.status })),
     el('ul', { class: 'variants', 'aria-label': `Variants of ${p.title}` }, ...p.variants.map((v) => el('li', {
       'data-variant': v.id },
     el('p', {}, el('strong', { text: variantName(v) }), ' ', money(v.price_minor, v.currency)),
     el('p', { class: 'muted stock-line', text: `${v.stock.on_hand} on hand · ${v.stock.reserved} in carts · ` +
       `${v.stock.sold} sold · ` }, el('strong', { class: 'available', text: `${v.available} available` })),
-    stockForm(v)))),
+    stockForm(v), ...variantEditor(v, done(p))))),
+    newVariant(p, done(p)),
+    el('h3', { text: 'Pictures' }), pictures(p, done(p)),
     el('div', { class: 'actions' },
       p.status !== 'active' ? el('button', { type: 'button', text: 'Put on sale', 'aria-label': `Put ${p.title} on sale`,
         onclick: setStatus('active') }) : null,
@@ -80,6 +70,13 @@ function productItem(p) {
         'aria-label': `Archive ${p.title}`, onclick: setStatus('archived') }) : null),
     err);
 }
+
+// After a change to product p: the list read again, `note` said, focus on p's title (its old nodes are gone)
+const done = (p) => async (note) => {
+  await load();
+  $('list-note').textContent = note;
+  document.querySelector(`li[data-product='${p.id}'] h2`)?.focus();
+};
 
 async function load() {
   $('list-error').textContent = '';
@@ -98,51 +95,33 @@ async function load() {
 
 $('new-product').addEventListener('submit', async (ev) => {
   ev.preventDefault();
-  $('np-error').textContent = $('np-state').textContent = '';
-  for (const id of Object.values(FIELDS)) {
-    $(id).removeAttribute('aria-invalid');
-    $(`${id}-error`).textContent = '';
-  }
+  const form = ev.target;
+  clearErrors(form);
+  $('np-state').textContent = '';
+  const inputs = Object.fromEntries(Object.entries(FIELDS).map(([k, id]) => [k, $(id)]));
   const currency = $('np-currency').value;
-  const price = Number($('np-price').value.replace(',', '.'));
-  const bad = (id, message) => {
-    $(id).setAttribute('aria-invalid', 'true');
-    $(`${id}-error`).textContent = message;
-    $(id).focus();
-  };
-  if (!$('np-price').value.trim() || !Number.isFinite(price) || price < 0) {
-    bad('np-price', 'Enter the price, e.g. 19.99.');
-    return;
-  }
-  const variant = { sku: $('np-sku').value.trim(), price_minor: Math.round(price * 10 ** digits(currency)),
-    currency, stock: Number($('np-stock').value || 0) };
+  const price = toMinor($('np-price').value, currency);
+  if (price === null) return fieldError($('np-price'), 'Enter the price, e.g. 19.99.');
+  const variant = { sku: $('np-sku').value.trim(), price_minor: price, currency,
+    stock: Number($('np-stock').value || 0) };
   if ($('np-color').value.trim()) variant.color = $('np-color').value.trim();
   if ($('np-size').value.trim()) variant.size = $('np-size').value.trim();
   const body = { title: $('np-title').value.trim(), variants: [variant],
     status: $('np-active').checked ? 'active' : 'draft' };
   if ($('np-description').value.trim()) body.description = $('np-description').value.trim();
-  const button = ev.target.querySelector('button[type=submit]');
+  const button = form.querySelector('button[type=submit]');
   button.disabled = true;
   try {
     const p = await send('/api/v1/products', 'POST', body);
-    ev.target.reset();
+    form.reset();
     $('np-state').textContent = `${p.title} is added.`;
     await load();
   } catch (e) {
-    let first = null;
-    for (const d of e.details ?? []) {
-      const parts = String(d.field ?? '').split('.');
-      const id = FIELDS[parts[parts.length - 1]] ?? FIELDS[parts[0]];
-      if (!id || first === id) continue;
-      $(id).setAttribute('aria-invalid', 'true');
-      $(`${id}-error`).textContent = d.message;
-      first ??= id;
-    }
-    if (first) $(first).focus();
-    else $('np-error').textContent = e.message;
+    showErrors(e, { ...inputs, conflict: inputs.sku }, $('np-error'));
   } finally {
     button.disabled = false;
   }
+  return undefined;
 });
 
 if (me) load();
