@@ -24,6 +24,15 @@ function showItem(s) {
   meta.textContent = ` /live/${s.slug}${when ? ` · ${new Date(when).toLocaleString(undefined,
     { dateStyle: 'medium', timeStyle: 'short' })}` : ''}`;
   li.append(a, meta);
+  if (s.status !== 'scheduled') { // a live or ended show's numbers and charts, described by the show's title
+    a.id = `show-${s.id}`;
+    const stats = document.createElement('a');
+    stats.href = `/studio/streams/${encodeURIComponent(s.id)}/analytics`;
+    stats.className = 'stats-link';
+    stats.textContent = 'Analytics';
+    stats.setAttribute('aria-describedby', a.id);
+    li.append(' · ', stats);
+  }
   return li;
 }
 

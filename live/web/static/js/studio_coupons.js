@@ -1,0 +1,148 @@
+// The shop's coupons (/studio/coupons; docs/web.md, "The studio"): the list (GET /api/v1/me/coupons) with each
+// one's discount, limits, window and uses; a coupon disabled or enabled again (PATCH /api/v1/coupons/{id} `active`);
+// a new one (POST /api/v1/coupons: code, percent or amount, minimum subtotal, number of uses, start and end), the
+// API's per-field errors on their fields.
+import { requireSession, signInAgain } from './api.js';
+import { call } from './cart.js';
+import { el, money, toMinor } from './format.js';
+
+const $ = (id) => document.getElementById(id);
+const me = requireSession();
+const FIELDS = { code: 'nc-code', value: 'nc-value', currency: 'nc-value', min_subtotal_minor: 'nc-min',
+  usage_limit: 'nc-limit', starts_at: 'nc-starts', ends_at: 'nc-ends' };
+
+const when = (t) => new Date(t).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
+function describe(c) {
+  const off = c.kind === 'percent' ? `${c.value} % off` : `${money(c.value, c.currency)} off`;
+  const parts = [off];
+  if (c.min_subtotal_minor) parts.push(`orders from ${c.currency ? money(c.min_subtotal_minor, c.currency) : c.min_subtotal_minor}`);
+  parts.push(c.usage_limit === null ? `used ${c.used_count} times (no limit)` : `used ${c.used_count} of ${c.usage_limit}`);
+  if (c.starts_at) parts.push(`from ${when(c.starts_at)}`);
+  if (c.ends_at) parts.push(`until ${when(c.ends_at)}`);
+  return parts.join(' · ');
+}
+
+function couponItem(c) {
+  const err = el('p', { class: 'error', role: 'alert' });
+  const expired = c.ends_at && Date.parse(c.ends_at) <= Date.now();
+  const label = !c.active ? 'Disabled' : expired ? 'Ended' : 'Active';
+  const toggle = async (ev) => {
+    ev.target.disabled = true;
+    err.textContent = '';
+    try {
+      await call(`/api/v1/coupons/${c.id}`, { method: 'PATCH', body: { active: !c.active } });
+      await load();
+      $(`coupon-${c.id}`)?.querySelector('button')?.focus();
+    } catch (e) {
+      if (e.status === 401) return signInAgain();
+      err.textContent = e.message;
+      ev.target.disabled = false;
+    }
+    return undefined;
+  };
+  return el('li', { id: `coupon-${c.id}`, 'data-code': c.code, 'data-active': String(c.active) },
+    el('h3', {}, el('code', { text: c.code }), ' ',
+      el('span', { class: `badge ${c.active && !expired ? 'st-on' : 'st-off'}`, text: label })),
+    el('p', { class: 'muted', text: describe(c) }),
+    el('div', { class: 'actions' }, el('button', { type: 'button', class: 'secondary', onclick: toggle,
+      text: c.active ? 'Disable' : 'Enable', 'aria-label': `${c.active ? 'Disable' : 'Enable'} ${c.code}` })),
+    err);
+}
+
+async function load() {
+  $('list-error').textContent = '';
+  try {
+    const { items } = await call('/api/v1/me/coupons');
+    $('coupons').replaceChildren(...items.map(couponItem));
+    $('list-state').textContent = items.length ? '' : 'No coupons yet: create your first one below.';
+  } catch (e) {
+    if (e.status === 401) return signInAgain();
+    $('list-state').textContent = '';
+    $('list-error').textContent = e.status === 403 ? 'Coupons are for sellers: this account has no shop.'
+      : `Could not load your coupons: ${e.message}`;
+  }
+  return undefined;
+}
+
+const kind = () => ($('nc-amount').checked ? 'amount' : 'percent');
+for (const id of ['nc-percent', 'nc-amount']) {
+  $(id).addEventListener('change', () => {
+    $('nc-currency').disabled = kind() === 'percent';
+    $('nc-value-label').textContent = kind() === 'percent' ? 'Percent off (1-100)' : 'Amount off';
+  });
+}
+
+function clearErrors() {
+  $('nc-error').textContent = $('nc-state').textContent = '';
+  for (const id of new Set(Object.values(FIELDS))) {
+    $(id).removeAttribute('aria-invalid');
+    $(`${id}-error`).textContent = '';
+  }
+}
+
+// messages: [[field id, message]]; the first field gets the focus
+function showErrors(messages) {
+  for (const [id, message] of messages) {
+    $(id).setAttribute('aria-invalid', 'true');
+    if (!$(`${id}-error`).textContent) $(`${id}-error`).textContent = message;
+  }
+  $(messages[0][0]).focus();
+}
+
+// The form as the API's body, or the fields a person must fix first ([[id, message]]).
+function body() {
+  const bad = [];
+  const currency = $('nc-currency').value;
+  const b = { code: $('nc-code').value.trim(), kind: kind() };
+  if (!b.code) bad.push(['nc-code', 'Enter the code buyers will type.']);
+  const raw = $('nc-value').value.trim();
+  if (b.kind === 'percent') {
+    b.value = Number(raw);
+    if (!Number.isInteger(b.value) || b.value < 1 || b.value > 100) bad.push(['nc-value', 'Enter a whole percent from 1 to 100.']);
+  } else {
+    b.value = toMinor(raw, currency);
+    b.currency = currency;
+    if (!(b.value > 0)) bad.push(['nc-value', `Enter the amount off in ${currency}, e.g. 5.00.`]);
+  }
+  if ($('nc-min').value.trim()) {
+    b.min_subtotal_minor = toMinor($('nc-min').value, currency);
+    if (Number.isNaN(b.min_subtotal_minor)) bad.push(['nc-min', `Enter an amount in ${currency}, e.g. 50.00.`]);
+  }
+  if ($('nc-limit').value.trim()) b.usage_limit = Number($('nc-limit').value);
+  if ($('nc-starts').value) b.starts_at = new Date($('nc-starts').value).toISOString();
+  if ($('nc-ends').value) b.ends_at = new Date($('nc-ends').value).toISOString();
+  if (b.starts_at && b.ends_at && b.starts_at >= b.ends_at) bad.push(['nc-ends', 'The end must come after the start.']);
+  return { b, bad };
+}
+
+$('new-coupon').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  clearErrors();
+  const { b, bad } = body();
+  if (bad.length) return showErrors(bad);
+  const button = ev.target.querySelector('button[type=submit]');
+  button.disabled = true;
+  try {
+    const c = await call('/api/v1/coupons', { method: 'POST', body: b });
+    ev.target.reset();
+    $('nc-currency').disabled = true;
+    $('nc-value-label').textContent = 'Percent off (1-100)';
+    $('nc-state').textContent = `${c.code} is created.`;
+    await load();
+  } catch (e) {
+    if (e.status === 401) return signInAgain();
+    // a taken code is a conflict about the code
+    const details = Array.isArray(e.details) ? e.details
+      : e.code === 'conflict' ? [{ field: 'code', message: e.message }] : [];
+    const fields = details.map((d) => [FIELDS[String(d.field ?? '').split('.').at(-1)], d.message])
+      .filter(([id]) => id);
+    if (fields.length) showErrors(fields);
+    else $('nc-error').textContent = e.message;
+  } finally {
+    button.disabled = false;
+  }
+  return undefined;
+});
+
+if (me) load();
