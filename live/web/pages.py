@@ -15,6 +15,7 @@ from live import __version__
 from live.config import Settings
 from live.web import account, discover, shop, studio
 from live.web.assets import Assets
+from live.web.livekit_csp import policy as livekit_policy
 
 STREAM = r"{stream:[A-Za-z0-9-]{1,120}}"  # docs/protocol.md: an id or a slug
 
@@ -26,6 +27,7 @@ class Pages:
     def __init__(self, settings: Settings, assets: Assets):
         self.dev = settings.live_env != "production"  # the sign-in page links the development mailbox
         self.assets = assets
+        self.video_csp = livekit_policy(settings.livekit_url)  # None: the app's policy (embedded media)
 
     def render(self, template: str, **context) -> web.Response:
         html = _env.get_template(template).render(asset=self.assets.url, dev=self.dev, version=__version__,
@@ -37,10 +39,16 @@ class Pages:
         return self.render("signin.html", title="Sign in")
 
     async def studio_live(self, request: web.Request) -> web.Response:
-        return self.render("studio_live.html", title="Go live", stream=request.match_info["stream"])
+        return self.video(self.render("studio_live.html", title="Go live", stream=request.match_info["stream"]))
 
     async def watch(self, request: web.Request) -> web.Response:
-        return self.render("watch.html", title="Watch", stream=request.match_info["stream"])
+        return self.video(self.render("watch.html", title="Watch", stream=request.match_info["stream"]))
+
+    def video(self, resp: web.Response) -> web.Response:
+        """A page that publishes or plays video may open the LiveKit server's connections (livekit_csp.py)."""
+        if self.video_csp:
+            resp.headers["Content-Security-Policy"] = self.video_csp
+        return resp
 
 
 def register(app: web.Application, settings: Settings) -> None:

@@ -1,35 +1,164 @@
-"""With LiveKit configured the join ack names LiveKit (`media.kind == "livekit"`): the studio says publishing from
-the page comes later and offers no "Go live"; the watch page says it cannot play it yet, and sends no WHEP."""
+"""Publishing and playing through LiveKit from the pages (js/livekit.js), when the join ack names LiveKit
+(`media.kind == "livekit"`). There is no LiveKit server here: LIVEKIT_URL points at a local fake of its signalling
+endpoint only (an aiohttp websocket at `/rtc`, and the `validate` URL livekit-client asks after a refused
+connection), which checks the access token as LiveKit would (tests/media/conftest.py's fake: HS256 with the API
+secret, the grants) and then either refuses the connection (401) or holds it open without answering. What happens
+after LiveKit's join answer (the media itself) is tested by hand against a real `livekit-server --dev` (docs/web.md,
+Going live)."""
 from __future__ import annotations
 
 import json
+import re
 
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from livekit import api as lk
+
+from live.web.assets import Assets
+from tests.helpers import until
 from tests.rooms.harness import start_live
+from tests.web.a11y import assert_accessible
 from tests.web.helpers import watch_errors
+from tests.web.test_web_budget import graph
+
+CLIENT = "vendor/livekit-client.esm.min.js"
+# what a refused LiveKit connection prints in the console: Chromium's websocket line and the validate request's 401
+EXPECTED = ("WebSocket connection to", "status of 401")
+CORS = {"Access-Control-Allow-Origin": "*"}  # as LiveKit answers: the validate request is cross-origin
 
 
-async def test_pages_say_livekit_is_not_played_yet(tmp_path, dsn, aiohttp_client, browser):
-    live = await start_live(tmp_path, dsn, aiohttp_client, livekit_url="ws://livekit.test:7880")
+class FakeSignal:
+    """LiveKit's signalling endpoint as far as the pages reach it: every connection's path and verified claims
+    are kept in `joins`; `refuse` answers 401 (a token LiveKit does not accept), otherwise the websocket is
+    accepted and held open, unanswered."""
+
+    def __init__(self):
+        self.verifier = lk.TokenVerifier("devkey", "secret")  # the tests' LiveKit settings (tests/helpers.py)
+        self.joins: list[tuple[str, lk.Claims]] = []
+        self.refuse = True
+        self.sockets: list[web.WebSocketResponse] = []
+        app = web.Application()
+        app.router.add_get("/rtc", self.signal)
+        app.router.add_get("/rtc/v1", self.signal)
+        app.router.add_get("/rtc/validate", self.validate)
+        app.router.add_get("/rtc/v1/validate", self.validate)
+        self.server = TestServer(app, host="127.0.0.1")
+
+    async def start(self) -> str:
+        await self.server.start_server()
+        return f"ws://127.0.0.1:{self.server.port}"
+
+    async def close(self) -> None:
+        for ws in self.sockets:
+            await ws.close()
+        await self.server.close()
+
+    async def signal(self, request: web.Request) -> web.StreamResponse:
+        claims = self.verifier.verify(request.query["access_token"])  # raises (500) on a bad token: seen below
+        self.joins.append((request.path, claims))
+        if self.refuse:
+            return web.Response(status=401, text="invalid token: refused by the test", headers=CORS)
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.sockets.append(ws)
+        async for _ in ws:
+            pass
+        return ws
+
+    async def validate(self, request: web.Request) -> web.Response:
+        if self.refuse:
+            return web.Response(status=401, text="invalid token: refused by the test", headers=CORS)
+        return web.Response(text="success", headers=CORS)
+
+
+def test_watch_page_imports_livekit_client_only_dynamically():
+    """The watch page's static import graph (what every viewer loads, tests/web/test_web_budget.py) leaves the
+    LiveKit client out: js/livekit.js imports it with import() when the ack names LiveKit."""
+    assets = Assets.load()
+    files = graph(assets, ["js/watch.js", "js/studio.js"])
+    assert "js/livekit.js" in files and CLIENT not in files, files
+    source = assets.files["js/livekit.js"].body.decode()
+    assert f"const CLIENT = '/static/{CLIENT}';" in source and "import(CLIENT)" in source
+
+
+async def test_studio_and_watch_page_connect_to_livekit(tmp_path, dsn, aiohttp_client, browser):
+    fake = FakeSignal()
+    url = await fake.start()
+    live = await start_live(tmp_path, dsn, aiohttp_client, livekit_url=url)
     try:
-        base = live.base
-        seller_id, token = await live.user("demo-seller", "seller")
-        context = await browser.new_context()
-        studio = await context.new_page()
-        errors = watch_errors(studio)
-        requests: list[str] = []
-        context.on("request", lambda r: requests.append(r.url))
-        await studio.goto(f"{base}signin")
-        await studio.evaluate("s => localStorage.setItem('live.session', s)",
-                              json.dumps({"token": token, "user": {"id": seller_id, "name": "demo-seller"}}))
-        await studio.goto(f"{base}studio/live/demo")
-        await studio.get_by_text("This server sends video through LiveKit").wait_for()
-        assert not await studio.get_by_role("button", name="Go live").is_visible()
-
-        watcher = await context.new_page()
-        errors += watch_errors(watcher)
-        await watcher.goto(f"{base}live/demo")
-        await watcher.get_by_text("served by LiveKit, which this page cannot play yet").wait_for()
-        assert not [u for u in requests if "/whep" in u or "/whip" in u], requests
-        assert errors == [], errors
+        await _studio_and_watch(live, fake, url, browser)
     finally:
         await live.close_viewers()
+        await fake.close()
+
+
+async def _studio_and_watch(live, fake, url, browser):
+    base = live.base
+    room = (await live.demo_state()).livekit_room
+    port = url.rsplit(":", 1)[1]
+    # the two video pages may open this LiveKit server's websocket and HTTP origin, and no other outside origin
+    for path in ("/live/demo", "/studio/live/demo"):
+        csp = (await live.client.get(path)).headers["Content-Security-Policy"]
+        connect = re.search(r"connect-src ([^;]*)", csp).group(1).split()
+        assert connect == ["'self'", f"ws://127.0.0.1:{port}", f"http://127.0.0.1:{port}"], csp
+        assert "script-src 'self';" in csp
+    assert "ws:" in (await live.client.get("/signin")).headers["Content-Security-Policy"]  # others: the app's
+
+    # the seller's "Go live" asks for the camera and connects with a token that may publish; refused: said so
+    seller_id, token = await live.user("demo-seller", "seller")
+    seller = await browser.new_context()
+    requests: list[str] = []
+    seller.on("request", lambda r: requests.append(r.url))
+    studio = await seller.new_page()
+    studio_errors = watch_errors(studio, *EXPECTED)
+    await studio.goto(f"{base}signin")
+    await studio.evaluate("s => localStorage.setItem('live.session', s)",
+                          json.dumps({"token": token, "user": {"id": seller_id, "name": "demo-seller"}}))
+    await studio.goto(f"{base}studio/live/demo")
+    await studio.get_by_text("This server sends video through LiveKit: “Go live” publishes your camera").wait_for()
+    assert not await studio.get_by_role("heading", name="Publish from OBS instead").is_visible()
+    assert not [u for u in requests if CLIENT in u], "livekit-client is loaded when going live, not before"
+    await studio.get_by_role("button", name="Go live").click()
+    await studio.get_by_role("alert").get_by_text(
+        "Could not go live: the video server refused the connection (401).").wait_for()
+    path, claims = fake.joins[-1]
+    assert path.startswith("/rtc") and claims.identity == seller_id and claims.video.room == room
+    assert claims.video.room_join and claims.video.can_publish is True
+    assert await studio.evaluate("document.getElementById('preview').srcObject.getVideoTracks().length") == 1
+    assert [u for u in requests if CLIENT in u]
+    assert await studio.get_by_role("button", name="Go live").is_enabled()  # may try again
+    assert await studio.locator("#publish-state").inner_text() == "Not publishing"
+    await assert_accessible(studio, exclude=("#preview",))
+    assert studio_errors == [], studio_errors
+
+    # a viewer: connects with its own viewer token (no publishing), a refusal is shown with "Try again", which
+    # connects again with a fresh token (media:refresh)
+    viewer_id, viewer_token = await live.user("lk-viewer")
+    watcher_ctx = await browser.new_context()
+    watcher = await watcher_ctx.new_page()
+    errors = watch_errors(watcher, *EXPECTED)
+    await watcher.goto(f"{base}signin")
+    await watcher.evaluate("s => localStorage.setItem('live.session', s)",
+                           json.dumps({"token": viewer_token, "user": {"id": viewer_id, "name": "lk-viewer"}}))
+    joins = len(fake.joins)
+    await watcher.goto(f"{base}live/demo")
+    state = watcher.locator("#video-state")
+    await state.get_by_text("The video could not connect: the video server refused the connection (401).").wait_for()
+    retry = watcher.get_by_role("button", name="Try again")
+    assert await retry.is_visible()
+    path, claims = fake.joins[joins]
+    assert len(fake.joins) == joins + 1  # a refused token is not tried again by itself
+    assert path.startswith("/rtc") and claims.identity == viewer_id and claims.video.room == room
+    assert claims.video.room_join and claims.video.can_subscribe is True and claims.video.can_publish is False
+    # the reaction buttons are left to the watch page's own scan (their names lack their emoji: reported)
+    await assert_accessible(watcher, exclude=("#video", "#reactions"))
+
+    fake.refuse = False
+    await retry.click()
+    await until(lambda: len(fake.joins) == joins + 2, 10, what="the viewer's second LiveKit connection")
+    claims = fake.joins[-1][1]
+    assert claims.identity == viewer_id and claims.video.can_publish is False
+    await until(lambda: len(fake.sockets) == 1, 10, what="the fake's websocket held open")
+    await state.get_by_text("Connecting to the video…").wait_for()
+    assert not await retry.is_visible()
+    assert errors == [], errors

@@ -124,5 +124,5 @@ def test_the_mailbox_link_only_in_development():
 
     assets = Assets.load()
     for env, shown in (("development", True), ("test", True), ("production", False)):
-        html = Pages(SimpleNamespace(live_env=env), assets).render("signin.html", title="Sign in").text
+        html = Pages(SimpleNamespace(live_env=env, livekit_url=""), assets).render("signin.html", title="Sign in").text
         assert ('href="/dev/mailbox"' in html) is shown, env

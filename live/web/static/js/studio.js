@@ -1,6 +1,8 @@
 // The seller's go-live page (/studio/live/<stream>): camera and microphone preview, "Go live" publishes by WHIP
-// (starting a scheduled stream first), "Stop" ends the WHIP session; the OBS settings to copy.
+// (starting a scheduled stream first), "Stop" ends the WHIP session; the OBS settings to copy. When the join ack
+// names LiveKit, "Go live" publishes the camera to the stream's LiveKit room instead (livekit.js).
 import { api, requireSession, signInAgain } from './api.js';
+import { LiveKitSession } from './livekit.js';
 import { openRoom } from './room.js';
 import { livePanel } from './studio_panel.js';
 import { streamSettings } from './studio_settings.js';
@@ -21,7 +23,8 @@ const me = requireSession();
 let stream = null; // the join ack's stream
 let media = null;
 let camera = null; // the local MediaStream
-let publishing = null; // the WHIP MediaSession
+let publishing = null; // the WHIP MediaSession, or the LiveKitSession
+let socket = null; // the room's socket (js/room.js)
 
 function setPublishing(text, live) {
   publishState.textContent = text;
@@ -94,16 +97,8 @@ goLive.addEventListener('click', async () => {
       statusEl.textContent = stream.status;
     }
     setPublishing('Connecting…', false);
-    const s = await publish(whipUrl(), me.token, camera);
-    publishing = s;
-    s.pc.addEventListener('connectionstatechange', () => {
-      if (publishing !== s) return;
-      if (s.pc.connectionState === 'connected') setPublishing('Live: your video is on air', true);
-      if (s.pc.connectionState === 'failed') {
-        errorBox.textContent = 'The connection to the server was lost: go live again.';
-        stopPublishing();
-      }
-    });
+    if (media.kind === 'livekit') await publishLiveKit();
+    else await publishWhip();
     goLive.hidden = true;
     stopBtn.hidden = false;
     stopBtn.focus();
@@ -113,6 +108,48 @@ goLive.addEventListener('click', async () => {
     fail(e);
   }
 });
+
+async function publishWhip() {
+  const s = await publish(whipUrl(), me.token, camera);
+  publishing = s;
+  s.pc.addEventListener('connectionstatechange', () => {
+    if (publishing !== s) return;
+    if (s.pc.connectionState === 'connected') setPublishing('Live: your video is on air', true);
+    if (s.pc.connectionState === 'failed') {
+      errorBox.textContent = 'The connection to the server was lost: go live again.';
+      stopPublishing();
+    }
+  });
+}
+
+let lkTries = 0;
+async function publishLiveKit() {
+  let onAir = false; // connected and the camera published
+  const s = new LiveKitSession(socket, () => stream.id, media, {
+    state(st) {
+      if (publishing !== s) return;
+      if (st === 'connected') { if (onAir) setPublishing('Live: your video is on air', true); }
+      else if (st === 'reconnecting') setPublishing('Reconnecting…', false);
+      else if (st !== 'ended') { // 'ended': the stream:status event says so
+        errorBox.textContent = st === 'removed' ? 'The video server removed you from this stream’s room.'
+          : 'The connection to the video server was lost: go live again.';
+        stopPublishing();
+      }
+    },
+  });
+  publishing = s;
+  try {
+    if (lkTries++ > 0) media = await s.refresh().catch(() => media); // going live again: a fresh token
+    await s.connect();
+    await s.publish(camera);
+  } catch (e) {
+    if (publishing === s) publishing = null;
+    s.stop();
+    throw new Error(`Could not go live: ${e.message}.`);
+  }
+  onAir = true;
+  setPublishing('Live: your video is on air', true);
+}
 
 stopBtn.addEventListener('click', () => stopPublishing());
 
@@ -144,7 +181,6 @@ for (const btn of document.querySelectorAll('[data-copy]')) {
 if (me) {
   setPublishing('Not publishing', false);
   goLive.disabled = true;
-  let socket = null;
   const panel = livePanel({ socket: () => socket, me });
   const settings = streamSettings({ onSaved(s) {
     document.getElementById('stream-title').textContent = `Go live: ${s.title}`;
@@ -156,6 +192,7 @@ if (me) {
         return;
       }
       media = ack.media ?? media;
+      if (media?.kind === 'livekit') publishing?.setMedia?.(media); // its newer token
       if (ack.recovered) {
         if (media?.can_publish) panel.recovered(); // the seller's own events (sales) are not recovered: read again
         return;
@@ -171,15 +208,14 @@ if (me) {
       panel.joined(ack);
       settings.joined(ack);
       if (media.kind === 'livekit') {
+        // OBS cannot use this server's WHIP endpoint then (409 livekit_backend): it goes through a LiveKit ingress
         note.hidden = false;
-        note.textContent = 'This server sends video through LiveKit: publishing from this page comes later. ' +
-          'Use LiveKit’s tools (or its ingress) to go live for now.';
-        goLive.hidden = true;
-        cameraBtn.hidden = true;
-        return;
+        note.textContent = 'This server sends video through LiveKit: “Go live” publishes your camera there.';
+        document.getElementById('obs-h').closest('section').hidden = true;
+      } else {
+        document.getElementById('obs-url').value = new URL(whipUrl(), location.href).href;
+        document.getElementById('obs-token').value = me.token;
       }
-      document.getElementById('obs-url').value = new URL(whipUrl(), location.href).href;
-      document.getElementById('obs-token').value = me.token;
       goLive.disabled = stream.status === 'ended' || publishing !== null;
       if (stream.status === 'ended') errorBox.textContent = 'This stream has ended: create a new one to go live again.';
     },

@@ -1,8 +1,10 @@
 // The watch page (/live/<stream>): joins the room, plays the video by WHEP while the seller publishes
 // (media:status), shows the viewer count, and hands the room's events to the chat (chat.js), the reactions
 // (reactions.js) and the spotlight card (spotlight.js); the cart drawer is cart.js (templates/_cart_drawer.html).
+// When the join ack names LiveKit, the video comes from the stream's LiveKit room instead (livekit.js).
 import { api, clearSession, session, signInUrl } from './api.js';
 import { createChat } from './chat.js';
+import { LiveKitSession } from './livekit.js';
 import { createReactions } from './reactions.js';
 import { openRoom } from './room.js';
 import { createSpotlight } from './spotlight.js';
@@ -18,11 +20,12 @@ const video = document.getElementById('video');
 const state = document.getElementById('video-state');
 const unmute = document.getElementById('unmute');
 const tapPlay = document.getElementById('tap-play');
+const retryBtn = document.getElementById('video-retry');
 let token = session()?.token ?? null;
 
 let stream = null; // the join ack's stream
 let media = null; // the join ack's media
-let playing = null; // the WHEP MediaSession
+let playing = null; // the WHEP MediaSession, or the LiveKitSession
 let generation = 0; // bumped by every start/stop: an older attempt that finishes late gives up
 let failures = 0;
 let retryTimer = null;
@@ -45,6 +48,7 @@ async function stopPlayback(text, { ended = false } = {}) {
   playing = null;
   video.srcObject = null;
   tapPlay.hidden = true;
+  retryBtn.hidden = true;
   show(text);
   if (old && ended) old.close();
   else if (old) await old.stop();
@@ -58,10 +62,7 @@ function retry(gen) {
 
 async function startPlayback() {
   if (!stream || stream.status === 'ended') return;
-  if (media?.kind === 'livekit') {
-    show('This stream’s video is served by LiveKit, which this page cannot play yet.');
-    return;
-  }
+  if (media?.kind === 'livekit') return startLiveKit();
   await stopPlayback('Connecting to the video…');
   const gen = generation;
   try {
@@ -91,6 +92,59 @@ async function startPlayback() {
     }
   }
 }
+
+// LiveKit: connected while the stream is live; the seller's tracks come when they publish (and go when they stop).
+async function startLiveKit() {
+  const again = failures > 0;
+  await stopPlayback('Connecting to the video…');
+  const gen = generation;
+  const s = new LiveKitSession(room, streamRef, media, {
+    stream(ms) {
+      if (gen !== generation) return;
+      video.srcObject = ms;
+      if (ms) tryPlay();
+      else show('Waiting for the seller to go live…');
+    },
+    state(st) {
+      if (gen !== generation) return;
+      if (st === 'connected') {
+        failures = 0;
+        show(s.remote.getVideoTracks().length ? '' : 'Waiting for the seller to go live…');
+      } else if (st === 'reconnecting') show('The video connection was lost. Reconnecting…');
+      else if (st === 'removed') stopPlayback('You cannot watch this stream.', { ended: true });
+      else if (st === 'ended') stopPlayback('This stream has ended.', { ended: true });
+      else if (st === 'lost') {
+        s.stop();
+        playing = null;
+        video.srcObject = null;
+        failed('The video connection was lost.', gen, true);
+      }
+    },
+  });
+  playing = s;
+  try {
+    if (again) media = await s.refresh().catch(() => media); // a new attempt gets a fresh token
+    await s.connect();
+  } catch (e) {
+    s.stop();
+    if (gen !== generation) return;
+    playing = null;
+    // a refused token is not tried again by itself (a ban, a clock far off): the person can
+    failed(`The video could not connect: ${e.message}.`, gen, e.code !== 'refused');
+  }
+}
+
+function failed(text, gen, again) {
+  show(again ? `${text} Trying again…` : text);
+  retryBtn.hidden = false;
+  if (again) retry(gen);
+}
+
+retryBtn.addEventListener('click', () => {
+  retryBtn.hidden = true;
+  failures = Math.max(failures, 1);
+  startPlayback();
+});
 
 // Autoplay may be refused even muted (iPhone Low Power Mode, a browser setting): then a tap plays it.
 function tryPlay() {
@@ -140,6 +194,7 @@ function setStatus(status) {
   stream.status = status;
   if (status === 'ended') stopPlayback('This stream has ended.', { ended: true }); // the server ended the sessions
   else if (status === 'scheduled') stopPlayback('This stream has not started yet.');
+  else if (was === 'scheduled' && !playing && media?.kind === 'livekit') startPlayback();
   else if (was === 'scheduled' && !playing) show('Waiting for the seller to go live…'); // media:status plays it
 }
 
@@ -183,6 +238,7 @@ const room = openRoom(root.dataset.stream, token, {
       return;
     }
     media = ack.media ?? media;
+    if (media?.kind === 'livekit') playing?.setMedia?.(media); // its newer token
     if (ack.recovered) return; // the missed events were replayed (chat included); the video plays on
     stream = ack.stream;
     chat.reset(stream, ack.chat);
@@ -203,7 +259,9 @@ const room = openRoom(root.dataset.stream, token, {
     if (name === 'viewer:count') document.getElementById('viewers').textContent = data.count;
     else if (name === 'media:status') {
       failures = 0;
-      if (data.publishing) startPlayback();
+      if (media?.kind === 'livekit') { // the room stays joined: LiveKit brings and takes the seller's tracks
+        if (data.publishing && !playing && stream.status === 'live') startPlayback();
+      } else if (data.publishing) startPlayback();
       else if (stream.status === 'live') stopPlayback('Waiting for the seller to go live…', { ended: true });
       else stopPlayback(state.textContent, { ended: true }); // ended or scheduled: that says more
     } else if (name === 'stream:status') {
