@@ -90,7 +90,7 @@ async def send_webhook(request: web.Request, provider: SandboxProvider, referenc
 def _page(title: str, inner: str, status: int = 200) -> web.Response:
     doc = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{html.escape(title)} · live sandbox</title>
+<title>{html.escape(title)} · live sandbox</title><link rel="icon" href="/favicon.ico" type="image/svg+xml">
 <style>
 body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f4f4f7;color:#1d1d24;margin:0}}
 main{{max-width:440px;margin:48px auto;background:#fff;border-radius:12px;padding:28px;

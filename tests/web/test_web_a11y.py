@@ -5,6 +5,8 @@ checkout, the order, each account section, a replay), the seller live with chat 
 products, orders)."""
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from live.rooms.state import REACTION_KINDS
@@ -12,7 +14,7 @@ from live.web.account import SECTIONS
 from tests.helpers import until
 from tests.web.a11y import assert_accessible, violations
 from tests.web.helpers import watch_errors
-from tests.web.test_web_account import buyer_with_things, notice, page_as
+from tests.web.test_web_account import ADDRESS, buyer_with_things, notice, page_as, rest
 from tests.web.test_web_studio import PHONE
 from tests.web.test_web_watch import go_live
 
@@ -23,6 +25,7 @@ async def test_the_scan_finds_a_violation_and_passes_the_home_page(live, browser
     await page.goto(live.base)
     await page.get_by_role("region", name="Live now").wait_for()
     await assert_accessible(page)
+    assert await icon_status(page) == 200
     # the scan can fail: an unlabelled field and an empty button on the same page
     await page.evaluate("""() => { const i = document.createElement('input'); i.id = 'nolabel';
         const b = document.createElement('button'); b.id = 'noname';
@@ -39,6 +42,15 @@ async def test_the_scan_finds_a_violation_and_passes_the_home_page(live, browser
 
 LOADING = """() => ![...document.querySelectorAll('main *')].some(e => !e.children.length && e.checkVisibility()
     && /^(Loading|Connecting)/.test(e.textContent.trim()))"""
+
+
+ICON = """() => fetch(document.querySelector('link[rel=icon]').href)
+    .then(r => r.headers.get('content-type').startsWith('image/svg+xml') ? r.status : r.headers.get('content-type'))"""
+
+
+async def icon_status(page) -> int:
+    """The status of the page's icon (its <link rel=icon>) fetched as the page would; its type if not an SVG."""
+    return await page.evaluate(ICON)
 
 
 FOCUS = """() => { const e = document.activeElement, s = getComputedStyle(e);
@@ -113,11 +125,26 @@ async def test_every_page_in_its_main_states(live, browser):
     await drawer.get_by_role("link", name="Checkout").wait_for()
     inside = await tab_until(ann, "#cart-checkout")  # focus went into the drawer and stays there
     assert inside[0]["key"] != "cart-button" and all(s["ring"] for s in inside), inside
+    # the lines drawn anew (the cart changed elsewhere) while a line's button has the focus: it stays on it
+    before = (await tab_until(ann, "#cart-lines button:not([disabled])", back=True))[-1]
+    await ann.evaluate("""() => { document.querySelector('#cart-lines li').dataset.old = '1';
+        document.dispatchEvent(new CustomEvent('live:cart-changed', {detail: {}})); }""")
+    await until(lambda: ann.evaluate("!document.querySelector('#cart-lines li[data-old]')"), 5, what="lines anew")
+    assert await focus_of(ann) == before and await ann.evaluate(
+        "document.querySelector('#cart-lines').contains(document.activeElement)")
     await scan(ann, None, drawer)
     await ann.keyboard.press("Escape")
     await drawer.wait_for(state="hidden")
     assert (await focus_of(ann))["key"] == "cart-button"  # back where it was
     await scan(ann, f"{base}checkout", ann.get_by_role("heading", name="1. Shipping address"))
+    # the sandbox payment page (the server's own HTML) for the cart ann filled by keyboard, with its icon
+    pay = await rest(live, "POST", "/checkout", ann_token, {"address": ADDRESS, "provider": "sandbox"},
+                     **{"Idempotency-Key": uuid.uuid4().hex})
+    sandbox = await (await browser.new_context()).new_page()
+    sandbox_errors = watch_errors(sandbox)
+    await scan(sandbox, base + pay["payment"]["authorization_url"].split("/", 3)[3],
+               sandbox.get_by_role("button", name="Pay"))
+    assert await icon_status(sandbox) == 200 and sandbox_errors == [], sandbox_errors
     order = things["order"]
     await scan(ann, f"{base}orders/{order['id']}", ann.get_by_role("heading", name=f"Order {order['number']}"))
     for section in SECTIONS:

@@ -76,7 +76,21 @@ function setup(dialog) {
     }
   }
 
+  // the lines are drawn anew (a load after the drawer opened, a change elsewhere): a control that had the focus
+  // gives it to the same control of the new line, else to the drawer's Close, never to the page's body
   function render() {
+    const had = lines.contains(document.activeElement) ? document.activeElement : null;
+    const variant = had?.closest('[data-variant]')?.dataset.variant;
+    const name = had && (had.getAttribute('aria-label') || had.textContent);
+    draw();
+    if (!had) return;
+    const line = [...lines.querySelectorAll('[data-variant]')].find((n) => n.dataset.variant === variant);
+    const same = line && [...line.querySelectorAll('button:not([disabled]), a[href], input, select')]
+      .find((n) => (n.getAttribute('aria-label') || n.textContent) === name);
+    (same || line?.querySelector('button:not([disabled])') || dialog.querySelector('#cart-close')).focus();
+  }
+
+  function draw() {
     lines.replaceChildren();
     const s = session();
     signin.hidden = !!s;
