@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 # path segment -> the tab's name (also the page's title)
 SECTIONS = {"orders": "Orders", "returns": "Returns", "addresses": "Addresses", "wishlist": "Wishlist",
-            "follows": "Following", "notifications": "Notifications", "preferences": "Email preferences"}
+            "follows": "Following", "notifications": "Notifications", "preferences": "Email preferences",
+            "seller": "Become a seller"}
 ORDER_ID = r"{id:[0-9a-fA-F-]{36}}"
 
 

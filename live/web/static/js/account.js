@@ -5,7 +5,7 @@ import { $, call, clearFieldErrors, fail, fieldErrors, showUnread } from './acco
 
 const MODULES = { orders: 'account_orders.js', returns: 'account_orders.js', addresses: 'account_lists.js',
   wishlist: 'account_lists.js', follows: 'account_lists.js', notifications: 'account_inbox.js',
-  preferences: 'account_inbox.js' };
+  preferences: 'account_inbox.js', seller: 'account_seller.js' };
 
 const me = requireSession();
 
