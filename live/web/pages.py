@@ -13,7 +13,7 @@ from aiohttp import web
 
 from live import __version__
 from live.config import Settings
-from live.web import account, discover, favicon, shop, studio
+from live.web import account, admin, discover, favicon, shop, studio
 from live.web.assets import Assets
 from live.web.livekit_csp import policy as livekit_policy
 
@@ -60,6 +60,7 @@ def register(app: web.Application, settings: Settings) -> None:
     studio.register(app, pages)  # /studio/orders
     shop.register(app, pages)  # /checkout, /orders/{id}
     account.register(app, pages)  # /account/...
+    admin.register(app, pages)  # /admin/...
     discover.register(app, pages)  # /, /replay/{stream}
     favicon.register(app, pages)  # /favicon.ico
     app.router.add_get("/static/{path:.+}", assets.serve)

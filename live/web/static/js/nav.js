@@ -9,6 +9,9 @@ if (s && who) {
   who.textContent = `Signed in as ${s.user?.name ?? 'you'}`;
   link.hidden = true;
   out.hidden = false;
+  // the admin pages' link, for an admin (the pages themselves ask the server who is signed in)
+  const admin = document.getElementById('admin-link');
+  if (admin) admin.hidden = s.user?.role !== 'admin';
 }
 out?.addEventListener('click', () => {
   clearSession();
