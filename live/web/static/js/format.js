@@ -31,13 +31,3 @@ export function el(tag, attrs = {}, ...children) {
   for (const c of children) if (c !== null && c !== undefined && c !== false) node.append(c);
   return node;
 }
-
-// toMinor('19.99', 'USD') -> 1999: an amount typed by a person (a dot or a comma) in the currency's minor units; NaN
-// when it is not a number of at most the currency's decimals.
-export function toMinor(text, currency) {
-  const digits = new Intl.NumberFormat(undefined, { style: 'currency', currency }).resolvedOptions()
-    .maximumFractionDigits;
-  const t = String(text).trim().replace(',', '.');
-  if (!new RegExp(`^\\d+(\\.\\d{0,${digits}})?$`).test(t)) return NaN;
-  return Math.round(Number(t) * 10 ** digits);
-}

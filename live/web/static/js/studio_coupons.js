@@ -4,12 +4,13 @@
 // API's per-field errors on their fields.
 import { requireSession, signInAgain } from './api.js';
 import { call } from './cart.js';
-import { el, money, toMinor } from './format.js';
+import { el, money } from './format.js';
+import { clearErrors, showErrors, toMinor } from './studio_form.js';
 
 const $ = (id) => document.getElementById(id);
 const me = requireSession();
-const FIELDS = { code: 'nc-code', value: 'nc-value', currency: 'nc-value', min_subtotal_minor: 'nc-min',
-  usage_limit: 'nc-limit', starts_at: 'nc-starts', ends_at: 'nc-ends' };
+const FIELDS = { code: 'nc-code', conflict: 'nc-code', value: 'nc-value', currency: 'nc-value',
+  min_subtotal_minor: 'nc-min', usage_limit: 'nc-limit', starts_at: 'nc-starts', ends_at: 'nc-ends' };
 
 const when = (t) => new Date(t).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 
@@ -73,22 +74,11 @@ for (const id of ['nc-percent', 'nc-amount']) {
   });
 }
 
-function clearErrors() {
-  $('nc-error').textContent = $('nc-state').textContent = '';
-  for (const id of new Set(Object.values(FIELDS))) {
-    $(id).removeAttribute('aria-invalid');
-    $(`${id}-error`).textContent = '';
-  }
-}
-
-// messages: [[field id, message]]; the first field gets the focus
-function showErrors(messages) {
-  for (const [id, message] of messages) {
-    $(id).setAttribute('aria-invalid', 'true');
-    if (!$(`${id}-error`).textContent) $(`${id}-error`).textContent = message;
-  }
-  $(messages[0][0]).focus();
-}
+// the inputs by API field, and by their own id (what the page checks itself)
+const apiFields = Object.fromEntries(Object.entries(FIELDS).map(([k, id]) => [k, $(id)]));
+const ids = Object.fromEntries(Object.values(FIELDS).map((id) => [id, $(id)]));
+// what the page checks itself, shown as the API's per-field errors would be
+const localErrors = (bad) => ({ details: bad.map(([id, message]) => ({ field: id, message })) });
 
 // The form as the API's body, or the fields a person must fix first ([[id, message]]).
 function body() {
@@ -107,7 +97,7 @@ function body() {
   }
   if ($('nc-min').value.trim()) {
     b.min_subtotal_minor = toMinor($('nc-min').value, currency);
-    if (Number.isNaN(b.min_subtotal_minor)) bad.push(['nc-min', `Enter an amount in ${currency}, e.g. 50.00.`]);
+    if (b.min_subtotal_minor === null) bad.push(['nc-min', `Enter an amount in ${currency}, e.g. 50.00.`]);
   }
   if ($('nc-limit').value.trim()) b.usage_limit = Number($('nc-limit').value);
   if ($('nc-starts').value) b.starts_at = new Date($('nc-starts').value).toISOString();
@@ -118,9 +108,10 @@ function body() {
 
 $('new-coupon').addEventListener('submit', async (ev) => {
   ev.preventDefault();
-  clearErrors();
+  clearErrors(ev.target);
+  $('nc-state').textContent = '';
   const { b, bad } = body();
-  if (bad.length) return showErrors(bad);
+  if (bad.length) return showErrors(localErrors(bad), ids, $('nc-error'));
   const button = ev.target.querySelector('button[type=submit]');
   button.disabled = true;
   try {
@@ -132,13 +123,7 @@ $('new-coupon').addEventListener('submit', async (ev) => {
     await load();
   } catch (e) {
     if (e.status === 401) return signInAgain();
-    // a taken code is a conflict about the code
-    const details = Array.isArray(e.details) ? e.details
-      : e.code === 'conflict' ? [{ field: 'code', message: e.message }] : [];
-    const fields = details.map((d) => [FIELDS[String(d.field ?? '').split('.').at(-1)], d.message])
-      .filter(([id]) => id);
-    if (fields.length) showErrors(fields);
-    else $('nc-error').textContent = e.message;
+    showErrors(e, apiFields, $('nc-error')); // a taken code (409) is a conflict about the code
   } finally {
     button.disabled = false;
   }

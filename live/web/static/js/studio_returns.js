@@ -8,7 +8,8 @@
 import { io } from '/static/vendor/socket.io.esm.min.js';
 import { requireSession, signInAgain } from './api.js';
 import { call } from './cart.js';
-import { el, money, toMinor } from './format.js';
+import { el, money } from './format.js';
+import { toMinor } from './studio_form.js';
 
 const $ = (id) => document.getElementById(id);
 const me = requireSession();
@@ -94,7 +95,7 @@ function receiveForm(r, err, open) {
         .map((it) => ({ order_item_id: it.order_item_id, quantity: it.quantity })) };
       if (refund.value.trim()) {
         body.refund_minor = toMinor(refund.value, r.currency);
-        if (Number.isNaN(body.refund_minor)) {
+        if (body.refund_minor === null) {
           refund.setAttribute('aria-invalid', 'true');
           fieldErr.textContent = `Enter an amount in ${r.currency}, e.g. 19.99 (0: no refund).`;
           refund.focus();
