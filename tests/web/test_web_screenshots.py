@@ -1,6 +1,7 @@
 """The README's screenshots, taken by a test from the real pages with the demo data (the seeded live show, its
 products and spotlight, a few viewers chatting and reacting, a buyer with orders): the home page, the watch page
-on a phone (390×844) with chat and the spotlight, the checkout, the studio's live panel and the account's orders.
+on a phone (390×844) with chat and the spotlight, the checkout, the studio's live panel, the account's orders and
+the admin's users.
 Each is always taken into the test's tmp dir and must not be blank (many distinct colours); with
 `LIVE_SCREENSHOTS=1` they are also written to docs/screenshots/ (palette PNGs, small enough for the repository):
 
@@ -120,11 +121,18 @@ async def test_screenshots(live, browser, tmp_path):
     await ann.locator("#panel-body li").nth(1).wait_for()
     shots.append(await shoot(ann, "account-orders", tmp_path))
 
+    admin_id, admin_token = await live.user("rosa-admin", "admin")
+    admin = await page_as(browser, base, admin_id, "rosa-admin", admin_token, viewport=DESKTOP)
+    admin_errors = watch_errors(admin)
+    await admin.goto(f"{base}admin")
+    await admin.get_by_role("list", name="Users").locator("li").nth(5).wait_for()
+    shots.append(await shoot(admin, "admin-users", tmp_path))
+
     await studio.locator("#chat-list li", has_text=CHAT[-1][1]).wait_for()
     await studio.get_by_text("Live: your video is on air").wait_for()
     await studio.locator("#units", has_text="2").wait_for()
     shots.append(await shoot(studio, "studio-live", tmp_path, full_page=True))
 
     assert sum(p.stat().st_size for p in shots) <= 1_500_000, [(p.name, p.stat().st_size) for p in shots]
-    assert studio_errors == home_errors == phone_errors == ann_errors == [], (
-        studio_errors, home_errors, phone_errors, ann_errors)
+    assert studio_errors == home_errors == phone_errors == ann_errors == admin_errors == [], (
+        studio_errors, home_errors, phone_errors, ann_errors, admin_errors)
