@@ -6,7 +6,10 @@ import { io } from '/static/vendor/socket.io.esm.min.js';
 const ACK_TIMEOUT_MS = 10000;
 
 export function openRoom(stream, token, { joined, event, error, disconnected } = {}) {
-  const socket = io({ auth: token ? { token } : {} });
+  // A websocket from the start (the server's lean path), long-polling only where a websocket cannot open. Polling
+  // first (the client's default) raced a refused token: the refusal closes the session while the client's next
+  // poll is already on its way, which the server then answers 400 (an error in the console).
+  const socket = io({ auth: token ? { token } : {}, transports: ['websocket', 'polling'], tryAllTransports: true });
   let seq = null;
   let epoch = null;
   const see = (name, data) => {
