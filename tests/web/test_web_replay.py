@@ -11,6 +11,7 @@ import re
 from tests.helpers import until
 from tests.media.test_recording import publish
 from tests.rooms.harness import SELLER
+from tests.web.a11y import assert_accessible
 from tests.web.helpers import sign_in, watch_errors
 
 CHAT = "hello from the recording"
@@ -102,6 +103,7 @@ async def test_replay_plays_with_its_timeline_product_and_chat(live, dsn, browse
     assert [(line["product_id"], line["quantity"]) for line in cart["items"]] == [(other["id"], 1)], cart
 
     assert await page.evaluate("document.documentElement.scrollWidth") <= 360  # no sideways scroll at 360 px
+    await assert_accessible(page)
     assert errors == [], errors
 
 
@@ -117,6 +119,7 @@ async def test_replay_without_a_recording_and_an_unknown_stream(live, browser):
     await page.get_by_role("status").get_by_text("This stream has no recording.").wait_for()
     assert await page.locator("#replay-title").inner_text() == "Quiet"
     assert not await page.locator("#video").is_visible()
+    await assert_accessible(page)
     assert errors == [], errors
     await page.goto(f"{live.base}replay/no-such-stream")
     await page.get_by_role("alert").get_by_text("There is no such stream.").wait_for()

@@ -1,5 +1,6 @@
-// The small helpers every page shares: money in a currency's own minor units, and elements built without HTML
-// strings (no injection). One copy here; pages import them rather than keeping their own.
+// The small helpers every page shares: money in a currency's own minor units, elements built without HTML
+// strings (no injection), and a request that gives up in time. One copy here; pages import them rather than keeping
+// their own.
 
 const formats = new Map();
 // money(1999, 'USD') -> "$19.99"; the minor unit follows the currency (JPY has none); '' without an amount.
@@ -30,4 +31,13 @@ export function el(tag, attrs = {}, ...children) {
   }
   for (const c of children) if (c !== null && c !== undefined && c !== false) node.append(c);
   return node;
+}
+
+// withTimeout(api(...)): the promise, or an Error 'the server did not answer' after `ms` (nothing spins forever).
+export function withTimeout(promise, ms = 10000) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error('the server did not answer')), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }

@@ -3,12 +3,11 @@
 // the playhead, with its price and "Add to cart" through the REST cart), and the chat replayed in time (the
 // history pages of GET /api/v1/livestreams/{id}/chat, shown up to the playhead's moment, a bounded list).
 import { api, session, signInUrl } from './api.js';
-import { money } from './format.js';
+import { el, money, withTimeout } from './format.js';
 
 const CHAT_SHOWN = 100; // messages on screen at most
 const CHAT_PAGE = 200; // the API's largest page
 const CHAT_PAGES = 20; // at most 4,000 messages read
-const TIMEOUT_MS = 10000;
 
 const root = document.getElementById('replay');
 const ref = root.dataset.stream;
@@ -25,20 +24,6 @@ let shownUpTo = -1;
 const products = new Map(); // product id -> Promise of the product (or null: no longer for sale)
 let productShown = undefined;
 let describeVariant = () => {}; // the selected variant's price and stock, and whether it can be added
-
-function el(tag, props = {}, ...children) {
-  const e = Object.assign(document.createElement(tag), props);
-  e.append(...children);
-  return e;
-}
-
-function withTimeout(promise) {
-  let timer;
-  const late = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error('the server did not answer')), TIMEOUT_MS);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
 
 function clock(ms) {
   const s = Math.max(0, Math.floor(ms / 1000));
@@ -102,8 +87,8 @@ function buildTimeline(replay) {
   for (const e of entries) {
     if (!e.product_id) continue; // a cleared spotlight: nothing to jump to, the card hides there
     const where = parts.length > 1 ? `part ${e.part + 1}, ${clock(e.offset)}` : clock(e.offset);
-    const button = el('button', { type: 'button', className: 'link' },
-      el('span', { className: 'at' }, where), ' ', e.title ?? 'A product');
+    const button = el('button', { type: 'button', class: 'link' },
+      el('span', { class: 'at' }, where), ' ', e.title ?? 'A product');
     button.addEventListener('click', () => selectPart(e.part, { at: e.offset / 1000, play: true }));
     e.item = el('li', {}, button);
     list.append(e.item);
@@ -247,8 +232,8 @@ function showChat(upTo) {
   shownUpTo = upTo;
   const list = $('chat');
   const items = messages.slice(Math.max(0, upTo - CHAT_SHOWN), upTo).map((m) => {
-    const who = el('span', { className: 'who' }, m.name);
-    if (m.role === 'seller' || m.role === 'admin') who.append(' ', el('span', { className: 'badge' }, m.role));
+    const who = el('span', { class: 'who' }, m.name);
+    if (m.role === 'seller' || m.role === 'admin') who.append(' ', el('span', { class: 'badge' }, m.role));
     return el('li', {}, who, ' ', m.text);
   });
   list.replaceChildren(...items);
