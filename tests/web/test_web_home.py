@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 from tests.helpers import until
 from tests.notify.test_uploads_cover import png
 from tests.rooms.harness import SELLER
-from tests.web.helpers import watch_errors
+from tests.web.a11y import assert_accessible
+from tests.web.helpers import latest_code, watch_errors
 
 START = datetime(2031, 1, 2, 3, 4, tzinfo=timezone.utc)  # 12:04 PM in Tokyo (GMT+9)
 
@@ -93,3 +94,98 @@ async def test_home_lists_live_scheduled_and_replays(live, browser):
 
 async def _count_is(locator, n: int) -> bool:
     return await locator.count() == n
+
+
+async def test_follow_the_seller_of_a_scheduled_stream(live, dsn, browser):
+    """Signed out, "Follow Demo Seller" on a scheduled card leads to sign-in and back, where the follow is made
+    (the API then lists it); the toggle works by keyboard, is announced (aria-pressed, a status line) and keeps
+    every card of that seller in step."""
+    _, token = await live.user(SELLER, "seller")
+    for slug, title in (("pottery", "Pottery night"), ("glaze", "Glazing")):
+        assert (await live.api("POST", "/livestreams", token, {"title": title, "slug": slug,
+                                                             "scheduled_at": START.isoformat()}))[0] == 201
+    page = await (await browser.new_context(viewport={"width": 360, "height": 740})).new_page()
+    errors = watch_errors(page)
+    await page.goto(live.base)
+    coming = page.get_by_role("region", name="Coming up")
+    follow = coming.get_by_role("listitem").filter(has_text="Pottery night").get_by_role("button",
+                                                                                         name="Follow Demo Seller")
+    await follow.wait_for()
+    assert await follow.get_attribute("aria-pressed") == "false"
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+    await assert_accessible(page)
+
+    await follow.click()  # signed out: to the sign-in page, and back here
+    await page.wait_for_url("**/signin?next=%2F")
+    await page.get_by_label("Email address").fill("follower@example.com")
+    await page.get_by_role("button", name="Email me a code").click()
+    _, code = await latest_code(dsn, "follower@example.com")
+    await page.get_by_label("6-digit code").fill(code)
+    await page.get_by_role("button", name="Sign in", exact=True).click()
+    await page.wait_for_url(live.base)
+    await until(lambda: _pressed(follow, "true"), 10, what="the follow made on coming back")
+    assert await follow.evaluate("b => b === document.activeElement")
+    await coming.get_by_text("You follow Demo Seller").wait_for()
+    other = coming.get_by_role("listitem").filter(has_text="Glazing").get_by_role("button", name="Follow Demo Seller")
+    assert await other.get_attribute("aria-pressed") == "true"  # the same seller's other card
+    me = await page.evaluate("JSON.parse(localStorage.getItem('live.session')).token")
+    assert [f["seller"]["slug"] for f in (await live.api("GET", "/me/follows", me))[1]["items"]] == [SELLER]
+    await assert_accessible(page)
+
+    await page.keyboard.press("Space")  # unfollow, by keyboard
+    await until(lambda: _pressed(follow, "false"), 10, what="the unfollow")
+    await coming.get_by_text("You no longer follow Demo Seller.").wait_for()
+    assert await other.get_attribute("aria-pressed") == "false"
+    assert (await live.api("GET", "/me/follows", me))[1]["items"] == []
+    await page.reload()  # the state is the server's
+    await follow.wait_for()
+    assert await follow.get_attribute("aria-pressed") == "false"
+    await follow.press("Enter")
+    await until(lambda: _pressed(follow, "true"), 10, what="the follow by Enter")
+    await page.reload()
+    await until(lambda: _pressed(follow, "true"), 10, what="the follow read back from GET /me/follows")
+    assert errors == [], errors
+
+
+async def test_live_counts_refresh_in_place(live, browser):
+    """Every 30 s (the page's clock run forward) the live shelf shows the new viewer count, drops a stream that
+    ended and adds one that went live, and the coming-up shelf loses it; the focused card keeps its focus."""
+    _, token = await live.user(SELLER, "seller")
+    for slug, title in (("knitting", "Knitting"), ("pottery", "Pottery night")):
+        assert (await live.api("POST", "/livestreams", token, {"title": title, "slug": slug}))[0] == 201
+    assert (await live.api("POST", "/livestreams/knitting/start", token))[0] == 200
+    page = await (await browser.new_context()).new_page()
+    errors = watch_errors(page)
+    await page.clock.install()
+    await page.goto(live.base)
+    live_now = page.get_by_role("region", name="Live now")
+    title = (await live.demo_state()).title
+    demo = live_now.get_by_role("link", name=title)
+    await demo.wait_for()
+    assert "0 watching" in await demo.inner_text()
+    await live_now.get_by_role("link", name="Knitting").wait_for()
+    await page.get_by_role("region", name="Coming up").get_by_role("link", name="Pottery night").wait_for()
+    await demo.focus()
+    await demo.evaluate("a => { a.dataset.mark = 'same node'; }")
+
+    await live.viewer()  # someone watches the demo; knitting ends; pottery goes live
+    await live.services.rooms.publish_counts()
+    assert (await live.api("POST", "/livestreams/knitting/end", token))[0] == 200
+    assert (await live.api("POST", "/livestreams/pottery/start", token))[0] == 200
+    await page.clock.run_for(20000)
+    assert "0 watching" in await demo.inner_text()  # not yet
+    await page.clock.run_for(10000)
+    await live_now.get_by_role("link", name="Pottery night").wait_for()
+    await until(lambda: _has_text(demo, "1 watching"), 5, what="the demo's new viewer count")
+    assert await live_now.get_by_role("link", name="Knitting").count() == 0
+    await page.get_by_role("region", name="Coming up").get_by_text("Nothing is scheduled yet.").wait_for()
+    assert await page.evaluate("document.activeElement.dataset.mark") == "same node"  # not re-rendered, focused
+    assert errors == [], errors
+
+
+async def _pressed(locator, value: str) -> bool:
+    return await locator.get_attribute("aria-pressed") == value
+
+
+async def _has_text(locator, text: str) -> bool:
+    return text in await locator.inner_text()
