@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 from livekit import api as lk
 
 from live.web.assets import Assets
+from live.web.livekit_csp import policy
 from tests.helpers import until
 from tests.rooms.harness import start_live
 from tests.web.a11y import assert_accessible
@@ -69,6 +70,15 @@ class FakeSignal:
         if self.refuse:
             return web.Response(status=401, text="invalid token: refused by the test", headers=CORS)
         return web.Response(text="success", headers=CORS)
+
+
+def test_the_video_pages_policy_names_the_livekit_origin():
+    """http(s) URLs are LiveKit's too (livekit-client opens ws(s) to them); a path or a port is kept to the origin."""
+    assert policy("") is None
+    connect = re.search(r"connect-src ([^;]*)", policy("https://LK.example.com/base")).group(1)
+    assert connect == "'self' wss://lk.example.com https://lk.example.com"
+    connect = re.search(r"connect-src ([^;]*)", policy("ws://10.0.0.5:7880")).group(1)
+    assert connect == "'self' ws://10.0.0.5:7880 http://10.0.0.5:7880"
 
 
 def test_watch_page_imports_livekit_client_only_dynamically():
