@@ -113,6 +113,12 @@ async def test_admin_users_jobs_and_contact_at_360px(live, browser, dsn):
     assert await me.get_by_text("suspended", exact=True).count() == 0
     await me.get_by_role("button", name="Cancel").click()
     assert await me.get_by_role("form").count() == 0
+    await me.get_by_role("button", name="Suspend").focus()  # by keyboard: Enter opens, Esc closes, focus back
+    await page.keyboard.press("Enter")
+    await me.get_by_label("Reason (optional, kept in the audit log)").wait_for()
+    await page.keyboard.press("Escape")
+    await me.get_by_role("form").wait_for(state="detached")
+    assert await me.get_by_role("button", name="Suspend").evaluate("b => b === document.activeElement")
     assert await page.evaluate(NO_SCROLL)
 
     # Jobs: dead ones first, with their error and attempts; one requeued, one discarded
@@ -267,6 +273,12 @@ async def test_seller_applications_and_admins_only(live, browser):
     assert not await page.locator("#desk").is_visible()
     assert not await page.get_by_role("link", name="Admin", exact=True).is_visible()
     await assert_accessible(page)
+    # who is signed in cannot be checked (the server unreachable): said, not a page loading forever
+    await page.route("**/api/v1/me", lambda route: route.abort())
+    await page.goto(f"{base}admin")
+    await page.get_by_role("alert").filter(has_text="Could not check who you are: The server could not be reached.") \
+        .wait_for()
+    assert not await page.locator("#desk").is_visible() and not await page.locator("#denied").is_visible()
 
     # the admin approves one application with a note and refuses the other (a reason is required)
     desk = await page_as(browser, base, admin_id, "web-adm-desk", admin_token, "admin")

@@ -1,7 +1,7 @@
 // The admin pages (/admin/<section>): admins only (signed out: to sign in and back; anyone else is told so), the
 // counts needing action beside the tabs, and the section's module loaded by name (docs/web.md, "Admin").
 import { requireSession } from './api.js';
-import { call, refreshCounts } from './admin_util.js';
+import { read, refreshCounts } from './admin_util.js';
 
 const MODULES = { users: 'admin_users.js', payments: 'admin_payments.js', jobs: 'admin_jobs.js',
   contact: 'admin_contact.js', sellers: 'admin_sellers.js' };
@@ -10,9 +10,10 @@ const $ = (id) => document.getElementById(id);
 async function start() {
   let me;
   try {
-    me = await call('/api/v1/me');
+    me = await read('/api/v1/me');
   } catch (e) {
-    $('loading').textContent = `Could not check who you are: ${e.message} Reload the page to try again.`;
+    $('loading').textContent = `Could not check who you are: ${e.message}`;
+    $('loading').setAttribute('role', 'alert');
     return;
   }
   $('loading').remove();

@@ -2,7 +2,7 @@
 // unread, read, answered or spam; one opened whole (GET .../contact/<id>, which marks a new one read) and marked
 // answered (POST .../contact/<id>/answered).
 import {
-  badge, call, el, filterBar, put, pager, query, replaceRow, select, status, when,
+  badge, call, el, filterBar, put, pager, query, read, replaceRow, select, status, when,
 } from './admin_util.js';
 
 const PAGE = 30;
@@ -40,7 +40,7 @@ function messageRow(m) {
   };
   if (m.message === undefined) {
     actions.append(el('button', { type: 'button', class: 'secondary',
-      onclick: () => run(() => call(`/api/v1/admin/contact/${m.id}`)) }, `Open “${subject}”`));
+      onclick: () => run(() => read(`/api/v1/admin/contact/${m.id}`)) }, `Open “${subject}”`));
   }
   if (m.status !== 'answered') {
     actions.append(el('button', { type: 'button', onclick: () => run(
@@ -66,7 +66,7 @@ async function opened(body, id) {
   const one = el('ul', { class: 'account-list opened', 'aria-label': 'The message from the link' });
   body.append(one);
   try {
-    one.append(messageRow(await call(`/api/v1/admin/contact/${id}`)));
+    one.append(messageRow(await read(`/api/v1/admin/contact/${id}`)));
   } catch (e) {
     one.append(el('li', { role: 'alert', text: `The message from the link could not be opened: ${e.message}` }));
   }
@@ -82,7 +82,7 @@ export async function show(body) {
     label: 'Contact messages',
     empty: 'No message here.',
     render: messageRow,
-    load: (cursor) => call(`/api/v1/admin/contact?${query({ status: filter.value, limit: PAGE, cursor })}`),
+    load: (cursor) => read(`/api/v1/admin/contact?${query({ status: filter.value, limit: PAGE, cursor })}`),
   });
   await list.page();
 }

@@ -2,7 +2,7 @@
 // pages) with their kind, attempts and last error; a dead job requeued (POST .../jobs/<id>/requeue) or discarded
 // (DELETE .../jobs/<id>), each confirmed in the row first.
 import {
-  badge, call, confirmIn, el, filterBar, put, pager, query, refreshCounts, replaceRow, select, when,
+  badge, call, confirmIn, el, filterBar, put, pager, query, read, refreshCounts, replaceRow, select, when,
 } from './admin_util.js';
 
 const PAGE = 50;
@@ -57,7 +57,7 @@ export async function show(body) {
     label: 'Jobs',
     empty: 'No job in this state.',
     render: jobRow,
-    load: (cursor) => call(`/api/v1/admin/jobs?${query({ state: state.value, kind: kind.value.trim(), limit: PAGE,
+    load: (cursor) => read(`/api/v1/admin/jobs?${query({ state: state.value, kind: kind.value.trim(), limit: PAGE,
       cursor })}`),
   });
   await list.page();

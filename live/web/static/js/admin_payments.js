@@ -3,7 +3,7 @@
 // refunds; resolve a flag with a note (POST .../payments/<id>/resolve); a failed refund sent again (POST
 // .../refunds/<id>/retry) or settled as refunded by hand (POST .../refunds/<id>/mark-refunded), each with a note.
 import {
-  badge, call, confirmIn, el, filterBar, put, money, pager, query, refreshCounts, replaceRow, select,
+  badge, call, confirmIn, el, filterBar, put, money, pager, query, read, refreshCounts, replaceRow, select,
   when, words,
 } from './admin_util.js';
 
@@ -115,7 +115,7 @@ export async function show(body) {
     label: 'Flagged payments',
     empty: 'No payment needs a human. Good night.',
     render: paymentRow,
-    load: (cursor) => call(`/api/v1/admin/payments/flagged?${query({ issue: issue.value, limit: PAGE, cursor })}`),
+    load: (cursor) => read(`/api/v1/admin/payments/flagged?${query({ issue: issue.value, limit: PAGE, cursor })}`),
   });
   await list.page();
 }

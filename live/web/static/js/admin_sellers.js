@@ -2,7 +2,7 @@
 // cursor pages); a pending one approved with an optional note (POST .../<id>/approve: the user becomes a seller
 // with a shop) or refused with a note the applicant is told (POST .../<id>/refuse), each confirmed in the row first.
 import {
-  badge, call, confirmIn, el, filterBar, put, pager, query, refreshCounts, replaceRow, select, when,
+  badge, call, confirmIn, el, filterBar, put, pager, query, read, refreshCounts, replaceRow, select, when,
 } from './admin_util.js';
 
 const PAGE = 30;
@@ -55,7 +55,7 @@ export async function show(body) {
     label: 'Seller applications',
     empty: 'No application here.',
     render: applicationRow,
-    load: (cursor) => call(`/api/v1/admin/seller-applications?${query({ status: filter.value, limit: PAGE,
+    load: (cursor) => read(`/api/v1/admin/seller-applications?${query({ status: filter.value, limit: PAGE,
       cursor })}`),
   });
   await list.page();

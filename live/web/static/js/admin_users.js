@@ -2,7 +2,7 @@
 // offset), change a role (PUT .../users/<id>/role) and suspend with a reason or lift it (POST .../suspend,
 // .../unsuspend), each confirmed in the row first.
 import {
-  badge, call, confirmIn, el, filterBar, put, pager, query, replaceRow, select, when,
+  badge, call, confirmIn, el, filterBar, put, pager, query, read, replaceRow, select, when,
 } from './admin_util.js';
 
 const PAGE = 50;
@@ -78,7 +78,7 @@ export async function show(body) {
     render: userRow,
     load: async (cursor) => {
       const offset = cursor ?? 0;
-      const page = await call(`/api/v1/admin/users?${query({ q: q.value.trim(), role: role.value,
+      const page = await read(`/api/v1/admin/users?${query({ q: q.value.trim(), role: role.value,
         suspended: state.value, limit: PAGE, offset })}`);
       return { items: page.items, next_cursor: page.items.length === PAGE ? offset + PAGE : null };
     },

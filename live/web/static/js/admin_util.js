@@ -1,6 +1,7 @@
 // What the admin sections share (docs/web.md, "Admin"): the counts needing action beside the tabs, a confirmation
 // form opened inside a row (an optional note or reason; it cannot be sent twice; a refusal is said in the form and
 // nothing else changes), a row replaced by its new state after an action, filters, and short texts.
+import { ApiError } from './api.js';
 import { call, clearError, fail, status } from './account_util.js';
 import { el } from './format.js';
 
@@ -21,12 +22,24 @@ export async function refreshCounts() {
     const badge = document.getElementById(`count-${section}`);
     if (!badge) return;
     try {
-      const page = await call(path);
+      const page = await read(path);
       const n = page.items.length;
       badge.textContent = n ? `${page.next_cursor ? `${n}+` : n} ${what}` : '';
       badge.hidden = !n;
     } catch { /* a hint only: the section itself says what failed */ }
   }));
+}
+
+// A read that gives up after READ_MS: the list or check then says so (nothing spins forever); an action is not timed
+// out (its answer, however late, is what the row shows).
+export const READ_MS = 15000;
+export function read(path) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new ApiError(0, 'timeout',
+      `The server did not answer within ${READ_MS / 1000} s. Reload the page to try again.`)), READ_MS);
+  });
+  return Promise.race([call(path), late]).finally(() => clearTimeout(timer));
 }
 
 let uid = 0;
@@ -35,7 +48,7 @@ let uid = 0;
 // optional}), the confirm button and Cancel. `run(value)` does the request and returns what to say ("Role changed
 // ..."); until it answers both buttons are disabled (no double submit). A refusal is shown in the form (the API's
 // per-field message for the field, else its message) and the form stays as it was. `opener` gets the focus back
-// on Cancel.
+// on Cancel (or Esc).
 export function confirmIn(slot, opener, { question, confirm, field, run }) {
   const id = `confirm-${++uid}`;
   const error = el('p', { class: 'field-error', role: 'alert', id: `${id}-error` });
@@ -50,6 +63,9 @@ export function confirmIn(slot, opener, { question, confirm, field, run }) {
   cancel.addEventListener('click', () => {
     form.remove();
     opener?.focus();
+  });
+  form.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape' && !cancel.disabled) cancel.click();
   });
   let busy = false;
   form.addEventListener('submit', async (ev) => {
