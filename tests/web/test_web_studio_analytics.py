@@ -1,7 +1,8 @@
 """A stream's analytics page at a phone's 360 px, in a real Chromium: reached from the studio's home, after a paid
 sale and three viewer counts (one written by the rooms' sampler, two earlier ones), it shows the totals, a line
 chart with three points and a bar chart with one bar (their tables too) and the product sold; a show that has not
-started says it has nothing yet; both pass the accessibility scan and do not scroll sideways."""
+started says it has nothing yet; both pass the accessibility scan and do not scroll sideways. A buyer is told the
+analytics are the seller's."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -81,3 +82,9 @@ async def test_stream_analytics_page(live, browser):
     await no_sideways_scroll(page)
     await assert_accessible(page)
     assert errors == [], errors
+
+    # another account (the buyer) is refused by the API, and told so
+    other = await signed_in_page(browser, base, buyer_token, {"id": buyer_id, "name": "web-analytics-buyer"})
+    await other.goto(f"{base}studio/streams/demo/analytics")
+    await other.get_by_role("alert").get_by_text("Only the stream’s seller sees its analytics.").wait_for()
+    assert await other.locator("#an-body").is_hidden()
