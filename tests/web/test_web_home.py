@@ -75,7 +75,7 @@ async def test_home_lists_live_scheduled_and_replays(live, browser):
     assert (await live.api("POST", "/livestreams", token, {"title": "Done show", "slug": "done-show"}))[0] == 201
     assert (await live.api("POST", "/livestreams/done-show/start", token))[0] == 200
     assert (await live.api("POST", "/livestreams/done-show/end", token))[0] == 200
-    for i in range(12):
+    for i in range(24):
         assert (await live.api("POST", "/livestreams", token, {"title": f"Later {i}", "slug": f"later-{i}"}))[0] == 201
     await page.reload()
     done = page.get_by_role("region", name="Replays").get_by_role("link", name="Done show")
@@ -87,8 +87,12 @@ async def test_home_lists_live_scheduled_and_replays(live, browser):
     more = coming.get_by_role("button", name="Show more: Coming up")
     await more.focus()
     await page.keyboard.press("Enter")
-    await until(lambda: _count_is(cards, 13), 5, what="the 13th scheduled card")
-    assert not await more.is_visible()  # nothing more to show
+    await until(lambda: _count_is(cards, 24), 5, what="24 scheduled cards")
+    assert await more.evaluate("b => b === document.activeElement")  # still there, still focused
+    await page.keyboard.press("Enter")
+    await until(lambda: _count_is(cards, 25), 5, what="the 25th scheduled card")
+    assert not await more.is_visible()  # nothing more to show: the keyboard goes on to the first new card
+    assert await cards.nth(24).get_by_role("link").evaluate("a => a === document.activeElement")
     assert errors == [], errors
 
 

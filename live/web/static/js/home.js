@@ -87,11 +87,13 @@ class Shelf {
     this.limit = PAGE;
     this.asked = 0; // requests made, so that an older answer never overwrites a newer one
     this.applied = 0; // the request whose answer is shown
+    this.loading = false;
     this.more.addEventListener('click', () => {
+      if (this.loading) return;
       this.limit = Math.min(this.limit + PAGE, MAX);
       this.load();
     });
-    this.retry.addEventListener('click', () => this.load());
+    this.retry.addEventListener('click', () => { if (!this.loading) this.load(); });
   }
 
   // `quiet`: the periodic refresh, which shows no "Loading…", disables nothing (a focused button would lose its
@@ -100,9 +102,10 @@ class Shelf {
     const n = ++this.asked;
     const shown = this.list.children.length;
     const moreFocused = document.activeElement === this.more;
+    const retryFocused = document.activeElement === this.retry;
     if (!quiet) {
       this.list.setAttribute('aria-busy', 'true');
-      this.more.disabled = this.retry.disabled = true;
+      this.busy(true);
       if (!shown) this.state.textContent = 'Loading…';
     }
     try {
@@ -117,6 +120,8 @@ class Shelf {
       this.more.hidden = items.length < this.limit || this.limit >= MAX;
       if (moreFocused && this.more.hidden && items.length > shown) {
         this.list.children[shown].querySelector('a').focus(); // keyboard: on to the first new card
+      } else if (retryFocused) {
+        (this.list.querySelector('a') ?? this.heading).focus(); // "Try again" is gone: to what it brought
       }
     } catch (e) {
       if (quiet || n < this.applied) return;
@@ -127,9 +132,16 @@ class Shelf {
     } finally {
       if (!quiet) {
         this.list.setAttribute('aria-busy', 'false');
-        this.more.disabled = this.retry.disabled = false;
+        this.busy(false);
       }
     }
+  }
+
+  // aria-disabled, not disabled: a button that becomes disabled loses the focus (keyboard users would start over
+  // from the top of the page after each "Show more")
+  busy(on) {
+    this.loading = on;
+    for (const b of [this.more, this.retry]) b.setAttribute('aria-disabled', String(on));
   }
 
   // The cards of `items`, in order, reusing those shown: new ones are added, gone ones removed, the others updated.
