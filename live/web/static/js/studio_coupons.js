@@ -43,7 +43,7 @@ function couponItem(c) {
     return undefined;
   };
   return el('li', { id: `coupon-${c.id}`, 'data-code': c.code, 'data-active': String(c.active) },
-    el('h3', {}, el('code', { text: c.code }), ' ',
+    el('h2', {}, el('code', { text: c.code }), ' ',
       el('span', { class: `badge ${c.active && !expired ? 'st-on' : 'st-off'}`, text: label })),
     el('p', { class: 'muted', text: describe(c) }),
     el('div', { class: 'actions' }, el('button', { type: 'button', class: 'secondary', onclick: toggle,

@@ -37,7 +37,7 @@ async function act(r, action, body, err, button) {
   try {
     const updated = await call(`${base(r)}/${action}`, { method: 'POST', body });
     show(updated);
-    document.querySelector(`[data-return="${r.id}"] h3`)?.focus();
+    document.querySelector(`[data-return="${r.id}"] h2`)?.focus();
     return null;
   } catch (e) {
     button.disabled = false;
@@ -154,7 +154,7 @@ function returnItem(r) {
   const err = el('p', { class: 'error', role: 'alert' });
   const refunded = r.refund_minor !== null && r.refund_minor !== undefined;
   return el('li', { 'data-return': r.id, 'data-order': r.order_id, 'data-status': r.status },
-    el('h3', { tabindex: '-1' }, `Return of order #${r.order_number} `,
+    el('h2', { tabindex: '-1' }, `Return of order #${r.order_number} `,
       el('span', { class: `badge st-${r.status}`, text: STATUS[r.status] ?? r.status })),
     el('p', { class: 'muted', text: `Asked ${new Date(r.created_at).toLocaleString(undefined, { dateStyle: 'medium',
       timeStyle: 'short' })} · ${REASON[r.reason] ?? r.reason}` }),
