@@ -3,7 +3,7 @@
 // nothing else changes), a row replaced by its new state after an action, filters, and short texts.
 import { ApiError } from './api.js';
 import { call, clearError, fail, status } from './account_util.js';
-import { el } from './format.js';
+import { el, withTimeout } from './format.js';
 
 export { badge, call, fail, put, status, when, words } from './account_util.js';
 export { el, money } from './format.js';
@@ -33,13 +33,14 @@ export async function refreshCounts() {
 // A read that gives up after READ_MS: the list or check then says so (nothing spins forever); an action is not timed
 // out (its answer, however late, is what the row shows).
 export const READ_MS = 15000;
-export function read(path) {
-  let timer;
-  const late = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new ApiError(0, 'timeout',
-      `The server did not answer within ${READ_MS / 1000} s. Reload the page to try again.`)), READ_MS);
-  });
-  return Promise.race([call(path), late]).finally(() => clearTimeout(timer));
+export async function read(path) {
+  try {
+    return await withTimeout(call(path), READ_MS);
+  } catch (e) {
+    if (e instanceof ApiError) throw e;
+    throw new ApiError(0, 'timeout', `The server did not answer within ${READ_MS / 1000} s. Reload the page to try `
+      + 'again.');
+  }
 }
 
 let uid = 0;
