@@ -66,3 +66,22 @@ async def frames_advance(page, what: str) -> None:
         return after > before + 5
 
     await until(moving, 15, step=0, what=f"{what}'s video frames advancing")
+
+
+async def start_shop(tmp_path, dsn, aiohttp_client, **settings):
+    """The demo app (tests.rooms.harness.Live) listening on the port its settings name: the sandbox payment
+    provider's pay link is built from the server's own address (PUBLIC_URL, else HOST:PORT); the sandbox carrier
+    scans every 2 s."""
+    import socket
+
+    from live.app import create_app
+    from tests.conftest import FrontDoorTestServer
+    from tests.helpers import make_settings
+    from tests.rooms.harness import Live
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = make_settings(tmp_path, seed_demo="true", port=port, sandbox_carrier_pace_seconds="2", **settings)
+    app = create_app(conf, dsn, run_migrations=False)
+    return Live(await aiohttp_client(FrontDoorTestServer(app, host="127.0.0.1", port=port)))
