@@ -5,13 +5,18 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_DIRS := tests/js loadtests/reference
 
-# npm ci in $(1) once (stamped), when it has a package.json and npm is on the PATH
+# npm ci in $(1) when it has a package.json and npm is on the PATH: once (stamped), and again when its lock file
+# is newer than the stamp (a package added since)
 npm_ci = if [ -f $(1)/package.json ] && command -v npm >/dev/null; then \
-	  [ -f $(1)/node_modules/.installed ] || (cd $(1) && npm ci --silent --no-audit --no-fund && touch node_modules/.installed); fi
+	  if [ ! -f $(1)/node_modules/.installed ] || [ $(1)/package-lock.json -nt $(1)/node_modules/.installed ]; then \
+	    (cd $(1) && npm ci --silent --no-audit --no-fund && touch node_modules/.installed); fi; fi
 
 # The browser tests (tests/web) drive Debian's Chromium: installed here when missing and running as root, else a
 # one-line instruction and the run stops (they are never skipped).
 CHROMIUM ?= /usr/bin/chromium
+# The suite runs in TEST_WORKERS processes (pytest-xdist), a test file per process at a time; each has its own
+# PostgreSQL, Chromium and template database. TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
 chromium_ready = if [ ! -x $(CHROMIUM) ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
@@ -33,7 +38,7 @@ run: $(STAMP)
 test: $(STAMP)
 	@$(foreach d,$(NODE_DIRS),$(call npm_ci,$(d));)
 	@$(chromium_ready)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .live $(addsuffix /node_modules,$(NODE_DIRS))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import uuid
 from collections import defaultdict
 from urllib.parse import urlsplit, urlunsplit
@@ -15,7 +16,8 @@ import socketio
 
 from live.config import load_settings
 
-TEMPLATE = "live_template"
+# one template per pytest-xdist worker (gw0, gw1...): workers sharing a TEST_DATABASE_URL must not drop each other's
+TEMPLATE = "live_template" + ("_" + os.environ["PYTEST_XDIST_WORKER"] if os.environ.get("PYTEST_XDIST_WORKER") else "")
 SECRET = "test-secret-" + "x" * 40
 
 

@@ -62,7 +62,8 @@ async def test_fragmented_message_client_ping_and_close(live):
     (masked_frame(0x0, b"x"), 1002),  # a continuation with nothing to continue
     (masked_frame(0x1 | 0x40, b"40"), 1002),  # RSV1 set without an agreed extension
     (masked_frame(0x1, b"9nonsense"), 1003),  # not an Engine.IO packet
-])
+], ids=["unmasked", "not-utf8", "over-max-payload", "stray-continuation", "rsv1", "not-engineio"])  # stable ids:
+# the frames hold random masks, and pytest-xdist's workers must collect the same names
 async def test_protocol_errors_close_the_connection(live, frame, code):
     host, port = hostport(live)
     reader, writer, _key, _head = await handshake(host, port)
