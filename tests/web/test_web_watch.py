@@ -91,6 +91,26 @@ async def test_a_refused_token_goes_on_as_a_guest(live, browser, monkeypatch):
     assert voided_errors == [], voided_errors
 
 
+
+async def test_a_token_expiring_while_watching_plays_on_as_a_guest(live, browser, monkeypatch):
+    """The socket stays joined past the token's life (a token is checked at connect), but the next video request
+    (the seller going live) is refused 401: the page goes on as a guest and plays, rather than retrying the dead
+    token forever."""
+    uid, _ = await live.user("web-later")
+    token = live.services.tokens.issue(uid, "customer", "web-later", ttl=LIFE)
+    page = await page_as(browser, live.base, uid, "web-later", token)
+    errors = watch_errors(page, "status of 409", "status of 401")  # WHEP: nobody publishes yet, then the expiry
+    await page.goto(f"{live.base}live/demo")
+    await until(lambda: state_is(page, "live"), 10, what="the viewer joined")
+    await page.get_by_text("Waiting for the seller to go live").wait_for()
+    await page.get_by_text("Signed in as web-later").wait_for()
+    monkeypatch.setattr(jwt.api_jwt, "datetime", _clock_ahead(LIFE + 1))
+    await go_live(browser, live)
+    await page.get_by_text("You were signed out").wait_for(timeout=15000)
+    await frames_advance(page, "the viewer, now a guest")
+    assert await page.evaluate("localStorage.getItem('live.session')") is None
+    assert errors == [], errors
+
 def _clock_ahead(seconds: int) -> type:
     """A datetime class whose now() is `seconds` ahead (the tokens' validation reads the time through it)."""
     class Ahead(datetime):

@@ -86,7 +86,10 @@ async function startPlayback() {
     if (gen !== generation) return;
     if (e.code === 'conflict') show('Waiting for the seller to go live…'); // media:status {publishing: true} restarts
     else if (e.code === 'banned') show('You cannot watch this stream.');
-    else {
+    else if (e.status === 401 && token) { // the token expired while watching: go on as a guest, as the socket does
+      signedOut();
+      retry(gen);
+    } else {
       show(`The video could not start (${e.message}). Trying again…`);
       retry(gen);
     }
