@@ -80,6 +80,8 @@ async def _show(live, dsn, browser):
     for page in (ann, bob):
         await page.locator("#spot-title", has_text=bag).wait_for()
     before = await ann.locator("#spot-stock").inner_text()
+    price = (await bob.locator("#spot-price").inner_text()).strip()
+    assert (await studio.locator("#revenue").inner_text()).strip() != price  # no sale yet
 
     # bob adds it to his cart from the card, opens the drawer, checks out through the sandbox
     await bob.get_by_role("button", name="Add to cart").click()
@@ -99,15 +101,16 @@ async def _show(live, dsn, browser):
     await bob.get_by_role("link", name="Pay ").click()
     await bob.get_by_role("button", name="Pay").click()
     await bob.wait_for_url(f"{base}orders/*?payment=succeeded")
+    await bob.evaluate("window.__sameDocument = true")  # from here on, no reload: paid, then shipped
     order_id = bob.url.split("/orders/")[1].split("?")[0]
     badge = bob.locator("#order-status")
     await until(lambda: _text_in(badge, ("Paid",)), 10, what="the order shown paid")
     await bob.get_by_text("Live: this page updates by itself.").wait_for()
-    await bob.evaluate("window.__sameDocument = true")
 
     # the seller sees the sale in the live panel, then buys the label in the orders queue in another tab
     await studio.locator("#units").get_by_text("1", exact=True).wait_for(timeout=15000)
-    assert any(ch.isdigit() for ch in await studio.locator("#revenue").inner_text())
+    await until(lambda: _text_in(studio.locator("#revenue"), (price,)), 10, what="the sale's revenue in the panel")
+    assert await studio.locator("#orders-count").inner_text() == "1"
     queue = await seller_ctx.new_page()
     queue_errors = watch_errors(queue)
     await queue.goto(f"{base}studio/orders/{order_id}")
