@@ -7,6 +7,7 @@ signed out, /admin sends to sign-in and back. Every section passes the accessibi
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 from live.auth.principal import SYSTEM
@@ -154,7 +155,8 @@ async def test_admin_users_jobs_and_contact_at_360px(live, browser, dsn):
     await msg.get_by_text("read", exact=True).wait_for()
     await looks_right(page)
     await msg.get_by_role("button", name="Mark “Where is my parcel?” answered").click()
-    await msg.get_by_text("Answered", exact=False).first.wait_for()
+    # the row's "Answered <when> by <admin>." line (not the button's "answered", which is there before the click)
+    await msg.locator("p.muted", has_text=re.compile(r"^Answered .+ by web-adm-root\.$")).wait_for()
     await page.get_by_role("status").filter(has_text="is marked answered").wait_for()
     assert (await api(live, "GET", f"/admin/contact/{sent['id']}", admin_token))["status"] == "answered"
     await page.get_by_label("Show").select_option("answered")
