@@ -93,7 +93,7 @@ class SellerApplications:
             await audit.record(conn, admin.user_id, "seller_application.approve", "seller_application",
                                application_id, before={"status": "pending"}, after={"status": "approved"},
                                user_id=user_id, note=note)
-            await notify(conn, "account.seller_approved", [user_id], {"shop_name": app["shop_name"], "note": note},
+            await notify(conn, "account.seller_approved", [user_id], {"shop": app["shop_name"], "note": note},
                          f"account.seller_approved:{application_id}")
             row = await applications_db.get(conn, application_id)
         if state is not None:
@@ -110,7 +110,7 @@ class SellerApplications:
                                application_id, before={"status": "pending"}, after={"status": "refused"},
                                user_id=app["user_id"], note=note)
             await notify(conn, "account.seller_refused", [app["user_id"]],
-                         {"shop_name": app["shop_name"], "note": note}, f"account.seller_refused:{application_id}")
+                         {"shop": app["shop_name"], "note": note}, f"account.seller_refused:{application_id}")
             row = await applications_db.get(conn, application_id)
         return _out(row)
 

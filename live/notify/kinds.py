@@ -20,7 +20,7 @@ AUDIENCES = frozenset({"buyer", "seller", "follower", "user", "address"})
 @dataclass(frozen=True)
 class Kind:
     name: str            # "order.confirmed"
-    audience: str        # "buyer" | "seller" | "follower" | "address"
+    audience: str        # "buyer" | "seller" | "follower" | "user" | "address"
     transactional: bool  # True: cannot be turned off
     in_app: bool         # stored in the user's notifications and pushed as notification:new
     label: str           # for the preferences page: "Order confirmed"
@@ -60,9 +60,9 @@ _ALL = [
        "Contact message: {subject}"),
     _k("contact.ack", "address", True, False, "Contact message received", "We received your message"),
     _k("account.seller_approved", "user", True, True, "Seller application approved",
-       "You are a seller now: {shop_name} is open"),
+       "You are a seller now: {shop} is open"),
     _k("account.seller_refused", "user", True, True, "Seller application refused",
-       "Your seller application for {shop_name} was refused"),
+       "Your seller application for {shop} was refused"),
 ]
 KINDS: dict[str, Kind] = {k.name: k for k in _ALL}
 

@@ -48,8 +48,8 @@ SUBJECTS: dict[str, str] = {
     "follow.reminder": "{{ seller_name }} goes live soon: {{ title }}",
     "contact.to_support": "[Contact] {{ subject }}",
     "contact.ack": "We received your message: {{ subject }}",
-    "account.seller_approved": "You are a seller now: {{ shop_name }} is open",
-    "account.seller_refused": "Your seller application for {{ shop_name }} was refused",
+    "account.seller_approved": "You are a seller now: {{ shop }} is open",
+    "account.seller_refused": "Your seller application for {{ shop }} was refused",
 }
 _ORDER_KINDS = frozenset(k for k in KINDS if k.startswith(("order.", "return.")) or k in (
     "seller.new_order", "seller.label_failed"))

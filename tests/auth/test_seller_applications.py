@@ -63,7 +63,7 @@ async def test_apply_then_approved_makes_a_seller_with_a_shop_audited_and_notifi
     assert [a[:2] for a in audit] == [(admin_id, "user.role"), (admin_id, "seller_application.approve")]
     assert audit[0][2]["before"] == {"role": "customer"} and audit[0][2]["after"] == {"role": "seller"}
     assert [n["kind"] for n in notes] == ["account.seller_approved"]
-    assert json.loads(notes[0]["data"])["shop_name"] == "Ada's mugs"
+    assert json.loads(notes[0]["data"])["shop"] == "Ada's mugs"
 
 
 async def test_refused_with_a_note_then_apply_again_and_the_admins_list(client, services, dsn):

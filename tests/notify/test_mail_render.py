@@ -42,8 +42,8 @@ SAMPLES: dict[str, dict] = {
     "contact.to_support": {"contact_id": 7, "name": "Ada <script>", "email": "ada@example.com",
                            "subject": "Where is my parcel?", "message": "Hello,\nit is late."},
     "contact.ack": {"contact_id": 7, "name": "Ada", "subject": "Where is my parcel?", "message": "Hello"},
-    "account.seller_approved": {"shop_name": "Ada's <mugs>", "note": "Welcome aboard"},
-    "account.seller_refused": {"shop_name": "Ada's mugs", "note": "Tell us more about what you sell"},
+    "account.seller_approved": {"shop": "Ada's <mugs>", "note": "Welcome aboard"},
+    "account.seller_refused": {"shop": "Ada's mugs", "note": "Tell us more about what you sell"},
 }
 ORDER = {"id": ORDER_ID, "number": "LV-1042", "subtotal_minor": 4000, "discount_minor": 500, "shipping_minor": 1099,
          "total_minor": 4599, "currency": "USD", "coupon_code": "SPRING",
@@ -129,6 +129,19 @@ def test_the_sign_in_code_mail_to_an_address_has_no_greeting_and_no_unsubscribe(
     assert out.subject == "654321 is your Maple Market sign-in code"
     assert "654321" in out.text and "expires in 10 minutes" in out.text and "Hi " not in out.text
     assert "unsubscribe" not in out.text.lower()
+
+
+def test_a_seller_application_mail_names_the_applicants_shop_not_the_site(renderer):
+    approved = renderer.render("account.seller_approved", SAMPLES["account.seller_approved"], user_id=USER)
+    assert approved.subject == "You are a seller now: Ada's <mugs> is open"
+    assert "sell as Ada's <mugs> is approved" in approved.text
+    assert "sell as <strong>Ada&#39;s &lt;mugs&gt;</strong> is approved" in approved.html
+    assert "the studio.\n\nWelcome aboard\n\nOpen the studio" in approved.text  # the note stands apart
+    bare = renderer.render("account.seller_approved", {"shop": "Ada's mugs", "note": None}, user_id=USER)
+    assert "the studio.\n\nOpen the studio" in bare.text and "None" not in bare.text + bare.html
+    refused = renderer.render("account.seller_refused", SAMPLES["account.seller_refused"], user_id=USER)
+    assert refused.subject == "Your seller application for Ada's mugs was refused"
+    assert "sell as Ada's mugs was refused:\n\nTell us more" in refused.text and "Ada&#39;s mugs" in refused.html
 
 
 def test_reminder_says_when_in_words(renderer):
