@@ -65,6 +65,9 @@ class SellerApplications:
         """Admins: `status` None lists every application, pending first, newest first; else that status."""
         policy.admin(admin)
         after = tuple(decode_cursor(cursor, "bigint", "ts", "uuid")) if cursor else None
+        if after is not None and after[0] not in (0, 1):  # the rank: 0 pending, 1 decided; else not ours (nor an int4)
+            raise DomainError("invalid", "cursor is not one this server gave out",
+                              details=[{"field": "cursor", "message": "not a cursor of this server"}])
         limit = max(1, min(limit, MAX_PAGE))
         async with self._db.tx(admin) as conn:
             rows = await applications_db.listing(conn, status, after, limit + 1)

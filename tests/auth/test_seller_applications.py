@@ -10,6 +10,7 @@ import pytest
 
 from live.appkeys import SERVICES
 from live.auth.principal import Principal
+from live.cursors import encode_cursor
 from tests.auth.helpers import auth, error_of, make_account
 from tests.helpers import owner_connection
 
@@ -106,8 +107,11 @@ async def test_refused_with_a_note_then_apply_again_and_the_admins_list(client, 
     assert a["id"] in [x["id"] for x in refused_only["items"]]
     assert {x["status"] for x in refused_only["items"]} == {"refused"}
     assert refused_only["items"][0]["user"]["name"]
-    for bad in ({"status": "maybe"}, {"limit": "0"}, {"limit": "101"}, {"cursor": "not-a-cursor"}):
-        await error_of(await client.get(ADMIN, params=bad, headers=auth(admin_token)), 400)
+    forged = [encode_cursor(rank, "2026-01-01T00:00:00+00:00", a["id"]) for rank in (3_000_000_000, 2, -1)]
+    for bad in ({"status": "maybe"}, {"limit": "0"}, {"limit": "101"}, {"cursor": "not-a-cursor"},
+                *({"cursor": f} for f in forged)):
+        err = await error_of(await client.get(ADMIN, params=bad, headers=auth(admin_token)), 400)
+        assert "cursor" not in bad or err["details"][0]["field"] == "cursor"
 
     async with owner_connection(dsn) as owner:
         kinds = await owner.fetch("SELECT kind FROM notifications n JOIN seller_applications s "
