@@ -57,3 +57,8 @@ async def decide(conn: asyncpg.Connection, application_id: str, status: str, adm
     await conn.execute(
         """UPDATE seller_applications SET status = $2, decided_at = now(), decided_by = $3::uuid, note = $4
            WHERE id = $1::uuid AND status = 'pending'""", application_id, status, admin_id, note)
+
+
+async def name_shop(conn: asyncpg.Connection, seller_id: str, display_name: str) -> None:
+    """An approved applicant's kept shop (they were a seller before) takes the name they applied with."""
+    await conn.execute("UPDATE sellers SET display_name = $2 WHERE id = $1::uuid", seller_id, display_name)

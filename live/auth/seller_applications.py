@@ -1,13 +1,14 @@
 """Becoming a seller: a customer applies (a shop name and a few words about it); an admin approves or refuses.
 
 One pending application per user at most, and none from a seller or an admin (409 `conflict`). Approving is one
-transaction as the admin: the application becomes approved, the user's role becomes seller (audited as
-`user.role`, exactly like the admin's role change in live/auth/users.py) and their seller row (the shop, named
-after the application) is made; the decision itself is audited as `seller_application.approve` or
-`seller_application.refuse` (with the note). Deciding an application that is no longer pending: 409. After the
-commit the new role reaches every worker at once (`AuthStates.changed`), so the applicant's next request and open
-sockets are a seller's. The applicant is told in the same transaction (notification `account.seller_approved` or
-`account.seller_refused`: in-app, email, web push).
+transaction as the admin: the application becomes approved, the user's role becomes seller and their seller row (the
+shop, named after the application) is made, by `grant_seller` as the admin's role change in live/auth/users.py
+(audited as `user.role`); a former seller's kept shop (the role was revoked, the shop stays) keeps its id and slug
+and takes the name applied for (the change in the `seller_application.approve` audit row). The decision itself is
+audited as `seller_application.approve` or `seller_application.refuse` (with the note). Deciding an application that
+is no longer pending: 409. After the commit the new role reaches every worker at once (`AuthStates.changed`), so the
+applicant's next request and open sockets are a seller's. The applicant is told in the same transaction
+(notification `account.seller_approved` or `account.seller_refused`: in-app, email, web push).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from db import users as users_db
 from live.auth import policy
 from live.auth.principal import Principal
 from live.auth.sessions import AuthStates
-from live.auth.users import _slug
+from live.auth.users import grant_seller
 from live.cursors import decode_cursor, encode_cursor
 from live.errors import DomainError, not_found
 from live.notify.notices import notify
@@ -84,18 +85,16 @@ class SellerApplications:
             app = await self._pending_one(conn, admin, application_id)
             user_id = app["user_id"]
             user = await users_db.get_for_update(conn, user_id)
-            state = None
-            if user["role"] == "customer":
-                state = await users_db.set_role(conn, user_id, "seller")
-                await audit.record(conn, admin.user_id, "user.role", "user", user_id,
-                                   before={"role": "customer"}, after={"role": "seller"},
-                                   seller_application=application_id)
-            if await users_db.seller_for_user(conn, user_id) is None:
-                await users_db.ensure_seller(conn, user_id, app["shop_name"][:100], _slug(app["shop_name"], user_id))
+            state, seller = await grant_seller(conn, admin.user_id, user, app["shop_name"], keep_admin=True,
+                                               seller_application=application_id)
+            renamed = {}
+            if seller["display_name"] != app["shop_name"]:  # a former seller's kept shop: named as applied now
+                await applications_db.name_shop(conn, seller["id"], app["shop_name"])
+                renamed = {"shop": {"before": seller["display_name"], "after": app["shop_name"]}}
             await applications_db.decide(conn, application_id, "approved", admin.user_id, note)
             await audit.record(conn, admin.user_id, "seller_application.approve", "seller_application",
                                application_id, before={"status": "pending"}, after={"status": "approved"},
-                               user_id=user_id, note=note)
+                               user_id=user_id, note=note, **renamed)
             await notify(conn, "account.seller_approved", [user_id], {"shop": app["shop_name"], "note": note},
                          f"account.seller_approved:{application_id}")
             row = await applications_db.get(conn, application_id)

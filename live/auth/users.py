@@ -26,6 +26,29 @@ def _slug(name: str, user_id: str) -> str:
     return (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or "seller") + "-" + user_id[:8]
 
 
+async def change_role(conn, admin_id: str, user, role: str, **audit_data):
+    """`user` (their row, locked) gets `role`, audited as `user.role` (with `audit_data`); the new auth state, for
+    `AuthStates.changed` after the commit."""
+    state = await users_db.set_role(conn, user["id"], role)
+    await audit.record(conn, admin_id, "user.role", "user", user["id"], before={"role": user["role"]},
+                       after={"role": role}, **audit_data)
+    return state
+
+
+async def grant_seller(conn, admin_id: str, user, shop_name: str, *, keep_admin: bool = False, **audit_data):
+    """The one way a user becomes a seller (the admin's role change, an approved application): their role becomes
+    seller (`change_role`; unchanged when seller already, or admin with `keep_admin`) and they have a seller row: a
+    new one named `shop_name` (its slug made from it), or the one kept from an earlier time as a seller, its slug
+    and name unchanged. Returns (the new auth state or None when the role did not change, the seller row)."""
+    state = None
+    if user["role"] != "seller" and not (keep_admin and user["role"] == "admin"):
+        state = await change_role(conn, admin_id, user, "seller", **audit_data)
+    seller = await users_db.seller_for_user(conn, user["id"])
+    if seller is None:
+        seller = await users_db.ensure_seller(conn, user["id"], shop_name[:100], _slug(shop_name, user["id"]))
+    return state, seller
+
+
 class Users:
     def __init__(self, db: Database, states: AuthStates):
         self._db = db
@@ -80,11 +103,10 @@ class Users:
             before = await self._target(conn, admin, user_id, "change your own role")
             if before["role"] == role:
                 return before
-            state = await users_db.set_role(conn, user_id, role)
-            if role == "seller" and await users_db.seller_for_user(conn, user_id) is None:
-                await users_db.ensure_seller(conn, user_id, before["name"][:100], _slug(before["name"], user_id))
-            await audit.record(conn, admin.user_id, "user.role", "user", user_id,
-                               before={"role": before["role"]}, after={"role": role})
+            if role == "seller":
+                state, _ = await grant_seller(conn, admin.user_id, before, before["name"])
+            else:
+                state = await change_role(conn, admin.user_id, before, role)
             after = await users_db.get(conn, user_id)
         await self._states.changed(state)
         return after

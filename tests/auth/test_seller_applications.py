@@ -67,6 +67,35 @@ async def test_apply_then_approved_makes_a_seller_with_a_shop_audited_and_notifi
     assert json.loads(notes[0]["data"])["shop"] == "Ada's mugs"
 
 
+async def test_a_former_seller_approved_again_gets_their_kept_shop_named_as_applied(client, services, dsn):
+    """The admin's role change and the approval make a seller the same way (live/auth/users.grant_seller): a seller
+    demoted to customer keeps their shop (id, slug); approved again, it takes the name of the new application."""
+    admin_id, admin_token = await make_account(services, "sa-admin-4", "admin")
+    user_id, token = await make_account(services, "sa-former-4")
+    role = f"/api/v1/admin/users/{user_id}/role"
+    assert (await client.put(role, json={"role": "seller"}, headers=auth(admin_token))).status == 200
+    async with owner_connection(dsn) as owner:
+        kept = await owner.fetchrow("SELECT id, display_name, slug FROM sellers WHERE user_id = $1::uuid", user_id)
+    assert kept["display_name"] == "sa-former-4"  # the admin's grant: named after the user
+    assert (await client.put(role, json={"role": "customer"}, headers=auth(admin_token))).status == 200
+    app = await apply(client, token, shop_name="Ada's cups")
+    resp = await client.post(f"{ADMIN}/{app['id']}/approve", json={}, headers=auth(admin_token))
+    assert resp.status == 200, await resp.text()
+    assert (await (await client.get("/api/v1/me", headers=auth(token))).json())["role"] == "seller"
+    async with owner_connection(dsn) as owner:
+        shop = await owner.fetchrow("SELECT id, display_name, slug FROM sellers WHERE user_id = $1::uuid", user_id)
+        rows = await owner.fetch("SELECT action, data FROM audit_log WHERE entity_id IN ($1, $2) ORDER BY id",
+                                 user_id, app["id"])
+    assert shop["id"] == kept["id"] and shop["slug"] == kept["slug"] and shop["display_name"] == "Ada's cups"
+    audit = [(r["action"], json.loads(r["data"])) for r in rows]
+    assert [a[0] for a in audit] == ["user.role"] * 3 + ["seller_application.approve"]
+    assert [(a[1]["before"], a[1]["after"]) for a in audit[:3]] == [
+        ({"role": "customer"}, {"role": "seller"}), ({"role": "seller"}, {"role": "customer"}),
+        ({"role": "customer"}, {"role": "seller"})]
+    assert audit[2][1]["seller_application"] == app["id"] and "seller_application" not in audit[0][1]
+    assert audit[3][1]["shop"] == {"before": "sa-former-4", "after": "Ada's cups"}
+
+
 async def test_refused_with_a_note_then_apply_again_and_the_admins_list(client, services, dsn):
     admin_id, admin_token = await make_account(services, "sa-admin-2", "admin")
     _, first = await make_account(services, "sa-applicant-2a")
