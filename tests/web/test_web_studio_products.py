@@ -5,6 +5,7 @@ refused), reordered and removed, shown on the watch page's spotlight; a variant 
 per-field error; the accessibility scan."""
 from __future__ import annotations
 
+import asyncio
 import io
 
 from PIL import Image
@@ -60,9 +61,9 @@ async def test_products_stock_and_a_new_product(live, browser):
     assert errors == [], errors
 
 
-def jpeg() -> bytes:
+def jpeg(colour: str = "crimson") -> bytes:
     out = io.BytesIO()
-    Image.new("RGB", (64, 48), "crimson").save(out, "JPEG")
+    Image.new("RGB", (64, 48), colour).save(out, "JPEG")
     return out.getvalue()
 
 
@@ -73,8 +74,10 @@ async def loaded(img) -> None:
 
 async def test_pictures_and_variants(live, browser):
     """A seller uploads a JPEG to the spotlighted sneaker after a text file called photo.jpg is refused with the API's
-    reason, makes it the first picture (a guest's watch page shows it on the spotlight card) and removes the demo's
-    own; edits a variant after a price the API refuses on its field; adds a variant after a refused SKU."""
+    reason, makes it the first picture (a guest's watch page shows it on the spotlight card); while a second upload
+    runs the box's buttons wait, and the demo's own picture removed meanwhile (another tab) stays removed when it
+    lands; removes it; edits a variant after a price the API refuses on its field; adds a variant after a refused
+    SKU."""
     base, title = live.base, "Aurora Running Sneaker"
     seller_id, token = await live.user("demo-seller", "seller")
 
@@ -114,6 +117,28 @@ async def test_pictures_and_variants(live, browser):
     assert await spot.get_attribute("src") == urls[1]
     await loaded(spot)
     await guest.context.close()
+
+    # an upload held: the box's buttons wait; a picture removed elsewhere meanwhile is not put back by its save
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(route):
+        held.set()
+        await release.wait()
+        await route.continue_()
+    await page.route("**/api/v1/seller/uploads", hold)
+    await add.set_input_files({"name": "late.jpg", "mimeType": "image/jpeg", "buffer": jpeg("teal")})
+    await asyncio.wait_for(held.wait(), 10)
+    for name in (f"Remove picture 1 of {title}", f"Remove picture 2 of {title}",
+                 f"Make picture 2 of {title} the first"):
+        assert await pics.get_by_role("button", name=name).is_disabled(), name
+    assert await add.is_disabled()
+    status, _ = await live.api("PATCH", f"/products/{(await product())['id']}", token, {"image_urls": [urls[1]]})
+    assert status == 200
+    release.set()
+    await page.locator("#list-note", has_text=f"late.jpg is added to {title}.").wait_for()
+    await page.unroute("**/api/v1/seller/uploads", hold)
+    late = (await product())["image_urls"]
+    assert len(late) == 2 and late[0] == urls[1] and late[1] not in urls, late
 
     await pics.get_by_role("button", name=f"Remove picture 2 of {title}").click()
     await page.locator("#list-note", has_text="is removed").wait_for()

@@ -2,7 +2,8 @@
 // first (what the watch page's spotlight and the cart show) or removed, and a new one uploaded: the chosen file is
 // previewed, sent as the body of POST /api/v1/seller/uploads with its own type (upload progress shown; the API
 // refuses what is not a JPEG, PNG or WebP, over 5 MiB or over 4096 x 4096 pixels, with its reason), then its url
-// added to the product's image_urls (PATCH /api/v1/products/{id}).
+// added to the product's image_urls (PATCH /api/v1/products/{id}). Each change is made to the pictures as read again
+// just before (GET /api/v1/products/{id}), and the box's controls wait while an upload or a change runs.
 import { session, signInAgain } from './api.js';
 import { el } from './format.js';
 import { send } from './studio_form.js';
@@ -43,16 +44,32 @@ function preview(file, img) {
 }
 
 export function pictures(p, reload) {
-  const urls = p.image_urls;
+  const urls = p.image_urls; // as drawn: what the buttons show, not what a save builds on
   const state = el('p', { class: 'muted', role: 'status' });
   const error = el('p', { class: 'error', role: 'alert' });
-  const save = async (next, note) => {
+  const id = `pic-${p.id}`;
+  const full = urls.length >= MAX_PICTURES;
+  const input = el('input', { id, type: 'file', accept: TYPES.join(','), disabled: full,
+    'aria-describedby': `${id}-help` });
+  // While an upload or a save runs, the box's buttons and file input wait (a list sent meanwhile would undo it)
+  const busy = (on) => {
+    for (const b of list.querySelectorAll('button')) b.disabled = on;
+    input.disabled = on || full;
+  };
+  // `change(latest)`: the list to save, built on the product's pictures read again now (another tab, or the list
+  // drawn before a long upload, may be out of date)
+  const save = async (change, note) => {
     error.textContent = '';
+    const had = document.activeElement;
+    busy(true);
     try {
-      await send(`/api/v1/products/${p.id}`, 'PATCH', { image_urls: next });
+      const latest = (await send(`/api/v1/products/${p.id}`, 'GET')).image_urls;
+      await send(`/api/v1/products/${p.id}`, 'PATCH', { image_urls: change(latest) });
       await reload(note);
     } catch (e) {
       error.textContent = e.message;
+      busy(false);
+      if (had?.isConnected && list.contains(had)) had.focus(); // a disabled button lost the focus
     }
   };
   const list = el('ul', { class: 'pictures', 'aria-label': `Pictures of ${p.title}` }, ...urls.map((url, i) => {
@@ -60,15 +77,12 @@ export function pictures(p, reload) {
     return el('li', {}, el('img', { src: url, alt: `Picture ${i + 1} of ${p.title}`, loading: 'lazy' }),
       el('div', { class: 'actions' },
         i > 0 ? el('button', { type: 'button', class: 'secondary', text: 'Make first', 'aria-label': `Make ${name} the first`,
-          onclick: () => save([url, ...urls.filter((_, j) => j !== i)], `Picture ${i + 1} of ${p.title} is now the first.`) })
+          onclick: () => save((now) => (now.includes(url) ? [url, ...now.filter((u) => u !== url)] : now),
+            `Picture ${i + 1} of ${p.title} is now the first.`) })
           : el('span', { class: 'first-tag', text: 'First' }),
         el('button', { type: 'button', class: 'secondary', text: 'Remove', 'aria-label': `Remove ${name}`,
-          onclick: () => save(urls.filter((_, j) => j !== i), `A picture of ${p.title} is removed.`) })));
+          onclick: () => save((now) => now.filter((u) => u !== url), `A picture of ${p.title} is removed.`) })));
   }));
-  const id = `pic-${p.id}`;
-  const full = urls.length >= MAX_PICTURES;
-  const input = el('input', { id, type: 'file', accept: TYPES.join(','), disabled: full,
-    'aria-describedby': `${id}-help` });
   const progress = el('progress', { max: '1', value: '0', hidden: true, 'aria-label': `Uploading a picture of ${p.title}` });
   const shown = el('img', { class: 'preview', alt: '', hidden: true });
   input.addEventListener('change', async () => {
@@ -88,20 +102,20 @@ export function pictures(p, reload) {
     preview(file, shown);
     shown.hidden = progress.hidden = false;
     progress.value = 0;
-    input.disabled = true;
+    busy(true);
     state.textContent = `Uploading ${file.name}…`;
+    let url = null;
     try {
-      const { url } = await upload(file, progress);
-      state.textContent = '';
-      await save(urls.includes(url) ? urls : [...urls, url], `${file.name} is added to ${p.title}.`);
+      url = (await upload(file, progress)).url;
     } catch (e) {
-      state.textContent = '';
       error.textContent = `${file.name}: ${e.message}`;
+      busy(false);
     } finally {
+      state.textContent = '';
       shown.hidden = progress.hidden = true;
-      input.disabled = full;
       input.value = '';
     }
+    if (url) await save((now) => (now.includes(url) ? now : [...now, url]), `${file.name} is added to ${p.title}.`);
   });
   return el('div', { class: 'pictures-box' }, list,
     el('label', { for: id, text: `Add a picture to ${p.title}` }), input,
