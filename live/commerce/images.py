@@ -4,11 +4,18 @@ signature (live/uploads.py `sniff_image`) and the header Pillow decodes (never t
 Content-Type, and the picture must be at most MAX_SIDE pixels a side (a small file that would decode to a huge
 bitmap, a decompression bomb, is refused before anything decodes it). The file is stored content-addressed under
 LIVE_DATA_DIR/uploads by live/uploads.py (the same image twice is one file) and served at `/uploads/<sha256>.<ext>`;
-the path it returns is what a product's `image_urls` takes."""
+the path it returns is what a product's `image_urls` takes.
+
+The check runs in a worker thread (`asyncio.to_thread`), never on the event loop: Pillow parses headers in pure
+Python, and a valid file under 5 MiB can hold a million empty JPEG comment markers or PNG text chunks, seconds of
+parsing that would stall every socket of the worker. No warnings filter is touched (`warnings.catch_warnings` swaps
+the process-wide filters: not thread-safe; and a filter set at import is lost under any enclosing catch_warnings, as
+pytest's): a header over 2 x Image.MAX_IMAGE_PIXELS raises DecompressionBombError, and one in Pillow's warning range
+(over 89 million pixels) is far over MAX_SIDE, refused by the size check like any other."""
 from __future__ import annotations
 
+import asyncio
 import io
-import warnings
 
 from PIL import Image, UnidentifiedImageError
 
@@ -35,7 +42,8 @@ def media_type(content_type: str | None) -> str:
 
 def check_image(data: bytes, declared: str) -> tuple[str, int, int]:
     """(extension, width, height) of an image whose bytes are the `declared` type and whose size is within
-    MAX_SIDE; 422 `validation_failed` (field `body`) with the reason otherwise."""
+    MAX_SIDE; 422 `validation_failed` (field `body`) with the reason otherwise. Blocking (up to seconds for a
+    crafted file): call it in a thread, as store_product_image does."""
     ext = next(e for e, t in IMAGE_TYPES.items() if t == declared)
     found = sniff_image(data)
     if found is None:
@@ -43,11 +51,9 @@ def check_image(data: bytes, declared: str) -> tuple[str, int, int]:
     if found != ext:
         raise _refuse(f"this file is a {PIL_FORMATS[found]} image, not {declared}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=[PIL_FORMATS[ext]]) as img:
-                width, height = img.size
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        with Image.open(io.BytesIO(data), formats=[PIL_FORMATS[ext]]) as img:
+            width, height = img.size
+    except Image.DecompressionBombError:
         raise _refuse(f"the image is larger than {MAX_SIDE} x {MAX_SIDE} pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise _refuse(f"this {PIL_FORMATS[ext]} image could not be read (damaged or incomplete)") from None
@@ -59,7 +65,7 @@ def check_image(data: bytes, declared: str) -> tuple[str, int, int]:
 async def store_product_image(uploads: Uploads, data: bytes, declared: str) -> dict:
     """Check and store an uploaded product image; its `url` (a same-site path for `image_urls`), type, size and
     pixel size."""
-    _, width, height = check_image(data, declared)
+    _, width, height = await asyncio.to_thread(check_image, data, declared)
     stored = await uploads.store_image(data)
     return {"url": stored.url, "content_type": stored.content_type, "size": stored.size, "width": width,
             "height": height}

@@ -3,9 +3,9 @@
 The limit's numbers are in live/ratelimit.py (`DEFAULT_LIMITS`, overridden by RATE_LIMITS). The key is the
 signed-in user (from a valid token of ours: signature and expiry only, no database) or else the client address
 (`client_address`). Every POST/PUT/PATCH/DELETE under /api/ that the table does not name gets the `write` limit.
-A refused request gets 429 `{"error": {"code": "rate_limited", ...}}` and `Retry-After` (seconds), and touches
-nothing. With Redis (REDIS_URL, `serve --workers`) the counts are shared by every worker; one limiter call a
-request.
+A limit may have a longer one checked after it (ALSO: `upload` an hour, then `upload_daily`). A refused request
+gets 429 `{"error": {"code": "rate_limited", ...}}` and `Retry-After` (seconds), and touches nothing. With Redis
+(REDIS_URL, `serve --workers`) the counts are shared by every worker; one limiter call a request (two for ALSO).
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", f"{API}/seller/uploads"): "upload",
     ("POST", f"{API}/livestreams/{{id}}/whep"): "whep",
 }
+ALSO: dict[str, str] = {"upload": "upload_daily"}  # checked once the first passes
 PER_ADDRESS = {"auth_email_start", "auth_email_verify", "auth_wallet_nonce", "auth_wallet_verify"}
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -96,7 +97,10 @@ async def rate_limit_middleware(request: web.Request, handler):
     try:
         name = limit_for(request)
         if name is not None:
-            await request.app[SERVICES].limits.check(name, _caller_key(request, name))
+            key = _caller_key(request, name)
+            await request.app[SERVICES].limits.check(name, key)
+            if name in ALSO:
+                await request.app[SERVICES].limits.check(ALSO[name], key)
         return await handler(request)
     except RateLimited as exc:
         response = error_response(exc)

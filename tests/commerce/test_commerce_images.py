@@ -2,18 +2,22 @@
 made with Pillow are stored by content hash and served back (type, nosniff, a year's cache, ETag and 304); every
 limit: the Content-Type (415), bytes that are not the type they claim or not an image (422 on `body`), a damaged
 image, more than 4096 pixels a side and a decompression bomb (422), more than 5 MiB however framed (413; exactly 5 MiB
-is taken), sellers and admins only (401, 403), the per-user rate (429); image_urls takes the upload's path and the
-demo's pictures, nothing else of this site."""
+is taken), sellers and admins only (401, 403), the per-user rates (429: per hour and per day); the check runs in a
+thread, off the event loop; image_urls takes the upload's path and the demo's pictures, nothing else of this site."""
 from __future__ import annotations
 
 import hashlib
 import io
 import struct
+import threading
 import zlib
 
+import pytest
 from PIL import Image
 
+from live.commerce import images
 from live.commerce.images import MAX_BYTES
+from live.ratelimit import DEFAULT_LIMITS, Limit
 from tests.commerce.harness import API, Shop, make_client
 
 
@@ -121,6 +125,45 @@ async def test_upload_rate_limit(tmp_path, dsn, aiohttp_client):
     status, body, headers = await upload(shop, seller, image(color="green"))
     assert status == 429 and body["error"]["code"] == "rate_limited" and int(headers["Retry-After"]) > 0
     assert (await upload(shop, other, image(color="green")))[0] == 201  # per user
+
+
+async def test_upload_daily_limit(tmp_path, dsn, aiohttp_client):
+    """Uploads are never deleted yet: besides 60 an hour, at most 100 a day (`upload_daily`) bound a seller's disk."""
+    assert DEFAULT_LIMITS["upload_daily"] == Limit(100, 86400)
+    shop = Shop(await make_client(tmp_path, dsn, aiohttp_client, rate_limits="upload_daily=2/86400"))
+    seller, other = await shop.seller(), await shop.seller()
+    for color in ("red", "blue"):
+        assert (await upload(shop, seller, image(color=color)))[0] == 201
+    status, body, headers = await upload(shop, seller, image(color="green"))  # the hourly 60 would let it through
+    assert status == 429 and body["error"]["code"] == "rate_limited", body
+    assert int(headers["Retry-After"]) > 3600  # the day's bucket: one more in 12 hours
+    assert (await upload(shop, other, image(color="green")))[0] == 201  # per user
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+async def test_the_check_runs_off_the_event_loop(tmp_path, dsn, aiohttp_client, monkeypatch):
+    """Pillow parses a header in pure Python: a valid JPEG under 5 MiB made of ~1.3 million empty comment markers
+    took seconds (measured: 2.1 s, the loop's worst lag 0.1-0.2 s once the check moved to a thread). The check must
+    run in a worker thread: a loop-lag bound would be a flaky benchmark, so the test records the thread it ran in."""
+    shop = Shop(await make_client(tmp_path, dsn, aiohttp_client))
+    seller = await shop.seller()
+    ran_in: list[int] = []
+    check = images.check_image
+
+    def recorded(data: bytes, declared: str):
+        ran_in.append(threading.get_ident())
+        return check(data, declared)
+
+    monkeypatch.setattr(images, "check_image", recorded)
+    jpeg = image()
+    padded = jpeg[:2] + b"\xff\xfe\x00\x02" * 20_000 + jpeg[2:]  # empty COM segments after SOI: valid, slow
+    status, body, _ = await upload(shop, seller, padded)
+    assert status == 201 and (body["width"], body["height"]) == (40, 30), body
+    assert ran_in and threading.get_ident() not in ran_in  # not the event loop's thread
+    # Pillow only warns of a bomb of 100 million pixels (from a thread; no process-wide filter): the size refuses it
+    status, body, _ = await upload(shop, seller, png(10_000, 10_000), "image/png")
+    assert status == 422 and body["error"]["message"] == "the image is 10000 x 10000 pixels: at most 4096 x 4096"
+    assert len(ran_in) == 2
 
 
 async def test_the_demo_pictures_are_served_here(tmp_path, dsn, aiohttp_client):
