@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from datetime import timedelta
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from livekit import api as lk
 
+from live.errors import DomainError
+from live.media import livekit as livekit_tokens
 from live.web.assets import Assets
 from live.web.livekit_csp import policy
 from tests.helpers import until
@@ -30,12 +34,13 @@ CORS = {"Access-Control-Allow-Origin": "*"}  # as LiveKit answers: the validate 
 
 class FakeSignal:
     """LiveKit's signalling endpoint as far as the pages reach it: every connection's path and verified claims
-    are kept in `joins`; `refuse` answers 401 (a token LiveKit does not accept), otherwise the websocket is
-    accepted and held open, unanswered."""
+    are kept in `joins` (its token in `tokens`); `refuse` answers 401 (a token LiveKit does not accept), otherwise
+    the websocket is accepted and held open, unanswered."""
 
     def __init__(self):
         self.verifier = lk.TokenVerifier("devkey", "secret")  # the tests' LiveKit settings (tests/helpers.py)
         self.joins: list[tuple[str, lk.Claims]] = []
+        self.tokens: list[str] = []
         self.refuse = True
         self.sockets: list[web.WebSocketResponse] = []
         app = web.Application()
@@ -57,6 +62,7 @@ class FakeSignal:
     async def signal(self, request: web.Request) -> web.StreamResponse:
         claims = self.verifier.verify(request.query["access_token"])  # raises (500) on a bad token: seen below
         self.joins.append((request.path, claims))
+        self.tokens.append(request.query["access_token"])
         if self.refuse:
             return web.Response(status=401, text="invalid token: refused by the test", headers=CORS)
         ws = web.WebSocketResponse()
@@ -91,7 +97,21 @@ def test_watch_page_imports_livekit_client_only_dynamically():
     assert f"const CLIENT = '/static/{CLIENT}';" in source and "import(CLIENT)" in source
 
 
-async def test_studio_and_watch_page_connect_to_livekit(tmp_path, dsn, aiohttp_client, browser):
+class MintingClock:
+    """live.media.livekit's clock, at least a second later for each token it mints: two tokens minted within the
+    same second differ, so a test tells a fresh token (`media:refresh`) from the one it had (a few seconds ahead
+    at most: LiveKit, and the fake, allow 60 s)."""
+
+    def __init__(self):
+        self.last = 0.0
+
+    def time(self) -> float:
+        self.last = max(time.time(), self.last + 1)
+        return self.last
+
+
+async def test_studio_and_watch_page_connect_to_livekit(tmp_path, dsn, aiohttp_client, browser, monkeypatch):
+    monkeypatch.setattr(livekit_tokens, "time", MintingClock())
     fake = FakeSignal()
     url = await fake.start()
     live = await start_live(tmp_path, dsn, aiohttp_client, livekit_url=url)
@@ -147,17 +167,24 @@ async def _studio_and_watch(live, fake, url, browser):
     watcher_ctx = await browser.new_context()
     watcher = await watcher_ctx.new_page()
     errors = watch_errors(watcher, *EXPECTED)
+    await watcher.clock.install()  # time flows, and is run past the first automatic retry's delay below
     await watcher.goto(f"{base}signin")
     await watcher.evaluate("s => localStorage.setItem('live.session', s)",
                            json.dumps({"token": viewer_token, "user": {"id": viewer_id, "name": "lk-viewer"}}))
     joins = len(fake.joins)
     await watcher.goto(f"{base}live/demo")
     state = watcher.locator("#video-state")
-    await state.get_by_text("The video could not connect: the video server refused the connection (401).").wait_for()
+    refused = "The video could not connect: the video server refused the connection (401)."
+    await state.get_by_text(refused).wait_for()
+    assert await state.inner_text() == refused  # not "… Trying again…"
     retry = watcher.get_by_role("button", name="Try again")
     assert await retry.is_visible()
+    # a refused token is not tried again by itself: run past the first automatic retry (RETRY_MS[0], 1 s), which
+    # would at once say "Connecting to the video…", hide "Try again" and connect again
+    await watcher.clock.run_for(1500)
+    assert await state.inner_text() == refused and await retry.is_visible()
     path, claims = fake.joins[joins]
-    assert len(fake.joins) == joins + 1  # a refused token is not tried again by itself
+    assert len(fake.joins) == joins + 1
     assert path.startswith("/rtc") and claims.identity == viewer_id and claims.video.room == room
     assert claims.video.room_join and claims.video.can_subscribe is True and claims.video.can_publish is False
     # the reaction buttons are left to the watch page's own scan (their names lack their emoji: reported)
@@ -168,7 +195,116 @@ async def _studio_and_watch(live, fake, url, browser):
     await until(lambda: len(fake.joins) == joins + 2, 10, what="the viewer's second LiveKit connection")
     claims = fake.joins[-1][1]
     assert claims.identity == viewer_id and claims.video.can_publish is False
+    assert fake.tokens[-1] != fake.tokens[joins]  # a fresh token (media:refresh), not the refused one again
     await until(lambda: len(fake.sockets) == 1, 10, what="the fake's websocket held open")
     await state.get_by_text("Connecting to the video…").wait_for()
     assert not await retry.is_visible()
+    assert errors == [], errors
+
+
+# livekit-client as far as js/livekit.js uses it, served in its place by the renewal test: a Room "connects" by
+# opening the fake's signalling websocket with its token and is connected once it opens; the fake closing it is a
+# connection livekit-client gave up on (a Disconnected event). It holds no timer: the page's clock is the test's.
+FAKE_CLIENT = """
+export function setLogLevel() {}
+export class ConnectionError extends Error {}
+export const ConnectionErrorReason = { NotAllowed: 'not allowed' };
+export const DisconnectReason = { PARTICIPANT_REMOVED: 'removed', ROOM_DELETED: 'deleted' };
+export const Track = { Source: { Camera: 'camera', Microphone: 'microphone' } };
+export const RoomEvent = { Reconnecting: 'reconnecting', Reconnected: 'reconnected', Connected: 'connected',
+  Disconnected: 'disconnected', TrackSubscribed: 'trackSubscribed', TrackUnsubscribed: 'trackUnsubscribed' };
+export class Room {
+  constructor() { this.handlers = {}; }
+  on(event, fn) { (this.handlers[event] ??= []).push(fn); return this; }
+  emit(event, ...args) { for (const fn of this.handlers[event] ?? []) fn(...args); }
+  removeAllListeners() { this.handlers = {}; }
+  connect(url, token) {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`${url}/rtc?access_token=${encodeURIComponent(token)}`);
+      this.ws = ws;
+      ws.onopen = () => { this.open = true; resolve(); this.emit(RoomEvent.Connected); };
+      ws.onerror = () => { if (!this.open) reject(new ConnectionError('could not connect')); };
+      ws.onclose = () => { if (this.open && !this.left) this.emit(RoomEvent.Disconnected, 'lost'); };
+    });
+  }
+  async disconnect() { this.left = true; this.ws?.close(); }
+}
+"""
+
+
+async def test_a_viewer_token_is_renewed_and_a_new_attempt_starts_from_it(tmp_path, dsn, aiohttp_client, browser,
+                                                                          monkeypatch):
+    """A viewer's token living 65 s is renewed 5 s in (never sooner); the server refusing that renewal, it is
+    asked again 30 s later (not 30 s plus another wait: with a 15-minute token that was after it expired); the
+    connection then lost and the new attempt's own renewal refused, it connects with the renewed token, not with
+    the join ack's. The page's clock is run forward; livekit-client is FAKE_CLIENT."""
+    monkeypatch.setattr(livekit_tokens, "time", MintingClock())
+    monkeypatch.setattr(livekit_tokens, "TOKEN_TTL", timedelta(seconds=65))
+    fake = FakeSignal()
+    fake.refuse = False
+    url = await fake.start()
+    live = await start_live(tmp_path, dsn, aiohttp_client, livekit_url=url)
+    try:
+        await _renewal(live, fake, browser, monkeypatch)
+    finally:
+        await live.close_viewers()
+        await fake.close()
+
+
+async def _renewal(live, fake, browser, monkeypatch):
+    renewals: list[str | None] = []  # each media:refresh the server answered: its token, None when refused
+    refuse = [True]
+    rooms = live.services.rooms
+    original = rooms.media_refresh
+
+    def media_refresh(*args, **kwargs):
+        if refuse[0]:
+            renewals.append(None)
+            raise DomainError("invalid", "no new token now (refused by the test)")
+        media = original(*args, **kwargs)
+        renewals.append(media["token"])
+        return media
+
+    monkeypatch.setattr(rooms, "media_refresh", media_refresh)
+    viewer_id, token = await live.user("lk-renewed")
+    page = await (await browser.new_context()).new_page()
+    errors = watch_errors(page)
+    answers: list[str] = []  # the refusals of a renewal, as the page's socket received them
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: answers.append(frame)
+                                          if "refused by the test" in str(frame) else None))
+    await page.route(f"**/static/{CLIENT}", lambda route: route.fulfill(body=FAKE_CLIENT,
+                                                                         content_type="text/javascript"))
+    await page.clock.install()
+    await page.goto(f"{live.base}signin")
+    await page.evaluate("s => localStorage.setItem('live.session', s)",
+                        json.dumps({"token": token, "user": {"id": viewer_id, "name": "lk-renewed"}}))
+    await page.goto(f"{live.base}live/demo")
+    state = page.locator("#video-state")
+    await until(lambda: len(fake.tokens) == 1, 10, what="the viewer's LiveKit connection")
+    await state.get_by_text("Waiting for the seller to go live…").wait_for()  # connected, nobody publishing
+    joined = fake.tokens[0]  # the join ack's
+    # the page's time stands still from here, and moves only as run forward
+    await page.clock.pause_at((await page.evaluate("Date.now()") + 100) / 1000)
+
+    await page.clock.run_for(5000)
+    await until(lambda: len(answers) == 1, 5, what="the token's renewal, 5 s into its 65, refused")
+    assert await page.evaluate("1") and renewals == [None]  # the page has its answer: the time of the refusal
+    refuse[0] = False
+    await page.clock.run_for(29000)
+    assert len(renewals) == 1  # the next try is 30 s after the refusal
+    await page.clock.run_for(1500)
+    await until(lambda: len(renewals) == 2, 5, what="the renewal asked again 30 s after it was refused")
+    renewed = renewals[1]
+    assert renewed and renewed != joined
+
+    # livekit-client gives up on the connection: the page connects again after 1 s; that attempt's own renewal is
+    # refused, so it connects with the newest token it had (the renewed one), not the join ack's
+    refuse[0] = True
+    await fake.sockets[0].close()
+    await state.get_by_text("The video connection was lost. Trying again…").wait_for()
+    await page.clock.run_for(1000)
+    await until(lambda: len(fake.tokens) == 2, 10, what="the second LiveKit connection")
+    assert renewals[2:] == [None]
+    assert fake.tokens[1] == renewed
+    await state.get_by_text("Waiting for the seller to go live…").wait_for()
     assert errors == [], errors

@@ -3,12 +3,15 @@
 // subscribes and gets the seller's video and audio as one MediaStream. livekit-client (vendored, ~155 KB
 // gzipped) is imported here on first use only, so the pages served by the embedded media server never load it.
 // The access token is renewed over the room's socket (`media:refresh`) before it expires: LiveKit does not cut a
-// connection whose token expired, but a new connection (a retry, a reconnection) needs a valid one.
+// connection whose token expired, but a new connection (a retry, a reconnection) needs a valid one. A renewal that
+// fails is tried again every 30 s while the token lives; each renewed token is handed to the page (`on.media`), so
+// its next attempt starts from it and not from the join ack's.
 
 const CLIENT = '/static/vendor/livekit-client.esm.min.js';
 const ACK_TIMEOUT_MS = 10000;
 const CONNECT_TIMEOUT_MS = 10000; // LiveKit's signalling answer, then the media connection: each this long at most
 const REFRESH_EARLY_S = 60; // renew the token this long before it expires (at the latest at 80 % of its life)
+const REFRESH_RETRY_MS = 30000; // a failed renewal is tried again this soon (while the token has not expired)
 
 let loading = null;
 
@@ -45,36 +48,38 @@ function explain(lk, e) {
 // One connection to the stream's LiveKit room. `socket`: the page's room socket (js/room.js), for media:refresh;
 // `streamRef()`: the stream's id; `on.state(state, detail)`: 'connected', 'reconnecting' (livekit-client
 // resumes by itself), 'lost' (it gave up: connect again), 'removed' (the server removed this person: banned),
-// 'ended' (the room was deleted: the stream ended); `on.stream(MediaStream | null)` for a viewer.
+// 'ended' (the room was deleted: the stream ended); `on.stream(MediaStream | null)` for a viewer;
+// `on.media(media)`: a renewed token (the page keeps it for its next attempt).
 export class LiveKitSession {
   constructor(socket, streamRef, media, on = {}) {
     this.socket = socket;
     this.streamRef = streamRef;
-    this.media = media;
     this.on = on;
     this.room = null;
     this.joined = false; // connect() succeeded: a disconnection is then 'lost' (before, connect() throws)
     this.closed = false;
     this.refreshTimer = null;
     this.remote = new MediaStream();
-    this.schedule();
+    this.setMedia(media);
   }
 
   // A newer media (a join ack after a reconnection, a refresh): its token is used from now on.
   setMedia(media) {
     if (media?.kind !== 'livekit') return;
     this.media = media;
-    this.schedule();
+    const life = Number(media.expires_in) || 900;
+    this.expiresAt = Date.now() + life * 1000;
+    this.renewIn(Math.max(5, Math.min(life - REFRESH_EARLY_S, life * 0.8)) * 1000);
   }
 
-  schedule() {
+  // The next renewal in `ms`; a failed one is tried again in 30 s while the token lives, then given up (a new
+  // connection asks for a token itself, a join ack after a reconnection brings one), and never for a banned user.
+  renewIn(ms) {
     clearTimeout(this.refreshTimer);
     if (this.closed) return;
-    const life = Number(this.media.expires_in) || 900;
-    const inS = Math.max(5, Math.min(life - REFRESH_EARLY_S, life * 0.8));
-    this.refreshTimer = setTimeout(() => this.refresh().catch(() => {
-      if (!this.closed) this.refreshTimer = setTimeout(() => this.schedule(), 30000); // try again soon
-    }), inS * 1000);
+    this.refreshTimer = setTimeout(() => this.refresh().catch((e) => {
+      if (e.code !== 'banned' && Date.now() + REFRESH_RETRY_MS < this.expiresAt) this.renewIn(REFRESH_RETRY_MS);
+    }), ms);
   }
 
   // A new token over the socket (the server refuses a banned user: code `banned`).
@@ -82,6 +87,7 @@ export class LiveKitSession {
     const ack = await this.socket.timeout(ACK_TIMEOUT_MS).emitWithAck('media:refresh', { stream_id: this.streamRef() });
     if (!ack?.ok) throw new LiveKitError(ack?.error?.code ?? 'refused', ack?.error?.message ?? 'no new token');
     this.setMedia(ack.media);
+    this.on.media?.(ack.media);
     return ack.media;
   }
 

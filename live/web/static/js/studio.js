@@ -126,6 +126,7 @@ let lkTries = 0;
 async function publishLiveKit() {
   let onAir = false; // connected and the camera published
   const s = new LiveKitSession(socket, () => stream.id, media, {
+    media(renewed) { media = renewed; }, // going live again starts from the newest token, not the join ack's
     state(st) {
       if (publishing !== s) return;
       if (st === 'connected') { if (onAir) setPublishing('Live: your video is on air', true); }
@@ -139,7 +140,7 @@ async function publishLiveKit() {
   });
   publishing = s;
   try {
-    if (lkTries++ > 0) media = await s.refresh().catch(() => media); // going live again: a fresh token
+    if (lkTries++ > 0) await s.refresh().catch(() => {}); // going live again: a fresh token (else the newest)
     await s.connect();
     await s.publish(camera);
   } catch (e) {

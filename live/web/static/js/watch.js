@@ -102,6 +102,7 @@ async function startLiveKit() {
   await stopPlayback('Connecting to the video…');
   const gen = generation;
   const s = new LiveKitSession(room, streamRef, media, {
+    media(renewed) { media = renewed; }, // a later attempt starts from the newest token, not the join ack's
     stream(ms) {
       if (gen !== generation) return;
       video.srcObject = ms;
@@ -126,7 +127,7 @@ async function startLiveKit() {
   });
   playing = s;
   try {
-    if (again) media = await s.refresh().catch(() => media); // a new attempt gets a fresh token
+    if (again) await s.refresh().catch(() => {}); // a new attempt gets a fresh token (else the newest it had)
     await s.connect();
   } catch (e) {
     s.stop();
