@@ -1,10 +1,12 @@
 """A stream's analytics page at a phone's 360 px, in a real Chromium: reached from the studio's home, after a paid
 sale and three viewer counts (one written by the rooms' sampler, two earlier ones), it shows the totals, a line
 chart with three points and a bar chart with one bar (their tables too) and the product sold; a show that has not
-started says it has nothing yet; both pass the accessibility scan and do not scroll sideways. A buyer is told the
+started says it has nothing yet, and its Refresh reads once at a time and gives up on a server that does not answer
+(15 s of the page's clock); both pass the accessibility scan and do not scroll sideways. A buyer is told the
 analytics are the seller's."""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 from live.auth.principal import SYSTEM
@@ -73,6 +75,7 @@ async def test_stream_analytics_page(live, browser):
         "title": "Next week", "slug": "next-week",
         "scheduled_at": (datetime.now(timezone.utc) + timedelta(days=7)).isoformat()})
     assert status == 201, show
+    await page.clock.install()  # the page's timers run forward below
     await page.goto(f"{base}studio/streams/next-week/analytics")
     await page.get_by_text("Not started yet").wait_for()
     await page.get_by_text("No viewer counts yet").wait_for()
@@ -81,6 +84,33 @@ async def test_stream_analytics_page(live, browser):
     assert await page.locator("svg").count() == 0
     await no_sideways_scroll(page)
     await assert_accessible(page)
+
+    # Refresh by keyboard while the server does not answer: one read at a time, then given up after 15 s
+    held, release, done, asked = asyncio.Event(), asyncio.Event(), asyncio.Event(), []
+
+    async def hold(route):
+        asked.append(route.request.url)
+        held.set()
+        await release.wait()
+        await route.continue_()  # the late answer, which the page no longer waits for
+        done.set()
+    await page.route("**/analytics", hold)
+    reload = page.get_by_role("button", name="Refresh")
+    await reload.focus()
+    await page.keyboard.press("Enter")
+    await asyncio.wait_for(held.wait(), 10)
+    assert await reload.get_attribute("aria-disabled") == "true"
+    await page.keyboard.press("Enter")  # a second press while the first read waits asks nothing more
+    await page.get_by_role("status").get_by_text("Loading…").wait_for()
+    await page.clock.run_for(15000)
+    await page.get_by_role("alert").get_by_text("Could not load the analytics: the server did not answer.").wait_for()
+    assert len(asked) == 1, asked
+    assert await reload.get_attribute("aria-disabled") is None
+    assert await reload.evaluate("b => b === document.activeElement")
+    assert await page.get_by_role("status").inner_text() == ""
+    release.set()
+    await asyncio.wait_for(done.wait(), 10)
+    await page.unroute("**/analytics", hold)
     assert errors == [], errors
 
     # another account (the buyer) is refused by the API, and told so

@@ -4,7 +4,7 @@
 // /api/v1/livestreams/{id}.
 import { api, requireSession, signInAgain } from './api.js';
 import { barChart, figure, lineChart } from './chart.js';
-import { el, money } from './format.js';
+import { el, money, withTimeout } from './format.js';
 
 const $ = (id) => document.getElementById(id);
 const me = requireSession();
@@ -62,11 +62,17 @@ function topProducts(items) {
     el('span', { text: `${p.units} sold · ${money(p.amount_minor, p.currency)}` }))));
 }
 
+// Read the stream and its analytics (again on Refresh: one read at a time, the button aria-disabled meanwhile, not
+// disabled, which would drop a keyboard's focus); both give up after READ_MS (nothing loads forever).
+const READ_MS = 15000;
 async function load() {
+  const reload = $('an-reload');
+  if (reload.getAttribute('aria-disabled') === 'true') return undefined;
+  reload.setAttribute('aria-disabled', 'true');
   $('an-error').textContent = '';
   $('an-state').textContent = 'Loading…';
   try {
-    const [s, a] = await Promise.all([api(path), api(`${path}/analytics`)]);
+    const [s, a] = await withTimeout(Promise.all([api(path), api(`${path}/analytics`)]), READ_MS);
     document.title = `Analytics: ${s.title} · live`;
     $('an-title').textContent = `Analytics: ${s.title}`;
     $('an-live').href = `/studio/live/${encodeURIComponent(s.slug)}`;
@@ -82,7 +88,9 @@ async function load() {
     if (e.status === 401) return signInAgain();
     $('an-state').textContent = '';
     $('an-error').textContent = e.status === 403 ? 'Only the stream’s seller sees its analytics.'
-      : e.status === 404 ? 'There is no such stream.' : `Could not load the analytics: ${e.message}`;
+      : e.status === 404 ? 'There is no such stream.' : `Could not load the analytics: ${e.message}.`;
+  } finally {
+    reload.removeAttribute('aria-disabled');
   }
   return undefined;
 }
