@@ -1,14 +1,17 @@
 """The studio's returns and coupons pages at a phone's 360 px, in a real Chromium.
 
 Returns: two buyers ask to return delivered orders; the seller approves one (the sandbox carrier's return label
-shows with its tracking number, pushed by the seller's socket, no reload), marks it received (a refund over what
-is left refused on its field, then none, the unit back in stock), and refuses the other (an empty reason is
-refused on its field first; the buyer is told the reason); the "Refused" filter lists it.
+shows with its tracking number, pushed by the seller's socket, no reload; the pushes redrawing the row keep the
+keyboard's place, and what is typed in an open form), marks it received (a refund over what is left refused on its
+field, then none, the unit back in stock), and refuses the other (an empty reason is refused on its field first;
+the buyer is told the reason); the "Refused" filter lists it, and a slow answer to an earlier filter does not
+replace a later one's.
 Coupons: the seed's DEMO10 listed; a code the API refuses (a space) is marked on its field, then a good one is
-created and listed; a buyer's checkout uses it (its use counted on the page); it is disabled. Both pages pass the
-accessibility scan."""
+created and listed (its minimum subtotal as entered, not in minor units); a buyer's checkout uses it (its use
+counted on the page); it is disabled. Both pages pass the accessibility scan."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from live.auth.principal import SYSTEM
@@ -57,12 +60,20 @@ async def test_returns_approved_and_refused(live, browser):
     await one.get_by_text("Return label:").wait_for(timeout=15000)  # bought by the job, pushed to the socket
     label = (await rest(live, "GET", f"/seller/returns/{first['id']}", token))["label"]
     assert label["tracking_number"] and label["tracking_number"] in await one.inner_text()
+    # the row was redrawn by the pushes (the answer's echo, the label bought): the keyboard's place is its heading
+    assert await one.locator("h2").evaluate("h => h === document.activeElement")
 
     # back at the shop: a refund over what was paid (nothing: the order was never paid) is refused on its field
     await one.get_by_role("button", name=f"Mark the return of order {first['order_number']} received").click()
     receive = one.get_by_role("form", name=f"Receive the return of order {first['order_number']}")
     refund = receive.get_by_label("Refund (USD)")
     await refund.fill("5")
+    # a push about the return while the form is being filled in: redrawn, the form stays open with what was typed
+    await one.evaluate("li => { li.dataset.mark = 'before'; }")
+    await live.services.commerce.shipping.returns.publish(first["id"])
+    await returns.locator(f"[data-return='{first['id']}']:not([data-mark])").wait_for()
+    assert await refund.input_value() == "5"
+    assert await refund.evaluate("i => i === document.activeElement")
     await receive.get_by_role("button", name="Confirm received").click()
     await one.locator(f"#refund-{first['id']}-error:not(:empty)").wait_for()
     assert await refund.get_attribute("aria-invalid") == "true"
@@ -90,6 +101,25 @@ async def test_returns_approved_and_refused(live, browser):
     await returns.locator("[data-status='refused']").wait_for()
     await returns.locator("[data-status='received']").wait_for(state="detached")
     assert await returns.locator("li[data-return]").count() == 1
+
+    # a filter's slow answer arriving after a later filter's is dropped: the two filters' rows never mix
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(route):
+        held.set()
+        await release.wait()
+        await route.continue_()
+    await page.route("**/api/v1/seller/returns?*status=received*", hold)
+    await page.get_by_label("Show").select_option("received")
+    await asyncio.wait_for(held.wait(), 10)
+    await page.get_by_label("Show").select_option("")
+    await returns.locator("li[data-return]").nth(1).wait_for()
+    async with page.expect_response("**/api/v1/seller/returns?*status=received*") as late:
+        release.set()
+    await (await late.value).finished()
+    await page.evaluate("() => new Promise((done) => setTimeout(done, 200))")  # the page has read the late answer
+    assert await returns.locator("li[data-return]").count() == 2
+    await page.unroute("**/api/v1/seller/returns?*status=received*", hold)
     await no_sideways_scroll(page)
     await assert_accessible(page)
     assert errors == [], errors
@@ -116,11 +146,16 @@ async def test_coupons_created_used_and_disabled(live, browser):
     await assert_accessible(page)
 
     await code.fill("SPRING10")
+    # a percent coupon has no currency: its minimum is an amount in the cart's, entered and shown as such
+    await form.get_by_label("Minimum order subtotal, in the cart’s currency (optional)").fill("1")
     await form.get_by_role("button", name="Create the coupon").click()
     await page.get_by_role("status").get_by_text("SPRING10 is created.").wait_for()
     assert await code.get_attribute("aria-invalid") is None
     row = page.locator("#coupons li[data-code='SPRING10']")
-    await row.get_by_text("10 % off · used 0 of 5").wait_for()
+    await row.get_by_text("10 % off · orders from 1.00 (in the cart’s currency) · used 0 of 5").wait_for()
+    await form.get_by_label("An amount off").check()
+    await form.get_by_label("Minimum order subtotal in USD (optional)").wait_for()
+    await form.get_by_label("A percentage off").check()
 
     # a buyer uses it at checkout (the API, as the checkout page would)
     viewer = await live.viewer("web-coupon-buyer")

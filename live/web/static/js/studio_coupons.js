@@ -5,7 +5,7 @@
 import { requireSession, signInAgain } from './api.js';
 import { call } from './cart.js';
 import { el, money } from './format.js';
-import { clearErrors, showErrors, toMinor } from './studio_form.js';
+import { clearErrors, fromMinor, showErrors, toMinor } from './studio_form.js';
 
 const $ = (id) => document.getElementById(id);
 const me = requireSession();
@@ -17,7 +17,11 @@ const when = (t) => new Date(t).toLocaleString(undefined, { dateStyle: 'medium',
 function describe(c) {
   const off = c.kind === 'percent' ? `${c.value} % off` : `${money(c.value, c.currency)} off`;
   const parts = [off];
-  if (c.min_subtotal_minor) parts.push(`orders from ${c.currency ? money(c.min_subtotal_minor, c.currency) : c.min_subtotal_minor}`);
+  // a percent coupon has no currency: its minimum is in the buyer's cart's, entered and shown as the form converts it
+  if (c.min_subtotal_minor) {
+    parts.push(`orders from ${c.currency ? money(c.min_subtotal_minor, c.currency)
+      : `${fromMinor(c.min_subtotal_minor, $('nc-currency').value)} (in the cart’s currency)`}`);
+  }
   parts.push(c.usage_limit === null ? `used ${c.used_count} times (no limit)` : `used ${c.used_count} of ${c.usage_limit}`);
   if (c.starts_at) parts.push(`from ${when(c.starts_at)}`);
   if (c.ends_at) parts.push(`until ${when(c.ends_at)}`);
@@ -67,12 +71,16 @@ async function load() {
 }
 
 const kind = () => ($('nc-amount').checked ? 'amount' : 'percent');
-for (const id of ['nc-percent', 'nc-amount']) {
-  $(id).addEventListener('change', () => {
-    $('nc-currency').disabled = kind() === 'percent';
-    $('nc-value-label').textContent = kind() === 'percent' ? 'Percent off (1-100)' : 'Amount off';
-  });
+// the labels say each amount's unit: a percent coupon's minimum is in whatever currency the buyer's cart is in
+function labels() {
+  const percent = kind() === 'percent';
+  $('nc-currency').disabled = percent;
+  $('nc-value-label').textContent = percent ? 'Percent off (1-100)' : 'Amount off';
+  $('nc-min-label').textContent = percent ? 'Minimum order subtotal, in the cart’s currency (optional)'
+    : `Minimum order subtotal in ${$('nc-currency').value} (optional)`;
 }
+for (const id of ['nc-percent', 'nc-amount', 'nc-currency']) $(id).addEventListener('change', labels);
+labels(); // a restored form (back button) may hold an amount coupon
 
 // the inputs by API field, and by their own id (what the page checks itself)
 const apiFields = Object.fromEntries(Object.entries(FIELDS).map(([k, id]) => [k, $(id)]));
@@ -97,7 +105,9 @@ function body() {
   }
   if ($('nc-min').value.trim()) {
     b.min_subtotal_minor = toMinor($('nc-min').value, currency);
-    if (b.min_subtotal_minor === null) bad.push(['nc-min', `Enter an amount in ${currency}, e.g. 50.00.`]);
+    if (b.min_subtotal_minor === null) {
+      bad.push(['nc-min', `Enter an amount${b.kind === 'percent' ? '' : ` in ${currency}`}, e.g. 50.00.`]);
+    }
   }
   if ($('nc-limit').value.trim()) b.usage_limit = Number($('nc-limit').value);
   if ($('nc-starts').value) b.starts_at = new Date($('nc-starts').value).toISOString();
@@ -117,8 +127,7 @@ $('new-coupon').addEventListener('submit', async (ev) => {
   try {
     const c = await call('/api/v1/coupons', { method: 'POST', body: b });
     ev.target.reset();
-    $('nc-currency').disabled = true;
-    $('nc-value-label').textContent = 'Percent off (1-100)';
+    labels();
     $('nc-state').textContent = `${c.code} is created.`;
     await load();
   } catch (e) {

@@ -32,12 +32,13 @@ function fail(err, e) {
 
 // POST an action; the answer (the return's detail) redraws it. A refusal is shown in `err` and returned.
 async function act(r, action, body, err, button) {
+  // a focused button that becomes disabled drops the focus: note first whether the keyboard was in this row
+  const focused = button.closest('li[data-return]').contains(document.activeElement);
   button.disabled = true;
   err.textContent = '';
   try {
     const updated = await call(`${base(r)}/${action}`, { method: 'POST', body });
-    show(updated);
-    document.querySelector(`[data-return="${r.id}"] h2`)?.focus();
+    show(updated, focused);
     return null;
   } catch (e) {
     button.disabled = false;
@@ -153,7 +154,8 @@ function actions(r, err) {
 function returnItem(r) {
   const err = el('p', { class: 'error', role: 'alert' });
   const refunded = r.refund_minor !== null && r.refund_minor !== undefined;
-  return el('li', { 'data-return': r.id, 'data-order': r.order_id, 'data-status': r.status },
+  return el('li', { 'data-return': r.id, 'data-order': r.order_id, 'data-status': r.status,
+    'data-created': String(Date.parse(r.created_at)) },
     el('h2', { tabindex: '-1' }, `Return of order #${r.order_number} `,
       el('span', { class: `badge st-${r.status}`, text: STATUS[r.status] ?? r.status })),
     el('p', { class: 'muted', text: `Asked ${new Date(r.created_at).toLocaleString(undefined, { dateStyle: 'medium',
@@ -169,35 +171,83 @@ function returnItem(r) {
     actions(r, err), err);
 }
 
-function show(r) {
+// Redraw a listed return in place. An open form keeps what was typed in it (fields by id) and stays open, and the
+// keyboard keeps its place: the same control, else the return's heading (`focus`: it had the focus before an action).
+function show(r, focus = false) {
   const old = list.querySelector(`[data-return="${r.id}"]`);
-  if (old) old.replaceWith(returnItem(r));
+  if (!old) return;
+  const active = old.contains(document.activeElement) ? document.activeElement : null;
+  const fresh = returnItem(r);
+  for (const form of old.querySelectorAll('form:not([hidden])')) {
+    const twin = [...fresh.querySelectorAll('form')].find((f) => f.getAttribute('aria-label') === form.getAttribute('aria-label'));
+    if (!twin) continue;
+    twin.hidden = false;
+    for (const input of form.querySelectorAll('input[id], textarea[id]')) {
+      const same = twin.querySelector(`#${CSS.escape(input.id)}`);
+      if (!same) continue;
+      same.value = input.value;
+      same.checked = input.checked;
+    }
+  }
+  old.replaceWith(fresh);
+  if (!active && !focus) return;
+  const same = active?.id ? fresh.querySelector(`#${CSS.escape(active.id)}`) : null;
+  (same && !same.closest('[hidden]') ? same : fresh.querySelector('h2')).focus();
 }
 
+// A return not on screen (a new one, or one now in the filter's status) goes where the list's order (newest first)
+// puts it among the rows shown; one older than every row shown while more pages remain comes with "Load more".
+function place(r) {
+  const status = $('filter').value;
+  if (status && status !== r.status) return;
+  const at = Date.parse(r.created_at);
+  const next = [...list.children].find((li) => Number(li.dataset.created) < at);
+  if (next) next.before(returnItem(r));
+  else if (!cursor) list.append(returnItem(r));
+  else return;
+  $('list-state').textContent = '';
+}
+
+// One page of the list (`more`: the next one, else the first again). An answer to an older request (the filter
+// changed, or the list was read again meanwhile) is dropped; "Load more" is disabled while its page loads.
+let generation = 0;
 async function load(more = false) {
+  const mine = ++generation;
   $('list-error').textContent = '';
   const status = $('filter').value;
   const q = new URLSearchParams({ limit: '20' });
   if (status) q.set('status', status);
   if (more && cursor) q.set('cursor', cursor);
+  $('more').disabled = true;
   try {
     const page = await call(`/api/v1/seller/returns?${q}`);
-    const items = page.items.map(returnItem);
+    if (mine !== generation) return undefined;
+    const items = page.items.filter((r) => !more || !list.querySelector(`[data-return="${r.id}"]`)).map(returnItem);
     if (more) list.append(...items); else list.replaceChildren(...items);
     cursor = page.next_cursor;
     $('more').hidden = !cursor;
     $('list-state').textContent = list.children.length ? '' : status ? 'No returns with this status.' : 'No returns yet.';
   } catch (e) {
+    if (mine !== generation) return undefined;
     $('list-state').textContent = '';
     if (e.status === 401) return signInAgain();
     $('list-error').textContent = e.status === 403 ? 'Returns are for sellers: this account has no shop.'
       : `Could not load the returns: ${e.message}`;
+  } finally {
+    if (mine === generation) $('more').disabled = false;
   }
   return undefined;
 }
 
-$('filter').addEventListener('change', () => load());
-$('more').addEventListener('click', () => load(true));
+$('filter').addEventListener('change', () => {
+  cursor = null;
+  $('more').hidden = true;
+  $('list-state').textContent = 'Loading…';
+  load();
+});
+$('more').addEventListener('click', () => {
+  if (!$('more').disabled) load(true);
+});
 
 if (me) {
   load();
@@ -207,7 +257,7 @@ if (me) {
     const r = data?.return;
     if (r) {
       if (list.querySelector(`[data-return="${r.id}"]`)) show(r);
-      else if (!$('filter').value || $('filter').value === r.status) load();
+      else place(r);
       return;
     }
     // the order's own news (e.g. its return label bought or failed): read its listed return again
