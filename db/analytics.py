@@ -52,9 +52,23 @@ async def save_viewer_samples(conn: asyncpg.Connection, samples: Sequence[tuple[
         [s for s, _ in samples], [n for _, n in samples], slot_seconds)
 
 
-async def viewers_over_time(conn: asyncpg.Connection, stream_id: str) -> list[asyncpg.Record]:
-    return await conn.fetch("SELECT at, viewers FROM viewer_samples WHERE livestream_id = $1::uuid ORDER BY at",
-                            stream_id)
+MAX_VIEWER_POINTS = 600
+
+
+async def viewers_over_time(conn: asyncpg.Connection, stream_id: str,
+                            max_points: int = MAX_VIEWER_POINTS) -> list[asyncpg.Record]:
+    """The stream's viewer samples (one per 30 s slot while watched: 2,880 a day), at most `max_points` of them:
+    the span from the first sample to the last is cut into equal buckets of whole seconds (date_bin from the first
+    sample, width floor(span / max_points) + 1 s, hence at most max_points buckets), each giving its start and the
+    largest count in it (a peak is never averaged away). A series that fits comes back unchanged (the samples are
+    whole seconds apart: each is the start of its own bucket)."""
+    return await conn.fetch(
+        """WITH s AS (SELECT at, viewers FROM viewer_samples WHERE livestream_id = $1::uuid),
+                b AS (SELECT min(at) AS origin,
+                             make_interval(secs => floor(extract(epoch FROM max(at) - min(at)) / $2) + 1) AS width
+                      FROM s)
+           SELECT date_bin(b.width, s.at, b.origin) AS at, max(s.viewers) AS viewers
+           FROM s, b GROUP BY 1 ORDER BY 1""", stream_id, max_points)
 
 
 async def sales_over_time(conn: asyncpg.Connection, stream_id: str, paid_like: Sequence[str]) -> list[asyncpg.Record]:

@@ -13,7 +13,8 @@
 - conversion: cart_conversion = buyers / add_to_cart_buyers, viewer_conversion = buyers / peak_viewers
   (null when the denominator is 0).
 - viewers_over_time: [{at, viewers}], the viewer count sampled every 30 s while the stream had viewers
-  (viewer_samples, written by the rooms: live/rooms/node.py `save_viewer_samples`).
+  (viewer_samples, written by the rooms: live/rooms/node.py `save_viewer_samples`); at most 600 points: a longer
+  series is cut into equal buckets, each its start and largest count (db/analytics.py `viewers_over_time`).
 - sales_over_time: [{at, orders, units, revenue: [{currency, amount_minor}]}] per minute the paid orders (as
   above) were placed, only the minutes with a sale; units and revenue count the stream's lines only.
 - top_products: [{product_id, title, currency, units, amount_minor}], the 10 products most sold from the stream

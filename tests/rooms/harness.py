@@ -282,3 +282,22 @@ class RawWs:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.writer.transport.abort()
+
+
+async def paid_sale(live, buyer_token: str, viewer) -> dict:
+    """The buyer adds the spotlighted product's first variant in the room, checks out and pays on the sandbox page;
+    returns the order."""
+    from tests.shipping.labels_harness import US_BUYER  # here: that harness imports this one
+    variant = viewer.joined["spotlight"]["variants"][0]
+    ack = await viewer.call("cart:add", {"variant_id": variant["id"], "qty": 2, "stream_id": "demo"})
+    assert ack["ok"], ack
+    resp = await live.client.post("/api/v1/checkout", json={"address": US_BUYER, "provider": "sandbox"},
+                                  headers={"Authorization": f"Bearer {buyer_token}",
+                                           "Idempotency-Key": uuid.uuid4().hex})
+    out = await resp.json()
+    assert resp.status == 201, out
+    [order] = out["orders"]
+    page = "/" + out["payment"]["authorization_url"].split("://", 1)[1].split("/", 1)[1]
+    resp = await live.client.post(page, json={"outcome": "succeeded"})
+    assert resp.status == 200, await resp.text()
+    return order

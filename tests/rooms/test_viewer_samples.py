@@ -1,16 +1,16 @@
 """The viewer count over time (the studio's analytics chart): the room layer stores each live stream's total once per
 30 s slot in one statement, only while the stream has viewers; a slot written twice (two workers) keeps one row with
 the larger count; GET /livestreams/{id}/analytics returns the samples (`viewers_over_time`) and the paid sales per
-minute (`sales_over_time`) and the products most sold (`top_products`)."""
+minute (`sales_over_time`) and the products most sold (`top_products`); a stream watched for days gives at most
+600 points, the largest count of each equal bucket."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from db import analytics as analytics_db
 from live.auth.principal import SYSTEM
 from live.rooms import node
-from tests.rooms.harness import SELLER
-from tests.web.test_web_studio_panel import paid_sale
+from tests.rooms.harness import SELLER, paid_sale
 
 
 async def samples(live, stream_id: str) -> list[tuple[datetime, int]]:
@@ -69,3 +69,22 @@ async def test_viewer_samples_and_the_analytics_series(live, monkeypatch):
     assert stats["top_products"] == [{"product_id": line["product_id"], "title": line["title"],
                                       "currency": line["currency"], "units": 2,
                                       "amount_minor": 2 * line["unit_price_minor"]}]
+
+    # three days before: 8,640 samples (30 s apart) come back as at most 600 points, each bucket's largest count
+    first = at - timedelta(days=3)
+    async with live.services.db.tx(SYSTEM) as conn:
+        await conn.execute(
+            """INSERT INTO viewer_samples (livestream_id, at, viewers)
+               SELECT $1::uuid, $2::timestamptz + i * interval '30 seconds', CASE WHEN i = 4321 THEN 9999 ELSE i % 7 END
+               FROM generate_series(0, 8639) AS i""", demo.id, first)
+        fits = await analytics_db.viewers_over_time(conn, demo.id, 8641)
+    assert [(r["at"], r["viewers"]) for r in fits][-2:] == [(first + timedelta(seconds=30 * 8639), 8639 % 7), (at, 5)]
+    status, stats = await live.api("GET", "/livestreams/demo/analytics", token)
+    points = [(datetime.fromisoformat(p["at"]), p["viewers"]) for p in stats["viewers_over_time"]]
+    width = timedelta(seconds=3 * 86400 // 600 + 1)  # 433 s: 599 buckets
+    buckets: dict[datetime, int] = {}
+    for r in fits:
+        start = first + (r["at"] - first) // width * width
+        buckets[start] = max(buckets.get(start, 0), r["viewers"])
+    assert len(fits) == 8641 and len(points) == 599 and points == sorted(buckets.items())
+    assert points[0] == (first, 6) and max(n for _, n in points) == 9999  # the first bucket's largest; the peak

@@ -6,29 +6,9 @@ and one click clears it; in the orders queue the seller opens that order, buys i
 prints it; at 360 px neither page scrolls sideways."""
 from __future__ import annotations
 
-import uuid
-
-from tests.shipping.labels_harness import US_BUYER
+from tests.rooms.harness import paid_sale
 from tests.web.helpers import watch_errors
 from tests.web.test_web_studio import PHONE, no_sideways_scroll, signed_in_page
-
-
-async def paid_sale(live, buyer_token: str, viewer) -> dict:
-    """The buyer adds the spotlighted product's first variant in the room, checks out and pays on the sandbox page;
-    returns the order."""
-    variant = viewer.joined["spotlight"]["variants"][0]
-    ack = await viewer.call("cart:add", {"variant_id": variant["id"], "qty": 2, "stream_id": "demo"})
-    assert ack["ok"], ack
-    resp = await live.client.post("/api/v1/checkout", json={"address": US_BUYER, "provider": "sandbox"},
-                                  headers={"Authorization": f"Bearer {buyer_token}",
-                                           "Idempotency-Key": uuid.uuid4().hex})
-    out = await resp.json()
-    assert resp.status == 201, out
-    [order] = out["orders"]
-    page = "/" + out["payment"]["authorization_url"].split("://", 1)[1].split("/", 1)[1]
-    resp = await live.client.post(page, json={"outcome": "succeeded"})
-    assert resp.status == 200, await resp.text()
-    return order
 
 
 async def test_live_panel_and_orders_queue(live, browser):
