@@ -34,8 +34,8 @@ LOCAL_IMAGE = re.compile(r"^(/uploads/[0-9a-f]{64}\.(jpg|png|webp)|/static/demo/
 def _check_urls(urls: list[str]) -> list[str]:
     for url in urls:
         if not (url.startswith(("http://", "https://")) or LOCAL_IMAGE.match(url)) or len(url) > 2048:
-            raise ValueError("image_urls must be http(s) URLs of at most 2048 characters or paths of uploaded "
-                             "images (/uploads/...)")
+            raise ValueError("image_urls must be http(s) URLs of at most 2048 characters, paths of uploaded "
+                             "images (/uploads/...) or of the demo's pictures (/static/demo/...)")
     return urls
 
 

@@ -76,7 +76,12 @@ class Assets:
         asset = self.files.get(request.match_info["path"])
         if asset is None:
             raise not_found("file")
-        cache = IMMUTABLE if request.query.get("v") == asset.version else "no-cache"
+        return self.respond(request, asset, IMMUTABLE if request.query.get("v") == asset.version else "no-cache")
+
+    @staticmethod
+    def respond(request: web.Request, asset: Asset, cache: str) -> web.Response:
+        """The asset with its ETag and `cache` (Cache-Control): 304 on a matching If-None-Match, gzipped when
+        the browser takes it. Also the favicon's (favicon.py)."""
         headers = {"ETag": asset.etag, "Cache-Control": cache, "Vary": "Accept-Encoding"}
         if asset.etag in request.headers.get("If-None-Match", ""):
             return web.Response(status=304, headers=headers)

@@ -17,9 +17,6 @@ def register(app: web.Application, pages: "Pages") -> None:
     asset = pages.assets.files[ICON]
 
     async def favicon(request: web.Request) -> web.Response:
-        headers = {"ETag": asset.etag, "Cache-Control": "public, max-age=86400"}
-        if asset.etag in request.headers.get("If-None-Match", ""):
-            return web.Response(status=304, headers=headers)
-        return web.Response(body=asset.body, content_type="image/svg+xml", headers=headers)
+        return pages.assets.respond(request, asset, "public, max-age=86400")
 
     app.router.add_get("/favicon.ico", favicon)

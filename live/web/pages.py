@@ -3,9 +3,11 @@
 
 Routes: `GET /signin`, `GET /studio/live/{stream}` (the seller's go-live page), `GET /live/{stream}` (watch),
 `GET /static/{path}` (assets.py). `{stream}` is a stream's id or slug (letters, digits and `-`, 1-120
-characters); anything else matches no route (404). The home page `/` and `/replay/{stream}` are
-discover.py's. A shell holds no user data: who is signed in and what the stream is are read by the page's
-script (REST, the join ack), so a shell is the same for everyone and carries no secret."""
+characters); anything else matches no route (404). The other pages are their modules': `/` and `/replay/{stream}`
+(discover.py), `/studio` and `/studio/...` (studio.py), `/checkout` and `/orders/{id}` (shop.py), `/account` and
+`/account/...` (account.py), `/admin` and `/admin/...` (admin.py), `/favicon.ico` (favicon.py). A shell holds no
+user data: who is signed in and what the stream is are read by the page's script (REST, the join ack), so a shell
+is the same for everyone and carries no secret."""
 from __future__ import annotations
 
 import jinja2
