@@ -41,7 +41,8 @@ async def test_a_refused_return_label_is_bought_again_on_a_second_approval(shop,
         label = await label_of(shop, rid)
         return label is not None and label["status"] == status
 
-    await until(lambda: label_is("purchase_failed"), 30, what="the refused return label")  # a job: slow on a loaded machine
+    # a job: slow on a loaded machine
+    await until(lambda: label_is("purchase_failed"), 30, what="the refused return label")
     failed = await label_of(shop, rid)
     assert failed["kind"] == "return" and fake.labels() == []
     assert (failed["from_address"]["line1"], failed["to_address"]["line1"]) == (US_BUYER["line1"], SHIP_FROM["line1"])
