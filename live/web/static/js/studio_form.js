@@ -1,25 +1,21 @@
-// What the studio's product forms share (js/studio_products.js, studio_variants.js, studio_pictures.js): JSON
-// requests that keep the API's `details` ([{field, message}]), prices in a currency's units, labelled fields with
-// their error lines, and the API's per-field errors put under their fields.
-import { authHeaders, errorOf, session, signInAgain } from './api.js';
+// What the studio's product forms share (js/studio_products.js, studio_variants.js, studio_pictures.js): their
+// requests (cart.js's `call`, which keeps the API's `details`: the studio's one request helper, js/studio_coupons.js
+// and studio_returns.js call it too), prices in a currency's units, labelled fields with their error lines, and the
+// API's per-field errors put under their fields (account_util.js's fieldErrors).
+import { clearFieldErrors, fieldErrors } from './account_util.js';
+import { signInAgain } from './api.js';
+import { call } from './cart.js';
 import { el } from './format.js';
 
-// JSON like api.js, but a failure keeps the API's `details` for per-field errors; a refused token signs in again
+// JSON with the session's token; a failure keeps the API's `details` for per-field errors; a refused token signs in
+// again
 export async function send(path, method, body) {
-  let resp;
   try {
-    resp = await fetch(path, { method, body: JSON.stringify(body), headers: {
-      'Content-Type': 'application/json', Accept: 'application/json', ...authHeaders(session()?.token) } });
-  } catch {
-    throw Object.assign(new Error('The server could not be reached: check your connection and try again.'),
-      { details: [] });
+    return await call(path, { method, body });
+  } catch (e) {
+    if (e.status === 401) signInAgain();
+    throw e;
   }
-  if (resp.ok) return resp.json();
-  const data = await resp.clone().json().catch(() => null);
-  const e = await errorOf(resp);
-  if (e.status === 401) signInAgain();
-  e.details = Array.isArray(data?.error?.details) ? data.error.details : [];
-  throw e;
 }
 
 export function digits(currency) {
@@ -45,32 +41,27 @@ export function field(id, label, { tag = 'input', ...attrs } = {}) {
     el('p', { id: `${id}-error`, class: 'error' })];
 }
 
+// The form's fields (account_util.js's clearFieldErrors) and its other error lines cleared
 export function clearErrors(root) {
-  for (const node of root.querySelectorAll('[aria-invalid]')) node.removeAttribute('aria-invalid');
+  clearFieldErrors(root);
   for (const node of root.querySelectorAll('.error')) node.textContent = '';
 }
 
-// One field's error: marked invalid, its message under it, focused
-export function fieldError(input, message) {
-  input.setAttribute('aria-invalid', 'true');
-  document.getElementById(`${input.id}-error`).textContent = message;
-  input.focus();
-}
-
-// The API's refusal on its fields (`fields` maps an API field, its last part, to an input), the first one focused;
-// `conflict` (409) goes on the `conflict` field when named; anything else in `line`
+// The API's refusal on its fields (`fields` maps an API field, its last part or else its first, to an input; an
+// input's first message is kept), the first one focused by account_util.js's fieldErrors; `conflict` (409) goes on
+// the `conflict` field when named; anything else in `line`
 export function showErrors(e, fields, line) {
-  let first = null;
   const details = [...(e.details ?? [])];
   if (e.code === 'conflict' && fields.conflict) details.push({ field: 'conflict', message: e.message });
+  const mine = new Map(); // input -> its first {field, message}
   for (const d of details) {
     const parts = String(d.field ?? '').split('.');
-    const input = fields[parts[parts.length - 1]] ?? fields[parts[0]];
-    if (!input || input === first) continue;
-    input.setAttribute('aria-invalid', 'true');
-    document.getElementById(`${input.id}-error`).textContent = d.message;
-    first ??= input;
+    const name = fields[parts[parts.length - 1]] ? parts[parts.length - 1] : parts[0];
+    if (fields[name] && !mine.has(fields[name])) mine.set(fields[name], { field: name, message: d.message });
   }
-  if (first) first.focus();
-  else line.textContent = e.message;
+  const form = { elements: { namedItem: (name) => fields[name] } }; // fieldErrors finds inputs by their API name
+  if (!fieldErrors(form, [...mine.values()])) line.textContent = e.message;
 }
+
+// One field's error: marked invalid, its message under it, focused
+export const fieldError = (input, message) => showErrors({ details: [{ field: 'it', message }] }, { it: input }, null);
