@@ -130,3 +130,19 @@ class Viewer:
     async def close(self):
         if self.sio.connected:
             await self.sio.disconnect()
+
+
+async def dead_jobs(dsn: str, n: int, kind: str = "t.admin") -> list[int]:
+    """n jobs of `kind` held dead by a worker of the test (the app's own worker does not know the kind): their ids."""
+    from live.jobs import Jobs, Permanent, enqueue
+
+    jobs = Jobs(dsn)
+
+    async def refuse(payload):
+        raise Permanent(f"refused {payload['n']}")
+
+    jobs.register(kind, refuse)
+    async with owner_connection(dsn) as conn:
+        ids = [await enqueue(conn, kind, {"n": i}) for i in range(n)]
+    await jobs.drain()
+    return ids

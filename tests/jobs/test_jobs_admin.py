@@ -4,22 +4,8 @@ kind and state read at scrape time."""
 from __future__ import annotations
 
 from live.auth.principal import SYSTEM
-from live.jobs import Jobs, Permanent, enqueue
-from tests.helpers import owner_connection
-
-
-async def dead_jobs(dsn: str, n: int) -> list[int]:
-    """n jobs of kind t.admin held dead by a worker of this test (the app's own worker does not know the kind)."""
-    jobs = Jobs(dsn)
-
-    async def refuse(payload):
-        raise Permanent(f"refused {payload['n']}")
-
-    jobs.register("t.admin", refuse)
-    async with owner_connection(dsn) as conn:
-        ids = [await enqueue(conn, "t.admin", {"n": i}) for i in range(n)]
-    await jobs.drain()
-    return ids
+from live.jobs import Jobs, enqueue
+from tests.helpers import dead_jobs, owner_connection
 
 
 async def test_dead_jobs_listed_requeued_and_discarded_by_admins_only(shop, dsn):

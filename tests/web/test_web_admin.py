@@ -11,8 +11,7 @@ import re
 import uuid
 
 from live.auth.principal import SYSTEM
-from live.jobs import Jobs, Permanent, enqueue
-from tests.helpers import owner_connection
+from tests.helpers import dead_jobs
 from tests.web.a11y import assert_accessible
 from tests.web.helpers import watch_errors
 
@@ -44,25 +43,11 @@ async def api(live, method: str, path: str, token: str, body=None, **headers) ->
     return await resp.json() if resp.status != 204 else {}
 
 
-async def dead_jobs(dsn: str, n: int) -> list[int]:
-    """n jobs of kind t.webadmin held dead by a worker of this test (the app's own worker does not know the kind)."""
-    jobs = Jobs(dsn)
-
-    async def refuse(payload):
-        raise Permanent(f"refused {payload['n']}")
-
-    jobs.register("t.webadmin", refuse)
-    async with owner_connection(dsn) as conn:
-        ids = [await enqueue(conn, "t.webadmin", {"n": i}) for i in range(n)]
-    await jobs.drain()
-    return ids
-
-
 async def test_admin_users_jobs_and_contact_at_360px(live, browser, dsn):
     base = live.base
     admin_id, admin_token = await live.user("web-adm-root", "admin")
     cleo_id, _ = await live.user("web-adm-cleo")
-    ids = await dead_jobs(dsn, 2)
+    ids = await dead_jobs(dsn, 2, "t.webadmin")
     sent = await live.services.contact.submit(
         name="Dora Asker", email="dora@example.com", subject="Where is my parcel?", message="Hello,\norder 12 is late.",
         website=None, ip="192.0.2.7", user_agent="test")
