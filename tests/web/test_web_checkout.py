@@ -5,28 +5,15 @@ pays on the sandbox provider's page and lands on the order's page, which says it
 label (REST) and the sandbox carrier's scans move the order to shipped on that page without a reload."""
 from __future__ import annotations
 
-import socket
-
 from tests.auth.helpers import owner_fetchval
-from tests.conftest import FrontDoorTestServer
-from tests.helpers import make_settings, until
-from tests.rooms.harness import Live
-from tests.web.helpers import sign_in, watch_errors
+from tests.helpers import until
+from tests.web.helpers import sign_in, start_shop, watch_errors
 
 SHIPPED = ("Shipped", "In transit", "Out for delivery", "Delivered")
 
 
 async def test_buy_the_spotlighted_product_and_follow_the_order(tmp_path, dsn, aiohttp_client, browser):
-    from live.app import create_app
-
-    # the sandbox provider's pay link is built from the server's own address (PUBLIC_URL, else HOST:PORT), so
-    # the server listens on the port its settings name; the carrier scans every 2 s
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    conf = make_settings(tmp_path, seed_demo="true", port=port, sandbox_carrier_pace_seconds="2")
-    app = create_app(conf, dsn, run_migrations=False)
-    live = Live(await aiohttp_client(FrontDoorTestServer(app, host="127.0.0.1", port=port)))
+    live = await start_shop(tmp_path, dsn, aiohttp_client)  # the sandbox's pay page and carrier (scans every 2 s)
     try:
         await _buy(live, dsn, browser)
     finally:
