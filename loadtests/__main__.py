@@ -1,5 +1,5 @@
 """`python -m loadtests` = `live-loadtest` (see loadtests/cli.py; `notify`: loadtests/notify.py; `media`:
-loadtests/media.py)."""
+loadtests/media.py; `flushbench`: loadtests/flushbench.py)."""
 import sys
 
 from loadtests.cli import main as cli_main
@@ -15,6 +15,10 @@ def main(argv: list[str] | None = None) -> int:
         from loadtests.media import main as media
 
         return media(argv[1:])
+    if argv[:1] == ["flushbench"]:
+        from loadtests.flushbench import main as flushbench
+
+        return flushbench(argv[1:])
     return cli_main(argv)
 
 
