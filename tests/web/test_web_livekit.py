@@ -12,6 +12,7 @@ import re
 import time
 from datetime import timedelta
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from livekit import api as lk
@@ -110,16 +111,23 @@ class MintingClock:
         return self.last
 
 
-async def test_studio_and_watch_page_connect_to_livekit(tmp_path, dsn, aiohttp_client, browser, monkeypatch):
+@pytest.fixture
+async def livekit_live(tmp_path, dsn, aiohttp_client, monkeypatch):
+    """(the demo app with LIVEKIT_URL at the fake signalling endpoint, the fake, its URL); tokens minted apart."""
     monkeypatch.setattr(livekit_tokens, "time", MintingClock())
     fake = FakeSignal()
     url = await fake.start()
     live = await start_live(tmp_path, dsn, aiohttp_client, livekit_url=url)
     try:
-        await _studio_and_watch(live, fake, url, browser)
+        yield live, fake, url
     finally:
         await live.close_viewers()
         await fake.close()
+
+
+async def test_studio_and_watch_page_connect_to_livekit(livekit_live, browser):
+    live, fake, url = livekit_live
+    await _studio_and_watch(live, fake, url, browser)
 
 
 async def _studio_and_watch(live, fake, url, browser):
@@ -232,23 +240,15 @@ export class Room {
 """
 
 
-async def test_a_viewer_token_is_renewed_and_a_new_attempt_starts_from_it(tmp_path, dsn, aiohttp_client, browser,
-                                                                          monkeypatch):
+async def test_a_viewer_token_is_renewed_and_a_new_attempt_starts_from_it(livekit_live, browser, monkeypatch):
     """A viewer's token living 65 s is renewed 5 s in (never sooner); the server refusing that renewal, it is
     asked again 30 s later (not 30 s plus another wait: with a 15-minute token that was after it expired); the
     connection then lost and the new attempt's own renewal refused, it connects with the renewed token, not with
     the join ack's. The page's clock is run forward; livekit-client is FAKE_CLIENT."""
-    monkeypatch.setattr(livekit_tokens, "time", MintingClock())
     monkeypatch.setattr(livekit_tokens, "TOKEN_TTL", timedelta(seconds=65))
-    fake = FakeSignal()
+    live, fake, _url = livekit_live
     fake.refuse = False
-    url = await fake.start()
-    live = await start_live(tmp_path, dsn, aiohttp_client, livekit_url=url)
-    try:
-        await _renewal(live, fake, browser, monkeypatch)
-    finally:
-        await live.close_viewers()
-        await fake.close()
+    await _renewal(live, fake, browser, monkeypatch)
 
 
 async def _renewal(live, fake, browser, monkeypatch):
