@@ -55,6 +55,7 @@ class LeanSocket(AsyncSocket):
 
     transport: asyncio.Transport | None = None
     dropped: bool = False
+    batched: bool = False  # opted in at CONNECT (auth `batch`): room events arrive as one `batch` event per write
     _queue: asyncio.Queue | None = None
 
     @classmethod
