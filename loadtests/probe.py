@@ -66,6 +66,82 @@ class ServerProbe:
         return self.marks[name][2] if name in self.marks else None
 
 
+# /proc/stat's per-cpu columns, in order (steal and later columns are read as busy time; guest time is already
+# inside user).
+_STAT_COLUMNS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+class CoreStat:
+    """The server's cores as the kernel counts them (/proc/stat), between start() and stop(): what the process's
+    own CPU time misses, chiefly the softirq of loopback TCP run on the writer's core. stop() gives user (with
+    nice), system, softirq, irq, idle (with iowait) and busy (100 - idle) in % of the listed cores together over
+    the interval (100 = every listed core busy all the time)."""
+
+    def __init__(self, cores: list[int], path: str = "/proc/stat"):
+        if not cores:
+            raise ValueError("CoreStat needs at least one core")
+        self.cores = sorted(set(int(c) for c in cores))
+        self.path = path
+        self._start: dict[str, int] | None = None
+        self.read()  # a core this machine lacks fails now, not at the end of a run
+
+    def read(self) -> dict[str, int]:
+        """The listed cores' ticks, summed per column."""
+        wanted = {f"cpu{c}" for c in self.cores}
+        total = dict.fromkeys(_STAT_COLUMNS, 0)
+        seen: set[str] = set()
+        with open(self.path) as f:
+            for line in f:
+                parts = line.split()
+                if not parts or parts[0] not in wanted:
+                    continue
+                seen.add(parts[0])
+                for name, value in zip(_STAT_COLUMNS, parts[1:]):
+                    total[name] += int(value)
+        missing = sorted(wanted - seen)
+        if missing:
+            raise ValueError(f"{self.path} has no line for {', '.join(missing)} "
+                             f"(cores here: {_core_count(self.path)})")
+        return total
+
+    def start(self) -> None:
+        self._start = self.read()
+
+    def stop(self) -> dict:
+        if self._start is None:
+            raise RuntimeError("CoreStat.stop() before start()")
+        end = self.read()
+        d = {k: end[k] - self._start[k] for k in _STAT_COLUMNS}
+        ticks = sum(d.values())
+        if ticks <= 0:
+            return {"user": 0.0, "system": 0.0, "softirq": 0.0, "irq": 0.0, "idle": 100.0, "busy": 0.0,
+                    "cores": self.cores, "ticks": 0}
+
+        def pct(v: int) -> float:
+            return round(100 * v / ticks, 1)
+
+        idle = d["idle"] + d["iowait"]
+        return {"user": pct(d["user"] + d["nice"]), "system": pct(d["system"]), "softirq": pct(d["softirq"]),
+                "irq": pct(d["irq"]), "idle": pct(idle), "busy": pct(ticks - idle), "cores": self.cores,
+                "ticks": ticks}
+
+
+def _core_count(path: str) -> int:
+    with open(path) as f:
+        return sum(1 for line in f if line.startswith("cpu") and line[3:4].isdigit())
+
+
+def parse_cores(text: str) -> list[int]:
+    """'0' or '0,1' -> [0, 1]; ValueError with the offending part otherwise."""
+    cores = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdigit():
+            raise ValueError(f"--server-cores: {part!r} is not a core number (expected e.g. 0 or 0,1)")
+        cores.append(int(part))
+    return cores
+
+
 def metrics_url(url: str, option: str | None) -> str | None:
     if option == "none":
         return None
