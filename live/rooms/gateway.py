@@ -40,6 +40,7 @@ from live.rooms.wsframes import close_frame, text_frame
 
 log = get_logger("live.gateway")
 MAX_ROOMS_PER_SOCKET = 3
+BAD_BATCH = "auth.batch must be 1 or true (0, false or absent: one event per message)"  # the CONNECT opt-in
 # events that write on the user's behalf: the user must exist (Gateway._known: a token's user is not looked up at
 # connect), and a connection's are handled one at a time, in arrival order. Not: join, leave, reaction (totals
 # only) and the cart events (their statement refuses an unknown buyer: no query per add).
@@ -209,6 +210,9 @@ class Gateway:
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
+        batch = auth.get("batch") if isinstance(auth, dict) else None
+        if batch is not None and (type(batch) not in (bool, int) or batch not in (0, 1)):
+            raise socketio.exceptions.ConnectionRefusedError(BAD_BATCH, error_body("invalid", BAD_BATCH))
         principal = ANONYMOUS
         if token:
             try:
@@ -220,6 +224,7 @@ class Gateway:
         sock = self.sio.eio.sockets.get(eio_sid)
         if sock is None:
             raise socketio.exceptions.ConnectionRefusedError("no transport", error_body("invalid", "no transport"))
+        sock.batched = bool(batch)  # room events in one `batch` event per write (docs/protocol.md Delivery)
         self.conns[sid] = Conn(sid, principal, sock)
         if principal.user_id:
             self.by_user.setdefault(principal.user_id, set()).add(sid)
