@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import multiprocessing
+import resource
 import signal
 from typing import Any, Callable
 
@@ -17,6 +18,31 @@ from live.logging import get_logger, setup_logging
 from live.rooms.frontdoor import FrontDoorRunner
 
 gc_log = get_logger("live.gc")
+runner_log = get_logger("live.runner")
+NR_OPEN_FALLBACK = 1 << 20  # Linux's default fs.nr_open: the most a soft limit may be when the hard one is unlimited
+
+
+def raise_nofile() -> tuple[int, int, int]:
+    """Raise RLIMIT_NOFILE's soft limit to the hard one, so a worker can hold as many sockets as the system lets
+    it (every viewer is a file descriptor: 20,000 viewers need 20,000 and some). Shells and service managers
+    often start processes with a soft limit of 1,024 under a much higher hard limit; past the soft limit, accept()
+    fails with EMFILE and new viewers wait in the listen queue. Returns (soft before, soft now, hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if hard == resource.RLIM_INFINITY:  # Linux refuses a soft limit above fs.nr_open
+        try:
+            with open("/proc/sys/fs/nr_open") as f:
+                target = int(f.read())
+        except (OSError, ValueError):
+            target = NR_OPEN_FALLBACK
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as exc:
+            runner_log.warning("nofile_not_raised", soft=soft, hard=hard, error=str(exc))
+            return soft, soft, hard
+        return soft, target, hard
+    return soft, soft, hard
 
 
 def run_worker(settings: Settings, dsn: str, reuse_port: bool, migrate_first: bool,
@@ -28,6 +54,8 @@ def run_worker(settings: Settings, dsn: str, reuse_port: bool, migrate_first: bo
     from live.app import create_app
 
     setup_logging(settings.log_level)
+    before, soft, hard = raise_nofile()
+    runner_log.info("nofile_limit", soft_before=before, soft=soft, hard=hard)
     uvloop.install()
     app = create_app(settings, dsn, run_migrations=migrate_first)
     sock = None
