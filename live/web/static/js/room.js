@@ -9,7 +9,10 @@ export function openRoom(stream, token, { joined, event, error, disconnected } =
   // A websocket from the start (the server's lean path), long-polling only where a websocket cannot open. Polling
   // first (the client's default) raced a refused token: the refusal closes the session while the client's next
   // poll is already on its way, which the server then answers 400 (an error in the console).
-  const socket = io({ auth: token ? { token } : {}, transports: ['websocket', 'polling'], tryAllTransports: true });
+  // `batch: 1`: the events of one room write come as one `batch` event, [[name, data], ...] (docs/protocol.md
+  // Delivery), each handled below as if it had come alone, in order.
+  const auth = token ? { token, batch: 1 } : { batch: 1 };
+  const socket = io({ auth, transports: ['websocket', 'polling'], tryAllTransports: true });
   let seq = null;
   let epoch = null;
   const see = (name, data) => {
@@ -19,7 +22,10 @@ export function openRoom(stream, token, { joined, event, error, disconnected } =
     }
     event?.(name, data);
   };
-  socket.onAny(see);
+  socket.onAny((name, data) => {
+    if (name !== 'batch') see(name, data);
+    else if (Array.isArray(data)) for (const item of data) if (Array.isArray(item)) see(item[0], item[1]);
+  });
   socket.on('connect', async () => {
     const payload = { stream_id: stream };
     if (seq !== null && epoch !== null) Object.assign(payload, { last_seq: seq, epoch });
