@@ -1,47 +1,44 @@
 """`python -m loadtests bench`: run the documented benchmarks in one command and print the markdown rows for
 docs/benchmarks.md.
 
-It starts our server (`live serve`, fresh data directory, demo data) pinned to --server-cpus (core 0) and the
-Node reference (loadtests/reference/server.js) pinned to the same core, makes the real users the scenarios
-need (`live token --count`), and runs every scenario against each server with the generator pinned to
---generator-cpus (core 1). `--scale small` (the default: 1,000 viewers, runs of 10 s) is safe on a shared
-machine; `--scale full` is the documented 10,000-viewer / 5,000-buyer run, for a quiet machine.
+It starts our server (`live serve`, fresh data directory, demo data) pinned to --server-cpus (core 0), and the
+other targets pinned to the same core when asked (--targets): the Node reference (loadtests/reference/server.js)
+and the naive server (`python -m loadtests naive-server`). It makes the real users the scenarios need (`live
+token --count`), opens the many-rooms scenario's streams through the seller REST API, and runs every scenario
+(loadtests/bench_scenarios.py) against each target with the generators pinned to --generator-cpus (core 1),
+--runs times. `audience-2w` runs on a second `live serve --workers 2` of its own (port --port + 2, data
+OUT/data-2w) spread over both cores, its generators sharing them. `--scale small` (the default: at most 1,000
+viewers a run, runs of 10 s) is safe on a shared machine; `--scale full` is the documented 10,000-viewer run,
+for a quiet machine.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
-from datetime import date
 from pathlib import Path
 
-from loadtests.report import ratio_text
+from loadtests import bench_scenarios as plan
+from loadtests.bench_rows import header, hub_delta, row
+from loadtests.probe import scrape
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = Path(__file__).resolve().parent / "reference"
-SCALES = {
-    "small": {"audience": dict(viewers=1000, chatters=100, rate=50, duration=10),
-              "join-storm": dict(viewers=1000),
-              "flash-sale": dict(buyers=500, units=20),
-              "reconnect": dict(viewers=1000, chatters=20, rate=10, duration=10, drop=0.3)},
-    "full": {"audience": dict(viewers=10000, chatters=100, rate=50, duration=20),
-             "join-storm": dict(viewers=10000),
-             "flash-sale": dict(buyers=5000, units=100),
-             "reconnect": dict(viewers=10000, chatters=100, rate=50, duration=20, drop=0.3)},
-}
-ORDER = ("join-storm", "audience", "flash-sale", "reconnect")  # join-storm first: memory per connection
-# is measured on a fresh server, before other runs leave freed memory to reuse
+SCALES, ORDER = plan.SCALES, plan.ORDER
 
 
-def http_json(url: str, body: dict | None = None, token: str | None = None) -> dict:
+def http_json(url: str, body: dict | None = None, token: str | None = None, method: str | None = None) -> dict:
     req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
-                                 method="GET" if body is None else "POST")
+                                 method=method or ("GET" if body is None else "POST"))
     req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("Authorization", f"Bearer {token}")
@@ -66,51 +63,101 @@ def pinned(cpus: str | None, cmd: list[str]) -> list[str]:
     return ["taskset", "-c", cpus, *cmd] if cpus and shutil.which("taskset") else cmd
 
 
+def fd_limit() -> int:
+    """The file limit a server started from here may raise its soft limit to (live/runner.py does)."""
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+
+class TimerPoller(threading.Thread):
+    """Reads the server's /metrics every second during a run; keeps the most rooms seen holding a hub timer
+    (`live_hub_timers`): "one timer per busy room, none when idle" is a count over time, not an end value."""
+
+    def __init__(self, url: str):
+        super().__init__(daemon=True)
+        self.url, self.most, self.done = url, None, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(1.0):
+            s = scrape(self.url, timeout=2)
+            value = (s or {}).get(("live_hub_timers", ()))
+            if value is not None:
+                self.most = value if self.most is None else max(self.most, value)
+
+    def stop(self) -> float | None:
+        self.done.set()
+        self.join(5)
+        return self.most
+
+
+class Server:
+    """A target server we started: its pid, base URL and health path."""
+
+    def __init__(self, name: str, proc: subprocess.Popen, url: str):
+        self.name, self.proc, self.url = name, proc, url
+
+
 class Bench:
-    def __init__(self, args):
+    def __init__(self, args, scale: dict[str, dict] | None = None):
         self.args = args
+        self.scale = scale or SCALES[args.scale]
+        plan.validate(self.scale)
         self.out = Path(args.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.secret = args.secret or "bench-" + secrets.token_hex(24)
-        self.env = {**os.environ, "LIVE_DATA_DIR": str(self.out / "data"), "JWT_SECRET": self.secret,
-                    "LOG_LEVEL": "warning", "SEED_DEMO": "true"}
+        self.env = self.live_env(self.out / "data")
         self.bin = Path(sys.executable).parent
         self.procs: list[subprocess.Popen] = []
         self.rows: dict[str, list[str]] = {s: [] for s in ORDER}
-        self.commands: list[str] = []
+        self.commands: dict[str, str] = {}
+        self.notes: list[str] = []
+
+    def live_env(self, data: Path) -> dict:
+        return {**os.environ, "LIVE_DATA_DIR": str(data), "JWT_SECRET": self.secret, "LOG_LEVEL": "warning",
+                "SEED_DEMO": "true"}
 
     # ---- servers ----
 
-    def start_live(self) -> tuple[subprocess.Popen, str]:
-        port = self.args.port
-        cmd = pinned(self.args.server_cpus, [str(self.bin / "live"), "serve", "--port", str(port),
-                                             "--workers", str(self.args.workers)])
-        proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=open(self.out / "live.log", "w"))
+    def spawn(self, name: str, cmd: list[str], cpus: str | None, env: dict | None, port: int, health: str) -> Server:
+        proc = subprocess.Popen(pinned(cpus, cmd), env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=open(self.out / f"{name}.log", "w"))
         self.procs.append(proc)
         url = f"http://127.0.0.1:{port}"
-        wait_healthy(f"{url}/api/v1/healthz", proc)
-        return proc, url
+        wait_healthy(url + health, proc)
+        return Server(name, proc, url)
 
-    def start_node(self, units: int) -> tuple[subprocess.Popen, str] | None:
+    def start_live(self, port: int, workers: int, cpus: str, data: Path, name: str = "live") -> Server:
+        cmd = [str(self.bin / "live"), "serve", "--port", str(port), "--workers", str(workers)]
+        return self.spawn(name, cmd, cpus, self.live_env(data), port, "/api/v1/healthz")
+
+    def start_node(self, units: int) -> Server | None:
         if shutil.which("node") is None or not (REFERENCE / "node_modules" / "socket.io").exists():
             print("bench: node or loadtests/reference/node_modules missing (cd loadtests/reference && npm ci): "
                   "no reference runs", file=sys.stderr)
             return None
-        port = self.args.ref_port
-        cmd = pinned(self.args.server_cpus, ["node", str(REFERENCE / "server.js"), "--port", str(port),
-                                             "--secret", self.secret, "--stock", str(units)])
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(self.out / "node.log", "w"))
-        self.procs.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        wait_healthy(f"{url}/healthz", proc)
-        return proc, url
+        cmd = ["node", str(REFERENCE / "server.js"), "--port", str(self.args.ref_port), "--secret", self.secret,
+               "--stock", str(units)]
+        return self.spawn("node", cmd, self.args.server_cpus, None, self.args.ref_port, "/healthz")
 
-    def tokens(self, user: str, count: int, role: str = "customer") -> Path:
-        path = self.out / f"{user}.txt"
+    def start_naive(self) -> Server:
+        port = self.args.naive_port
+        cmd = [sys.executable, "-m", "loadtests", "naive-server", "--port", str(port)]
+        return self.spawn("naive", cmd, self.args.server_cpus, None, port, "/healthz")
+
+    def stop(self, server: Server) -> None:
+        server.proc.terminate()
+        try:
+            server.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+
+    def tokens(self, user: str, count: int, role: str = "customer", env: dict | None = None) -> Path:
+        """A file of `count` users' tokens (made in env's data directory, this server's by default)."""
+        env = env or self.env
+        tag = "" if env is self.env else "-" + Path(env["LIVE_DATA_DIR"]).name
+        path = self.out / f"{user}{tag}.txt"
         with open(path, "w") as f:
-            subprocess.run([str(self.bin / "live"), "token", "--user", user, "--count", str(count), "--role", role],
-                           env=self.env, cwd=ROOT, stdout=f, check=True)
+            subprocess.run([str(self.bin / "live"), "token", "--user", user, "--count", str(max(count, 1)), "--role",
+                            role], env=env, cwd=ROOT, stdout=f, check=True)
         return path
 
     def stock_to(self, url: str, seller: str, units: int) -> str:
@@ -125,58 +172,102 @@ class Bench:
                       {"delta": delta, "reason": "benchmark: flash-sale stock"}, token=seller)
         return variant["id"]
 
+    def open_rooms(self, url: str, rooms: int, env: dict) -> None:
+        """Streams {ROOM_PREFIX}1..N, live, through the seller REST API, spread over enough sellers that none
+        passes the REST write limit (one seller may run any number of live streams: nothing limits it but
+        that). A stream left by an earlier run in the same --out is reused when live (or not yet started)."""
+        sellers = self.tokens("bench-seller", plan.sellers_needed(rooms), role="seller", env=env).read_text().split()
+        per = -(-rooms // len(sellers))
+        for i in range(1, rooms + 1):
+            token, slug = sellers[(i - 1) // per], f"{plan.ROOM_PREFIX}{i}"
+            try:
+                status = rest(f"{url}/api/v1/livestreams", {"title": f"Bench room {i}", "slug": slug}, token)["status"]
+            except urllib.error.HTTPError as exc:
+                if exc.code != 409:
+                    raise
+                status = http_json(f"{url}/api/v1/livestreams/{slug}")["status"]
+            if status == "ended":
+                raise SystemExit(f"bench: stream {slug} has ended in {env['LIVE_DATA_DIR']} (an ended stream cannot "
+                                 f"go live again): use a fresh --out")
+            if status != "live":
+                rest(f"{url}/api/v1/livestreams/{slug}/start", {}, token)
+        print(f"bench: {rooms} rooms live ({plan.ROOM_PREFIX}1..{rooms}, {len(sellers)} sellers)", flush=True)
+
     # ---- runs ----
 
-    def run(self, target: str, url: str, pid: int, scenario: str, opts: list[str]) -> dict | None:
-        name = f"{target}-{scenario}"
+    def run(self, target: Server, scenario: str, args: list[str], label: str) -> tuple[dict | None, dict]:
+        """One generator run; (its JSON report or None, the hub's /metrics deltas over it)."""
+        name = f"{target.name}-{scenario}{label.replace(', run ', '-').replace(' ', '')}"
         report = self.out / f"{name}.json"
-        cmd = [sys.executable, "-m", "loadtests", scenario, "--url", url, *opts, "--server-pid", str(pid),
-               "--json", str(report), "--html", str(self.out / f"{name}.html"), "--no-progress"]
-        shown = " ".join("$JWT_SECRET" if c == self.secret else c for c in pinned(self.args.generator_cpus, cmd))
-        self.commands.append(f"{target} {scenario}: {shown.replace(sys.executable, 'python')}")
-        print(f"\n== {target} {scenario}", flush=True)
-        subprocess.run(pinned(self.args.generator_cpus, cmd), cwd=ROOT)
+        report.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "loadtests", *args, "--json", str(report)]
+        if plan.html_ok(scenario):
+            cmd += ["--html", str(self.out / f"{name}.html"), "--no-progress"]
+        cpus = self.args.both_cpus if scenario == "audience-2w" else self.args.generator_cpus
+        shown = " ".join("$JWT_SECRET" if c == self.secret else c for c in pinned(cpus, cmd))
+        self.commands.setdefault(f"{target.name} {scenario}", shown.replace(sys.executable, "python"))
+        print(f"\n== {target.name} {scenario}{label}", flush=True)
+        murl = target.url + "/metrics"
+        before = scrape(murl)
+        poller = TimerPoller(murl) if scenario == "rooms" and before else None
+        if poller:
+            poller.start()
+        subprocess.run(pinned(cpus, cmd), cwd=ROOT)
+        hub = hub_delta(before, scrape(murl))
+        if poller:
+            hub["timers_max"] = poller.stop()
         time.sleep(2)  # let the server close the sockets before the next run
-        return json.loads(report.read_text()) if report.exists() else None
+        return (json.loads(report.read_text()) if report.exists() else None), hub
 
-    def scenarios(self, target: str, url: str, pid: int, chatters: Path, buyers: Path, seller: str | None) -> None:
-        scale = SCALES[self.args.scale]
-        secret = ["--secret", self.secret]
-        for scenario in self.args.only:
-            s = scale[scenario]
-            if scenario == "audience":
-                opts = ["--viewers", str(s["viewers"]), "--chatters", str(s["chatters"]), "--rate", str(s["rate"]),
-                        "--duration", str(s["duration"]), "--tokens", str(chatters), *secret]
-            elif scenario == "join-storm":
-                opts = ["--viewers", str(s["viewers"]), "--duration", "1", *secret]
-            elif scenario == "flash-sale":
-                opts = ["--viewers", str(s["buyers"]), "--tokens", str(buyers), *secret]
-                if seller is not None:
-                    opts += ["--variant", self.stock_to(url, seller, s["units"])]
-            else:
-                opts = ["--viewers", str(s["viewers"]), "--chatters", str(s["chatters"]), "--rate", str(s["rate"]),
-                        "--duration", str(s["duration"]), "--drop", str(s["drop"]), "--tokens", str(chatters), *secret]
-            r = self.run(target, url, pid, scenario, opts)
-            if r is not None:
-                self.rows[scenario].append(row(scenario, target, r, f"bench --scale {self.args.scale}"))
+    def scenarios(self, target: Server, ctx: plan.Ctx, seller: str | None, only: list[str]) -> None:
+        for scenario in only:
+            s = self.scale[scenario]
+            if scenario == "rooms":
+                s, note = plan.fit_fds(s, fd_limit())
+                if note:
+                    print(f"bench: {note}", file=sys.stderr)
+                    self.notes.append(note)
+            for n in range(1, self.args.runs + 1):
+                if scenario == "flash-sale":
+                    ctx.variant = self.stock_to(target.url, seller, s["units"]) if seller else None
+                label = f", run {n}" if self.args.runs > 1 else ""
+                r, hub = self.run(target, scenario, plan.generator(scenario, s, ctx), label)
+                if r is not None:
+                    if scenario == "join-storm":
+                        label = f"bench --scale {self.args.scale}{label}"
+                    self.rows[scenario].append(row(scenario, target.name, r, label, hub))
 
     def main(self) -> None:
-        scale = SCALES[self.args.scale]
+        args, scale = self.args, self.scale
+        wanted = [s for s in ORDER if s in args.only]
         try:
-            live, url = self.start_live()
-            chatters = self.tokens("bench-chatter", max(s.get("chatters", 0) for s in scale.values()))
+            live = self.start_live(args.port, args.workers, args.server_cpus, self.out / "data")
+            chatters = self.tokens("bench-chatter", plan.chatter_tokens(scale, wanted))
             buyers = self.tokens("bench-buyer", scale["flash-sale"]["buyers"])
             seller = self.tokens("demo-seller", 1, role="seller").read_text().strip()
-            if "live" in self.args.targets:
-                self.scenarios("live", url, live.pid, chatters, buyers, seller)
-            if "node" in self.args.targets:
-                started = self.start_node(scale["flash-sale"]["units"])
-                if started is not None:
-                    node, node_url = started
-                    self.scenarios("node", node_url, node.pid, chatters, buyers, None)
+            ctx = plan.Ctx(live.url, self.secret, chatters, buyers, args.server_cpus, args.generator_cpus,
+                           live.proc.pid)
+            for target in args.targets:
+                only = [s for s in wanted if s in plan.TARGETS[target] and s != "audience-2w"]
+                if not only:
+                    continue
+                if target == "live":
+                    if "rooms" in only:
+                        self.open_rooms(live.url, scale["rooms"]["rooms"], self.env)
+                    self.scenarios(live, ctx, seller, only)
+                    continue
+                server = self.start_node(scale["flash-sale"]["units"]) if target == "node" else self.start_naive()
+                if server is not None:
+                    self.scenarios(server, plan.Ctx(server.url, self.secret, chatters, buyers, args.server_cpus,
+                                                    args.generator_cpus, server.proc.pid), None, only)
+                    self.stop(server)
+            if "audience-2w" in wanted and "live" in args.targets:
+                self.stop(live)
+                self.two_workers()
         finally:
             for proc in self.procs:
-                proc.terminate()
+                if proc.poll() is None:
+                    proc.terminate()
             for proc in self.procs:
                 try:
                     proc.wait(timeout=20)
@@ -184,74 +275,78 @@ class Bench:
                     proc.kill()
         print(self.markdown())
 
+    def two_workers(self) -> None:
+        """audience-2w: `live serve --workers 2` on both cores (one worker cannot deliver 20,000 × 50 msg/s in one
+        core), the generators on both cores too; its own port, data directory and users."""
+        s, data = self.scale["audience-2w"], self.out / "data-2w"
+        server = self.start_live(self.args.port + 2, s["workers"], self.args.both_cpus, data, name="live-2w")
+        env = self.live_env(data)  # users of its own database
+        ctx = plan.Ctx(server.url, self.secret, self.tokens("bench-chatter", s["chatters"], env=env), Path(),
+                       self.args.both_cpus, self.args.both_cpus, server.proc.pid)
+        self.scenarios(server, ctx, None, ["audience-2w"])
+        self.stop(server)
+
     def markdown(self) -> str:
         lines = [f"\n## Rows for docs/benchmarks.md ({self.args.scale} scale; reports in {self.out})"]
         for scenario in ORDER:
-            if self.rows[scenario]:
-                lines.append(f"\n{scenario}:\n" + "\n".join(self.rows[scenario]))
-        lines.append("\nCommands:\n" + "\n".join(self.commands))
+            if not self.rows[scenario]:
+                continue
+            lines.append(f"\n### {scenario}\n")
+            lines += [f"    {name}: {cmd}" for name, cmd in self.commands.items() if name.endswith(f" {scenario}")]
+            head = header(scenario)
+            lines += ([""] + [head] if head else [""]) + self.rows[scenario]
+        lines += [f"\nNote: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
-def _ms(v) -> str:
-    return "-" if v is None else f"{v:,.0f} ms"
+def rest(url: str, body: dict, token: str, tries: int = 5) -> dict:
+    """POST as a seller; a 429 waits its Retry-After (an earlier run's writes within the minute) and tries again."""
+    for _ in range(tries):
+        try:
+            return http_json(url, body, token=token)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 429:
+                raise
+            wait = float(exc.headers.get("Retry-After") or 5)
+            print(f"bench: {url}: rate limited, waiting {wait:.0f} s", file=sys.stderr, flush=True)
+            time.sleep(wait)
+    raise SystemExit(f"bench: {url}: still rate limited after {tries} tries")
 
 
-def _pct(v) -> str:
-    return "-" if v is None else f"{v:.1f} %"
-
-
-def row(scenario: str, target: str, r: dict, scale: str = "") -> str:
-    """One markdown table row in the layout of docs/benchmarks.md."""
-    today = date.today().isoformat()
-    gen = max((p["run_cpu_pct"] or 0 for p in r["generator"]["procs"]), default=None)
-    joingen = max((p["join_cpu_pct"] or 0 for p in r["generator"]["procs"]), default=None)
-    server = r.get("server") or {}
-    sat = " (generator saturated)" if r["generator"]["saturated"] else ""
-    if scenario == "audience":
-        d, lat = r["delivery"], r["latency_ms"]["delivery"]
-        return (f"| {today} | {target} | {r['viewers']['joined']:,} | {d['messages_sent']:,} | {ratio_text(d)} "
-                f"({d['deliveries']:,}) | {d['duplicates']} | {_ms(lat['p50'])} | {_ms(lat['p95'])} | "
-                f"{_ms(lat['p99'])} | {_ms(lat['max'])} | {_pct(server.get('cpu_pct_run'))} | "
-                f"{server.get('cpu_us_per_delivery', '-')} µs | {_pct(gen)}{sat} |")
-    if scenario == "join-storm":
-        j = r["latency_ms"]["join"]
-        after = r["viewers"]["all_joined_s"]
-        return (f"| {today} | {target} | {scale} | {r['viewers']['joined']:,} | "
-                f"{'-' if after is None else f'{after:.1f} s'} | "
-                f"{_ms(j['p50'])} / {_ms(j['p99'])} | {server.get('kb_per_connection', '-')} KB | "
-                f"{_pct(server.get('cpu_pct_join'))} | {_pct(joingen)}{sat} |")
-    if scenario == "flash-sale":
-        f, a = r["flash_sale"], r["latency_ms"]["ack"].get("cart:add", {})
-        return (f"| {today} | {target} | {f['buyers']:,} | {f['initial_available']} | {f['succeeded']:,} | "
-                f"{f['out_of_stock']:,} | {f['other_errors'] or 'none'} | {_ms(a.get('p50'))} / {_ms(a.get('p99'))} / "
-                f"{_ms(a.get('max'))} | {f['stock_zero_seen_by']:,} of {f['watchers']:,} | "
-                f"{'YES' if f['oversold'] else 'no'} |")
-    c, d = r["reconnect"], r["delivery"]
-    return (f"| {today} | {target} | {r['viewers']['joined']:,} | {c['dropped']:,} | {c['recovered']:,} | "
-            f"{c['missing_after_rejoin']} | {c['duplicates_after_rejoin']} | {_ms(c['rejoin_ms']['p50'])} / "
-            f"{_ms(c['rejoin_ms']['p99'])} | {ratio_text(d)} |")
-
-
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="live-loadtest bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", choices=list(SCALES), default="small")
-    p.add_argument("--only", default=",".join(ORDER), help="comma-separated scenarios (default: all)")
-    p.add_argument("--targets", default="live,node", help="live, node or both (default)")
+    p.add_argument("--only", default=",".join(ORDER), help="comma-separated scenarios (default: all): "
+                   + ", ".join(ORDER))
+    p.add_argument("--targets", default="live,node", help="comma-separated: live, node (the Node reference), naive "
+                                                          "(default live,node)")
+    p.add_argument("--runs", type=int, default=1, help="runs of each scenario, one row each (default 1)")
     p.add_argument("--server-cpus", default="0", help="taskset CPU list for the servers (default 0)")
-    p.add_argument("--generator-cpus", default="1", help="taskset CPU list for the generator (default 1)")
-    p.add_argument("--workers", type=int, default=1, help="live serve --workers (default 1)")
-    p.add_argument("--port", type=int, default=8090)
+    p.add_argument("--generator-cpus", default="1", help="taskset CPU list for the generators (default 1)")
+    p.add_argument("--both-cpus", default="0,1", help="audience-2w: the 2-worker server's and its generators' "
+                                                      "CPUs (default 0,1)")
+    p.add_argument("--workers", type=int, default=1, help="live serve --workers (default 1; audience-2w uses 2)")
+    p.add_argument("--port", type=int, default=8090, help="live (default 8090; audience-2w's server: port + 2)")
     p.add_argument("--ref-port", type=int, default=8091)
-    p.add_argument("--secret", help="JWT secret for both servers (default: random)")
-    p.add_argument("--out", default="/tmp/live-bench", help="data directory, tokens and reports (default "
+    p.add_argument("--naive-port", type=int, default=8093)
+    p.add_argument("--secret", help="JWT secret for every server (default: random)")
+    p.add_argument("--out", default="/tmp/live-bench", help="data directories, tokens and reports (default "
                                                              "/tmp/live-bench; its data/ is reused)")
     args = p.parse_args(argv)
     args.only = [s for s in args.only.split(",") if s]
     args.targets = [t for t in args.targets.split(",") if t]
     unknown = set(args.only) - set(ORDER)
     if unknown:
-        p.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
-    Bench(args).main()
+        p.error(f"unknown scenarios: {', '.join(sorted(unknown))} (known: {', '.join(ORDER)})")
+    bad = set(args.targets) - set(plan.TARGETS)
+    if bad:
+        p.error(f"unknown targets: {', '.join(sorted(bad))} (known: {', '.join(plan.TARGETS)})")
+    if args.runs < 1:
+        p.error("--runs must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    Bench(parse(argv)).main()
     return 0
