@@ -125,10 +125,16 @@ class LiveCollector:
         members = GaugeMetricFamily("live_room_members", "Sockets joined to rooms on this worker", labels=["worker"])
         members.add_metric([worker], sum(len(r.members) for r in hub.rooms.values()))
         yield members
+        timers = GaugeMetricFamily("live_hub_timers", "Rooms holding a delivery timer (busy rooms; at most one "
+                                   "each, none when idle)", labels=["worker"])
+        timers.add_metric([worker], hub.timers())
+        yield timers
         for key, name, doc in (
-                ("flushes", "live_hub_flushes", "Room ticks flushed (one buffer of frames per tick)"),
-                ("frames", "live_hub_frames", "Event frames flushed to rooms (each written to every member)"),
-                ("writes", "live_hub_socket_writes", "Socket writes by the hub (one per member per tick)"),
+                ("flushes", "live_hub_flushes", "Slice writes by the rooms' sweeps (one buffer to up to 512 sockets)"),
+                ("frames", "live_hub_frames", "Events put into slice buffers (each buffer written to its slice)"),
+                ("writes", "live_hub_socket_writes", "Socket writes by the hub (one per member per slice write)"),
+                ("bytes", "live_hub_bytes", "Bytes handed to sockets by the hub's slice writes"),
+                ("write_seconds", "live_hub_write_seconds", "Wall time of the hub's slice writes (seconds)"),
                 ("dropped", "live_hub_slow_consumer_drops", "Sockets cut for unsent output over the limit")):
             family = CounterMetricFamily(name, doc, labels=["worker"])
             family.add_metric([worker], hub.stats.get(key, 0))

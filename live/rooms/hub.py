@@ -1,9 +1,15 @@
-"""Local fan-out: which sockets of this worker are in which room, and delivery with adaptive coalescing.
+"""Local fan-out: which sockets of this worker are in which room, and delivery by a rolling, sliced sweep.
 
-An idle room delivers an event at once. A busy room gathers the events of a tick into one buffer of
-websocket frames and writes that buffer to each viewer with one `transport.write`; the tick grows with the
-measured cost of a flush, so a room of 10,000 viewers does not spend the whole core in the kernel's send path.
-Events that carry a `latest_key` (counts, reactions, stock) keep only their newest value within a tick.
+A room's members are kept in slices of at most `SLICE` sockets, each with a cursor into the room's short log of
+events. One timer per busy room writes the next slice that is behind: everything it has not had yet, coalesced
+into one buffer written with one `transport.write` per socket. After a slice's writes, the room waits in
+proportion to what they cost, so a busy room spends at most `BUDGET` of the worker on its writes and the loop
+reads chat, acks and pongs between slices. An event waits for its slice's turn: at most one sweep of the room
+(about the room's write cost / `BUDGET`), where a whole-room flush made it wait for the rest of one flush, a tick
+and its place in the next. A room whose slices are all up to date holds no timer; its next event goes out at once.
+Events that carry a `latest_key` (counts, reactions, stock) keep only their newest value within a write.
+A socket that opted into batched events (`LeanSocket.batched`) gets a write of several events as one
+`42["batch",[[name, data], ...]]` frame; everyone else gets one frame per event.
 """
 from __future__ import annotations
 
@@ -14,46 +20,83 @@ from live.rooms.broker import Envelope, collapse
 from live.rooms.transport import MAX_PENDING_BYTES, LeanSocket
 from live.rooms.wsframes import text_frame
 
-MIN_TICK = 0.02
-MAX_TICK = 0.2
-COST_FACTOR = 0.8  # tick >= 0.8x the last flush cost: a busy room's fan-out uses at most ~55 % of a core
+SLICE = 512  # sockets written in one go: about 3-8 ms of writes, after which the loop reads again
+BUDGET = 0.5  # share of the worker a busy room's writes may take (of the time since its previous slice)
+MAX_SWEEP = 0.25  # a sweep of a room takes at most this long (seconds), even if its writes cost more than BUDGET
 MAX_POLLING_QUEUE = 500
+BATCH_HEAD, BATCH_TAIL = b'42["batch",[', b"]]"
+
+
+class Slice:
+    __slots__ = ("members", "cursor")
+
+    def __init__(self, cursor: int):
+        self.members: dict[str, LeanSocket] = {}
+        self.cursor = cursor  # index (since the room began) of the first log entry this slice has not had
 
 
 class Room:
-    __slots__ = ("name", "members", "floors", "pending", "last_flush", "tick", "handle", "audience")
+    __slots__ = ("name", "members", "slices", "where", "floors", "log", "base", "turn", "handle", "ready_at",
+                 "audience", "buffers")
 
     def __init__(self, name: str):
         self.name = name
         self.members: dict[str, LeanSocket] = {}
-        self.floors: dict[str, int] = {}  # sid -> highest seq it already has (joined mid-tick)
-        self.pending: list[Envelope] = []
-        self.last_flush = 0.0
-        self.tick = MIN_TICK
+        self.slices: list[Slice] = []
+        self.where: dict[str, Slice] = {}
+        self.floors: dict[str, int] = {}  # sid -> highest seq it already has (joined with events unsent)
+        self.log: list[Envelope] = []  # the events some slice has not had yet
+        self.base = 0  # index of log[0]
+        self.turn = 0  # the slice whose turn is next
         self.handle: asyncio.Handle | None = None
+        self.ready_at = 0.0  # monotonic time before which the next slice waits (its budget)
         self.audience = 0  # viewers on all workers (presence), 0 until known
+        self.buffers: dict[tuple[int, bool], bytes] = {}  # (cursor, batched) -> the write, for the current log end
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.log)
+
+
+def _frames(items: list[Envelope], batched: bool) -> bytes:
+    if batched and len(items) > 1:
+        return text_frame(BATCH_HEAD + b",".join(e.packet[2:] for e in items) + BATCH_TAIL)
+    return b"".join(text_frame(e.packet) for e in items)
 
 
 class Hub:
     def __init__(self):
         self.rooms: dict[str, Room] = {}
-        self.stats = {"flushes": 0, "frames": 0, "writes": 0, "dropped": 0}  # live/metrics.py exports them
+        # live/metrics.py exports them; write_seconds: wall time of slice writes
+        self.stats = {"flushes": 0, "frames": 0, "writes": 0, "bytes": 0, "write_seconds": 0.0, "dropped": 0}
+
+    def timers(self) -> int:
+        """Rooms holding a timer (busy rooms): at most one each, none for an idle room."""
+        return sum(1 for r in self.rooms.values() if r.handle is not None)
 
     def add(self, room_name: str, sid: str, sock: LeanSocket, floor_seq: int) -> None:
         room = self.rooms.get(room_name)
         if room is None:
             room = self.rooms[room_name] = Room(room_name)
+        last = room.slices[-1] if room.slices else None
+        if last is None or len(last.members) >= SLICE:
+            cursor = room.end  # a new slice starts after what the joiner has (the log is in seq order)
+            while cursor > room.base and room.log[cursor - 1 - room.base].seq > floor_seq:
+                cursor -= 1
+            last = Slice(cursor)
+            room.slices.append(last)
+        elif last.cursor < room.end and room.log[last.cursor - room.base].seq <= floor_seq:
+            room.floors[sid] = floor_seq  # its slice has events unsent that the joiner has already
+        last.members[sid] = sock
+        room.where[sid] = last
         room.members[sid] = sock
-        if room.pending and room.pending[0].seq <= floor_seq:
-            room.floors[sid] = floor_seq
 
     def remove(self, room_name: str, sid: str) -> bool:
         """Remove a socket; True when the room has no local member left."""
         room = self.rooms.get(room_name)
         if room is None:
             return True
-        room.members.pop(sid, None)
-        room.floors.pop(sid, None)
+        self._forget(room, sid)
         if not room.members:
             if room.handle is not None:
                 room.handle.cancel()
@@ -61,11 +104,23 @@ class Hub:
             return True
         return False
 
+    def _forget(self, room: Room, sid: str) -> None:
+        room.members.pop(sid, None)
+        room.floors.pop(sid, None)
+        sl = room.where.pop(sid, None)
+        if sl is None:
+            return
+        sl.members.pop(sid, None)
+        if not sl.members:
+            i = room.slices.index(sl)
+            del room.slices[i]
+            if room.turn > i:
+                room.turn -= 1
+
     def set_audience(self, room_name: str, viewers: int) -> None:
-        """The room's viewers on all workers. A worker holding a share of a room flushes faster than one
-        holding all of it would, so it coalesces fewer events per write and costs more CPU per delivery; its
-        tick is scaled up by the square root of its share (2 workers: x1.41), which measured as the balance
-        between CPU per delivery (x1 would cost +26 %) and latency (x2 pushed p99 past 400 ms)."""
+        """The room's viewers on all workers. A worker holding a share of a room would sweep it faster than
+        one holding all of it, coalescing fewer events per write at a higher CPU cost per delivery; its budget is
+        divided by its share (2 workers: each spends BUDGET/2), so the sweep takes as long as on one worker."""
         room = self.rooms.get(room_name)
         if room is not None:
             room.audience = viewers
@@ -78,48 +133,90 @@ class Hub:
         room = self.rooms.get(room_name)
         if room is None:
             return
-        room.pending.append(env)
+        room.log.append(env)
+        room.buffers.clear()
         if room.handle is None:
             loop = asyncio.get_running_loop()
-            wait = room.last_flush + room.tick - time.monotonic()
-            room.handle = loop.call_soon(self._flush, room) if wait <= 0 else loop.call_later(wait, self._flush, room)
+            wait = room.ready_at - time.monotonic()
+            room.handle = loop.call_soon(self._step, room) if wait <= 0 else loop.call_later(wait, self._step, room)
 
-    def _flush(self, room: Room) -> None:
+    def _step(self, room: Room) -> None:
+        """Write the next slice that is behind, then wait its budget before the next one (or hold no timer)."""
         room.handle = None
-        pending, room.pending = room.pending, []
-        if not pending or not room.members:
+        slices, end = room.slices, room.end
+        n = len(slices)
+        sl = None
+        for k in range(n):
+            i = (room.turn + k) % n
+            if slices[i].cursor < end:
+                sl, room.turn = slices[i], (i + 1) % n
+                break
+        if sl is None:
             return
-        pending = collapse(pending)
         started = time.monotonic()
-        buf = b"".join(text_frame(e.packet) for e in pending)
+        written = self._write(room, sl, end)
+        finished = time.monotonic()
+        cost = finished - started
+        stats = self.stats
+        stats["flushes"] += 1
+        stats["writes"] += written
+        stats["write_seconds"] += cost
+        share = max(1.0, room.audience / len(room.members)) if room.members else 1.0
+        wait = cost * (share / BUDGET - 1.0)
+        if len(slices) > 1:  # a sweep never takes longer than MAX_SWEEP
+            wait = min(wait, max(0.0, MAX_SWEEP / len(slices) - cost))
+        room.ready_at = finished + wait
+        low = min((s.cursor for s in slices), default=end)
+        if low > room.base:
+            del room.log[:low - room.base]
+            room.base = low
+        if room.log:
+            room.handle = asyncio.get_running_loop().call_later(wait, self._step, room)
+
+    def _write(self, room: Room, sl: Slice, end: int) -> int:
+        cursor = sl.cursor
+        sl.cursor = end
+        items = room.log[cursor - room.base:]
+        if len(items) > 1:
+            items = collapse(items)
+        buffers = room.buffers
+        plain = buffers.get((cursor, False))
+        if plain is None:
+            plain = buffers[(cursor, False)] = _frames(items, False)
+            self.stats["frames"] += len(items)
+        batched = None
         floors = room.floors
+        count = len(sl.members)
         slow: list[tuple[str, LeanSocket]] = []
-        # the hot loop of a busy room: LeanSocket.write_raw inlined; anything unusual (polling, closing, a
-        # backlog near the cap, a viewer that joined mid-tick) takes the slow path below
-        for sid, sock in room.members.items():
+        nbytes = 0
+        # the hot loop: LeanSocket.write_raw inlined; anything unusual (polling, closing, a backlog near the cap,
+        # a viewer that joined with events unsent) takes the slow path below
+        for sid, sock in sl.members.items():
             transport = sock.transport
             if transport is None or (floors and sid in floors) or transport.is_closing() \
                     or transport.get_write_buffer_size() > MAX_PENDING_BYTES:
                 slow.append((sid, sock))
+            elif sock.batched:
+                if batched is None:
+                    batched = buffers.get((cursor, True))
+                    if batched is None:
+                        batched = buffers[(cursor, True)] = _frames(items, True)
+                transport.write(batched)
+                nbytes += len(batched)
             else:
-                transport.write(buf)
+                transport.write(plain)
+                nbytes += len(plain)
+        self.stats["bytes"] += nbytes
         for sid, sock in slow:
-            self._slow_path(room, sid, sock, pending, buf)
-        finished = time.monotonic()
-        room.last_flush = finished
-        share = max(1.0, room.audience / len(room.members)) if room.members else 1.0
-        room.tick = min(MAX_TICK, max(MIN_TICK, (finished - started) * COST_FACTOR * share ** 0.5))
-        self.stats["flushes"] += 1
-        self.stats["frames"] += len(pending)
-        self.stats["writes"] += len(room.members)
+            self._slow_path(room, sid, sock, items)
+        return count
 
-    def _slow_path(self, room: Room, sid: str, sock: LeanSocket, pending: list[Envelope], buf: bytes) -> None:
-        """`buf`: the frames of `pending`, as written to every other member."""
+    def _slow_path(self, room: Room, sid: str, sock: LeanSocket, items: list[Envelope]) -> None:
         floor = room.floors.pop(sid, None)
-        items = pending if floor is None else [e for e in pending if e.seq > floor]
+        if floor is not None:
+            items = [e for e in items if e.seq > floor]
         if sock.transport is not None:
-            data = buf if items is pending else b"".join(text_frame(e.packet) for e in items)
-            if items and not sock.write_raw(data):
+            if items and not sock.write_raw(_frames(items, sock.batched)):
                 self._drop(room, sid, sock)
             return
         if sock.closed or sock.closing or sock.dropped:
@@ -134,6 +231,6 @@ class Hub:
             sock.push(e.packet)
 
     def _drop(self, room: Room, sid: str, sock: LeanSocket) -> None:
-        room.members.pop(sid, None)
+        self._forget(room, sid)
         if sock.dropped:
             self.stats["dropped"] += 1

@@ -1,0 +1,281 @@
+"""The hub's rolling, sliced sweep, with recording transports: every socket gets every event once and in order,
+a joiner gets only what it does not have, a busy room holds one timer and an idle room none, batched sockets get
+one frame per write, and a socket that stops reading is cut. (Real sockets: tests/rooms/test_rooms_*.py.)"""
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from live.rooms import hub as hubmod
+from live.rooms.broker import Envelope
+from live.rooms.hub import Hub
+from live.rooms.packets import encode_event
+from live.rooms.transport import MAX_PENDING_BYTES, LeanSocket
+
+
+class Recorder(asyncio.Transport):
+    def __init__(self, backlog: int = 0):
+        super().__init__()
+        self.data = bytearray()
+        self.writes = 0
+        self.backlog = backlog
+        self.aborted = False
+
+    def write(self, data) -> None:
+        self.data += data
+        self.writes += 1
+
+    def is_closing(self) -> bool:
+        return self.aborted
+
+    def get_write_buffer_size(self) -> int:
+        return self.backlog
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def events(self) -> list[list]:
+        """The [name, data] events written, batches unpacked, in order."""
+        out: list[list] = []
+        for payload in self.frames():
+            name, data = orjson.loads(payload[2:])
+            out.extend(data if name == "batch" else [[name, data]])
+        return out
+
+    def frames(self) -> list[bytes]:
+        """The payloads of the server's (unmasked, final, text) frames."""
+        out, buf, i = [], bytes(self.data), 0
+        while i < len(buf):
+            assert buf[i] == 0x81
+            n, i = buf[i + 1], i + 2
+            if n == 126:
+                n, i = int.from_bytes(buf[i:i + 2], "big"), i + 2
+            elif n == 127:
+                n, i = int.from_bytes(buf[i:i + 8], "big"), i + 8
+            out.append(buf[i:i + n])
+            i += n
+        return out
+
+
+def sock(sid: str, batched: bool = False, backlog: int = 0) -> LeanSocket:
+    s = LeanSocket.for_websocket(None, sid, Recorder(backlog))
+    s.batched = batched
+    return s
+
+
+class Seq:
+    def __init__(self):
+        self.n = 0
+
+    def __call__(self, event: str = "chat:new", latest: str | None = None, **data) -> Envelope:
+        self.n += 1
+        return Envelope(self.n, event, encode_event(event, {"seq": self.n, **data}), latest, 0.0)
+
+
+async def drain(hub: Hub, room: str = "r", seconds: float = 5.0) -> None:
+    """Until the room's sweep has caught up (no timer left)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while hub.rooms[room].handle is not None:
+        assert asyncio.get_running_loop().time() < deadline, "the sweep never caught up"
+        await asyncio.sleep(0.001)
+
+
+def seqs(s: LeanSocket) -> list[int]:
+    return [d["seq"] for _n, d in s.transport.events()]
+
+
+async def test_every_socket_gets_every_event_once_in_order_across_slices(monkeypatch):
+    monkeypatch.setattr(hubmod, "SLICE", 7)
+    hub, seq = Hub(), Seq()
+    socks = [sock(f"s{i}", batched=i % 3 == 0) for i in range(50)]
+    for s in socks:
+        hub.add("r", s.sid, s, 0)
+    assert len(hub.rooms["r"].slices) == 8
+    for burst in range(20):
+        for _ in range(burst % 4 + 1):
+            hub.deliver("r", seq())
+        await asyncio.sleep(0.0005 * (burst % 3))
+    await drain(hub)
+    for s in socks:
+        assert seqs(s) == list(range(1, seq.n + 1)), s.sid
+    room = hub.rooms["r"]
+    assert room.log == [] and all(sl.cursor == room.end for sl in room.slices)
+    assert hub.stats["writes"] == sum(s.transport.writes for s in socks)
+
+
+async def test_an_idle_room_holds_no_timer_and_delivers_at_once_a_busy_one_holds_one():
+    hub, seq = Hub(), Seq()
+    s = sock("a")
+    hub.add("r", "a", s, 0)
+    assert hub.timers() == 0
+    hub.deliver("r", seq())
+    hub.deliver("r", seq())
+    assert hub.timers() == 1  # two events, one timer
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert seqs(s) == [1, 2] and s.transport.writes == 1  # coalesced into one write, next loop turn
+    await drain(hub)
+    assert hub.timers() == 0
+
+
+async def test_201_busy_rooms_hold_at_most_one_timer_each_and_none_once_idle(monkeypatch):
+    monkeypatch.setattr(hubmod, "SLICE", 16)
+    hub, seq = Hub(), Seq()
+    members = {}
+    for r in range(201):
+        members[f"r{r}"] = [sock(f"r{r}-{i}") for i in range(40 if r == 0 else 3)]
+        for s in members[f"r{r}"]:
+            hub.add(f"r{r}", s.sid, s, 0)
+    for _ in range(3):
+        for r in range(201):
+            hub.deliver(f"r{r}", seq())
+            assert hub.timers() <= r + 1 and all(isinstance(room.handle, (asyncio.Handle, type(None)))
+                                                 for room in hub.rooms.values())
+        assert hub.timers() <= 201
+        await asyncio.sleep(0.002)
+    for r in range(201):
+        await drain(hub, f"r{r}")
+    assert hub.timers() == 0
+    for r in range(201):
+        for s in members[f"r{r}"]:
+            assert len(seqs(s)) == 3, s.sid
+
+
+async def test_a_joiner_gets_only_the_events_after_its_snapshot(monkeypatch):
+    monkeypatch.setattr(hubmod, "SLICE", 2)
+    hub, seq = Hub(), Seq()
+    old = [sock("o1"), sock("o2")]  # one full slice
+    for s in old:
+        hub.add("r", s.sid, s, 0)
+    hub.deliver("r", seq())
+    hub.deliver("r", seq())
+    late = sock("late")  # a new slice: starts after seq 2, which its join snapshot had
+    hub.add("r", "late", late, 2)
+    hub.deliver("r", seq())
+    await drain(hub)
+    assert seqs(old[0]) == [1, 2, 3] and seqs(late) == [3]
+    # a joiner into a slice that is behind gets a floor: what the slice had not had, minus what it has
+    third = sock("third")
+    hub.add("r", "third", third, 3)  # the slice of "late", up to date: no floor needed
+    hub.deliver("r", seq())
+    hub.deliver("r", seq())
+    await asyncio.sleep(0)
+    fourth = sock("fourth")
+    hub.add("r", "fourth", fourth, 5)  # joins slice 3 (new) after seq 5
+    await drain(hub)
+    assert seqs(third) == [4, 5] and seqs(fourth) == []
+    hub.deliver("r", seq())
+    await drain(hub)
+    assert seqs(fourth) == [6] and seqs(late) == [3, 4, 5, 6]
+
+
+async def test_a_joiner_into_a_slice_that_is_behind_skips_what_its_snapshot_had(monkeypatch):
+    monkeypatch.setattr(hubmod, "SLICE", 3)
+    hub, seq = Hub(), Seq()
+    a = sock("a")
+    hub.add("r", "a", a, 0)
+    hub.deliver("r", seq())  # written on the next loop turn: slice of a is behind until then
+    hub.deliver("r", seq())
+    b = sock("b")
+    hub.add("r", "b", b, 2)  # same slice, its snapshot has 1 and 2
+    hub.deliver("r", seq())
+    await drain(hub)
+    assert seqs(a) == [1, 2, 3] and seqs(b) == [3]
+    assert hub.rooms["r"].floors == {}
+
+
+async def test_latest_value_events_collapse_within_a_write_chat_never_does():
+    hub, seq = Hub(), Seq()
+    s = sock("a")
+    hub.add("r", "a", s, 0)
+    hub.deliver("r", seq("viewer:count", latest="count", n=1))
+    hub.deliver("r", seq("chat:new"))
+    hub.deliver("r", seq("viewer:count", latest="count", n=2))
+    hub.deliver("r", seq("chat:new"))
+    await drain(hub)
+    assert [(n, d.get("n")) for n, d in s.transport.events()] == \
+        [("chat:new", None), ("viewer:count", 2), ("chat:new", None)]
+
+
+async def test_batched_sockets_get_one_frame_per_write_plain_ones_one_per_event():
+    hub, seq = Hub(), Seq()
+    plain, batched = sock("p"), sock("b", batched=True)
+    hub.add("r", "p", plain, 0)
+    hub.add("r", "b", batched, 0)
+    for _ in range(5):
+        hub.deliver("r", seq())
+    await drain(hub)
+    assert len(batched.transport.frames()) == 1 and batched.transport.frames()[0].startswith(b'42["batch",[')
+    assert len(plain.transport.frames()) == 5 and all(b"batch" not in f for f in plain.transport.frames())
+    assert seqs(plain) == seqs(batched) == [1, 2, 3, 4, 5]
+    hub.deliver("r", seq())  # one event goes out plain even to a batched socket
+    await drain(hub)
+    assert batched.transport.frames()[-1].startswith(b'42["chat:new"')
+
+
+async def test_a_socket_over_the_backlog_cap_is_cut_and_the_others_go_on(monkeypatch):
+    monkeypatch.setattr(hubmod, "SLICE", 2)
+    hub, seq = Hub(), Seq()
+    good = [sock("g1"), sock("g2"), sock("g3")]
+    stuck = sock("stuck", backlog=MAX_PENDING_BYTES + 1)
+    for s in [*good[:1], stuck, *good[1:]]:
+        hub.add("r", s.sid, s, 0)
+    hub.deliver("r", seq())
+    await drain(hub)
+    assert stuck.dropped and stuck.transport is None and hub.stats["dropped"] == 1
+    assert "stuck" not in hub.rooms["r"].members and "stuck" not in hub.rooms["r"].where
+    hub.deliver("r", seq())
+    await drain(hub)
+    assert all(seqs(s) == [1, 2] for s in good)
+
+
+async def test_leaving_empties_slices_and_the_last_member_removes_the_room(monkeypatch):
+    monkeypatch.setattr(hubmod, "SLICE", 2)
+    hub, seq = Hub(), Seq()
+    socks = [sock(f"s{i}") for i in range(5)]
+    for s in socks:
+        hub.add("r", s.sid, s, 0)
+    hub.deliver("r", seq())
+    for s in socks[:4]:
+        assert hub.remove("r", s.sid) is False
+    assert len(hub.rooms["r"].slices) == 1
+    await drain(hub)
+    assert seqs(socks[4]) == [1]
+    hub.deliver("r", seq())
+    assert hub.remove("r", "s4") is True and "r" not in hub.rooms and hub.timers() == 0
+    await asyncio.sleep(0.01)  # the cancelled timer never fires
+
+
+async def test_a_busy_room_waits_in_proportion_to_its_writes(monkeypatch):
+    """The budget: after a slice's writes the next slice waits cost x (share / BUDGET - 1)."""
+    monkeypatch.setattr(hubmod, "SLICE", 2)
+    clock = [100.0]
+    monkeypatch.setattr(hubmod.time, "monotonic", lambda: clock[0])
+    hub, seq = Hub(), Seq()
+    socks = [sock(f"s{i}") for i in range(4)]
+    for s in socks:
+        hub.add("r", s.sid, s, 0)
+        s.transport.write = lambda data, t=s.transport: (clock.__setitem__(0, clock[0] + 0.001),
+                                                        Recorder.write(t, data))
+    hub.set_audience("r", 8)  # half the room is on another worker: share 2
+    hub.deliver("r", seq())
+    room = hub.rooms["r"]
+    hub._step(room)
+    assert abs(room.ready_at - (100.002 + 0.002 * (2 / hubmod.BUDGET - 1))) < 1e-9
+    assert room.handle is not None  # the second slice is still behind
+    room.handle.cancel()
+
+
+async def test_a_joiner_in_a_new_slice_gets_the_events_after_its_snapshot_already_logged(monkeypatch):
+    """With Redis, events past the joiner's snapshot seq can reach the worker before it joins: it gets them."""
+    monkeypatch.setattr(hubmod, "SLICE", 1)
+    hub, seq = Hub(), Seq()
+    a = sock("a")
+    hub.add("r", "a", a, 0)
+    for _ in range(3):
+        hub.deliver("r", seq())
+    b = sock("b")
+    hub.add("r", "b", b, 1)  # its snapshot had seq 1; 2 and 3 are logged, unsent to its new slice
+    await drain(hub)
+    assert seqs(a) == [1, 2, 3] and seqs(b) == [2, 3]
