@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
 import time
 import uuid
 from urllib.parse import urlparse
 
 from loadtests.coordinator import Coordinator
-from loadtests.probe import ServerProbe, metrics_url, scrape
+from loadtests.probe import CoreStat, ServerProbe, metrics_url, parse_cores, scrape
 from loadtests.report import build, table, write_json
 from loadtests.scenarios import SCENARIOS
-from loadtests.worker import Plan
+from loadtests.worker import Plan, Room
 
 CHAT_LIMIT_PER_USER = 0.5  # the server's default: 5 messages per 10 s per user
 
@@ -46,6 +47,8 @@ def parser() -> argparse.ArgumentParser:
                                     "(chatters, buyers)")
     a.add_argument("--server-pid", type=int, help="the server's pid: report its CPU and memory (with children)")
     a.add_argument("--metrics", help="the server's Prometheus endpoint (default URL/metrics; 'none' to skip)")
+    a.add_argument("--server-cores", help="the server's cores, e.g. 0 or 0,1: report their /proc/stat user, system, "
+                                          "softirq, irq, idle and busy %% over the running phase (server.cores)")
     s = p.add_argument_group("audience")
     s.add_argument("--viewers", type=int, default=100, help="viewers (default 100)")
     s.add_argument("--chatters", type=int, default=0, help="viewers that chat (need --tokens)")
@@ -56,11 +59,26 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--ramp", type=float, default=0.0, help="seconds over which viewers connect (0: at once)")
     s.add_argument("--sample", type=float, default=0.05, help="share of viewers that decode messages and "
                                                               "measure latency (default 0.05)")
+    s.add_argument("--probe-viewers", type=int, default=0,
+                   help="with --procs K >= 2: process 0 is the probe (all chatters and N viewers that decode and time "
+                        "every message), the other K-1 hold the rest of the audience and only count; latency comes "
+                        "from the probe alone (default 0: every process samples --sample)")
+    s.add_argument("--batch", action="store_true", help="viewers opt into batched room events (CONNECT auth "
+                                                        "batch: 1; one `batch` event per write)")
     s.add_argument("--buyers", type=int, help="flash-sale: buyers (default: one per token in --tokens)")
     s.add_argument("--variant", help="flash-sale: variant id (default: the spotlight's first in stock)")
     s.add_argument("--qty", type=int, default=1, help="flash-sale: quantity per buyer (default 1)")
     s.add_argument("--drop", type=float, default=0.3, help="reconnect: share of viewers that drop (default 0.3)")
     s.add_argument("--pause", type=float, default=1.0, help="reconnect: seconds before rejoining (default 1)")
+    r = p.add_argument_group("many rooms (audience; all in process 0, every viewer tracked)")
+    r.add_argument("--rooms", type=int, default=0, help="small rooms besides --stream (default 0); their streams "
+                                                        "must exist and be live")
+    r.add_argument("--room-viewers", type=int, default=50, help="viewers per small room (default 50)")
+    r.add_argument("--room-chatters", type=int, default=4, help="chatters per small room (default 4), with tokens "
+                                                                "from --tokens after the main room's chatters")
+    r.add_argument("--room-rate", type=float, default=2.0, help="chat messages per second per small room (default 2)")
+    r.add_argument("--room-prefix", default="bench-room-", help="small room i's slug is PREFIX<i>, i = 1..N "
+                                                                "(default bench-room-)")
     g = p.add_argument_group("generator")
     g.add_argument("--procs", type=int, default=1, help="generator processes (default 1)")
     g.add_argument("--concurrency", type=int, default=200, help="connections being opened at once, in all")
@@ -120,31 +138,95 @@ def validate(p: argparse.ArgumentParser, args, tokens: list[str]) -> int:
         p.error(f"{actors} chatters/buyers need as many tokens in --tokens (one per line); got {len(tokens)}")
     if args.reactions > 0 and not (tokens or args.secret):
         p.error("--reactions needs signed-in viewers: --secret or --tokens")
+    validate_probe(p, args, actors)
+    validate_rooms(p, args, actors, tokens)
     return actors
 
 
+def validate_probe(p: argparse.ArgumentParser, args, actors: int) -> None:
+    if args.probe_viewers < 0:
+        p.error("--probe-viewers must be >= 0")
+    if not args.probe_viewers:
+        return
+    if args.scenario not in ("audience", "reconnect"):
+        p.error("--probe-viewers is for the audience and reconnect scenarios")
+    if args.procs < 2:
+        p.error(f"--probe-viewers needs --procs >= 2 (process 0 is the probe, the others hold the bulk "
+                f"audience); got --procs {args.procs}")
+    bulk = args.viewers - actors - args.probe_viewers
+    if bulk < args.procs - 1:
+        p.error(f"--probe-viewers {args.probe_viewers} and {actors} chatters leave {bulk} of --viewers "
+                f"{args.viewers} for {args.procs - 1} bulk processes: each needs at least one")
+
+
+def validate_rooms(p: argparse.ArgumentParser, args, actors: int, tokens: list[str]) -> None:
+    if args.rooms < 0:
+        p.error("--rooms must be >= 0")
+    if not args.rooms:
+        return
+    if args.scenario != "audience":
+        p.error("--rooms is for the audience scenario")
+    if args.room_viewers < 1 or not 0 <= args.room_chatters <= args.room_viewers:
+        p.error("--room-viewers must be >= 1 and --room-chatters between 0 and --room-viewers")
+    if args.room_rate < 0:
+        p.error("--room-rate must be >= 0")
+    if args.room_rate > 0 and args.room_chatters == 0:
+        p.error("--room-rate needs --room-chatters")
+    if args.room_rate > 0 and args.room_rate / args.room_chatters > CHAT_LIMIT_PER_USER:
+        p.error(f"--room-rate {args.room_rate:g} over {args.room_chatters} chatters is "
+                f"{args.room_rate / args.room_chatters:.2f} messages/s each, over the server's limit of 5 per 10 s "
+                f"per user and stream: use --room-chatters >= {math.ceil(args.room_rate / CHAT_LIMIT_PER_USER)}")
+    if not args.room_prefix or any(c.isspace() for c in args.room_prefix):
+        p.error("--room-prefix must be a non-empty slug prefix")
+    need = actors + args.rooms * args.room_chatters
+    if need > len(tokens):
+        p.error(f"{actors} chatters and {args.rooms} rooms x {args.room_chatters} chatters need {need} tokens in "
+                f"--tokens; got {len(tokens)}")
+
+
+def make_rooms(args, tokens: list[str], actors: int) -> list[Room]:
+    """The small rooms: room i (1..N) is stream PREFIX<i>, its chatters' tokens follow the main room's."""
+    c = args.room_chatters
+    return [Room(slug=f"{args.room_prefix}{i}", viewers=args.room_viewers,
+                 tokens=tokens[actors + (i - 1) * c:actors + i * c], actors=c, rate=args.room_rate)
+            for i in range(1, args.rooms + 1)]
+
+
+def shares(args, tokens: list[str], actors: int) -> list[tuple[int, list[str], int, float]]:
+    """Per process: (viewers, file tokens, chatters/buyers, sample). Without --probe-viewers viewer g goes to
+    process g % K; with it, process 0 holds the chatters and the probe viewers (all tracked) and viewer g of the
+    rest goes to bulk process 1 + g % (K - 1) (none tracked)."""
+    k = args.procs
+    if not args.probe_viewers:
+        return [(len(range(i, args.viewers, k)), tokens[i::k], len(range(i, actors, k)), args.sample)
+                for i in range(k)]
+    n = actors + args.probe_viewers
+    rest, bulk = tokens[n:], args.viewers - n
+    return [(n, tokens[:n], actors, 1.0)] + [(len(range(i, bulk, k - 1)), rest[i::k - 1], 0, 0.0)
+                                             for i in range(k - 1)]
+
+
 def make_plans(args, tokens: list[str], actors: int, t0: float) -> list[Plan]:
-    """Viewer g goes to process g % K: each process gets its share of chatters/buyers and tokens."""
+    """Each process's share of the viewers, chatters/buyers, tokens and rates (`shares`); the small rooms of
+    --rooms all go to process 0."""
     u = urlparse(args.url)
     k = args.procs
-    tokens = tokens[:args.viewers]
+    rooms = make_rooms(args, tokens, actors) if args.rooms else []
+    tokens = tokens[:actors] if rooms else tokens[:args.viewers]  # the rooms' chatters' tokens are theirs alone
     authenticated = args.viewers if args.secret else len(tokens)
     run_id = uuid.uuid4().hex[:8]
     plans = []
-    for i in range(k):
-        viewers = len(range(i, args.viewers, k))
-        mine = len(range(i, actors, k))
-        my_tokens = tokens[i::k]
+    for i, (viewers, my_tokens, mine, sample) in enumerate(shares(args, tokens, actors)):
         my_auth = viewers if args.secret else len(my_tokens)
         plans.append(Plan(
             scenario=args.scenario, proc=i, host=u.hostname, port=u.port or 80, path=args.path, stream=args.stream,
             viewers=viewers, file_tokens=my_tokens, secret=args.secret, issuer=args.issuer, actors=mine,
             rate=args.rate * mine / actors if actors else 0.0,
             reactions=args.reactions * my_auth / authenticated if authenticated else 0.0,
-            sample=args.sample, drop=args.drop, pause=args.pause, duration=args.duration, ramp=args.ramp,
+            sample=sample, drop=args.drop, pause=args.pause, duration=args.duration, ramp=args.ramp,
             concurrency=max(1, args.concurrency // k), join_timeout=args.join_timeout,
             ack_timeout=args.ack_timeout, drain=args.drain, variant=args.variant, qty=args.qty, run_id=run_id,
-            seed=args.seed, t0=t0))
+            seed=args.seed, t0=t0, batch=args.batch, rooms=rooms if i == 0 else []))
     return plans
 
 
@@ -156,6 +238,12 @@ def run(argv: list[str] | None = None) -> int:
     except OSError as exc:
         p.error(f"--tokens: {exc}")
     actors = validate(p, args, tokens)
+    cores = None
+    if args.server_cores:
+        try:
+            cores = CoreStat(parse_cores(args.server_cores))
+        except (ValueError, OSError) as exc:
+            p.error(str(exc) if str(exc).startswith("--server-cores") else f"--server-cores: {exc}")
     if args.scenario == "flash-sale":
         args.buyers = actors
     scenario = SCENARIOS[args.scenario]()
@@ -166,7 +254,7 @@ def run(argv: list[str] | None = None) -> int:
     t0 = time.time()
     plans = make_plans(args, tokens, actors, t0)
     progress = not args.no_progress and (args.progress or sys.stderr.isatty())
-    coord = Coordinator(args, plans, scenario, probe, murl, progress)
+    coord = Coordinator(args, plans, scenario, probe, murl, progress, cores)
     coord.start()
     try:
         import uvloop
@@ -181,6 +269,10 @@ def run(argv: list[str] | None = None) -> int:
             proc.kill()
         print("interrupted", file=sys.stderr)
         return 130
+    if coord.refused_rooms:
+        for line in coord.refused_rooms:
+            print(f"live-loadtest: error: {line}", file=sys.stderr)
+        return 2
     report = build(args, coord, out, scenario, metrics_before)
     if not args.quiet:
         print(table(report), file=sys.stderr if args.json == "-" else sys.stdout)

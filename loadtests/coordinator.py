@@ -16,8 +16,11 @@ GO_DELAY = {"flash-sale": 1.0}  # seconds between "everyone joined" and the firs
 
 class Coordinator:
     def __init__(self, args, plans: list[Plan], scenario, probe: ServerProbe, metrics_url: str | None,
-                 progress: bool):
+                 progress: bool, cores=None):
         self.args, self.plans, self.scenario, self.probe = args, plans, scenario, probe
+        self.core_stat = cores  # a probe.CoreStat of --server-cores, read over the running phase
+        self.cores: dict | None = None
+        self.refused_rooms: list[str] = []  # a small room that refused its viewers: the run stops there
         self.metrics_url = metrics_url
         self.show_progress = progress
         self.tty = sys.stderr.isatty()
@@ -105,14 +108,24 @@ class Coordinator:
             joined = await self.gather("joined")
             self.times["joined"] = time.time()
             self.probe.mark("joined")
-            go = self.go_payload(joined)
-            self.phase = "running"
-            self.broadcast("go", go)
-            ran = await self.gather("ran")
-            self.times["ran"] = time.time()
-            self.probe.mark("ran")
-            self.phase = "draining"
-            self.broadcast("drain", self.drain_payload(go, ran))
+            self.refused_rooms = room_refusals(joined)
+            go, ran = {}, {}
+            if self.refused_rooms:
+                self.failures.extend(self.refused_rooms)
+                self.broadcast("stop", {})
+            else:
+                if self.core_stat is not None:
+                    self.core_stat.start()
+                go = self.go_payload(joined)
+                self.phase = "running"
+                self.broadcast("go", go)
+                ran = await self.gather("ran")
+                self.times["ran"] = time.time()
+                self.probe.mark("ran")
+                if self.core_stat is not None:
+                    self.cores = self.core_stat.stop()
+                self.phase = "draining"
+                self.broadcast("drain", self.drain_payload(go, ran))
             results = await self.gather("result")
             self.times["end"] = time.time()
             self.probe.mark("end")
@@ -152,7 +165,12 @@ class Coordinator:
 
     def drain_payload(self, go: dict, ran: dict[int, dict]) -> dict:
         if self.scenario.delivery:  # every chat message acked in the run: the workers wait for all of them
-            return {"chat_seqs": sorted(s for r in ran.values() for s in r.get("chat_seqs", ()))}
+            rooms: dict[str, list[int]] = {}
+            for r in ran.values():
+                for slug, seqs in r.get("room_seqs", {}).items():
+                    rooms.setdefault(slug, []).extend(seqs)
+            return {"chat_seqs": sorted(s for r in ran.values() for s in r.get("chat_seqs", ())),
+                    "room_seqs": {slug: sorted(seqs) for slug, seqs in rooms.items()}}
         if self.args.scenario != "flash-sale" or go.get("available") is None:
             return {}
         units = sum(r.get("ok", 0) for r in ran.values()) * self.args.qty
@@ -238,3 +256,16 @@ class Coordinator:
                 "cpu_s": round(res["cpu"], 2) if res else None,
             })
         return out
+
+
+def room_refusals(joined: dict[int, dict]) -> list[str]:
+    """One line per small room whose joins the server refused (join_<code> errors), naming the stream."""
+    out = []
+    for data in joined.values():
+        for slug, r in (data.get("rooms") or {}).items():
+            refused = {k: n for k, n in r["errors"].items() if k.startswith(("join_", "connect_"))}
+            if refused:
+                codes = ", ".join(f"{k} x{n}" for k, n in sorted(refused.items()))
+                out.append(f"room {slug}: {r['viewers'] - r['joined']} of {r['viewers']} viewers not joined "
+                           f"({codes}); is the stream {slug!r} created and live?")
+    return out

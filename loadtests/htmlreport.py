@@ -183,6 +183,18 @@ def _cell(v) -> str:
     return "-" if v is None else str(v)
 
 
+def _rooms_table(rooms: dict | None) -> str:
+    """The small rooms of --rooms: the worst figures, then one row per room."""
+    if not rooms:
+        return ""
+    cols = ("joined", "sent", "expected", "delivered", "delivered_ratio", "p50_ms", "p99_ms", "max_ms", "duplicates")
+    rows = "".join(f"<tr><th>{html.escape(slug)}</th>" + "".join(f"<td>{_cell(x.get(k))}</td>" for k in cols)
+                   + "</tr>" for slug, x in rooms["per_room"].items())
+    head = "".join(f"<th>{k}</th>" for k in cols)
+    return (_kv_table(f"Small rooms ({rooms['count']})", {k: v for k, v in rooms.items() if k != "per_room"})
+            + f"<table><tr><th>room</th>{head}</tr>{rows}</table>")
+
+
 def render(r: dict) -> str:
     lat = "".join(f"<tr><th>{html.escape(name)}</th>" + "".join(f"<td>{_cell(s.get(k))}</td>" for k in
                   ("n", "p50", "p95", "p99", "max")) + "</tr>" for name, s in latency_rows(r))
@@ -201,6 +213,7 @@ def render(r: dict) -> str:
         _kv_table("Parameters", r["params"]),
         _kv_table("Viewers", r["viewers"]),
         _kv_table("Chat delivery", r.get("delivery")),
+        _rooms_table(r.get("rooms")),
         _kv_table("Flash sale", r.get("flash_sale")),
         _kv_table("Reconnect", r.get("reconnect")),
         f"<h2>Latency (ms)</h2><table><tr><th></th><th>n</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>"

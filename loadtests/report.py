@@ -10,7 +10,8 @@ from loadtests.stats import merge_dumps
 
 SATURATED_PCT = 85.0
 PARAMS = ("viewers", "chatters", "buyers", "rate", "reactions", "duration", "ramp", "sample", "procs",
-          "concurrency", "drop", "pause", "qty", "variant")
+          "concurrency", "drop", "pause", "qty", "variant", "probe_viewers", "batch", "server_cores", "rooms",
+          "room_viewers", "room_chatters", "room_rate", "room_prefix")
 
 
 def build(args, coord, out: dict, scenario, metrics_before: dict | None) -> dict:
@@ -33,6 +34,7 @@ def build(args, coord, out: dict, scenario, metrics_before: dict | None) -> dict
                        "ack": {ev: h.summary() for ev, h in sorted(merged["acks"].items())}},
         "events": {"sent": merged["sent"], "ok": merged["ok"], "refused": merged["refused"],
                    "frames_received": merged["frames"], "chat_frames_received": merged["received"]},
+        "latency_source": "probe" if getattr(args, "probe_viewers", 0) else "sample",
         "errors": dict(sorted(merged["errors"].items())),
         "failures": coord.failures,
     }
@@ -58,9 +60,12 @@ def build(args, coord, out: dict, scenario, metrics_before: dict | None) -> dict
 
 
 def server_section(args, coord, report: dict) -> dict | None:
+    """The server's process (--server-pid) and its cores (--server-cores: `cores`, /proc/stat % of those cores
+    over the running phase); None without either."""
     probe = coord.probe
+    cores = getattr(coord, "cores", None)
     if probe.proc is None:
-        return None
+        return None if cores is None else {"cores": cores}
     joined = report["viewers"]["joined"]
     before, after = probe.rss("start"), probe.rss("joined")
     out = {"pid": args.server_pid, "cpu_pct_join": probe.cpu_pct("start", "joined"),
@@ -71,6 +76,8 @@ def server_section(args, coord, report: dict) -> dict | None:
     cpu = probe.cpu_seconds("joined", "end")
     if deliveries and cpu is not None:
         out["cpu_us_per_delivery"] = round(cpu * 1e6 / deliveries, 2)
+    if cores is not None:
+        out["cores"] = cores
     return out
 
 
@@ -94,6 +101,13 @@ def thresholds(args, r: dict) -> list[dict]:
                           operator.ge))
     if args.max_join_s is not None:
         out.append(_limit("all joined within s", r["viewers"]["all_joined_s"], args.max_join_s, operator.le))
+    rooms = r.get("rooms")
+    if rooms is not None:  # the same limits hold in every small room
+        if args.max_p99_ms is not None:
+            out.append(_limit("rooms: worst delivery p99 ms", rooms["worst_p99_ms"], args.max_p99_ms, operator.le))
+        if args.min_delivery is not None:
+            out.append(_limit("rooms: worst delivered ratio", rooms["worst_delivery"], args.min_delivery,
+                              operator.ge))
     return out
 
 
@@ -104,6 +118,13 @@ def checks(args, r: dict) -> list[dict]:
     d = r.get("delivery")
     if d is not None:
         out.append({"name": "no duplicate delivery", "value": d["duplicates"], "passed": d["duplicates"] == 0})
+    rooms = r.get("rooms")
+    if rooms is not None:
+        short = [slug for slug, x in rooms["per_room"].items() if x["joined"] < r["params"]["room_viewers"]]
+        out.append({"name": "every small room's viewers joined", "value": ", ".join(short) or "all",
+                    "passed": not short})
+        out.append({"name": "no duplicate delivery in the small rooms", "value": rooms["duplicates"],
+                    "passed": rooms["duplicates"] == 0})
     f = r.get("flash_sale")
     if f is not None:
         out.append({"name": "not oversold", "value": f["units_added"], "passed": not f["oversold"]})
@@ -169,6 +190,12 @@ def table(r: dict) -> str:
         lines.append(f"  chat         {_n(d['messages_sent'])} sent and acked; delivered {_n(d['deliveries'])} of "
                      f"{_n(d['deliveries_expected'])} ({ratio_text(d)}); missing {_n(d['missing'])}, duplicates "
                      f"{_n(d['duplicates'])}, viewers lost {_n(d['viewers_lost'])}")
+    rooms = r.get("rooms")
+    if rooms is not None:
+        ratio = rooms["worst_delivery"]
+        lines.append(f"  rooms        {rooms['count']} small rooms: delivered {_n(rooms['delivered'])} of "
+                     f"{_n(rooms['expected'])}, worst room {'-' if ratio is None else f'{100 * ratio:.3f} %'}; "
+                     f"worst p99 {_n(rooms['worst_p99_ms'])} ms; duplicates {_n(rooms['duplicates'])}")
     if r["events"]["ok"].get("reaction") or r["events"]["refused"].get("reaction"):
         lines.append(f"  reactions    {_n(r['events']['ok'].get('reaction', 0))} ok, refused "
                      f"{r['events']['refused'].get('reaction') or 'none'}")
@@ -184,14 +211,19 @@ def table(r: dict) -> str:
         lines.append(f"  reconnect    {_n(c['dropped'])} dropped, {_n(c['rejoined'])} rejoined, {_n(c['recovered'])} "
                      f"recovered; after rejoin missing {_n(c['missing_after_rejoin'])}, duplicates "
                      f"{_n(c['duplicates_after_rejoin'])}; rejoin p99 {_n(c['rejoin_ms']['p99'])} ms")
-    lines.append(f"  {'latency (ms)':<18}{'n':>10}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}")
+    lines.append(f"  {'latency (ms)':<18}{'n':>10}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}"
+                 + ("   (delivery: the probe process)" if r.get("latency_source") == "probe" else ""))
     for name, s in latency_rows(r):
         if name != "ack join":  # the table keeps the join row (connect start to ack) only
             lines.append(f"  {name:<18}{_n(s['n']):>10}"
                          + "".join(f"{_n(s[k]):>9}" for k in ("p50", "p95", "p99", "max")))
     lines.append(f"  errors       {', '.join(f'{k} {n:,}' for k, n in r['errors'].items()) or 'none'}")
     s = r["server"]
-    if s is not None:
+    if s is not None and s.get("cores"):
+        c = s["cores"]
+        lines.append(f"  server cores {','.join(map(str, c['cores']))}: busy {_n(c['busy'])} % (user {_n(c['user'])}, "
+                     f"system {_n(c['system'])}, softirq {_n(c['softirq'])}, irq {_n(c['irq'])}) while running")
+    if s is not None and "pid" in s:
         extra = f", {s['cpu_us_per_delivery']} us CPU per delivery" if s.get("cpu_us_per_delivery") else ""
         lines.append(f"  server       CPU {_n(s['cpu_pct_run'])} % running, {_n(s['cpu_pct_join'])} % joining; "
                      f"RSS {_n(s['rss_mb_start'])} -> {_n(s['rss_mb_joined'])} MB, {_n(s['kb_per_connection'])} KB "

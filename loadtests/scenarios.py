@@ -6,6 +6,8 @@ makes of the processes' results (`summarize`).
 * join-storm: nothing after the joins; the interesting numbers are the join phase's.
 * flash-sale: every buyer (the first --buyers viewers, real users from --tokens) sends `cart:add` at the
   same instant; every viewer watches `stock:update` of the variant.
+  With --rooms, process 0 also holds the small rooms: in each, the first --room-chatters viewers chat at
+  --room-rate messages/s in all, and the room's delivery is accounted apart (seqs are per room).
 * reconnect: the audience's chat, and at 30 % of --duration a --drop share of the other viewers lose their
   socket, wait --pause seconds and join again with `{last_seq, epoch}`.
 """
@@ -15,7 +17,7 @@ import asyncio
 import bisect
 import time
 
-from loadtests.stats import Hist
+from loadtests.stats import Hist, merge_dumps
 
 REACTION_KINDS = ("heart", "fire", "clap", "wow", "laugh")
 
@@ -28,7 +30,7 @@ async def sleep_until(wall: float) -> None:
 
 async def wait_acks(gen, deadline: float) -> None:
     """Until no viewer waits for an ack (expired acks are dropped by the tick) or the wall deadline."""
-    while time.time() < deadline and any(v is not None and v.acks for v in gen.viewers):
+    while time.time() < deadline and any(v is not None and v.acks for v in gen.all_viewers()):
         await asyncio.sleep(0.05)
 
 
@@ -70,13 +72,20 @@ class Audience(Scenario):
             for k, v in enumerate(chatters):
                 first = go["at"] + interval * (k + gen.rng.random()) / len(chatters)
                 tasks.append(self.chatter(gen, v, first, go["until"], interval))
+        for room in gen.rooms:
+            talkers = [v for v in room.viewers[:room.room.actors] if v is not None and v.alive]
+            if talkers and room.room.rate > 0:
+                interval = len(talkers) / room.room.rate
+                for k, v in enumerate(talkers):
+                    first = go["at"] + interval * (k + gen.rng.random()) / len(talkers)
+                    tasks.append(self.chatter(gen, v, first, go["until"], interval, room.chat_seqs))
         reactors = [v for v in gen.viewers if v is not None and v.alive and gen.tokens[v.index]]
         if reactors and plan.reactions > 0:
             tasks.append(self.reactor(gen, reactors, go["at"], go["until"], 1.0 / plan.reactions))
         tasks.extend(self.more(gen, go))
         await asyncio.gather(*tasks)
         await wait_acks(gen, time.time() + plan.ack_timeout)
-        return {"chat_seqs": gen.chat_seqs}
+        return {"chat_seqs": gen.chat_seqs, "room_seqs": {room.slug: room.chat_seqs for room in gen.rooms}}
 
     def more(self, gen, go: dict) -> list:
         return []
@@ -87,24 +96,32 @@ class Audience(Scenario):
         seqs = data.get("chat_seqs")
         if seqs is None:
             return await gen.drain(gen.plan.drain)
+        waits = [(seqs, gen.joined_viewers())]
+        for room in gen.rooms:
+            waits.append((data.get("room_seqs", {}).get(room.slug, []),
+                          [v for v in room.viewers if v is not None and v.join_seq is not None and v.alive]))
         deadline = time.monotonic() + gen.plan.drain
         while time.monotonic() < deadline:
-            if all(v.received >= len(seqs) - bisect.bisect_right(seqs, v.join_seq) for v in gen.joined_viewers()):
+            if all(v.received >= len(s) - bisect.bisect_right(s, v.join_seq) for s, vs in waits for v in vs):
                 return
             await asyncio.sleep(0.05)
 
     @staticmethod
-    async def chatter(gen, v, first: float, until: float, interval: float) -> None:
+    async def chatter(gen, v, first: float, until: float, interval: float, seqs: list | None = None) -> None:
+        """Viewer v chats in its room every `interval` s; the seqs of the acked messages go to `seqs` (default
+        the main room's)."""
+        seqs = gen.chat_seqs if seqs is None else seqs
+
         def acked(ack) -> None:
             if isinstance(ack, dict) and ack.get("ok"):
-                gen.chat_seqs.append(ack["message"]["seq"])
+                seqs.append(ack["message"]["seq"])
 
         n, t = 0, first
         while t < until and v.alive:
             await sleep_until(t)
             n += 1
-            v.emit("chat:send", {"stream_id": gen.stream, "text": f"t={time.time():.6f} {gen.plan.run_id}:"
-                                                                  f"{gen.plan.proc}.{v.index}.{n}"}, acked)
+            v.emit("chat:send", {"stream_id": v.stream, "text": f"t={time.time():.6f} {gen.plan.run_id}:"
+                                                                f"{gen.plan.proc}.{v.index}.{n}"}, acked)
             t += interval
 
     @staticmethod
@@ -119,7 +136,45 @@ class Audience(Scenario):
             t += interval
 
     def summarize(self, report: dict, results: list[dict], args, go: dict) -> dict:
-        return {"delivery": delivery_summary(results)}
+        out = {"delivery": delivery_summary(results)}
+        if any(r.get("rooms") for r in results):
+            out["rooms"] = rooms_summary(results)
+        return out
+
+
+def rooms_summary(results: list[dict]) -> dict:
+    """The small rooms of --rooms, each accounted alone (its own seqs, viewers and latency), and the worst."""
+    per_room: dict[str, dict] = {}
+    slugs = sorted({slug for r in results for slug in r.get("rooms", {})}, key=_natural)
+    for slug in slugs:
+        parts = [r["rooms"][slug] for r in results if slug in r.get("rooms", {})]
+        d = delivery_summary([{"ran": {"chat_seqs": p["chat_seqs"]}, "accounting": p["accounting"]} for p in parts])
+        merged = merge_dumps([p["stats"] for p in parts])
+        lat = merged["delivery"]
+        per_room[slug] = {"expected": d["deliveries_expected"], "delivered": d["deliveries"],
+                          "delivered_ratio": d["delivered_ratio"],
+                          "p50_ms": _ms(lat.percentile(0.5)), "p99_ms": _ms(lat.percentile(0.99)),
+                          "max_ms": _ms(lat.hi if lat.n else None), "latency_samples": lat.n,
+                          "sent": d["messages_sent"], "joined": merged["joined"], "missing": d["missing"],
+                          "duplicates": d["duplicates"], "errors": merged["errors"]}
+    p99s = [r["p99_ms"] for r in per_room.values() if r["p99_ms"] is not None]
+    ratios = [r["delivered_ratio"] for r in per_room.values() if r["delivered_ratio"] is not None]
+    return {"count": len(per_room), "worst_p99_ms": max(p99s, default=None),
+            "worst_delivery": min(ratios, default=None),
+            "expected": sum(r["expected"] for r in per_room.values()),
+            "delivered": sum(r["delivered"] for r in per_room.values()),
+            "duplicates": sum(r["duplicates"] for r in per_room.values()), "per_room": per_room}
+
+
+def _ms(v: float | None) -> float | None:
+    return None if v is None else round(v, 1)
+
+
+def _natural(slug: str) -> tuple:
+    """bench-room-2 before bench-room-10."""
+    head = slug.rstrip("0123456789")
+    tail = slug[len(head):]
+    return (head, int(tail) if tail else -1)
 
 
 def delivery_summary(results: list[dict]) -> dict:

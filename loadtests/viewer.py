@@ -8,6 +8,10 @@ without copying or decoding it. Only *tracked* viewers (the `--sample` share, an
 decode frames: they measure delivery latency from the sender's timestamp in the text, keep the `seq` of every
 chat message (duplicates, gaps) and the highest `seq` seen (for recovery). Viewers that watch stock decode
 `stock:update` frames only.
+
+A viewer that opted into batched room events (`batch: 1` in its CONNECT auth, docs/protocol.md) gets
+`42["batch",[[name,data],...]]` frames: counted by the occurrences of `["chat:new"` in the frame (a quote inside
+a JSON string is escaped, so that text only starts an element), decoded element by element by tracked viewers.
 """
 from __future__ import annotations
 
@@ -23,18 +27,24 @@ from live.rooms.wsframes import PONG, TEXT, masked_frame
 
 CHAT = packets.event_prefix("chat:new")
 STOCK = packets.event_prefix("stock:update")
+BATCH = packets.event_prefix("batch")
+CHAT_ELEMENT = CHAT[len(packets.EVENT):]  # `["chat:new"`: one element of a batch
+STOCK_ELEMENT = STOCK[len(packets.EVENT):]
+PLAIN, CHAT_FRAME, BATCH_FRAME = 0, 1, 2  # what a text frame holds (Frames.frames' last field)
 
 
 class Frames:
-    """The complete websocket frames at the start of a chunk: `frames` in order as (opcode, start, end, chat)
-    spans of the payloads, `others` the ones that are not `chat:new`, `texts` and `chats` the counts of text
-    frames and of `chat:new` frames, `used` the bytes they take (the rest waits for the next chunk)."""
+    """The complete websocket frames at the start of a chunk: `frames` in order as (opcode, start, end, kind)
+    spans of the payloads (kind PLAIN, CHAT_FRAME or BATCH_FRAME), `others` the ones that are neither `chat:new`
+    nor a batch, `batches` the batches, `texts` the count of text frames, `chats` of `chat:new` events (plain
+    or in a batch), `used` the bytes they take (the rest waits for the next chunk)."""
 
-    __slots__ = ("frames", "others", "texts", "chats", "used")
+    __slots__ = ("frames", "others", "batches", "texts", "chats", "used")
 
     def __init__(self, data: bytes) -> None:
-        frames: list[tuple[int, int, int, bool]] = []
+        frames: list[tuple[int, int, int, int]] = []
         texts = chats = 0
+        batches: list[tuple[int, int, int, int]] = []
         n = len(data)
         pos = 0
         while n - pos >= 2:
@@ -56,15 +66,19 @@ class Frames:
                 break
             opcode = data[pos] & 0x0F
             pos = end
-            chat = False
+            kind = PLAIN
             if opcode == 1:
                 texts += 1
                 if data.startswith(CHAT, start):
-                    chat = True
+                    kind = CHAT_FRAME
                     chats += 1
-            frames.append((opcode, start, end, chat))
-        self.frames, self.texts, self.chats, self.used = frames, texts, chats, pos
-        self.others = [f for f in frames if not f[3]] if chats else frames
+                elif data.startswith(BATCH, start):
+                    kind = BATCH_FRAME
+                    chats += data.count(CHAT_ELEMENT, start + len(BATCH), end)
+                    batches.append((opcode, start, end, kind))
+            frames.append((opcode, start, end, kind))
+        self.frames, self.texts, self.chats, self.used, self.batches = frames, texts, chats, pos, batches
+        self.others = [f for f in frames if f[3] == PLAIN] if chats or batches else frames
 
 
 _last: tuple[bytes, Frames] = (b"", Frames(b""))
@@ -85,11 +99,18 @@ class Viewer(asyncio.Protocol):
 
     __slots__ = ("ctx", "stats", "token", "watch", "transport", "buf", "upgraded", "state", "t0",
                  "done", "acks", "next_ack", "join_seq", "epoch", "last_seq", "received", "seqs", "dups",
-                 "stock", "rejoin", "recovered", "rejoin_ms", "index")
+                 "stock", "rejoin", "recovered", "rejoin_ms", "index", "stream", "batch")
 
     def __init__(self, ctx, index: int, token: str | None, *, track: bool = False, watch: bool = False,
-                 prev: "Viewer | None" = None):
-        self.ctx, self.stats, self.index, self.token = ctx, ctx.stats, index, token
+                 prev: "Viewer | None" = None, stream: str | None = None, stats=None, batch: bool = False):
+        """`stream` (default ctx.stream) is the room it joins and `stats` (default ctx.stats) where it counts (a
+        small room of --rooms has its own); `batch` opts into batched room events."""
+        self.ctx, self.index, self.token = ctx, index, token
+        if prev is not None:  # a reconnection keeps its room, counters and opt-in
+            stream, stats, batch = prev.stream, prev.stats, prev.batch
+        self.stats = ctx.stats if stats is None else stats
+        self.stream = ctx.stream if stream is None else stream
+        self.batch = batch
         self.watch = watch
         self.transport: asyncio.Transport | None = None
         self.buf = b""
@@ -208,11 +229,20 @@ class Viewer(asyncio.Protocol):
         if self.seqs is None:  # chat frames are only counted
             self.received += chunk.chats
             frames = chunk.others
+            if self.watch and chunk.batches:
+                frames = frames + [b for b in chunk.batches if data.find(STOCK_ELEMENT, b[1], b[2]) >= 0]
         else:
             frames = chunk.frames
-        for opcode, start, end, chat in frames:
-            if chat:
+        for opcode, start, end, kind in frames:
+            if kind == CHAT_FRAME:
                 self.on_chat(orjson.loads(data[start + 2:end])[1])
+            elif kind == BATCH_FRAME:
+                for name, payload in orjson.loads(data[start + 2:end])[1]:
+                    if name == "chat:new":
+                        if self.seqs is not None:
+                            self.on_chat(payload)
+                    else:
+                        self.on_event(name, payload)
             elif opcode == 1:
                 self.on_packet(data[start:end])
             elif opcode == 8:
@@ -240,18 +270,20 @@ class Viewer(asyncio.Protocol):
             except ValueError:
                 pass
 
+    def on_event(self, name: str, data) -> None:
+        """A room event other than chat:new: its seq (tracked viewers), the stock it tells (watchers)."""
+        seq = data.get("seq") if self.seqs is not None and isinstance(data, dict) else None
+        if isinstance(seq, int) and seq > self.last_seq:
+            self.last_seq = seq
+        if self.watch and name == "stock:update":
+            self.stock[data["variant_id"]] = data["available"]
+
     def on_packet(self, p: bytes) -> None:
         if p == packets.PING:
             self.send(packets.PONG)
         elif p.startswith(packets.EVENT):  # a room event other than chat:new
-            tracked, stock = self.seqs is not None, self.watch and p.startswith(STOCK)
-            if tracked or stock:
-                data = orjson.loads(p[2:])[1]
-                seq = data.get("seq") if tracked and isinstance(data, dict) else None
-                if isinstance(seq, int) and seq > self.last_seq:
-                    self.last_seq = seq
-                if stock:
-                    self.stock[data["variant_id"]] = data["available"]
+            if self.seqs is not None or (self.watch and p.startswith(STOCK)):
+                self.on_event(*orjson.loads(p[2:]))
         elif p.startswith(packets.ACK):
             ack_id, payload = packets.decode_ack(p)
             entry = self.acks.pop(ack_id, None)
@@ -261,12 +293,15 @@ class Viewer(asyncio.Protocol):
                 if entry[2] is not None:
                     entry[2](ack)
         elif p.startswith(packets.OPEN):  # Engine.IO open
-            self.send(packets.encode_connect({"token": self.token} if self.token else None))
+            auth = {"token": self.token} if self.token else {}
+            if self.batch:
+                auth["batch"] = 1
+            self.send(packets.encode_connect(auth or None))
         elif p.startswith(packets.CONNECT):  # Socket.IO connected
             self.stats.connected += 1
             self.stats.open += 1
             self.state = "open"
-            payload = {"stream_id": self.ctx.stream}
+            payload = {"stream_id": self.stream}
             if self.rejoin:
                 payload.update(last_seq=self.last_seq, epoch=self.epoch)
             self.emit("join", payload, self._joined)
@@ -301,7 +336,7 @@ class Viewer(asyncio.Protocol):
             self.join_seq = seq
             self.epoch = ack.get("epoch")
             self.stats.join.add(ms)
-            if self.ctx.first_ack is None:  # the room's snapshot, as the first viewer saw it
+            if self.ctx.first_ack is None and self.stream == self.ctx.stream:  # the room's snapshot
                 self.ctx.first_ack = ack
         if seq > self.last_seq:
             self.last_seq = seq

@@ -29,6 +29,40 @@ QUIET_S = 0.6  # drain: no chat frame for this long means everything sent has ar
 
 
 @dataclass
+class Room:
+    """One small room of --rooms (all of them in process 0): `viewers` join the stream `slug`, the first
+    `actors` of them (with `tokens`) chat at `rate` messages/s in all; every viewer is tracked."""
+    slug: str
+    viewers: int
+    tokens: list[str] = field(default_factory=list)
+    actors: int = 0
+    rate: float = 0.0
+
+
+class RoomState:
+    """A small room in a generator process: its own counters and latency (the main room's figures stay its
+    own), its viewers and the seqs of its acked chat messages."""
+
+    def __init__(self, room: Room):
+        self.room, self.slug = room, room.slug
+        self.stats = Stats()
+        self.viewers: list[Viewer | None] = [None] * room.viewers
+        self.chat_seqs: list[int] = []
+
+    def accounting(self) -> list[tuple]:
+        return [viewer_accounting(v) for v in self.viewers if v is not None and v.join_seq is not None]
+
+    def result(self) -> dict:
+        return {"chat_seqs": self.chat_seqs, "accounting": self.accounting(), "stats": self.stats.dump()}
+
+
+def viewer_accounting(v: Viewer) -> tuple:
+    """(join_seq, chat messages received, still connected, tracked seqs or None, duplicates seen, reconnected)."""
+    seqs = sorted(v.seqs) if v.seqs is not None else None
+    return (v.join_seq, v.received, v.alive, seqs, v.dups, v.rejoin)
+
+
+@dataclass
 class Plan:
     """Everything a worker needs, computed by the parent (picklable)."""
     scenario: str
@@ -58,6 +92,8 @@ class Plan:
     run_id: str = ""
     seed: int = 0
     t0: float = 0.0  # wall clock of the run's start (time series seconds count from it)
+    batch: bool = False  # viewers opt into batched room events (CONNECT auth `batch: 1`)
+    rooms: list[Room] = field(default_factory=list)  # --rooms: small rooms held by this process
 
 
 def cpu_seconds() -> float:
@@ -102,6 +138,13 @@ class Generator:
         self.last_join_wall = 0.0
         self.sem: asyncio.Semaphore | None = None
         self.cpu0 = cpu_seconds()
+        self.rooms = [RoomState(r) for r in plan.rooms]
+
+    def all_viewers(self):
+        """The main room's viewers, then the small rooms' (None for one that never connected)."""
+        yield from self.viewers
+        for room in self.rooms:
+            yield from room.viewers
 
     # ---- the pipe to the parent ----
 
@@ -125,7 +168,7 @@ class Generator:
             now = time.time()
             await asyncio.sleep(1.0 - ((now - t0) % 1.0))
             mono = time.monotonic()
-            for v in self.viewers:
+            for v in self.all_viewers():
                 if v is not None and v.acks:
                     v.expire_acks(mono, self.plan.ack_timeout)
             self.send("tick", {"t": round(time.time() - t0), "cpu": cpu_seconds() - self.cpu0,
@@ -136,24 +179,35 @@ class Generator:
     def token_for(self, i: int) -> str | None:
         if i < len(self.plan.file_tokens):
             return self.plan.file_tokens[i]
+        return self.minted()
+
+    def minted(self) -> str | None:
         return mint(self.plan.secret, self.plan.issuer) if self.plan.secret else None
 
-    async def open_one(self, i: int, *, track: bool, watch: bool, prev: Viewer | None = None) -> Viewer | None:
+    async def open_one(self, i: int, *, track: bool, watch: bool, prev: Viewer | None = None,
+                       room: RoomState | None = None) -> Viewer | None:
+        """Viewer i of the main room, or of a small `room`."""
         loop = asyncio.get_running_loop()
+        stats = self.stats if room is None else room.stats
+        if room is None:
+            token = self.tokens[i]
+        else:
+            token = room.room.tokens[i] if i < len(room.room.tokens) else self.minted()
         async with self.sem:
-            v = Viewer(self, i, self.tokens[i], track=track, watch=watch, prev=prev)
+            v = Viewer(self, i, token, track=track, watch=watch, prev=prev, batch=self.plan.batch,
+                       stream=room and room.slug, stats=room and room.stats)
             try:
                 await loop.create_connection(lambda: v, self.plan.host, self.plan.port)
             except ConnectionRefusedError:
-                self.stats.error("connect_refused")
+                stats.error("connect_refused")
                 return None
             except OSError as exc:
-                self.stats.error(f"connect_failed:{exc.strerror or type(exc).__name__}")
+                stats.error(f"connect_failed:{exc.strerror or type(exc).__name__}")
                 return None
             try:
                 ok = await asyncio.wait_for(asyncio.shield(v.done), self.plan.join_timeout)
             except asyncio.TimeoutError:
-                self.stats.error("join_timeout")
+                stats.error("join_timeout")
                 v.close()
                 return v
         if not ok:
@@ -175,14 +229,22 @@ class Generator:
         async def one(i: int) -> None:
             self.viewers[i] = await self.open_one(i, track=tracked[i], watch=watch)
 
+        async def in_room(room: RoomState, i: int) -> None:
+            room.viewers[i] = await self.open_one(i, track=True, watch=False, room=room)
+
+        # the small rooms' viewers are interleaved with the main room's, over the same ramp
+        everyone = [(one, (i,)) for i in range(n)] + [(in_room, (room, i)) for room in self.rooms
+                                                      for i in range(room.room.viewers)]
+        if self.rooms:
+            random.Random(plan.seed).shuffle(everyone)
         tasks = []
         start = time.monotonic()
-        for i in range(n):
+        for k, (fn, fargs) in enumerate(everyone):
             if plan.ramp:
-                delay = start + plan.ramp * i / n - time.monotonic()
+                delay = start + plan.ramp * k / len(everyone) - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
+            tasks.append(asyncio.create_task(fn(*fargs)))
         await asyncio.gather(*tasks)
 
     def joined_viewers(self) -> list[Viewer]:
@@ -202,15 +264,13 @@ class Generator:
                 return
 
     def accounting(self) -> list[tuple]:
-        """Per viewer that joined: (join_seq, chat messages received, still connected, tracked seqs or None,
-        duplicates seen, reconnected)."""
-        out = []
-        for v in self.viewers:
-            if v is None or v.join_seq is None:
-                continue
-            seqs = sorted(v.seqs) if v.seqs is not None else None
-            out.append((v.join_seq, v.received, v.alive, seqs, v.dups, v.rejoin))
-        return out
+        """Per viewer of the main room that joined: `viewer_accounting`."""
+        return [viewer_accounting(v) for v in self.viewers if v is not None and v.join_seq is not None]
+
+    def rooms_joined(self) -> dict:
+        """Per small room: viewers joined and the errors met while joining (a refused join names its code)."""
+        return {r.slug: {"joined": r.stats.joined, "viewers": r.room.viewers, "errors": dict(r.stats.errors)}
+                for r in self.rooms}
 
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
@@ -223,7 +283,7 @@ class Generator:
             if self.first_ack is not None:
                 snapshot = {k: self.first_ack.get(k) for k in ("seq", "epoch", "spotlight", "viewers")}
             self.phase("joined", {"joined": self.stats.joined, "last_join_wall": self.last_join_wall,
-                                 "snapshot": snapshot})
+                                 "snapshot": snapshot, "rooms": self.rooms_joined()})
             kind, data = await self.cmds.get()
             ran = {}
             if kind == "go":
@@ -233,10 +293,11 @@ class Generator:
                 if kind == "drain":
                     await self.scenario.settle(self, data)
             self.phase("result", {"proc": self.plan.proc, "stats": self.stats.dump(), "ran": ran,
-                                 "accounting": self.accounting(), "extra": self.scenario.extra(self)})
+                                 "accounting": self.accounting(), "extra": self.scenario.extra(self),
+                                 "rooms": {r.slug: r.result() for r in self.rooms}})
         finally:
             ticker.cancel()
-            for v in self.viewers:
+            for v in self.all_viewers():
                 if v is not None:
                     v.close()
             await asyncio.sleep(0.05)

@@ -1,9 +1,23 @@
-"""The load tester's issue-17 parts: the server cores' /proc/stat reader (CoreStat) against a fake /proc/stat."""
+"""The load tester's issue-17 parts: the server cores' /proc/stat reader (CoreStat) against a fake /proc/stat,
+batched room events (counted per element, timed by tracked viewers), the new flags' usage errors, and one small
+real run (probe/bulk split over two processes, two small rooms, the server's cores) against the app on a real
+port, checked against the server's own counters."""
 from __future__ import annotations
+
+import time
+import uuid
 
 import pytest
 
+from live.appkeys import SERVICES
+from live.rooms.packets import encode_event
+from live.rooms.wsframes import text_frame, unmask
+from loadtests import cli
 from loadtests.probe import CoreStat, parse_cores
+from loadtests.stats import Stats
+from loadtests.viewer import Viewer, split_frames
+from tests.helpers import SECRET, make_settings
+from tests.loadtests.test_loadtests import counted, loadtest, metrics, real_users, url_of
 
 STAT = """cpu  {t0} 0 0 0 0 0 0 0 0 0
 cpu0 {u0} {n0} {s0} {i0} {w0} {q0} {sq0} 0 0 0
@@ -50,3 +64,177 @@ def test_parse_cores():
     for bad in ("", "a", "0;1", "-1"):
         with pytest.raises(ValueError, match="--server-cores"):
             parse_cores(bad)
+
+
+# ---- batched room events (docs/protocol.md: `42["batch",[[name,data],...]]`) ----
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+
+class Ctx:
+    def __init__(self) -> None:
+        self.stats = Stats()
+        self.path, self.host_header, self.stream, self.first_ack = "/socket.io/", "h:1", "demo", None
+
+
+def batch_frame(*events: tuple[str, dict]) -> bytes:
+    """The server's batched frame, built as the hub builds it: each event's encoded bytes after `42`, joined."""
+    return text_frame(b'42["batch",[' + b",".join(encode_event(n, d)[2:] for n, d in events) + b"]]")
+
+
+def sent_packet(frame: bytes) -> bytes:
+    """The payload of a short masked client frame."""
+    assert frame[1] & 0x80 and frame[1] & 0x7F < 126
+    return unmask(frame[6:], frame[2:6])
+
+
+def opened(ctx, index, *, track=False, watch=False, batch=False, token=None) -> Viewer:
+    v = Viewer(ctx, index, token, track=track, watch=watch, batch=batch)
+    v.upgraded, v.transport = True, FakeTransport()
+    return v
+
+
+async def test_batch_frames_are_counted_by_element_and_tracked_viewers_time_each():
+    now = time.time()
+    tricky = 'says ["chat:new",{"seq":1}] in its text'  # escaped inside the JSON string: not an element
+    chunk = (batch_frame(("chat:new", {"seq": 5, "text": f"t={now - 0.2:.6f} a"}),
+                         ("viewer:count", {"count": 3, "seq": 6}),
+                         ("chat:new", {"seq": 7, "text": tricky}),
+                         ("stock:update", {"variant_id": "v1", "available": 4, "seq": 8}),
+                         ("chat:new", {"seq": 9, "text": f"t={now - 0.1:.6f} b"}))
+             + text_frame(encode_event("chat:new", {"seq": 10, "text": "plain, alone"}))  # one event: plain
+             + text_frame(b"2"))
+    cut = split_frames(chunk)
+    assert cut.texts == 3 and cut.chats == 4 and len(cut.batches) == 1 and len(cut.others) == 1  # the ping
+    ctx = Ctx()
+    bulk, watcher, probe = opened(ctx, 0), opened(ctx, 1, watch=True), opened(ctx, 2, track=True)
+    for v in (bulk, watcher, probe):
+        v.data_received(chunk)
+    assert bulk.received == watcher.received == probe.received == 4
+    assert sorted(probe.seqs) == [5, 7, 9, 10] and probe.last_seq == 10 and probe.dups == 0
+    assert watcher.stock == {"v1": 4} and bulk.stock == {} and bulk.seqs is None
+    assert ctx.stats.received == 12 and ctx.stats.frames == 9
+    assert ctx.stats.delivery.n == 2 and 90 < ctx.stats.delivery.lo and ctx.stats.delivery.hi < 1000
+    # the same batch again is a duplicate for the tracked viewer, and counted again by the others
+    probe.data_received(chunk[:20])
+    probe.data_received(chunk[20:])
+    assert probe.dups == 4 and probe.received == 4
+
+
+async def test_batch_opt_in_is_sent_in_the_connect_auth():
+    ctx = Ctx()
+    for kw, auth in ((dict(batch=True, token="tk"), b'40{"token":"tk","batch":1}'),
+                     (dict(batch=True), b'40{"batch":1}'), (dict(token="tk"), b'40{"token":"tk"}'), ({}, b"40")):
+        v = opened(ctx, 0, **kw)
+        v.on_packet(b'0{"sid":"s","pingInterval":25000,"pingTimeout":20000}')
+        assert sent_packet(v.transport.written[-1]) == auth
+
+
+# ---- usage errors (exit 2, before anything connects) ----
+
+def usage_error(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exc:
+        cli.run(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_usage_errors_of_the_probe_rooms_and_cores_flags(tmp_path, capsys):
+    tokens = tmp_path / "t.txt"
+    tokens.write_text("a\nb\nc\nd\ne\n")
+    base = ["audience", "--viewers", "40", "--chatters", "1", "--rate", "0.5", "--tokens", str(tokens)]
+    assert "--probe-viewers needs --procs >= 2" in usage_error(base + ["--probe-viewers", "5"], capsys)
+    assert "leave 4 of --viewers 40 for 5 bulk processes: each needs at least one" in usage_error(
+        base + ["--probe-viewers", "35", "--procs", "6"], capsys)
+    err = usage_error(base + ["--rooms", "2", "--room-chatters", "1", "--room-rate", "0.6"], capsys)
+    assert "0.60 messages/s each" in err and "use --room-chatters >= 2" in err
+    assert "need 9 tokens in --tokens; got 5" in usage_error(base + ["--rooms", "2"], capsys)
+    assert "--rooms is for the audience scenario" in usage_error(
+        ["join-storm", "--viewers", "5", "--rooms", "1"], capsys)
+    assert "--server-cores: 'x' is not a core number" in usage_error(base + ["--server-cores", "0,x"], capsys)
+    assert "no line for cpu4096" in usage_error(base + ["--server-cores", "4096"], capsys)
+
+
+# ---- a real run: probe/bulk split, two small rooms, the server's cores, batched events asked for ----
+
+@pytest.fixture
+async def app(tmp_path, dsn, aiohttp_client):
+    """The app with the demo data (stream 'demo', live; seller 'demo-seller') on a real port."""
+    from live.app import create_app
+
+    return await aiohttp_client(create_app(make_settings(tmp_path, seed_demo="true"), dsn, run_migrations=False))
+
+
+async def seller_streams(live, slugs: list[str]) -> None:
+    """Live streams of the demo seller, made through the seller REST API as bench makes them."""
+    from db import users as users_db
+    from live.auth.principal import SYSTEM
+
+    services = live.app[SERVICES]
+    async with services.db.tx(SYSTEM) as conn:
+        token = services.token_for(await users_db.find_or_create_by_name(conn, "demo-seller", "seller"))
+    headers = {"Authorization": f"Bearer {token}"}
+    for slug in slugs:
+        resp = await live.post("/api/v1/livestreams", json={"title": slug, "slug": slug}, headers=headers)
+        assert resp.status == 201, await resp.text()
+        resp = await live.post(f"/api/v1/livestreams/{slug}/start", headers=headers)
+        assert resp.status == 200, await resp.text()
+
+
+async def test_probe_split_and_small_rooms_against_the_server(app, tmp_path):
+    live = app
+    prefix = f"probe-{uuid.uuid4().hex[:6]}-"
+    rooms = [f"{prefix}1", f"{prefix}2"]
+    await seller_streams(live, rooms)
+    tokens = await real_users(live, tmp_path, "chatter", 3 + 2 * 2)
+    before = await metrics(live)
+    code, r, stdout, stderr = await loadtest(
+        tmp_path, url_of(live), "audience", "--viewers", "30", "--chatters", "3", "--rate", "1.5",
+        "--duration", "3", "--secret", SECRET, "--tokens", str(tokens), "--procs", "2", "--probe-viewers", "5",
+        "--rooms", "2", "--room-viewers", "6", "--room-chatters", "2", "--room-rate", "1", "--room-prefix", prefix,
+        "--server-cores", "0", "--batch", "--min-delivery", "1.0", "--max-p99-ms", "60000")
+    after = await metrics(live)
+    assert code == 0, stdout + stderr
+    assert r["passed"] and not r["errors"] and not r["failures"] and r["latency_source"] == "probe"
+    # the probe holds the 3 chatters and 5 viewers, all tracked; the bulk process the other 22, none tracked
+    assert [p["viewers"] for p in r["generator"]["procs"]] == [8, 22]
+    d = r["delivery"]
+    sent = d["messages_sent"]
+    assert sent >= 3 and d["deliveries"] == d["deliveries_expected"] == 30 * sent
+    assert d["tracked_viewers"] == 8 and r["latency_ms"]["delivery"]["n"] == 8 * sent  # the probe's, every one
+    # each small room accounted alone, its viewers all tracked; the main room's figures are the main room's
+    rs = r["rooms"]
+    assert rs["count"] == 2 and list(rs["per_room"]) == rooms and rs["worst_delivery"] == 1.0
+    room_sent = 0
+    for slug in rooms:
+        x = rs["per_room"][slug]
+        assert x["sent"] >= 2 and x["joined"] == 6 and x["expected"] == x["delivered"] == 6 * x["sent"]
+        assert x["latency_samples"] == 6 * x["sent"] and 0 <= x["p50_ms"] <= x["p99_ms"] <= rs["worst_p99_ms"]
+        room_sent += x["sent"]
+    chats = (counted(after, "live_chat_messages_total", result="ok")
+             - counted(before, "live_chat_messages_total", result="ok"))
+    joins = counted(after, "live_joins_total", result="ok") - counted(before, "live_joins_total", result="ok")
+    assert chats == sent + room_sent and joins == 30 + 2 * 6
+    assert r["viewers"]["joined"] == 30
+    # core 0 over the running phase
+    c = r["server"]["cores"]
+    assert c["cores"] == [0] and c["ticks"] > 0 and 0 <= c["busy"] <= 100
+    assert abs(c["busy"] + c["idle"] - 100) <= 0.2
+    assert c["user"] + c["system"] + c["softirq"] + c["irq"] <= c["busy"] + 0.5
+    assert "rooms        2 small rooms" in stdout and "server cores 0: busy" in stdout
+
+
+async def test_a_room_that_refuses_its_viewers_is_named(app, tmp_path):
+    code, r, stdout, stderr = await loadtest(
+        tmp_path, url_of(app), "audience", "--viewers", "4", "--duration", "1", "--rooms", "1",
+        "--room-viewers", "2", "--room-chatters", "0", "--room-rate", "0", "--room-prefix", "no-such-room-")
+    assert code == 2, stdout + stderr
+    assert "room no-such-room-1: 2 of 2 viewers not joined (join_not_found x2)" in stderr, stderr
