@@ -228,3 +228,11 @@ def free_port() -> int:
     from loadtests.procs import free_port as port
 
     return port()
+
+
+def test_the_docs_tables_have_the_printed_layouts():
+    """The rows bench prints paste into docs/benchmarks.md's issue 17 tables: same header, same columns."""
+    docs = (ROOT / "docs" / "benchmarks.md").read_text().splitlines()
+    for scenario in ("audience", "rooms"):
+        head, rule = bench_rows.header(scenario).splitlines()
+        assert head in docs and docs[docs.index(head) + 1] == rule, scenario
