@@ -1,0 +1,384 @@
+"""`python -m loadtests nodegen`: the audience scenario run by the second, independent load generator.
+
+  python -m loadtests nodegen --url http://127.0.0.1:8080 --stream demo --viewers 10000 --chatters 100 \\
+      --rate 50 --duration 20 --ramp 10 --secret "$JWT_SECRET" --tokens chatters.txt --probe-viewers 500 \\
+      --procs 4 --generator-cpus 1 --server-pid PID --server-cores 0 --json out.json
+
+The viewers are raw Engine.IO v4 / Socket.IO v5 websocket clients written in Node from the protocol
+(loadtests/eiogen/gen.js, Node's built-in modules only), not the Python generator's code: a cross-check of its
+numbers. Process 0 is the probe: every chatter and --probe-viewers viewers, which parse every room event and
+time each chat message; the other --procs - 1 processes hold the rest of the audience and only count chat:new
+by seq. Tokens are made as the Python generator makes them (the first lines of --tokens go to the chatters, the
+others minted with --secret, or anonymous). The report has the Python generator's keys for `delivery`,
+`latency_ms`, `server`, `thresholds` and `checks`, with `generator: "node"`. Exit status 0 when every threshold
+and check passed, 1 when one failed (or a generator process failed), 2 for a usage error or no `node`.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import urlparse
+
+from loadtests.cli import CHAT_LIMIT_PER_USER, read_tokens
+from loadtests.probe import CoreStat, ServerProbe, metrics_delta, metrics_url, parse_cores, scrape
+from loadtests.report import SATURATED_PCT, checks, latency_rows, ratio_text, server_section, thresholds, write_json
+from loadtests.scenarios import delivery_summary
+from loadtests.stats import Hist
+from loadtests.worker import mint
+
+GEN = Path(__file__).resolve().parent / "eiogen" / "gen.js"
+LINE_LIMIT = 256 * 1024 * 1024  # a result line carries every viewer's accounting
+GO_DELAY_S = 0.5  # `go` names a start this far ahead, so every process starts together
+
+
+class GeneratorFailed(Exception):
+    pass
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="live-loadtest nodegen", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument_group("target")
+    a.add_argument("--url", default="http://127.0.0.1:8080", help="the server (http://host:port)")
+    a.add_argument("--path", default="/socket.io/", help="Socket.IO path (default /socket.io/)")
+    a.add_argument("--stream", default="demo", help="stream id or slug (default demo)")
+    a.add_argument("--secret", help="the server's JWT_SECRET: mint tokens for viewers without one from --tokens")
+    a.add_argument("--issuer", default="live", help="issuer of minted tokens (default live)")
+    a.add_argument("--tokens", help="file of tokens of real users, one per line; the first go to the chatters")
+    a.add_argument("--server-pid", type=int, help="the server's pid: report its CPU and memory (with children)")
+    a.add_argument("--server-cores", help="the server's cores (e.g. 0): their /proc/stat over the chat (server.cores)")
+    a.add_argument("--metrics", help="the server's Prometheus endpoint (default URL/metrics; 'none' to skip)")
+    s = p.add_argument_group("audience")
+    s.add_argument("--viewers", type=int, default=1000, help="viewers in all, chatters included (default 1000)")
+    s.add_argument("--chatters", type=int, default=0, help="viewers that chat (need --tokens)")
+    s.add_argument("--rate", type=float, default=0.0, help="chat messages per second, all chatters together")
+    s.add_argument("--duration", type=float, default=10.0, help="seconds of chat after everyone joined (default 10)")
+    s.add_argument("--ramp", type=float, default=0.0, help="seconds over which each process connects its viewers")
+    s.add_argument("--batch", action="store_true", help="viewers opt into batched room events (CONNECT auth batch 1)")
+    g = p.add_argument_group("generator")
+    g.add_argument("--procs", type=int, default=2, help="node processes: 1 probe and K-1 bulk (default 2; with 1 "
+                                                        "the probe holds every viewer)")
+    g.add_argument("--probe-viewers", type=int, default=500, help="viewers in the probe besides the chatters "
+                                                                  "(default 500)")
+    g.add_argument("--generator-cpus", help="pin the node processes to these cores (e.g. 1 or 1,2)")
+    g.add_argument("--concurrency", type=int, default=200, help="connections being opened at once, in all "
+                                                                "(the server takes 256 per address)")
+    g.add_argument("--join-timeout", type=float, default=30.0)
+    g.add_argument("--ack-timeout", type=float, default=15.0)
+    g.add_argument("--drain", type=float, default=5.0, help="at most this many seconds for the last messages")
+    g.add_argument("--node", default="node", help="the node binary (default: node on PATH)")
+    o = p.add_argument_group("output and thresholds (exit status 1 when one fails)")
+    o.add_argument("--json", help="write the report as JSON to FILE ('-' for stdout)")
+    o.add_argument("--quiet", action="store_true", help="no summary table")
+    o.add_argument("--min-delivery", type=float, help="delivered ratio, e.g. 0.999")
+    o.add_argument("--max-p99-ms", type=float, help="delivery latency p99 (from the probe)")
+    o.add_argument("--max-ack-p99-ms", type=float, help="ack p99 of chat:send")
+    o.add_argument("--max-join-s", type=float, help="seconds until every viewer has joined")
+    return p
+
+
+def validate(p: argparse.ArgumentParser, args, tokens: list[str]) -> None:
+    u = urlparse(args.url)
+    if u.scheme != "http" or not u.hostname:
+        p.error("--url must be http://host[:port]")
+    if args.viewers < 1 or args.procs < 1 or args.chatters < 0 or args.probe_viewers < 0:
+        p.error("--viewers and --procs must be >= 1, --chatters and --probe-viewers >= 0")
+    if args.chatters > args.viewers:
+        p.error(f"{args.chatters} chatters but only {args.viewers} viewers")
+    if args.chatters > len(tokens):
+        p.error(f"{args.chatters} chatters need as many tokens in --tokens (one per line); got {len(tokens)}")
+    if args.rate > 0 and not args.chatters:
+        p.error("--rate needs --chatters (and their tokens in --tokens)")
+    if args.rate < 0 or args.duration < 0 or args.ramp < 0 or args.concurrency < 1:
+        p.error("--rate, --duration and --ramp must be >= 0, --concurrency >= 1")
+    if args.procs > 1 and args.viewers - args.chatters - args.probe_viewers < args.procs - 1:
+        p.error(f"--probe-viewers {args.probe_viewers} and {args.chatters} chatters leave "
+                f"{max(0, args.viewers - args.chatters - args.probe_viewers)} of --viewers {args.viewers} for "
+                f"{args.procs - 1} bulk processes: each needs at least one")
+    if args.rate > 0 and args.rate / args.chatters > CHAT_LIMIT_PER_USER:
+        print(f"warning: {args.rate / args.chatters:.2f} messages/s per chatter is over the server's default limit "
+              f"(5 per 10 s): expect rate_limited refusals", file=sys.stderr)
+    if args.generator_cpus:
+        try:
+            args.generator_cpus = set(parse_cores(args.generator_cpus))
+        except ValueError as exc:
+            p.error(str(exc).replace("--server-cores", "--generator-cpus"))
+    if shutil.which(args.node) is None:
+        p.error(f"no node binary {args.node!r} on PATH (the second generator runs on Node >= 18: --node PATH)")
+
+
+def configs(args, tokens: list[str]) -> list[dict]:
+    """One config per process: viewer i gets token i of --tokens, else a minted one (or none); the probe takes
+    the first chatters + probe-viewers viewers (every viewer with --procs 1), the bulk processes the rest."""
+    u = urlparse(args.url)
+    toks = tokens[:args.viewers] + [mint(args.secret, args.issuer) if args.secret else None
+                                    for _ in range(args.viewers - min(len(tokens), args.viewers))]
+    probe_n = args.viewers if args.procs == 1 else args.chatters + args.probe_viewers
+    bulk = args.viewers - probe_n
+    run_id = uuid.uuid4().hex[:8]
+    common = {"cmd": "config", "host": u.hostname, "port": u.port or 80,
+              "path": f"{args.path}?EIO=4&transport=websocket", "stream": args.stream, "batch": args.batch,
+              "concurrency": max(1, args.concurrency // args.procs), "ramp": args.ramp,
+              "join_timeout": args.join_timeout, "ack_timeout": args.ack_timeout, "run_id": run_id}
+    out = [{**common, "role": "probe", "proc": 0, "viewers": probe_n, "tokens": toks[:probe_n],
+            "chatters": args.chatters, "rate": args.rate}]
+    start = probe_n
+    for k in range(1, args.procs):
+        n = bulk // (args.procs - 1) + (k <= bulk % (args.procs - 1))
+        out.append({**common, "role": "bulk", "proc": k, "viewers": n, "tokens": toks[start:start + n]})
+        start += n
+    return out
+
+
+class Proc:
+    """One node process: JSON lines in and out, stderr kept in a file for the failure message."""
+
+    def __init__(self, config: dict):
+        self.config, self.proc, self.err = config, None, tempfile.TemporaryFile()
+
+    @property
+    def name(self) -> str:
+        return f"{self.config['role']} process {self.config['proc']}"
+
+    async def start(self, node: str, cpus: set[int] | None) -> None:
+        mine = os.sched_getaffinity(0)
+        if cpus:
+            os.sched_setaffinity(0, cpus)  # the child (and every thread node starts) inherits it
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                node, str(GEN), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=self.err,
+                limit=LINE_LIMIT)
+        finally:
+            os.sched_setaffinity(0, mine)
+        self.send(self.config)
+
+    def send(self, msg: dict) -> None:
+        self.proc.stdin.write(json.dumps(msg).encode() + b"\n")
+
+    def stderr_tail(self) -> str:
+        self.err.seek(0)
+        return self.err.read().decode(errors="replace")[-1500:].strip()
+
+    async def recv(self, kind: str, timeout: float) -> dict:
+        try:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        except asyncio.TimeoutError:
+            raise GeneratorFailed(f"{self.name}: no {kind!r} within {timeout:.0f} s") from None
+        if not line:
+            code = await self.proc.wait()
+            raise GeneratorFailed(f"{self.name} exited with status {code} before {kind!r}: {self.stderr_tail()}")
+        msg = json.loads(line)
+        if msg.get("type") != kind:
+            raise GeneratorFailed(f"{self.name}: expected {kind!r}, got {str(msg)[:200]}")
+        return msg
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+
+
+async def drive(args, procs: list[Proc], probe: ServerProbe, cores: CoreStat | None) -> dict:
+    """The phases: configs, all ready, go, all ran, stop with every seq, the results."""
+    t0 = time.time()
+    for p in procs:
+        await p.start(args.node, args.generator_cpus)
+    joined = await asyncio.gather(*(p.recv("ready", args.join_timeout + args.ramp + 60) for p in procs))
+    probe.mark("joined")
+    t_joined = time.time()
+    print(f"nodegen: {sum(r['joined'] for r in joined)}/{args.viewers} joined in {t_joined - t0:.1f} s",
+          file=sys.stderr)
+    at = time.time() + GO_DELAY_S
+    for p in procs:
+        p.send({"cmd": "go", "at": at, "until": at + args.duration})
+    await asyncio.sleep(max(0.0, at - time.time()))
+    if cores is not None:
+        cores.start()
+    ran = await asyncio.gather(*(p.recv("ran", args.duration + args.ack_timeout + 60) for p in procs))
+    core_pct = cores.stop() if cores is not None else None
+    probe.mark("ran")
+    seqs = sorted(s for r in ran for s in r["chat_seqs"])
+    for p in procs:
+        p.send({"cmd": "stop", "chat_seqs": seqs, "drain": args.drain})
+    results = await asyncio.gather(*(p.recv("result", args.drain + 60) for p in procs))
+    probe.mark("end")
+    for p in procs:
+        await p.proc.wait()
+    return {"t0": t0, "joined_at": t_joined, "end": time.time(), "results": results, "cores": core_pct,
+            "ready": joined}
+
+
+def hist(dump: list) -> Hist:
+    buckets, n, total, lo, hi = dump
+    return Hist.load(({int(b): c for b, c in buckets.items()}, n, total, math.inf if lo is None else lo, hi))
+
+
+def merged_hist(results: list[dict], key: str) -> Hist:
+    h = Hist()
+    for r in results:
+        h.merge(hist(r[key]))
+    return h
+
+
+def seq_check(results: list[dict], seqs: list[int]) -> int:
+    """How many of the run's messages reached fewer viewers than had joined before them (bulk processes count
+    deliveries per seq, the probe keeps each viewer's seqs)."""
+    joins = sorted(a[0] for r in results for a in r["accounting"])
+    got: dict[int, int] = {}
+    for r in results:
+        for s, n in r["seq_count"].items():
+            got[int(s)] = got.get(int(s), 0) + n
+        for a in r["accounting"]:
+            for s in a[3] or ():
+                got[s] = got.get(s, 0) + 1
+    return sum(1 for s in seqs if got.get(s, 0) < bisect.bisect_left(joins, s))
+
+
+def build(args, run: dict, probe: ServerProbe, metrics_before: dict | None, metrics_after: dict | None) -> dict:
+    results = run["results"]
+    seqs = sorted(s for r in results for s in r["chat_seqs"])
+    delivery = delivery_summary([{"ran": {"chat_seqs": r["chat_seqs"]},
+                                  "accounting": [(*a, False) for a in r["accounting"]]} for r in results])
+    latency = merged_hist(results, "latency")
+    delivery["latency_samples"] = latency.n
+    delivery["seqs_short"] = seq_check(results, seqs)
+    acks: dict[str, Hist] = {}
+    for r in results:
+        for ev, d in r["acks"].items():
+            acks.setdefault(ev, Hist()).merge(hist(d))
+    joined = sum(r["joined"] for r in results)
+    last_join = max((r["last_join_wall"] for r in run["ready"] if r["last_join_wall"]), default=None)
+    errors: dict[str, int] = {}
+    ok: dict[str, int] = {}
+    refused: dict[str, dict] = {}
+    for r in results:
+        for k, n in r["errors"].items():
+            errors[k] = errors.get(k, 0) + n
+        for k, n in r["ok"].items():
+            ok[k] = ok.get(k, 0) + n
+        for ev, codes in r["refused"].items():
+            by = refused.setdefault(ev, {})
+            for code, n in codes.items():
+                by[code] = by.get(code, 0) + n
+    procs = [{"proc": r["proc"], "role": r["role"], "viewers": r["viewers"], "joined": r["joined"],
+              "join_cpu_pct": round(100 * r["join_cpu_s"] / r["join_wall_s"], 1) if r["join_wall_s"] else None,
+              "run_cpu_pct": round(100 * r["run_cpu_s"] / r["run_wall_s"], 1) if r["run_wall_s"] else None,
+              "cpu_s": round(r["cpu_s"], 2)} for r in results]
+    busiest = max((q[k] or 0 for q in procs for k in ("join_cpu_pct", "run_cpu_pct")), default=0)
+    t0 = run["t0"]
+    report: dict = {
+        "tool": "live-loadtest nodegen", "generator": "node", "scenario": "audience", "target": args.url,
+        "stream": args.stream, "batch": args.batch, "latency_source": "probe",
+        "started_at": datetime.fromtimestamp(t0, timezone.utc).isoformat(timespec="seconds"),
+        "wall_s": round(run["end"] - t0, 2),
+        "params": {k: getattr(args, k) for k in ("viewers", "chatters", "rate", "duration", "ramp", "procs",
+                                                 "probe_viewers", "concurrency", "batch")},
+        "viewers": {"requested": args.viewers, "joined": joined, "failed": args.viewers - joined,
+                    "connections": sum(r["connected"] for r in results),
+                    "all_joined_s": round(last_join - t0, 2) if last_join and joined == args.viewers else None,
+                    "last_join_s": round(last_join - t0, 2) if last_join else None},
+        "delivery": delivery,
+        "latency_ms": {"delivery": latency.summary(), "join": merged_hist(results, "join").summary(),
+                       "ack": {ev: h.summary() for ev, h in sorted(acks.items())}},
+        "events": {"sent": sum(r["sent"] for r in results), "ok": ok, "refused": refused,
+                   "frames_received": sum(r["frames"] for r in results),
+                   "chat_frames_received": sum(r["chat_frames"] for r in results),
+                   "batch_frames_received": sum(r["batch_frames"] for r in results)},
+        "errors": dict(sorted(errors.items())), "notes": [n for r in results for n in r["notes"]][:20],
+        "failures": [],
+        "generator_procs": procs, "generator_saturated": busiest > SATURATED_PCT, "generator_busiest_pct": busiest,
+    }
+    report["server"] = server_section(args, SimpleNamespace(probe=probe), report)
+    if report["server"] is not None or run["cores"] is not None:
+        report["server"] = {**(report["server"] or {}), "cores": run["cores"]}
+    report["server_metrics"] = metrics_delta(metrics_before, metrics_after)
+    report["thresholds"] = thresholds(args, report)
+    report["checks"] = checks(args, report)
+    report["passed"] = all(t["passed"] for t in report["thresholds"] + report["checks"])
+    return report
+
+
+def table(r: dict) -> str:
+    d, v = r["delivery"], r["viewers"]
+    lines = [f"live-loadtest nodegen (node generator) -> {r['target']} stream {r['stream']}  ({r['wall_s']:.1f} s, "
+             f"{len(r['generator_procs'])} processes{', batched events' if r['batch'] else ''})",
+             f"  viewers      {v['requested']:,} requested, {v['joined']:,} joined",
+             f"  chat         {d['messages_sent']:,} sent and acked; delivered {d['deliveries']:,} of "
+             f"{d['deliveries_expected']:,} ({ratio_text(d)}); missing {d['missing']:,}, duplicates "
+             f"{d['duplicates']:,}; messages short of a viewer {d['seqs_short']:,}",
+             f"  {'latency (ms)':<18}{'n':>10}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}"]
+    for name, s in latency_rows(r):
+        if name != "ack join":
+            lines.append(f"  {name:<18}{s['n']:>10,}" + "".join(f"{s[k]:>9,.1f}" for k in ("p50", "p95", "p99", "max")))
+    lines.append(f"  errors       {', '.join(f'{k} {n:,}' for k, n in r['errors'].items()) or 'none'}")
+    s = r["server"]
+    if s and s.get("cpu_pct_run") is not None:
+        lines.append(f"  server       CPU {s['cpu_pct_run']} % running, {s['cpu_pct_join']} % joining"
+                     + (f", {s['cpu_us_per_delivery']} us per delivery" if s.get("cpu_us_per_delivery") else ""))
+    if s and s.get("cores"):
+        c = s["cores"]
+        lines.append(f"  server cores {c['cores']}: busy {c['busy']} % (user {c['user']}, system {c['system']}, "
+                     f"softirq {c['softirq']}, irq {c['irq']})")
+    lines.append("  generator    " + "; ".join(f"#{q['proc']} {q['role']} {q['run_cpu_pct']} % running"
+                                               for q in r["generator_procs"])
+                 + ("  GENERATOR SATURATED" if r["generator_saturated"] else ""))
+    for t in r["thresholds"] + r["checks"]:
+        if "limit" in t or not t["passed"]:
+            lines.append(f"  {'PASS' if t['passed'] else 'FAIL'}         {t['name']}: {t['value']}"
+                         + (f" (limit {t['limit']})" if "limit" in t else ""))
+    lines.append(f"  result       {'passed' if r['passed'] else 'FAILED'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    try:
+        tokens = read_tokens(args.tokens)
+    except OSError as exc:
+        p.error(f"--tokens: {exc}")
+    validate(p, args, tokens)
+    cores = None
+    if args.server_cores:
+        try:
+            cores = CoreStat(parse_cores(args.server_cores))
+        except (ValueError, OSError) as exc:
+            p.error(f"--server-cores: {exc}")
+    args.scenario = "audience"  # for report.thresholds / checks
+    probe = ServerProbe(args.server_pid)
+    murl = metrics_url(args.url, args.metrics)
+    metrics_before = scrape(murl)
+    probe.mark("start")
+    procs = [Proc(c) for c in configs(args, tokens)]
+    try:
+        run = asyncio.run(drive(args, procs, probe, cores))
+    except GeneratorFailed as exc:
+        print(f"nodegen: FAILED: {exc}", file=sys.stderr)
+        if args.json:
+            write_json({"tool": "live-loadtest nodegen", "generator": "node", "passed": False,
+                        "failures": [str(exc)]}, args.json)
+        return 1
+    finally:
+        for proc in procs:
+            proc.kill()
+    report = build(args, run, probe, metrics_before, scrape(murl))
+    if not args.quiet:
+        print(table(report), file=sys.stderr if args.json == "-" else sys.stdout)
+    if args.json:
+        write_json(report, args.json)
+    return 0 if report["passed"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""The second load generator (loadtests/eiogen, driven by `python -m loadtests nodegen`): its frame reader and
+viewer fed byte by byte (`gen.js --selftest`), its histogram against loadtests/stats.Hist, and short runs against
+the app on a real port with a real database, checked against what the server counted. Skipped without node."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from loadtests.nodegen import GEN
+from loadtests.stats import Hist
+from tests.helpers import SECRET
+from tests.loadtests.test_loadtests import counted, live, loadtest, metrics, real_users, url_of  # noqa: F401
+
+pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+
+
+def test_selftest_reads_frames_cut_anywhere():
+    out = subprocess.run(["node", str(GEN), "--selftest"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip().endswith("selftest ok"), out.stdout[-3000:] + out.stderr
+
+
+def test_bad_config_is_a_usage_error():
+    out = subprocess.run(["node", str(GEN)], input='{"cmd": "config", "role": "watcher"}\n', capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 2 and "role must be one of bulk, probe" in out.stderr
+
+
+def test_histogram_buckets_are_the_python_ones():
+    values = [0, 0.004, 0.5, 1, 3.3, 17.25, 99.9, 250, 1234.5, 60000]
+    script = (f"const {{Hist}} = require({json.dumps(str(GEN.parent / 'hist.js'))}); const h = new Hist(); "
+              f"for (const v of {json.dumps(values)}) h.add(v); console.log(JSON.stringify(h.dump()));")
+    buckets, n, total, lo, hi = json.loads(subprocess.run(["node", "-e", script], capture_output=True, text=True,
+                                                          check=True, timeout=30).stdout)
+    h = Hist()
+    for v in values:
+        h.add(v)
+    assert {int(b): c for b, c in buckets.items()} == h.buckets
+    assert (n, lo, hi) == (h.n, h.lo, h.hi) and total == pytest.approx(h.total)
+
+
+async def test_nodegen_delivers_every_message_and_times_it(live, tmp_path):  # noqa: F811
+    tokens = await real_users(live, tmp_path, "nodechat", 3)
+    before = await metrics(live)
+    code, r, stdout, stderr = await loadtest(
+        tmp_path, url_of(live), "nodegen", "--viewers", "30", "--chatters", "3", "--rate", "1.5", "--duration", "3",
+        "--secret", SECRET, "--tokens", str(tokens), "--procs", "2", "--probe-viewers", "5", "--min-delivery", "1.0",
+        "--server-pid", str(os.getpid()), "--server-cores", "0", "--max-p99-ms", "60000")
+    after = await metrics(live)
+    assert code == 0, stdout + stderr
+    assert r["generator"] == "node" and r["passed"] and not r["errors"], r
+    chats = (counted(after, "live_chat_messages_total", result="ok")
+             - counted(before, "live_chat_messages_total", result="ok"))
+    assert (counted(after, "live_joins_total", result="ok") - counted(before, "live_joins_total", result="ok")
+            == r["viewers"]["joined"] == 30)
+    d = r["delivery"]
+    assert d["messages_sent"] == chats == r["events"]["ok"]["chat:send"] >= 3
+    assert d["deliveries"] == d["deliveries_expected"] == 30 * chats
+    assert d["delivered_ratio"] == 1.0 and d["missing"] == 0 and d["duplicates"] == 0 and d["seqs_short"] == 0
+    # the bulk process counted by seq without parsing: 22 viewers, every message
+    assert r["events"]["chat_frames_received"] == 30 * chats
+    assert [(q["role"], q["viewers"]) for q in r["generator_procs"]] == [("probe", 8), ("bulk", 22)]
+    # latency from the probe alone: its 3 chatters and 5 viewers time every message
+    lat = r["latency_ms"]["delivery"]
+    assert lat["n"] == d["latency_samples"] == 8 * chats and d["tracked_viewers"] == 8
+    assert 0 < lat["p50"] <= lat["p99"] <= lat["max"] < 5000
+    ack = r["latency_ms"]["ack"]["chat:send"]
+    assert ack["n"] == chats and 0 < ack["p50"] <= ack["max"] < 5000
+    assert r["server"]["pid"] == os.getpid() and r["server"]["cpu_pct_run"] is not None
+    assert r["server"]["cores"]["cores"] == [0] and 0 <= r["server"]["cores"]["busy"] <= 100
+    assert "delivered" in stdout and "(100.000 %)" in stdout
+
+
+async def test_nodegen_with_batched_events_and_a_failed_threshold(live, tmp_path):  # noqa: F811
+    tokens = await real_users(live, tmp_path, "nodebatch", 2)
+    code, r, stdout, stderr = await loadtest(
+        tmp_path, url_of(live), "nodegen", "--viewers", "12", "--chatters", "2", "--rate", "1", "--duration", "2",
+        "--tokens", str(tokens), "--procs", "3", "--probe-viewers", "2", "--batch", "--min-delivery", "1.0",
+        "--max-p99-ms", "0.001")
+    assert code == 1, stdout + stderr
+    d = r["delivery"]
+    assert r["batch"] is True and d["messages_sent"] >= 2 and not r["errors"]
+    assert d["deliveries"] == d["deliveries_expected"] == 12 * d["messages_sent"] and d["seqs_short"] == 0
+    assert r["latency_ms"]["delivery"]["n"] == 4 * d["messages_sent"]
+    verdicts = {t["name"]: t["passed"] for t in r["thresholds"]}
+    assert verdicts == {"delivery p99 ms": False, "delivered ratio": True} and not r["passed"]
+    assert "FAIL         delivery p99 ms" in stdout
+
+
+def test_usage_errors_exit_2_before_starting_anything(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "loadtests", "nodegen", "--chatters", "3", "--rate", "1",
+                          "--viewers", "600"], capture_output=True, text=True, timeout=60, cwd=GEN.parents[2])
+    assert out.returncode == 2 and "need as many tokens" in out.stderr
+    out = subprocess.run([sys.executable, "-m", "loadtests", "nodegen", "--viewers", "10", "--probe-viewers", "2",
+                          "--node", "no-such-node-binary"], capture_output=True, text=True, timeout=60,
+                         cwd=GEN.parents[2])
+    assert out.returncode == 2 and "no node binary" in out.stderr
