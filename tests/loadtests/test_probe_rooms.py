@@ -14,6 +14,7 @@ from live.rooms.packets import encode_event
 from live.rooms.wsframes import text_frame, unmask
 from loadtests import cli
 from loadtests.probe import CoreStat, parse_cores
+from loadtests.scenarios import delivery_summary, rooms_summary
 from loadtests.stats import Stats
 from loadtests.viewer import Viewer, split_frames
 from tests.helpers import SECRET, make_settings
@@ -238,3 +239,35 @@ async def test_a_room_that_refuses_its_viewers_is_named(app, tmp_path):
         "--room-viewers", "2", "--room-chatters", "0", "--room-rate", "0", "--room-prefix", "no-such-room-")
     assert code == 2, stdout + stderr
     assert "room no-such-room-1: 2 of 2 viewers not joined (join_not_found x2)" in stderr, stderr
+
+
+def test_rooms_are_accounted_per_stream_and_the_worst_reported():
+    def stats(latencies: list[float], errors: dict | None = None) -> dict:
+        s = Stats()
+        for ms in latencies:
+            s.latency(ms)
+        for _ in range(2):
+            s.join.add(1.0)
+        s.errors.update(errors or {})
+        return s.dump()
+
+    # seqs are per room: both rooms have a seq 3; room-10 sorts after room-2
+    results = [
+        {"ran": {}, "accounting": [], "rooms": {
+            "r-2": {"chat_seqs": [3, 4], "accounting": [(2, 2, True, [3, 4], 0, False), (3, 1, True, [4], 0, False)],
+                    "stats": stats([10, 20, 30])},
+            "r-10": {"chat_seqs": [5, 3], "accounting": [(2, 1, True, [3], 0, False),  # 5 missing
+                                                         (2, 2, True, [3, 5], 1, False)],  # one duplicate
+                     "stats": stats([100, 300], {"ack_timeout:chat:send": 1})}}},
+        {"ran": {}, "accounting": []},  # a bulk process: no rooms
+    ]
+    r = rooms_summary(results)
+    assert r["count"] == 2 and list(r["per_room"]) == ["r-2", "r-10"]
+    a, b = r["per_room"]["r-2"], r["per_room"]["r-10"]
+    assert (a["expected"], a["delivered"], a["delivered_ratio"], a["sent"], a["joined"]) == (3, 3, 1.0, 2, 2)
+    assert (b["expected"], b["delivered"], b["missing"], b["duplicates"]) == (4, 3, 1, 1)
+    assert a["p99_ms"] == pytest.approx(30, rel=0.011) and b["p99_ms"] == pytest.approx(300, rel=0.011)
+    assert b["errors"] == {"ack_timeout:chat:send": 1} and a["latency_samples"] == 3
+    assert r["worst_p99_ms"] == b["p99_ms"] and r["worst_delivery"] == 0.75
+    assert (r["expected"], r["delivered"], r["duplicates"]) == (7, 6, 1)
+    assert delivery_summary(results)["messages_sent"] == 0  # the main room's accounting ignores the rooms
