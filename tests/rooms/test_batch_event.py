@@ -99,3 +99,56 @@ async def test_a_batch_of_another_type_refuses_the_connection(live, junk):
         assert live.gateway.conns == {}  # not connected: no event of it is handled
     finally:
         ws.close()
+
+
+async def test_batched_and_plain_clients_see_every_event_once_in_order(live):
+    batched_ws, answer = await _connect(live, {"batch": 1})
+    plain_ws, plain_answer = await _connect(live, {})
+    assert answer.startswith("40{") and plain_answer.startswith("40{"), (answer, plain_answer)
+    batched, plain = Seen(batched_ws), Seen(plain_ws)
+    try:
+        for n, ws in enumerate((batched_ws, plain_ws)):
+            assert (await ws.call(n + 1, "join", {"stream_id": "demo"}))["ok"]
+        chatters = [await live.viewer(f"batch-chatter-{i}") for i in range(CHATTERS)]  # python-socketio: plain
+        state = await live.demo_state()
+
+        async def burst() -> None:  # published without waiting between them: they gather into one write
+            for i in range(BURST):
+                await live.services.rooms.publish(state, "test:burst", {"i": i})
+
+        acks = await asyncio.gather(burst(), *(c.say(f"{i}-{k}") for k in range(SAYS) for i, c in
+                                               enumerate(chatters)))
+        assert all(a["ok"] for a in acks[1:]), acks
+        sent = sorted(a["message"]["seq"] for a in acks[1:])
+        await _barrier(live, batched, plain, n=1)
+        await live.barrier(*chatters)
+        for seen in (batched, plain):
+            room_events = seen.named("chat:new", "test:burst")
+            seqs = [d["seq"] for d in room_events]
+            assert seqs == sorted(set(seqs)), seqs  # each once, in order
+            assert [d["seq"] for d in seen.named("chat:new")] == sent
+            assert [d["i"] for d in seen.named("test:burst")] == list(range(BURST))
+        # the same [name, data] elements, in the same order, whichever way they came
+        assert batched.named("chat:new", "test:burst") == plain.named("chat:new", "test:burst")
+        assert "batch" in batched.kinds(), batched.frames
+        assert plain.kinds() == {"plain"}, plain.frames
+        for c in chatters:  # python-socketio viewers are plain clients: they never see a `batch`
+            assert "batch" not in c.events
+            assert [d["seq"] for d in c.events["chat:new"]] == sent
+        # a write of one event goes plain even to a batched socket (an idle room delivers at once): an event
+        # published alone, well after the last (a viewer count may share its write: then it is tried again)
+        for attempt in range(3):
+            await asyncio.sleep(1.2)
+            await live.services.rooms.publish(state, "test:single", {"n": attempt})
+            await batched.until(lambda a=attempt: any(d["n"] == a for d in batched.named("test:single")))
+            kind, names = next(f for f in reversed(batched.frames) if "test:single" in f[1])
+            if names != ["test:single"]:
+                assert kind == "batch" and len(names) > 1, batched.frames
+                continue
+            assert kind == "plain", batched.frames
+            break
+        else:
+            raise AssertionError(f"no write of a single event in 3 tries: {batched.frames}")
+    finally:
+        batched_ws.close()
+        plain_ws.close()
