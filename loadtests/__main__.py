@@ -1,6 +1,6 @@
 """`python -m loadtests` = `live-loadtest` (see loadtests/cli.py; `notify`: loadtests/notify.py; `media`:
 loadtests/media.py; `flushbench`: loadtests/flushbench.py; `nodegen`:
-loadtests/nodegen.py)."""
+loadtests/nodegen.py; `naive-server`: loadtests/naive_server.py)."""
 import sys
 
 from loadtests.cli import main as cli_main
@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
         from loadtests.flushbench import main as flushbench
 
         return flushbench(argv[1:])
+    if argv[:1] == ["naive-server"]:
+        from loadtests.naive_server import main as naive_server
+
+        return naive_server(argv[1:])
     return cli_main(argv)
 
 
