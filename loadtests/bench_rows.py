@@ -13,8 +13,8 @@ HEADERS = {
               "| server CPU | server CPU per delivery | server cores: busy / softirq | hub: writes/s, bytes and µs "
               "per write | generator CPU (busiest process) | latency from |"),
     "rooms": ("| date | server | run | main room: viewers, delivered, p50 / p99 | rooms × viewers | rooms: worst "
-              "delivered | rooms: worst p99 | server CPU | server CPU per delivery | server cores: busy / softirq "
-              "| rooms holding a hub timer (most seen) | generator CPU (busiest process) |"),
+              "delivered | rooms: worst p99 | server CPU | server CPU per delivery (every room's) | server cores: busy "
+              "/ softirq | rooms holding a hub timer (most seen) | generator CPU (busiest process) |"),
 }
 
 
@@ -87,19 +87,10 @@ def _gen(r: dict) -> str:
 
 
 def _rooms_worst(rooms: dict) -> tuple[dict | None, float | None]:
-    """(worst room's delivery, worst p99 ms) of the report's `rooms`, from its per-room list when it has one."""
-    per = rooms.get("per_room") or rooms.get("streams") or []
-    if isinstance(per, dict):
-        per = list(per.values())
-    worst_d = rooms.get("worst_delivery")
-    worst_p99 = rooms.get("worst_p99_ms", rooms.get("worst_p99"))
-    if per and worst_d is None:
-        worst_d = min((p.get("delivery") or p for p in per), key=lambda d: d.get("delivered_ratio", 1.0))
-    if per and worst_p99 is None:
-        worst_p99 = max((p.get("p99_ms", p.get("p99")) or 0 for p in per), default=None)
-    if isinstance(worst_d, (int, float)):
-        worst_d = {"delivered_ratio": worst_d}
-    return worst_d, worst_p99
+    """(the worst small room's delivered ratio, as a delivery dict, and the worst p99 ms) of the report's `rooms`
+    (loadtests/scenarios.py rooms_summary)."""
+    worst = rooms.get("worst_delivery")
+    return (None if worst is None else {"delivered_ratio": worst}), rooms.get("worst_p99_ms")
 
 
 def measured_s(r: dict) -> float | None:
@@ -123,10 +114,13 @@ def row(scenario: str, target: str, r: dict, label: str = "", hub: dict | None =
         d, lat, rooms = r["delivery"], r["latency_ms"]["delivery"], r.get("rooms") or {}
         worst_d, worst_p99 = _rooms_worst(rooms)
         timers = (hub or {}).get("timers_max", (hub or {}).get("timers"))
+        per = server.get("cpu_us_per_delivery")  # the report's is per main-room delivery: spread over all rooms'
+        if per is not None and d.get("deliveries") and rooms.get("delivered") is not None:
+            per = round(per * d["deliveries"] / (d["deliveries"] + rooms["delivered"]), 2)
         return (f"| {today} | {target} | {label.strip(', ') or '-'} | {r['viewers']['joined']:,}, {_ratio(d)}, "
                 f"{_ms(lat['p50'])} / {_ms(lat['p99'])} | {rooms.get('count', '-')} × "
                 f"{r.get('params', {}).get('room_viewers', '-')} | {_ratio(worst_d)} | {_ms(worst_p99)} | "
-                f"{_pct(server.get('cpu_pct_run'))} | {server.get('cpu_us_per_delivery', '-')} µs | {_cores(server)} | "
+                f"{_pct(server.get('cpu_pct_run'))} | {'-' if per is None else per} µs | {_cores(server)} | "
                 f"{'-' if timers is None else f'{timers:,.0f}'} | {gen} |")
     joingen = max((p["join_cpu_pct"] or 0 for p in r["generator"]["procs"]), default=None)
     sat = " (generator saturated)" if r["generator"]["saturated"] else ""

@@ -117,10 +117,12 @@ def generator(scenario: str, s: dict, ctx: Ctx) -> list[str]:
             "--duration", str(s["duration"]), "--tokens", str(ctx.chatters), *secret]
     if scenario == "reconnect":
         return ["reconnect", *common, *chat, "--drop", str(s["drop"])]
-    split = ["--procs", str(s["procs"]), "--probe-viewers", str(s["probe"]), "--server-cores", ctx.server_cpus]
+    split = ["--procs", str(s["procs"]), "--probe-viewers", str(s["probe"])]
+    split += ["--server-cores", ctx.server_cpus] if ctx.server_cpus else []  # unpinned: no core to read
     split += ["--batch"] if s.get("batch") else []
     if scenario == "audience-node":
-        return ["nodegen", *common, *chat, *split, "--generator-cpus", ctx.generator_cpus]
+        return ["nodegen", *common, *chat, *split] + (["--generator-cpus", ctx.generator_cpus]
+                                                      if ctx.generator_cpus else [])
     if scenario == "rooms":
         split += ["--rooms", str(s["rooms"]), "--room-viewers", str(s["room_viewers"]), "--room-chatters",
                   str(s["room_chatters"]), "--room-rate", str(s["room_rate"]), "--room-prefix", ROOM_PREFIX]

@@ -163,11 +163,8 @@ def test_a_probe_split_row_matches_its_header():
 
 
 def test_a_rooms_row_shows_the_worst_room_and_the_timers():
-    rooms = {"count": 200, "per_room": [
-        {"stream": "bench-room-1", "delivery": {"delivered_ratio": 1.0, "deliveries": 4950, "expected": 4950},
-         "p99_ms": 120.0},
-        {"stream": "bench-room-2", "delivery": {"delivered_ratio": 0.998, "deliveries": 4940, "expected": 4950},
-         "p99_ms": 260.7}]}
+    rooms = {"count": 200, "worst_p99_ms": 260.7, "worst_delivery": 0.998, "expected": 990000, "delivered": 989990,
+             "duplicates": 0, "per_room": {"bench-room-1": {"delivered_ratio": 1.0, "p99_ms": 120.0}}}
     line = bench_rows.row("rooms", "live", report(rooms=rooms), ", run 1", {"timers_max": 187.0})
     head = bench_rows.header("rooms").splitlines()
     assert len(cells(line)) == len(cells(head[0])) == len(cells(head[1]))
@@ -176,6 +173,8 @@ def test_a_rooms_row_shows_the_worst_room_and_the_timers():
     assert c["main room: viewers, delivered, p50 / p99"] == "10,000, 100.000 % (10,000,000), 101 ms / 233 ms"
     assert c["rooms: worst delivered"].startswith("99.800 %") and c["rooms: worst p99"] == "261 ms"
     assert c["rooms holding a hub timer (most seen)"] == "187"
+    # the report's CPU per delivery counts the main room's deliveries; the row spreads it over every room's too
+    assert c["server CPU per delivery (every room's)"] == f"{round(1.02 * 10_000_000 / 10_989_990, 2)} µs"
 
 
 def test_old_tables_keep_their_layout():
@@ -236,3 +235,37 @@ def test_the_docs_tables_have_the_printed_layouts():
     for scenario in ("audience", "rooms"):
         head, rule = bench_rows.header(scenario).splitlines()
         assert head in docs and docs[docs.index(head) + 1] == rule, scenario
+
+
+TINY = {"rooms": dict(viewers=12, chatters=2, rate=1, duration=2, procs=2, probe=4, rooms=3, room_viewers=4,
+                      room_chatters=2, room_rate=1),
+        "audience-batch": dict(viewers=12, chatters=2, rate=1, duration=2, procs=2, probe=4, batch=True),
+        "flash-sale": dict(buyers=1, units=1)}
+
+
+def test_a_tiny_bench_runs_rooms_and_a_batched_audience(tmp_path, capsys):
+    """bench end to end at a tiny scale (the processes unpinned): a real `live serve`, its rooms opened, the
+    generators run with the probe split, and the printed rows read from their reports and /metrics."""
+    args = bench.parse(["--out", str(tmp_path), "--port", str(free_port()), "--only", "rooms,audience-batch",
+                        "--targets", "live", "--server-cpus", "", "--generator-cpus", ""])
+    bench.Bench(args, TINY).main()
+    out = capsys.readouterr().out
+    rooms = json.loads((tmp_path / "live-rooms.json").read_text())
+    assert rooms["rooms"]["count"] == 3 and rooms["rooms"]["worst_delivery"] == 1.0
+    assert rooms["delivery"]["delivered_ratio"] == 1.0 and rooms["latency_source"] == "probe"
+    batch = json.loads((tmp_path / "live-audience-batch.json").read_text())
+    assert batch["params"]["batch"] and batch["delivery"]["delivered_ratio"] == 1.0
+    tables = {}
+    for line in out.splitlines():
+        if line.startswith("### "):
+            tables[line[4:]] = current = []
+        elif line.startswith("| 20"):
+            current.append(cells(line))
+    (room_row,) = tables["rooms"]
+    assert room_row[4] == "3 × 4" and room_row[5] == "100.000 %"
+    timers = room_row[10]  # the most rooms seen holding a timer: never more than the 4 busy rooms
+    assert timers == "-" or 0 <= int(timers) <= 4
+    (batch_row,) = tables["audience-batch"]
+    assert batch_row[2] == "audience-batch" and batch_row[5].startswith("100.000 %") and batch_row[-1] == "probe"
+    assert batch_row[14].count(",") == 2  # the hub's writes/s, bytes and µs per write, from /metrics
+    assert "--probe-viewers 4" in out and "--rooms 3 --room-viewers 4" in out and "--batch" in out
