@@ -88,6 +88,7 @@ class Stats:
         self.open = 0  # sockets open now
         self.received = 0  # chat:new frames received, all viewers
         self.frames = 0  # all websocket text frames received
+        self.batches = 0  # of which `batch` frames (--batch)
         self.sent = 0  # events emitted (joins, chat, reactions, cart adds)
         self.errors: dict[str, int] = {}
         self.delivery = Hist()  # sender timestamp -> receipt, sampled viewers
@@ -131,18 +132,19 @@ class Stats:
 
     def dump(self) -> dict:
         return {"connected": self.connected, "received": self.received,
-                "frames": self.frames, "sent": self.sent, "errors": dict(self.errors),
+                "frames": self.frames, "batches": self.batches, "sent": self.sent, "errors": dict(self.errors),
                 "delivery": self.delivery.dump(), "join": self.join.dump(),
                 "acks": {k: v.dump() for k, v in self.acks.items()}, "refused": self.refused, "ok": self.ok}
 
 
 def merge_dumps(dumps: list[dict]) -> dict:
     """The totals of several processes' `Stats.dump()`, with Hist objects."""
-    out: dict = {"connected": 0, "received": 0, "frames": 0, "sent": 0, "errors": {},
+    out: dict = {"connected": 0, "received": 0, "frames": 0, "batches": 0, "sent": 0, "errors": {},
                  "delivery": Hist(), "join": Hist(), "acks": {}, "refused": {}, "ok": {}}
     for d in dumps:
         for k in ("connected", "received", "frames", "sent"):
             out[k] += d[k]
+        out["batches"] += d.get("batches", 0)
         for k, n in d["errors"].items():
             out["errors"][k] = out["errors"].get(k, 0) + n
         out["delivery"].merge(Hist.load(d["delivery"]))

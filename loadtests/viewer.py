@@ -225,6 +225,7 @@ class Viewer(asyncio.Protocol):
         chunk = split_frames(data)
         stats = self.stats
         stats.frames += chunk.texts
+        stats.batches += len(chunk.batches)
         stats.received += chunk.chats
         if self.seqs is None:  # chat frames are only counted
             self.received += chunk.chats

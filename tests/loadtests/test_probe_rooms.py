@@ -122,7 +122,7 @@ async def test_batch_frames_are_counted_by_element_and_tracked_viewers_time_each
     assert bulk.received == watcher.received == probe.received == 4
     assert sorted(probe.seqs) == [5, 7, 9, 10] and probe.last_seq == 10 and probe.dups == 0
     assert watcher.stock == {"v1": 4} and bulk.stock == {} and bulk.seqs is None
-    assert ctx.stats.received == 12 and ctx.stats.frames == 9
+    assert ctx.stats.received == 12 and ctx.stats.frames == 9 and ctx.stats.batches == 3
     assert ctx.stats.delivery.n == 2 and 90 < ctx.stats.delivery.lo and ctx.stats.delivery.hi < 1000
     # the same batch again is a duplicate for the tracked viewer, and counted again by the others
     probe.data_received(chunk[:20])
