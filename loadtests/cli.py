@@ -195,7 +195,7 @@ def make_rooms(args, tokens: list[str], actors: int) -> list[Room]:
 def shares(args, tokens: list[str], actors: int) -> list[tuple[int, list[str], int, float]]:
     """Per process: (viewers, file tokens, chatters/buyers, sample). Without --probe-viewers viewer g goes to
     process g % K; with it, process 0 holds the chatters and the probe viewers (all tracked) and viewer g of the
-    rest goes to bulk process 1 + g % (K - 1) (none tracked)."""
+    rest goes to bulk process 1 + g % (K - 1) (none sampled, none timing: `Plan.timed`)."""
     k = args.procs
     if not args.probe_viewers:
         return [(len(range(i, args.viewers, k)), tokens[i::k], len(range(i, actors, k)), args.sample)
@@ -226,7 +226,8 @@ def make_plans(args, tokens: list[str], actors: int, t0: float) -> list[Plan]:
             sample=sample, drop=args.drop, pause=args.pause, duration=args.duration, ramp=args.ramp,
             concurrency=max(1, args.concurrency // k), join_timeout=args.join_timeout,
             ack_timeout=args.ack_timeout, drain=args.drain, variant=args.variant, qty=args.qty, run_id=run_id,
-            seed=args.seed, t0=t0, batch=args.batch, rooms=rooms if i == 0 else []))
+            seed=args.seed, t0=t0, batch=args.batch, rooms=rooms if i == 0 else [],
+            timed=not args.probe_viewers or i == 0))
     return plans
 
 

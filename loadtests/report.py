@@ -67,13 +67,14 @@ def server_section(args, coord, report: dict) -> dict | None:
     cores = getattr(coord, "cores", None)
     if probe.proc is None:
         return None if cores is None else {"cores": cores}
-    joined = report["viewers"]["joined"]
+    rooms = report.get("rooms") or {"per_room": {}, "delivered": 0}
+    joined = report["viewers"]["joined"] + sum(x["joined"] for x in rooms["per_room"].values())  # every socket
     before, after = probe.rss("start"), probe.rss("joined")
     out = {"pid": args.server_pid, "cpu_pct_join": probe.cpu_pct("start", "joined"),
            "cpu_pct_run": probe.cpu_pct("joined", "ran"), "rss_mb_start": round(before / 1e6, 1),
            "rss_mb_joined": round(after / 1e6, 1),
            "kb_per_connection": round((after - before) / 1024 / joined, 1) if joined else None}
-    deliveries = (report.get("delivery") or {}).get("deliveries")
+    deliveries = ((report.get("delivery") or {}).get("deliveries") or 0) + rooms["delivered"]
     cpu = probe.cpu_seconds("joined", "end")
     if deliveries and cpu is not None:
         out["cpu_us_per_delivery"] = round(cpu * 1e6 / deliveries, 2)

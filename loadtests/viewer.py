@@ -99,7 +99,7 @@ class Viewer(asyncio.Protocol):
 
     __slots__ = ("ctx", "stats", "token", "watch", "transport", "buf", "upgraded", "state", "t0",
                  "done", "acks", "next_ack", "join_seq", "epoch", "last_seq", "received", "seqs", "dups",
-                 "stock", "rejoin", "recovered", "rejoin_ms", "index", "stream", "batch")
+                 "stock", "rejoin", "recovered", "rejoin_ms", "index", "stream", "batch", "timed")
 
     def __init__(self, ctx, index: int, token: str | None, *, track: bool = False, watch: bool = False,
                  prev: "Viewer | None" = None, stream: str | None = None, stats=None, batch: bool = False):
@@ -111,6 +111,7 @@ class Viewer(asyncio.Protocol):
         self.stats = ctx.stats if stats is None else stats
         self.stream = ctx.stream if stream is None else stream
         self.batch = batch
+        self.timed = getattr(ctx, "timed", True)  # False in a bulk process: tracked (reconnect) but never timing
         self.watch = watch
         self.transport: asyncio.Transport | None = None
         self.buf = b""
@@ -265,7 +266,7 @@ class Viewer(asyncio.Protocol):
         self.seqs.add(seq)
         self.received += 1
         text = msg.get("text", "")
-        if live and text.startswith("t="):
+        if live and self.timed and text.startswith("t="):
             try:
                 self.stats.latency((time.time() - float(text[2:].split(" ", 1)[0])) * 1000)
             except ValueError:

@@ -93,6 +93,7 @@ class Plan:
     seed: int = 0
     t0: float = 0.0  # wall clock of the run's start (time series seconds count from it)
     batch: bool = False  # viewers opt into batched room events (CONNECT auth `batch: 1`)
+    timed: bool = True  # False in a bulk process of --probe-viewers: its tracked viewers check seqs, never time
     rooms: list[Room] = field(default_factory=list)  # --rooms: small rooms held by this process
 
 
@@ -128,6 +129,7 @@ class Generator:
         self.plan, self.conn, self.scenario = plan, conn, scenario
         self.stats = Stats()
         self.stream = plan.stream
+        self.timed = plan.timed
         self.path = plan.path
         self.host_header = f"{plan.host}:{plan.port}"
         self.first_ack: dict | None = None

@@ -271,3 +271,18 @@ def test_rooms_are_accounted_per_stream_and_the_worst_reported():
     assert r["worst_p99_ms"] == b["p99_ms"] and r["worst_delivery"] == 0.75
     assert (r["expected"], r["delivered"], r["duplicates"]) == (7, 6, 1)
     assert delivery_summary(results)["messages_sent"] == 0  # the main room's accounting ignores the rooms
+
+
+async def test_a_bulk_process_tracks_seqs_without_timing():
+    """--probe-viewers: a bulk process's tracked viewers (the reconnect scenario's droppers) check seqs but add
+    no latency sample: delivery percentiles come from the probe alone."""
+    now = time.time()
+    chunk = batch_frame(("chat:new", {"seq": 5, "text": f"t={now:.6f} a"}), ("chat:new", {"seq": 6, "text": "b"}))
+    chunk += text_frame(encode_event("chat:new", {"seq": 7, "text": f"t={now:.6f} c"}))
+    probe_ctx, bulk_ctx = Ctx(), Ctx()
+    bulk_ctx.timed = False
+    probe, bulk = opened(probe_ctx, 0, track=True), opened(bulk_ctx, 0, track=True)
+    for v in (probe, bulk):
+        v.data_received(chunk)
+        assert sorted(v.seqs) == [5, 6, 7] and v.received == 3
+    assert probe_ctx.stats.delivery.n == 2 and bulk_ctx.stats.delivery.n == 0
