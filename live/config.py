@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     livekit_api_secret: str = "secret"
     livekit_egress: bool = False  # LiveKit records each stream that goes live (room composite, MP4): its replay
     livekit_egress_filepath: str = "recordings/{room_name}-{time}.mp4"  # where the egress writes it (its templates)
+    hub_budget: float = Field(0.5, ge=0.05, le=0.95)  # share of a worker a busy room's writes may take (rooms)
+    hub_max_sweep_ms: int = Field(250, ge=20, le=2000)  # a room's sweep of all its viewers takes at most this long
     media_max_sessions: int = Field(100, ge=1, le=10000)  # embedded media: WHIP + WHEP peer connections per worker
     media_forward_host: str = "127.0.0.1"  # with REDIS_URL: the address of each worker's media forward listener
     recordings_enabled: bool = True  # embedded media: record every publishing session (docs/media.md "Recordings")

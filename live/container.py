@@ -77,7 +77,7 @@ class Services:
                                    external_audience=settings.jwt_external_audience)
         self._external: dict[str, tuple[float, Principal]] = {}
         # live rooms: in-process broker, control, presence and limits; with REDIS_URL the Redis ones over one link
-        self.hub = Hub()
+        self.hub = Hub(budget=settings.hub_budget, max_sweep=settings.hub_max_sweep_ms / 1000)
         self.media = LiveKitTokens(settings)
         self.livekit_webhooks = LiveKitWebhooks(db, settings, on_publishing=self._media_status)  # media:status too
         # the embedded media server (WHIP/WHEP, docs/media.md); `media:status` tells the room publishing began/ended

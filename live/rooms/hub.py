@@ -21,8 +21,8 @@ from live.rooms.transport import MAX_PENDING_BYTES, LeanSocket
 from live.rooms.wsframes import text_frame
 
 SLICE = 512  # sockets written in one go: about 3-8 ms of writes, after which the loop reads again
-BUDGET = 0.5  # share of the worker a busy room's writes may take (of the time since its previous slice)
-MAX_SWEEP = 0.25  # a sweep of a room takes at most this long (seconds), even if its writes cost more than BUDGET
+BUDGET = 0.5  # default share of the worker a busy room's writes may take (HUB_BUDGET)
+MAX_SWEEP = 0.25  # default: a room's sweep takes at most this long (s), even if writes cost more (HUB_MAX_SWEEP_MS)
 MAX_POLLING_QUEUE = 500
 BATCH_HEAD, BATCH_TAIL = b'42["batch",[', b"]]"
 
@@ -65,7 +65,8 @@ def _frames(items: list[Envelope], batched: bool) -> bytes:
 
 
 class Hub:
-    def __init__(self):
+    def __init__(self, budget: float = BUDGET, max_sweep: float = MAX_SWEEP):
+        self.budget, self.max_sweep = budget, max_sweep
         self.rooms: dict[str, Room] = {}
         # live/metrics.py exports them; write_seconds: wall time of slice writes
         self.stats = {"flushes": 0, "frames": 0, "writes": 0, "bytes": 0, "write_seconds": 0.0, "dropped": 0}
@@ -162,9 +163,9 @@ class Hub:
         stats["writes"] += written
         stats["write_seconds"] += cost
         share = max(1.0, room.audience / len(room.members)) if room.members else 1.0
-        wait = cost * (share / BUDGET - 1.0)
-        if len(slices) > 1:  # a sweep never takes longer than MAX_SWEEP
-            wait = min(wait, max(0.0, MAX_SWEEP / len(slices) - cost))
+        wait = cost * (share / self.budget - 1.0)
+        if len(slices) > 1:  # a sweep never takes longer than max_sweep
+            wait = min(wait, max(0.0, self.max_sweep / len(slices) - cost))
         room.ready_at = finished + wait
         low = min((s.cursor for s in slices), default=end)
         if low > room.base:
