@@ -5,6 +5,8 @@
   live-loadtest join-storm --viewers 10000 --secret "$JWT_SECRET" --server-pid PID --max-join-s 5
   live-loadtest flash-sale --viewers 5000 --tokens buyers.txt --max-ack-p99-ms 500
   live-loadtest reconnect  --viewers 2000 --chatters 20 --rate 10 --drop 0.3 --tokens users.txt
+  live-loadtest audience   --viewers 10000 --chatters 100 --rate 50 --procs 4 --probe-viewers 500 --batch \\
+                           --rooms 200 --room-viewers 50 --room-chatters 4 --room-rate 2 --server-cores 0 ...
   live-loadtest bench --help          (the documented benchmarks, server pinned to core 0)
   live-loadtest fulfillment --help    (labels drain with a kill -9, tracking webhook storm: loadtests/fulfillment.py)
 
@@ -47,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
                                     "(chatters, buyers)")
     a.add_argument("--server-pid", type=int, help="the server's pid: report its CPU and memory (with children)")
     a.add_argument("--metrics", help="the server's Prometheus endpoint (default URL/metrics; 'none' to skip)")
-    a.add_argument("--server-cores", help="the server's cores, e.g. 0 or 0,1: report their /proc/stat user, system, "
+    a.add_argument("--server-cores", help="the server's cores (a taskset list: 0, 0,1, 0-3): report their /proc/stat user, system, "
                                           "softirq, irq, idle and busy %% over the running phase (server.cores)")
     s = p.add_argument_group("audience")
     s.add_argument("--viewers", type=int, default=100, help="viewers (default 100)")

@@ -132,13 +132,15 @@ def _core_count(path: str) -> int:
 
 
 def parse_cores(text: str) -> list[int]:
-    """'0' or '0,1' -> [0, 1]; ValueError with the offending part otherwise."""
-    cores = []
+    """A CPU list as taskset writes it: '0', '0,1' or '0-3' -> the cores in order; ValueError naming the
+    offending part otherwise."""
+    cores: list[int] = []
     for part in text.split(","):
-        part = part.strip()
-        if not part.isdigit():
-            raise ValueError(f"--server-cores: {part!r} is not a core number (expected e.g. 0 or 0,1)")
-        cores.append(int(part))
+        lo, dash, hi = part.strip().partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()) or (dash and int(hi) < int(lo)):
+            raise ValueError(f"--server-cores: {part.strip()!r} is not a core number or range (expected e.g. 0, "
+                             f"0,1 or 0-3)")
+        cores.extend(c for c in range(int(lo), int(hi or lo) + 1) if c not in cores)
     return cores
 
 

@@ -61,8 +61,8 @@ def test_core_stat_refuses_a_missing_core_and_stop_before_start(tmp_path):
 
 
 def test_parse_cores():
-    assert parse_cores("0") == [0] and parse_cores("0, 1") == [0, 1]
-    for bad in ("", "a", "0;1", "-1"):
+    assert parse_cores("0") == [0] and parse_cores("0, 1") == [0, 1] and parse_cores("2-4,0,3") == [2, 3, 4, 0]
+    for bad in ("", "a", "0;1", "-1", "3-1", "1-"):
         with pytest.raises(ValueError, match="--server-cores"):
             parse_cores(bad)
 
