@@ -23,13 +23,24 @@ const C4 = 0x34;
 
 const now = () => performance.timeOrigin + performance.now(); // ms, wall clock, sub-ms resolution
 
+// Short patterns are compared and searched byte by byte in JS: cheaper than a native call for a few bytes.
 function startsWithAt(buf, pat, at) {
-  return buf.length >= at + pat.length && buf.compare(pat, 0, pat.length, at, at + pat.length) === 0;
+  if (buf.length < at + pat.length) return false;
+  for (let i = 0; i < pat.length; i++) if (buf[at + i] !== pat[i]) return false;
+  return true;
+}
+
+const NEAR = 256; // `"seq":` is looked for byte by byte this far, then by Buffer.indexOf
+
+function findSeqKey(buf, from) {
+  const end = Math.min(buf.length - SEQ_KEY.length, from + NEAR);
+  for (let i = from; i <= end; i++) if (buf[i] === 0x22 && startsWithAt(buf, SEQ_KEY, i)) return i;
+  return end + 1 < buf.length ? buf.indexOf(SEQ_KEY, end + 1) : -1;
 }
 
 // The integer after the first `"seq":` at or after `from` (-1 when there is none).
 function seqAfter(buf, from) {
-  const at = buf.indexOf(SEQ_KEY, from);
+  const at = findSeqKey(buf, from);
   if (at < 0) return -1;
   let i = at + SEQ_KEY.length;
   let v = 0;
@@ -58,18 +69,32 @@ function chatSeqs(payload) {
   return out;
 }
 
-// [[name, data], ...] of one EVENT packet, parsed once for a run of equal packets: every viewer of a room in
-// this process receives the same bytes.
-let lastPacket = null;
-let lastEvents = null;
+// `read(packet)` computed once per process for equal packets: every viewer of a room gets the same bytes (one
+// viewer's frames of a write, then the next viewer's), so results are remembered by the packet's length and
+// first seq, and taken only when the bytes are equal.
+const memo = new Map(); // `${read.name}:${length}:${first seq}` -> [packet, result]
+const MEMO_MAX = 2048; // then the map starts again
+
+function remembered(payload, read) {
+  const seq = seqAfter(payload, 2);
+  if (seq < 0) return read(payload);
+  const key = `${read.name}:${payload.length}:${seq}`;
+  const hit = memo.get(key);
+  if (hit !== undefined && hit[0].equals(payload)) return hit[1];
+  const out = read(payload);
+  if (memo.size >= MEMO_MAX) memo.clear();
+  memo.set(key, [Buffer.from(payload), out]);
+  return out;
+}
+
+// [[name, data], ...] of one EVENT packet.
+function readEvents(payload) {
+  const [name, data] = JSON.parse(payload.toString('utf8', 2));
+  return name === 'batch' && Array.isArray(data) ? data : [[name, data]];
+}
 
 function parseEvents(payload) {
-  if (lastPacket !== null && payload.length === lastPacket.length && payload.equals(lastPacket)) return lastEvents;
-  const [name, data] = JSON.parse(payload.toString('utf8', 2));
-  const events = name === 'batch' && Array.isArray(data) ? data : [[name, data]];
-  lastPacket = Buffer.from(payload);
-  lastEvents = events;
-  return events;
+  return remembered(payload, readEvents);
 }
 
 class Client {
@@ -182,9 +207,15 @@ class Client {
   }
 
   event(p) {
-    if (p[4] === 0x62 && startsWithAt(p, BATCH, 0)) this.stats.batchFrames++;
+    const batch = p[4] === 0x62 && startsWithAt(p, BATCH, 0);
+    if (batch) this.stats.batchFrames++;
     if (!this.tracked) {
-      for (const seq of chatSeqs(p)) this.count(seq);
+      if (batch) {
+        const seqs = remembered(p, chatSeqs);
+        for (let i = 0; i < seqs.length; i++) this.count(seqs[i]);
+      } else if (startsWithAt(p, CHAT_ITEM, 2)) {
+        this.count(seqAfter(p, 2 + CHAT_ITEM.length));
+      }
       return;
     }
     const at = now();

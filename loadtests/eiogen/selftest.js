@@ -6,7 +6,7 @@
 // class, protocol errors refused, and the unparsed seq scan against JSON.parse on hostile chat text.
 
 const wire = require('./wire');
-const { Client, chatSeqs, now } = require('./eio');
+const { Client, chatSeqs, parseEvents, now } = require('./eio');
 
 const failures = [];
 
@@ -189,7 +189,15 @@ function scanChecks() {
     const payload = Buffer.from('42' + JSON.stringify(events.length === 1 ? events[0] : ['batch', events]));
     const want = events.filter(([n]) => n === 'chat:new').map(([, d]) => d.seq);
     eq(`scan ${k}`, chatSeqs(payload), want);
+    eq(`parse ${k}`, parseEvents(payload), events);
   }
+  const far = ['chat:new', { id: 'z'.repeat(400), seq: 77, text: '"seq":1' }]; // the key past the byte-by-byte reach
+  eq('scan: seq far from the event name', chatSeqs(Buffer.from('42' + JSON.stringify(far))), [77]);
+  eq('scan: seq far, batched', chatSeqs(Buffer.from('42' + JSON.stringify(['batch', [far, far]]))), [77, 77]);
+  const a = Buffer.from('42' + JSON.stringify(['chat:new', { seq: 5, text: 'aaa' }]));
+  const b = Buffer.from('42' + JSON.stringify(['chat:new', { seq: 5, text: 'bbb' }]));
+  eq('parse cache: same length and seq, other bytes', [parseEvents(a), parseEvents(b), parseEvents(a)],
+    [[['chat:new', { seq: 5, text: 'aaa' }]], [['chat:new', { seq: 5, text: 'bbb' }]], [['chat:new', { seq: 5, text: 'aaa' }]]]);
 }
 
 function selftest() {
