@@ -109,6 +109,7 @@ class Bench:
         self.procs: list[subprocess.Popen] = []
         self.rows: dict[str, list[str]] = {s: [] for s in ORDER}
         self.commands: dict[str, str] = {}
+        self.servers: list[str] = []  # how each target server was started
         self.notes: list[str] = []
 
     def live_env(self, data: Path) -> dict:
@@ -120,6 +121,9 @@ class Bench:
     def spawn(self, name: str, cmd: list[str], cpus: str | None, env: dict | None, port: int, health: str) -> Server:
         proc = subprocess.Popen(pinned(cpus, cmd), env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=open(self.out / f"{name}.log", "w"))
+        data = f"LIVE_DATA_DIR={env['LIVE_DATA_DIR']} " if env and "LIVE_DATA_DIR" in env else ""
+        shown = " ".join("$JWT_SECRET" if c == self.secret else c for c in pinned(cpus, cmd))
+        self.servers.append(f"{name}: {data}{shown.replace(sys.executable, 'python')}")
         self.procs.append(proc)
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url + health, proc)
@@ -287,7 +291,8 @@ class Bench:
         self.stop(server)
 
     def markdown(self) -> str:
-        lines = [f"\n## Rows for docs/benchmarks.md ({self.args.scale} scale; reports in {self.out})"]
+        lines = [f"\n## Rows for docs/benchmarks.md ({self.args.scale} scale; reports in {self.out})", "",
+                 "Servers:"] + [f"    {s}" for s in self.servers]
         for scenario in ORDER:
             if not self.rows[scenario]:
                 continue

@@ -81,9 +81,13 @@ def _cores(server: dict) -> str:
 
 
 def _gen(r: dict) -> str:
-    g = r.get("generator") or {}
-    busiest = max((p.get("run_cpu_pct") or 0 for p in g.get("procs", [])), default=None)
-    return _pct(busiest) + (" (generator saturated)" if g.get("saturated") else "")
+    """The busiest generator process's CPU while running: the Python generator's `generator` section, or the Node
+    generator's (`generator: "node"`, `generator_procs`, `generator_saturated`)."""
+    g = r.get("generator")
+    procs, saturated = ((g["procs"], g["saturated"]) if isinstance(g, dict)
+                        else (r.get("generator_procs") or [], r.get("generator_saturated")))
+    busiest = max((p.get("run_cpu_pct") or 0 for p in procs), default=None)
+    return _pct(busiest) + (" (generator saturated)" if saturated else "")
 
 
 def _rooms_worst(rooms: dict) -> tuple[dict | None, float | None]:

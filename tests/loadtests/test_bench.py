@@ -162,6 +162,16 @@ def test_a_probe_split_row_matches_its_header():
     assert c["generator CPU (busiest process)"] == "71.5 %" and c["latency from"] == "probe (500 viewers)"
 
 
+def test_a_node_generator_row():
+    """The Node generator's report names itself (`generator: "node"`) and keeps its processes beside."""
+    r = report()
+    r.update(generator="node", generator_procs=r["generator"]["procs"], generator_saturated=True)
+    c = dict(zip(cells(bench_rows.header("audience-node").splitlines()[0]),
+                 cells(bench_rows.row("audience-node", "naive", r, ""))))
+    assert c["generator CPU (busiest process)"] == "71.5 % (generator saturated)" and c["server"] == "naive"
+    assert c["hub: writes/s, bytes and µs per write"] == "-"
+
+
 def test_a_rooms_row_shows_the_worst_room_and_the_timers():
     rooms = {"count": 200, "worst_p99_ms": 260.7, "worst_delivery": 0.998, "expected": 990000, "delivered": 989990,
              "duplicates": 0, "per_room": {"bench-room-1": {"delivered_ratio": 1.0, "p99_ms": 120.0}}}
@@ -269,3 +279,4 @@ def test_a_tiny_bench_runs_rooms_and_a_batched_audience(tmp_path, capsys):
     assert batch_row[2] == "audience-batch" and batch_row[5].startswith("100.000 %") and batch_row[-1] == "probe"
     assert batch_row[14].count(",") == 2  # the hub's writes/s, bytes and µs per write, from /metrics
     assert "--probe-viewers 4" in out and "--rooms 3 --room-viewers 4" in out and "--batch" in out
+    assert f"live: LIVE_DATA_DIR={tmp_path / 'data'} " in out and " serve --port " in out
