@@ -49,8 +49,9 @@ def parser() -> argparse.ArgumentParser:
                                     "(chatters, buyers)")
     a.add_argument("--server-pid", type=int, help="the server's pid: report its CPU and memory (with children)")
     a.add_argument("--metrics", help="the server's Prometheus endpoint (default URL/metrics; 'none' to skip)")
-    a.add_argument("--server-cores", help="the server's cores (a taskset list: 0, 0,1, 0-3): report their /proc/stat user, system, "
-                                          "softirq, irq, idle and busy %% over the running phase (server.cores)")
+    a.add_argument("--server-cores", help="the server's cores (a taskset list: 0, 0,1, 0-3): report their "
+                                          "/proc/stat user, system, softirq, irq, idle and busy %% over the running "
+                                          "phase (server.cores)")
     s = p.add_argument_group("audience")
     s.add_argument("--viewers", type=int, default=100, help="viewers (default 100)")
     s.add_argument("--chatters", type=int, default=0, help="viewers that chat (need --tokens)")
