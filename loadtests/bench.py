@@ -268,6 +268,8 @@ class Bench:
             if "audience-2w" in wanted and "live" in args.targets:
                 self.stop(live)
                 self.two_workers()
+            elif "audience-2w" in wanted:
+                self.notes.append("audience-2w runs only with the live target (--targets live,...): skipped")
         finally:
             for proc in self.procs:
                 if proc.poll() is None:
