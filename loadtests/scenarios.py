@@ -83,6 +83,7 @@ class Audience(Scenario):
         if reactors and plan.reactions > 0:
             tasks.append(self.reactor(gen, reactors, go["at"], go["until"], 1.0 / plan.reactions))
         tasks.extend(self.more(gen, go))
+        tasks.append(sleep_until(go["until"]))  # a process with no chatter (a bulk one) runs through the chat too
         await asyncio.gather(*tasks)
         await wait_acks(gen, time.time() + plan.ack_timeout)
         return {"chat_seqs": gen.chat_seqs, "room_seqs": {room.slug: room.chat_seqs for room in gen.rooms}}

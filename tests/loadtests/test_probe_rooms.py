@@ -207,6 +207,7 @@ async def test_probe_split_and_small_rooms_against_the_server(app, tmp_path):
     assert r["passed"] and not r["errors"] and not r["failures"] and r["latency_source"] == "probe"
     # the probe holds the 3 chatters and 5 viewers, all tracked; the bulk process the other 22, none tracked
     assert [p["viewers"] for p in r["generator"]["procs"]] == [8, 22]
+    assert all(p["run_cpu_pct"] is not None for p in r["generator"]["procs"])  # the bulk ran through the chat too
     d = r["delivery"]
     sent = d["messages_sent"]
     assert sent >= 3 and d["deliveries"] == d["deliveries_expected"] == 30 * sent
