@@ -221,7 +221,7 @@ function signedOut() {
   document.getElementById('signout').hidden = true;
   chat.setUser(null);
   reactions.setUser(null);
-  room.auth = {};
+  room.auth = { batch: 1 };
   room.connect();
 }
 
