@@ -157,7 +157,7 @@ def rooms_summary(results: list[dict]) -> dict:
                           "p50_ms": _ms(lat.percentile(0.5)), "p99_ms": _ms(lat.percentile(0.99)),
                           "max_ms": _ms(lat.hi if lat.n else None), "latency_samples": lat.n,
                           "sent": d["messages_sent"], "joined": merged["joined"], "missing": d["missing"],
-                          "duplicates": d["duplicates"], "errors": merged["errors"]}
+                          "duplicates": d["duplicates"], "errors": merged["errors"], "refused": merged["refused"]}
     p99s = [r["p99_ms"] for r in per_room.values() if r["p99_ms"] is not None]
     ratios = [r["delivered_ratio"] for r in per_room.values() if r["delivered_ratio"] is not None]
     return {"count": len(per_room), "worst_p99_ms": max(p99s, default=None),

@@ -219,6 +219,7 @@ async def test_probe_split_and_small_rooms_against_the_server(app, tmp_path):
     for slug in rooms:
         x = rs["per_room"][slug]
         assert x["sent"] >= 2 and x["joined"] == 6 and x["expected"] == x["delivered"] == 6 * x["sent"]
+        assert x["errors"] == {} and x["refused"] == {}
         assert x["latency_samples"] == 6 * x["sent"] and 0 <= x["p50_ms"] <= x["p99_ms"] <= rs["worst_p99_ms"]
         room_sent += x["sent"]
     chats = (counted(after, "live_chat_messages_total", result="ok")
