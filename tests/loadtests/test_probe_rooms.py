@@ -201,7 +201,8 @@ async def test_probe_split_and_small_rooms_against_the_server(app, tmp_path):
         tmp_path, url_of(live), "audience", "--viewers", "30", "--chatters", "3", "--rate", "1.5",
         "--duration", "3", "--secret", SECRET, "--tokens", str(tokens), "--procs", "2", "--probe-viewers", "5",
         "--rooms", "2", "--room-viewers", "6", "--room-chatters", "2", "--room-rate", "1", "--room-prefix", prefix,
-        "--server-cores", "0", "--batch", "--min-delivery", "1.0", "--max-p99-ms", "60000")
+        "--server-cores", "0", "--batch", "--min-delivery", "1.0", "--max-p99-ms", "60000",
+        "--html", str(tmp_path / "run.html"))
     after = await metrics(live)
     assert code == 0, stdout + stderr
     assert r["passed"] and not r["errors"] and not r["failures"] and r["latency_source"] == "probe"
@@ -233,6 +234,8 @@ async def test_probe_split_and_small_rooms_against_the_server(app, tmp_path):
     assert abs(c["busy"] + c["idle"] - 100) <= 0.2
     assert c["user"] + c["system"] + c["softirq"] + c["irq"] <= c["busy"] + 0.5
     assert "rooms        2 small rooms" in stdout and "server cores 0: busy" in stdout
+    page = (tmp_path / "run.html").read_text()
+    assert "Small rooms (2)" in page and all(f"<th>{slug}</th>" in page for slug in rooms)
 
 
 async def test_a_room_that_refuses_its_viewers_is_named(app, tmp_path):
