@@ -231,6 +231,16 @@ def merged_hist(results: list[dict], key: str) -> Hist:
     return h
 
 
+def timeline(results: list[dict]) -> list[dict]:
+    """The probe's delivery latency per second of the run (t: seconds since the chat started, at receipt)."""
+    by: dict[int, Hist] = {}
+    for r in results:
+        for t, d in r["by_second"].items():
+            by.setdefault(int(t), Hist()).merge(hist(d))
+    return [{"t": t, "n": h.n, **{k: v for k, v in h.summary().items() if k in ("p50", "p95", "p99", "max")}}
+            for t, h in sorted(by.items())]
+
+
 def seq_check(results: list[dict], seqs: list[int]) -> int:
     """How many of the run's messages reached fewer viewers than had joined before them (bulk processes count
     deliveries per seq, the probe keeps each viewer's seqs)."""
@@ -297,6 +307,7 @@ def build(args, run: dict, probe: ServerProbe, metrics_before: dict | None, metr
                    "batch_frames_received": sum(r["batch_frames"] for r in results)},
         "errors": dict(sorted(errors.items())), "notes": [n for r in results for n in r["notes"]][:20],
         "failures": [],
+        "timeline": timeline(results),
         "generator_procs": procs, "generator_saturated": busiest > SATURATED_PCT, "generator_busiest_pct": busiest,
     }
     report["server"] = server_section(args, SimpleNamespace(probe=probe), report)

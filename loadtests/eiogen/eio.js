@@ -226,7 +226,7 @@ class Client {
       const text = typeof data.text === 'string' ? data.text : '';
       if (text.startsWith('t=')) {
         const sent = parseFloat(text.slice(2, text.indexOf(' ') > 0 ? text.indexOf(' ') : undefined));
-        if (Number.isFinite(sent)) this.stats.latency.add(at - sent * 1000);
+        if (Number.isFinite(sent)) this.stats.latencyAt(at - sent * 1000, at);
       }
     }
   }

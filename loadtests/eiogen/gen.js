@@ -41,6 +41,17 @@ class Stats {
     this.ok = {};
     this.refused = {};
     this.seqCount = new Map(); // bulk: chat seq -> deliveries in this process
+    this.goMs = null; // the start of the chat (ms): latencies are also kept per second since
+    this.bySecond = new Map();
+  }
+
+  latencyAt(ms, at) {
+    this.latency.add(ms);
+    if (this.goMs === null) return;
+    const second = Math.floor((at - this.goMs) / 1000);
+    let h = this.bySecond.get(second);
+    if (h === undefined) this.bySecond.set(second, (h = new Hist()));
+    h.add(ms);
   }
 
   error(kind) {
@@ -229,6 +240,7 @@ async function run() {
   await say({ type: 'ready', proc: c.proc, role: c.role, joined: stats.join.n, connected: stats.connected,
     errors: stats.errors, last_join_wall: lastJoin ? lastJoin / 1000 : null, join_cpu_s: joinCpu, join_wall_s: joinWall });
   const go = await expect('go');
+  stats.goMs = go.at * 1000;
   if (go.at * 1000 > now()) await sleep(go.at * 1000 - now());
   const cpu1 = cpuSeconds();
   const wall1 = now();
@@ -245,7 +257,8 @@ async function run() {
     .map((v) => [v.joinSeq, v.received, v.alive, v.seqs, v.dups]);
   await say({ type: 'result', proc: c.proc, role: c.role, viewers: c.viewers, joined: stats.join.n,
     connected: stats.connected, frames: stats.frames, chat_frames: stats.chatFrames, batch_frames: stats.batchFrames, sent: stats.sent,
-    errors: stats.errors, notes: stats.notes, latency: stats.latency.dump(), join: stats.join.dump(),
+    errors: stats.errors, notes: stats.notes, latency: stats.latency.dump(),
+    by_second: Object.fromEntries([...stats.bySecond].map(([t, h]) => [t, h.dump()])), join: stats.join.dump(),
     acks: Object.fromEntries(Object.entries(stats.acks).map(([k, h]) => [k, h.dump()])), ok: stats.ok,
     refused: stats.refused, accounting, seq_count: Object.fromEntries(stats.seqCount), chat_seqs: chatSeqs,
     join_cpu_s: joinCpu, join_wall_s: joinWall, run_cpu_s: runCpu, run_wall_s: runWall, cpu_s: cpuSeconds() - cpu0 });

@@ -81,7 +81,7 @@ class FakeSocket {
 function runViewer(bytes, key, cuts, tracked) {
   const errors = {};
   const stats = { frames: 0, chatFrames: 0, batchFrames: 0, connected: 0, open: 0, sent: 0, seqCount: new Map(),
-    latency: { n: 0, values: [], add(ms) { this.n++; this.values.push(ms); } },
+    latency: { n: 0, values: [] }, latencyAt(ms) { this.latency.n++; this.latency.values.push(ms); },
     join: { n: 0, add() { this.n++; } }, error(k) { errors[k] = (errors[k] || 0) + 1; }, note() {}, acked() {} };
   const ctx = { host: 'h', port: 1, path: '/socket.io/?EIO=4&transport=websocket', stream: 'demo', batch: true,
     stats, joinTimeout: 60 };

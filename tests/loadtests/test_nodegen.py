@@ -68,6 +68,9 @@ async def test_nodegen_delivers_every_message_and_times_it(live, tmp_path):  # n
     lat = r["latency_ms"]["delivery"]
     assert lat["n"] == d["latency_samples"] == 8 * chats and d["tracked_viewers"] == 8
     assert 0 < lat["p50"] <= lat["p99"] <= lat["max"] < 5000
+    seconds = r["timeline"]
+    assert sum(row["n"] for row in seconds) == lat["n"] and max(row["max"] for row in seconds) == lat["max"]
+    assert all(0 <= row["t"] <= 8 for row in seconds)
     ack = r["latency_ms"]["ack"]["chat:send"]
     assert ack["n"] == chats and 0 < ack["p50"] <= ack["max"] < 5000
     assert r["server"]["pid"] == os.getpid() and r["server"]["cpu_pct_run"] is not None
