@@ -74,10 +74,12 @@ def server_section(args, coord, report: dict) -> dict | None:
            "cpu_pct_run": probe.cpu_pct("joined", "ran"), "rss_mb_start": round(before / 1e6, 1),
            "rss_mb_joined": round(after / 1e6, 1),
            "kb_per_connection": round((after - before) / 1024 / joined, 1) if joined else None}
-    deliveries = ((report.get("delivery") or {}).get("deliveries") or 0) + rooms["delivered"]
+    deliveries = (report.get("delivery") or {}).get("deliveries")
     cpu = probe.cpu_seconds("joined", "end")
-    if deliveries and cpu is not None:
+    if deliveries and cpu is not None:  # per main-room delivery (bench_rows spreads it over the rooms' too)
         out["cpu_us_per_delivery"] = round(cpu * 1e6 / deliveries, 2)
+        if rooms["delivered"]:
+            out["cpu_us_per_delivery_all_rooms"] = round(cpu * 1e6 / (deliveries + rooms["delivered"]), 2)
     if cores is not None:
         out["cores"] = cores
     return out
