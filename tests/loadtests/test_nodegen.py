@@ -11,10 +11,11 @@ import sys
 
 import pytest
 
-from loadtests.nodegen import GEN
+from loadtests.nodegen import GEN, Proc
 from loadtests.stats import Hist
 from tests.helpers import SECRET
 from tests.loadtests.test_loadtests import counted, live, loadtest, metrics, real_users, url_of  # noqa: F401
+from tests.workers.cluster import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 
@@ -83,7 +84,7 @@ async def test_nodegen_with_batched_events_and_a_failed_threshold(live, tmp_path
     code, r, stdout, stderr = await loadtest(
         tmp_path, url_of(live), "nodegen", "--viewers", "12", "--chatters", "2", "--rate", "1", "--duration", "2",
         "--tokens", str(tokens), "--procs", "3", "--probe-viewers", "2", "--batch", "--min-delivery", "1.0",
-        "--max-p99-ms", "0.001")
+        "--max-p99-ms", "0.001", "--generator-cpus", str(max(os.sched_getaffinity(0))))
     assert code == 1, stdout + stderr
     d = r["delivery"]
     assert r["batch"] is True and d["messages_sent"] >= 2 and not r["errors"]
@@ -92,6 +93,24 @@ async def test_nodegen_with_batched_events_and_a_failed_threshold(live, tmp_path
     verdicts = {t["name"]: t["passed"] for t in r["thresholds"]}
     assert verdicts == {"delivery p99 ms": False, "delivered ratio": True} and not r["passed"]
     assert "FAIL         delivery p99 ms" in stdout
+
+
+async def test_a_process_is_pinned_and_reports_a_refused_connection():
+    mine = os.sched_getaffinity(0)
+    cpu = max(mine)
+    proc = Proc({"cmd": "config", "role": "bulk", "proc": 1, "host": "127.0.0.1", "port": free_port(),
+                 "path": "/socket.io/?EIO=4&transport=websocket", "stream": "demo", "viewers": 2, "tokens": [],
+                 "concurrency": 2})
+    try:
+        await proc.start("node", {cpu})
+        ready = await proc.recv("ready", 30)
+        assert ready["joined"] == 0 and ready["errors"] == {"connect_failed:ECONNREFUSED": 2}
+        assert os.sched_getaffinity(proc.proc.pid) == {cpu}  # waiting for go, on the generator's core only
+        assert os.sched_getaffinity(0) == mine  # the driver is as it was
+        proc.send({"cmd": "stop"})  # not the command it waits for: a usage error
+        assert await proc.proc.wait() == 2 and 'expected the "go" command' in proc.stderr_tail()
+    finally:
+        proc.kill()
 
 
 def test_usage_errors_exit_2_before_starting_anything(tmp_path):
