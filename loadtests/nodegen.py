@@ -191,15 +191,14 @@ async def drive(args, procs: list[Proc], probe: ServerProbe, cores: CoreStat | N
         await p.start(args.node, args.generator_cpus)
     joined = await asyncio.gather(*(p.recv("ready", args.join_timeout + args.ramp + 60) for p in procs))
     probe.mark("joined")
+    if cores is not None:  # over the interval of server.cpu_pct_run, as the Python generator reads them
+        cores.start()
     t_joined = time.time()
     print(f"nodegen: {sum(r['joined'] for r in joined)}/{args.viewers} joined in {t_joined - t0:.1f} s",
           file=sys.stderr)
     at = time.time() + GO_DELAY_S
     for p in procs:
         p.send({"cmd": "go", "at": at, "until": at + args.duration})
-    await asyncio.sleep(max(0.0, at - time.time()))
-    if cores is not None:
-        cores.start()
     ran = await asyncio.gather(*(p.recv("ran", args.duration + args.ack_timeout + 60) for p in procs))
     core_pct = cores.stop() if cores is not None else None
     probe.mark("ran")
