@@ -173,10 +173,21 @@ class Client {
     } else if (op === wire.OP.PING) {
       this.write(wire.maskedFrame(wire.OP.PONG, payload));
     } else if (op === wire.OP.CLOSE) {
-      if (this.state === 'open') this.stats.error('server_closed');
+      const code = payload.length >= 2 ? payload.readUInt16BE(0) : null;
+      if (this.state === 'open') {
+        this.stats.open--;
+        this.stats.error('server_closed');
+      } else if (this.state === 'upgrading') {
+        this.stats.error('closed_before_join');
+        this.stats.note(`viewer ${this.index}: closed by the server before its join, code ${code}`);
+      }
       this.state = 'closed';
       this.write(wire.maskedFrame(wire.OP.CLOSE, payload.subarray(0, 2)));
       this.socket.end();
+      clearTimeout(this.timer);
+      const done = this.done;
+      this.done = null;
+      if (done) done(false);
     }
   }
 

@@ -101,6 +101,20 @@ function runViewer(bytes, key, cuts, tracked) {
     seqCount: Object.fromEntries(stats.seqCount) };
 }
 
+function closedBeforeJoin() {
+  const key = wire.newKey();
+  const bytes = Buffer.concat([
+    Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: ${wire.acceptFor(key)}\r\n\r\n`),
+    text('0{"sid":"s1","pingInterval":25000,"pingTimeout":20000,"maxPayload":16384}'),
+    wire.serverFrame(wire.OP.CLOSE, Buffer.from([0x03, 0xf0])), // 1008: no CONNECT in time
+  ]);
+  for (const tracked of [false, true]) {
+    const r = runViewer(bytes, key, new Array(bytes.length).fill(1), tracked);
+    eq(`closed before its join (${tracked ? 'probe' : 'bulk'})`, [r.joined, r.errors, r.ended, r.writes.at(-1)],
+      [false, { closed_before_join: 1 }, true, 'op8:03f0']);
+  }
+}
+
 function cutsOf(total, rng, maxCut) {
   const out = [];
   let left = total;
@@ -204,6 +218,7 @@ function selftest() {
   frameChecks();
   scanChecks();
   viewerChecks();
+  closedBeforeJoin();
   for (const f of failures) process.stdout.write(`FAIL ${f}\n`);
   process.stdout.write(failures.length ? `selftest: ${failures.length} failed\n` : 'selftest ok\n');
   return failures.length === 0;
