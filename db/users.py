@@ -85,6 +85,12 @@ async def exists(conn: asyncpg.Connection, user_id: str) -> bool:
     return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1::uuid)", user_id)
 
 
+async def existing(conn: asyncpg.Connection, user_ids: list[str]) -> set[str]:
+    """Which of these user ids exist (as canonical lowercase UUID text)."""
+    rows = await conn.fetch("SELECT id::text FROM users WHERE id = ANY($1::uuid[])", user_ids)
+    return {r[0] for r in rows}
+
+
 async def auth_changes(conn: asyncpg.Connection, since: float, *, with_suspended: bool) -> list[asyncpg.Record]:
     """Users whose role, suspension or token cut-off changed after `since` (epoch seconds), and with
     `with_suspended` every suspended user (a suspension outlives the tokens' lifetime). `now`: the database's

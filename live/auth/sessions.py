@@ -10,10 +10,12 @@ suspended user (`AuthStates`): checking a token is one dict lookup. The map stay
   whatever path made it) every `AUTH_REFRESH_SECONDS`, which covers a Redis outage and changes made by hand;
 * after Redis comes back the worker polls at once.
 
-REST also needs the user to exist (`ensure_known`): one primary-key query per user and worker, remembered for
-`KNOWN_SECONDS`. A socket's connect skips it (a join storm of thousands of viewers costs no query); its chat,
-moderation and seller events ask it once per connection (live/rooms/gateway.py), and its cart events learn of an
-unknown user from the cart statement's foreign key, without a query of their own (live/commerce/stock.py).
+REST also needs the user to exist (`ensure_known`): a primary-key lookup per user and worker, remembered for
+`KNOWN_SECONDS`; the lookups that miss at the same time share one query (at most `KNOWN_BATCH` ids, one query in
+flight), so a thousand viewers chatting for the first time at a show's start cost a few queries, not a thousand.
+A socket's connect skips it (a join storm of thousands of viewers costs no query); its chat, moderation and seller
+events ask it once per connection (live/rooms/gateway.py), and its cart events learn of an unknown user from the
+cart statement's foreign key, without a query of their own (live/commerce/stock.py).
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ CHANNEL = b"live:auth"
 OVERLAP = 30.0  # each poll re-reads this many seconds before the last one (transactions that committed late)
 KNOWN_SECONDS = 60.0  # how long a worker remembers that a user exists
 MAX_KNOWN = 100_000  # remembered user ids per worker (then the expired ones are dropped, or all)
+KNOWN_BATCH = 500  # user ids looked up in one query
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,8 @@ class AuthStates:
         self._link = link
         self._states: dict[str, AuthState] = {}
         self._known: dict[str, float] = {}
+        self._asking: dict[str, asyncio.Future] = {}  # user id -> its lookup's outcome (True, False or an error)
+        self._lookup: asyncio.Task | None = None
         self._since: float | None = None  # database clock of the last poll, minus OVERLAP
         self._task: asyncio.Task | None = None
         self._poll_lock = asyncio.Lock()
@@ -98,11 +103,41 @@ class AuthStates:
             uuid.UUID(user_id)
         except ValueError:
             raise UnknownUser() from None
-        async with self._db.tx(SYSTEM) as conn:
-            found = await users_db.exists(conn, user_id)
+        outcome = self._asking.get(user_id)
+        if outcome is None:
+            loop = asyncio.get_running_loop()
+            outcome = self._asking[user_id] = loop.create_future()
+            if self._lookup is None:
+                self._lookup = loop.create_task(self._look_up())
+        found = await asyncio.shield(outcome)  # one waiter cancelled leaves the lookup to the others
+        if isinstance(found, BaseException):
+            raise found
         if not found:
             raise UnknownUser()
-        self.remember(user_id)
+
+    async def _look_up(self) -> None:
+        """Answer every waiting `ensure_known`, KNOWN_BATCH ids a query, one query at a time."""
+        try:
+            while True:
+                await asyncio.sleep(0)  # the misses of this loop turn join the batch
+                batch = [u for u, f in self._asking.items() if not f.done()][:KNOWN_BATCH]
+                if not batch:
+                    return
+                try:
+                    async with self._db.tx(SYSTEM) as conn:
+                        found = await users_db.existing(conn, batch)
+                except Exception as exc:  # noqa: BLE001 - each waiter raises it, as its own query would have
+                    outcomes: dict[str, object] = dict.fromkeys(batch, exc)
+                else:
+                    outcomes = {u: str(uuid.UUID(u)) in found for u in batch}
+                for u, result in outcomes.items():
+                    if result is True:
+                        self.remember(u)
+                    fut = self._asking.pop(u, None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(result)
+        finally:
+            self._lookup = None
 
     def remember(self, user_id: str) -> None:
         now = time.monotonic()

@@ -177,14 +177,14 @@ async def test_a_writer_is_looked_up_once_and_an_unknown_one_once_per_connection
     whose user was not found is refused from then on without asking; a sender's messages keep their order."""
     from db import users as users_db
 
-    real = users_db.exists
+    real = users_db.existing
     asked: list[str] = []
 
-    async def counted(conn, user_id):
-        asked.append(user_id)
-        return await real(conn, user_id)
+    async def counted(conn, user_ids):
+        asked.extend(user_ids)
+        return await real(conn, user_ids)
 
-    monkeypatch.setattr(users_db, "exists", counted)
+    monkeypatch.setattr(users_db, "existing", counted)
     talker = await live.viewer("uu-talker")
     acks = await asyncio.gather(*[talker.say(f"m{i}") for i in range(4)])  # the first one waits for the lookup
     assert all(a["ok"] for a in acks), acks
@@ -209,3 +209,41 @@ async def test_rest_cart_of_a_user_deleted_within_the_remembered_minute_is_401(l
     status, body = await live.api("POST", "/me/cart/items", token, json={"variant_id": variant, "qty": 1})
     assert (status, body) == (401, {"error": {"code": "unauthorized", "message": "unknown user"}})
     assert await cart_writes(live, user_id) == 0
+
+
+async def test_first_writes_of_many_users_at_once_share_one_lookup(live, monkeypatch):
+    """A show's start: hundreds of users' first chat at once cost one query (not one each), the unknown among
+    them are refused, and a failed query fails each of its waiters, the next ones asking again."""
+    from db import users as users_db
+    from live.errors import UnknownUser
+
+    auth = live.services.auth
+    real, calls = users_db.existing, []
+
+    async def counted(conn, ids):
+        calls.append(len(ids))
+        return await real(conn, ids)
+
+    monkeypatch.setattr(users_db, "existing", counted)
+    known = [(await live.user(f"uu-first-{i}"))[0].upper() for i in range(5)]  # any spelling of a uuid
+    unknown = [str(uuid.uuid4()) for _ in range(300)]
+    outcomes = await asyncio.gather(*(auth.ensure_known(u) for u in [*known, *unknown, *known]),
+                                    return_exceptions=True)
+    assert calls == [305]
+    assert outcomes[:5] == [None] * 5 and outcomes[-5:] == [None] * 5
+    assert all(isinstance(o, UnknownUser) for o in outcomes[5:-5])
+    await auth.ensure_known(known[0])  # remembered: no query
+    assert calls == [305]
+
+    async def failing(conn, ids):
+        calls.append(len(ids))
+        raise ConnectionError("database away")
+
+    monkeypatch.setattr(users_db, "existing", failing)
+    fresh = [str(uuid.uuid4()) for _ in range(3)]
+    outcomes = await asyncio.gather(*(auth.ensure_known(u) for u in fresh), return_exceptions=True)
+    assert calls[1:] == [3] and all(isinstance(o, ConnectionError) for o in outcomes)
+    monkeypatch.setattr(users_db, "existing", counted)
+    with pytest.raises(UnknownUser):
+        await auth.ensure_known(fresh[0])  # asked again, not remembered as an error
+    assert calls[2:] == [1]
