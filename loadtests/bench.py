@@ -216,12 +216,15 @@ class Bench:
         poller = TimerPoller(murl) if scenario == "rooms" and before else None
         if poller:
             poller.start()
-        subprocess.run(pinned(cpus, cmd), cwd=ROOT)
+        rc = subprocess.run(pinned(cpus, cmd), cwd=ROOT).returncode
         hub = hub_delta(before, scrape(murl))
         if poller:
             hub["timers_max"] = poller.stop()
         time.sleep(2)  # let the server close the sockets before the next run
-        return (json.loads(report.read_text()) if report.exists() else None), hub
+        if not report.exists():  # no row for it: say so under the rows
+            self.notes.append(f"{target.name} {scenario}{label}: no report (generator exit {rc})")
+            return None, hub
+        return json.loads(report.read_text()), hub
 
     def scenarios(self, target: Server, ctx: plan.Ctx, seller: str | None, only: list[str]) -> None:
         for scenario in only:

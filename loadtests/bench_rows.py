@@ -61,7 +61,7 @@ def hub_delta(before: dict | None, after: dict | None) -> dict:
 
 def hub_text(hub: dict, seconds: float | None) -> str:
     """writes/s, bytes per write and µs per write from the hub's counters (what it has of them)."""
-    writes = hub.get("socket_writes") or hub.get("writes")
+    writes = hub.get("socket_writes")
     if not writes:
         return "-"
     parts = [f"{writes / seconds:,.0f}/s" if seconds else f"{writes:,.0f}"]
@@ -73,10 +73,9 @@ def hub_text(hub: dict, seconds: float | None) -> str:
 
 
 def _cores(server: dict) -> str:
-    c = server.get("cores") or server.get("core")
+    c = server.get("cores")  # /proc/stat of the server's cores while running (loadtests/probe.py CoreStat)
     if not isinstance(c, dict):
         return "-"
-    c = c.get("run", c)  # per phase, or the run's alone
     return f"{_pct(c.get('busy'))} / {_pct(c.get('softirq'))}"
 
 
@@ -118,9 +117,10 @@ def row(scenario: str, target: str, r: dict, label: str = "", hub: dict | None =
         d, lat, rooms = r["delivery"], r["latency_ms"]["delivery"], r.get("rooms") or {}
         worst_d, worst_p99 = _rooms_worst(rooms)
         timers = (hub or {}).get("timers_max", (hub or {}).get("timers"))
-        per = server.get("cpu_us_per_delivery")  # the report's is per main-room delivery: spread over all rooms'
-        if per is not None and d.get("deliveries") and rooms.get("delivered") is not None:
-            per = round(per * d["deliveries"] / (d["deliveries"] + rooms["delivered"]), 2)
+        # the report's own figure over every room's deliveries (cpu_us_per_delivery is per main-room delivery);
+        # with no small-room delivery it has no such key and the two are the same
+        per = server.get("cpu_us_per_delivery_all_rooms",
+                         None if rooms.get("delivered") else server.get("cpu_us_per_delivery"))
         return (f"| {today} | {target} | {label.strip(', ') or '-'} | {r['viewers']['joined']:,}, {_ratio(d)}, "
                 f"{_ms(lat['p50'])} / {_ms(lat['p99'])} | {rooms.get('count', '-')} × "
                 f"{r.get('params', {}).get('room_viewers', '-')} | {_ratio(worst_d)} | {_ms(worst_p99)} | "

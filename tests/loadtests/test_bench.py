@@ -175,7 +175,9 @@ def test_a_node_generator_row():
 def test_a_rooms_row_shows_the_worst_room_and_the_timers():
     rooms = {"count": 200, "worst_p99_ms": 260.7, "worst_delivery": 0.998, "expected": 990000, "delivered": 989990,
              "duplicates": 0, "per_room": {"bench-room-1": {"delivered_ratio": 1.0, "p99_ms": 120.0}}}
-    line = bench_rows.row("rooms", "live", report(rooms=rooms), ", run 1", {"timers_max": 187.0})
+    r = report(rooms=rooms)
+    r["server"]["cpu_us_per_delivery_all_rooms"] = 0.93
+    line = bench_rows.row("rooms", "live", r, ", run 1", {"timers_max": 187.0})
     head = bench_rows.header("rooms").splitlines()
     assert len(cells(line)) == len(cells(head[0])) == len(cells(head[1]))
     c = dict(zip(cells(head[0]), cells(line)))
@@ -183,8 +185,14 @@ def test_a_rooms_row_shows_the_worst_room_and_the_timers():
     assert c["main room: viewers, delivered, p50 / p99"] == "10,000, 100.000 % (10,000,000), 101 ms / 233 ms"
     assert c["rooms: worst delivered"].startswith("99.800 %") and c["rooms: worst p99"] == "261 ms"
     assert c["rooms holding a hub timer (most seen)"] == "187"
-    # the report's CPU per delivery counts the main room's deliveries; the row spreads it over every room's too
-    assert c["server CPU per delivery (every room's)"] == f"{round(1.02 * 10_000_000 / 10_989_990, 2)} µs"
+    # the report's own figure over every room's deliveries (not cpu_us_per_delivery, per main-room delivery)
+    assert c["server CPU per delivery (every room's)"] == "0.93 µs"
+    del r["server"]["cpu_us_per_delivery_all_rooms"]  # a report without it (no small-room delivery counted)
+    c = dict(zip(cells(head[0]), cells(bench_rows.row("rooms", "live", r, ", run 1", {}))))
+    assert c["server CPU per delivery (every room's)"] == "- µs"
+    r["rooms"] = dict(rooms, delivered=0)
+    c = dict(zip(cells(head[0]), cells(bench_rows.row("rooms", "live", r, ", run 1", {}))))
+    assert c["server CPU per delivery (every room's)"] == "1.02 µs"
 
 
 def test_old_tables_keep_their_layout():
@@ -237,6 +245,17 @@ def free_port() -> int:
     from loadtests.procs import free_port as port
 
     return port()
+
+
+def test_a_run_without_a_report_is_noted_under_the_rows(tmp_path):
+    """A generator that exits before writing its report (here a usage error: exit 2) gets no row, and a note
+    under the rows names the run and the generator's exit code."""
+    b = bench.Bench(bench.parse(["--out", str(tmp_path)]))
+    target = bench.Server("naive", None, f"http://127.0.0.1:{free_port()}")  # nothing listens: no /metrics
+    r, hub = b.run(target, "audience", ["--no-such-flag"], ", run 2")
+    assert r is None and hub == {}
+    assert b.notes == ["naive audience, run 2: no report (generator exit 2)"]
+    assert "\nNote: naive audience, run 2: no report (generator exit 2)" in b.markdown()
 
 
 def test_the_docs_tables_have_the_printed_layouts():
