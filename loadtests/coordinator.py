@@ -258,12 +258,17 @@ class Coordinator:
         return out
 
 
+NOT_ANSWERED = ("join_timeout", "join_no_ack")  # the server said nothing: a slow join, not a refusal
+
+
 def room_refusals(joined: dict[int, dict]) -> list[str]:
-    """One line per small room whose joins the server refused (join_<code> errors), naming the stream."""
+    """One line per small room whose joins the server refused (join_<code> errors from its error acks, e.g.
+    join_not_found), naming the stream. A join that timed out or got no ack, or a connection that failed, is no
+    refusal of the room: the run goes on and the report counts it among the errors."""
     out = []
     for data in joined.values():
         for slug, r in (data.get("rooms") or {}).items():
-            refused = {k: n for k, n in r["errors"].items() if k.startswith(("join_", "connect_"))}
+            refused = {k: n for k, n in r["errors"].items() if k.startswith("join_") and k not in NOT_ANSWERED}
             if refused:
                 codes = ", ".join(f"{k} x{n}" for k, n in sorted(refused.items()))
                 out.append(f"room {slug}: {r['viewers'] - r['joined']} of {r['viewers']} viewers not joined "

@@ -13,6 +13,7 @@ from live.appkeys import SERVICES
 from live.rooms.packets import encode_event
 from live.rooms.wsframes import text_frame, unmask
 from loadtests import cli
+from loadtests.coordinator import room_refusals
 from loadtests.probe import CoreStat, parse_cores
 from loadtests.scenarios import delivery_summary, rooms_summary
 from loadtests.stats import Stats
@@ -244,6 +245,20 @@ async def test_a_room_that_refuses_its_viewers_is_named(app, tmp_path):
         "--room-viewers", "2", "--room-chatters", "0", "--room-rate", "0", "--room-prefix", "no-such-room-")
     assert code == 2, stdout + stderr
     assert "room no-such-room-1: 2 of 2 viewers not joined (join_not_found x2)" in stderr, stderr
+
+
+def test_only_joins_the_server_refused_stop_the_run():
+    """A slow join (timed out, no ack) or a failed connection is no refusal of the room: only error acks are."""
+    def room(errors: dict, joined: int = 1) -> dict:
+        return {"viewers": 4, "joined": joined, "errors": errors}
+
+    joined = {0: {"rooms": {"slow": room({"join_timeout": 2, "join_no_ack": 1}),
+                            "cut": room({"connect_refused": 1, "connect_failed:ECONNRESET": 1, "disconnected": 1}),
+                            "gone": room({"join_not_found": 3, "join_timeout": 1}, joined=0)}},
+              1: {}}  # a bulk process: no rooms
+    assert room_refusals(joined) == ["room gone: 4 of 4 viewers not joined (join_not_found x3); "
+                                     "is the stream 'gone' created and live?"]
+    assert room_refusals({0: {"rooms": {"slow": room({"join_timeout": 4}, joined=0)}}}) == []
 
 
 def test_rooms_are_accounted_per_stream_and_the_worst_reported():
