@@ -110,8 +110,8 @@ class AuthStates:
             if self._lookup is None:
                 self._lookup = loop.create_task(self._look_up())
         found = await asyncio.shield(outcome)  # one waiter cancelled leaves the lookup to the others
-        if isinstance(found, BaseException):
-            raise found
+        if isinstance(found, BaseException):  # one instance for the batch's waiters: each raises it afresh
+            raise found.with_traceback(None)
         if not found:
             raise UnknownUser()
 

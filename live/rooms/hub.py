@@ -79,8 +79,10 @@ class Hub:
         room = self.rooms.get(room_name)
         if room is None:
             room = self.rooms[room_name] = Room(room_name)
-        last = room.slices[-1] if room.slices else None
-        if last is None or len(last.members) >= SLICE:
+        if sid in room.where:  # joined again (two joins of one socket racing): one slice only
+            self._forget(room, sid)
+        last = next((s for s in reversed(room.slices) if len(s.members) < SLICE), None)  # refill before adding
+        if last is None:
             cursor = room.end  # a new slice starts after what the joiner has (the log is in seq order)
             while cursor > room.base and room.log[cursor - 1 - room.base].seq > floor_seq:
                 cursor -= 1
@@ -164,7 +166,7 @@ class Hub:
         stats["write_seconds"] += cost
         share = max(1.0, room.audience / len(room.members)) if room.members else 1.0
         wait = cost * (share / self.budget - 1.0)
-        if len(slices) > 1:  # a sweep never takes longer than max_sweep
+        if slices:  # a sweep never takes longer than max_sweep
             wait = min(wait, max(0.0, self.max_sweep / len(slices) - cost))
         room.ready_at = finished + wait
         low = min((s.cursor for s in slices), default=end)

@@ -299,7 +299,7 @@ class RoomService:
     async def publish_counts(self) -> None:
         local = {room: len(r.members) for room, r in self.hub.rooms.items()}  # presence adds the rooms left
         for room, (count, announce) in (await self.presence.tally(local)).items():
-            self.hub.set_audience(room, count)  # ticks sized by the whole room, whichever worker holds it
+            self.hub.set_audience(room, count)  # the sweep's budget divided by this worker's share of the room
             state = self.streams.cached(room)
             if state is None:
                 continue

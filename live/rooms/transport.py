@@ -6,7 +6,7 @@ What this module changes is how bytes reach an upgraded websocket client:
 * every packet is framed once and written straight to the connection's asyncio transport, in order, with no
   per-socket queue or writer task (engineio's default keeps an unbounded queue and a writer task per socket);
 * a room broadcast is one pre-built buffer of websocket frames written to every socket of the room
-  (`write_raw`), so fan-out costs one `transport.write` per viewer per tick and no Python encoding per viewer;
+  (`write_raw`), so fan-out costs one `transport.write` per viewer per sweep and no Python encoding per viewer;
 * a socket whose unsent output passes `MAX_PENDING_BYTES` is cut off instead of growing memory;
 * pings come from one timer wheel for the whole server instead of a sleeping task per socket.
 """
