@@ -99,7 +99,8 @@ class Viewer(asyncio.Protocol):
 
     __slots__ = ("ctx", "stats", "token", "watch", "transport", "buf", "upgraded", "state", "t0",
                  "done", "acks", "next_ack", "join_seq", "epoch", "last_seq", "received", "seqs", "dups",
-                 "stock", "rejoin", "recovered", "rejoin_ms", "index", "stream", "batch", "timed")
+                 "stock", "rejoin", "recovered", "rejoin_ms", "index", "stream", "batch", "timed",
+                 "chat_mark")
 
     def __init__(self, ctx, index: int, token: str | None, *, track: bool = False, watch: bool = False,
                  prev: "Viewer | None" = None, stream: str | None = None, stats=None, batch: bool = False):
@@ -123,6 +124,7 @@ class Viewer(asyncio.Protocol):
         self.next_ack = 1
         self.recovered: bool | None = None
         self.rejoin_ms: float | None = None
+        self.chat_mark = 0  # the highest live chat seq this connection got: a lower new one is out of order
         if prev is None:
             self.join_seq: int | None = None
             self.epoch: str | None = None
@@ -231,8 +233,9 @@ class Viewer(asyncio.Protocol):
         if self.seqs is None:  # chat frames are only counted
             self.received += chunk.chats
             frames = chunk.others
-            if self.watch and chunk.batches:
-                frames = frames + [b for b in chunk.batches if data.find(STOCK_ELEMENT, b[1], b[2]) >= 0]
+            if self.watch and chunk.batches:  # in the order they came (a stock update after an older one)
+                frames = sorted(frames + [b for b in chunk.batches if data.find(STOCK_ELEMENT, b[1], b[2]) >= 0],
+                                key=lambda f: f[1])
         else:
             frames = chunk.frames
         for opcode, start, end, kind in frames:
@@ -256,7 +259,8 @@ class Viewer(asyncio.Protocol):
 
     def on_chat(self, msg: dict, live: bool = True) -> None:
         """A tracked viewer's chat message, live or from a recovery ack's events (those are counted but not
-        timed: their delay is the reconnection's, reported apart)."""
+        timed: their delay is the reconnection's, reported apart). A live message not seen before and older than
+        the newest live one is counted (received) and reported as `chat_out_of_order`."""
         seq = msg["seq"]
         if seq > self.last_seq:
             self.last_seq = seq
@@ -264,6 +268,11 @@ class Viewer(asyncio.Protocol):
             self.dups += 1
             return
         self.seqs.add(seq)
+        if live:
+            if seq < self.chat_mark:
+                self.stats.error("chat_out_of_order")
+            else:
+                self.chat_mark = seq
         self.received += 1
         text = msg.get("text", "")
         if live and self.timed and text.startswith("t="):

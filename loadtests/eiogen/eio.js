@@ -108,6 +108,7 @@ class Client {
     this.state = 'new'; // new, upgrading, open (socket.io connected), closed
     this.joinSeq = null;
     this.last = -1; // the highest chat seq received
+    this.window = 0; // bit k: seq last - k received (k < 32), to tell a late message from a duplicate
     this.received = 0; // chat messages received (each seq once)
     this.dups = 0;
     this.seqs = tracked ? [] : null;
@@ -242,17 +243,28 @@ class Client {
     }
   }
 
-  count(seq) { // one chat message; false when this viewer had it already
+  // One chat message; false when this viewer had it already. A seq below the highest received is a duplicate
+  // when seen, else out of order (error chat_out_of_order, as the Python generator's) and received; one more than
+  // 31 seqs late cannot be told from a duplicate and counts as one.
+  count(seq) {
     this.stats.chatFrames++;
     if (!(seq >= 0)) {
       this.stats.error('chat_without_seq');
       return false;
     }
     if (seq <= this.last) {
-      this.dups++;
-      return false;
+      const bit = this.last - seq < 32 ? (1 << (this.last - seq)) >>> 0 : 0;
+      if (bit === 0 || (this.window & bit) !== 0) {
+        this.dups++;
+        return false;
+      }
+      this.window = (this.window | bit) >>> 0;
+      this.stats.error('chat_out_of_order');
+    } else {
+      const shift = seq - this.last;
+      this.window = shift < 32 ? ((this.window << shift) | 1) >>> 0 : 1;
+      this.last = seq;
     }
-    this.last = seq;
     this.received++;
     if (!this.tracked) this.stats.seqCount.set(seq, (this.stats.seqCount.get(seq) || 0) + 1);
     return true;

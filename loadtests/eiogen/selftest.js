@@ -214,8 +214,19 @@ function scanChecks() {
     [[['chat:new', { seq: 5, text: 'aaa' }]], [['chat:new', { seq: 5, text: 'bbb' }]], [['chat:new', { seq: 5, text: 'aaa' }]]]);
 }
 
+function orderChecks() {
+  const errors = {};
+  const stats = { chatFrames: 0, seqCount: new Map(), error(k) { errors[k] = (errors[k] || 0) + 1; } };
+  const v = new Client({ stats }, 0, null, false);
+  const got = [5, 7, 6, 7, 40, 8, 9, 41].map((seq) => v.count(seq));
+  // 6 after 7: late, received; 7 again: a duplicate; 8 (32 below 40): past the window, a duplicate; 9: late
+  eq('order: counted', got, [true, true, true, false, true, false, true, true]);
+  eq('order: received, duplicates, errors', [v.received, v.dups, errors], [6, 2, { chat_out_of_order: 2 }]);
+}
+
 function selftest() {
   frameChecks();
+  orderChecks();
   scanChecks();
   viewerChecks();
   closedBeforeJoin();

@@ -131,6 +131,27 @@ async def test_batch_frames_are_counted_by_element_and_tracked_viewers_time_each
     assert probe.dups == 4 and probe.received == 4
 
 
+async def test_a_watcher_applies_batched_and_plain_stock_updates_in_order():
+    """A batch frame then a plain frame in one read: the plain one (newer) is the stock the watcher keeps."""
+    chunk = (batch_frame(("chat:new", {"seq": 1, "text": "a"}),
+                         ("stock:update", {"variant_id": "v1", "available": 4, "seq": 2}))
+             + text_frame(encode_event("stock:update", {"variant_id": "v1", "available": 3, "seq": 3})))
+    watcher = opened(Ctx(), 0, watch=True)
+    watcher.data_received(chunk)
+    assert watcher.stock == {"v1": 3}
+
+
+async def test_out_of_order_chat_is_reported_and_still_received():
+    ctx = Ctx()
+    probe = opened(ctx, 0, track=True)
+    for seq in (5, 7, 6, 7, 8):  # 6 after 7: out of order; the second 7: a duplicate
+        probe.data_received(text_frame(encode_event("chat:new", {"seq": seq, "text": "x"})))
+    assert probe.received == 4 and probe.dups == 1 and sorted(probe.seqs) == [5, 6, 7, 8]
+    assert dict(ctx.stats.errors) == {"chat_out_of_order": 1}
+    probe.on_chat({"seq": 2, "text": "x"}, live=False)  # a recovery ack's event: no order to keep with live ones
+    assert dict(ctx.stats.errors) == {"chat_out_of_order": 1} and probe.received == 5
+
+
 async def test_batch_opt_in_is_sent_in_the_connect_auth():
     ctx = Ctx()
     for kw, auth in ((dict(batch=True, token="tk"), b'40{"token":"tk","batch":1}'),
