@@ -115,6 +115,10 @@ def validate(p: argparse.ArgumentParser, args, tokens: list[str]) -> int:
     u = urlparse(args.url)
     if u.scheme != "http" or not u.hostname:
         p.error("--url must be http://host[:port] (TLS is not supported: test the server behind its proxy)")
+    try:
+        _ = u.port  # raises ValueError for a port out of range
+    except ValueError as exc:  # a port out of 0-65535, or not a number
+        p.error(f"--url {args.url!r}: {exc}")
     if args.viewers < 1 or not 1 <= args.procs <= args.viewers:
         p.error("--viewers must be >= 1 and --procs between 1 and --viewers")
     if not 0 <= args.sample <= 1 or not 0 <= args.drop <= 1:

@@ -88,6 +88,10 @@ def validate(p: argparse.ArgumentParser, args, tokens: list[str]) -> None:
     u = urlparse(args.url)
     if u.scheme != "http" or not u.hostname:
         p.error("--url must be http://host[:port]")
+    try:
+        _ = u.port  # raises ValueError for a port out of range
+    except ValueError as exc:  # a port out of 0-65535, or not a number
+        p.error(f"--url {args.url!r}: {exc}")
     if args.viewers < 1 or args.procs < 1 or args.chatters < 0 or args.probe_viewers < 0:
         p.error("--viewers and --procs must be >= 1, --chatters and --probe-viewers >= 0")
     if args.chatters > args.viewers:
@@ -110,6 +114,10 @@ def validate(p: argparse.ArgumentParser, args, tokens: list[str]) -> None:
             args.generator_cpus = set(parse_cores(args.generator_cpus))
         except ValueError as exc:
             p.error(str(exc).replace("--server-cores", "--generator-cpus"))
+        allowed = os.sched_getaffinity(0)
+        if not args.generator_cpus <= allowed:
+            p.error(f"--generator-cpus: CPU {', '.join(map(str, sorted(args.generator_cpus - allowed)))} is not one "
+                    f"this process may run on ({', '.join(map(str, sorted(allowed)))})")
     if shutil.which(args.node) is None:
         p.error(f"no node binary {args.node!r} on PATH (the second generator runs on Node >= 18: --node PATH)")
 

@@ -118,7 +118,9 @@ def build(args, run: dict, probe: ServerProbe, metrics_before: dict | None, metr
         report["server"] = {**(report["server"] or {}), "cores": run["cores"]}
     report["server_metrics"] = metrics_delta(metrics_before, metrics_after)
     report["thresholds"] = thresholds(args, report)
-    report["checks"] = checks(args, report)
+    report["checks"] = checks(args, report) + [
+        {"name": "every message reached every viewer joined before it", "value": delivery["seqs_short"],
+         "passed": delivery["seqs_short"] == 0}]
     report["passed"] = all(t["passed"] for t in report["thresholds"] + report["checks"])
     return report
 

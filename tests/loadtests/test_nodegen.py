@@ -11,7 +11,9 @@ import sys
 
 import pytest
 
-from loadtests.nodegen import GEN, Proc
+from loadtests.nodegen import GEN, Proc, parser
+from loadtests.nodegen_report import build
+from loadtests.probe import ServerProbe
 from loadtests.stats import Hist
 from tests.helpers import SECRET
 from tests.loadtests.test_loadtests import counted, live, loadtest, metrics, real_users, url_of  # noqa: F401
@@ -113,6 +115,32 @@ async def test_a_process_is_pinned_and_reports_a_refused_connection():
         proc.kill()
 
 
+def result(proc: int, role: str, accounting: list, seq_count: dict) -> dict:
+    """A node process's `result` line as gen.js writes it (the parts nodegen_report.build reads)."""
+    empty = [{}, 0, 0.0, None, 0.0]
+    return {"proc": proc, "role": role, "viewers": len(accounting), "joined": len(accounting), "chat_seqs": [],
+            "accounting": accounting, "seq_count": seq_count, "latency": empty, "join": empty, "by_second": {},
+            "acks": {}, "errors": {}, "ok": {}, "refused": {}, "notes": [], "sent": 0, "connected": 2,
+            "frames": 0, "chat_frames": 0, "batch_frames": 0, "join_cpu_s": 0.1, "join_wall_s": 1.0,
+            "run_cpu_s": 0.1, "run_wall_s": 1.0, "cpu_s": 0.2}
+
+
+@pytest.mark.parametrize("bulk_counts, short", [({1: 2, 2: 2}, 0), ({1: 1, 2: 3}, 1)])
+def test_a_message_short_of_a_viewer_fails_the_run(bulk_counts, short):
+    """Four viewers joined at seq 0, two messages: the bulk process's per-seq counts can add up (4 of 4) while
+    message 1 reached one of its two viewers; that fails the run whatever the delivered ratio."""
+    args = parser().parse_args(["--viewers", "4", "--probe-viewers", "2", "--procs", "2"])
+    args.scenario = "audience"
+    results = [result(0, "probe", [[0, 2, True, [1, 2], 0]] * 2, {}),
+               result(1, "bulk", [[0, 2, True, None, 0]] * 2, bulk_counts)]
+    results[0]["chat_seqs"] = [1, 2]
+    run = {"t0": 1.0, "end": 5.0, "results": results, "ready": [{"last_join_wall": 2.0}] * 2, "cores": None}
+    r = build(args, run, ServerProbe(None), None, None)
+    (check,) = [c for c in r["checks"] if c["name"] == "every message reached every viewer joined before it"]
+    assert r["delivery"]["seqs_short"] == check["value"] == short and r["delivery"]["delivered_ratio"] == 1.0
+    assert check["passed"] is r["passed"] is (short == 0)
+
+
 def test_usage_errors_exit_2_before_starting_anything(tmp_path):
     out = subprocess.run([sys.executable, "-m", "loadtests", "nodegen", "--chatters", "3", "--rate", "1",
                           "--viewers", "600"], capture_output=True, text=True, timeout=60, cwd=GEN.parents[2])
@@ -121,3 +149,8 @@ def test_usage_errors_exit_2_before_starting_anything(tmp_path):
                           "--node", "no-such-node-binary"], capture_output=True, text=True, timeout=60,
                          cwd=GEN.parents[2])
     assert out.returncode == 2 and "no node binary" in out.stderr
+    base = [sys.executable, "-m", "loadtests", "nodegen", "--viewers", "2", "--probe-viewers", "0"]
+    for extra, message in ((["--generator-cpus", "4096"], "--generator-cpus: CPU 4096 is not one this process"),
+                           (["--url", "http://127.0.0.1:99999"], "Port out of range 0-65535")):
+        out = subprocess.run(base + extra, capture_output=True, text=True, timeout=60, cwd=GEN.parents[2])
+        assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr

@@ -184,6 +184,7 @@ def test_usage_errors_of_the_probe_rooms_and_cores_flags(tmp_path, capsys):
         ["join-storm", "--viewers", "5", "--rooms", "1"], capsys)
     assert "--server-cores: 'x' is not a core number" in usage_error(base + ["--server-cores", "0,x"], capsys)
     assert "no line for cpu4096" in usage_error(base + ["--server-cores", "4096"], capsys)
+    assert "Port out of range 0-65535" in usage_error(base + ["--url", "http://127.0.0.1:99999"], capsys)
 
 
 # ---- a real run: probe/bulk split, two small rooms, the server's cores, batched events asked for ----
