@@ -11,14 +11,16 @@ claims are read, not verified), and events with acks shaped like live's (docs/pr
 * `join {stream_id, last_seq?, epoch?}` -> `{ok, seq, epoch, media: null, recovered, ...}`: recovered with
   `events` when `last_seq` and `epoch` are within the room's last HISTORY events, else a snapshot (`stream`,
   `viewers`, `spotlight: null`, the last CHAT_KEPT messages as `chat`, `reactions: {}`);
-* `leave`; `chat:send {stream_id?, text}` (signed in, 1-500 characters; no rate limit) -> `{ok, message}` and a
+* `leave`; `chat:send {stream_id?, text}` (signed in, to a stream joined first, 1-500 characters; no rate
+  limit) -> `{ok, message}` and a
   `chat:new {id, seq, stream_id, user: {id, name, role}, text, ts}` to the room; `reaction` is acked and not
   broadcast; any other event gets `{ok: false, error: {code: "invalid"}}`.
 
 Fan-out, the point of it: a room's events wait in a list; `--flush-ms` (50) after the first pending event one
 websocket frame holding them all, `42["batch",[[name, data], ...]]`, is built once and the same bytes are written
 to every member's transport (a member that joined while events were pending gets only those after its join's
-seq). A member whose unsent output passes MAX_PENDING_BYTES is cut off. Pings every 25 s; no PONG within 20 s
+seq). A room left empty with nothing pending is forgotten (its history too). A member whose unsent output passes
+MAX_PENDING_BYTES is cut off. Pings every 25 s; no PONG within 20 s
 closes the connection. `GET /healthz` answers 200. Bad input gets an error ack or a close, never a crash.
 """
 from __future__ import annotations
@@ -88,6 +90,11 @@ class NaiveServer:
             room = self.rooms[name] = Room(name)
         return room
 
+    def forget_if_empty(self, room: Room) -> None:
+        """Drop a room nobody is in and nothing waits to be written to (its next join starts it afresh)."""
+        if not room.members and room.handle is None and self.rooms.get(room.name) is room:
+            del self.rooms[room.name]
+
     def publish(self, room: Room, event: str, data: dict) -> dict:
         room.seq += 1
         data = {**data, "seq": room.seq}
@@ -116,6 +123,7 @@ class NaiveServer:
                 conn.write(text_frame(BATCH_HEAD + b",".join(rest) + b"]]"))
         self.stats["flushes"] += 1
         self.stats["writes"] += len(room.members)
+        self.forget_if_empty(room)
 
 
 class Conn(asyncio.Protocol):
@@ -145,6 +153,7 @@ class Conn(asyncio.Protocol):
             room = self.server.rooms.get(name)
             if room is not None:
                 room.members.pop(self, None)
+                self.server.forget_if_empty(room)
         self.rooms.clear()
         self.transport = None
 
@@ -296,12 +305,16 @@ class Conn(asyncio.Protocol):
                     "stream": {"id": stream, "slug": stream, "title": "Naive show", "status": "live"}}
         if name == "leave":
             self.rooms.discard(stream)
-            if stream in server.rooms:
-                server.rooms[stream].members.pop(self, None)
+            room = server.rooms.get(stream)
+            if room is not None:
+                room.members.pop(self, None)
+                server.forget_if_empty(room)
             return {"ok": True, "stream_id": stream}
         if name == "chat:send":
             if self.user is None:
                 return error("unauthorized", "sign in to chat")
+            if stream not in self.rooms:
+                return error("invalid", "join first")
             text = p.get("text")
             if not isinstance(text, str) or not 0 < len(text.strip()) <= 500:
                 return error("invalid", "text: 1 to 500 characters")

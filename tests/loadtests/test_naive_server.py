@@ -118,6 +118,38 @@ async def test_a_flush_is_one_batch_frame_to_every_member(naive):
             ws.close()
 
 
+async def test_chat_needs_a_join_and_an_empty_room_is_forgotten(naive):
+    """chat:send to a stream the connection has not joined is refused (it made a room of 1,000 history events);
+    a room left empty is dropped once its pending events are written (leave, or the connection lost)."""
+    chatter = await client(naive, mint(SECRET, "live"))
+    other = await client(naive, mint(SECRET, "live"))
+    try:
+        ack = await chatter.call(1, "chat:send", {"stream_id": "elsewhere", "text": "hi"})
+        assert ack["ok"] is False and ack["error"] == {"code": "invalid", "message": "join first"}, ack
+        assert (await chatter.call(2, "join", {"stream_id": "gone"}))["seq"] == 0
+        assert (await chatter.call(3, "chat:send", {"text": "one"}))["message"]["seq"] == 1
+        assert (await chatter.call(4, "leave", {"stream_id": "gone"}))["ok"]  # before its flush: still pending
+        assert (await other.call(1, "join", {"stream_id": "kept"}))["ok"]
+        assert (await other.call(2, "chat:send", {"text": "two"}))["message"]["seq"] == 1
+        await asyncio.sleep(0.2)  # past the flush
+        ack = await chatter.call(5, "join", {"stream_id": "gone"})
+        assert ack["seq"] == 0 and ack["chat"] == [] and ack["viewers"] == 1, ack  # afresh
+        other.close()  # the connection lost: "kept" is empty now
+        await asyncio.sleep(0.2)
+        ack = await chatter.call(6, "join", {"stream_id": "kept"})
+        assert ack["seq"] == 0 and ack["chat"] == [], ack
+        # a room with a member stays
+        assert (await chatter.call(7, "chat:send", {"stream_id": "kept", "text": "three"}))["message"]["seq"] == 1
+        await asyncio.sleep(0.2)
+        third = await client(naive)
+        ack = await third.call(1, "join", {"stream_id": "kept"})
+        assert ack["seq"] == 1 and [m["text"] for m in ack["chat"]] == ["three"], ack
+        third.close()
+    finally:
+        chatter.close()
+        other.close()
+
+
 async def test_fifty_viewers_get_every_message_once(naive):
     viewers = [await client(naive) for _ in range(50)]
     chatters = [await client(naive, mint(SECRET, "live")) for _ in range(3)]
