@@ -272,9 +272,10 @@ TINY = {"rooms": dict(viewers=12, chatters=2, rate=1, duration=2, procs=2, probe
         "flash-sale": dict(buyers=1, units=1)}
 
 
-def test_a_tiny_bench_runs_rooms_and_a_batched_audience(tmp_path, capsys):
+def test_a_tiny_bench_runs_rooms_and_the_audience_batch_scenario(tmp_path, capsys):
     """bench end to end at a tiny scale (the processes unpinned): a real `live serve`, its rooms opened, the
-    generators run with the probe split, and the printed rows read from their reports and /metrics."""
+    generators run with the probe split, and the printed rows read from their reports and /metrics. audience-batch
+    is checked for its --batch opt-in and its row: at 1 msg/s the hub writes each message at once, unbatched."""
     args = bench.parse(["--out", str(tmp_path), "--port", str(free_port()), "--only", "rooms,audience-batch",
                         "--targets", "live", "--server-cpus", "", "--generator-cpus", ""])
     bench.Bench(args, TINY).main()

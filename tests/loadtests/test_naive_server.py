@@ -1,10 +1,12 @@
 """The naive server (loadtests/naive_server.py, issue 17's bench target) as a real process on a real port: raw
 websocket clients join and chat and get each flush as one `batch` frame, bad input gets an error ack or a close,
-and the command fails loudly on bad arguments."""
+the command fails loudly on bad arguments, and both load generators (`--batch`) get every message out of its
+batch frames."""
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -199,6 +201,28 @@ def test_the_load_generator_gets_every_message_through_it(naive, tmp_path):
          "--metrics", "none", "--batch", "--min-delivery", "1", "--json", str(report), "--no-progress", "--quiet"],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
-    delivery = json.loads(report.read_text())["delivery"]
+    r = json.loads(report.read_text())
+    delivery = r["delivery"]
     assert delivery["messages_sent"] >= 5 and delivery["deliveries_expected"] == 50 * delivery["messages_sent"]
     assert delivery["delivered_ratio"] == 1.0 and delivery["duplicates"] == 0, delivery
+    assert r["events"]["batch_frames_received"] > 0  # the naive server batches every flush
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_the_node_generator_reads_its_batches(naive, tmp_path):
+    """nodegen --batch through a server that always batches (live's hub writes an idle room's message at once,
+    so only here are batch frames sure to arrive): every message reaches every viewer, out of batch frames."""
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("".join(mint(SECRET, "live") + "\n" for _ in range(3)))
+    report = tmp_path / "node.json"
+    out = subprocess.run(
+        [sys.executable, "-m", "loadtests", "nodegen", "--url", f"http://127.0.0.1:{naive}", "--viewers", "20",
+         "--chatters", "3", "--rate", "3", "--duration", "2", "--tokens", str(tokens), "--procs", "2",
+         "--probe-viewers", "4", "--metrics", "none", "--batch", "--min-delivery", "1", "--json", str(report),
+         "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(report.read_text())
+    d = r["delivery"]
+    assert r["batch"] is True and d["messages_sent"] >= 3 and not r["errors"], r
+    assert d["delivered_ratio"] == 1.0 and d["deliveries"] == 20 * d["messages_sent"] and d["seqs_short"] == 0
+    assert r["events"]["batch_frames_received"] > 0 and r["events"]["chat_frames_received"] == d["deliveries"]

@@ -81,7 +81,9 @@ async def test_nodegen_delivers_every_message_and_times_it(live, tmp_path):  # n
     assert "delivered" in stdout and "(100.000 %)" in stdout
 
 
-async def test_nodegen_with_batched_events_and_a_failed_threshold(live, tmp_path):  # noqa: F811
+async def test_nodegen_with_the_batch_opt_in_and_a_failed_threshold(live, tmp_path):  # noqa: F811
+    """--batch sent with the CONNECT against live: at this rate the hub writes each message at once (an idle room),
+    so frames may all be plain; batch frames are read in test_naive_server (a server that always batches)."""
     tokens = await real_users(live, tmp_path, "nodebatch", 2)
     code, r, stdout, stderr = await loadtest(
         tmp_path, url_of(live), "nodegen", "--viewers", "12", "--chatters", "2", "--rate", "1", "--duration", "2",

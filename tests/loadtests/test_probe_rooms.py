@@ -187,7 +187,8 @@ def test_usage_errors_of_the_probe_rooms_and_cores_flags(tmp_path, capsys):
     assert "Port out of range 0-65535" in usage_error(base + ["--url", "http://127.0.0.1:99999"], capsys)
 
 
-# ---- a real run: probe/bulk split, two small rooms, the server's cores, batched events asked for ----
+# ---- a real run: probe/bulk split, two small rooms, the server's cores, the batch opt-in sent (at this rate the
+# hub writes each message at once, so no batch frame is expected: batches are read in test_naive_server) ----
 
 @pytest.fixture
 async def app(tmp_path, dsn, aiohttp_client):
