@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import jwt
 
+from live.runner import raise_nofile
 from loadtests.stats import Stats
 from loadtests.viewer import Viewer
 
@@ -116,12 +117,6 @@ def attach_pipe(loop, conn, callback, *args) -> None:
     buffer instead of failing half-way with EAGAIN."""
     loop.add_reader(conn.fileno(), callback, *args)
     os.set_blocking(conn.fileno(), True)
-
-
-def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 class Generator:
@@ -308,7 +303,7 @@ class Generator:
 def run_child(conn, main: Callable[[], Coroutine]) -> None:
     """The body of a forked load-generating process: more file descriptors, uvloop, `main()` to its end; an
     exception is told to the parent through `conn` (("error", text)) before it is raised."""
-    raise_fd_limit()
+    raise_nofile()  # the server's own: soft limit to the hard one (or fs.nr_open when unlimited)
     try:
         import uvloop
 
