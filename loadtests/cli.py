@@ -110,15 +110,20 @@ def read_tokens(path: str | None) -> list[str]:
         return [line.strip() for line in f if line.strip()]
 
 
-def validate(p: argparse.ArgumentParser, args, tokens: list[str]) -> int:
-    """Check the options; return the number of actors (chatters or buyers)."""
-    u = urlparse(args.url)
+def check_url(p: argparse.ArgumentParser, url: str) -> None:
+    """--url must be http://host[:port] with a port in range (both generators)."""
+    u = urlparse(url)
     if u.scheme != "http" or not u.hostname:
         p.error("--url must be http://host[:port] (TLS is not supported: test the server behind its proxy)")
     try:
         _ = u.port  # raises ValueError for a port out of range
     except ValueError as exc:  # a port out of 0-65535, or not a number
-        p.error(f"--url {args.url!r}: {exc}")
+        p.error(f"--url {url!r}: {exc}")
+
+
+def validate(p: argparse.ArgumentParser, args, tokens: list[str]) -> int:
+    """Check the options; return the number of actors (chatters or buyers)."""
+    check_url(p, args.url)
     if args.viewers < 1 or not 1 <= args.procs <= args.viewers:
         p.error("--viewers must be >= 1 and --procs between 1 and --viewers")
     if not 0 <= args.sample <= 1 or not 0 <= args.drop <= 1:

@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
-from loadtests.cli import CHAT_LIMIT_PER_USER, read_tokens
+from loadtests.cli import CHAT_LIMIT_PER_USER, check_url, read_tokens
 from loadtests.nodegen_report import build, table
 from loadtests.probe import CoreStat, ServerProbe, metrics_url, parse_cores, scrape
 from loadtests.report import write_json
@@ -85,13 +85,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def validate(p: argparse.ArgumentParser, args, tokens: list[str]) -> None:
-    u = urlparse(args.url)
-    if u.scheme != "http" or not u.hostname:
-        p.error("--url must be http://host[:port]")
-    try:
-        _ = u.port  # raises ValueError for a port out of range
-    except ValueError as exc:  # a port out of 0-65535, or not a number
-        p.error(f"--url {args.url!r}: {exc}")
+    check_url(p, args.url)
     if args.viewers < 1 or args.procs < 1 or args.chatters < 0 or args.probe_viewers < 0:
         p.error("--viewers and --procs must be >= 1, --chatters and --probe-viewers >= 0")
     if args.chatters > args.viewers:

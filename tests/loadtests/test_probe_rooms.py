@@ -20,6 +20,7 @@ from loadtests.stats import Stats
 from loadtests.viewer import Viewer, split_frames
 from tests.helpers import SECRET, make_settings
 from tests.loadtests.test_loadtests import counted, loadtest, metrics, real_users, url_of
+from tests.loadtests.test_loadtests_parts import FakeTransport
 
 STAT = """cpu  {t0} 0 0 0 0 0 0 0 0 0
 cpu0 {u0} {n0} {s0} {i0} {w0} {q0} {sq0} 0 0 0
@@ -69,16 +70,6 @@ def test_parse_cores():
 
 
 # ---- batched room events (docs/protocol.md: `42["batch",[[name,data],...]]`) ----
-
-class FakeTransport:
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def is_closing(self) -> bool:
-        return False
 
 
 class Ctx:
