@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 # path segment -> the tab's name (also the page's title)
 SECTIONS = {"users": "Users", "payments": "Payments", "jobs": "Jobs", "contact": "Contact",
-            "sellers": "Seller applications"}
+            "sellers": "Seller applications", "audit": "Audit log"}
 MESSAGE_ID = r"{id:[0-9a-fA-F-]{36}}"
 
 

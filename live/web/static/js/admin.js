@@ -4,7 +4,7 @@ import { requireSession } from './api.js';
 import { read, refreshCounts } from './admin_util.js';
 
 const MODULES = { users: 'admin_users.js', payments: 'admin_payments.js', jobs: 'admin_jobs.js',
-  contact: 'admin_contact.js', sellers: 'admin_sellers.js' };
+  contact: 'admin_contact.js', sellers: 'admin_sellers.js', audit: 'admin_audit.js' };
 const $ = (id) => document.getElementById(id);
 
 async function start() {
