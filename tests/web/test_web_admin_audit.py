@@ -1,12 +1,15 @@
 """The admin's audit-log viewer (/admin/audit) in a real Chromium, with the real server and database, at 360 px: an
 admin's changes to a user (role, suspension with a reason holding markup) are listed newest first with who, what,
 on which entity and what changed (as text, never as HTML); filtered by action (exact, then a prefix) and by actor
-(a row's "Only changes by ..."); a filter the API refuses is said under its field; an empty result says so; the
-accessibility scan passes; a customer is told the page is for admins only."""
+(a row's "Only changes by ..."); 51 entries in two pages ("Load more" with the cursor); a filter the API refuses is
+said under its field; an empty result says so (an unknown entity id, a "From" after everything); the accessibility
+scan passes; a customer is told the page is for admins only."""
 from __future__ import annotations
 
 import uuid
 
+from db import audit
+from live.auth.principal import SYSTEM
 from tests.web.a11y import assert_accessible
 from tests.web.helpers import watch_errors
 from tests.web.test_web_admin import api, looks_right, page_as
@@ -53,12 +56,28 @@ async def test_admin_audit_log_at_360px(live, browser):
     await page.get_by_role("button", name="Show").click()
     await log.locator("li", has_text="user.suspend").wait_for()
     assert await log.locator(".audit-action").all_inner_texts() == ["user.suspend", "user.role"]
-    # a row's "Only changes by ..." filters by its actor
+    # "Load more" with the API's cursor: the 51st and oldest, then no more
+    async with live.services.db.tx(SYSTEM) as conn:  # a page and one more (50 a page)
+        for i in range(51):
+            await audit.record(conn, None, "web_audit.bulk", "thing", i, after={"n": i})
+    await page.get_by_label("Action").fill("web_audit.bulk")
     await page.get_by_label("Entity id").fill("")
-    await page.get_by_label("Action").fill("")
+    await page.get_by_role("button", name="Show").click()
+    more = page.get_by_role("button", name="Load more")
+    await more.wait_for()
+    assert await rows.count() == 50 and await rows.first.get_by_text("By the system, on thing 50").count() == 1
+    await more.click()
+    await log.get_by_text("By the system, on thing 0", exact=True).wait_for()
+    assert await rows.count() == 51 and not await more.is_visible()
+    # a row's "Only changes by ..." filters by its actor
+    await page.get_by_label("Action").fill("user.suspend")
+    await page.get_by_label("Action").press("Enter")
+    await log.locator("li", has_text="web_audit.bulk").first.wait_for(state="detached")
     await first.get_by_role("button", name="Only changes by web-aud-root").click()
     assert await page.get_by_label("Actor (user id)").input_value() == admin_id
-    await rows.first.get_by_text("By web-aud-root,").wait_for()
+    await page.get_by_label("Action").fill("")  # every action, by that actor only: not the system's 51
+    await page.get_by_role("button", name="Show").click()
+    await log.locator("li", has_text="user.role").wait_for()
     by = await log.locator(".meta").all_inner_texts()
     assert by and all(t.startswith("By web-aud-root,") for t in by), by
 
@@ -73,6 +92,11 @@ async def test_admin_audit_log_at_360px(live, browser):
     await page.get_by_label("Entity id").fill(str(uuid.uuid4()))
     await page.get_by_role("button", name="Show").click()
     await page.get_by_text("No change matches these filters.").wait_for()
+    await page.get_by_label("Entity id").fill("")
+    await page.get_by_label("From").fill("2099-01-01T00:00")  # after everything: none either
+    await page.get_by_role("button", name="Show").click()
+    await page.get_by_text("No change matches these filters.").wait_for()
+    assert await rows.count() == 0
     assert await page.get_by_label("Actor (user id)").get_attribute("aria-invalid") is None
     await looks_right(page)
     assert errors == [], errors  # the refused filter's 400 was expected
