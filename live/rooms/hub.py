@@ -51,7 +51,7 @@ class Room:
         self.handle: asyncio.Handle | None = None
         self.ready_at = 0.0  # monotonic time before which the next slice waits (its budget)
         self.audience = 0  # viewers on all workers (presence), 0 until known
-        self.buffers: dict[tuple[int, bool], bytes] = {}  # (cursor, batched) -> the write, for the current log end
+        self.buffers: dict[int, list] = {}  # cursor -> [events, plain write, batched write], for the current log end
 
     @property
     def end(self) -> int:
@@ -179,19 +179,18 @@ class Hub:
     def _write(self, room: Room, sl: Slice, end: int) -> int:
         cursor = sl.cursor
         sl.cursor = end
-        items = room.log[cursor - room.base:]
-        if len(items) > 1:
-            items = collapse(items)
-        buffers = room.buffers
-        plain = buffers.get((cursor, False))
-        if plain is None:
-            plain = buffers[(cursor, False)] = _frames(items, False)
+        cached = room.buffers.get(cursor)  # slices at the same cursor share the events and their writes
+        if cached is None:
+            items = room.log[cursor - room.base:]
+            if len(items) > 1:
+                items = collapse(items)
+            cached = room.buffers[cursor] = [items, _frames(items, False), None]
             self.stats["frames"] += len(items)
-        batched = None
+        items, plain, batched = cached
         floors = room.floors
         count = len(sl.members)
         slow: list[tuple[str, LeanSocket]] = []
-        nbytes = 0
+        nbatched = 0
         # the hot loop: LeanSocket.write_raw inlined; anything unusual (polling, closing, a backlog near the cap,
         # a viewer that joined with events unsent) takes the slow path below
         for sid, sock in sl.members.items():
@@ -201,15 +200,12 @@ class Hub:
                 slow.append((sid, sock))
             elif sock.batched:
                 if batched is None:
-                    batched = buffers.get((cursor, True))
-                    if batched is None:
-                        batched = buffers[(cursor, True)] = _frames(items, True)
+                    batched = cached[2] = _frames(items, True)
                 transport.write(batched)
-                nbytes += len(batched)
+                nbatched += 1
             else:
                 transport.write(plain)
-                nbytes += len(plain)
-        self.stats["bytes"] += nbytes
+        self.stats["bytes"] += (count - len(slow) - nbatched) * len(plain) + nbatched * len(batched or b"")
         for sid, sock in slow:
             self._slow_path(room, sid, sock, items)
         return count
