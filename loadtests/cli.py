@@ -243,20 +243,30 @@ def make_plans(args, tokens: list[str], actors: int, t0: float) -> list[Plan]:
     return plans
 
 
+def tokens_of(p: argparse.ArgumentParser, path: str | None) -> list[str]:
+    """The --tokens file's tokens (a usage error when it cannot be read)."""
+    try:
+        return read_tokens(path)
+    except OSError as exc:
+        p.error(f"--tokens: {exc}")
+
+
+def core_stat(p: argparse.ArgumentParser, spec: str | None) -> CoreStat | None:
+    """The reader of --server-cores' /proc/stat lines, or None (a usage error for a bad list or core)."""
+    if not spec:
+        return None
+    try:
+        return CoreStat(parse_cores(spec))
+    except (ValueError, OSError) as exc:
+        p.error(str(exc) if str(exc).startswith("--server-cores") else f"--server-cores: {exc}")
+
+
 def run(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    try:
-        tokens = read_tokens(args.tokens)
-    except OSError as exc:
-        p.error(f"--tokens: {exc}")
+    tokens = tokens_of(p, args.tokens)
     actors = validate(p, args, tokens)
-    cores = None
-    if args.server_cores:
-        try:
-            cores = CoreStat(parse_cores(args.server_cores))
-        except (ValueError, OSError) as exc:
-            p.error(str(exc) if str(exc).startswith("--server-cores") else f"--server-cores: {exc}")
+    cores = core_stat(p, args.server_cores)
     if args.scenario == "flash-sale":
         args.buyers = actors
     scenario = SCENARIOS[args.scenario]()

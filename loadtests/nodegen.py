@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
-from loadtests.cli import CHAT_LIMIT_PER_USER, check_url, read_tokens
+from loadtests.cli import CHAT_LIMIT_PER_USER, check_url, core_stat, tokens_of
 from loadtests.nodegen_report import build, table
 from loadtests.probe import CoreStat, ServerProbe, metrics_url, parse_cores, scrape
 from loadtests.report import write_json
@@ -218,17 +218,9 @@ async def drive(args, procs: list[Proc], probe: ServerProbe, cores: CoreStat | N
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    try:
-        tokens = read_tokens(args.tokens)
-    except OSError as exc:
-        p.error(f"--tokens: {exc}")
+    tokens = tokens_of(p, args.tokens)
     validate(p, args, tokens)
-    cores = None
-    if args.server_cores:
-        try:
-            cores = CoreStat(parse_cores(args.server_cores))
-        except (ValueError, OSError) as exc:
-            p.error(f"--server-cores: {exc}")
+    cores = core_stat(p, args.server_cores)
     args.scenario = "audience"  # for report.thresholds / checks
     probe = ServerProbe(args.server_pid)
     murl = metrics_url(args.url, args.metrics)
