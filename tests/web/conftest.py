@@ -66,3 +66,13 @@ async def browser(chromium_endpoint):
             yield browser
         finally:
             await browser.close()  # connected over CDP: closes the contexts this test made, leaves Chromium up
+
+
+@pytest.fixture
+async def shop(tmp_path, dsn, aiohttp_client):
+    """The demo app from start_shop (tests/web/helpers.py): the sandbox's pay page and carrier (scans every 2 s)."""
+    from tests.web.helpers import start_shop
+
+    live = await start_shop(tmp_path, dsn, aiohttp_client)
+    yield live
+    await live.close_viewers()

@@ -7,17 +7,13 @@ from __future__ import annotations
 
 from tests.auth.helpers import owner_fetchval
 from tests.helpers import until
-from tests.web.helpers import sign_in, start_shop, watch_errors
+from tests.web.helpers import sign_in, watch_errors
 
 SHIPPED = ("Shipped", "In transit", "Out for delivery", "Delivered")
 
 
-async def test_buy_the_spotlighted_product_and_follow_the_order(tmp_path, dsn, aiohttp_client, browser):
-    live = await start_shop(tmp_path, dsn, aiohttp_client)  # the sandbox's pay page and carrier (scans every 2 s)
-    try:
-        await _buy(live, dsn, browser)
-    finally:
-        await live.close_viewers()
+async def test_buy_the_spotlighted_product_and_follow_the_order(shop, dsn, browser):
+    await _buy(shop, dsn, browser)
 
 
 async def _buy(live, dsn, browser):

@@ -8,7 +8,7 @@ live again restarts their playback by itself."""
 from __future__ import annotations
 
 from tests.helpers import until
-from tests.web.helpers import frames_advance, sign_in, start_shop, watch_errors
+from tests.web.helpers import frames_advance, sign_in, watch_errors
 from tests.web.test_web_watch import page_as
 
 SHIPPED = ("Shipped", "In transit", "Out for delivery", "Delivered")
@@ -18,12 +18,8 @@ async def overlay(page) -> str:
     return await page.locator("#video-state").inner_text() if await page.locator("#video-state").is_visible() else ""
 
 
-async def test_the_show_from_going_live_to_the_label(tmp_path, dsn, aiohttp_client, browser):
-    live = await start_shop(tmp_path, dsn, aiohttp_client)  # the sandbox's pay page and carrier (scans every 2 s)
-    try:
-        await _show(live, dsn, browser)
-    finally:
-        await live.close_viewers()
+async def test_the_show_from_going_live_to_the_label(shop, dsn, browser):
+    await _show(shop, dsn, browser)
 
 
 async def _show(live, dsn, browser):
