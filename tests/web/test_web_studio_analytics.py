@@ -10,10 +10,10 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 
 from live.auth.principal import SYSTEM
+from tests.rooms.harness import paid_sale
 from tests.web.a11y import assert_accessible
 from tests.web.helpers import watch_errors
 from tests.web.test_web_studio import no_sideways_scroll, signed_in_page
-from tests.web.test_web_studio_panel import paid_sale
 
 
 async def test_stream_analytics_page(live, browser):

@@ -3,9 +3,9 @@
 carrier, then a good one: the order is shipped, and the "Shipped" filter lists it."""
 from __future__ import annotations
 
+from tests.rooms.harness import paid_sale
 from tests.web.helpers import watch_errors
 from tests.web.test_web_studio import no_sideways_scroll, signed_in_page
-from tests.web.test_web_studio_panel import paid_sale
 
 
 async def test_tracking_by_hand_with_field_errors(live, browser):
