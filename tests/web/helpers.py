@@ -1,5 +1,5 @@
 """What the browser tests share: signing in through the sign-in page (the code read from the outbox, the tests'
-mail capture) and watching a page for script errors."""
+mail capture) or by a session put in a new context (page_as), and watching a page for script errors."""
 from __future__ import annotations
 
 import asyncio
@@ -52,6 +52,16 @@ async def sign_in(page, base: str, dsn: str, email: str, next_path: str = "/") -
     await page.get_by_label("6-digit code").fill(code)
     await page.get_by_role("button", name="Sign in", exact=True).click()
     await page.wait_for_url(f"{base.rstrip('/')}{next_path}")
+
+
+async def page_as(browser, base: str, user_id: str, name: str, token: str, role: str | None = None, **context):
+    """A new browser context (`context`: its options, e.g. viewport) whose page is signed in as the user: the session
+    put where api.js keeps it, on the sign-in page; the user's role is stored in it only when given."""
+    page = await (await browser.new_context(**context)).new_page()
+    await page.goto(f"{base}signin")
+    user = {"id": user_id, "name": name, **({"role": role} if role is not None else {})}
+    await page.evaluate("s => localStorage.setItem('live.session', s)", json.dumps({"token": token, "user": user}))
+    return page
 
 
 FRAMES = "document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames"

@@ -13,8 +13,8 @@ from live.rooms.state import REACTION_KINDS
 from live.web.account import SECTIONS
 from tests.helpers import until
 from tests.web.a11y import assert_accessible, violations
-from tests.web.helpers import watch_errors
-from tests.web.test_web_account import ADDRESS, buyer_with_things, notice, page_as, rest
+from tests.web.helpers import page_as, watch_errors
+from tests.web.test_web_account import ADDRESS, buyer_with_things, notice, rest
 from tests.web.test_web_studio import PHONE
 from tests.web.test_web_watch import go_live
 

@@ -5,25 +5,16 @@ unread count changes) while a new one arrives without a reload; turns an optiona
 it off); at 360 px no page scrolls sideways; signed out, /account sends to sign-in and back."""
 from __future__ import annotations
 
-import json
 import uuid
 
 from live.auth.principal import SYSTEM
 from live.notify import notify
 from tests.helpers import until
-from tests.web.helpers import watch_errors
+from tests.web.helpers import page_as, watch_errors
 
 ADDRESS = {"name": "Bo Buyer", "line1": "5 Broadway", "city": "New York", "state": "NY", "postal_code": "10001",
            "country": "US"}
 NO_SCROLL = "document.documentElement.scrollWidth <= window.innerWidth"
-
-
-async def page_as(browser, base: str, user_id: str, name: str, token: str, **context):
-    page = await (await browser.new_context(**context)).new_page()
-    await page.goto(f"{base}signin")
-    await page.evaluate("s => localStorage.setItem('live.session', s)",
-                        json.dumps({"token": token, "user": {"id": user_id, "name": name}}))
-    return page
 
 
 async def rest(live, method: str, path: str, token: str, body=None, **headers) -> dict:

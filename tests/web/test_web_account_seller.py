@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 from tests.web.a11y import assert_accessible
-from tests.web.helpers import watch_errors
-from tests.web.test_web_account import NO_SCROLL, page_as, rest
+from tests.web.helpers import page_as, watch_errors
+from tests.web.test_web_account import NO_SCROLL, rest
 
 
 async def test_a_customer_applies_is_approved_and_another_is_refused(live, browser):

@@ -6,14 +6,13 @@ by hand (a note is required: the API's per-field message); a customer is told th
 signed out, /admin sends to sign-in and back. Every section passes the accessibility scan."""
 from __future__ import annotations
 
-import json
 import re
 import uuid
 
 from live.auth.principal import SYSTEM
 from tests.helpers import dead_jobs
 from tests.web.a11y import assert_accessible
-from tests.web.helpers import watch_errors
+from tests.web.helpers import page_as, watch_errors
 
 ADDRESS = {"name": "Al Admin", "line1": "5 Broadway", "city": "New York", "state": "NY", "postal_code": "10001",
            "country": "US"}
@@ -26,14 +25,6 @@ async def looks_right(page) -> None:
     assert await page.evaluate(NO_SCROLL)
     text = await page.locator("#panel").inner_text()
     assert "null" not in text and "undefined" not in text, text
-
-
-async def page_as(browser, base: str, user_id: str, name: str, token: str, role: str, **context):
-    page = await (await browser.new_context(**context)).new_page()
-    await page.goto(f"{base}signin")
-    await page.evaluate("s => localStorage.setItem('live.session', s)",
-                        json.dumps({"token": token, "user": {"id": user_id, "name": name, "role": role}}))
-    return page
 
 
 async def api(live, method: str, path: str, token: str, body=None, **headers) -> dict:

@@ -11,8 +11,8 @@ import uuid
 from db import audit
 from live.auth.principal import SYSTEM
 from tests.web.a11y import assert_accessible
-from tests.web.helpers import watch_errors
-from tests.web.test_web_admin import api, looks_right, page_as
+from tests.web.helpers import page_as, watch_errors
+from tests.web.test_web_admin import api, looks_right
 
 
 async def test_admin_audit_log_at_360px(live, browser):

@@ -7,8 +7,7 @@ import json
 import re
 
 from tests.helpers import until
-from tests.web.helpers import watch_errors
-from tests.web.test_web_watch import page_as
+from tests.web.helpers import page_as, watch_errors
 
 SENDERS, EACH = 4, 10
 

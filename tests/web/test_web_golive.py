@@ -8,8 +8,7 @@ live again restarts their playback by itself."""
 from __future__ import annotations
 
 from tests.helpers import until
-from tests.web.helpers import frames_advance, sign_in, watch_errors
-from tests.web.test_web_watch import page_as
+from tests.web.helpers import frames_advance, page_as, sign_in, watch_errors
 
 SHIPPED = ("Shipped", "In transit", "Out for delivery", "Delivered")
 

@@ -3,18 +3,8 @@ video and says so (the server closes their WHEP session), another viewer plays o
 every page says so, the studio stops publishing and cannot go live again."""
 from __future__ import annotations
 
-import json
-
 from tests.helpers import until
-from tests.web.helpers import frames_advance, watch_errors
-
-
-async def page_as(browser, base: str, user_id: str, name: str, token: str):
-    page = await (await browser.new_context()).new_page()
-    await page.goto(f"{base}signin")
-    await page.evaluate("s => localStorage.setItem('live.session', s)",
-                        json.dumps({"token": token, "user": {"id": user_id, "name": name}}))
-    return page
+from tests.web.helpers import frames_advance, page_as, watch_errors
 
 
 async def test_a_ban_and_the_end_of_the_stream_on_the_pages(live, browser):

@@ -16,9 +16,9 @@ from PIL import Image
 
 from tests.helpers import until
 from tests.rooms.harness import paid_sale
-from tests.web.helpers import frames_advance, watch_errors
+from tests.web.helpers import frames_advance, page_as, watch_errors
 from tests.web.test_web_a11y import LOADING
-from tests.web.test_web_account import buyer_with_things, page_as, rest
+from tests.web.test_web_account import buyer_with_things, rest
 from tests.web.test_web_watch import go_live
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"

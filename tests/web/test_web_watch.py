@@ -3,7 +3,6 @@ and the connection then dropped) leaves the viewer watching as a guest, told the
 refuses to autoplay (iPhone Low Power Mode) gets a "Tap to play" button instead of 'Connecting…' forever."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 
 import jwt
@@ -11,19 +10,10 @@ import pytest
 
 from live.errors import DomainError
 from tests.helpers import until
-from tests.web.helpers import frames_advance, watch_errors
+from tests.web.helpers import frames_advance, page_as, watch_errors
 
 STATE = "document.getElementById('connection').dataset.state"
 LIFE = 60  # seconds: the short-lived token's
-
-
-async def page_as(browser, base: str, user_id: str, name: str, token: str, **context):
-    """A new context whose page is signed in as the user (the session put where api.js keeps it)."""
-    page = await (await browser.new_context(**context)).new_page()
-    await page.goto(f"{base}signin")
-    await page.evaluate("s => localStorage.setItem('live.session', s)",
-                        json.dumps({"token": token, "user": {"id": user_id, "name": name}}))
-    return page
 
 
 async def go_live(browser, live):

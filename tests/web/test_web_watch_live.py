@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 
 from tests.helpers import until
-from tests.web.helpers import watch_errors
-from tests.web.test_web_watch import page_as, state_is
+from tests.web.helpers import page_as, watch_errors
+from tests.web.test_web_watch import state_is
 
 MAX_MESSAGES = 200  # js/chat.js
 
