@@ -37,9 +37,10 @@ class Frames:
     """The complete websocket frames at the start of a chunk: `frames` in order as (opcode, start, end, kind)
     spans of the payloads (kind PLAIN, CHAT_FRAME or BATCH_FRAME), `others` the ones that are neither `chat:new`
     nor a batch, `batches` the batches, `texts` the count of text frames, `chats` of `chat:new` events (plain
-    or in a batch), `used` the bytes they take (the rest waits for the next chunk)."""
+    or in a batch), `used` the bytes they take (the rest waits for the next chunk), `watched` what a stock
+    watcher reads: `others` and the batches holding a stock update, in frame order."""
 
-    __slots__ = ("frames", "others", "batches", "texts", "chats", "used")
+    __slots__ = ("frames", "others", "batches", "watched", "texts", "chats", "used")
 
     def __init__(self, data: bytes) -> None:
         frames: list[tuple[int, int, int, int]] = []
@@ -79,6 +80,8 @@ class Frames:
             frames.append((opcode, start, end, kind))
         self.frames, self.texts, self.chats, self.used, self.batches = frames, texts, chats, pos, batches
         self.others = [f for f in frames if f[3] == PLAIN] if chats or batches else frames
+        self.watched = [f for f in frames if f[3] == PLAIN or f[3] == BATCH_FRAME
+                        and data.find(STOCK_ELEMENT, f[1], f[2]) >= 0] if batches else self.others
 
 
 _last: tuple[bytes, Frames] = (b"", Frames(b""))
@@ -232,10 +235,7 @@ class Viewer(asyncio.Protocol):
         stats.received += chunk.chats
         if self.seqs is None:  # chat frames are only counted
             self.received += chunk.chats
-            frames = chunk.others
-            if self.watch and chunk.batches:  # in the order they came (a stock update after an older one)
-                frames = sorted(frames + [b for b in chunk.batches if data.find(STOCK_ELEMENT, b[1], b[2]) >= 0],
-                                key=lambda f: f[1])
+            frames = chunk.watched if self.watch else chunk.others
         else:
             frames = chunk.frames
         for opcode, start, end, kind in frames:
