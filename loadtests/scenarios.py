@@ -151,11 +151,10 @@ def rooms_summary(results: list[dict]) -> dict:
         parts = [r["rooms"][slug] for r in results if slug in r.get("rooms", {})]
         d = delivery_summary([{"ran": {"chat_seqs": p["chat_seqs"]}, "accounting": p["accounting"]} for p in parts])
         merged = merge_dumps([p["stats"] for p in parts])
-        lat = merged["delivery"]
+        lat = merged["delivery"].summary()
         per_room[slug] = {"expected": d["deliveries_expected"], "delivered": d["deliveries"],
                           "delivered_ratio": d["delivered_ratio"],
-                          "p50_ms": _ms(lat.percentile(0.5)), "p99_ms": _ms(lat.percentile(0.99)),
-                          "max_ms": _ms(lat.hi if lat.n else None), "latency_samples": lat.n,
+                          "p50_ms": lat["p50"], "p99_ms": lat["p99"], "max_ms": lat["max"], "latency_samples": lat["n"],
                           "sent": d["messages_sent"], "joined": merged["joined"], "missing": d["missing"],
                           "duplicates": d["duplicates"], "errors": merged["errors"], "refused": merged["refused"]}
     p99s = [r["p99_ms"] for r in per_room.values() if r["p99_ms"] is not None]
@@ -165,10 +164,6 @@ def rooms_summary(results: list[dict]) -> dict:
             "expected": sum(r["expected"] for r in per_room.values()),
             "delivered": sum(r["delivered"] for r in per_room.values()),
             "duplicates": sum(r["duplicates"] for r in per_room.values()), "per_room": per_room}
-
-
-def _ms(v: float | None) -> float | None:
-    return None if v is None else round(v, 1)
 
 
 def _natural(slug: str) -> tuple:
