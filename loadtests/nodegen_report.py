@@ -113,9 +113,7 @@ def build(args, run: dict, probe: ServerProbe, metrics_before: dict | None, metr
         "timeline": timeline(results),
         "generator_procs": procs, "generator_saturated": busiest > SATURATED_PCT, "generator_busiest_pct": busiest,
     }
-    report["server"] = server_section(args, SimpleNamespace(probe=probe), report)
-    if report["server"] is not None or run["cores"] is not None:
-        report["server"] = {**(report["server"] or {}), "cores": run["cores"]}
+    report["server"] = server_section(args, SimpleNamespace(probe=probe, cores=run["cores"]), report)
     report["server_metrics"] = metrics_delta(metrics_before, metrics_after)
     report["thresholds"] = thresholds(args, report)
     report["checks"] = checks(args, report) + [
