@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from loadtests.cli import CHAT_LIMIT_PER_USER  # the server's chat limit, 5 messages per 10 s per user and stream
+
 # the probe split (issue 17): process 0 holds the chatters and PROBE tracked viewers, the other processes only
 # count; the latency comes from the probe alone
 _AUD_FULL = dict(viewers=10000, chatters=100, rate=50, duration=20, procs=3, probe=500)
@@ -49,7 +51,6 @@ TARGETS: dict[str, tuple[str, ...]] = {
 ROOM_PREFIX = "bench-room-"
 WRITES_PER_SELLER = 100  # REST writes one seller makes to open its rooms: under the `write` limit, 120 a minute
 FD_RESERVE = 200  # file descriptors a worker keeps for everything but viewers (listeners, database, logs, Redis)
-CHAT_LIMIT_PER_USER = 0.5  # the server's chat limit, 5 messages per 10 s per user and stream
 
 
 @dataclass
