@@ -29,21 +29,13 @@ from pathlib import Path
 import uvloop
 
 from live.rooms.wsframes import text_frame
+from live.runner import raise_nofile
+from loadtests.probe import CoreStat
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (512, 1536, 4096, 8192)
 FRAMES = (1, 15)
 CLK_MS = 1000 / os.sysconf("SC_CLK_TCK")
-
-
-def raise_nofile(want: int = 20000) -> int:
-    """RLIMIT_NOFILE's soft limit raised to `want` (at most the hard limit); the new soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
-    if soft == resource.RLIM_INFINITY or soft >= target:
-        return soft
-    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return target
 
 
 def pin(cpu: int | None) -> None:
@@ -66,15 +58,10 @@ def build(total: int, frames: int) -> bytes:
     return buf
 
 
-def cpu_ticks(cpu: int) -> dict[str, int]:
-    """The /proc/stat ticks of one CPU: user (with nice), system, irq, softirq."""
-    prefix = f"cpu{cpu} "
-    with open("/proc/stat") as f:
-        for line in f:
-            if line.startswith(prefix):
-                v = [int(x) for x in line.split()[1:8]]
-                return {"user": v[0] + v[1], "system": v[2], "irq": v[5], "softirq": v[6]}
-    raise SystemExit(f"no cpu{cpu} in /proc/stat")
+def cpu_ticks(core: CoreStat) -> dict[str, int]:
+    """The /proc/stat ticks of the writer's core: user (with nice), system, irq, softirq."""
+    t = core.read()
+    return {"user": t["user"] + t["nice"], "system": t["system"], "irq": t["irq"], "softirq": t["softirq"]}
 
 
 def rusage() -> tuple[float, float]:
@@ -132,6 +119,10 @@ class Writer:
         self.transports: list = []
         self.lost = 0
         self.ready: asyncio.Future | None = None
+        try:
+            self.core = CoreStat([args.writer_cpu])
+        except ValueError as exc:
+            raise SystemExit(f"flushbench: --writer-cpu: {exc}") from None
 
     def accepted(self, transport) -> None:
         self.transports.append(transport)
@@ -157,14 +148,13 @@ class Writer:
         server.close()
 
     def flush(self, buf: bytes) -> dict:
-        cpu = self.args.writer_cpu
         transports = self.transports
-        ticks0, (u0, s0) = cpu_ticks(cpu), rusage()
+        ticks0, (u0, s0) = cpu_ticks(self.core), rusage()
         t0 = time.perf_counter()
         for transport in transports:
             transport.write(buf)
         t1 = time.perf_counter()
-        (u1, s1), ticks1 = rusage(), cpu_ticks(cpu)
+        (u1, s1), ticks1 = rusage(), cpu_ticks(self.core)
         buffered = sum(1 for t in transports if t.get_write_buffer_size())
         return {"wall": t1 - t0, "proc_user": u1 - u0, "proc_sys": s1 - s0, "buffered": buffered,
                 **{f"cpu_{key}": ticks1[key] - ticks0[key] for key in ticks0}}
@@ -267,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of the table")
     args = p.parse_args(argv)
     pin(args.writer_cpu)
-    limit = raise_nofile()
-    if args.connections + 100 > limit:
+    _, limit, _ = raise_nofile()  # the soft limit up to the hard one
+    if limit != resource.RLIM_INFINITY and args.connections + 100 > limit:
         raise SystemExit(f"{args.connections} connections need more than RLIMIT_NOFILE {limit}")
     report = uvloop.run(_bench(args))
     print(json.dumps(report, indent=2) if args.json else table(report))
