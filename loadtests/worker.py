@@ -45,16 +45,25 @@ class RoomState:
     own), its viewers and the seqs of its acked chat messages."""
 
     def __init__(self, room: Room):
-        self.room, self.slug = room, room.slug
+        self.room = room
         self.stats = Stats()
         self.viewers: list[Viewer | None] = [None] * room.viewers
         self.chat_seqs: list[int] = []
 
+    @property
+    def slug(self) -> str:
+        return self.room.slug
+
     def accounting(self) -> list[tuple]:
-        return [viewer_accounting(v) for v in self.viewers if v is not None and v.join_seq is not None]
+        return accounting(self.viewers)
 
     def result(self) -> dict:
         return {"chat_seqs": self.chat_seqs, "accounting": self.accounting(), "stats": self.stats.dump()}
+
+
+def accounting(viewers: list[Viewer | None]) -> list[tuple]:
+    """Per viewer that joined: `viewer_accounting`."""
+    return [viewer_accounting(v) for v in viewers if v is not None and v.join_seq is not None]
 
 
 def viewer_accounting(v: Viewer) -> tuple:
@@ -262,7 +271,7 @@ class Generator:
 
     def accounting(self) -> list[tuple]:
         """Per viewer of the main room that joined: `viewer_accounting`."""
-        return [viewer_accounting(v) for v in self.viewers if v is not None and v.join_seq is not None]
+        return accounting(self.viewers)
 
     def rooms_joined(self) -> dict:
         """Per small room: viewers joined and the errors met while joining (a refused join names its code)."""
