@@ -116,14 +116,17 @@ class Bench:
         return {**os.environ, "LIVE_DATA_DIR": str(data), "JWT_SECRET": self.secret, "LOG_LEVEL": "warning",
                 "SEED_DEMO": "true"}
 
+    def shown(self, cmd: list[str]) -> str:
+        """`cmd` as the report shows it: the secret as $JWT_SECRET, the interpreter as python."""
+        return " ".join("$JWT_SECRET" if c == self.secret else c for c in cmd).replace(sys.executable, "python")
+
     # ---- servers ----
 
     def spawn(self, name: str, cmd: list[str], cpus: str | None, env: dict | None, port: int, health: str) -> Server:
         proc = subprocess.Popen(pinned(cpus, cmd), env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=open(self.out / f"{name}.log", "w"))
         data = f"LIVE_DATA_DIR={env['LIVE_DATA_DIR']} " if env and "LIVE_DATA_DIR" in env else ""
-        shown = " ".join("$JWT_SECRET" if c == self.secret else c for c in pinned(cpus, cmd))
-        self.servers.append(f"{name}: {data}{shown.replace(sys.executable, 'python')}")
+        self.servers.append(f"{name}: {data}{self.shown(pinned(cpus, cmd))}")
         self.procs.append(proc)
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url + health, proc)
@@ -208,8 +211,7 @@ class Bench:
         if plan.html_ok(scenario):
             cmd += ["--html", str(self.out / f"{name}.html"), "--no-progress"]
         cpus = self.args.both_cpus if scenario == "audience-2w" else self.args.generator_cpus
-        shown = " ".join("$JWT_SECRET" if c == self.secret else c for c in pinned(cpus, cmd))
-        self.commands.setdefault(f"{target.name} {scenario}", shown.replace(sys.executable, "python"))
+        self.commands.setdefault(f"{target.name} {scenario}", self.shown(pinned(cpus, cmd)))
         print(f"\n== {target.name} {scenario}{label}", flush=True)
         murl = target.url + "/metrics"
         before = scrape(murl)

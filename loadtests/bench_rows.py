@@ -60,7 +60,8 @@ def hub_delta(before: dict | None, after: dict | None) -> dict:
 
 
 def hub_text(hub: dict, seconds: float | None) -> str:
-    """writes/s, bytes per write and µs per write from the hub's counters (what it has of them)."""
+    """writes/s, bytes per write and µs per write from the hub's counters (what it has of them); `seconds` is
+    the report's wall_s, the whole generator run (joins included: /metrics is read before and after it)."""
     writes = hub.get("socket_writes")
     if not writes:
         return "-"
@@ -89,33 +90,21 @@ def _gen(r: dict) -> str:
     return _pct(busiest) + (" (generator saturated)" if saturated else "")
 
 
-def _rooms_worst(rooms: dict) -> tuple[dict | None, float | None]:
-    """(the worst small room's delivered ratio, as a delivery dict, and the worst p99 ms) of the report's `rooms`
-    (loadtests/scenarios.py rooms_summary)."""
-    worst = rooms.get("worst_delivery")
-    return (None if worst is None else {"delivered_ratio": worst}), rooms.get("worst_p99_ms")
-
-
-def measured_s(r: dict) -> float | None:
-    """Seconds of the run the hub's rates are per: the whole generator run (joins included: /metrics is read
-    before and after it)."""
-    return r.get("wall_s")
-
-
 def row(scenario: str, target: str, r: dict, label: str = "", hub: dict | None = None) -> str:
     """One markdown table row in the layout of docs/benchmarks.md."""
     today = date.today().isoformat()
     server = r.get("server") or {}
     gen = _gen(r)
     if scenario in PROBE_SPLIT:
-        d, lat = r["delivery"], r["latency_ms"]["delivery"]
+        d, lat, hub_s = r["delivery"], r["latency_ms"]["delivery"], hub_text(hub or {}, r.get("wall_s"))
         return (f"| {today} | {target} | {scenario}{label} | {r['viewers']['joined']:,} | {d['messages_sent']:,} | "
                 f"{_ratio(d)} | {d['duplicates']} | {_ms(lat['p50'])} | {_ms(lat['p95'])} | {_ms(lat['p99'])} | "
                 f"{_ms(lat['max'])} | {_pct(server.get('cpu_pct_run'))} | {server.get('cpu_us_per_delivery', '-')} µs "
-                f"| {_cores(server)} | {hub_text(hub or {}, measured_s(r))} | {gen} | {r.get('latency_source', '-')} |")
+                f"| {_cores(server)} | {hub_s} | {gen} | {r.get('latency_source', '-')} |")
     if scenario == "rooms":
         d, lat, rooms = r["delivery"], r["latency_ms"]["delivery"], r.get("rooms") or {}
-        worst_d, worst_p99 = _rooms_worst(rooms)
+        worst = rooms.get("worst_delivery")  # the worst small room's (loadtests/scenarios.py rooms_summary)
+        worst_d, worst_p99 = (None if worst is None else {"delivered_ratio": worst}), rooms.get("worst_p99_ms")
         timers = (hub or {}).get("timers_max", (hub or {}).get("timers"))
         # the report's own figure over every room's deliveries (cpu_us_per_delivery is per main-room delivery);
         # with no small-room delivery it has no such key and the two are the same

@@ -38,6 +38,7 @@ from collections import deque
 import orjson
 
 from live.rooms import packets
+from live.rooms.frontdoor import WS_GUID
 from live.rooms.wsframes import BINARY, CLOSE, FAIL, PING, TEXT, FrameReader, close_frame, pong_frame, text_frame
 
 PING_INTERVAL, PING_TIMEOUT = 25, 20  # seconds, as live
@@ -47,7 +48,6 @@ MAX_PENDING_BYTES = 512 * 1024  # unsent output before a member is cut off, as l
 HISTORY = 1000  # events per room kept for recovery, as live's broker
 CHAT_KEPT = 50  # chat messages in a join snapshot
 MAX_ROOMS = 3  # streams one connection may join, as live
-WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 EPOCH = os.urandom(6).hex()
 EVENTS = frozenset({"join", "leave", "chat:send", "reaction"})
 BATCH_HEAD = packets.EVENT + b'["batch",['
