@@ -54,6 +54,15 @@ async def sign_in(page, base: str, dsn: str, email: str, next_path: str = "/") -
     await page.wait_for_url(f"{base.rstrip('/')}{next_path}")
 
 
+SHIPPED = ("Shipped", "In transit", "Out for delivery", "Delivered")  # an order's status badge once it has shipped
+
+
+async def text_in(locator, texts, strip: bool = True) -> bool:
+    """The locator's text is one of `texts` (stripped of surrounding whitespace first unless strip=False)."""
+    text = await locator.inner_text()
+    return (text.strip() if strip else text) in texts
+
+
 async def page_as(browser, base: str, user_id: str, name: str, token: str, role: str | None = None, **context):
     """A new browser context (`context`: its options, e.g. viewport) whose page is signed in as the user: the session
     put where api.js keeps it, on the sign-in page; the user's role is stored in it only when given."""

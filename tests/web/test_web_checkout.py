@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from tests.auth.helpers import owner_fetchval
 from tests.helpers import until
-from tests.web.helpers import sign_in, watch_errors
-
-SHIPPED = ("Shipped", "In transit", "Out for delivery", "Delivered")
+from tests.web.helpers import SHIPPED, sign_in, text_in, watch_errors
 
 
 async def test_buy_the_spotlighted_product_and_follow_the_order(shop, dsn, browser):
@@ -108,7 +106,7 @@ async def _buy(live, dsn, browser):
     _, seller_token = await live.user("demo-seller", "seller")
     status, body = await live.api("POST", f"/seller/orders/{order_id}/label", seller_token, json={})
     assert status == 202, body
-    await until(lambda: _text_in(status_badge, SHIPPED), 30, what="the order shown shipped")
+    await until(lambda: text_in(status_badge, SHIPPED, strip=False), 30, what="the order shown shipped")
     assert "Shipped" in await page.locator("#order-timeline").inner_text()
     assert await page.get_by_text("tracking:").inner_text()
     assert await page.evaluate("window.__sameDocument") is True
@@ -119,7 +117,3 @@ async def _buy(live, dsn, browser):
 
 async def _text_is(locator, text: str) -> bool:
     return await locator.inner_text() == text
-
-
-async def _text_in(locator, texts) -> bool:
-    return await locator.inner_text() in texts

@@ -8,9 +8,7 @@ live again restarts their playback by itself."""
 from __future__ import annotations
 
 from tests.helpers import until
-from tests.web.helpers import frames_advance, page_as, sign_in, watch_errors
-
-SHIPPED = ("Shipped", "In transit", "Out for delivery", "Delivered")
+from tests.web.helpers import SHIPPED, frames_advance, page_as, sign_in, text_in, watch_errors
 
 
 async def overlay(page) -> str:
@@ -99,12 +97,12 @@ async def _show(live, dsn, browser):
     await bob.evaluate("window.__sameDocument = true")  # from here on, no reload: paid, then shipped
     order_id = bob.url.split("/orders/")[1].split("?")[0]
     badge = bob.locator("#order-status")
-    await until(lambda: _text_in(badge, ("Paid",)), 10, what="the order shown paid")
+    await until(lambda: text_in(badge, ("Paid",)), 10, what="the order shown paid")
     await bob.get_by_text("Live: this page updates by itself.").wait_for()
 
     # the seller sees the sale in the live panel, then buys the label in the orders queue in another tab
     await studio.locator("#units").get_by_text("1", exact=True).wait_for(timeout=15000)
-    await until(lambda: _text_in(studio.locator("#revenue"), (price,)), 10, what="the sale's revenue in the panel")
+    await until(lambda: text_in(studio.locator("#revenue"), (price,)), 10, what="the sale's revenue in the panel")
     assert await studio.locator("#orders-count").inner_text() == "1"
     queue = await seller_ctx.new_page()
     queue_errors = watch_errors(queue)
@@ -114,7 +112,7 @@ async def _show(live, dsn, browser):
     await detail.locator("#order-status").get_by_text("Labelled").wait_for(timeout=20000)
 
     # the sandbox carrier's scans move bob's order page to shipped, with no reload; the show is still on
-    await until(lambda: _text_in(badge, SHIPPED), 30, what="the order shown shipped")
+    await until(lambda: text_in(badge, SHIPPED), 30, what="the order shown shipped")
     assert await bob.evaluate("window.__sameDocument") is True
     assert await bob.evaluate("document.documentElement.scrollWidth") <= 360
     await frames_advance(ann, "viewer 1 during the sale")
@@ -143,7 +141,3 @@ async def _count_at_least(page, n: int) -> bool:
 
 async def _changed(locator, before: str) -> bool:
     return (await locator.inner_text()).strip() != before.strip()
-
-
-async def _text_in(locator, texts) -> bool:
-    return (await locator.inner_text()).strip() in texts
