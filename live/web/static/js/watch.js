@@ -221,7 +221,7 @@ function signedOut() {
   document.getElementById('signout').hidden = true;
   chat.setUser(null);
   reactions.setUser(null);
-  room.auth = { batch: 1 };
+  delete room.auth.token; // room.auth is openRoom's auth object, sent again on every (re)connect
   room.connect();
 }
 
