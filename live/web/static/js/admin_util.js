@@ -3,7 +3,7 @@
 // nothing else changes), a row replaced by its new state after an action, filters, and short texts.
 import { ApiError } from './api.js';
 import { call, clearError, fail, status } from './account_util.js';
-import { el, withTimeout } from './format.js';
+import { el, READ_MS, withTimeout } from './format.js';
 
 export { badge, call, fail, put, status, when, words } from './account_util.js';
 export { el, money } from './format.js';
@@ -32,7 +32,6 @@ export async function refreshCounts() {
 
 // A read that gives up after READ_MS: the list or check then says so (nothing spins forever); an action is not timed
 // out (its answer, however late, is what the row shows).
-export const READ_MS = 15000;
 export async function read(path) {
   try {
     return await withTimeout(call(path), READ_MS);

@@ -33,6 +33,9 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// How long a page's read waits for the server before it says so (withTimeout(..., READ_MS)).
+export const READ_MS = 15000;
+
 // withTimeout(api(...)): the promise, or an Error 'the server did not answer' after `ms` (nothing spins forever).
 export function withTimeout(promise, ms = 10000) {
   let timer;

@@ -4,7 +4,7 @@
 // /api/v1/livestreams/{id}.
 import { api, requireSession, signInAgain } from './api.js';
 import { barChart, figure, lineChart } from './chart.js';
-import { el, money, withTimeout } from './format.js';
+import { el, money, READ_MS, withTimeout } from './format.js';
 
 const $ = (id) => document.getElementById(id);
 const me = requireSession();
@@ -64,7 +64,6 @@ function topProducts(items) {
 
 // Read the stream and its analytics (again on Refresh: one read at a time, the button aria-disabled meanwhile, not
 // disabled, which would drop a keyboard's focus); both give up after READ_MS (nothing loads forever).
-const READ_MS = 15000;
 async function load() {
   const reload = $('an-reload');
   if (reload.getAttribute('aria-disabled') === 'true') return undefined;
