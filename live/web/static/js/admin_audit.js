@@ -2,6 +2,7 @@
 // &entity_id=&from=&to=, cursor pages): when, who, what, on which entity, and what changed (before -> after and the
 // rest of the row's data, summarized; the whole data as compact JSON under "Data"). Text only: nothing from a row is
 // read as HTML. A filter the API refuses is said beside its field.
+import { clearFieldErrors, fieldErrors } from './account_util.js';
 import { el, filterBar, pager, put, query, read, when } from './admin_util.js';
 
 const PAGE = 50;
@@ -60,7 +61,6 @@ const iso = (input) => {
 
 export async function show(body) {
   const inputs = {};
-  const errors = {};
   const controls = Object.entries(FIELDS).map(([name, [label]]) => {
     const time = name === 'from' || name === 'to';
     const input = el('input', { id: `audit-${name}`, name, type: time ? 'datetime-local' : 'text', autocomplete: 'off',
@@ -71,37 +71,21 @@ export async function show(body) {
   });
   let list;
   const bar = filterBar('Filter the audit log', controls, () => list.refresh());
-  for (const [name, input] of Object.entries(inputs)) {
-    errors[name] = el('p', { class: 'field-error', id: `audit-${name}-error` });
-    input.after(errors[name]);
-  }
+  // the bar is a <form> of inputs named after the API's fields, each with its `${input.id}-error` line
+  for (const input of Object.values(inputs)) input.after(el('p', { class: 'field-error', id: `${input.id}-error` }));
   body.append(bar);
-  const clearFields = () => {
-    for (const [name, input] of Object.entries(inputs)) {
-      input.removeAttribute('aria-invalid');
-      errors[name].textContent = '';
-    }
-  };
   // a refusal naming a field is said under it (in words, not the API's pattern), then in the panel's alert line
   const load = async (cursor) => {
-    clearFields();
+    clearFieldErrors(bar);
     const v = (name) => inputs[name].value.trim();
     try {
       return await read(`/api/v1/admin/audit?${query({ actor: v('actor'), action: v('action'), entity: v('entity'),
         entity_id: v('entity_id'), from: iso(inputs.from), to: iso(inputs.to), limit: PAGE, cursor })}`);
     } catch (e) {
-      let first = null;
-      for (const d of e.details ?? []) {
-        const name = String(d.field ?? '').split('.').pop();
-        if (!FIELDS[name]) continue;
-        errors[name].textContent = `${FIELDS[name][0]}: must be ${FIELDS[name][1]}.`;
-        inputs[name].setAttribute('aria-invalid', 'true');
-        first ??= inputs[name];
-      }
-      if (first) {
-        first.focus();
-        throw new Error('A filter was refused: see the marked field.');
-      }
+      const refused = (e.details ?? []).map((d) => String(d.field ?? '').split('.').pop())
+        .filter((name) => FIELDS[name])
+        .map((name) => ({ field: name, message: `${FIELDS[name][0]}: must be ${FIELDS[name][1]}.` }));
+      if (fieldErrors(bar, refused)) throw new Error('A filter was refused: see the marked field.');
       throw e;
     }
   };
