@@ -1,8 +1,8 @@
 // What the studio's product forms share (js/studio_products.js, studio_variants.js, studio_pictures.js): their
 // requests (cart.js's `call`, which keeps the API's `details`: the studio's one request helper, js/studio_coupons.js
 // and studio_returns.js call it too), prices in a currency's units, labelled fields with their error lines, and the
-// API's per-field errors put under their fields (account_util.js's fieldErrors).
-import { clearFieldErrors, fieldErrors } from './account_util.js';
+// API's per-field errors put under their fields.
+import { clearFieldErrors } from './account_util.js';
 import { signInAgain } from './api.js';
 import { call } from './cart.js';
 import { el } from './format.js';
@@ -48,20 +48,32 @@ export function clearErrors(root) {
 }
 
 // The API's refusal on its fields (`fields` maps an API field, its last part or else its first, to an input; an
-// input's first message is kept), the first one focused by account_util.js's fieldErrors; `conflict` (409) goes on
-// the `conflict` field when named; anything else in `line`
+// input's first message is kept): each marked invalid with its message in its `${input.id}-error` line, the first
+// one focused; `conflict` (409) goes on the `conflict` field when named; anything else in `line`
 export function showErrors(e, fields, line) {
   const details = [...(e.details ?? [])];
   if (e.code === 'conflict' && fields.conflict) details.push({ field: 'conflict', message: e.message });
-  const mine = new Map(); // input -> its first {field, message}
+  const mine = new Map(); // input -> its first message
   for (const d of details) {
     const parts = String(d.field ?? '').split('.');
     const name = fields[parts[parts.length - 1]] ? parts[parts.length - 1] : parts[0];
-    if (fields[name] && !mine.has(fields[name])) mine.set(fields[name], { field: name, message: d.message });
+    if (fields[name] && !mine.has(fields[name])) mine.set(fields[name], d.message);
   }
-  const form = { elements: { namedItem: (name) => fields[name] } }; // fieldErrors finds inputs by their API name
-  if (!fieldErrors(form, [...mine.values()])) line.textContent = e.message;
+  let first = null;
+  for (const [input, message] of mine) {
+    const box = document.getElementById(`${input.id}-error`);
+    if (!box) continue;
+    box.textContent = message;
+    input.setAttribute('aria-invalid', 'true');
+    first ??= input;
+  }
+  if (first) first.focus();
+  else line.textContent = e.message;
 }
 
 // One field's error: marked invalid, its message under it, focused
-export const fieldError = (input, message) => showErrors({ details: [{ field: 'it', message }] }, { it: input }, null);
+export function fieldError(input, message) {
+  document.getElementById(`${input.id}-error`).textContent = message;
+  input.setAttribute('aria-invalid', 'true');
+  input.focus();
+}
