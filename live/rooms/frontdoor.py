@@ -35,7 +35,7 @@ from engineio import packet as eio_packet
 from live.appkeys import SERVICES
 from live.errors import DomainError
 from live.rooms.transport import LeanSocket
-from live.rooms.wsconn import REFUSALS, Pending, WsConnection
+from live.rooms.wsconn import LINGER_SECONDS, REFUSALS, Pending, WsConnection
 from live.rooms.wsframes import text_frame
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -116,7 +116,47 @@ def _refuse(transport: asyncio.Transport, code: str, message: str) -> None:
     reason = HTTPStatus(error.status).phrase.encode()
     transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nConnection: close\r\n"
                     b"Content-Length: %d\r\n\r\n%s" % (error.status, reason, len(body), body))
-    transport.close()
+    hang_up(transport)
+
+
+LINGER_BYTES = 65536  # a refused connection's leftover input is dropped for LINGER_SECONDS or up to this much
+MAX_LINGERING = 1024  # connections lingering at once; past this a refused connection is closed at once
+
+
+class _Lingering(asyncio.Protocol):
+    """A refused connection after our answer and FIN: its input is dropped until the peer hangs up, or
+    LINGER_SECONDS or LINGER_BYTES pass. Closing at once while the peer is still sending (a trickled head)
+    makes our kernel reset the connection, and a reset makes the peer's kernel discard our unread answer."""
+
+    __slots__ = ("transport", "left", "timer")
+    count = 0
+
+    def __init__(self, transport: asyncio.Transport):
+        self.transport = transport
+        self.left = LINGER_BYTES
+        self.timer = asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.close)
+        _Lingering.count += 1
+
+    def data_received(self, data: bytes) -> None:
+        self.left -= len(data)
+        if self.left < 0:
+            self.transport.close()
+
+    def eof_received(self) -> bool | None:
+        return None  # close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.timer.cancel()
+        _Lingering.count -= 1
+
+
+def hang_up(transport: asyncio.Transport) -> None:
+    """Close a connection we have just answered, gracefully: send the answer and a FIN, then linger."""
+    if _Lingering.count >= MAX_LINGERING or not transport.can_write_eof() or transport.is_closing():
+        transport.close()
+        return
+    transport.write_eof()
+    transport.set_protocol(_Lingering(transport))
 
 
 def _parse_head(head: bytes) -> dict[str, Any] | None:
@@ -205,7 +245,7 @@ class FrontDoorServer:
                 body = b"Not an accepted origin."
                 transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
                                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-                transport.close()
+                hang_up(transport)
                 if release is not None:
                     release()
                 return

@@ -92,6 +92,29 @@ async def test_pending_connections_per_ip_are_capped(quick):
     await until(lambda: _front(quick).pending == {}, 5)
 
 
+async def test_a_refused_client_that_keeps_sending_reads_the_answer_not_a_reset(quick):
+    """The refusal goes out with a FIN and the server reads and drops what still comes: closing with unread
+    input would reset the connection, and the reset discards the answer on the client's side."""
+    from live.rooms import frontdoor
+
+    for _ in range(3):
+        reader, writer = await asyncio.open_connection(*hostport(quick))
+        writer.write(b"GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+
+        async def trickle() -> None:
+            while not writer.is_closing():  # a byte every millisecond, through the head timeout and after it
+                writer.write(b"a")
+                await asyncio.sleep(0.001)
+        task = asyncio.create_task(trickle())
+        try:
+            status, body = await _refused_with(reader)
+        finally:
+            task.cancel()
+        assert status == 408 and body["error"]["code"] == "request_timeout"
+        writer.transport.abort()
+    await until(lambda: frontdoor._Lingering.count == 0, 5)
+
+
 async def test_an_idle_keep_alive_connection_is_closed(tmp_path, dsn):
     """`runner.serve` (what `live serve` runs, with HTTP_KEEPALIVE_SECONDS) closes an idle connection."""
     from live.app import create_app
