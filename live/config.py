@@ -142,6 +142,7 @@ class Settings(BaseSettings):
     http_body_timeout_seconds: float = 30.0  # a REST or webhook body must arrive whole within this: else 408
     # a front-door websocket sends its Socket.IO CONNECT within this: else 1008
     ws_connect_timeout_seconds: float = 10.0
+    ws_deflate: bool = True  # permessage-deflate (RFC 7692) for websockets that offer it: room events compressed once
     max_pending_connections_per_ip: int = 256  # connections of one IP not past their handshake (0: no cap): else 429
     socket_event_rate: float = 20.0  # Socket.IO events per second per socket (token bucket, live/rooms/gateway.py)
     socket_event_burst: int = 40  # events a socket may send at once before the rate applies

@@ -21,6 +21,7 @@ _AUD_SMALL = dict(viewers=1000, chatters=100, rate=50, duration=10, procs=3, pro
 SCALES: dict[str, dict[str, dict]] = {
     "small": {"audience": _AUD_SMALL,
               "audience-batch": {**_AUD_SMALL, "batch": True},
+              "audience-deflate": {**_AUD_SMALL, "batch": True, "deflate": True},
               "audience-node": _AUD_SMALL,
               # 1,000 connections in all (the shared machine's ceiling): 500 in the main room, 20 rooms of 25
               "rooms": {**_AUD_SMALL, "viewers": 500, "rooms": 20, "room_viewers": 25, "room_chatters": 5,
@@ -31,6 +32,7 @@ SCALES: dict[str, dict[str, dict]] = {
               "reconnect": dict(viewers=1000, chatters=20, rate=10, duration=10, drop=0.3)},
     "full": {"audience": _AUD_FULL,
              "audience-batch": {**_AUD_FULL, "batch": True},
+             "audience-deflate": {**_AUD_FULL, "batch": True, "deflate": True},  # what the watch page does
              "audience-node": _AUD_FULL,
              "rooms": {**_AUD_FULL, "rooms": 200, "room_viewers": 50, "room_chatters": 5, "room_rate": 2},
              "audience-2w": {**_AUD_FULL, "viewers": 20000, "procs": 4, "workers": 2},
@@ -40,9 +42,9 @@ SCALES: dict[str, dict[str, dict]] = {
 }
 # join-storm first: memory per connection is measured on a fresh server, before other runs leave freed memory
 # to reuse; audience-2w last: it runs on a server of its own (`live serve --workers 2`, its own port and data)
-ORDER = ("join-storm", "audience", "audience-batch", "audience-node", "rooms", "flash-sale", "reconnect",
-         "audience-2w")
-PROBE_SPLIT = ("audience", "audience-batch", "audience-node", "audience-2w")  # one table layout
+ORDER = ("join-storm", "audience", "audience-batch", "audience-deflate", "audience-node", "rooms", "flash-sale",
+         "reconnect", "audience-2w")
+PROBE_SPLIT = ("audience", "audience-batch", "audience-deflate", "audience-node", "audience-2w")  # one table layout
 TARGETS: dict[str, tuple[str, ...]] = {
     "live": ORDER,
     "node": ("join-storm", "audience", "flash-sale", "reconnect"),  # the reference: issue 6's comparison
@@ -121,6 +123,7 @@ def generator(scenario: str, s: dict, ctx: Ctx) -> list[str]:
     split = ["--procs", str(s["procs"]), "--probe-viewers", str(s["probe"])]
     split += ["--server-cores", ctx.server_cpus] if ctx.server_cpus else []  # unpinned: no core to read
     split += ["--batch"] if s.get("batch") else []
+    split += ["--deflate"] if s.get("deflate") else []
     if scenario == "audience-node":
         return ["nodegen", *common, *chat, *split] + (["--generator-cpus", ctx.generator_cpus]
                                                       if ctx.generator_cpus else [])

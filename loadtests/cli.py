@@ -68,6 +68,9 @@ def parser() -> argparse.ArgumentParser:
                         "from the probe alone (default 0: every process samples --sample)")
     s.add_argument("--batch", action="store_true", help="viewers opt into batched room events (CONNECT auth "
                                                         "batch: 1; one `batch` event per write)")
+    s.add_argument("--deflate", action="store_true", help="viewers offer permessage-deflate at the handshake "
+                                                          "(as browsers do); compressed frames are inflated once per "
+                                                          "process per distinct chunk")
     s.add_argument("--buyers", type=int, help="flash-sale: buyers (default: one per token in --tokens)")
     s.add_argument("--variant", help="flash-sale: variant id (default: the spotlight's first in stock)")
     s.add_argument("--qty", type=int, default=1, help="flash-sale: quantity per buyer (default 1)")
@@ -238,7 +241,7 @@ def make_plans(args, tokens: list[str], actors: int, t0: float) -> list[Plan]:
             sample=sample, drop=args.drop, pause=args.pause, duration=args.duration, ramp=args.ramp,
             concurrency=max(1, args.concurrency // k), join_timeout=args.join_timeout,
             ack_timeout=args.ack_timeout, drain=args.drain, variant=args.variant, qty=args.qty, run_id=run_id,
-            seed=args.seed, t0=t0, batch=args.batch, rooms=rooms if i == 0 else [],
+            seed=args.seed, t0=t0, batch=args.batch, deflate=args.deflate, rooms=rooms if i == 0 else [],
             timed=not args.probe_viewers or i == 0))
     return plans
 

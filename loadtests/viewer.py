@@ -12,6 +12,10 @@ chat message (duplicates, gaps) and the highest `seq` seen (for recovery). Viewe
 A viewer that opted into batched room events (`batch: 1` in its CONNECT auth, docs/protocol.md) gets
 `42["batch",[[name,data],...]]` frames: counted by the occurrences of `["chat:new"` in the frame (a quote inside
 a JSON string is escaped, so that text only starts an element), decoded element by element by tracked viewers.
+
+With `--deflate` viewers offer permessage-deflate as browsers do. The server compresses each message on its own,
+so every viewer of a slice still gets the same bytes: a chunk's compressed frames are inflated once, in `Frames`,
+and the viewers that get the same chunk reuse the result.
 """
 from __future__ import annotations
 
@@ -19,11 +23,12 @@ import asyncio
 import base64
 import os
 import time
+import zlib
 
 import orjson
 
 from live.rooms import packets
-from live.rooms.wsframes import PONG, TEXT, masked_frame
+from live.rooms.wsframes import PONG, TEXT, masked_frame, text_frame
 
 CHAT = packets.event_prefix("chat:new")
 STOCK = packets.event_prefix("stock:update")
@@ -31,42 +36,69 @@ BATCH = packets.event_prefix("batch")
 CHAT_ELEMENT = CHAT[len(packets.EVENT):]  # `["chat:new"`: one element of a batch
 STOCK_ELEMENT = STOCK[len(packets.EVENT):]
 PLAIN, CHAT_FRAME, BATCH_FRAME = 0, 1, 2  # what a text frame holds (Frames.frames' last field)
+DEFLATE_OFFER = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"  # a browser's offer
+
+
+def _spans(data: bytes) -> tuple[list[tuple[int, int, int]], int]:
+    """(frame start, payload start, payload end) of each complete frame at the start of `data`, and the bytes
+    they take."""
+    spans = []
+    n = len(data)
+    pos = 0
+    while n - pos >= 2:
+        ln = data[pos + 1] & 0x7F
+        if ln < 126:
+            start = pos + 2
+        elif ln == 126:
+            if n - pos < 4:
+                break
+            ln = (data[pos + 2] << 8) | data[pos + 3]
+            start = pos + 4
+        else:
+            if n - pos < 10:
+                break
+            ln = int.from_bytes(data[pos + 2:pos + 10], "big")
+            start = pos + 10
+        end = start + ln
+        if end > n:
+            break
+        spans.append((pos, start, end))
+        pos = end
+    return spans, pos
+
+
+def _inflated(data: bytes, spans: list[tuple[int, int, int]]) -> bytes:
+    """The same frames with each compressed one (RSV1, permessage-deflate) replaced by its plain text frame."""
+    out = []
+    for pos, start, end in spans:
+        if data[pos] & 0x40:
+            out.append(text_frame(zlib.decompressobj(-15).decompress(data[start:end] + b"\x00\x00\xff\xff")))
+        else:
+            out.append(data[pos:end])
+    return b"".join(out)
 
 
 class Frames:
     """The complete websocket frames at the start of a chunk: `frames` in order as (opcode, start, end, kind)
-    spans of the payloads (kind PLAIN, CHAT_FRAME or BATCH_FRAME), `others` the ones that are neither `chat:new`
-    nor a batch, `batches` the batches, `texts` the count of text frames, `chats` of `chat:new` events (plain
-    or in a batch), `used` the bytes they take (the rest waits for the next chunk), `watched` what a stock
-    watcher reads: `others` and the batches holding a stock update, in frame order."""
+    spans of the payloads in `data` (kind PLAIN, CHAT_FRAME or BATCH_FRAME), `others` the ones that are neither
+    `chat:new` nor a batch, `batches` the batches, `texts` the count of text frames, `chats` of `chat:new`
+    events (plain or in a batch), `used` the bytes of the chunk they take (the rest waits for the next chunk),
+    `watched` what a stock watcher reads: `others` and the batches holding a stock update, in frame order.
+    `data` is the chunk, or, when some frames are compressed (permessage-deflate), the same frames inflated."""
 
-    __slots__ = ("frames", "others", "batches", "watched", "texts", "chats", "used")
+    __slots__ = ("frames", "others", "batches", "watched", "texts", "chats", "used", "data")
 
     def __init__(self, data: bytes) -> None:
+        spans, self.used = _spans(data)
+        if any(data[pos] & 0x40 for pos, _, _ in spans):
+            data = _inflated(data, spans)
+            spans, _ = _spans(data)
+        self.data = data
         frames: list[tuple[int, int, int, int]] = []
         texts = chats = 0
         batches: list[tuple[int, int, int, int]] = []
-        n = len(data)
-        pos = 0
-        while n - pos >= 2:
-            ln = data[pos + 1] & 0x7F
-            if ln < 126:
-                start = pos + 2
-            elif ln == 126:
-                if n - pos < 4:
-                    break
-                ln = (data[pos + 2] << 8) | data[pos + 3]
-                start = pos + 4
-            else:
-                if n - pos < 10:
-                    break
-                ln = int.from_bytes(data[pos + 2:pos + 10], "big")
-                start = pos + 10
-            end = start + ln
-            if end > n:
-                break
+        for pos, start, end in spans:
             opcode = data[pos] & 0x0F
-            pos = end
             kind = PLAIN
             if opcode == 1:
                 texts += 1
@@ -78,7 +110,7 @@ class Frames:
                     chats += data.count(CHAT_ELEMENT, start + len(BATCH), end)
                     batches.append((opcode, start, end, kind))
             frames.append((opcode, start, end, kind))
-        self.frames, self.texts, self.chats, self.used, self.batches = frames, texts, chats, pos, batches
+        self.frames, self.texts, self.chats, self.batches = frames, texts, chats, batches
         self.others = [f for f in frames if f[3] == PLAIN] if chats or batches else frames
         self.watched = [f for f in frames if f[3] == PLAIN or f[3] == BATCH_FRAME
                         and data.find(STOCK_ELEMENT, f[1], f[2]) >= 0] if batches else self.others
@@ -103,7 +135,7 @@ class Viewer(asyncio.Protocol):
     __slots__ = ("ctx", "stats", "token", "watch", "transport", "buf", "upgraded", "state", "t0",
                  "done", "acks", "next_ack", "join_seq", "epoch", "last_seq", "received", "seqs", "dups",
                  "stock", "rejoin", "recovered", "rejoin_ms", "index", "stream", "batch", "timed",
-                 "chat_mark")
+                 "chat_mark", "deflate")
 
     def __init__(self, ctx, index: int, token: str | None, *, track: bool = False, watch: bool = False,
                  prev: "Viewer | None" = None, stream: str | None = None, stats=None, batch: bool = False):
@@ -116,6 +148,8 @@ class Viewer(asyncio.Protocol):
         self.stream = ctx.stream if stream is None else stream
         self.batch = batch
         self.timed = getattr(ctx, "timed", True)  # False in a bulk process: tracked (reconnect) but never timing
+        plan = getattr(ctx, "plan", None)
+        self.deflate = bool(getattr(plan, "deflate", False))  # offer permessage-deflate (--deflate)
         self.watch = watch
         self.transport: asyncio.Transport | None = None
         self.buf = b""
@@ -149,7 +183,7 @@ class Viewer(asyncio.Protocol):
         key = base64.b64encode(os.urandom(16)).decode()
         transport.write((f"GET {self.ctx.path}?EIO=4&transport=websocket HTTP/1.1\r\nHost: {self.ctx.host_header}"
                          f"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                         "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+                         f"Sec-WebSocket-Version: 13\r\n{DEFLATE_OFFER if self.deflate else ''}\r\n").encode())
 
     def connection_lost(self, exc) -> None:
         if self.state not in ("closed", "dropped"):
@@ -229,6 +263,9 @@ class Viewer(asyncio.Protocol):
             data = data[end + 4:]
             self.upgraded = True
         chunk = split_frames(data)
+        if chunk.used < len(data):
+            self.buf = data[chunk.used:]  # a frame not complete yet
+        data = chunk.data  # the frames' spans are in chunk.data (inflated if need be)
         stats = self.stats
         stats.frames += chunk.texts
         stats.batches += len(chunk.batches)
@@ -254,8 +291,6 @@ class Viewer(asyncio.Protocol):
                 self.transport.close()
             elif opcode == 9:
                 self.transport.write(masked_frame(PONG, data[start:end]))
-        if chunk.used < len(data):
-            self.buf = data[chunk.used:]
 
     def on_chat(self, msg: dict, live: bool = True) -> None:
         """A tracked viewer's chat message, live or from a recovery ack's events (those are counted but not

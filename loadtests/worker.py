@@ -103,6 +103,7 @@ class Plan:
     seed: int = 0
     t0: float = 0.0  # wall clock of the run's start (time series seconds count from it)
     batch: bool = False  # viewers opt into batched room events (CONNECT auth `batch: 1`)
+    deflate: bool = False  # viewers offer permessage-deflate at the handshake
     timed: bool = True  # False in a bulk process of --probe-viewers: its tracked viewers check seqs, never time
     rooms: list[Room] = field(default_factory=list)  # --rooms: small rooms held by this process
 

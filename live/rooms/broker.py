@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from live.rooms.packets import encode_event
@@ -25,6 +25,8 @@ class Envelope:
     packet: bytes  # Socket.IO EVENT packet text: 42["event",{...}]
     latest_key: str | None  # events with the same key supersede each other (counts, reactions, stock)
     ts: float
+    # its websocket frame compressed (permessage-deflate), made once by the first write that needs it
+    deflated: bytes | None = field(default=None, compare=False, repr=False)
 
 
 Subscriber = Callable[[str, Envelope], None]

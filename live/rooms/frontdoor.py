@@ -36,7 +36,7 @@ from live.appkeys import SERVICES
 from live.errors import DomainError
 from live.rooms.transport import LeanSocket
 from live.rooms.wsconn import LINGER_SECONDS, REFUSALS, Pending, WsConnection
-from live.rooms.wsframes import text_frame
+from live.rooms.wsframes import deflate_answer, text_frame
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEAD = 8192  # request heads beyond this go to aiohttp, which answers 431/400
@@ -186,11 +186,12 @@ class DoorLimits:
     head_timeout: float = 10.0  # seconds for a new connection's first request head
     connect_timeout: float = 10.0  # seconds for a websocket's Socket.IO CONNECT after the handshake
     pending_per_ip: int = 256  # connections of one IP not past these two steps (0: no cap)
+    deflate: bool = True  # permessage-deflate for websockets that offer it (WS_DEFLATE)
 
     @classmethod
     def of(cls, settings) -> "DoorLimits":
         return cls(settings.http_head_timeout_seconds, settings.ws_connect_timeout_seconds,
-                   settings.max_pending_connections_per_ip)
+                   settings.max_pending_connections_per_ip, settings.ws_deflate)
 
 
 class FrontDoorServer:
@@ -250,8 +251,10 @@ class FrontDoorServer:
                     release()
                 return
         accept = base64.b64encode(hashlib.sha1(req["headers"][b"sec-websocket-key"] + WS_GUID).digest())
+        extensions = deflate_answer(req["headers"].get(b"sec-websocket-extensions")) if self.limits.deflate else None
         sid = eio.generate_id()
         sock = LeanSocket.for_websocket(eio, sid, transport)
+        sock.deflate = extensions is not None
         eio.sockets[sid] = sock
         conn = WsConnection(eio, sock, transport, release)
         transport.set_protocol(conn)
@@ -261,7 +264,9 @@ class FrontDoorServer:
             "pingInterval": int(eio.ping_interval + eio.ping_interval_grace_period) * 1000,
             "maxPayload": eio.max_http_buffer_size}).encode()
         transport.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n" + text_frame(open_packet.encode()))
+                        b"Sec-WebSocket-Accept: " + accept
+                        + (b"\r\nSec-WebSocket-Extensions: " + extensions if extensions else b"")
+                        + b"\r\n\r\n" + text_frame(open_packet.encode()))
         loop = asyncio.get_running_loop()
         loop.create_task(self._connected(sock, conn, environ))
         if rest:

@@ -9,7 +9,9 @@ reads chat, acks and pongs between slices. An event waits for its slice's turn: 
 and its place in the next. A room whose slices are all up to date holds no timer; its next event goes out at once.
 Events that carry a `latest_key` (counts, reactions, stock) keep only their newest value within a write.
 A socket that opted into batched events (`LeanSocket.batched`) gets a write of several events as one
-`42["batch",[[name, data], ...]]` frame; everyone else gets one frame per event.
+`42["batch",[[name, data], ...]]` frame; everyone else gets one frame per event. A socket that agreed on
+permessage-deflate gets those frames compressed: each event's frame once per worker (`Envelope.deflated`), a
+batch once per cursor, so compression costs per write of a slice, not per viewer.
 """
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ import asyncio
 import time
 
 from live.rooms.broker import Envelope, collapse
-from live.rooms.transport import MAX_PENDING_BYTES, LeanSocket
-from live.rooms.wsframes import text_frame
+from live.rooms.transport import BATCHED, DEFLATE, MAX_PENDING_BYTES, LeanSocket
+from live.rooms.wsframes import deflated_frame, text_frame
 
 SLICE = 512  # sockets written in one go: about 3-8 ms of writes, after which the loop reads again
 BUDGET = 0.5  # default share of the worker a busy room's writes may take (HUB_BUDGET)
@@ -51,17 +53,24 @@ class Room:
         self.handle: asyncio.Handle | None = None
         self.ready_at = 0.0  # monotonic time before which the next slice waits (its budget)
         self.audience = 0  # viewers on all workers (presence), 0 until known
-        self.buffers: dict[int, list] = {}  # cursor -> [events, plain write, batched write], for the current log end
+        self.buffers: dict[int, list] = {}  # cursor -> [events, write of each socket mode], for the current log end
 
     @property
     def end(self) -> int:
         return self.base + len(self.log)
 
 
-def _frames(items: list[Envelope], batched: bool) -> bytes:
-    if batched and len(items) > 1:
-        return text_frame(BATCH_HEAD + b",".join(e.packet[2:] for e in items) + BATCH_TAIL)
-    return b"".join(text_frame(e.packet) for e in items)
+def _frames(items: list[Envelope], mode: int) -> bytes:
+    """The write of `items` for a socket of `mode` (`LeanSocket.mode`: BATCHED and DEFLATE bits)."""
+    if mode & BATCHED and len(items) > 1:
+        payload = BATCH_HEAD + b",".join(e.packet[2:] for e in items) + BATCH_TAIL
+        return deflated_frame(payload) if mode & DEFLATE else text_frame(payload)
+    if not mode & DEFLATE:
+        return b"".join(text_frame(e.packet) for e in items)
+    for e in items:
+        if e.deflated is None:
+            e.deflated = deflated_frame(e.packet)
+    return b"".join(e.deflated for e in items)
 
 
 class Hub:
@@ -184,13 +193,14 @@ class Hub:
             items = room.log[cursor - room.base:]
             if len(items) > 1:
                 items = collapse(items)
-            cached = room.buffers[cursor] = [items, _frames(items, False), None]
+            cached = room.buffers[cursor] = [items, _frames(items, 0), None, None, None]
             self.stats["frames"] += len(items)
-        items, plain, batched = cached
+        items, plain = cached[0], cached[1]
         floors = room.floors
         count = len(sl.members)
         slow: list[tuple[str, LeanSocket]] = []
-        nbatched = 0
+        nplain = 0
+        other = 0
         # the hot loop: LeanSocket.write_raw inlined; anything unusual (polling, closing, a backlog near the cap,
         # a viewer that joined with events unsent) takes the slow path below
         for sid, sock in sl.members.items():
@@ -198,14 +208,16 @@ class Hub:
             if transport is None or (floors and sid in floors) or transport.is_closing() \
                     or transport.get_write_buffer_size() > MAX_PENDING_BYTES:
                 slow.append((sid, sock))
-            elif sock.batched:
-                if batched is None:
-                    batched = cached[2] = _frames(items, True)
-                transport.write(batched)
-                nbatched += 1
+            elif mode := sock.mode:  # batched, compressed or both: one write of the mode's own, made once a cursor
+                data = cached[1 + mode]
+                if data is None:
+                    data = cached[1 + mode] = _frames(items, mode)
+                transport.write(data)
+                other += len(data)
             else:
                 transport.write(plain)
-        self.stats["bytes"] += (count - len(slow) - nbatched) * len(plain) + nbatched * len(batched or b"")
+                nplain += 1
+        self.stats["bytes"] += nplain * len(plain) + other
         for sid, sock in slow:
             self._slow_path(room, sid, sock, items)
         return count
@@ -215,7 +227,7 @@ class Hub:
         if floor is not None:
             items = [e for e in items if e.seq > floor]
         if sock.transport is not None:
-            if items and not sock.write_raw(_frames(items, sock.batched)):
+            if items and not sock.write_raw(_frames(items, sock.mode)):
                 self._drop(room, sid, sock)
             return
         if sock.closed or sock.closing or sock.dropped:

@@ -26,6 +26,7 @@ from live.rooms import packets, polling
 from live.rooms.wsframes import text_frame
 
 MAX_PENDING_BYTES = 512 * 1024
+BATCHED, DEFLATE = 1, 2  # bits of LeanSocket.mode
 PING_FRAME = text_frame(packets.PING)  # Engine.IO PING in one websocket text frame
 
 
@@ -55,7 +56,25 @@ class LeanSocket(AsyncSocket):
 
     transport: asyncio.Transport | None = None
     dropped: bool = False
-    batched: bool = False  # opted in at CONNECT (auth `batch`): room events arrive as one `batch` event per write
+    mode: int = 0  # how room events are written to it: BATCHED and DEFLATE bits (0: one plain frame per event)
+
+    @property
+    def batched(self) -> bool:
+        """Opted in at CONNECT (auth `batch`): room events arrive as one `batch` event per write."""
+        return bool(self.mode & BATCHED)
+
+    @batched.setter
+    def batched(self, on: bool) -> None:
+        self.mode = self.mode | BATCHED if on else self.mode & ~BATCHED
+
+    @property
+    def deflate(self) -> bool:
+        """permessage-deflate agreed at the handshake (the front door's websockets only)."""
+        return bool(self.mode & DEFLATE)
+
+    @deflate.setter
+    def deflate(self, on: bool) -> None:
+        self.mode = self.mode | DEFLATE if on else self.mode & ~DEFLATE
     _queue: asyncio.Queue | None = None
 
     @classmethod

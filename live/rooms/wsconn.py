@@ -47,7 +47,7 @@ class WsConnection(Pending, asyncio.Protocol):
         self.server = server
         self.sock = sock
         self.transport = transport
-        self.reader = FrameReader(server.max_http_buffer_size)
+        self.reader = FrameReader(server.max_http_buffer_size, inflate=sock.deflate)
         self.deadline: asyncio.TimerHandle | None = None
         self.release = release  # called once, when the connection stops being pending
         self.detached = False  # the Engine.IO socket has let go of the connection

@@ -18,6 +18,13 @@ Events are `(kind, value)` tuples, in order:
     (CLOSE, (code, reason))         the client's close (code 1005 when it sent none); nothing is read after it
     (FAIL, (code, message))         a protocol error: close with `code`; nothing is read after it
 
+permessage-deflate (RFC 7692), when the handshake agreed on it (`deflate_answer`): the server compresses
+each message on its own (`server_no_context_takeover`), so one compressed frame serves every viewer that gets
+the same bytes, and asks the client to do the same (`client_no_context_takeover`), so a connection keeps no
+inflate state between messages. `deflated_frame` is the compressed text frame; a reader made with
+`inflate=True` accepts messages whose first frame has RSV1 and inflates them at most to `max_size` (1009
+beyond: a small frame cannot expand into a large message).
+
 Close codes: 1002 for a malformed frame (reserved bits or opcodes, unmasked, fragmented or long control frame,
 non-minimal length, a continuation with nothing to continue, a new message inside a fragmented one, a bad
 close payload), 1007 for text or a close reason that is not UTF-8, 1009 for a message over `max_size`, 1008
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import zlib
 from typing import Any
 
 TEXT, BINARY, CLOSE, PING, PONG, FAIL = 0x1, 0x2, 0x8, 0x9, 0xA, -1
@@ -54,6 +62,57 @@ def text_frame(payload: bytes) -> bytes:
     if n < 65536:
         return b"\x81\x7e" + n.to_bytes(2, "big") + payload
     return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
+DEFLATE_MIN = 128  # payloads shorter than this go uncompressed: deflate saves next to nothing on them
+DEFLATE_LEVEL = 6
+_DEFLATE_TAIL = b"\x00\x00\xff\xff"  # what a sync flush ends with: RFC 7692 7.2.1 drops it from the frame
+
+
+def deflated_frame(payload: bytes) -> bytes:
+    """A final text frame with its payload compressed on its own (permessage-deflate, RSV1 set), or a plain
+    text frame when the payload is shorter than DEFLATE_MIN."""
+    if len(payload) < DEFLATE_MIN:
+        return text_frame(payload)
+    deflater = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15)
+    data = deflater.compress(payload) + deflater.flush(zlib.Z_SYNC_FLUSH)
+    return b"\xc1" + text_frame(data[:-4] if data.endswith(_DEFLATE_TAIL) else data)[1:]
+
+
+def inflate(data: bytes, max_size: int) -> bytes | None:
+    """A compressed message's payload, or None if it inflates past `max_size` (zlib.error: not deflate data)."""
+    inflater = zlib.decompressobj(-15)
+    out = inflater.decompress(data + _DEFLATE_TAIL, max_size + 1)
+    return None if len(out) > max_size else out
+
+
+def deflate_answer(offer: bytes | None) -> bytes | None:
+    """The Sec-WebSocket-Extensions answer to a client's offer (the header's value), or None to go without.
+    The first permessage-deflate offer we can honour is taken: one whose parameters are known and that does not
+    cap our window below 15 bits (one compressed frame serves every viewer, so it has one window). We always
+    compress each message on its own and ask the client to, so the answer names both `no_context_takeover`
+    parameters. Any window the client compresses with is one we can inflate."""
+    if not offer:
+        return None
+    for item in offer.split(b","):
+        name, *params = [p.strip() for p in item.split(b";")]
+        if name.lower() != b"permessage-deflate":
+            continue
+        ok, window = True, b""
+        for param in filter(None, params):
+            key, _, value = param.partition(b"=")
+            key, value = key.strip().lower(), value.strip().strip(b'"')
+            if key == b"server_max_window_bits":
+                ok, window = value == b"15", b"; server_max_window_bits=15"
+            elif key == b"client_max_window_bits":
+                ok = not value or (value.isdigit() and 8 <= int(value) <= 15)
+            elif key not in (b"server_no_context_takeover", b"client_no_context_takeover") or value:
+                ok = False
+            if not ok:
+                break
+        if ok:
+            return b"permessage-deflate; server_no_context_takeover; client_no_context_takeover" + window
+    return None
 
 
 def pong_frame(payload: bytes) -> bytes:
@@ -98,13 +157,16 @@ def close_event(payload: bytes) -> tuple[int, tuple[int, str]]:
 
 
 class FrameReader:
-    """Reads masked client frames (RFC 6455, no extensions) and assembles messages."""
+    """Reads masked client frames (RFC 6455; permessage-deflate if `inflate`) and assembles messages."""
 
-    __slots__ = ("max_size", "max_fragments", "buf", "need", "op", "parts", "size", "count", "decoder", "done")
+    __slots__ = ("max_size", "max_fragments", "inflate", "buf", "need", "op", "parts", "size", "count", "decoder",
+                 "compressed", "done")
 
-    def __init__(self, max_size: int, max_fragments: int = MAX_FRAGMENTS):
+    def __init__(self, max_size: int, max_fragments: int = MAX_FRAGMENTS, inflate: bool = False):
         self.max_size = max_size
         self.max_fragments = max_fragments
+        self.inflate = inflate  # permessage-deflate agreed: RSV1 marks a compressed message
+        self.compressed = False  # the fragmented message being assembled is compressed
         self.buf: bytes | bytearray = b""  # the start of a frame not yet complete (a bytearray when there is one)
         self.need = 0  # bytes `buf` must hold before parsing is worth trying again
         self.op = 0  # opcode of the fragmented message being assembled (0: none)
@@ -153,8 +215,9 @@ class FrameReader:
                 length, head = int.from_bytes(buf[head:head + 8], "big"), head + 8
                 if length < 65536 or length >> 63:
                     return self._fail(events, 1002, "invalid 64-bit payload length")
-            if b0 & 0x70:
-                return self._fail(events, 1002, "reserved bits set without an extension")
+            if b0 & 0x70 and (b0 & 0x70 != 0x40 or not self.inflate or not 0 < op < 0x8):
+                return self._fail(events, 1002, "reserved bits set without an extension" if not self.inflate
+                                  else "RSV1 only on the first frame of a message, RSV2/3 never")
             if not b1 & 0x80:
                 return self._fail(events, 1002, "client frames must be masked")
             if op < 0x8:
@@ -180,6 +243,10 @@ class FrameReader:
                     break
                 events.append((op, payload))
             elif b0 & 0x80 and op:  # a whole message in one frame: the common case
+                if b0 & 0x40:
+                    payload = self._inflated(events, payload)
+                    if payload is None:
+                        return events
                 if op == TEXT:
                     try:
                         events.append((TEXT, payload.decode()))
@@ -187,7 +254,7 @@ class FrameReader:
                         return self._fail(events, 1007, "text message is not UTF-8")
                 else:
                     events.append((BINARY, payload))
-            elif not self._fragment(events, op, b0 & 0x80, payload):
+            elif not self._fragment(events, op, b0 & 0x80, payload, b0 & 0x40):
                 return events
         if self.done:
             self.buf = b""
@@ -197,11 +264,23 @@ class FrameReader:
             self.buf = bytearray(buf[pos:]) if pos < n else b""
         return events
 
-    def _fragment(self, events: list, op: int, fin: int, payload: bytes) -> bool:
+    def _inflated(self, events: list, payload: bytes) -> bytes | None:
+        """A compressed message's payload; None after a FAIL event."""
+        try:
+            out = inflate(payload, self.max_size)
+        except zlib.error:
+            self._fail(events, 1007, "compressed message is not deflate data")
+            return None
+        if out is None:
+            self._fail(events, 1009, f"message over {self.max_size} bytes once inflated")
+        return out
+
+    def _fragment(self, events: list, op: int, fin: int, payload: bytes, compressed: int = 0) -> bool:
         """One frame of a fragmented message (its first if `op`); False after a FAIL event."""
         if op:
             self.op, self.parts, self.size, self.count = op, [], 0, 0
-            self.decoder = _utf8_decoder() if op == TEXT else None
+            self.compressed = bool(compressed)  # its bytes are kept as they come and inflated at the end
+            self.decoder = _utf8_decoder() if op == TEXT and not compressed else None
         self.size += len(payload)
         self.count += 1
         if self.decoder is not None:  # checked as it arrives: invalid UTF-8 fails on its frame
@@ -213,8 +292,22 @@ class FrameReader:
         else:
             self.parts.append(payload)
         if fin:
-            events.append((self.op, ("" if self.op == TEXT else b"").join(self.parts)))
+            op, parts = self.op, self.parts
             self.op, self.parts, self.decoder = 0, None, None
+            if not self.compressed:
+                events.append((op, ("" if op == TEXT else b"").join(parts)))
+                return True
+            whole = self._inflated(events, b"".join(parts))
+            if whole is None:
+                return False
+            if op == BINARY:
+                events.append((op, whole))
+                return True
+            try:
+                events.append((op, whole.decode()))
+            except UnicodeDecodeError:
+                self._fail(events, 1007, "text message is not UTF-8")
+                return False
         return True
 
     def _fail(self, events: list, code: int, message: str) -> list:

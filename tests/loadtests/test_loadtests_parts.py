@@ -8,10 +8,11 @@ import math
 import multiprocessing
 import random
 
+import orjson
 import pytest
 
 from live.rooms.packets import encode_event
-from live.rooms.wsframes import text_frame, unmask
+from live.rooms.wsframes import deflated_frame, text_frame, unmask
 from loadtests.scenarios import delivery_summary
 from loadtests.stats import Hist
 from loadtests.viewer import Viewer, split_frames
@@ -199,3 +200,23 @@ async def test_viewers_given_the_same_chunk_share_its_cut():
     assert plain.buf == tracked.buf == tail[:9]
     tracked.data_received(tail[9:])
     assert tracked.received == 4 and tracked.last_seq == 8 and tracked.buf == b""
+
+
+async def test_compressed_frames_are_inflated_once_per_chunk_and_read_like_plain_ones():
+    """--deflate: the server's compressed frames (a batch, a single event) are inflated in the chunk's cut; the
+    viewers count and decode them as plain frames, and a compressed frame split across reads waits whole."""
+    events = [["chat:new", {"seq": seq, "text": "a message long enough to be compressed " * 2}] for seq in (3, 4)]
+    batch = deflated_frame(b'42["batch",' + orjson.dumps(events) + b"]")
+    single = deflated_frame(encode_event("chat:new", {"seq": 5, "text": "one more, also compressed " * 5}))
+    assert batch[0] == single[0] == 0xC1  # RSV1: compressed
+    chunk = batch + text_frame(b"2") + single[:7]
+    ctx = Ctx(1)
+    tracked = Viewer(ctx, 0, None, track=True)
+    tracked.upgraded, tracked.transport = True, FakeTransport()
+    tracked.data_received(chunk)
+    cut = split_frames(chunk)
+    assert cut.chats == 2 and cut.texts == 2 and cut.used == len(batch) + 3
+    assert sorted(tracked.seqs) == [3, 4] and len(tracked.transport.written) == 1  # the pong
+    assert tracked.buf == single[:7]
+    tracked.data_received(single[7:])
+    assert sorted(tracked.seqs) == [3, 4, 5] and tracked.buf == b""

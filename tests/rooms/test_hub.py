@@ -4,6 +4,7 @@ one frame per write, and a socket that stops reading is cut. (Real sockets: test
 from __future__ import annotations
 
 import asyncio
+import zlib
 
 import orjson
 
@@ -44,23 +45,29 @@ class Recorder(asyncio.Transport):
         return out
 
     def frames(self) -> list[bytes]:
-        """The payloads of the server's (unmasked, final, text) frames."""
+        """The payloads of the server's (unmasked, final, text) frames, compressed ones inflated."""
         out, buf, i = [], bytes(self.data), 0
+        self.compressed = 0
         while i < len(buf):
-            assert buf[i] == 0x81
+            assert buf[i] in (0x81, 0xC1)  # final text frames; RSV1: permessage-deflate
+            rsv1 = buf[i] == 0xC1
             n, i = buf[i + 1], i + 2
             if n == 126:
                 n, i = int.from_bytes(buf[i:i + 2], "big"), i + 2
             elif n == 127:
                 n, i = int.from_bytes(buf[i:i + 8], "big"), i + 8
-            out.append(buf[i:i + n])
+            payload = buf[i:i + n]
+            if rsv1:
+                payload = zlib.decompressobj(-15).decompress(payload + b"\x00\x00\xff\xff")
+                self.compressed += 1
+            out.append(payload)
             i += n
         return out
 
 
-def sock(sid: str, batched: bool = False, backlog: int = 0) -> LeanSocket:
+def sock(sid: str, batched: bool = False, backlog: int = 0, deflate: bool = False) -> LeanSocket:
     s = LeanSocket.for_websocket(None, sid, Recorder(backlog))
-    s.batched = batched
+    s.batched, s.deflate = batched, deflate
     return s
 
 
@@ -102,6 +109,32 @@ async def test_every_socket_gets_every_event_once_in_order_across_slices(monkeyp
     room = hub.rooms["r"]
     assert room.log == [] and all(sl.cursor == room.end for sl in room.slices)
     assert hub.stats["writes"] == sum(s.transport.writes for s in socks)
+
+
+async def test_each_mode_gets_its_own_write_made_once_per_cursor_and_events_compressed_once(monkeypatch):
+    """Plain, batched, compressed and batched-compressed sockets in the same slices: every event once and in
+    order for each; compressed sockets get RSV1 frames; an event's compressed frame is made once for all."""
+    monkeypatch.setattr(hubmod, "SLICE", 5)
+    hub, seq = Hub(), Seq()
+    socks = [sock(f"s{i}", batched=bool(i & 1), deflate=bool(i & 2)) for i in range(20)]
+    for s in socks:
+        hub.add("r", s.sid, s, 0)
+    made = []
+    real = hubmod.deflated_frame
+    monkeypatch.setattr(hubmod, "deflated_frame", lambda payload: made.append(payload) or real(payload))
+    sent = []
+    for burst in range(12):
+        for _ in range(burst % 3 + 1):
+            sent.append(seq(text=f"message {seq.n + 1}: " + "is the red one in stock? " * 6))
+            hub.deliver("r", sent[-1])
+        await asyncio.sleep(0.0005 * (burst % 2))
+    await drain(hub)
+    for s in socks:
+        assert seqs(s) == list(range(1, seq.n + 1)), s.sid
+        assert (s.transport.compressed > 0) == s.deflate, s.sid
+    singles = [p for p in made if not p.startswith(hubmod.BATCH_HEAD)]
+    assert sorted(singles) == sorted({e.packet for e in sent if e.deflated is not None})  # once each
+    assert hub.stats["bytes"] == sum(len(s.transport.data) for s in socks)
 
 
 async def test_an_idle_room_holds_no_timer_and_delivers_at_once_a_busy_one_holds_one():

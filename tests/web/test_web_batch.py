@@ -1,5 +1,6 @@
 """The watch page opts into batched room events (js/room.js: CONNECT auth batch 1) and shows what a `batch` event
-holds as if each event had come alone, in order: a real Chromium, the real server, a burst of chat."""
+holds as if each event had come alone, in order: a real Chromium, the real server, a burst of chat. Chromium offers
+permessage-deflate, so the batches it reads are compressed (RSV1) frames."""
 from __future__ import annotations
 
 import asyncio
@@ -22,6 +23,7 @@ async def test_the_watch_page_unpacks_batched_events_in_order(live, browser):
     await page.get_by_label("Message", exact=True).wait_for()
     [conn] = [c for c in live.gateway.conns.values() if c.principal.user_id == uid]
     assert conn.sock.batched is True  # the page opted in
+    assert conn.sock.deflate is True  # Chromium offered permessage-deflate: its batches come compressed
 
     # a burst from the seller's sockets (the seller has no chat limit), sent without waiting between messages
     senders = [await live.seller() for _ in range(SENDERS)]
