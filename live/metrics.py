@@ -25,6 +25,7 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from live.appkeys import GATEWAY, SERVICES
+from live.rooms.frontdoor import OPENED
 from live.rooms.wsconn import REFUSALS
 
 # events whose results also get a named counter (the rest are in live_socket_events_total only):
@@ -116,6 +117,11 @@ class LiveCollector:
         for reason, n in sorted(REFUSALS.items()):
             refusals.add_metric([worker, reason], n)
         yield refusals
+        opened = CounterMetricFamily("live_door_websockets", "Websockets the front door opened, by compression "
+                                     "(deflate: permessage-deflate agreed; plain)", labels=["worker", "compression"])
+        for kind, n in sorted(OPENED.items()):
+            opened.add_metric([worker, kind], n)
+        yield opened
         if services is None:
             return
         hub = services.hub

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+from collections import Counter
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Callable
@@ -119,6 +120,7 @@ def _refuse(transport: asyncio.Transport, code: str, message: str) -> None:
     hang_up(transport)
 
 
+OPENED: Counter = Counter()  # websockets the front door opened, by compression (`deflate`, `plain`): /metrics
 LINGER_BYTES = 65536  # a refused connection's leftover input is dropped for LINGER_SECONDS or up to this much
 MAX_LINGERING = 1024  # connections lingering at once; past this a refused connection is closed at once
 
@@ -255,6 +257,7 @@ class FrontDoorServer:
         sid = eio.generate_id()
         sock = LeanSocket.for_websocket(eio, sid, transport)
         sock.deflate = extensions is not None
+        OPENED["deflate" if extensions else "plain"] += 1
         eio.sockets[sid] = sock
         conn = WsConnection(eio, sock, transport, release)
         transport.set_protocol(conn)

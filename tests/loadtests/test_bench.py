@@ -32,6 +32,7 @@ def test_the_probe_split_audiences_at_full_scale():
     assert "--batch" not in a and "--rooms" not in a
     b = plan.generator("audience-batch", full["audience-batch"], CTX)
     assert b == a + ["--batch"]
+    assert plan.generator("audience-deflate", full["audience-deflate"], CTX) == a + ["--batch", "--deflate"]
     n = plan.generator("audience-node", full["audience-node"], CTX)
     assert n[0] == "nodegen" and n[1:-2] == a[1:] and n[-2:] == ["--generator-cpus", "1"]
     w = plan.generator("audience-2w", full["audience-2w"], CTX)

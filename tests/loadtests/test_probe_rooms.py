@@ -216,8 +216,8 @@ async def test_probe_split_and_small_rooms_against_the_server(app, tmp_path):
         tmp_path, url_of(live), "audience", "--viewers", "30", "--chatters", "3", "--rate", "1.5",
         "--duration", "3", "--secret", SECRET, "--tokens", str(tokens), "--procs", "2", "--probe-viewers", "5",
         "--rooms", "2", "--room-viewers", "6", "--room-chatters", "2", "--room-rate", "1", "--room-prefix", prefix,
-        "--server-cores", "0", "--batch", "--min-delivery", "1.0", "--max-p99-ms", "60000",
-        "--html", str(tmp_path / "run.html"))
+        "--server-cores", "0", "--batch", "--deflate", "--min-delivery", "1.0", "--max-p99-ms", "60000",
+        "--html", str(tmp_path / "run.html"))  # --deflate: batches arrive compressed, every one still counted
     after = await metrics(live)
     assert code == 0, stdout + stderr
     assert r["passed"] and not r["errors"] and not r["failures"] and r["latency_source"] == "probe"
@@ -242,6 +242,9 @@ async def test_probe_split_and_small_rooms_against_the_server(app, tmp_path):
              - counted(before, "live_chat_messages_total", result="ok"))
     joins = counted(after, "live_joins_total", result="ok") - counted(before, "live_joins_total", result="ok")
     assert chats == sent + room_sent and joins == 30 + 2 * 6
+    opened = (counted(after, "live_door_websockets_total", compression="deflate")
+              - counted(before, "live_door_websockets_total", compression="deflate"))
+    assert opened == 30 + 2 * 6  # every viewer agreed on permessage-deflate
     assert r["viewers"]["joined"] == 30
     # core 0 over the running phase
     c = r["server"]["cores"]
