@@ -180,6 +180,8 @@ class Hub:
         room.ready_at = finished + wait
         low = min((s.cursor for s in slices), default=end)
         if low > room.base:
+            for e in room.log[:low - room.base]:
+                e.deflated = None  # the broker's history keeps the event for recovery, not its compressed frame
             del room.log[:low - room.base]
             room.base = low
         if room.log:

@@ -71,12 +71,15 @@ _DEFLATE_TAIL = b"\x00\x00\xff\xff"  # what a sync flush ends with: RFC 7692 7.2
 
 def deflated_frame(payload: bytes) -> bytes:
     """A final text frame with its payload compressed on its own (permessage-deflate, RSV1 set), or a plain
-    text frame when the payload is shorter than DEFLATE_MIN."""
+    text frame when the payload is shorter than DEFLATE_MIN or would not get shorter."""
     if len(payload) < DEFLATE_MIN:
         return text_frame(payload)
     deflater = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -15)
     data = deflater.compress(payload) + deflater.flush(zlib.Z_SYNC_FLUSH)
-    return b"\xc1" + text_frame(data[:-4] if data.endswith(_DEFLATE_TAIL) else data)[1:]
+    data = data[:-4]  # a sync flush ends with 00 00 ff ff
+    if len(data) >= len(payload):
+        return text_frame(payload)
+    return b"\xc1" + text_frame(data)[1:]
 
 
 def inflate(data: bytes, max_size: int) -> bytes | None:
