@@ -123,6 +123,7 @@ def _refuse(transport: asyncio.Transport, code: str, message: str) -> None:
 OPENED: Counter = Counter()  # websockets the front door opened, by compression (`deflate`, `plain`): /metrics
 LINGER_BYTES = 65536  # a refused connection's leftover input is dropped for LINGER_SECONDS or up to this much
 MAX_LINGERING = 1024  # connections lingering at once; past this a refused connection is closed at once
+MAX_LINGERING_PER_IP = 16  # and of one IP address, so that one address cannot take the others' slots
 
 
 class _Lingering(asyncio.Protocol):
@@ -130,14 +131,16 @@ class _Lingering(asyncio.Protocol):
     LINGER_SECONDS or LINGER_BYTES pass. Closing at once while the peer is still sending (a trickled head)
     makes our kernel reset the connection, and a reset makes the peer's kernel discard our unread answer."""
 
-    __slots__ = ("transport", "left", "timer")
+    __slots__ = ("transport", "ip", "left", "timer")
     count = 0
+    per_ip: dict[str, int] = {}
 
-    def __init__(self, transport: asyncio.Transport):
-        self.transport = transport
+    def __init__(self, transport: asyncio.Transport, ip: str):
+        self.transport, self.ip = transport, ip
         self.left = LINGER_BYTES
         self.timer = asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.close)
         _Lingering.count += 1
+        _Lingering.per_ip[ip] = _Lingering.per_ip.get(ip, 0) + 1
 
     def data_received(self, data: bytes) -> None:
         self.left -= len(data)
@@ -150,15 +153,28 @@ class _Lingering(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.timer.cancel()
         _Lingering.count -= 1
+        left = _Lingering.per_ip[self.ip] - 1
+        if left:
+            _Lingering.per_ip[self.ip] = left
+        else:
+            del _Lingering.per_ip[self.ip]
 
 
 def hang_up(transport: asyncio.Transport) -> None:
-    """Close a connection we have just answered, gracefully: send the answer and a FIN, then linger."""
-    if _Lingering.count >= MAX_LINGERING or not transport.can_write_eof() or transport.is_closing():
+    """Close a connection we have just answered, gracefully: send the answer and a FIN, then linger (unless
+    MAX_LINGERING, or MAX_LINGERING_PER_IP of its address, linger already)."""
+    ip = _peer_ip(transport)
+    if _Lingering.count >= MAX_LINGERING or _Lingering.per_ip.get(ip, 0) >= MAX_LINGERING_PER_IP \
+            or not transport.can_write_eof() or transport.is_closing():
         transport.close()
         return
     transport.write_eof()
-    transport.set_protocol(_Lingering(transport))
+    transport.set_protocol(_Lingering(transport, ip))
+
+
+def _peer_ip(transport: asyncio.Transport) -> str:
+    peer = transport.get_extra_info("peername")
+    return peer[0] if isinstance(peer, tuple) and peer else ""  # a unix socket's peer is a path, or none
 
 
 def _parse_head(head: bytes) -> dict[str, Any] | None:
@@ -214,8 +230,7 @@ class FrontDoorServer:
     def admit(self, transport: asyncio.Transport) -> Callable[[], None] | None:
         """Count a new pending connection of its IP: the function that uncounts it (call it once), or None
         when the IP has its cap of pending connections already."""
-        peer = transport.get_extra_info("peername")
-        ip = peer[0] if isinstance(peer, tuple) and peer else ""  # a unix socket's peer is a path, or none
+        ip = _peer_ip(transport)
         pending, cap = self.pending, self.limits.pending_per_ip
         n = pending.get(ip, 0)
         if cap and n >= cap:

@@ -112,6 +112,8 @@ class Hub:
         if not room.members:
             if room.handle is not None:
                 room.handle.cancel()
+            for e in room.log:
+                e.deflated = None
             del self.rooms[room_name]
             return True
         return False

@@ -83,10 +83,15 @@ def deflated_frame(payload: bytes) -> bytes:
 
 
 def inflate(data: bytes, max_size: int) -> bytes | None:
-    """A compressed message's payload, or None if it inflates past `max_size` (zlib.error: not deflate data)."""
+    """A compressed message's payload, or None if it inflates past `max_size` (zlib.error: not deflate data, or
+    bytes after a final block)."""
     inflater = zlib.decompressobj(-15)
     out = inflater.decompress(data + _DEFLATE_TAIL, max_size + 1)
-    return None if len(out) > max_size else out
+    if len(out) > max_size:
+        return None
+    if inflater.eof and inflater.unused_data != _DEFLATE_TAIL:  # a final block (BFINAL) may end a message
+        raise zlib.error("data after the final deflate block")
+    return out
 
 
 def deflate_answer(offer: bytes | None) -> bytes | None:
@@ -101,11 +106,13 @@ def deflate_answer(offer: bytes | None) -> bytes | None:
         name, *params = [p.strip() for p in item.split(b";")]
         if name.lower() != b"permessage-deflate":
             continue
-        ok, window = True, b""
+        ok, window, seen = True, b"", set()
         for param in filter(None, params):
             key, _, value = param.partition(b"=")
             key, value = key.strip().lower(), value.strip().strip(b'"')
-            if key == b"server_max_window_bits":
+            if key in seen:  # RFC 7692 7: an offer repeating a parameter is declined
+                ok = False
+            elif key == b"server_max_window_bits":
                 ok, window = value == b"15", b"; server_max_window_bits=15"
             elif key == b"client_max_window_bits":
                 ok = not value or (value.isdigit() and 8 <= int(value) <= 15)
@@ -113,6 +120,7 @@ def deflate_answer(offer: bytes | None) -> bytes | None:
                 ok = False
             if not ok:
                 break
+            seen.add(key)
         if ok:
             return b"permessage-deflate; server_no_context_takeover; client_no_context_takeover" + window
     return None

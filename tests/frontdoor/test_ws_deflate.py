@@ -14,7 +14,6 @@ from live.rooms import packets
 from live.rooms import wsframes as wf
 from live.rooms.wsframes import FAIL, TEXT, FrameReader, deflate_answer, deflated_frame, masked_frame
 from tests.frontdoor.wire import closed_with, handshake, hostport
-from tests.helpers import until
 from tests.rooms.harness import start_live
 
 OFFER = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"  # what browsers send
@@ -49,6 +48,7 @@ def client_frame(payload: bytes, *, opcode: int = TEXT, fin: bool = True, rsv1: 
     (b"permessage-deflate; client_max_window_bits=7", None),
     (b"permessage-deflate; something_new", None),
     (b"permessage-deflate; server_no_context_takeover=1", None),
+    (b"permessage-deflate; client_max_window_bits=10; client_max_window_bits=12", None),  # a repeat: declined
     (b"x-webkit-deflate-frame", None),
     (b"", None),
     (None, None),
@@ -86,7 +86,12 @@ def test_the_reader_inflates_whole_and_fragmented_messages():
     (client_frame(compress("é".encode("latin-1") * 200)), 1007),  # inflates to text that is not UTF-8
     (client_frame(compress(b"x" * 200), fin=False) + client_frame(b"y", opcode=0), 1002),  # RSV1 on a continuation
     (bytes((0xA1,)) + masked_frame(TEXT, b"x")[1:], 1002),  # RSV2
-], ids=["ok", "bomb", "not-deflate", "not-utf8", "rsv1-on-continuation", "rsv2"])  # frames are masked at random
+    (client_frame(b"ping", opcode=0x9), 1002),  # RSV1 on a control frame
+    (client_frame(compress(b"x" * 20000)[:10], fin=False)
+     + client_frame(compress(b"x" * 20000)[10:], opcode=0, rsv1=False), 1009),  # fragmented, past max_size
+    (client_frame(zlib.compress(b"x" * 200, wbits=-15) + b"garbage"), 1007),  # bytes after the final block
+], ids=["ok", "bomb", "not-deflate", "not-utf8", "rsv1-on-continuation", "rsv2", "rsv1-on-ping", "fragmented-bomb",
+        "after-final-block"])  # frames are masked at random
 def test_the_reader_refuses_what_it_must(frames, code):
     events = FrameReader(16384, inflate=True).feed(frames)
     if code is None:
@@ -141,7 +146,7 @@ async def test_a_raw_client_gets_room_events_compressed_and_may_send_compressed(
 
 async def test_aiohttp_as_an_independent_client_joins_chats_and_reads_compressed_events(live):
     """aiohttp's client speaks permessage-deflate on its own: it reads our frames and sends compressed ones."""
-    _uid, token = await live.user("zipper")
+    uid, token = await live.user("zipper")
     url = live.client.make_url("/socket.io/").with_query(EIO="4", transport="websocket")
     async with aiohttp.ClientSession() as session, session.ws_connect(url, compress=15) as ws:
         assert ws.compress == 15  # the extension was agreed
@@ -159,6 +164,8 @@ async def test_aiohttp_as_an_independent_client_joins_chats_and_reads_compressed
                 elif msg.startswith(prefix):
                     return msg
         assert orjson.loads((await until_prefix("431["))[3:])[0]["ok"] is True
+        [conn] = [c for c in live.gateway.conns.values() if c.principal.user_id == uid]
+        assert conn.sock.deflate is True  # what it reads is compressed (aiohttp inflates it out of sight)
         await ws.send_str('422["chat:send",' + orjson.dumps({"stream_id": "demo", "text": text}).decode() + "]")
         assert orjson.loads((await until_prefix("432["))[3:])[0]["ok"] is True
         event = orjson.loads((await until_prefix('42["chat:new"'))[2:])
@@ -183,8 +190,8 @@ async def test_ws_deflate_false_agrees_on_nothing(tmp_path, dsn, aiohttp_client)
         reader, writer, _key, head = await handshake(host, port, OFFER)
         assert head.startswith(b"HTTP/1.1 101") and b"sec-websocket-extensions" not in head.lower()
         await _until_packet(reader, b"0{")
+        assert [s.deflate for s in lv.gateway.sio.eio.sockets.values()] == [False]
         writer.write(client_frame(compress(b"40")))  # RSV1 when nothing was agreed: a protocol error
         assert await closed_with(reader) == 1002
-        await until(lambda: not any(s.deflate for s in lv.gateway.sio.eio.sockets.values()), 5)
     finally:
         await lv.close_viewers()

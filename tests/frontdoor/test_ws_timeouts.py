@@ -115,6 +115,25 @@ async def test_a_refused_client_that_keeps_sending_reads_the_answer_not_a_reset(
     await until(lambda: frontdoor._Lingering.count == 0, 5)
 
 
+async def test_one_address_lingers_on_at_most_its_share_of_refused_connections(quick):
+    """A refused connection lingers 2 s; one address refused over and over holds at most 16 of the 1,024 slots
+    (the rest are closed at once), so it cannot take the lingering close away from everyone else."""
+    from live.rooms import frontdoor
+
+    host, port = hostport(quick)
+    idle = [await asyncio.open_connection(host, port) for _ in range(3)]  # the pending cap: 3
+    await until(lambda: _front(quick).pending.get("127.0.0.1") == 3, 5)
+    refused = []
+    for _ in range(frontdoor.MAX_LINGERING_PER_IP + 8):
+        reader, writer = await asyncio.open_connection(host, port)
+        refused.append(writer)
+        assert (await _refused_with(reader))[0] == 429  # each one still gets its answer
+    assert frontdoor._Lingering.per_ip["127.0.0.1"] == frontdoor.MAX_LINGERING_PER_IP
+    for w in refused + [w for _r, w in idle]:
+        w.transport.abort()
+    await until(lambda: frontdoor._Lingering.count == 0 and not frontdoor._Lingering.per_ip, 5)
+
+
 async def test_an_idle_keep_alive_connection_is_closed(tmp_path, dsn):
     """`runner.serve` (what `live serve` runs, with HTTP_KEEPALIVE_SECONDS) closes an idle connection."""
     from live.app import create_app
