@@ -25,8 +25,7 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from live.appkeys import GATEWAY, SERVICES
-from live.rooms.frontdoor import OPENED
-from live.rooms.wsconn import REFUSALS
+from live.rooms.wsconn import OPENED, REFUSALS
 
 # events whose results also get a named counter (the rest are in live_socket_events_total only):
 # event -> (family, help); the samples are named family + "_total"

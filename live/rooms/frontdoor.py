@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections import Counter
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Callable
@@ -36,7 +35,7 @@ from engineio import packet as eio_packet
 from live.appkeys import SERVICES
 from live.errors import DomainError
 from live.rooms.transport import LeanSocket
-from live.rooms.wsconn import LINGER_SECONDS, REFUSALS, Pending, WsConnection
+from live.rooms.wsconn import LINGER_SECONDS, OPENED, REFUSALS, Pending, WsConnection
 from live.rooms.wsframes import deflate_answer, text_frame
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -120,7 +119,6 @@ def _refuse(transport: asyncio.Transport, code: str, message: str) -> None:
     hang_up(transport)
 
 
-OPENED: Counter = Counter()  # websockets the front door opened, by compression (`deflate`, `plain`): /metrics
 LINGER_BYTES = 65536  # a refused connection's leftover input is dropped for LINGER_SECONDS or up to this much
 MAX_LINGERING = 1024  # connections lingering at once; past this a refused connection is closed at once
 MAX_LINGERING_PER_IP = 16  # and of one IP address, so that one address cannot take the others' slots

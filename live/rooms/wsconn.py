@@ -15,6 +15,7 @@ from live.rooms.wsframes import BINARY, CLOSE, FAIL, NO_STATUS, PING, TEXT, Fram
 # connections the front door turned away or closed for a protocol error or a limit, by reason (`too_many_connections`,
 # `request_timeout`, `close_1002`, `close_1007`, `close_1008`, `close_1009`, ...): read by /metrics
 REFUSALS: Counter = Counter()
+OPENED: Counter = Counter()  # websockets the front door opened, by compression (`deflate`, `plain`): /metrics
 LINGER_SECONDS = 2.0  # after our close frame or refusal, how long the peer's leftover bytes are read and dropped
 
 
