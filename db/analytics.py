@@ -71,15 +71,29 @@ async def viewers_over_time(conn: asyncpg.Connection, stream_id: str,
            FROM s, b GROUP BY 1 ORDER BY 1""", stream_id, max_points)
 
 
-async def sales_over_time(conn: asyncpg.Connection, stream_id: str, paid_like: Sequence[str]) -> list[asyncpg.Record]:
+MAX_SALES_POINTS = 600
+
+
+async def sales_over_time(conn: asyncpg.Connection, stream_id: str, paid_like: Sequence[str],
+                          max_points: int = MAX_SALES_POINTS) -> list[asyncpg.Record]:
     """Per minute the order was placed, and per currency: the paid orders with lines from the stream, their
-    units and gross amount (the stream's lines only, as stream_revenue)."""
+    units and gross amount (the stream's lines only, as stream_revenue). At most `max_points` minutes: when the
+    sales span more (orders placed long after the show still count), the span from the first sale's minute is cut
+    into equal buckets of floor(span in minutes / max_points) + 1 minutes (date_bin), each the sum of its sales
+    and `at` its start; a span that fits comes back minute by minute. Every row says its bucket's `minutes`."""
     return await conn.fetch(
-        """SELECT date_trunc('minute', o.created_at) AS at, i.currency, count(DISTINCT o.id)::int AS orders,
-                  sum(i.quantity)::bigint AS units, sum(i.quantity * i.unit_price_minor)::bigint AS amount_minor
-           FROM order_items i JOIN orders o ON o.id = i.order_id
-           WHERE i.livestream_id = $1::uuid AND o.status = ANY($2::text[])
-           GROUP BY 1, 2 ORDER BY 1, 2""", stream_id, paid_like)
+        """WITH s AS (SELECT date_trunc('minute', o.created_at) AS at, i.currency, o.id AS order_id, i.quantity,
+                             i.unit_price_minor
+                      FROM order_items i JOIN orders o ON o.id = i.order_id
+                      WHERE i.livestream_id = $1::uuid AND o.status = ANY($2::text[])),
+                b AS (SELECT min(at) AS origin,
+                             make_interval(mins => floor(extract(epoch FROM max(at) - min(at)) / 60 / $3)::int + 1)
+                               AS width
+                      FROM s)
+           SELECT date_bin(b.width, s.at, b.origin) AS at, s.currency, count(DISTINCT s.order_id)::int AS orders,
+                  sum(s.quantity)::bigint AS units, sum(s.quantity * s.unit_price_minor)::bigint AS amount_minor,
+                  extract(epoch FROM b.width)::int / 60 AS minutes
+           FROM s, b GROUP BY 1, 2, b.width ORDER BY 1, 2""", stream_id, paid_like, max_points)
 
 
 async def top_products(conn: asyncpg.Connection, stream_id: str, paid_like: Sequence[str],

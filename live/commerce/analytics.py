@@ -16,7 +16,10 @@
   (viewer_samples, written by the rooms: live/rooms/node.py `save_viewer_samples`); at most 600 points: a longer
   series is cut into equal buckets, each its start and largest count (db/analytics.py `viewers_over_time`).
 - sales_over_time: [{at, orders, units, revenue: [{currency, amount_minor}]}] per minute the paid orders (as
-  above) were placed, only the minutes with a sale; units and revenue count the stream's lines only.
+  above) were placed, only the minutes with a sale; units and revenue count the stream's lines only. At most 600
+  points: sales spread over more than 600 minutes (orders placed long after the show) are summed into equal
+  buckets of `sales_bucket_minutes` minutes, each `at` its start (db/analytics.py `sales_over_time`);
+  sales_bucket_minutes is 1 otherwise.
 - top_products: [{product_id, title, currency, units, amount_minor}], the 10 products most sold from the stream
   (units in paid orders; a product sold in two currencies has a row for each).
 """
@@ -77,6 +80,7 @@ class Analytics:
                            "viewer_conversion": _ratio(row["buyers"], peak)},
             "viewers_over_time": [{"at": r["at"], "viewers": r["viewers"]} for r in samples],
             "sales_over_time": _per_minute(sales),
+            "sales_bucket_minutes": sales[0]["minutes"] if sales else 1,
             "top_products": [dict(r) for r in top],
         }
 

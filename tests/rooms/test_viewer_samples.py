@@ -2,13 +2,14 @@
 30 s slot in one statement, only while the stream has viewers; a slot written twice (two workers) keeps one row with
 the larger count; GET /livestreams/{id}/analytics returns the samples (`viewers_over_time`) and the paid sales per
 minute (`sales_over_time`) and the products most sold (`top_products`); a stream watched for days gives at most
-600 points, the largest count of each equal bucket."""
+600 points, the largest count of each equal bucket, and sales over days at most 600 points, the sum of each bucket."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 from db import analytics as analytics_db
 from live.auth.principal import SYSTEM
+from live.commerce.orders import PAID_LIKE
 from live.rooms import node
 from tests.rooms.harness import SELLER, paid_sale
 
@@ -62,6 +63,7 @@ async def test_viewer_samples_and_the_analytics_series(live, monkeypatch):
     assert status == 200, stats
     assert [(datetime.fromisoformat(p["at"]), p["viewers"]) for p in stats["viewers_over_time"]] == [(at, 5)]
     [minute] = stats["sales_over_time"]
+    assert stats["sales_bucket_minutes"] == 1
     line = order["items"][0]
     assert (minute["orders"], minute["units"]) == (1, 2)
     assert minute["revenue"] == [{"currency": line["currency"], "amount_minor": 2 * line["unit_price_minor"]}]
@@ -69,6 +71,33 @@ async def test_viewer_samples_and_the_analytics_series(live, monkeypatch):
     assert stats["top_products"] == [{"product_id": line["product_id"], "title": line["title"],
                                       "currency": line["currency"], "units": 2,
                                       "amount_minor": 2 * line["unit_price_minor"]}]
+
+    # sales over three days: 1,000 more paid orders (copies of this one, 259 s apart, the last three days before
+    # it) come back as at most 600 points of equal buckets, every order, unit and amount counted once
+    async with live.services.db.tx(SYSTEM) as conn:
+        await conn.execute(
+            """WITH n AS (
+                 INSERT INTO orders
+                 SELECT (jsonb_populate_record(o, jsonb_build_object(
+                           'id', gen_random_uuid(), 'number', next_order_number(),
+                           'checkout_key', gen_random_uuid()::text,
+                           'created_at', o.created_at - interval '3 days' + i * interval '259 seconds'))).*
+                 FROM orders o, generate_series(0, 999) AS i WHERE o.id = $1::uuid
+                 RETURNING id)
+               INSERT INTO order_items
+               SELECT (jsonb_populate_record(it, jsonb_build_object('id', gen_random_uuid(), 'order_id', n.id))).*
+               FROM n, order_items it WHERE it.order_id = $1::uuid""", order["id"])
+        per_minute = await analytics_db.sales_over_time(conn, demo.id, PAID_LIKE, 10 ** 6)
+    status, stats = await live.api("GET", "/livestreams/demo/analytics", token)
+    sales = stats["sales_over_time"]
+    starts = [datetime.fromisoformat(p["at"]) for p in sales]
+    width = (per_minute[-1]["at"] - per_minute[0]["at"]) // timedelta(minutes=1) // 600 + 1  # 8 minutes
+    assert len(per_minute) == 1001 and 400 < len(sales) <= 600 and starts == sorted(starts)
+    assert stats["sales_bucket_minutes"] == width and {r["minutes"] for r in per_minute} == {1}
+    assert starts[0] == per_minute[0]["at"] and all((t - starts[0]) % timedelta(minutes=width) == timedelta(0)
+                                                    for t in starts)
+    assert sum(p["orders"] for p in sales) == 1001 and sum(p["units"] for p in sales) == 2002
+    assert sum(r["amount_minor"] for p in sales for r in p["revenue"]) == 1001 * 2 * line["unit_price_minor"]
 
     # three days before: 8,640 samples (30 s apart) come back as at most 600 points, each bucket's largest count
     first = at - timedelta(days=3)

@@ -70,6 +70,20 @@ async def test_stream_analytics_page(live, browser):
     await no_sideways_scroll(page)
     await assert_accessible(page)
 
+    # sales spread over days come summed into buckets (the API's sales_bucket_minutes): the chart says so
+    async def bucketed(route):
+        body = await (await route.fetch()).json()
+        body["sales_bucket_minutes"] = 8
+        await route.fulfill(json=body)
+    await page.route("**/analytics", bucketed)
+    await page.get_by_role("button", name="Refresh").click()
+    sales = page.locator("#sales-chart")
+    await sales.get_by_role("heading", name="Sales per 8 minutes").wait_for()
+    assert "2 units in 1 period of 8 minutes with a sale" in await sales.get_by_role("img").get_attribute("aria-label")
+    await sales.get_by_text("Show the numbers").click()
+    assert await sales.locator("thead th").first.inner_text() == "From"
+    await page.unroute("**/analytics", bucketed)
+
     # a show that has not started: nothing yet, said so
     status, show = await live.api("POST", "/livestreams", token, {
         "title": "Next week", "slug": "next-week",

@@ -41,18 +41,22 @@ function viewersFigure(samples) {
     ['Time', 'Viewers'], samples.map((s) => [seconds(s.at), s.viewers]));
 }
 
-function salesFigure(minutes) {
-  const heading = 'Sales per minute';
+function salesFigure(minutes, width) {
+  // width: minutes a point covers (1, or more when the sales span over 600 minutes: equal buckets, docs/commerce.md)
+  const heading = width > 1 ? `Sales per ${width} minutes` : 'Sales per minute';
   if (!minutes.length) {
     return el('section', { id: 'sales-chart', class: 'card chart-figure' }, el('h2', { text: heading }),
       el('p', { class: 'muted', text: 'No paid orders from this stream yet.' }));
   }
   const points = minutes.map((m) => ({ t: Date.parse(m.at), y: m.units }));
   const units = points.reduce((n, p) => n + p.y, 0);
-  const summary = `${heading}: ${units} units in ${points.length} minutes with a sale, from ${time(points[0].t)} ` +
-    `to ${time(points.at(-1).t)}`;
+  const n = points.length;
+  const periods = width > 1 ? `${n === 1 ? 'period' : 'periods'} of ${width} minutes` : (n === 1 ? 'minute' : 'minutes');
+  const summary = `${heading}: ${units} units in ${n} ${periods} with a sale, from ` +
+    `${time(points[0].t)} to ${time(points.at(-1).t)}`;
   return figure('sales-chart', heading, barChart(summary, points, { yTitle: 'Units sold' }),
-    ['Minute', 'Orders', 'Units', 'Revenue'], minutes.map((m) => [time(m.at), m.orders, m.units, amounts(m.revenue)]));
+    [width > 1 ? 'From' : 'Minute', 'Orders', 'Units', 'Revenue'],
+    minutes.map((m) => [time(m.at), m.orders, m.units, amounts(m.revenue)]));
 }
 
 function topProducts(items) {
@@ -79,7 +83,7 @@ async function load() {
       ? `${a.status === 'live' ? 'Live since' : 'Started'} ${when(a.started_at)}${a.ended_at ? `, ended ${when(a.ended_at)}` : ''}`
       : 'Not started yet: the numbers fill in once the stream is live.';
     totals(a);
-    $('charts').replaceChildren(viewersFigure(a.viewers_over_time), salesFigure(a.sales_over_time));
+    $('charts').replaceChildren(viewersFigure(a.viewers_over_time), salesFigure(a.sales_over_time, a.sales_bucket_minutes || 1));
     topProducts(a.top_products);
     $('an-body').hidden = false;
     $('an-state').textContent = '';
