@@ -1,7 +1,8 @@
 """The account's "Become a seller" section (/account/seller) in a real Chromium with the real server and database:
 a customer applies through the form (a per-field error first), sees the application pending, and after an admin
-approves it (REST) sees the studio linked and the session's user a seller; another customer, refused with a note,
-reads the note and may apply again; at 360 px nothing scrolls sideways; the accessibility scan at each state."""
+approves it (REST) sees the studio linked and the session's user a seller, on the open page without a reload (the
+decision's notification on the user's socket); another customer, refused with a note, reads the note and may apply
+again, and sees that refusal arrive too; at 360 px nothing scrolls sideways; the accessibility scan at each state."""
 from __future__ import annotations
 
 import json
@@ -37,9 +38,14 @@ async def test_a_customer_applies_is_approved_and_another_is_refused(live, brows
     mine = await rest(live, "GET", "/me/seller-application", cora)
     assert mine["status"] == "pending" and mine["about"] == "Beeswax candles,\npoured by hand."
 
+    await page.get_by_role("button", name="Check for a decision").click()  # read again by hand: still pending
+    await page.get_by_role("button", name="Check for a decision").wait_for()
+    assert await page.locator(".seller-application[data-status='pending']").count() == 1
+
+    # the admin approves: the decision's notification reaches the open page, which shows it without a click
     await rest(live, "POST", f"/admin/seller-applications/{mine['id']}/approve", admin, {"note": "Welcome!"})
-    await page.get_by_role("button", name="Check for a decision").click()
-    await page.get_by_text("Your application is approved: Cora's candles is open.").wait_for()
+    await page.get_by_text("Your application is approved: Cora's candles is open.").wait_for(timeout=15000)
+    await page.get_by_role("status").get_by_text("Your application has a decision.").wait_for()
     studio = page.get_by_role("link", name="Open your studio")
     assert await studio.get_attribute("href") == "/studio"
     assert "Welcome!" in await page.locator(".seller-application[data-status='approved']").inner_text()
@@ -65,5 +71,10 @@ async def test_a_customer_applies_is_approved_and_another_is_refused(live, brows
     await small.get_by_label("Shop name (2 to 80 characters)").fill("Dan's dice, made in Leeds")
     await small.get_by_role("button", name="Apply again").click()
     await small.get_by_text("Application sent.").wait_for()
-    assert (await rest(live, "GET", "/me/seller-application", dan))["shop_name"] == "Dan's dice, made in Leeds"
+    again = await rest(live, "GET", "/me/seller-application", dan)
+    assert again["shop_name"] == "Dan's dice, made in Leeds" and again["status"] == "pending"
+    await rest(live, "POST", f"/admin/seller-applications/{again['id']}/refuse", admin, {"note": "Not dice."})
+    refused = small.locator(".seller-application[data-status='refused']")
+    await refused.filter(has_text="Not dice.").wait_for(timeout=15000)  # shown by the notification, no reload
+    await small.get_by_role("form", name="Apply again").wait_for()
     assert small_errors == [], small_errors

@@ -1,9 +1,32 @@
 // The account's "Become a seller" section: a customer applies (POST /api/v1/me/seller-application, per-field
 // errors), then sees their application's status (GET .../seller-application): pending, refused with the admin's
 // note (and may apply again), or approved: the session's user is read again (GET /api/v1/me, role seller) and
-// the studio is linked.
+// the studio is linked. While the application is pending the page holds the user's socket: the decision's
+// notification (`notification:new`, kind account.seller_approved / _refused) shows it without a reload; after a
+// reconnect the application is read again, and "Check for a decision" still reads it by hand.
+import { io } from '/static/vendor/socket.io.esm.min.js';
 import { saveSession, session } from './api.js';
 import { $, badge, call, clearFieldErrors, fail, fieldErrors, h, status, when } from './account_util.js';
+
+const DECIDED = new Set(['account.seller_approved', 'account.seller_refused']);
+let live = null;  // the user's socket, only while an application is pending
+
+function follow(body) {
+  if (live) return;
+  live = io({ auth: { token: session()?.token } });
+  let connectedOnce = false;
+  const again = () => render(body).then(() => status(live ? '' : 'Your application has a decision.')).catch(fail);
+  live.on('connect', () => {
+    if (connectedOnce) again();  // a decision may have come while disconnected
+    connectedOnce = true;
+  });
+  live.on('notification:new', (data) => { if (DECIDED.has(data?.notification?.kind)) again(); });
+}
+
+function unfollow() {
+  live?.disconnect();
+  live = null;
+}
 
 function studioLink(text) {
   return h('p', {}, h('a', { class: 'button', href: '/studio' }, text));
@@ -70,6 +93,7 @@ async function render(body) {
   const s = session();
   if (s) saveSession({ token: s.token, user });  // the role may have changed since sign-in
   body.replaceChildren();
+  if (app?.status === 'pending') follow(body); else unfollow();
   if (user.role === 'seller' || user.role === 'admin') {
     body.append(h('p', { class: 'ok', id: 'seller-welcome' }, app?.status === 'approved'
       ? `Your application is approved: ${app.shop_name} is open.` : 'You are a seller.'),
