@@ -1,11 +1,12 @@
 // The shop's coupons (/studio/coupons; docs/web.md, "The studio"): the list (GET /api/v1/me/coupons) with each
 // one's discount, limits, window and uses; a coupon disabled or enabled again (PATCH /api/v1/coupons/{id} `active`);
 // a new one (POST /api/v1/coupons: code, percent or amount, minimum subtotal, number of uses, start and end), the
-// API's per-field errors on their fields.
+// API's per-field errors on their fields; a coupon's window and number of uses edited in place (PATCH, only what
+// changed; an emptied field is null: no start, no end, no limit).
 import { requireSession, signInAgain } from './api.js';
 import { call } from './cart.js';
 import { el, money } from './format.js';
-import { clearErrors, fromMinor, showErrors, toMinor } from './studio_form.js';
+import { clearErrors, field, fromMinor, showErrors, toMinor } from './studio_form.js';
 
 const $ = (id) => document.getElementById(id);
 const me = requireSession();
@@ -28,6 +29,99 @@ function describe(c) {
   return parts.join(' · ');
 }
 
+const pad = (n, size = 2) => String(n).padStart(size, '0');
+// an ISO time as a datetime-local input's value, in the seller's time zone ('' for none)
+function localInput(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  return `${pad(d.getFullYear(), 4)}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+// a datetime-local input's value (the seller's local time) as ISO 8601 with the seller's offset at that time
+// ('2030-03-01T10:00:00+05:30'); null when empty, undefined when it is not a time
+function withOffset(value) {
+  if (!value) return null;
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) return undefined;
+  const off = -d.getTimezoneOffset();
+  return `${localInput(d.toISOString())}:${pad(d.getSeconds())}${off < 0 ? '-' : '+'}`
+    + `${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`;
+}
+
+// The edit form's fields as the PATCH body, only what changed (an unchanged time keeps its seconds), or the fields
+// a person must fix first ([[API field, message]]): a window ending before it starts, a limit below the uses
+const WINDOW = ['starts_at', 'ends_at'];
+function changes(c, inputs) {
+  const b = {};
+  const bad = [];
+  for (const name of WINDOW) {
+    const input = inputs[name];
+    if (input.value === localInput(c[name]) && !input.validity.badInput) continue;
+    const t = input.validity.badInput ? undefined : withOffset(input.value);
+    if (t === undefined) bad.push([name, 'Enter a date and time, or leave it empty.']);
+    else b[name] = t;
+  }
+  const start = 'starts_at' in b ? b.starts_at : c.starts_at;
+  const end = 'ends_at' in b ? b.ends_at : c.ends_at;
+  if (!bad.length && start && end && Date.parse(start) >= Date.parse(end)) {
+    bad.push('ends_at' in b ? ['ends_at', 'The end must come after the start.']
+      : ['starts_at', `The start must come before the end (${when(end)}).`]);
+  }
+  const limit = inputs.usage_limit;
+  const n = limit.value.trim() === '' ? null : Number(limit.value);
+  if (limit.validity.badInput || (n !== null && !Number.isInteger(n))) {
+    bad.push(['usage_limit', 'Enter a whole number of uses, or leave it empty for no limit.']);
+  } else if (n !== null && n < c.used_count) {
+    bad.push(['usage_limit', `It has been used ${c.used_count} times: enter at least ${c.used_count}.`]);
+  } else if (n !== null && n < 0) {
+    bad.push(['usage_limit', 'Enter 0 or more, or leave it empty for no limit.']);
+  } else if (n !== c.usage_limit) {
+    b.usage_limit = n;
+  }
+  return { b, bad };
+}
+
+// The coupon's window and limit in a form in place of nothing: `done(updated)` closes it (updated: the API's
+// answer, or undefined for a cancel); Escape cancels
+function editForm(c, done) {
+  const id = (name) => `ec-${c.id}-${name}`;
+  const starts = field(id('starts'), 'Starts (empty: no start date)', { type: 'datetime-local',
+    value: localInput(c.starts_at) });
+  const ends = field(id('ends'), 'Ends (empty: no end date)', { type: 'datetime-local', value: localInput(c.ends_at) });
+  const limit = field(id('limit'), 'Number of uses (empty: no limit)', { type: 'number', min: c.used_count, step: 1,
+    inputmode: 'numeric', value: c.usage_limit ?? '' });
+  const inputs = { starts_at: starts[1], ends_at: ends[1], usage_limit: limit[1] };
+  const error = el('p', { class: 'error', role: 'alert' });
+  const save = el('button', { type: 'submit', text: 'Save' });
+  const form = el('form', { class: 'coupon-edit', 'aria-label': `Edit ${c.code}`, novalidate: true },
+    ...starts, ...ends, ...limit,
+    el('div', { class: 'actions' }, save,
+      el('button', { type: 'button', class: 'secondary', text: 'Cancel', onclick: () => done() })),
+    error);
+  form.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Escape') return;
+    ev.preventDefault();
+    done();
+  });
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    clearErrors(form);
+    const { b, bad } = changes(c, inputs);
+    if (bad.length) return showErrors(localErrors(bad), inputs, error);
+    if (!Object.keys(b).length) return done();
+    save.disabled = true;
+    try {
+      done(await call(`/api/v1/coupons/${c.id}`, { method: 'PATCH', body: b }));
+    } catch (e) {
+      if (e.status === 401) return signInAgain();
+      showErrors(e, inputs, error); // details on their fields; a refusal naming none in the form's line
+      save.disabled = false;
+    }
+    return undefined;
+  });
+  return form;
+}
+
 function couponItem(c) {
   const err = el('p', { class: 'error', role: 'alert' });
   const expired = c.ends_at && Date.parse(c.ends_at) <= Date.now();
@@ -38,7 +132,7 @@ function couponItem(c) {
     try {
       await call(`/api/v1/coupons/${c.id}`, { method: 'PATCH', body: { active: !c.active } });
       await load();
-      $(`coupon-${c.id}`)?.querySelector('button')?.focus();
+      $(`coupon-${c.id}`)?.querySelector('[data-act=toggle]')?.focus();
     } catch (e) {
       if (e.status === 401) return signInAgain();
       err.textContent = e.message;
@@ -46,13 +140,39 @@ function couponItem(c) {
     }
     return undefined;
   };
-  return el('li', { id: `coupon-${c.id}`, 'data-code': c.code, 'data-active': String(c.active) },
+  let form = null;
+  const edit = el('button', { type: 'button', class: 'secondary', 'data-act': 'edit', 'aria-expanded': 'false',
+    'aria-label': `Edit ${c.code}`, text: 'Edit' });
+  // closed by Save (the row redrawn with the API's answer) or Cancel / Escape (unchanged): focus back on Edit
+  const done = (updated) => {
+    if (updated) {
+      const fresh = couponItem(updated);
+      li.replaceWith(fresh);
+      $('list-state').textContent = `${updated.code} is saved.`;
+      fresh.querySelector('[data-act=edit]').focus();
+      return;
+    }
+    form.remove();
+    form = null;
+    edit.setAttribute('aria-expanded', 'false');
+    edit.focus();
+  };
+  edit.addEventListener('click', () => {
+    if (form) return done();
+    form = editForm(c, done);
+    err.before(form);
+    edit.setAttribute('aria-expanded', 'true');
+    return form.querySelector('input').focus();
+  });
+  const li = el('li', { id: `coupon-${c.id}`, 'data-code': c.code, 'data-active': String(c.active) },
     el('h2', {}, el('code', { text: c.code }), ' ',
       el('span', { class: `badge ${c.active && !expired ? 'st-on' : 'st-off'}`, text: label })),
     el('p', { class: 'muted', text: describe(c) }),
-    el('div', { class: 'actions' }, el('button', { type: 'button', class: 'secondary', onclick: toggle,
-      text: c.active ? 'Disable' : 'Enable', 'aria-label': `${c.active ? 'Disable' : 'Enable'} ${c.code}` })),
+    el('div', { class: 'actions' }, edit, el('button', { type: 'button', class: 'secondary', onclick: toggle,
+      'data-act': 'toggle', text: c.active ? 'Disable' : 'Enable',
+      'aria-label': `${c.active ? 'Disable' : 'Enable'} ${c.code}` })),
     err);
+  return li;
 }
 
 async function load() {
