@@ -59,8 +59,8 @@ from live.rooms.packets import encode_event
 from live.rooms.presence import LocalPresence, RedisPresence
 from live.rooms.redis_broker import RedisBroker
 from live.rooms.state import StreamRegistry
-from live.tasks import cancel_all
-from live.uploads import Uploads
+from live.tasks import cancel_all, every
+from live.uploads import SWEEP_CHECK_SECONDS, Uploads, UploadSweep
 
 if TYPE_CHECKING:
     from live.rooms.gateway import Gateway
@@ -130,6 +130,9 @@ class Services:
         # follows: follow/unfollow and the sellers' profiles, the "live now" and reminder jobs (notify, under the
         # email cap), the streams' cover images (stored under the data directory, served at /uploads/)
         self.uploads = Uploads(settings.data_dir)
+        # uploads no row names, older than a day, deleted by the hourly `uploads.sweep` job (docs/commerce.md)
+        self.upload_sweep = UploadSweep(db, self.uploads)
+        self.upload_sweep.register(self.jobs)
         self.follows = Follows(db, self.jobs, max_follows=settings.follow_max,
                                email_interval=settings.follow_email_interval_seconds, base_url=settings.base_url())
         self.schedule = Schedule(db, self.jobs, self.uploads, email_interval=settings.follow_email_interval_seconds,
@@ -221,6 +224,8 @@ class Services:
             await self.embedded.directory.start(self.embedded)
         await self.notices.start(self.settings.stock_low_threshold)  # the database's stock_low threshold
         self.commerce.start()  # reservation-expiry and unpaid-order sweepers
+        # the next `uploads.sweep` queued when none is (one queued or running for every worker and machine)
+        self._tasks.append(every(lambda: SWEEP_CHECK_SECONDS, self.upload_sweep.schedule, "uploads-sweep-scheduler"))
         if self.settings.jobs_in_process:
             await self.jobs.start()
 

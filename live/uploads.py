@@ -2,19 +2,34 @@
 taken from a header or a file name; the file is stored content-addressed (`<sha256>.<ext>`) under
 LIVE_DATA_DIR/uploads, written to a temporary file then renamed (a reader never sees half a file, and the same
 bytes uploaded twice are one file), and served back at `/uploads/<name>` with its type and a long cache (the name
-changes with the content, so a cached copy is never stale)."""
+changes with the content, so a cached copy is never stale).
+
+Storing bytes that are stored already refreshes the file's mtime (the rename of a new file sets it too), which the
+sweep of unreferenced uploads (`UploadSweep`, the `uploads.sweep` job, docs/commerce.md "Product images") reads as
+"young": a file is deleted only when it is older than SWEEP_GRACE_SECONDS and no row names it."""
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import hashlib
 import os
 import re
+import stat
 import tempfile
+import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from db import Database
+from db import uploads as uploads_db
+from live.auth.principal import SYSTEM
 from live.errors import DomainError
+from live.jobs import Jobs, enqueue
+from live.logging import get_logger
+
+log = get_logger("live.uploads")
 
 URL_PREFIX = "/uploads/"
 # extension -> Content-Type of the image types a cover (and later a product image) may be
@@ -80,8 +95,11 @@ class Uploads:
 
     def _write(self, name: str, data: bytes) -> None:
         path = self.root / name
-        if path.exists():  # same content, same name: stored already
+        try:  # same content, same name: stored already; its mtime refreshed, so the sweep sees it young
+            os.utime(path)
             return
+        except FileNotFoundError:  # not there (or just taken away by the sweep, which then leaves it): write it
+            pass
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(path, data)
 
@@ -95,3 +113,110 @@ class Uploads:
             return None
         return path, IMAGE_TYPES[name.rsplit(".", 1)[1]]
 
+
+
+# ---- the sweep of unreferenced uploads (the `uploads.sweep` job) ----
+
+SWEEP_KIND = "uploads.sweep"
+SWEEP_GRACE_SECONDS = 24 * 3600  # a file younger than this (by mtime) is kept: uploaded, its product not saved yet
+SWEEP_EVERY_SECONDS = 3600  # a run is queued this long after the last one ended (plus up to SWEEP_CHECK_SECONDS)
+SWEEP_CHECK_SECONDS = 300  # each serving process looks this often whether a run is queued, and queues one if not
+SWEEP_MAX_FILES = 1000  # files examined (so at most deleted) per run; the next run goes on from where this one ended
+# write_atomic's temporary files (`.<name>.<random>`) and the sweep's own `.<name>.swept`: left by a crash
+TEMP = re.compile(r"^\.[0-9a-f]{64}\.(jpg|png|webp)\.")
+CURSOR = ".sweep-cursor"  # the last name a run examined (the directory is shared by every machine, and so is this)
+
+
+class UploadSweep:
+    """Deletes stored uploads no row names (db/uploads.py `referenced`: product pictures, stream covers and
+    thumbnails, avatars, followers' notices) once older than `grace` seconds, at most `max_files` examined a run.
+
+    One run at a time: the job's dedupe key keeps one `uploads.sweep` queued or running, and the run holds a
+    PostgreSQL advisory lock besides (a second run finds it taken and ends). A file the same bytes are uploaded to
+    during the run is kept: the upload refreshes its mtime or, once the sweep has moved the file aside, writes it
+    again; the sweep moves a file aside (rename) before deleting it and reads its mtime once more there."""
+
+    def __init__(self, db: Database, uploads: Uploads, *, grace: float = SWEEP_GRACE_SECONDS,
+                 every: float = SWEEP_EVERY_SECONDS, max_files: int = SWEEP_MAX_FILES):
+        self.db, self.root = db, uploads.root
+        self.grace, self.every, self.max_files = grace, every, max_files
+        self.outcomes: Counter[str] = Counter()  # this process's runs' files: removed, referenced, young
+
+    def register(self, jobs: Jobs) -> None:
+        jobs.register(SWEEP_KIND, self._job, max_attempts=3, first_delay=60.0, max_delay=600.0)
+
+    async def _job(self, payload: dict) -> None:
+        await self.sweep()
+
+    async def schedule(self) -> int | None:
+        """Queue the next run, due in `every` seconds, unless one is queued or running (the job's key): the id of
+        the job queued, else None. Called every SWEEP_CHECK_SECONDS by every serving process."""
+        async with self.db.tx(SYSTEM) as conn:
+            return await enqueue(conn, SWEEP_KIND, {}, key=SWEEP_KIND, delay=self.every)
+
+    async def sweep(self) -> dict[str, int]:
+        """One run: the counts of files examined, removed, kept as referenced and kept as young ({} when another
+        run holds the lock)."""
+        cutoff = time.time() - self.grace
+        async with self.db.tx(SYSTEM) as conn:
+            if not await uploads_db.try_lock(conn):
+                log.info("uploads_sweep_busy")
+                return {}
+            examined, old = await asyncio.to_thread(self._pick, cutoff)
+            kept = await uploads_db.referenced(conn, [n for n in old if NAME.match(n)])
+            removed = await asyncio.to_thread(self._remove, [n for n in old if n not in kept], cutoff)
+        counts = {"examined": examined, "removed": len(removed), "referenced": len(kept),
+                  "young": examined - len(old)}
+        for name, size in removed:
+            log.info("upload_removed", name=name, size=size)
+        self.outcomes.update({k: counts[k] for k in ("removed", "referenced", "young")})
+        log.info("uploads_swept", **counts, grace_seconds=self.grace)
+        return counts
+
+    def _pick(self, cutoff: float) -> tuple[int, list[str]]:
+        """Examine up to max_files names after the cursor (sorted, wrapping round): how many, and the old ones."""
+        try:
+            names = sorted(n for n in os.listdir(self.root) if NAME.match(n) or TEMP.match(n))
+        except FileNotFoundError:
+            return 0, []
+        try:
+            after = (self.root / CURSOR).read_text()
+        except (FileNotFoundError, UnicodeDecodeError):
+            after = ""
+        start = bisect.bisect_right(names, after)
+        chosen = (names[start:] + names[:start])[:self.max_files]
+        old = []
+        for name in chosen:
+            try:
+                st = os.lstat(self.root / name)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_mtime <= cutoff:
+                old.append(name)
+        if chosen:
+            write_atomic(self.root / CURSOR, chosen[-1].encode(), fsync=False)
+        return len(chosen), old
+
+    def _remove(self, names: list[str], cutoff: float) -> list[tuple[str, int]]:
+        """Delete each file unless its mtime moved past `cutoff` meanwhile: (name, bytes) of those deleted."""
+        removed = []
+        for name in names:
+            path = self.root / name
+            aside = path if TEMP.match(name) else self.root / f".{name}.swept"
+            try:
+                st = os.stat(path)
+                if st.st_mtime > cutoff:
+                    continue
+                if aside != path:
+                    # an upload of these bytes from now on finds no file and writes it anew; one that refreshed
+                    # the mtime before this rename shows in the stat below, and the file is put back
+                    os.rename(path, aside)
+                    st = os.stat(aside)
+                    if st.st_mtime > cutoff:
+                        os.rename(aside, path)
+                        continue
+                os.unlink(aside)
+            except FileNotFoundError:
+                continue
+            removed.append((name, st.st_size))
+        return removed
