@@ -30,11 +30,12 @@ function describe(c) {
 }
 
 const pad = (n, size = 2) => String(n).padStart(size, '0');
-// an ISO time as a datetime-local input's value, in the seller's time zone ('' for none)
-function localInput(iso) {
-  if (!iso) return '';
-  const d = new Date(iso);
-  return `${pad(d.getFullYear(), 4)}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+// an ISO time (or a Date) as a datetime-local input's value, in the seller's time zone ('' for none)
+function localInput(time) {
+  if (!time) return '';
+  const d = new Date(time);
+  return `${pad(d.getFullYear(), 4)}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`
+    + `T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
 // a datetime-local input's value (the seller's local time) as ISO 8601 with the seller's offset at that time
@@ -44,7 +45,7 @@ function withOffset(value) {
   const d = new Date(value);
   if (Number.isNaN(d.getTime())) return undefined;
   const off = -d.getTimezoneOffset();
-  return `${localInput(d.toISOString())}:${pad(d.getSeconds())}${off < 0 ? '-' : '+'}`
+  return `${localInput(d)}:${pad(d.getSeconds())}${off < 0 ? '-' : '+'}`
     + `${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`;
 }
 
