@@ -151,6 +151,14 @@ class LiveCollector:
             family = CounterMetricFamily(name, doc, labels=["worker"])
             family.add_metric([worker], count)
             yield family
+        sweep = getattr(services, "upload_sweep", None)  # the files this process's uploads.sweep runs looked at
+        if sweep is not None:
+            family = CounterMetricFamily("live_upload_sweep_files", "Uploaded files the uploads.sweep job examined, by "
+                                         "outcome: removed (old, named by no row), referenced, young (under 24 h)",
+                                         labels=["worker", "outcome"])
+            for outcome in ("removed", "referenced", "young"):
+                family.add_metric([worker, outcome], sweep.outcomes.get(outcome, 0))
+            yield family
         mailer = getattr(services, "outbox", None)  # the mails this worker's email.send jobs handled
         if mailer is not None and hasattr(mailer, "outcomes"):
             family = CounterMetricFamily("live_emails", "Mails by outcome: sent, retry (connection lost or a 4xx: the "

@@ -145,8 +145,8 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "follow": Limit(30, 60),  # follows and unfollows per user
     "cover": Limit(20, 3600),  # stream cover uploads per user (each may store a new file on disk)
     "upload": Limit(60, 3600),  # product image uploads per user (POST /seller/uploads; each may store a file)
-    # and per day (checked after `upload`): 100 at once, then one every 14.4 min. Uploads are never deleted yet (no
-    # sweep of unreferenced ones): this bounds a seller's disk use to about 100 x 5 MiB a day (200 in a first day)
+    # and per day (checked after `upload`): 100 at once, then one every 14.4 min. Files no row names are deleted
+    # after 24 h (the uploads.sweep job): this bounds what a seller can leave on disk to about 100 x 5 MiB a day
     "upload_daily": Limit(100, 86400),
     "whep": Limit(30, 60),  # WHEP offers (embedded media playback sessions) per user or client address
     "write": Limit(120, 60),  # any other POST/PUT/PATCH/DELETE under /api/ per user (or client address)

@@ -92,6 +92,10 @@ async def test_the_sweep_keeps_every_reference_and_removes_the_rest(tmp_path, ds
     assert not [n for n in left if n.endswith(".swept")]
     assert services.upload_sweep.outcomes["removed"] == len(gone) + 1
     assert services.upload_sweep.outcomes["referenced"] == 6
+    metrics = await (await shop.client.get("/metrics")).text()  # what an operator reads
+    [removed] = [line for line in metrics.splitlines()
+                 if line.startswith("live_upload_sweep_files_total{") and 'outcome="removed"' in line]
+    assert float(removed.rsplit(" ", 1)[1]) == len(gone) + 1
     logged = capsys.readouterr().out  # the structlog lines: one for each file removed, then the run's counts
     assert all(f"name={n}" in logged for n in gone) and "uploads_swept" in logged
     async with services.db.tx(SYSTEM) as conn:
