@@ -141,7 +141,8 @@ class Services:
         # catalog, cart, checkout, orders, coupons, analytics; stock changes reach the rooms as stock:update,
         # order changes the buyer's and seller's sockets as order:update
         self.commerce = Commerce(settings, db, self.rooms, self.payments, self.jobs, self.chat_writer.flush,
-                                 gateway.send_to_user if gateway is not None else self._push_elsewhere)
+                                 gateway.send_to_user if gateway is not None else self._push_elsewhere,
+                                 keep_pictures=self.uploads.keep)
         # the stored payment webhooks' jobs (webhook.process) apply them to the orders (self.commerce read at
         # each call)
         self.payments.register(self.jobs, lambda event: self.commerce.apply_payment_event(event))

@@ -103,6 +103,21 @@ class Uploads:
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(path, data)
 
+    def keep(self, urls: list[str]) -> list[str]:
+        """Refresh the mtime of every stored upload `urls` name (same-site `/uploads/<name>` paths), so that the
+        sweep sees it young for another SWEEP_GRACE_SECONDS: the urls whose file is not stored (any more). A row
+        about to name a file calls this first: either the mtime is refreshed before the sweep moves the file aside
+        (the sweep then sees it young and puts it back) or the file is gone and the row is refused."""
+        missing = []
+        for url in urls:
+            name = url[len(URL_PREFIX):] if url.startswith(URL_PREFIX) else ""
+            if NAME.match(name):
+                try:
+                    os.utime(self.root / name)
+                except FileNotFoundError:
+                    missing.append(url)
+        return missing
+
     def find(self, name: str) -> tuple[Path, str] | None:
         """The file and Content-Type of a stored upload's name; None for a name this store could not have given
         out (so no path outside the directory is ever opened) or a file that is not there."""
@@ -121,7 +136,8 @@ SWEEP_KIND = "uploads.sweep"
 SWEEP_GRACE_SECONDS = 24 * 3600  # a file younger than this (by mtime) is kept: uploaded, its product not saved yet
 SWEEP_EVERY_SECONDS = 3600  # a run is queued this long after the last one ended (plus up to SWEEP_CHECK_SECONDS)
 SWEEP_CHECK_SECONDS = 300  # each serving process looks this often whether a run is queued, and queues one if not
-SWEEP_MAX_FILES = 1000  # files examined (so at most deleted) per run; the next run goes on from where this one ended
+SWEEP_MAX_FILES = 20000  # files examined (so at most deleted) per run; the next run goes on from where this one ended
+SWEEP_QUERY_NAMES = 1000  # names asked about in one query of the rows that still name them
 # write_atomic's temporary files (`.<name>.<random>`) and the sweep's own `.<name>.swept`: left by a crash
 TEMP = re.compile(r"^\.[0-9a-f]{64}\.(jpg|png|webp)\.")
 CURSOR = ".sweep-cursor"  # the last name a run examined (the directory is shared by every machine, and so is this)
@@ -163,7 +179,10 @@ class UploadSweep:
                 log.info("uploads_sweep_busy")
                 return {}
             examined, old = await asyncio.to_thread(self._pick, cutoff)
-            kept = await uploads_db.referenced(conn, [n for n in old if NAME.match(n)])
+            stored = [n for n in old if NAME.match(n)]
+            kept: set[str] = set()
+            for i in range(0, len(stored), SWEEP_QUERY_NAMES):
+                kept |= await uploads_db.referenced(conn, stored[i:i + SWEEP_QUERY_NAMES])
             removed = await asyncio.to_thread(self._remove, [n for n in old if n not in kept], cutoff)
         counts = {"examined": examined, "removed": len(removed), "referenced": len(kept),
                   "young": examined - len(old)}

@@ -4,6 +4,7 @@ behind the ownership checks made here."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Callable
 
 import asyncpg
 
@@ -61,9 +62,21 @@ def _unique_sku(exc: asyncpg.UniqueViolationError) -> DomainError:
 
 
 class CatalogService:
-    def __init__(self, db: Database, board: StockBoard):
+    def __init__(self, db: Database, board: StockBoard, keep_pictures: Callable[[list[str]], list[str]] | None = None):
         self.db = db
         self.board = board
+        # live/uploads.py Uploads.keep: refreshes the uploads a product is about to name, so the upload sweep keeps
+        # them; the ones no longer stored (a picture uploaded over a day ago and never used is swept)
+        self.keep_pictures = keep_pictures
+
+    def _pictures_stored(self, urls: list[str] | None, had: list[str] = ()) -> None:
+        """Refuse (422 on image_urls) an upload's path that is new to the product and no longer stored."""
+        if not urls or self.keep_pictures is None:
+            return
+        missing = self.keep_pictures([u for u in urls if u not in had])
+        if missing:
+            message = f"{missing[0]} is no longer stored (an upload unused for a day is deleted): upload it again"
+            raise DomainError("validation_failed", message, details=[{"field": "image_urls", "message": message}])
 
     # ---- categories ----
 
@@ -136,6 +149,7 @@ class CatalogService:
             seller_id = await self._seller_id(conn, principal, fields.pop("seller_id", None))
             if fields.get("category_id") and not await catalog_db.category_exists(conn, fields["category_id"]):
                 raise not_found("category")
+            self._pictures_stored(fields.get("image_urls"))
             product_id = await catalog_db.insert_product(conn, seller_id, fields)
             for v in variants:
                 await self._insert_variant(conn, principal, product_id, v)
@@ -160,6 +174,7 @@ class CatalogService:
             row = await self._own_product(conn, principal, product_id)
             if fields.get("category_id") and not await catalog_db.category_exists(conn, fields["category_id"]):
                 raise not_found("category")
+            self._pictures_stored(fields.get("image_urls"), list(row["image_urls"]))
             await catalog_db.update_product(conn, product_id, fields)
             before, after = audit.changed(_product_fields(row),
                                           {k: v for k, v in fields.items() if k in PRODUCT_AUDITED})

@@ -38,7 +38,7 @@ RATE_SWEEP_SECONDS = 300.0  # expired shipping rates of every buyer are deleted 
 
 class Commerce:
     def __init__(self, settings: Settings, db: Database, rooms: RoomService, payments: PaymentProviders,
-                 jobs: Jobs, flush_chat=None, push_to_user: Push | None = None):
+                 jobs: Jobs, flush_chat=None, push_to_user: Push | None = None, keep_pictures=None):
         self.settings = settings
         self.jobs = jobs
         self.board = StockBoard(rooms.stock_changed)
@@ -62,7 +62,7 @@ class Commerce:
         self.shipping = Shipping(settings, db, self.orders)
         self.orders.shipping = self.shipping
         self.checkout = CheckoutService(db, self.board, self.orders, payments, self.shipping.quotes)
-        self.catalog = CatalogService(db, self.board)
+        self.catalog = CatalogService(db, self.board, keep_pictures)
         self.coupons = CouponService(db)
         self.addresses = AddressBook(db, self.shipping.carrier)
         self.analytics = Analytics(db, live_reactions, flush_chat)

@@ -39,7 +39,7 @@ async def test_a_customer_applies_is_approved_and_another_is_refused(live, brows
     assert mine["status"] == "pending" and mine["about"] == "Beeswax candles,\npoured by hand."
 
     await page.get_by_role("button", name="Check for a decision").click()  # read again by hand: still pending
-    await page.get_by_role("button", name="Check for a decision").wait_for()
+    await page.get_by_role("button", name="Check for a decision", disabled=False).wait_for()  # the redrawn one
     assert await page.locator(".seller-application[data-status='pending']").count() == 1
 
     # the admin approves: the decision's notification reaches the open page, which shows it without a click

@@ -14,13 +14,15 @@ let live = null;  // the user's socket, only while an application is pending
 function follow(body) {
   if (live) return;
   live = io({ auth: { token: session()?.token } });
-  let connectedOnce = false;
-  const again = () => render(body).then(() => status(live ? '' : 'Your application has a decision.')).catch(fail);
-  live.on('connect', () => {
-    if (connectedOnce) again();  // a decision may have come while disconnected
-    connectedOnce = true;
-  });
-  live.on('notification:new', (data) => { if (DECIDED.has(data?.notification?.kind)) again(); });
+  // the page is redrawn only when the application is no longer pending (what is shown meanwhile stays)
+  const check = async () => {
+    if ((await latest())?.status === 'pending') return;
+    await render(body);
+    status('Your application has a decision.');
+  };
+  // on every connect too: a decision may have come before the socket was joined, or while it was away
+  live.on('connect', () => check().catch(fail));
+  live.on('notification:new', (data) => { if (DECIDED.has(data?.notification?.kind)) check().catch(fail); });
 }
 
 function unfollow() {
