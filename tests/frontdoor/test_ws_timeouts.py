@@ -45,19 +45,26 @@ async def test_a_connection_that_sends_nothing_is_closed_after_the_head_timeout(
     assert status == 408 and body["error"]["code"] == "request_timeout"
 
 
-async def test_a_trickled_request_head_is_closed_after_the_head_timeout(quick):
-    reader, writer = await asyncio.open_connection(*hostport(quick))
+async def _trickled(live, gap: float) -> tuple[int, dict]:
+    """The answer to a request head sent a byte every `gap` seconds, on and on (through the head timeout)."""
+    reader, writer = await asyncio.open_connection(*hostport(live))
+    writer.write(b"GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
 
     async def trickle() -> None:
-        for byte in b"GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 1000:
-            writer.write(bytes((byte,)))
-            await asyncio.sleep(0.02)
+        while not writer.is_closing():
+            writer.write(b"a")
+            await asyncio.sleep(gap)
     task = asyncio.create_task(trickle())
     try:
-        status, _body = await _refused_with(reader)
+        return await _refused_with(reader)
     finally:
         task.cancel()
-    assert status == 408
+        writer.transport.abort()
+
+
+async def test_a_trickled_request_head_is_closed_after_the_head_timeout(quick):
+    status, body = await _trickled(quick, 0.02)
+    assert status == 408 and body["error"]["code"] == "request_timeout"
     await until(lambda: _front(quick).pending == {}, 5)
 
 
@@ -98,21 +105,9 @@ async def test_pending_connections_per_ip_are_capped(quick):
 async def test_a_refused_client_that_keeps_sending_reads_the_answer_not_a_reset(quick):
     """The refusal goes out with a FIN and the server reads and drops what still comes: closing with unread
     input would reset the connection, and the reset discards the answer on the client's side."""
-    for _ in range(3):
-        reader, writer = await asyncio.open_connection(*hostport(quick))
-        writer.write(b"GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-
-        async def trickle() -> None:
-            while not writer.is_closing():  # a byte every millisecond, through the head timeout and after it
-                writer.write(b"a")
-                await asyncio.sleep(0.001)
-        task = asyncio.create_task(trickle())
-        try:
-            status, body = await _refused_with(reader)
-        finally:
-            task.cancel()
+    for _ in range(3):  # a byte every millisecond: the client is sending when the 408 goes out
+        status, body = await _trickled(quick, 0.001)
         assert status == 408 and body["error"]["code"] == "request_timeout"
-        writer.transport.abort()
     await until(lambda: frontdoor._Lingering.count == 0, 5)
 
 
