@@ -62,6 +62,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--duration", type=float, default=10.0, help="seconds of chat after everyone joined (default 10)")
     s.add_argument("--ramp", type=float, default=0.0, help="seconds over which each process connects its viewers")
     s.add_argument("--batch", action="store_true", help="viewers opt into batched room events (CONNECT auth batch 1)")
+    s.add_argument("--deflate", action="store_true", help="viewers offer permessage-deflate, as browsers do")
     g = p.add_argument_group("generator")
     g.add_argument("--procs", type=int, default=2, help="node processes: 1 probe and K-1 bulk (default 2; with 1 "
                                                         "the probe holds every viewer)")
@@ -127,6 +128,7 @@ def configs(args, tokens: list[str]) -> list[dict]:
     run_id = uuid.uuid4().hex[:8]
     common = {"cmd": "config", "host": u.hostname, "port": u.port or 80,
               "path": f"{args.path}?EIO=4&transport=websocket", "stream": args.stream, "batch": args.batch,
+              "deflate": args.deflate,
               "concurrency": max(1, args.concurrency // args.procs), "ramp": args.ramp,
               "join_timeout": args.join_timeout, "ack_timeout": args.ack_timeout, "run_id": run_id}
     out = [{**common, "role": "probe", "proc": 0, "viewers": probe_n, "tokens": toks[:probe_n],

@@ -92,11 +92,11 @@ def build(args, run: dict, probe: ServerProbe, metrics_before: dict | None, metr
     t0 = run["t0"]
     report: dict = {
         "tool": "live-loadtest nodegen", "generator": "node", "scenario": "audience", "target": args.url,
-        "stream": args.stream, "batch": args.batch, "latency_source": "probe",
+        "stream": args.stream, "batch": args.batch, "deflate": args.deflate, "latency_source": "probe",
         "started_at": datetime.fromtimestamp(t0, timezone.utc).isoformat(timespec="seconds"),
         "wall_s": round(run["end"] - t0, 2),
         "params": {k: getattr(args, k) for k in ("viewers", "chatters", "rate", "duration", "ramp", "procs",
-                                                 "probe_viewers", "concurrency", "batch")},
+                                                 "probe_viewers", "concurrency", "batch", "deflate")},
         "viewers": {"requested": args.viewers, "joined": joined, "failed": args.viewers - joined,
                     "connections": sum(r["connected"] for r in results),
                     "all_joined_s": round(last_join - t0, 2) if last_join and joined == args.viewers else None,

@@ -128,7 +128,8 @@ class Client {
     const key = wire.newKey();
     const s = net.connect({ host: this.ctx.host, port: this.ctx.port, noDelay: true });
     this.attach(s, key, done);
-    s.on('connect', () => s.write(wire.upgradeRequest(`${this.ctx.host}:${this.ctx.port}`, this.ctx.path, key)));
+    s.on('connect', () => s.write(wire.upgradeRequest(`${this.ctx.host}:${this.ctx.port}`, this.ctx.path, key,
+      this.ctx.deflate)));
     s.on('data', (chunk) => this.data(chunk));
     s.on('error', (err) => {
       if (this.state === 'upgrading' && this.joinSeq === null) this.fail(`connect_failed:${err.code || err.message}`);
@@ -155,6 +156,7 @@ class Client {
         if (head === null) return;
         this.shake = null;
         if (!head.ok) return this.fail('handshake_refused', head.status);
+        this.reader.inflate = head.deflate;
         chunk = head.rest;
         if (!chunk.length) return;
       }

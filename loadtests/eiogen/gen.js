@@ -8,7 +8,7 @@
 //
 // The driver writes JSON lines on stdin, the process answers JSON lines on stdout:
 //   -> {"cmd": "config", "role": "bulk"|"probe", "proc", "host", "port", "path", "stream", "viewers",
-//       "tokens": [token or null, ...], "chatters", "rate", "batch", "concurrency", "ramp", "join_timeout",
+//       "tokens": [token or null, ...], "chatters", "rate", "batch", "deflate", "concurrency", "ramp", "join_timeout",
 //       "ack_timeout", "run_id"}
 //   <- {"type": "ready", ...}            every viewer joined or failed
 //   -> {"cmd": "go", "at", "until"}      unix seconds: the chatters send chat:send at `rate` in all meanwhile
@@ -153,7 +153,7 @@ function cpuSeconds() {
 function openAll(c, stats) {
   const clients = [];
   const ctx = { host: c.host, port: c.port, path: c.path, stream: c.stream, batch: Boolean(c.batch), stats,
-    joinTimeout: c.join_timeout };
+    deflate: Boolean(c.deflate), joinTimeout: c.join_timeout };
   for (let i = 0; i < c.viewers; i++) clients.push(new Client(ctx, i, c.tokens[i] || null, c.role === 'probe'));
   const start = now();
   let next = 0;

@@ -5,6 +5,7 @@
 // cuts; each way must give the same answers and the same counts. Also: masked frames read back at every length
 // class, protocol errors refused, and the unparsed seq scan against JSON.parse on hostile chat text.
 
+const zlib = require('zlib');
 const wire = require('./wire');
 const { Client, chatSeqs, parseEvents, now } = require('./eio');
 
@@ -186,6 +187,41 @@ function frameChecks() {
   check('a wrong Sec-WebSocket-Accept is refused', bad !== null && !bad.ok);
   const no = new wire.HandshakeReader(wire.newKey()).feed(Buffer.from('HTTP/1.1 429 Too Many Requests\r\n\r\n'));
   check('a 429 is refused', no !== null && !no.ok && no.status.includes('429'));
+  deflateChecks(refused);
+}
+
+// permessage-deflate: offered, agreed from the answer, compressed frames (whole and fragmented) inflated, RSV1
+// refused unless agreed and on anything but a message's first frame
+function deflateChecks(refused) {
+  check('the offer', wire.upgradeRequest('h', '/p', 'k', true).toString().includes(
+    'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n'));
+  check('no offer by default', !wire.upgradeRequest('h', '/p', 'k').toString().includes('Extensions'));
+  const key = wire.newKey();
+  const head = new wire.HandshakeReader(key).feed(Buffer.from(`HTTP/1.1 101 Switching Protocols\r\n` +
+    `Sec-WebSocket-Accept: ${wire.acceptFor(key)}\r\nSec-WebSocket-Extensions: permessage-deflate; ` +
+    'server_no_context_takeover; client_no_context_takeover\r\n\r\n'));
+  check('agreed', head.ok && head.deflate === true);
+  const message = Buffer.from('42' + JSON.stringify(['chat:new', { seq: 3, text: 'compressed '.repeat(30) }]));
+  const z = zlib.deflateRawSync(message, { finishFlush: zlib.constants.Z_SYNC_FLUSH }).subarray(0, -4);
+  const rsv1 = (frame) => { frame[0] |= 0x40; return frame; };
+  const got = [];
+  const reader = new wire.FrameReader((op, payload) => got.push([op, payload.toString()]));
+  reader.inflate = true;
+  reader.feed(Buffer.concat([rsv1(wire.serverFrame(wire.OP.TEXT, z)), wire.serverFrame(wire.OP.TEXT, Buffer.from('2')),
+    rsv1(wire.serverFrame(wire.OP.TEXT, z.subarray(0, 9), false)), wire.serverFrame(wire.OP.CONT, z.subarray(9))]));
+  eq('inflated: whole, plain, fragmented', got, [[1, message.toString()], [1, '2'], [1, message.toString()]]);
+  refused('RSV1 when not agreed', rsv1(wire.serverFrame(wire.OP.TEXT, z)));
+  const refusedAgreed = (what, bytes) => {
+    let threw = null;
+    const r = new wire.FrameReader(() => {});
+    r.inflate = true;
+    try { r.feed(bytes); } catch (e) { threw = e; }
+    check(`refused: ${what}`, threw instanceof wire.ProtocolError, String(threw));
+  };
+  refusedAgreed('RSV1 on a ping', rsv1(wire.serverFrame(wire.OP.PING, Buffer.from('x'))));
+  refusedAgreed('RSV1 on a continuation', Buffer.concat([wire.serverFrame(wire.OP.TEXT, Buffer.from('a'), false),
+    rsv1(wire.serverFrame(wire.OP.CONT, Buffer.from('b')))]));
+  refusedAgreed('not deflate data', rsv1(wire.serverFrame(wire.OP.TEXT, Buffer.from([0xff, 0xfe, 0xfd, 0xfc]))));
 }
 
 function scanChecks() {

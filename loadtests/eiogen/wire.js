@@ -5,6 +5,7 @@
 // fragmented messages, control frames between fragments), and masked client frames.
 
 const crypto = require('crypto');
+const zlib = require('zlib');
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const OP = { CONT: 0, TEXT: 1, BINARY: 2, CLOSE: 8, PING: 9, PONG: 10 };
@@ -22,14 +23,17 @@ function acceptFor(key) {
   return crypto.createHash('sha1').update(key + GUID).digest('base64');
 }
 
-function upgradeRequest(host, path, key) {
+// `deflate`: offer permessage-deflate (RFC 7692) as a browser does
+function upgradeRequest(host, path, key, deflate = false) {
   return Buffer.from(
     `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-    `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`, 'latin1');
+    `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+    (deflate ? 'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n' : '') + '\r\n', 'latin1');
 }
 
 // The server's answer to the upgrade, fed as it arrives: `feed(chunk)` returns null while the head is
-// incomplete, else {ok, status, rest}: `rest` the bytes after the head (the first frames may share its read).
+// incomplete, else {ok, status, rest, deflate}: `rest` the bytes after the head (the first frames may share its
+// read), `deflate` whether the server agreed on permessage-deflate.
 class HandshakeReader {
   constructor(key) {
     this.accept = acceptFor(key);
@@ -48,26 +52,49 @@ class HandshakeReader {
     const lines = data.toString('latin1', 0, end).split('\r\n');
     const status = lines[0];
     let accept = null;
+    let deflate = false;
     for (const line of lines.slice(1)) {
       const colon = line.indexOf(':');
-      if (colon > 0 && line.slice(0, colon).trim().toLowerCase() === 'sec-websocket-accept') {
-        accept = line.slice(colon + 1).trim();
-      }
+      const name = colon > 0 ? line.slice(0, colon).trim().toLowerCase() : '';
+      if (name === 'sec-websocket-accept') accept = line.slice(colon + 1).trim();
+      if (name === 'sec-websocket-extensions' && /^\s*permessage-deflate\b/i.test(line.slice(colon + 1))) deflate = true;
     }
     const switched = /^HTTP\/1\.1 101( |$)/.test(status);
     const ok = switched && accept === this.accept;
     const why = switched && !ok ? `${status} with a wrong Sec-WebSocket-Accept` : status;
-    return { ok, status: why, rest: data.subarray(end + 4) };
+    return { ok, status: why, rest: data.subarray(end + 4), deflate };
   }
 }
 
 // ---- frames from the server ----
 
-// `onMessage(opcode, payload)` gets each whole message (text, binary: fragments joined) and each control
-// frame (close, ping, pong) in order. A frame that breaks the protocol throws ProtocolError from feed().
+// A compressed message's payload (permessage-deflate, each message compressed on its own). Every viewer of a
+// slice gets the same bytes, so the last one inflated is kept: the viewers after the first reuse it.
+const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+let lastZ = null;
+let lastOut = null;
+
+function inflated(z) {
+  if (lastZ === null || !lastZ.equals(z)) {
+    try {
+      lastOut = zlib.inflateRawSync(Buffer.concat([z, TAIL]),
+        { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: MAX_MESSAGE });
+    } catch (err) {
+      throw new ProtocolError(`compressed message not inflated: ${err.message}`);
+    }
+    lastZ = Buffer.from(z);
+  }
+  return lastOut;
+}
+
+// `onMessage(opcode, payload)` gets each whole message (text, binary: fragments joined; inflated when compressed)
+// and each control frame (close, ping, pong) in order. A frame that breaks the protocol throws ProtocolError from
+// feed(). Set `inflate` once permessage-deflate is agreed: RSV1 on a message's first frame marks it compressed.
 class FrameReader {
   constructor(onMessage) {
     this.onMessage = onMessage;
+    this.inflate = false;
+    this.fragZ = false; // the fragmented message in progress is compressed
     this.buf = null; // the bytes of an incomplete frame
     this.fragOp = -1; // the opcode of a fragmented message in progress
     this.frags = [];
@@ -86,7 +113,10 @@ class FrameReader {
       const b0 = data[pos];
       const b1 = data[pos + 1];
       if (b1 & 0x80) throw new ProtocolError('masked frame from the server');
-      if (b0 & 0x70) throw new ProtocolError('RSV bits set');
+      const op = b0 & 0x0f;
+      if ((b0 & 0x70) && ((b0 & 0x70) !== 0x40 || !this.inflate || op === OP.CONT || op >= OP.CLOSE)) {
+        throw new ProtocolError('RSV bits set');
+      }
       let len = b1 & 0x7f;
       let start = pos + 2;
       if (len === 126) {
@@ -102,13 +132,13 @@ class FrameReader {
       }
       const end = start + len;
       if (end > n) break;
-      this.frame(b0 & 0x0f, (b0 & 0x80) !== 0, data.subarray(start, end));
+      this.frame(op, (b0 & 0x80) !== 0, data.subarray(start, end), (b0 & 0x40) !== 0);
       pos = end;
     }
     if (pos < n) this.buf = pos === 0 ? data : Buffer.from(data.subarray(pos)); // a copy: the rest is small
   }
 
-  frame(op, fin, payload) {
+  frame(op, fin, payload, compressed = false) {
     if (op >= OP.CLOSE) {
       if (!fin || payload.length > 125) throw new ProtocolError('bad control frame');
       this.onMessage(op, payload);
@@ -123,14 +153,15 @@ class FrameReader {
         this.fragOp = -1;
         this.frags = [];
         this.fragLen = 0;
-        this.onMessage(kind, whole);
+        this.onMessage(kind, this.fragZ ? inflated(whole) : whole);
       }
     } else if (op === OP.TEXT || op === OP.BINARY) {
       if (this.fragOp >= 0) throw new ProtocolError('new message inside a fragmented one');
       if (fin) {
-        this.onMessage(op, payload);
+        this.onMessage(op, compressed ? inflated(payload) : payload);
       } else {
         this.fragOp = op;
+        this.fragZ = compressed;
         this.frags = [Buffer.from(payload)];
         this.fragLen = payload.length;
       }

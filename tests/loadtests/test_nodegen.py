@@ -83,15 +83,20 @@ async def test_nodegen_delivers_every_message_and_times_it(live, tmp_path):  # n
 
 async def test_nodegen_with_the_batch_opt_in_and_a_failed_threshold(live, tmp_path):  # noqa: F811
     """--batch sent with the CONNECT against live: at this rate the hub writes each message at once (an idle room),
-    so frames may all be plain; batch frames are read in test_naive_server (a server that always batches)."""
+    so frames may all be plain; batch frames are read in test_naive_server (a server that always batches).
+    --deflate: every viewer agrees on permessage-deflate and reads the compressed chat frames."""
     tokens = await real_users(live, tmp_path, "nodebatch", 2)
+    before = await metrics(live)
     code, r, stdout, stderr = await loadtest(
         tmp_path, url_of(live), "nodegen", "--viewers", "12", "--chatters", "2", "--rate", "1", "--duration", "2",
-        "--tokens", str(tokens), "--procs", "3", "--probe-viewers", "2", "--batch", "--min-delivery", "1.0",
-        "--max-p99-ms", "0.001", "--generator-cpus", str(max(os.sched_getaffinity(0))))
+        "--tokens", str(tokens), "--procs", "3", "--probe-viewers", "2", "--batch", "--deflate", "--min-delivery",
+        "1.0", "--max-p99-ms", "0.001", "--generator-cpus", str(max(os.sched_getaffinity(0))))
+    after = await metrics(live)
     assert code == 1, stdout + stderr
+    assert (counted(after, "live_door_websockets_total", compression="deflate")
+            - counted(before, "live_door_websockets_total", compression="deflate")) == 12
     d = r["delivery"]
-    assert r["batch"] is True and d["messages_sent"] >= 2 and not r["errors"]
+    assert r["batch"] is True and r["deflate"] is True and d["messages_sent"] >= 2 and not r["errors"]
     assert d["deliveries"] == d["deliveries_expected"] == 12 * d["messages_sent"] and d["seqs_short"] == 0
     assert r["latency_ms"]["delivery"]["n"] == 4 * d["messages_sent"]
     verdicts = {t["name"]: t["passed"] for t in r["thresholds"]}
