@@ -51,30 +51,24 @@ class LeanWebSocket(_EioAiohttpWebSocket):
         return self._sock
 
 
+def _mode_bit(bit: int, doc: str) -> property:
+    """A bool property over one bit of `LeanSocket.mode` (the hub reads the int; everyone else the flags)."""
+    def get(self) -> bool:
+        return bool(self.mode & bit)
+
+    def set_(self, on: bool) -> None:
+        self.mode = self.mode | bit if on else self.mode & ~bit
+    return property(get, set_, doc=doc)
+
+
 class LeanSocket(AsyncSocket):
     """An Engine.IO socket that, once on websocket, writes frames directly to its transport."""
 
     transport: asyncio.Transport | None = None
     dropped: bool = False
     mode: int = 0  # how room events are written to it: BATCHED and DEFLATE bits (0: one plain frame per event)
-
-    @property
-    def batched(self) -> bool:
-        """Opted in at CONNECT (auth `batch`): room events arrive as one `batch` event per write."""
-        return bool(self.mode & BATCHED)
-
-    @batched.setter
-    def batched(self, on: bool) -> None:
-        self.mode = self.mode | BATCHED if on else self.mode & ~BATCHED
-
-    @property
-    def deflate(self) -> bool:
-        """permessage-deflate agreed at the handshake (the front door's websockets only)."""
-        return bool(self.mode & DEFLATE)
-
-    @deflate.setter
-    def deflate(self, on: bool) -> None:
-        self.mode = self.mode | DEFLATE if on else self.mode & ~DEFLATE
+    batched = _mode_bit(BATCHED, "Opted in at CONNECT (auth `batch`): room events arrive as one `batch` event a write.")
+    deflate = _mode_bit(DEFLATE, "permessage-deflate agreed at the handshake (the front door's websockets only).")
     _queue: asyncio.Queue | None = None
 
     @classmethod

@@ -254,17 +254,8 @@ class FrameReader:
                     break
                 events.append((op, payload))
             elif b0 & 0x80 and op:  # a whole message in one frame: the common case
-                if b0 & 0x40:
-                    payload = self._inflated(events, payload)
-                    if payload is None:
-                        return events
-                if op == TEXT:
-                    try:
-                        events.append((TEXT, payload.decode()))
-                    except UnicodeDecodeError:
-                        return self._fail(events, 1007, "text message is not UTF-8")
-                else:
-                    events.append((BINARY, payload))
+                if not self._message(events, op, payload, b0 & 0x40):
+                    return events
             elif not self._fragment(events, op, b0 & 0x80, payload, b0 & 0x40):
                 return events
         if self.done:
@@ -275,16 +266,26 @@ class FrameReader:
             self.buf = bytearray(buf[pos:]) if pos < n else b""
         return events
 
-    def _inflated(self, events: list, payload: bytes) -> bytes | None:
-        """A compressed message's payload; None after a FAIL event."""
+    def _message(self, events: list, op: int, payload: bytes, compressed: int) -> bool:
+        """A whole message's event: inflated if `compressed`, text decoded; False after a FAIL event."""
+        if compressed:
+            try:
+                payload = inflate(payload, self.max_size)
+            except zlib.error:
+                self._fail(events, 1007, "compressed message is not deflate data")
+                return False
+            if payload is None:
+                self._fail(events, 1009, f"message over {self.max_size} bytes once inflated")
+                return False
+        if op == BINARY:
+            events.append((BINARY, payload))
+            return True
         try:
-            out = inflate(payload, self.max_size)
-        except zlib.error:
-            self._fail(events, 1007, "compressed message is not deflate data")
-            return None
-        if out is None:
-            self._fail(events, 1009, f"message over {self.max_size} bytes once inflated")
-        return out
+            events.append((TEXT, payload.decode()))
+        except UnicodeDecodeError:
+            self._fail(events, 1007, "text message is not UTF-8")
+            return False
+        return True
 
     def _fragment(self, events: list, op: int, fin: int, payload: bytes, compressed: int = 0) -> bool:
         """One frame of a fragmented message (its first if `op`); False after a FAIL event."""
@@ -305,20 +306,9 @@ class FrameReader:
         if fin:
             op, parts = self.op, self.parts
             self.op, self.parts, self.decoder = 0, None, None
-            if not self.compressed:
-                events.append((op, ("" if op == TEXT else b"").join(parts)))
-                return True
-            whole = self._inflated(events, b"".join(parts))
-            if whole is None:
-                return False
-            if op == BINARY:
-                events.append((op, whole))
-                return True
-            try:
-                events.append((op, whole.decode()))
-            except UnicodeDecodeError:
-                self._fail(events, 1007, "text message is not UTF-8")
-                return False
+            if self.compressed:  # kept as bytes: inflated and decoded as a whole message
+                return self._message(events, op, b"".join(parts), True)
+            events.append((op, ("" if op == TEXT else b"").join(parts)))
         return True
 
     def _fail(self, events: list, code: int, message: str) -> list:
