@@ -23,12 +23,11 @@ import asyncio
 import base64
 import os
 import time
-import zlib
 
 import orjson
 
 from live.rooms import packets
-from live.rooms.wsframes import PONG, TEXT, masked_frame, text_frame
+from live.rooms.wsframes import PONG, TEXT, inflate, masked_frame, text_frame
 
 CHAT = packets.event_prefix("chat:new")
 STOCK = packets.event_prefix("stock:update")
@@ -36,6 +35,7 @@ BATCH = packets.event_prefix("batch")
 CHAT_ELEMENT = CHAT[len(packets.EVENT):]  # `["chat:new"`: one element of a batch
 STOCK_ELEMENT = STOCK[len(packets.EVENT):]
 PLAIN, CHAT_FRAME, BATCH_FRAME = 0, 1, 2  # what a text frame holds (Frames.frames' last field)
+MAX_INFLATED = 64 * 1024 * 1024  # a server message inflated past this is read as empty (a corrupt frame)
 DEFLATE_OFFER = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"  # a browser's offer
 
 
@@ -72,7 +72,7 @@ def _inflated(data: bytes, spans: list[tuple[int, int, int]]) -> bytes:
     out = []
     for pos, start, end in spans:
         if data[pos] & 0x40:
-            out.append(text_frame(zlib.decompressobj(-15).decompress(data[start:end] + b"\x00\x00\xff\xff")))
+            out.append(text_frame(inflate(data[start:end], MAX_INFLATED) or b""))
         else:
             out.append(data[pos:end])
     return b"".join(out)
