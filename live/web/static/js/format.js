@@ -33,6 +33,16 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+export const pad = (n, size = 2) => String(n).padStart(size, '0');
+
+// an ISO time (or a Date) as a datetime-local input's value, in the viewer's time zone ('' for none)
+export function localInput(time) {
+  if (!time) return '';
+  const d = new Date(time);
+  return `${pad(d.getFullYear(), 4)}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`
+    + `T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
 // How long a page's read waits for the server before it says so (withTimeout(..., READ_MS)).
 export const READ_MS = 15000;
 

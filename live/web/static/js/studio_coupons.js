@@ -5,7 +5,7 @@
 // changed; an emptied field is null: no start, no end, no limit).
 import { requireSession, signInAgain } from './api.js';
 import { call } from './cart.js';
-import { el, money } from './format.js';
+import { el, localInput, money, pad } from './format.js';
 import { clearErrors, field, fromMinor, showErrors, toMinor } from './studio_form.js';
 
 const $ = (id) => document.getElementById(id);
@@ -27,15 +27,6 @@ function describe(c) {
   if (c.starts_at) parts.push(`from ${when(c.starts_at)}`);
   if (c.ends_at) parts.push(`until ${when(c.ends_at)}`);
   return parts.join(' · ');
-}
-
-const pad = (n, size = 2) => String(n).padStart(size, '0');
-// an ISO time (or a Date) as a datetime-local input's value, in the seller's time zone ('' for none)
-function localInput(time) {
-  if (!time) return '';
-  const d = new Date(time);
-  return `${pad(d.getFullYear(), 4)}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`
-    + `T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
 // a datetime-local input's value (the seller's local time) as ISO 8601 with the seller's offset at that time

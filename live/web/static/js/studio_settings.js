@@ -2,17 +2,11 @@
 // slow mode and the stream's blocked words, saved with PATCH /api/v1/livestreams/{id} (only what changed); the
 // API's per-field errors are shown on their fields. studio.js feeds it the join ack and the room's events.
 import { api, authHeaders, errorOf, session, signInAgain } from './api.js';
+import { localInput } from './format.js';
 
 const $ = (id) => document.getElementById(id);
 const FIELDS = { title: 'set-title', description: 'set-description', scheduled_at: 'set-start',
   slow_mode_seconds: 'set-slow', blocked_words: 'set-blocked' };
-
-function localInput(iso) {
-  if (!iso) return '';
-  const d = new Date(iso);
-  const p = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
-}
 
 // PATCH like api.js, but a failure keeps the API's `details` ([{field, message}]) for the per-field errors
 async function patch(path, body) {
